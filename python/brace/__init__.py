@@ -1,0 +1,31 @@
+"""brace: resilience policies with a compiled, lock-free core.
+
+The public API; see README.md for a tour.
+"""
+
+from brace import testing
+from brace.errors import (
+    BraceError,
+    BulkheadFull,
+    CircuitOpen,
+    RateLimited,
+    RetryBudgetExhausted,
+    RetryError,
+    Timeout,
+)
+from brace.limiter import RateLimiter, RateLimitState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BraceError",
+    "BulkheadFull",
+    "CircuitOpen",
+    "RateLimitState",
+    "RateLimited",
+    "RateLimiter",
+    "RetryBudgetExhausted",
+    "RetryError",
+    "Timeout",
+    "testing",
+]

@@ -1,0 +1,127 @@
+"""brace's exceptions: every runtime rejection is a BraceError carrying its facts."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BraceError",
+    "BulkheadFull",
+    "CircuitOpen",
+    "RateLimited",
+    "RetryBudgetExhausted",
+    "RetryError",
+    "Timeout",
+]
+
+
+class BraceError(Exception):
+    """Base class of every exception brace raises at run time.
+
+    Subclasses take their facts as keyword arguments and keep them as
+    attributes; pickling rebuilds them from those attributes (so a rejection
+    can cross a process boundary with its facts and notes intact).
+    """
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        facts = {k: v for k, v in self.__dict__.items() if not k.startswith("__")}
+        if not facts:
+            return super().__reduce__()
+        return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
+
+
+class RateLimited(BraceError):
+    """A rate limiter did not admit the call within the time allowed.
+
+    Attributes:
+        retry_after: Seconds until the request would be admitted without waiting.
+        name: The limiter's name, or None.
+        requested: The number of tokens asked for.
+        limit: The limiter's burst (the most tokens available at once).
+    """
+
+    def __init__(self, *, retry_after: float, name: str | None, requested: int, limit: int) -> None:
+        self.retry_after = retry_after
+        self.name = name
+        self.requested = requested
+        self.limit = limit
+        who = f"rate limiter {name!r}" if name else "rate limiter"
+        super().__init__(
+            f"{who} did not admit {requested} token(s) in time; retry after {retry_after:.6g} s"
+        )
+
+
+class CircuitOpen(BraceError):
+    """A circuit breaker rejected the call without running it.
+
+    Attributes:
+        name: The breaker's name.
+        retry_after: Seconds until the breaker lets a probe call through.
+    """
+
+    def __init__(self, *, name: str, retry_after: float) -> None:
+        self.name = name
+        self.retry_after = retry_after
+        super().__init__(f"circuit {name!r} is open; retry after {retry_after:.6g} s")
+
+
+class BulkheadFull(BraceError):
+    """A bulkhead had no free slot within its maximum wait.
+
+    Attributes:
+        name: The bulkhead's name, or None.
+        max_concurrent: Its number of slots.
+        max_wait: Seconds the call waited for one.
+    """
+
+    def __init__(self, *, name: str | None, max_concurrent: int, max_wait: float) -> None:
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_wait = max_wait
+        who = f"bulkhead {name!r}" if name else "bulkhead"
+        super().__init__(
+            f"{who} is full ({max_concurrent} concurrent calls); waited {max_wait:.6g} s"
+        )
+
+
+class RetryBudgetExhausted(BraceError):
+    """A retry was not made because the shared retry budget was spent.
+
+    Attributes:
+        attempts: Attempts made before giving up.
+    """
+
+    def __init__(self, *, attempts: int) -> None:
+        self.attempts = attempts
+        super().__init__(f"retry budget exhausted after {attempts} attempt(s)")
+
+
+class RetryError(BraceError):
+    """Retrying gave up; the last exception is the ``__cause__``.
+
+    Attributes:
+        attempts: Attempts made.
+    """
+
+    def __init__(self, *, attempts: int) -> None:
+        self.attempts = attempts
+        super().__init__(f"gave up after {attempts} attempt(s)")
+
+
+class Timeout(BraceError, TimeoutError):
+    """A call or an attempt ran past its time limit.
+
+    Attributes:
+        timeout: The limit, in seconds.
+    """
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"timed out after {timeout:.6g} s")
+
+
+def _rebuild(
+    cls: type[BraceError], facts: dict[str, object], notes: list[str] | None
+) -> BraceError:
+    error = cls(**facts)
+    if notes is not None:
+        error.__notes__ = list(notes)
+    return error

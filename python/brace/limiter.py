@@ -1,0 +1,264 @@
+"""brace.RateLimiter: a GCRA token bucket whose decisions run in the C core."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Callable, Coroutine, ParamSpec, TypeVar, cast
+
+from brace import _config
+from brace._clock import sleep_until, sleep_until_async
+from brace._core import Gcra
+from brace.errors import RateLimited
+
+__all__ = ["RateLimitState", "RateLimiter"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_NS = 1e9
+
+
+@dataclass(frozen=True)
+class RateLimitState:
+    """A limiter's state at one instant (the fields of the RateLimit headers).
+
+    Attributes:
+        limit: The burst: the most tokens available at once.
+        remaining: Tokens that could be taken now.
+        retry_after: Seconds until one token is available (0.0 if one is).
+        reset_after: Seconds until the bucket is full again.
+    """
+
+    limit: int
+    remaining: int
+    retry_after: float
+    reset_after: float
+
+    def headers(self) -> dict[str, str]:
+        """HTTP response headers for this state (IETF RateLimit draft, Retry-After).
+
+        Seconds are rounded up, so a client that waits that long is admitted.
+        """
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(_ceil_seconds(self.reset_after)),
+        }
+        if self.remaining == 0:
+            headers["Retry-After"] = str(_ceil_seconds(self.retry_after))
+        return headers
+
+
+def _ceil_seconds(seconds: float) -> int:
+    whole = int(seconds)
+    return whole if whole == seconds else whole + 1
+
+
+class RateLimiter(Gcra):
+    """A rate limiter: `rate` events per `per` seconds, with bursts of `burst`.
+
+    A GCRA token bucket (the algorithm of governor and redis-cell): the bucket
+    holds `burst` tokens and refills one token every `per / rate` seconds. Each
+    decision is one lock-free compare-and-swap in the C core, so one limiter can
+    be shared by every thread and task of a process.
+
+    Usable directly (`try_acquire`, `acquire`, `acquire_async`), as a decorator
+    (sync and async functions; each call takes one token) and as a context
+    manager (`with` and `async with`). The decorator and the context managers
+    wait up to `max_wait` for their token and raise `RateLimited` when it cannot
+    come in time.
+
+    Args:
+        rate: Events per `per`, a number > 0; or a string like "100/s",
+            "5000/min", "10 per hour", "3/5s" (then `per` must be None).
+        per: The period of `rate` in seconds (float or timedelta); default 1 s.
+        burst: Tokens that may be taken at once from a full bucket, >= 1.
+        max_wait: How long the decorator and context managers wait for a
+            token: seconds >= 0, a timedelta, or None to wait as long as needed.
+        name: A name for messages and metrics.
+
+    Raises:
+        ValueError, TypeError: For configuration outside the ranges above.
+    """
+
+    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait")
+
+    def __init__(
+        self,
+        *,
+        rate: float | str,
+        per: float | timedelta | None = None,
+        burst: int = 1,
+        max_wait: float | timedelta | None = None,
+        name: str | None = None,
+    ) -> None:
+        events, period = _config.rate(rate, per)
+        interval = _config.interval_ns(events, period)
+        self._burst = _config.burst_within_depth(_config.count(burst, "burst"), interval)
+        self._max_wait = _config.duration(max_wait, "max_wait", allow_none=True)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        self._name = name
+        self._events, self._period = events, period
+        self._configure(interval, self._burst)
+
+    @property
+    def name(self) -> str | None:
+        """The limiter's name, or None."""
+        return self._name
+
+    @property
+    def rate(self) -> float:
+        """Events per second."""
+        return self._events / self._period
+
+    @property
+    def burst(self) -> int:
+        """Tokens that may be taken at once from a full bucket."""
+        return self._burst
+
+    @property
+    def max_wait(self) -> float | None:
+        """Seconds the decorator and context managers wait for a token (None: no limit)."""
+        return self._max_wait
+
+    def acquire(self, n: int = 1, timeout: float | timedelta | None = None) -> float:
+        """Takes n tokens, sleeping until they are available.
+
+        The tokens are booked at once, so waiters are served in the order they
+        called; when they cannot come within `timeout`, raises at once instead
+        of sleeping in vain. Sleeps follow `brace.testing.fake_clock()`.
+
+        Args:
+            n: Tokens to take, from 1 to `burst`.
+            timeout: The longest wait in seconds (or timedelta); None waits as
+                long as needed.
+
+        Returns:
+            The seconds waited (0.0 when the tokens were there).
+
+        Raises:
+            RateLimited: The tokens cannot come within `timeout`; its
+                `retry_after` says when they would.
+        """
+        ready_ns, wait_ns = self._book(n, timeout)
+        if wait_ns:
+            try:
+                sleep_until(ready_ns)
+            except BaseException:
+                self._refund(n)
+                raise
+        return wait_ns / _NS
+
+    async def acquire_async(self, n: int = 1, timeout: float | timedelta | None = None) -> float:
+        """`acquire` for coroutines: awaits instead of blocking the thread.
+
+        A cancelled wait gives its booked tokens back to the limiter.
+        """
+        ready_ns, wait_ns = self._book(n, timeout)
+        if wait_ns:
+            try:
+                await sleep_until_async(ready_ns)
+            except BaseException:
+                self._refund(n)
+                raise
+        return wait_ns / _NS
+
+    def _book(self, n: int, timeout: object) -> tuple[int, int]:
+        max_wait = _config.duration(timeout, "timeout", allow_none=True)
+        booked, now, wait = self._reserve(n, None if max_wait is None else round(max_wait * _NS))
+        if not booked:
+            raise RateLimited(
+                retry_after=wait / _NS, name=self._name, requested=n, limit=self._burst
+            )
+        return now + wait, wait
+
+    def state(self) -> RateLimitState:
+        """The limit, remaining tokens, retry_after and reset_after, now."""
+        limit, remaining, retry_after, reset_after = self._report()
+        return RateLimitState(limit, remaining, retry_after / _NS, reset_after / _NS)
+
+    def reconfigure(
+        self,
+        *,
+        rate: float | str | None = None,
+        per: float | timedelta | None = None,
+        burst: int | None = None,
+    ) -> None:
+        """Changes the rate and/or burst while in use, keeping the tokens taken.
+
+        A limiter with k tokens out still has k out, now returning at the new
+        rate; if k exceeds the new burst, the excess is waited out, not forgiven.
+        Unspecified settings keep their values (`per` alone rescales the
+        current rate's period).
+
+        Args:
+            rate: As for the constructor.
+            per: As for the constructor.
+            burst: As for the constructor.
+        """
+        if rate is None:
+            events, period = self._events, (
+                self._period if per is None else _config.positive_duration(per, "per")
+            )
+        else:
+            events, period = _config.rate(rate, per)
+        interval = _config.interval_ns(events, period)
+        new_burst = self._burst if burst is None else _config.count(burst, "burst")
+        _config.burst_within_depth(new_burst, interval)
+        self._reconfigure(interval, new_burst)
+        self._events, self._period, self._burst = events, period, new_burst
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorates fn so that each call first takes one token (waiting up to max_wait)."""
+        if inspect.iscoroutinefunction(fn):
+            coroutine_fn = cast(Callable[P, Coroutine[Any, Any, Any]], fn)
+
+            @functools.wraps(fn)
+            async def limited_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                await self.acquire_async(1, self._max_wait)
+                return await coroutine_fn(*args, **kwargs)
+
+            return cast(Callable[P, R], limited_async)
+
+        @functools.wraps(fn)
+        def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+            self.acquire(1, self._max_wait)
+            return fn(*args, **kwargs)
+
+        return limited
+
+    def __enter__(self) -> RateLimiter:
+        self.acquire(1, self._max_wait)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def __aenter__(self) -> RateLimiter:
+        await self.acquire_async(1, self._max_wait)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        name = f"name={self._name!r}, " if self._name else ""
+        return (
+            f"RateLimiter({name}rate={self._events:g}, per={self._period:g}, "
+            f"burst={self._burst}, max_wait={self._max_wait!r})"
+        )

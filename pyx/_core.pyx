@@ -1,0 +1,138 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""brace._core: the compiled core. Private: use the brace package's public API."""
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from libc.stdint cimport UINT64_MAX, uint64_t
+
+cimport cbrace as c
+
+
+cdef int _check(int status, str context) except -1:
+    """The one place where a negative C status becomes a Python exception."""
+    if status >= 0:
+        return status
+    message = f"{context}: {c.brc_strerror(status).decode()}"
+    if status == c.BRC_ERANGE:
+        raise OverflowError(message)
+    raise ValueError(message)
+
+
+cdef inline uint64_t _as_n(object n) except 0:
+    cdef int overflow = 0
+    cdef long long value
+    if PyLong_CheckExact(n):
+        value = PyLong_AsLongLongAndOverflow(n, &overflow)
+        if overflow == 0 and value >= 1:
+            return <uint64_t>value
+    return _reject_n(n)
+
+
+cdef uint64_t _reject_n(object n) except 0:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int from 1 to the limiter's burst, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be an int from 1 to the limiter's burst, got {n}")
+    raise ValueError(f"n={n} can never be admitted: it is larger than any limiter's burst")
+
+
+# ---- clock -----------------------------------------------------------------
+
+def now_ns():
+    """brace's clock: monotonic nanoseconds, or the frozen test time."""
+    return c.brc_now_ns()
+
+
+def clock_freeze(uint64_t now):
+    _check(c.brc_clock_freeze(now), "now")
+
+
+def clock_advance(uint64_t delta):
+    _check(c.brc_clock_advance(delta), "delta")
+
+
+def clock_advance_to(uint64_t target):
+    _check(c.brc_clock_advance_to(target), "target")
+
+
+def clock_thaw():
+    c.brc_clock_thaw()
+
+
+def clock_is_frozen():
+    return c.brc_clock_is_frozen() != 0
+
+
+# ---- jitter RNG ------------------------------------------------------------
+
+def rng_seed(uint64_t seed):
+    c.brc_rng_seed(seed)
+
+
+def rng_uniform():
+    return c.brc_rng_uniform()
+
+
+# ---- GCRA ------------------------------------------------------------------
+
+cdef class Gcra:
+    """A GCRA token bucket embedded by value; configured by brace.RateLimiter."""
+
+    cdef c.brc_gcra_t _state
+
+    def _configure(self, uint64_t interval_ns, uint64_t burst):
+        _check(c.brc_gcra_init(&self._state, interval_ns, burst), "rate and burst")
+
+    def _reconfigure(self, uint64_t interval_ns, uint64_t burst):
+        _check(c.brc_gcra_reconfigure(&self._state, interval_ns, burst, c.brc_now_ns()),
+               "rate and burst")
+
+    cdef int _raise_n(self, int status, object n) except -1:
+        cdef c.brc_gcra_report_t report
+        if status == c.BRC_E2BIG and c.brc_gcra_report(&self._state, 0, &report) == c.BRC_OK:
+            raise ValueError(
+                f"n={n} can never be admitted: n must be an int from 1 to burst={report.limit}")
+        return _check(status, "limiter (not configured)")
+
+    def try_acquire(self, n=1):
+        """Takes n tokens if all are available now; returns whether it did."""
+        cdef int status = c.brc_gcra_acquire(&self._state, _as_n(n), c.brc_now_ns(), 0, NULL)
+        if status == c.BRC_OK:
+            return True
+        if status == c.BRC_LIMITED:
+            return False
+        return self._raise_n(status, n)
+
+    def peek(self, n=1):
+        """Would try_acquire(n) succeed now? Takes nothing."""
+        cdef int status = c.brc_gcra_peek(&self._state, _as_n(n), c.brc_now_ns(), NULL)
+        if status == c.BRC_OK:
+            return True
+        if status == c.BRC_LIMITED:
+            return False
+        return self._raise_n(status, n)
+
+    def _reserve(self, n, max_wait_ns):
+        """Books n tokens if they come within max_wait_ns (None: any wait).
+
+        Returns (booked, now_ns, wait_ns): when booked, the tokens may be used
+        at now_ns + wait_ns; when not, wait_ns is how long until they would be
+        available without waiting.
+        """
+        cdef uint64_t wait = 0
+        cdef uint64_t now = c.brc_now_ns()
+        cdef uint64_t limit = UINT64_MAX if max_wait_ns is None else <uint64_t>max_wait_ns
+        cdef int status = c.brc_gcra_acquire(&self._state, _as_n(n), now, limit, &wait)
+        if status < 0:
+            self._raise_n(status, n)
+        return status == c.BRC_OK, now, wait
+
+    def _refund(self, n):
+        """Gives back n booked tokens that will not be used."""
+        cdef int status = c.brc_gcra_refund(&self._state, _as_n(n), c.brc_now_ns())
+        if status < 0:
+            self._raise_n(status, n)
+
+    def _report(self):
+        """(limit, remaining, retry_after_ns, reset_after_ns) at brace's now."""
+        cdef c.brc_gcra_report_t r
+        _check(c.brc_gcra_report(&self._state, c.brc_now_ns(), &r), "limiter (not configured)")
+        return r.limit, r.remaining, r.retry_after, r.reset_after
