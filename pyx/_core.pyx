@@ -23,15 +23,16 @@ cdef inline uint64_t _as_n(object n) except 0:
         value = PyLong_AsLongLongAndOverflow(n, &overflow)
         if overflow == 0 and value >= 1:
             return <uint64_t>value
-    return _reject_n(n)
+    return _as_n_slow(n)
 
 
-cdef uint64_t _reject_n(object n) except 0:
+cdef uint64_t _as_n_slow(object n) except 0:
+    """Validates an n that is not a small exact int; too large ones go to C as E2BIG."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int from 1 to the limiter's burst, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"n must be an int from 1 to the limiter's burst, got {n}")
-    raise ValueError(f"n={n} can never be admitted: it is larger than any limiter's burst")
+    return UINT64_MAX if n >= UINT64_MAX else <uint64_t>int(n)
 
 
 # ---- clock -----------------------------------------------------------------

@@ -123,5 +123,5 @@ def _rebuild(
 ) -> BraceError:
     error = cls(**facts)
     if notes is not None:
-        error.__notes__ = list(notes)
+        setattr(error, "__notes__", list(notes))  # add_note() is 3.11+
     return error

@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, Coroutine, ParamSpec, TypeVar, cast
+from typing import Any, Callable, ParamSpec, TypeVar, cast
 
 from brace import _config
 from brace._clock import sleep_until, sleep_until_async
@@ -216,7 +216,7 @@ class RateLimiter(Gcra):
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorates fn so that each call first takes one token (waiting up to max_wait)."""
         if inspect.iscoroutinefunction(fn):
-            coroutine_fn = cast(Callable[P, Coroutine[Any, Any, Any]], fn)
+            coroutine_fn = fn
 
             @functools.wraps(fn)
             async def limited_async(*args: P.args, **kwargs: P.kwargs) -> Any:

@@ -1,0 +1,24 @@
+"""mypy --strict passes on the package and keeps decorated signatures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mypy import api
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_mypy(*targets: Path) -> None:
+    stdout, stderr, status = api.run(
+        ["--strict", "--warn-unused-ignores", "--no-incremental", *map(str, targets)]
+    )
+    assert status == 0, stdout + stderr
+
+
+def test_package_is_strictly_typed() -> None:
+    run_mypy(ROOT / "python" / "brace")
+
+
+def test_decorators_keep_signatures_for_type_checkers() -> None:
+    run_mypy(ROOT / "tests" / "typing" / "limiter_usage.py")
