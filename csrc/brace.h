@@ -35,9 +35,18 @@ const char *brc_strerror(int status);
 
 /* ---- clock ------------------------------------------------------------- */
 
-/* Monotonic time in nanoseconds (CLOCK_MONOTONIC), or the frozen test time
- * while an override is active. Never 0. Thread-safe, lock-free. */
+/* Monotonic time in nanoseconds on CLOCK_MONOTONIC's scale, or the frozen test
+ * time while an override is active. Never 0. Thread-safe, lock-free, no
+ * system call on the common path: where the kernel keeps time with an
+ * invariant TSC (x86-64), it reads the TSC and scales it, re-anchoring on
+ * CLOCK_MONOTONIC about three times a second (slewed, never backwards, within
+ * microseconds of it); elsewhere, or with BRACE_CLOCK=monotonic in the
+ * environment, it calls clock_gettime(CLOCK_MONOTONIC). */
 uint64_t brc_now_ns(void);
+
+/* "tsc" once brc_now_ns() reads the scaled TSC (after ~20 ms of calibration),
+ * else "monotonic". Static string. Thread-safe. */
+const char *brc_clock_source(void);
 
 /* Freezes the process-wide clock at `now` ns (> 0): brc_now_ns() returns it
  * until brc_clock_thaw(). Returns BRC_OK, or BRC_EINVAL when now == 0.

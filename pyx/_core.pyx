@@ -42,6 +42,11 @@ def now_ns():
     return c.brc_now_ns()
 
 
+def clock_source():
+    """"tsc" (the scaled TSC, once calibrated) or "monotonic" (clock_gettime)."""
+    return c.brc_clock_source().decode()
+
+
 def clock_freeze(uint64_t now):
     _check(c.brc_clock_freeze(now), "now")
 

@@ -11,6 +11,7 @@ cdef extern from "brace.h" nogil:
     const char *brc_strerror(int status)
 
     uint64_t brc_now_ns()
+    const char *brc_clock_source()
     int brc_clock_freeze(uint64_t now)
     int brc_clock_advance(uint64_t delta)
     int brc_clock_advance_to(uint64_t target)

@@ -6,6 +6,7 @@ import statistics
 import timeit
 
 import brace
+from brace._core import clock_source
 
 
 def _say(text: str) -> None:
@@ -75,6 +76,7 @@ def _show_cost(quick: bool) -> None:
     median, best = _ns_per_call(lim.try_acquire, number, repeat)
     _say(f"   a bare Python call (lambda: None) : {bare_median:6.1f} ns")
     _say(f"   lim.try_acquire()                 : {median:6.1f} ns median, {best:.1f} ns best")
+    _say(f"   (brace's clock here reads: {clock_source()})")
     _say("   peers, same method: python benchmarks/compare.py (see README)")
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, ParamSpec, TypeVar, cast
+from typing import Any, Callable, NamedTuple, ParamSpec, TypeVar, cast
 
 from brace import _config
 from brace._clock import sleep_until, sleep_until_async
@@ -22,8 +21,7 @@ R = TypeVar("R")
 _NS = 1e9
 
 
-@dataclass(frozen=True)
-class RateLimitState:
+class RateLimitState(NamedTuple):
     """A limiter's state at one instant (the fields of the RateLimit headers).
 
     Attributes:

@@ -1,0 +1,1 @@
+"""asv benchmarks of brace (asv imports this folder as a package)."""
