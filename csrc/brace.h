@@ -26,6 +26,9 @@ extern "C" {
 
 #define BRC_OK 0
 #define BRC_LIMITED 1   /* not admitted now; nothing was consumed */
+#define BRC_WOULD_OPEN 3 /* a METRICS_ONLY breaker reached a threshold */
+#define BRC_REJECTED 4   /* not permitted; nothing to record */
+#define BRC_HANDOFF 5    /* a released permit must go to the first queued waiter */
 #define BRC_EINVAL (-22) /* an argument is out of its documented range */
 #define BRC_E2BIG (-7)   /* a request that can never be admitted (n > burst) */
 #define BRC_ERANGE (-34) /* a value would overflow the 64-bit nanosecond clock */
@@ -145,6 +148,260 @@ int brc_gcra_report(brc_gcra_t *g, uint64_t now, brc_gcra_report_t *out);
  * concurrent decisions and other reconfigures. */
 int brc_gcra_reconfigure(brc_gcra_t *g, uint64_t interval, uint64_t burst,
                          uint64_t now);
+
+/* ---- sliding windows of call outcomes ---------------------------------- */
+/* The counters a circuit breaker decides on: calls, failures, slow calls, slow
+ * failures and their total duration, over the last `size` calls (COUNT) or
+ * the last `size` buckets of `bucket` ns (TIME). Record and snapshot are O(1)
+ * and lock-free. A window is one block of brc_window_bytes(kind, size) bytes,
+ * pointer-free (the ring follows the header), allocated by the caller. */
+
+#define BRC_WINDOW_COUNT 1
+#define BRC_WINDOW_TIME 2
+#define BRC_WINDOW_COUNT_MAX 16384 /* outcomes in a count window */
+#define BRC_WINDOW_TIME_MAX 3600   /* buckets in a time window */
+
+/* Outcome flags for brc_window_record / brc_breaker_record. */
+#define BRC_OUTCOME_FAILURE 1u
+#define BRC_OUTCOME_SLOW 2u
+
+typedef struct brc_window_s {
+  uint64_t kind;   /* BRC_WINDOW_COUNT or BRC_WINDOW_TIME */
+  uint64_t size;   /* outcomes (COUNT) or buckets (TIME) */
+  uint64_t bucket; /* ns per bucket (TIME) */
+  _Atomic uint64_t head;     /* COUNT: outcomes ever recorded; TIME: newest bucket */
+  _Atomic uint64_t counts;   /* COUNT: window counts; TIME: running totals */
+  _Atomic uint64_t slow;     /* TIME: running totals of slow calls */
+  _Atomic uint64_t duration; /* ns: COUNT: window sum; TIME: running total */
+  _Atomic uint64_t ring[];   /* COUNT: size outcomes; TIME: 4 words per bucket */
+} brc_window_t;
+
+typedef struct brc_window_snapshot_s {
+  uint64_t calls;
+  uint64_t failures;
+  uint64_t slow_calls;
+  uint64_t slow_failures;
+  uint64_t duration; /* ns, summed over the calls recorded with a duration */
+} brc_window_snapshot_t;
+
+/* Bytes a window of this kind and size occupies; 0 if out of range. */
+uint64_t brc_window_bytes(uint64_t kind, uint64_t size);
+
+/* Initialises an empty window in `w` (brc_window_bytes(kind, size) bytes).
+ * size: 1..BRC_WINDOW_COUNT_MAX outcomes, or 1..BRC_WINDOW_TIME_MAX buckets of
+ * `bucket` >= 1 ns (ignored for COUNT). Returns BRC_OK or BRC_EINVAL. Not
+ * thread-safe: call before sharing `w`. */
+int brc_window_init(brc_window_t *w, uint64_t kind, uint64_t size, uint64_t bucket);
+
+/* Records one outcome (BRC_OUTCOME_* flags) that took `duration` ns (0 if not
+ * measured) at `now` (ns; TIME windows only, COUNT ignores it). Thread-safe,
+ * lock-free, no allocation: no update is ever lost. */
+void brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint64_t now);
+
+/* The window's counters at `now` (TIME) into *out. Thread-safe, lock-free;
+ * exact once concurrent records have returned. */
+void brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out);
+
+/* Empties the window (outcomes recorded concurrently may survive). Thread-safe. */
+void brc_window_clear(brc_window_t *w, uint64_t now);
+
+/* ---- circuit breaker --------------------------------------------------- */
+/* resilience4j's state machine in atomic state. CLOSED permits every call and
+ * opens when, over a window with at least `minimum_calls` calls, the failure
+ * rate or the slow-call rate reaches its threshold (or, in the simple mode,
+ * after `consecutive_failures` failures in a row). OPEN rejects until its
+ * wait has passed, then HALF_OPEN admits exactly `half_open_calls` probes and
+ * decides on their outcomes: CLOSED (fresh window) or OPEN again. The wait in
+ * OPEN is base * multiplier^(openings-1), capped, with +-jitter, where
+ * `openings` counts openings since the last close. DISABLED always permits
+ * and never transitions, FORCED_OPEN never permits, METRICS_ONLY records and
+ * reports but never transitions.
+ *
+ * `now` may be 0 in brc_breaker_acquire / brc_breaker_record: the breaker
+ * then reads brc_now_ns() itself, and only if it needs the time (a CLOSED
+ * breaker with a COUNT window never does), so the common path reads no clock. */
+
+#define BRC_CLOSED 1
+#define BRC_OPEN 2
+#define BRC_HALF_OPEN 3
+#define BRC_DISABLED 4
+#define BRC_FORCED_OPEN 5
+#define BRC_METRICS_ONLY 6
+
+#define BRC_HALF_OPEN_CALLS_MAX 65535
+
+typedef struct brc_breaker_config_s {
+  double failure_rate;           /* (0, 1]: open at this failure rate */
+  double slow_rate;              /* (0, 1]: open at this slow-call rate */
+  uint64_t minimum_calls;        /* >= 1: no rate decision below this many */
+  uint64_t consecutive_failures; /* > 0: simple mode, open after this many in a row */
+  uint64_t half_open_calls;      /* 1..BRC_HALF_OPEN_CALLS_MAX probes */
+  uint64_t max_half_open;        /* ns in HALF_OPEN before re-opening; 0 = no limit */
+  uint64_t wait_base;            /* ns in OPEN after the first opening, >= 1 */
+  double wait_multiplier;        /* >= 1: growth per consecutive opening */
+  uint64_t wait_max;             /* ns cap on the wait (>= wait_base) */
+  double wait_jitter;            /* [0, 1): wait *= 1 + jitter * U(-1, 1) */
+} brc_breaker_config_t;
+
+typedef struct brc_breaker_s {
+  brc_breaker_config_t config; /* fixed after init */
+  _Atomic uint64_t state;      /* state | probes taken | generation */
+  _Atomic uint64_t open_until; /* ns; valid for the generation in open_gen */
+  _Atomic uint64_t open_gen;
+  _Atomic uint64_t half_open_since; /* ns; valid for the generation in half_open_gen */
+  _Atomic uint64_t half_open_gen;
+  _Atomic uint64_t probes;     /* probe outcomes, tagged with the generation */
+  _Atomic uint64_t openings;
+  _Atomic uint64_t consecutive;
+  _Atomic uint64_t not_permitted;
+} brc_breaker_t;
+
+/* A transition made by one call: from and to are BRC_CLOSED..; to == 0: none. */
+typedef struct brc_breaker_transition_s {
+  int from;
+  int to;
+} brc_breaker_transition_t;
+
+/* Validates `config` and starts CLOSED. Returns BRC_OK or BRC_EINVAL. Not
+ * thread-safe: call before sharing `b`. */
+int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *config);
+
+/* Asks permission for one call at `now` (0: read only if needed). BRC_OK:
+ * permitted; *ticket (required) identifies the state it was permitted in and
+ * must be passed to brc_breaker_record or brc_breaker_release. BRC_REJECTED:
+ * not permitted, nothing to record; *retry_after (may be NULL) gets the ns
+ * until a call may be permitted (UINT64_MAX when forced open, 0 when unknown:
+ * half-open with all probes out). *t (may be NULL) reports a transition made
+ * by this call (OPEN -> HALF_OPEN, or HALF_OPEN -> OPEN after max_half_open).
+ * Thread-safe, lock-free, no allocation. */
+int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
+                        brc_breaker_transition_t *t);
+
+/* Records the outcome of a permitted call: BRC_OUTCOME_* flags, its duration
+ * in ns (0 if not measured), the ticket from acquire, `now` (0: read only if
+ * needed). Outcomes count in the window while CLOSED or METRICS_ONLY, and as a
+ * probe if the call was permitted in the current HALF_OPEN. Returns BRC_OK,
+ * or BRC_WOULD_OPEN when METRICS_ONLY reached a threshold (a report, not a
+ * transition). *t (may be NULL) reports a transition made by this record.
+ * Thread-safe, lock-free, no allocation. */
+int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsigned outcome,
+                       uint64_t duration, uint64_t now, brc_breaker_transition_t *t);
+
+/* Gives back the permission of a call that will record nothing (cancelled, or
+ * an exception that is ignored): frees its probe slot if it was a probe of the
+ * current HALF_OPEN. Returns BRC_OK. Thread-safe, lock-free. */
+int brc_breaker_release(brc_breaker_t *b, uint64_t ticket);
+
+/* Moves to `state` by hand (any of BRC_CLOSED..BRC_METRICS_ONLY; OPEN starts
+ * a wait of the current opening count). CLOSED clears the window. Returns
+ * BRC_OK or BRC_EINVAL; *t (may be NULL) reports the transition. Thread-safe. */
+int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
+                           brc_breaker_transition_t *t);
+
+/* Sets the end of the current OPEN wait to `until` ns, if the breaker is
+ * still in the OPEN state of `ticket`'s generation (for waits computed by the
+ * caller). Returns BRC_OK, or BRC_REJECTED when the state moved on. */
+int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until);
+
+typedef struct brc_breaker_report_s {
+  int state;
+  uint64_t generation;      /* increments on every transition */
+  uint64_t openings;        /* since the last close */
+  uint64_t not_permitted;   /* rejected calls, ever */
+  uint64_t probes_out;      /* HALF_OPEN: probes permitted */
+  uint64_t retry_after;     /* OPEN: ns until HALF_OPEN; else 0 */
+  uint64_t consecutive;     /* failures in a row (simple mode) */
+} brc_breaker_report_t;
+
+/* The breaker's state at `now` into *out. Thread-safe, lock-free. */
+void brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out);
+
+/* ---- bulkhead permits -------------------------------------------------- */
+/* A counting semaphore for a bulkhead: at most `max` permits in use at once.
+ * The state is one atomic word (permits in use, max, and a "waiters queued"
+ * flag), so the fast paths (try_acquire, release) are one CAS each and never
+ * block. Waiting is left to the caller, who keeps a FIFO queue of waiters
+ * under its own lock and calls the slow-path functions below with that lock
+ * held; the flag makes the fast paths defer to that queue:
+ *   - while the flag is set, try_acquire refuses (newcomers never overtake
+ *     queued waiters) and release returns BRC_HANDOFF instead of freeing: the
+ *     releaser must pass its permit to the first waiter (brc_bulkhead_handoff);
+ *   - the caller keeps the flag set exactly while its queue is non-empty:
+ *     brc_bulkhead_enqueue sets it, and brc_bulkhead_handoff, _grant (when
+ *     they serve the last waiter) and _unflag (when the last one leaves) clear
+ *     it.
+ * A permit that is handed off stays counted in use: it changes owner, never
+ * becomes free, so no newcomer can take it on the way. */
+
+#define BRC_BULKHEAD_MAX UINT64_C(0x7fffffff) /* the largest max (2^31 - 1) */
+
+typedef struct brc_bulkhead_s {
+  _Atomic uint64_t state; /* bit 63: waiters queued; bits 32-62: max; 0-31: in use */
+} brc_bulkhead_t;
+
+typedef struct brc_bulkhead_report_s {
+  uint64_t in_use;         /* permits held (may exceed max after a shrink) */
+  uint64_t max;            /* permits that may be held at once */
+  uint64_t waiters_queued; /* 1 while the caller's queue holds waiters, else 0 */
+} brc_bulkhead_report_t;
+
+/* Configures `b` with no permit in use; max is 1..BRC_BULKHEAD_MAX. Returns
+ * BRC_OK or BRC_EINVAL (b unchanged). Not thread-safe against concurrent use
+ * of `b`: call it before sharing `b`. */
+int brc_bulkhead_init(brc_bulkhead_t *b, uint64_t max);
+
+/* Takes a permit if one is free and no waiter is queued. Returns BRC_OK,
+ * BRC_REJECTED (nothing taken) or BRC_EINVAL (not configured). Thread-safe,
+ * lock-free, no allocation. */
+int brc_bulkhead_try_acquire(brc_bulkhead_t *b);
+
+/* Gives a permit back. Returns BRC_OK (freed), BRC_HANDOFF (waiters are
+ * queued: nothing changed, the caller still owns the permit and must take its
+ * queue lock and call brc_bulkhead_handoff), or BRC_EINVAL (no permit in use,
+ * or not configured). With more permits in use than max (after a shrink) it
+ * frees even when waiters are queued. Thread-safe, lock-free, no allocation. */
+int brc_bulkhead_release(brc_bulkhead_t *b);
+
+/* Slow path of an acquire that will wait; call with the queue lock held,
+ * after try_acquire refused. Returns BRC_OK when it took a permit (one was
+ * freed since and no waiter is queued: do not queue), BRC_REJECTED when the
+ * caller must queue itself (the waiters flag is now set, so every release
+ * from now on hands off), or BRC_EINVAL (not configured). Thread-safe. */
+int brc_bulkhead_enqueue(brc_bulkhead_t *b);
+
+/* Slow path of a release that returned BRC_HANDOFF, and of a waiter that was
+ * handed a permit it will not use; the caller owns one permit and holds the
+ * queue lock, and `queued` waiters are in its queue. Returns BRC_HANDOFF when
+ * the caller must pass the permit to the first waiter and dequeue it (still
+ * counted in use; when queued == 1 the waiters flag is cleared in the same
+ * step), or BRC_OK when the permit was freed instead (queued == 0, which also
+ * clears the flag, or more permits in use than max). BRC_EINVAL: no permit in
+ * use, or not configured. Thread-safe. */
+int brc_bulkhead_handoff(brc_bulkhead_t *b, uint64_t queued);
+
+/* Takes a new permit for the first of `queued` (>= 1) waiters if one is free
+ * (after max grew); call with the queue lock held. Returns BRC_OK (the caller
+ * must pass it to the first waiter; the flag is cleared when queued == 1),
+ * BRC_REJECTED (none free), or BRC_EINVAL (queued == 0, not configured).
+ * Thread-safe. */
+int brc_bulkhead_grant(brc_bulkhead_t *b, uint64_t queued);
+
+/* Clears the waiters flag; call with the queue lock held when the last
+ * waiter left the queue without a permit (timed out, cancelled). Returns
+ * BRC_OK or BRC_EINVAL (not configured). Thread-safe, lock-free. */
+int brc_bulkhead_unflag(brc_bulkhead_t *b);
+
+/* Permits in use, max and the waiters flag into *out (one consistent
+ * snapshot). Returns BRC_OK or BRC_EINVAL (not configured). Thread-safe,
+ * lock-free. */
+int brc_bulkhead_report(brc_bulkhead_t *b, brc_bulkhead_report_t *out);
+
+/* Changes max (1..BRC_BULKHEAD_MAX) at run time; permits in use stay in use.
+ * Growing frees room for newcomers at once; queued waiters are served by the
+ * caller with brc_bulkhead_grant. Shrinking below the permits in use retires
+ * permits as they are released until in use <= max. Returns BRC_OK or
+ * BRC_EINVAL (b unchanged). Thread-safe against concurrent use of `b`. */
+int brc_bulkhead_reconfigure(brc_bulkhead_t *b, uint64_t max);
 
 #ifdef __cplusplus
 }

@@ -175,6 +175,12 @@ static uint64_t brc__tsc_slow(void) {
     return brc__monotonic_ns();
   uint64_t at, an, m;
   uint64_t generation = brc__tsc_load(&at, &an, &m);
+  if (generation == 0) {
+    /* Calibrating: one clock read until the baseline is long enough. */
+    uint64_t ns = brc__monotonic_ns();
+    if (ns - atomic_load_explicit(&brc__baseline_ns, memory_order_relaxed) < BRC__CALIBRATE_NS)
+      return ns;
+  }
   int idle = 0;
   if (!atomic_compare_exchange_strong_explicit(&brc__reanchoring, &idle, 1, memory_order_acquire,
                                                memory_order_relaxed))

@@ -34,3 +34,88 @@ cdef extern from "brace.h" nogil:
     int brc_gcra_refund(brc_gcra_t *g, uint64_t n, uint64_t now)
     int brc_gcra_report(brc_gcra_t *g, uint64_t now, brc_gcra_report_t *out)
     int brc_gcra_reconfigure(brc_gcra_t *g, uint64_t interval, uint64_t burst, uint64_t now)
+
+    # ---- windows and breaker
+    int BRC_WINDOW_COUNT
+    int BRC_WINDOW_TIME
+    unsigned BRC_OUTCOME_FAILURE
+    unsigned BRC_OUTCOME_SLOW
+    int BRC_WOULD_OPEN
+    int BRC_REJECTED
+    int BRC_OPEN
+
+    ctypedef struct brc_window_t:
+        pass
+    ctypedef struct brc_window_snapshot_t:
+        uint64_t calls
+        uint64_t failures
+        uint64_t slow_calls
+        uint64_t slow_failures
+        uint64_t duration
+    uint64_t brc_window_bytes(uint64_t kind, uint64_t size)
+    int brc_window_init(brc_window_t *w, uint64_t kind, uint64_t size, uint64_t bucket)
+    void brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out)
+
+    ctypedef struct brc_breaker_config_t:
+        double failure_rate
+        double slow_rate
+        uint64_t minimum_calls
+        uint64_t consecutive_failures
+        uint64_t half_open_calls
+        uint64_t max_half_open
+        uint64_t wait_base
+        double wait_multiplier
+        uint64_t wait_max
+        double wait_jitter
+    ctypedef struct brc_breaker_t:
+        pass
+    ctypedef struct brc_breaker_transition_t:
+        int to "to"
+        int from_ "from"
+    ctypedef struct brc_breaker_report_t:
+        int state
+        uint64_t generation
+        uint64_t openings
+        uint64_t not_permitted
+        uint64_t probes_out
+        uint64_t retry_after
+        uint64_t consecutive
+    int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *config)
+    int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
+                            brc_breaker_transition_t *t)
+    int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsigned outcome,
+                           uint64_t duration, uint64_t now, brc_breaker_transition_t *t)
+    int brc_breaker_release(brc_breaker_t *b, uint64_t ticket)
+    int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
+                               brc_breaker_transition_t *t)
+    int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until)
+    void brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out)
+
+
+cdef extern from "guard.h":
+    ctypedef int (*brc_guard_enter_fn)(object owner, uint64_t *token, uint64_t *start) except -1
+    ctypedef int (*brc_guard_success_fn)(object owner, uint64_t token, uint64_t start) except -1
+    int brc_guard_ready() except -1
+    object brc_guard_new(object fn, object owner, brc_guard_enter_fn enter, brc_guard_success_fn success)
+
+
+# ---- bulkhead permits
+cdef extern from "brace.h" nogil:
+    int BRC_HANDOFF
+    uint64_t BRC_BULKHEAD_MAX
+
+    ctypedef struct brc_bulkhead_t:
+        pass
+    ctypedef struct brc_bulkhead_report_t:
+        uint64_t in_use
+        uint64_t max
+        uint64_t waiters_queued
+    int brc_bulkhead_init(brc_bulkhead_t *b, uint64_t max)
+    int brc_bulkhead_try_acquire(brc_bulkhead_t *b)
+    int brc_bulkhead_release(brc_bulkhead_t *b)
+    int brc_bulkhead_enqueue(brc_bulkhead_t *b)
+    int brc_bulkhead_handoff(brc_bulkhead_t *b, uint64_t queued)
+    int brc_bulkhead_grant(brc_bulkhead_t *b, uint64_t queued)
+    int brc_bulkhead_unflag(brc_bulkhead_t *b)
+    int brc_bulkhead_report(brc_bulkhead_t *b, brc_bulkhead_report_t *out)
+    int brc_bulkhead_reconfigure(brc_bulkhead_t *b, uint64_t max)

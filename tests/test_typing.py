@@ -21,4 +21,8 @@ def test_package_is_strictly_typed() -> None:
 
 
 def test_decorators_keep_signatures_for_type_checkers() -> None:
-    run_mypy(ROOT / "tests" / "typing" / "limiter_usage.py")
+    run_mypy(
+        ROOT / "tests" / "typing" / "limiter_usage.py",
+        ROOT / "tests" / "typing" / "bulkhead_usage.py",
+        ROOT / "tests" / "typing" / "breaker_usage.py",
+    )

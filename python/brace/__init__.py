@@ -4,6 +4,8 @@ The public API; see README.md for a tour.
 """
 
 from brace import testing
+from brace.breaker import BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker
+from brace.bulkhead import Bulkhead
 from brace.errors import (
     BraceError,
     BulkheadFull,
@@ -19,7 +21,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BraceError",
+    "BreakerEvent",
+    "BreakerMetrics",
+    "BreakerState",
+    "Bulkhead",
     "BulkheadFull",
+    "CircuitBreaker",
     "CircuitOpen",
     "RateLimitState",
     "RateLimited",

@@ -30,13 +30,16 @@ _RATE_PATTERN = re.compile(
 )
 
 
-def duration(value: object, name: str, *, allow_none: bool = False) -> float | None:
+def duration(
+    value: object, name: str, *, allow_none: bool = False, maximum: float | None = None
+) -> float | None:
     """Seconds from a float/int or a timedelta: finite and >= 0.
 
     Args:
         value: What the user passed.
         name: The parameter's name, for the error message.
         allow_none: Whether None (no limit) is accepted, and returned as None.
+        maximum: The largest accepted number of seconds, if any.
     """
     if value is None and allow_none:
         return None
@@ -49,6 +52,8 @@ def duration(value: object, name: str, *, allow_none: bool = False) -> float | N
         raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    if maximum is not None and seconds > maximum:
+        raise ValueError(f"{name} must be at most {maximum:g} seconds, got {value!r}")
     return seconds
 
 
@@ -61,12 +66,13 @@ def positive_duration(value: object, name: str) -> float:
     return seconds
 
 
-def count(value: object, name: str, *, minimum: int = 1) -> int:
-    """An int >= minimum (bools are refused: True is not a count)."""
+def count(value: object, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """An int >= minimum, and <= maximum if given (bools are refused: True is not a count)."""
+    accepted = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+        raise TypeError(f"{name} must be an int {accepted}, got {type(value).__name__}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be an int {accepted}, got {value}")
     return value
 
 

@@ -62,6 +62,39 @@ def _show_wrappers() -> None:
             _say("   after that wait, `with lim:`   -> entered (it took the token)")
 
 
+def _say_transition(event: brace.BreakerEvent) -> None:
+    assert event.from_state is not None and event.to_state is not None
+    _say(f"   event: {event.from_state.value} -> {event.to_state.value}")
+
+
+def _show_breaker() -> None:
+    _say("\n3. A circuit breaker (resilience4j's semantics; the closed path is compiled).")
+    with brace.testing.fake_clock() as clock:
+        cb = brace.CircuitBreaker(name="mail", window_size=10, minimum_calls=10,
+                                  wait_in_open=30.0, half_open_calls=2)  # fmt: skip
+        cb.add_listener(_say_transition, kinds=["state_transition"])
+
+        @cb
+        def send(ok: bool) -> str:
+            if not ok:
+                raise ConnectionError("connection reset")
+            return "sent"
+
+        for ok in [True] * 5 + [False] * 5:
+            try:
+                send(ok)
+            except ConnectionError:
+                pass
+        _say(f"   5 successes, 5 resets          -> state {cb.state.value}, "
+             f"failure rate {cb.metrics().failure_rate:.0%}")
+        try:
+            send(True)
+        except brace.CircuitOpen as error:
+            _say(f"   the next call                  -> CircuitOpen: {error} (the function did not run)")
+        clock.advance(30.0)
+        _say(f"   30 s later, two probes         -> {send(True)!r}, {send(True)!r}; state {cb.state.value}")
+
+
 def _ns_per_call(fn: object, number: int, repeat: int) -> tuple[float, float]:
     times = timeit.repeat(fn, number=number, repeat=repeat)  # type: ignore[arg-type]
     per_call = [t / number * 1e9 for t in times]
@@ -69,13 +102,17 @@ def _ns_per_call(fn: object, number: int, repeat: int) -> tuple[float, float]:
 
 
 def _show_cost(quick: bool) -> None:
-    _say("\n3. What a decision costs (real clock, this machine, median of repeats).")
+    _say("\n4. What a decision costs (real clock, this machine, median of repeats).")
     number, repeat = (20_000, 5) if quick else (200_000, 15)
     lim = brace.RateLimiter(rate=1e9, burst=10**9)
     bare_median, _ = _ns_per_call(lambda: None, number, repeat)
     median, best = _ns_per_call(lim.try_acquire, number, repeat)
     _say(f"   a bare Python call (lambda: None) : {bare_median:6.1f} ns")
     _say(f"   lim.try_acquire()                 : {median:6.1f} ns median, {best:.1f} ns best")
+    guarded = brace.CircuitBreaker(name="cost")(abs)
+    guarded_median, _ = _ns_per_call(lambda: guarded(-1), number, repeat)
+    bare_abs, _ = _ns_per_call(lambda: abs(-1), number, repeat)
+    _say(f"   a breaker-guarded call, closed     : {guarded_median - bare_abs:6.1f} ns over the bare call")
     _say(f"   (brace's clock here reads: {clock_source()})")
     _say("   peers, same method: python benchmarks/compare.py (see README)")
 
@@ -85,5 +122,6 @@ def run(*, quick: bool = False) -> int:
     _say(f"brace {brace.__version__}: resilience policies with a compiled core\n")
     _show_admission()
     _show_wrappers()
+    _show_breaker()
     _show_cost(quick)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 __all__ = [
     "BraceError",
     "BulkheadFull",
@@ -53,14 +55,34 @@ class CircuitOpen(BraceError):
     """A circuit breaker rejected the call without running it.
 
     Attributes:
-        name: The breaker's name.
-        retry_after: Seconds until the breaker lets a probe call through.
+        name: The breaker's name, or None.
+        retry_after: Seconds until the breaker lets a probe call through (0.0
+            when unknown: half-open with every probe out; inf when forced open).
     """
 
-    def __init__(self, *, name: str, retry_after: float) -> None:
-        self.name = name
-        self.retry_after = retry_after
-        super().__init__(f"circuit {name!r} is open; retry after {retry_after:.6g} s")
+    def __init__(self, *, name: str | None, retry_after: float) -> None:
+        super().__init__(name, retry_after)
+
+    # The facts live in `args`, not in attributes: the compiled rejection path
+    # makes instances with BaseException.__new__ alone (no __init__, no
+    # __dict__), which keeps a rejection in the low hundreds of nanoseconds.
+    @property
+    def name(self) -> str | None:
+        return cast("str | None", self.args[0])
+
+    @property
+    def retry_after(self) -> float:
+        return cast(float, self.args[1])
+
+    def __str__(self) -> str:
+        who = f"circuit breaker {self.name!r}" if self.name else "circuit breaker"
+        if self.retry_after == float("inf"):
+            return f"{who} is forced open"
+        return f"{who} is open; retry after {self.retry_after:.6g} s"
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        return _rebuild, (type(self), {"name": self.name, "retry_after": self.retry_after},
+                          self.__dict__.get("__notes__"))  # fmt: skip
 
 
 class BulkheadFull(BraceError):

@@ -213,6 +213,8 @@ class RateLimiter(Gcra):
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorates fn so that each call first takes one token (waiting up to max_wait)."""
+        if not callable(fn):
+            raise TypeError(f"a RateLimiter decorates callables, got {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
             coroutine_fn = fn
 

@@ -1,5 +1,6 @@
 /* GCRA under real parallelism (run under ThreadSanitizer in CI). */
 #include <pthread.h>
+#include <sched.h>
 
 #include "brace.h"
 #include "check.h"
@@ -11,6 +12,7 @@ static brc_gcra_t limiter;
 static _Atomic uint64_t shared_now;
 static _Atomic int stop;
 static _Atomic uint64_t admitted;
+static _Atomic uint64_t attempts; /* so the clock moves only once the threads run */
 
 static void *hammer_frozen(void *arg) {
   uint64_t mine = 0;
@@ -41,6 +43,7 @@ static void *hammer_moving(void *arg) {
     uint64_t now = atomic_load_explicit(&shared_now, memory_order_relaxed);
     if (brc_gcra_acquire(&limiter, 1, now, 0, NULL) == BRC_OK)
       mine++;
+    atomic_fetch_add_explicit(&attempts, 1, memory_order_relaxed);
   }
   atomic_fetch_add(&admitted, mine);
   return NULL;
@@ -63,10 +66,13 @@ static void run_moving(int with_reconfigure) {
   atomic_store(&shared_now, start);
   atomic_store(&stop, 0);
   atomic_store(&admitted, 0);
+  atomic_store(&attempts, 0);
   for (int i = 0; i < THREADS; i++)
     pthread_create(&t[i], NULL, hammer_moving, NULL);
   if (with_reconfigure)
     pthread_create(&r, NULL, reconfigure_loop, NULL);
+  while (atomic_load(&attempts) < 20000) /* on a busy machine threads start late */
+    sched_yield();
   for (int step = 0; step < 2000; step++) {
     atomic_fetch_add(&shared_now, 50000); /* 50 us per step */
     for (volatile int spin = 0; spin < 2000; spin++) {

@@ -1,0 +1,288 @@
+#include <math.h>
+#include <stddef.h>
+
+#include "brace.h"
+
+/* State word: state (3 bits) | probes permitted in HALF_OPEN (16) | generation
+ * (45). Every transition bumps the generation; a call's ticket is the
+ * generation it was permitted in, so late outcomes of an older state are
+ * never taken for probes of the current one. */
+#define BRC__STATE(s) ((int)((s)&7u))
+#define BRC__PROBES(s) (((s) >> 3) & 0xFFFFu)
+#define BRC__GEN(s) ((s) >> 19)
+#define BRC__WORD(state, probes, gen) ((uint64_t)(state) | (uint64_t)(probes) << 3 | (gen) << 19)
+
+/* The probe tally lives in a word tagged with the low 16 bits of the
+ * generation it belongs to: probes | completed << 32 | failed << 16 | slow. */
+#define BRC__TAG(gen) (((gen)&0xFFFFu) << 48)
+#define BRC__TAG_OF(word) ((word) >> 48)
+#define BRC__PROBE_COMPLETED(p) (((p) >> 32) & 0xFFFFu)
+#define BRC__PROBE_FAILED(p) (((p) >> 16) & 0xFFFFu)
+#define BRC__PROBE_SLOW(p) ((p)&0xFFFFu)
+
+/* open_until and half_open_since are each a (time, generation) pair, so a
+ * reader can tell a value of the current state from a leftover without a
+ * lock: the generation is cleared before the time is written and set after,
+ * and a reader takes the time only between two equal looks at it. */
+static void brc__stamp(_Atomic uint64_t *time, _Atomic uint64_t *gen_of, uint64_t gen, uint64_t ns) {
+  atomic_store_explicit(gen_of, 0, memory_order_relaxed);
+  atomic_store_explicit(time, ns, memory_order_release);
+  atomic_store_explicit(gen_of, gen, memory_order_release);
+}
+
+/* The time stamped for `gen`; 0 if none is (yet). */
+static uint64_t brc__stamped(_Atomic uint64_t *time, _Atomic uint64_t *gen_of, uint64_t gen) {
+  if (atomic_load_explicit(gen_of, memory_order_acquire) != gen)
+    return 0;
+  uint64_t ns = atomic_load_explicit(time, memory_order_acquire);
+  return atomic_load_explicit(gen_of, memory_order_relaxed) == gen ? ns : 0;
+}
+
+static void brc__note(brc_breaker_transition_t *t, int from, int to) {
+  if (t) {
+    t->from = from;
+    t->to = to;
+  }
+}
+
+int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *c) {
+  if (!(c->failure_rate > 0.0 && c->failure_rate <= 1.0) || !(c->slow_rate > 0.0 && c->slow_rate <= 1.0) ||
+      c->minimum_calls == 0 || c->half_open_calls == 0 || c->half_open_calls > BRC_HALF_OPEN_CALLS_MAX ||
+      c->wait_base == 0 || !(c->wait_multiplier >= 1.0) || c->wait_max < c->wait_base ||
+      !(c->wait_jitter >= 0.0 && c->wait_jitter < 1.0))
+    return BRC_EINVAL;
+  b->config = *c;
+  atomic_init(&b->state, BRC__WORD(BRC_CLOSED, 0, 1));
+  atomic_init(&b->open_until, 0);
+  atomic_init(&b->open_gen, 0);
+  atomic_init(&b->half_open_since, 0);
+  atomic_init(&b->half_open_gen, 0);
+  atomic_init(&b->probes, 0);
+  atomic_init(&b->openings, 0);
+  atomic_init(&b->consecutive, 0);
+  atomic_init(&b->not_permitted, 0);
+  return BRC_OK;
+}
+
+/* ns to wait in OPEN after the k-th opening since the last close. */
+static uint64_t brc__open_wait(const brc_breaker_config_t *c, uint64_t k) {
+  double wait = (double)c->wait_base * pow(c->wait_multiplier, (double)(k > 0 ? k - 1 : 0));
+  if (!(wait < (double)c->wait_max))
+    wait = (double)c->wait_max;
+  if (c->wait_jitter > 0.0)
+    wait *= 1.0 + c->wait_jitter * (2.0 * brc_rng_uniform() - 1.0);
+  return wait < 1.0 ? 1u : (uint64_t)wait;
+}
+
+/* Moves from state word `from` to `to`, doing what entering `to` requires.
+ * Returns 1 if this caller made the move. The values a state reads are
+ * stored before the state is published (tagged, so a caller that loses the
+ * race leaves nothing the new state would read as its own). */
+static int brc__move(brc_breaker_t *b, brc_window_t *w, uint64_t from, int to, uint64_t now,
+                     uint64_t probes, brc_breaker_transition_t *t) {
+  uint64_t gen = BRC__GEN(from) + 1;
+  if (to == BRC_OPEN) {
+    uint64_t k = atomic_load_explicit(&b->openings, memory_order_relaxed) + 1;
+    uint64_t until = now + brc__open_wait(&b->config, k);
+    brc__stamp(&b->open_until, &b->open_gen, gen, until);
+  } else if (to == BRC_HALF_OPEN) {
+    brc__stamp(&b->half_open_since, &b->half_open_gen, gen, now);
+    uint64_t tally = atomic_load_explicit(&b->probes, memory_order_relaxed);
+    while (BRC__TAG_OF(tally) != (gen & 0xFFFFu) &&
+           !atomic_compare_exchange_weak_explicit(&b->probes, &tally, BRC__TAG(gen), memory_order_release,
+                                                  memory_order_relaxed)) {
+    }
+  } else if (to == BRC_CLOSED && w) {
+    brc_window_clear(w, now);
+  }
+  if (!atomic_compare_exchange_strong_explicit(&b->state, &from, BRC__WORD(to, probes, gen),
+                                               memory_order_acq_rel, memory_order_acquire))
+    return 0;
+  if (to == BRC_OPEN)
+    atomic_fetch_add_explicit(&b->openings, 1, memory_order_relaxed);
+  if (to == BRC_CLOSED) {
+    atomic_store_explicit(&b->openings, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
+  }
+  brc__note(t, BRC__STATE(from), to);
+  return 1;
+}
+
+static int brc__reject(brc_breaker_t *b, uint64_t *retry_after, uint64_t value) {
+  atomic_fetch_add_explicit(&b->not_permitted, 1, memory_order_relaxed);
+  if (retry_after)
+    *retry_after = value;
+  return BRC_REJECTED;
+}
+
+int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
+                        brc_breaker_transition_t *t) {
+  brc__note(t, 0, 0);
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  for (;;) {
+    int state = BRC__STATE(s);
+    if (state == BRC_CLOSED || state == BRC_METRICS_ONLY || state == BRC_DISABLED) {
+      *ticket = BRC__GEN(s);
+      return BRC_OK;
+    }
+    if (state == BRC_FORCED_OPEN)
+      return brc__reject(b, retry_after, UINT64_MAX);
+    if (!now)
+      now = brc_now_ns();
+    if (state == BRC_OPEN) {
+      uint64_t until = brc__stamped(&b->open_until, &b->open_gen, BRC__GEN(s));
+      if (now < until)
+        return brc__reject(b, retry_after, until - now);
+      if (until == 0) /* published by a caller still on its way: not yet */
+        return brc__reject(b, retry_after, b->config.wait_base);
+      if (brc__move(b, NULL, s, BRC_HALF_OPEN, now, 1, t)) {
+        *ticket = BRC__GEN(s) + 1;
+        return BRC_OK;
+      }
+      s = atomic_load_explicit(&b->state, memory_order_acquire);
+      continue;
+    }
+    /* HALF_OPEN */
+    uint64_t limit = b->config.max_half_open;
+    if (limit) {
+      uint64_t since = brc__stamped(&b->half_open_since, &b->half_open_gen, BRC__GEN(s));
+      if (since && now - since >= limit && now > since) {
+        if (brc__move(b, NULL, s, BRC_OPEN, now, 0, t)) {
+          uint64_t until = brc__stamped(&b->open_until, &b->open_gen, BRC__GEN(s) + 1);
+          return brc__reject(b, retry_after, until > now ? until - now : 0);
+        }
+        s = atomic_load_explicit(&b->state, memory_order_acquire);
+        continue;
+      }
+    }
+    if (BRC__PROBES(s) >= b->config.half_open_calls) {
+      uint64_t since = limit ? brc__stamped(&b->half_open_since, &b->half_open_gen, BRC__GEN(s)) : 0;
+      return brc__reject(b, retry_after, since && since + limit > now ? since + limit - now : 0);
+    }
+    if (atomic_compare_exchange_weak_explicit(&b->state, &s, s + (UINT64_C(1) << 3), memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      *ticket = BRC__GEN(s);
+      return BRC_OK;
+    }
+  }
+}
+
+static int brc__tripped(const brc_breaker_config_t *c, const brc_window_snapshot_t *snap) {
+  if (snap->calls < c->minimum_calls || snap->calls == 0)
+    return 0;
+  double calls = (double)snap->calls;
+  return (double)snap->failures >= c->failure_rate * calls || (double)snap->slow_calls >= c->slow_rate * calls;
+}
+
+static int brc__record_probe(brc_breaker_t *b, brc_window_t *w, uint64_t s, unsigned outcome, uint64_t now,
+                             brc_breaker_transition_t *t) {
+  const brc_breaker_config_t *c = &b->config;
+  uint64_t gen = BRC__GEN(s);
+  uint64_t tally = atomic_load_explicit(&b->probes, memory_order_acquire), next;
+  do {
+    if (BRC__TAG_OF(tally) != (gen & 0xFFFFu) || BRC__PROBE_COMPLETED(tally) >= c->half_open_calls)
+      return BRC_OK; /* a leftover of an earlier half-open */
+    next = tally + (UINT64_C(1) << 32) + ((outcome & BRC_OUTCOME_FAILURE) ? UINT64_C(1) << 16 : 0) +
+           ((outcome & BRC_OUTCOME_SLOW) ? 1u : 0u);
+  } while (!atomic_compare_exchange_weak_explicit(&b->probes, &tally, next, memory_order_acq_rel,
+                                                  memory_order_acquire));
+  uint64_t completed = BRC__PROBE_COMPLETED(next), failed = BRC__PROBE_FAILED(next);
+  if (c->consecutive_failures && failed) {
+    if (!now)
+      now = brc_now_ns();
+    brc__move(b, w, s, BRC_OPEN, now, 0, t); /* simple mode: one failed probe re-opens */
+    return BRC_OK;
+  }
+  if (completed < c->half_open_calls)
+    return BRC_OK;
+  brc_window_snapshot_t probes = {.calls = completed, .failures = failed, .slow_calls = BRC__PROBE_SLOW(next)};
+  brc_breaker_config_t decide = *c;
+  decide.minimum_calls = 1;
+  if (!now)
+    now = brc_now_ns();
+  brc__move(b, w, s, brc__tripped(&decide, &probes) ? BRC_OPEN : BRC_CLOSED, now, 0, t);
+  return BRC_OK;
+}
+
+int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsigned outcome,
+                       uint64_t duration, uint64_t now, brc_breaker_transition_t *t) {
+  brc__note(t, 0, 0);
+  const brc_breaker_config_t *c = &b->config;
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  int state = BRC__STATE(s);
+  if (state == BRC_HALF_OPEN)
+    return BRC__GEN(s) == ticket ? brc__record_probe(b, w, s, outcome, now, t) : BRC_OK;
+  if (state != BRC_CLOSED && state != BRC_METRICS_ONLY)
+    return BRC_OK;
+  if (!now && w->kind == BRC_WINDOW_TIME)
+    now = brc_now_ns();
+  brc_window_record(w, outcome, duration, now);
+  int tripped;
+  if (c->consecutive_failures) {
+    if (outcome & BRC_OUTCOME_FAILURE) {
+      tripped = atomic_fetch_add_explicit(&b->consecutive, 1, memory_order_relaxed) + 1 >= c->consecutive_failures;
+    } else {
+      if (atomic_load_explicit(&b->consecutive, memory_order_relaxed))
+        atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
+      tripped = 0;
+    }
+  } else {
+    brc_window_snapshot_t snap;
+    brc_window_snapshot(w, now, &snap);
+    tripped = brc__tripped(c, &snap);
+  }
+  if (!tripped)
+    return BRC_OK;
+  if (state == BRC_METRICS_ONLY)
+    return BRC_WOULD_OPEN;
+  if (!now)
+    now = brc_now_ns();
+  brc__move(b, w, s, BRC_OPEN, now, 0, t);
+  return BRC_OK;
+}
+
+int brc_breaker_release(brc_breaker_t *b, uint64_t ticket) {
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  while (BRC__STATE(s) == BRC_HALF_OPEN && BRC__GEN(s) == ticket && BRC__PROBES(s) > 0) {
+    if (atomic_compare_exchange_weak_explicit(&b->state, &s, s - (UINT64_C(1) << 3), memory_order_acq_rel,
+                                              memory_order_acquire))
+      break;
+  }
+  return BRC_OK;
+}
+
+int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
+                           brc_breaker_transition_t *t) {
+  brc__note(t, 0, 0);
+  if (state < BRC_CLOSED || state > BRC_METRICS_ONLY)
+    return BRC_EINVAL;
+  if (!now)
+    now = brc_now_ns();
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  while (!brc__move(b, w, s, state, now, 0, t))
+    s = atomic_load_explicit(&b->state, memory_order_acquire);
+  return BRC_OK;
+}
+
+int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until) {
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  if (BRC__STATE(s) != BRC_OPEN || BRC__GEN(s) != generation)
+    return BRC_REJECTED;
+  brc__stamp(&b->open_until, &b->open_gen, generation, until);
+  return BRC_OK;
+}
+
+void brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out) {
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  out->state = BRC__STATE(s);
+  out->generation = BRC__GEN(s);
+  out->openings = atomic_load_explicit(&b->openings, memory_order_relaxed);
+  out->not_permitted = atomic_load_explicit(&b->not_permitted, memory_order_relaxed);
+  out->probes_out = out->state == BRC_HALF_OPEN ? BRC__PROBES(s) : 0;
+  out->consecutive = atomic_load_explicit(&b->consecutive, memory_order_relaxed);
+  out->retry_after = 0;
+  if (out->state == BRC_OPEN) {
+    uint64_t until = brc__stamped(&b->open_until, &b->open_gen, BRC__GEN(s));
+    out->retry_after = until > now ? until - now : 0;
+  }
+}

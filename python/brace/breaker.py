@@ -1,0 +1,501 @@
+"""brace.CircuitBreaker: resilience4j's breaker with a compiled closed-state path."""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Iterable
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Callable, Literal, NamedTuple, ParamSpec, TypeVar, Union, cast
+
+from brace import _config
+from brace._core import WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
+from brace.errors import CircuitOpen
+
+__all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_log = logging.getLogger("brace")
+_NS = 1_000_000_000
+_HALF_OPEN_CALLS_MAX = 65535
+
+ExceptionFilter = Union[
+    type[BaseException], tuple[type[BaseException], ...], Callable[[BaseException], bool]
+]
+WaitInOpen = Union[float, timedelta, Callable[[int], Union[float, timedelta]]]
+EventKind = Literal["state_transition", "not_permitted", "success", "error", "ignored_error", "would_open"]
+_EVENT_KINDS: frozenset[str] = frozenset(
+    ("state_transition", "not_permitted", "success", "error", "ignored_error", "would_open")
+)
+
+
+class BreakerState(enum.Enum):
+    """A circuit breaker's state."""
+
+    CLOSED = "closed"  # permits every call, counts outcomes
+    OPEN = "open"  # rejects every call until its wait has passed
+    HALF_OPEN = "half_open"  # permits a few probe calls and decides on them
+    DISABLED = "disabled"  # permits every call, never changes state
+    FORCED_OPEN = "forced_open"  # rejects every call until changed by hand
+    METRICS_ONLY = "metrics_only"  # counts and reports, never changes state
+
+
+# In the order of the C core's BRC_CLOSED (1) .. BRC_METRICS_ONLY (6).
+_STATES = (None, *BreakerState)
+_STATE_CODES = {state: code for code, state in enumerate(_STATES) if state is not None}
+
+
+class BreakerMetrics(NamedTuple):
+    """A breaker's counters at one instant.
+
+    Attributes:
+        state: The current state.
+        failure_rate: Failed / recorded calls in the window, or None while the
+            window holds fewer than `minimum_calls` calls.
+        slow_call_rate: Slow / recorded calls, or None likewise.
+        calls: Calls recorded in the window.
+        failures: Failed calls in the window.
+        slow_calls: Slow calls (failed or not) in the window.
+        slow_failures: Calls both slow and failed.
+        not_permitted: Calls rejected since creation or the last reset().
+        time_until_half_open: Seconds until an OPEN breaker lets probes in; 0.0 otherwise.
+        openings: Consecutive openings since the breaker last closed.
+    """
+
+    state: BreakerState
+    failure_rate: float | None
+    slow_call_rate: float | None
+    calls: int
+    failures: int
+    slow_calls: int
+    slow_failures: int
+    not_permitted: int
+    time_until_half_open: float
+    openings: int
+
+
+class BreakerEvent(NamedTuple):
+    """What a listener receives.
+
+    Attributes:
+        kind: "state_transition", "not_permitted", "success", "error",
+            "ignored_error" or "would_open" (a METRICS_ONLY breaker crossed a threshold).
+        breaker: The breaker's name, or None.
+        from_state: The state left (state_transition only).
+        to_state: The state entered (state_transition only).
+        duration: Seconds the call took, when measured (slow-call detection on).
+        error: The exception (error, ignored_error, not_permitted).
+    """
+
+    kind: EventKind
+    breaker: str | None
+    from_state: BreakerState | None = None
+    to_state: BreakerState | None = None
+    duration: float | None = None
+    error: BaseException | None = None
+
+
+Listener = Callable[[BreakerEvent], object]
+
+
+def _exception_filter(value: object, name: str) -> Callable[[BaseException], bool]:
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return lambda error: isinstance(error, value)
+    if isinstance(value, tuple) and all(
+        isinstance(item, type) and issubclass(item, BaseException) for item in value
+    ):
+        return lambda error: isinstance(error, value)
+    if callable(value):
+        return cast(Callable[[BaseException], bool], value)
+    raise TypeError(
+        f"{name} must be an exception type, a tuple of them, or a predicate, "
+        f"got {type(value).__name__}"
+    )
+
+
+def _rate_threshold(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in (0, 1], got {type(value).__name__}")
+    if not (0 < value <= 1):
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _ns(seconds: float) -> int:
+    return max(1, round(seconds * _NS))
+
+
+def _wait_cap_ns(wait_base: float, multiplier: float, wait_max: float | None) -> int:
+    if wait_max is not None:
+        return min(_ns(wait_max), _config.MAX_DEPTH_NS)
+    return _ns(wait_base) if multiplier == 1 else _config.MAX_DEPTH_NS
+
+
+class CircuitBreaker(Breaker):
+    """A circuit breaker with resilience4j's semantics.
+
+    CLOSED, it permits every call and records outcomes in a sliding window;
+    once the window holds at least `minimum_calls` calls and the failure rate
+    (or the slow-call rate) reaches its threshold, it OPENs and rejects calls
+    with `brace.CircuitOpen` for `wait_in_open`. Then it goes HALF_OPEN and
+    permits exactly `half_open_calls` probes: if their failure and slow rates
+    stay below the thresholds it closes (with a fresh window), else it opens
+    again, for longer if the wait grows with the opening count. With
+    `consecutive_failures=N` it instead opens after N failures in a row, and
+    one failed probe re-opens it.
+
+    No lock is ever held while your function runs. The closed-state path of a
+    decorated sync function is compiled: a few atomic operations and no
+    allocation.
+
+    Args:
+        name: A name for errors, events and metrics.
+        failure_rate_threshold: Failure rate in (0, 1] at which to open.
+        slow_call_rate_threshold: Slow-call rate in (0, 1] at which to open.
+        slow_call_duration: Calls taking at least this long are slow (seconds
+            or timedelta); None: calls are not timed.
+        window: "count" (the last `window_size` calls) or "time" (the last
+            `window_size` buckets of `window_bucket` seconds).
+        window_size: 1..16384 calls, or 1..3600 buckets.
+        window_bucket: Bucket width of a time window (seconds or timedelta).
+        minimum_calls: Calls the window must hold before a rate can open it
+            (for a count window, at most `window_size`).
+        wait_in_open: Time spent OPEN (seconds or timedelta), or a function
+            of the opening count (1, 2, ... since the last close) returning it.
+        wait_in_open_multiplier: >= 1: the wait grows by this factor per
+            consecutive opening (with a numeric `wait_in_open`).
+        max_wait_in_open: Cap on the grown wait; default: no growth cap
+            beyond 2**62 ns.
+        wait_in_open_jitter: In [0, 1): the wait varies by +-this fraction, so
+            that many processes do not probe in lockstep.
+        half_open_calls: Probes permitted in HALF_OPEN, 1..65535.
+        max_wait_in_half_open: Re-open if the probes have not all finished
+            after this long; None: wait for them.
+        consecutive_failures: Open after this many failures in a row (simple
+            mode); None: rate mode.
+        record: Which exceptions count as failures: exception types or a
+            predicate (default: every Exception). Others count as successes.
+        ignore: Exceptions that count as neither (types or a predicate).
+        record_result: A predicate on return values that counts as failures.
+
+    Raises:
+        ValueError, TypeError: For configuration outside the ranges above.
+    """
+
+    __slots__ = (
+        "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_listeners",
+        "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset",
+        "_contexts",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        failure_rate_threshold: float = 0.5,
+        slow_call_rate_threshold: float = 1.0,
+        slow_call_duration: float | timedelta | None = None,
+        window: Literal["count", "time"] = "count",
+        window_size: int = 100,
+        window_bucket: float | timedelta = 1.0,
+        minimum_calls: int = 100,
+        wait_in_open: WaitInOpen = 60.0,
+        wait_in_open_multiplier: float = 1.0,
+        max_wait_in_open: float | timedelta | None = None,
+        wait_in_open_jitter: float = 0.0,
+        half_open_calls: int = 10,
+        max_wait_in_half_open: float | timedelta | None = None,
+        consecutive_failures: int | None = None,
+        record: ExceptionFilter = Exception,
+        ignore: ExceptionFilter = (),
+        record_result: Callable[[Any], bool] | None = None,
+    ) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        failure_rate = _rate_threshold(failure_rate_threshold, "failure_rate_threshold")
+        slow_rate = _rate_threshold(slow_call_rate_threshold, "slow_call_rate_threshold")
+        slow = _config.duration(slow_call_duration, "slow_call_duration", allow_none=True)
+        if slow == 0:
+            raise ValueError("slow_call_duration must be a finite number of seconds > 0 or None, got 0")
+        if window not in ("count", "time"):
+            raise ValueError(f"window must be 'count' or 'time', got {window!r}")
+        size_max = WINDOW_COUNT_MAX if window == "count" else WINDOW_TIME_MAX
+        size = _config.count(window_size, "window_size")
+        if size > size_max:
+            raise ValueError(f"window_size must be an int from 1 to {size_max} for a {window} window, got {size}")
+        bucket = _config.positive_duration(window_bucket, "window_bucket")
+        minimum = _config.count(minimum_calls, "minimum_calls")
+        if window == "count" and minimum > size and consecutive_failures is None:
+            raise ValueError(
+                f"minimum_calls must be at most window_size ({size}) for a count window, "
+                f"which never holds more calls; got {minimum}"
+            )
+        if callable(wait_in_open) and not isinstance(wait_in_open, timedelta):
+            self._wait_fn: Callable[[int], float | timedelta] | None = wait_in_open
+            wait_base = self._wait_from(wait_in_open, 1)
+        else:
+            self._wait_fn = None
+            wait_base = _config.positive_duration(wait_in_open, "wait_in_open")
+        if isinstance(wait_in_open_multiplier, bool) or not isinstance(wait_in_open_multiplier, (int, float)):
+            raise TypeError(
+                f"wait_in_open_multiplier must be a number >= 1, got {type(wait_in_open_multiplier).__name__}"
+            )
+        if not (math.isfinite(wait_in_open_multiplier) and wait_in_open_multiplier >= 1):
+            raise ValueError(f"wait_in_open_multiplier must be a finite number >= 1, got {wait_in_open_multiplier!r}")
+        wait_max = _config.duration(max_wait_in_open, "max_wait_in_open", allow_none=True)
+        if wait_max is not None and wait_max < wait_base:
+            raise ValueError(f"max_wait_in_open must be >= wait_in_open ({wait_base:g} s), got {wait_max:g}")
+        if isinstance(wait_in_open_jitter, bool) or not isinstance(wait_in_open_jitter, (int, float)):
+            raise TypeError(f"wait_in_open_jitter must be a number in [0, 1), got {type(wait_in_open_jitter).__name__}")
+        if not (0 <= wait_in_open_jitter < 1):
+            raise ValueError(f"wait_in_open_jitter must be a number in [0, 1), got {wait_in_open_jitter!r}")
+        probes = _config.count(half_open_calls, "half_open_calls")
+        if probes > _HALF_OPEN_CALLS_MAX:
+            raise ValueError(f"half_open_calls must be an int from 1 to {_HALF_OPEN_CALLS_MAX}, got {probes}")
+        max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True)
+        if max_half_open == 0:
+            raise ValueError("max_wait_in_half_open must be a finite number of seconds > 0 or None, got 0")
+        consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")
+        self._record_filter = _exception_filter(record, "record")
+        self._ignore_filter = _exception_filter(ignore, "ignore")
+        if record_result is not None and not callable(record_result):
+            raise TypeError(f"record_result must be a predicate or None, got {type(record_result).__name__}")
+        self._record_result = record_result
+        self._breaker_name = name
+        self._window_kind = window
+        self._window_size = size
+        self._minimum_calls = minimum
+        self._listeners: list[tuple[Listener, frozenset[str]]] = []
+        self._not_permitted_offset = 0
+        self._contexts: contextvars.ContextVar[tuple[tuple[int, int], ...]] = contextvars.ContextVar(
+            "brace_breaker_calls"
+        )
+        self._configure(
+            name=name, window_kind=1 if window == "count" else 2, window_size=size,
+            bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
+            minimum_calls=minimum, consecutive_failures=consecutive, half_open_calls=probes,
+            max_half_open_ns=0 if max_half_open is None else _ns(max_half_open),
+            wait_base_ns=_ns(wait_base), wait_multiplier=float(wait_in_open_multiplier),
+            wait_max_ns=_wait_cap_ns(wait_base, float(wait_in_open_multiplier), wait_max),
+            wait_jitter=float(wait_in_open_jitter), slow_ns=None if slow is None else _ns(slow),
+            checks_result=record_result is not None,
+        )  # fmt: skip
+        self._update_hooks()
+
+    @staticmethod
+    def _wait_from(wait_fn: Callable[[int], float | timedelta], openings: int) -> float:
+        return _config.positive_duration(wait_fn(openings), "wait_in_open(openings)")
+
+    # -- public state -----------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        """The breaker's name, or None."""
+        return self._breaker_name
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state."""
+        return cast(BreakerState, _STATES[self._report()[0]])
+
+    def metrics(self) -> BreakerMetrics:
+        """The breaker's counters now (see BreakerMetrics)."""
+        state, _, openings, not_permitted, _, retry_after, _ = self._report()
+        calls, failures, slow_calls, slow_failures, _ = self._window_counts()
+        rated = calls >= self._minimum_calls and calls > 0
+        return BreakerMetrics(
+            state=cast(BreakerState, _STATES[state]),
+            failure_rate=failures / calls if rated else None,
+            slow_call_rate=slow_calls / calls if rated else None,
+            calls=calls, failures=failures, slow_calls=slow_calls, slow_failures=slow_failures,
+            not_permitted=not_permitted - self._not_permitted_offset,
+            time_until_half_open=retry_after / _NS, openings=openings,
+        )  # fmt: skip
+
+    # -- manual overrides -------------------------------------------------------
+
+    def force_open(self) -> None:
+        """Rejects every call until changed by hand (FORCED_OPEN)."""
+        self._transition(_STATE_CODES[BreakerState.FORCED_OPEN])
+
+    def disable(self) -> None:
+        """Permits every call and never changes state (DISABLED)."""
+        self._transition(_STATE_CODES[BreakerState.DISABLED])
+
+    def metrics_only(self) -> None:
+        """Records and reports, but never opens (METRICS_ONLY): a shadow mode."""
+        self._transition(_STATE_CODES[BreakerState.METRICS_ONLY])
+
+    def close(self) -> None:
+        """Closes the breaker with an empty window."""
+        self._transition(_STATE_CODES[BreakerState.CLOSED])
+
+    def reset(self) -> None:
+        """Closes the breaker with an empty window and zeroes its counters."""
+        self.close()
+        self._not_permitted_offset = self._report()[3]
+
+    # -- events -----------------------------------------------------------------
+
+    def add_listener(self, listener: Listener, *, kinds: Iterable[EventKind] | None = None) -> None:
+        """Calls `listener(event)` for every event of the given kinds (default: all).
+
+        Listeners run in the calling thread; an exception in one is logged to
+        the "brace" logger, never raised into the call. With no listener for a
+        kind, that kind costs nothing.
+        """
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {type(listener).__name__}")
+        wanted = _EVENT_KINDS if kinds is None else frozenset(kinds)
+        unknown = wanted - _EVENT_KINDS
+        if unknown:
+            raise ValueError(f"kinds must be among {sorted(_EVENT_KINDS)}, got {sorted(unknown)}")
+        self._listeners.append((listener, wanted))
+        self._update_hooks()
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stops calling `listener`. Raises ValueError if it was not added."""
+        for index, (known, _) in enumerate(self._listeners):
+            if known == listener:
+                del self._listeners[index]
+                self._update_hooks()
+                return
+        raise ValueError("listener was not added to this breaker")
+
+    def _listening(self, kind: str) -> bool:
+        return any(kind in kinds for _, kinds in self._listeners)
+
+    def _update_hooks(self) -> None:
+        self._set_hooks(
+            self._wait_fn is not None or self._listening("state_transition"),
+            self._listening("success") or self._listening("would_open"),
+            self._listening("not_permitted"),
+        )
+
+    def _emit(self, event: BreakerEvent) -> None:
+        for listener, kinds in self._listeners:
+            if event.kind in kinds:
+                try:
+                    listener(event)
+                except Exception:
+                    _log.exception("brace: a listener of breaker %r failed", self._breaker_name)
+
+    # -- called by the compiled core (rare paths) ------------------------------
+
+    def _on_transition(self, from_code: int, to_code: int) -> None:
+        to_state = _STATES[to_code]
+        if to_state is BreakerState.OPEN and self._wait_fn is not None:
+            generation, openings = self._report()[1:3]
+            wait = self._wait_from(self._wait_fn, max(openings, 1))
+            self._set_open_until(generation, now_ns() + _ns(wait))
+        if self._listeners:
+            self._emit(BreakerEvent("state_transition", self._breaker_name, _STATES[from_code], to_state))
+
+    def _on_rejected(self, error: CircuitOpen) -> None:
+        self._emit(BreakerEvent("not_permitted", self._breaker_name, error=error))
+
+    def _on_success(self, duration_ns: int, would_open: bool) -> None:
+        duration = duration_ns / _NS if duration_ns else None
+        self._emit(BreakerEvent("success", self._breaker_name, duration=duration))
+        if would_open:
+            self._emit(BreakerEvent("would_open", self._breaker_name))
+
+    def _guard_error(self, error: BaseException, token: int, start: int) -> None:
+        """Classifies an exception raised by a guarded call, and records it."""
+        if not isinstance(error, Exception) or self._ignore_filter(error):
+            # Cancellation, KeyboardInterrupt and ignored errors: the permission
+            # (maybe a half-open probe slot) is given back, nothing counts.
+            self._release(token)
+            if isinstance(error, Exception) and self._listeners:
+                self._emit(BreakerEvent("ignored_error", self._breaker_name, error=error))
+            return
+        failure = bool(self._record_filter(error))
+        would_open, duration_ns = self._record(token, failure, start)
+        if self._listeners:
+            duration = duration_ns / _NS if duration_ns else None
+            self._emit(BreakerEvent("error" if failure else "success", self._breaker_name,
+                                    duration=duration, error=error if failure else None))  # fmt: skip
+            if would_open:
+                self._emit(BreakerEvent("would_open", self._breaker_name))
+
+    def _guard_result(self, result: object, token: int, start: int) -> object:
+        """Records a returned value, a failure if `record_result` says so."""
+        assert self._record_result is not None
+        failure = bool(self._record_result(result))
+        would_open, duration_ns = self._record(token, failure, start)
+        if self._listeners:
+            duration = duration_ns / _NS if duration_ns else None
+            self._emit(BreakerEvent("error" if failure else "success", self._breaker_name, duration=duration))
+            if would_open:
+                self._emit(BreakerEvent("would_open", self._breaker_name))
+        return result
+
+    # -- ways to guard a call ---------------------------------------------------
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorates fn (sync or async) so that every call goes through the breaker."""
+        if not callable(fn):
+            raise TypeError(f"a CircuitBreaker decorates callables, got {type(fn).__name__}")
+        if inspect.iscoroutinefunction(fn):
+            coroutine_fn = fn
+
+            @functools.wraps(fn)
+            async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                token, start = self._enter()
+                try:
+                    result = await coroutine_fn(*args, **kwargs)
+                except BaseException as error:
+                    self._guard_error(error, token, start)
+                    raise
+                return self._finish(result, token, start)
+
+            return cast(Callable[P, R], guarded_async)
+        guarded = self._guard(fn)
+        functools.update_wrapper(guarded, fn)
+        return cast(Callable[P, R], guarded)
+
+    async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Awaits fn(*args, **kwargs) under the breaker (fn returns an awaitable)."""
+        token, start = self._enter()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as error:
+            self._guard_error(error, token, start)
+            raise
+        return self._finish(result, token, start)
+
+    def __enter__(self) -> CircuitBreaker:
+        # Per thread and per task: a tuple set anew, never a list shared by
+        # the contexts copied from this one.
+        self._contexts.set((*self._contexts.get(()), self._enter()))
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        calls = self._contexts.get()
+        token, start = calls[-1]
+        self._contexts.set(calls[:-1])
+        if exc is None:
+            self._record(token, False, start)
+        else:
+            self._guard_error(exc, token, start)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        name = f"name={self._breaker_name!r}, " if self._breaker_name else ""
+        return f"CircuitBreaker({name}state={self.state.value}, window={self._window_kind}:{self._window_size})"

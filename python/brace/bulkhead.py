@@ -1,0 +1,342 @@
+"""brace.Bulkhead: caps concurrent calls; its permits are counted in the C core."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Callable, ParamSpec, TypeVar, cast
+
+from brace import _config
+from brace._core import BULKHEAD_MAX, Permits
+from brace.errors import BulkheadFull
+
+__all__ = ["Bulkhead"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _ThreadWaiter:
+    """A thread in the queue: blocks on a held lock until a granter releases it."""
+
+    __slots__ = ("granted", "_parked")
+
+    def __init__(self) -> None:
+        self.granted = False
+        self._parked = threading.Lock()
+        self._parked.acquire()
+
+    def park(self, timeout: float) -> bool:
+        """Blocks until woken (True) or for at most `timeout` seconds (False)."""
+        return self._parked.acquire(timeout=timeout)
+
+    def wake(self) -> bool:
+        self._parked.release()
+        return True
+
+
+class _TaskWaiter:
+    """A coroutine in the queue: awaits a future that a granter resolves."""
+
+    __slots__ = ("granted", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.granted = False
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self) -> bool:
+        """Resolves the future from any thread; False when its loop is closed."""
+        try:
+            self.future.get_loop().call_soon_threadsafe(_resolve, self.future)
+        except RuntimeError:  # a closed loop never runs its tasks again
+            return False
+        return True
+
+
+_Waiter = _ThreadWaiter | _TaskWaiter
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wait_limit(value: object) -> float:
+    # threading refuses longer timeouts (~292 years on 64-bit Linux).
+    seconds = _config.duration(value, "max_wait", maximum=threading.TIMEOUT_MAX)
+    assert seconds is not None
+    return seconds
+
+
+class Bulkhead(Permits):
+    """A bulkhead: at most `max_concurrent` calls run at once.
+
+    A call that finds every slot taken waits up to `max_wait` seconds for one,
+    then raises `BulkheadFull`. Waiters are served in strict FIFO order, threads
+    and coroutines in one queue: a slot freed while calls wait is handed to the
+    first waiter directly, never put up for grabs, so a newcomer cannot overtake
+    the queue. A slot is never lost: not on an exception in the call, not on a
+    timeout, not on a cancelled task (a slot handed to a waiter just as it
+    timed out is used; one handed to a task just as it was cancelled goes to
+    the next waiter).
+
+    Taking and returning a free slot is one lock-free compare-and-swap each in
+    the C core, and `with bh:` on a bulkhead with room runs no Python code.
+    Waiting takes a lock and parks the thread (or awaits a future); it is the
+    only path that allocates.
+
+    The wait is for other calls to finish, so `max_wait` runs on real time,
+    even under `brace.testing.fake_clock()`. In a coroutine use `async with`
+    (or `call_async`, or decorate the coroutine function): a plain `with`
+    that waits blocks the event loop, and with it the calls it waits for.
+
+    Usable as a context manager (`with bh:` / `async with bh:`), as a
+    decorator (sync and coroutine functions), through `call(fn, ...)` and
+    `await call_async(fn, ...)`, or by hand: `try_acquire()`, then `release()`.
+
+    Args:
+        max_concurrent: Calls that may run at once, 1 to 2**31 - 1.
+        max_wait: How long a call waits for a slot: seconds >= 0 (or a
+            timedelta); 0 fails at once when the bulkhead is full.
+        name: A name for messages and metrics.
+
+    Raises:
+        ValueError, TypeError: For configuration outside the ranges above.
+    """
+
+    __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue")
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        max_wait: float | timedelta = 0.0,
+        name: str | None = None,
+    ) -> None:
+        self._max_concurrent = _config.count(
+            max_concurrent, "max_concurrent", maximum=BULKHEAD_MAX
+        )
+        self._max_wait = _wait_limit(max_wait)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        self._name = name
+        # Guards the queue and every slow-path call into the core; the fast
+        # paths never take it.
+        self._lock = threading.Lock()
+        self._queue: OrderedDict[_Waiter, None] = OrderedDict()
+        self._configure(self._max_concurrent)
+
+    @property
+    def name(self) -> str | None:
+        """The bulkhead's name, or None."""
+        return self._name
+
+    @property
+    def max_concurrent(self) -> int:
+        """Calls that may run at once."""
+        return self._max_concurrent
+
+    @property
+    def max_wait(self) -> float:
+        """Seconds a call waits for a slot before `BulkheadFull`."""
+        return self._max_wait
+
+    @property
+    def in_use(self) -> int:
+        """Slots taken now (above max_concurrent only after it was lowered)."""
+        return self._report()[0]
+
+    @property
+    def available(self) -> int:
+        """Slots free now."""
+        in_use, max_concurrent, _ = self._report()
+        return max(0, max_concurrent - in_use)
+
+    @property
+    def waiting(self) -> int:
+        """Calls queued for a slot now."""
+        return len(self._queue)
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Calls fn(*args, **kwargs) in a slot, waiting up to max_wait for one.
+
+        Raises:
+            BulkheadFull: No slot came free within max_wait; fn was not called.
+        """
+        with self:
+            return fn(*args, **kwargs)
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Awaits fn(*args, **kwargs) in a slot, awaiting up to max_wait for one.
+
+        Raises:
+            BulkheadFull: No slot came free within max_wait; fn was not called.
+        """
+        async with self:
+            return await fn(*args, **kwargs)
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorates fn so that each call runs in a slot (waiting up to max_wait).
+
+        Coroutine functions stay coroutine functions: their calls hold the
+        slot until the coroutine finishes, and wait for it without blocking.
+        """
+        if inspect.iscoroutinefunction(fn):
+            coroutine_fn = fn
+
+            @functools.wraps(fn)
+            async def bulkheaded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                async with self:
+                    return await coroutine_fn(*args, **kwargs)
+
+            return cast(Callable[P, R], bulkheaded_async)
+
+        @functools.wraps(fn)
+        def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:
+            with self:
+                return fn(*args, **kwargs)
+
+        return bulkheaded
+
+    async def __aenter__(self) -> Bulkhead:
+        if not self.try_acquire():
+            await self._acquire_slow_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def reconfigure(
+        self,
+        *,
+        max_concurrent: int | None = None,
+        max_wait: float | timedelta | None = None,
+    ) -> None:
+        """Changes the number of slots and/or the wait while in use.
+
+        Calls running keep their slots. Growing hands the new slots to the
+        queued waiters first; shrinking retires slots as calls finish until at
+        most the new number are in use. A new max_wait applies to waits that
+        start afterwards. Unspecified settings keep their values.
+
+        Args:
+            max_concurrent: As for the constructor.
+            max_wait: As for the constructor.
+        """
+        new_max = (
+            self._max_concurrent
+            if max_concurrent is None
+            else _config.count(max_concurrent, "max_concurrent", maximum=BULKHEAD_MAX)
+        )
+        new_wait = self._max_wait if max_wait is None else _wait_limit(max_wait)
+        with self._lock:
+            self._reconfigure(new_max)
+            self._max_concurrent, self._max_wait = new_max, new_wait
+            while self._queue and self._grant(len(self._queue)):
+                self._pass_locked()
+
+    def __repr__(self) -> str:
+        name = f"name={self._name!r}, " if self._name else ""
+        return (
+            f"Bulkhead({name}max_concurrent={self._max_concurrent}, "
+            f"max_wait={self._max_wait!r}, in_use={self.in_use}, waiting={self.waiting})"
+        )
+
+    # ---- slow paths: the compiled fast paths call _acquire_slow and _handoff
+
+    def _acquire_slow(self) -> Bulkhead:
+        """`with`'s wait: queues the thread and blocks up to max_wait for a slot."""
+        if not self._max_wait:
+            raise self._full()
+        waiter = _ThreadWaiter()
+        if self._join(waiter):
+            return self
+        try:
+            woken = waiter.park(self._max_wait)
+        except BaseException:
+            if self._leave(waiter):
+                self.release()
+            raise
+        if not woken and not self._leave(waiter):
+            raise self._full()
+        return self
+
+    async def _acquire_slow_async(self) -> None:
+        """`async with`'s wait: queues the task and awaits up to max_wait for a slot."""
+        if not self._max_wait:
+            raise self._full()
+        loop = asyncio.get_running_loop()
+        waiter = _TaskWaiter(loop)
+        if self._join(waiter):
+            return
+        expiry = loop.call_later(self._max_wait, _resolve, waiter.future)
+        try:
+            await waiter.future
+        except BaseException:
+            if self._leave(waiter):
+                self.release()
+            raise
+        finally:
+            expiry.cancel()
+        # A task woken by a handoff may run before the granter sets granted;
+        # _leave waits for the granter's lock and sees it then.
+        if not waiter.granted and not self._leave(waiter):
+            raise self._full()
+
+    def _join(self, waiter: _Waiter) -> bool:
+        """Queues waiter, unless a slot came free meanwhile: then takes it (True)."""
+        with self._lock:
+            if self._enqueue():
+                return True
+            self._queue[waiter] = None
+            return False
+
+    def _leave(self, waiter: _Waiter) -> bool:
+        """Takes a waiter that stopped waiting out of the queue.
+
+        Returns True when a slot was handed to it first (a handoff racing its
+        timeout or cancellation): the slot is then the waiter's to use or
+        release.
+        """
+        with self._lock:
+            if waiter.granted:
+                return True
+            # Absent when a handoff could not wake it (its loop was closed).
+            self._queue.pop(waiter, None)
+            if not self._queue:
+                self._unflag()
+            return False
+
+    def _handoff(self) -> None:
+        """release()'s slow path: waiters are queued, so the slot goes to the first."""
+        with self._lock:
+            self._pass_locked()
+
+    def _pass_locked(self) -> None:
+        """With the lock held and a slot owned: hands it to the first waiter, or frees it."""
+        while self._pass_or_free(len(self._queue)):
+            waiter, _ = self._queue.popitem(last=False)
+            if waiter.wake():
+                # Set after the wake, but under the lock that _leave takes, so
+                # a woken waiter that reads it early still learns it in _leave;
+                # a waiter that could not be woken never believes it holds one.
+                waiter.granted = True
+                return
+
+    def _full(self) -> BulkheadFull:
+        return BulkheadFull(
+            name=self._name, max_concurrent=self._max_concurrent, max_wait=self._max_wait
+        )

@@ -1,0 +1,209 @@
+/*
+ * guard.h - the compiled wrapper around a guarded function (binding layer).
+ *
+ * A decorated function is called millions of times; a Python closure costs
+ * ~70 ns and a Cython __call__(*args, **kwargs) ~67 ns before doing anything.
+ * This small extension type forwards with PyObject_Vectorcall instead (no
+ * tuple, no dict), and asks its owner - a Cython object - through two C hooks
+ * whether the call may go ahead and what its outcome means. Anything rare
+ * (rejection, an exception, a state change to report) goes to the owner's
+ * Python methods:
+ *   owner._guard_call(fn, args, kwargs)       the whole call, when enter() says so
+ *   owner._guard_error(token, start)          after fn raised (the exception is
+ *                                             still set; the guard re-raises it)
+ *   owner._guard_result(result, token, start) after fn returned, when success()
+ *                                             says so; returns the result to give
+ */
+#ifndef BRACE_GUARD_H
+#define BRACE_GUARD_H
+
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+
+/* 0: go ahead (*token and *start set); 1: take owner._guard_call; -1: error set. */
+typedef int (*brc_guard_enter_fn)(PyObject *owner, uint64_t *token, uint64_t *start);
+/* 0: done; 1: call owner._guard_result; -1: error set. */
+typedef int (*brc_guard_success_fn)(PyObject *owner, uint64_t token, uint64_t start);
+
+typedef struct {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  PyObject *fn;
+  PyObject *owner;
+  PyObject *dict; /* functools.update_wrapper writes __name__, __wrapped__, ... here */
+  PyObject *weakrefs;
+  brc_guard_enter_fn enter;
+  brc_guard_success_fn success;
+} brc_guard_object;
+
+static PyObject *brc__guard_str_call, *brc__guard_str_error, *brc__guard_str_result;
+
+static PyObject *brc__guard_slow_call(brc_guard_object *g, PyObject *const *args, size_t nargsf,
+                                      PyObject *kwnames) {
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  PyObject *tuple = PyTuple_New(nargs), *kwargs = PyDict_New(), *result = NULL;
+  if (!tuple || !kwargs)
+    goto done;
+  for (Py_ssize_t i = 0; i < nargs; i++) {
+    Py_INCREF(args[i]);
+    PyTuple_SET_ITEM(tuple, i, args[i]);
+  }
+  for (Py_ssize_t i = 0; i < nkw; i++)
+    if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+      goto done;
+  result = PyObject_CallMethodObjArgs(g->owner, brc__guard_str_call, g->fn, tuple, kwargs, NULL);
+done:
+  Py_XDECREF(tuple);
+  Py_XDECREF(kwargs);
+  return result;
+}
+
+static PyObject *brc__guard_error(brc_guard_object *g, uint64_t token, uint64_t start) {
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  if (traceback)
+    PyException_SetTraceback(value, traceback);
+  PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
+  PyObject *handled = t && s ? PyObject_CallMethodObjArgs(g->owner, brc__guard_str_error, value, t, s, NULL) : NULL;
+  Py_XDECREF(t);
+  Py_XDECREF(s);
+  if (!handled) { /* the owner failed: its error wins, chained to the call's */
+    PyObject *t2, *v2, *tb2;
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    PyException_SetContext(v2, value); /* steals value */
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    PyErr_Restore(t2, v2, tb2);
+    return NULL;
+  }
+  Py_DECREF(handled);
+  PyErr_Restore(type, value, traceback);
+  return NULL;
+}
+
+static PyObject *brc__guard_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  brc_guard_object *g = (brc_guard_object *)self;
+  uint64_t token = 0, start = 0;
+  int rc = g->enter(g->owner, &token, &start);
+  if (rc != 0)
+    return rc > 0 ? brc__guard_slow_call(g, args, nargsf, kwnames) : NULL;
+  PyObject *result = PyObject_Vectorcall(g->fn, args, nargsf, kwnames);
+  if (!result)
+    return brc__guard_error(g, token, start);
+  rc = g->success(g->owner, token, start);
+  if (rc == 0)
+    return result;
+  if (rc < 0) {
+    Py_DECREF(result);
+    return NULL;
+  }
+  PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
+  PyObject *given = t && s ? PyObject_CallMethodObjArgs(g->owner, brc__guard_str_result, result, t, s, NULL) : NULL;
+  Py_XDECREF(t);
+  Py_XDECREF(s);
+  Py_DECREF(result);
+  return given;
+}
+
+static int brc__guard_traverse(PyObject *self, visitproc visit, void *arg) {
+  brc_guard_object *g = (brc_guard_object *)self;
+  Py_VISIT(g->fn);
+  Py_VISIT(g->owner);
+  Py_VISIT(g->dict);
+  return 0;
+}
+
+static int brc__guard_clear(PyObject *self) {
+  brc_guard_object *g = (brc_guard_object *)self;
+  Py_CLEAR(g->fn);
+  Py_CLEAR(g->owner);
+  Py_CLEAR(g->dict);
+  return 0;
+}
+
+static void brc__guard_dealloc(PyObject *self) {
+  brc_guard_object *g = (brc_guard_object *)self;
+  PyObject_GC_UnTrack(self);
+  if (g->weakrefs)
+    PyObject_ClearWeakRefs(self);
+  brc__guard_clear(self);
+  Py_TYPE(self)->tp_free(self);
+}
+
+/* Decorating a method: bind like a function does. */
+static PyObject *brc__guard_get(PyObject *self, PyObject *obj, PyObject *type) {
+  (void)type;
+  if (obj == NULL || obj == Py_None) {
+    Py_INCREF(self);
+    return self;
+  }
+  return PyMethod_New(self, obj);
+}
+
+static PyObject *brc__guard_repr(PyObject *self) {
+  return PyUnicode_FromFormat("<brace guarded %R>", ((brc_guard_object *)self)->fn);
+}
+
+static PyMemberDef brc__guard_members[] = {
+    {"guarded_by", T_OBJECT, offsetof(brc_guard_object, owner), READONLY, "The policy object guarding the call."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef brc__guard_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject brc_guard_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "brace._core.Guarded",
+    .tp_basicsize = sizeof(brc_guard_object),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "A function guarded by a brace policy (compiled wrapper).",
+    .tp_vectorcall_offset = offsetof(brc_guard_object, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_dictoffset = offsetof(brc_guard_object, dict),
+    .tp_weaklistoffset = offsetof(brc_guard_object, weakrefs),
+    .tp_traverse = brc__guard_traverse,
+    .tp_clear = brc__guard_clear,
+    .tp_dealloc = brc__guard_dealloc,
+    .tp_descr_get = brc__guard_get,
+    .tp_repr = brc__guard_repr,
+    .tp_members = brc__guard_members,
+    .tp_getset = brc__guard_getset,
+};
+
+/* Readies the type once; 0 or -1 with an error set. */
+static int brc_guard_ready(void) {
+  if (!brc__guard_str_call) {
+    brc__guard_str_call = PyUnicode_InternFromString("_guard_call");
+    brc__guard_str_error = PyUnicode_InternFromString("_guard_error");
+    brc__guard_str_result = PyUnicode_InternFromString("_guard_result");
+    if (!brc__guard_str_call || !brc__guard_str_error || !brc__guard_str_result)
+      return -1;
+  }
+  return PyType_Ready(&brc_guard_type);
+}
+
+/* A new guard calling fn under owner's hooks (new reference, or NULL). */
+static PyObject *brc_guard_new(PyObject *fn, PyObject *owner, brc_guard_enter_fn enter, brc_guard_success_fn success) {
+  brc_guard_object *g = PyObject_GC_New(brc_guard_object, &brc_guard_type);
+  if (!g)
+    return NULL;
+  g->vectorcall = brc__guard_vectorcall;
+  Py_INCREF(fn);
+  g->fn = fn;
+  Py_INCREF(owner);
+  g->owner = owner;
+  g->dict = NULL;
+  g->weakrefs = NULL;
+  g->enter = enter;
+  g->success = success;
+  PyObject_GC_Track((PyObject *)g);
+  return (PyObject *)g;
+}
+
+#endif /* BRACE_GUARD_H */
