@@ -9,6 +9,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Per section of the JSON report: the cases it must time, and the bars it must report.
+SECTIONS = {
+    "breaker": (
+        ("bare call: f(1)", "brace @CircuitBreaker(name=...)", "pybreaker @CircuitBreaker()",
+         "circuitbreaker @circuit", "resilix @CircuitBreaker()"),
+        {"brace guarded-call overhead (median)", "pybreaker overhead / brace overhead",
+         "circuitbreaker overhead / brace overhead", "resilix overhead / brace overhead"},
+    ),
+    "breaker_async": (
+        ("bare await: await f(1)", "brace @CircuitBreaker(name=...) on async def",
+         "resilix @CircuitBreaker() on async def"),
+        {"brace async guarded-await overhead (median)"},
+    ),
+    "breaker_open": (
+        ("brace FORCED_OPEN (force_open()), CircuitOpen caught",
+         "pybreaker OPEN (open()), CircuitBreakerError caught"),
+        {"brace rejection (FORCED_OPEN) median"},
+    ),
+    "bulkhead": (
+        ("brace bh.try_acquire(); bh.release()", "brace with bh: pass"),
+        {"brace try_acquire()+release() median", "brace `with bh:` median"},
+    ),
+    "bulkhead_decorator": (("bare call: f(1)", "brace @Bulkhead(max_concurrent=10)"), set()),
+}  # fmt: skip
+
 
 def test_compare_quick_reports_every_case_and_the_allocation_check() -> None:
     result = subprocess.run(
@@ -24,3 +49,15 @@ def test_compare_quick_reports_every_case_and_the_allocation_check() -> None:
         assert medians[name] > 0
     assert {bar["description"] for bar in report["bars"]} >= {"brace try_acquire median"}
     assert report["allocations"]["measured"]["calls"] == 1_000_000
+
+    for key, (names, bars) in SECTIONS.items():
+        section = report[key]
+        rows = {row["name"]: row for row in section["results"]}
+        for name in names:
+            assert rows[name]["median_ns"] > 0, (key, name)
+            if section["baseline"] is not None:
+                assert "overhead_ns" in rows[name], (key, name)
+        assert {bar["description"] for bar in section["bars"]} >= bars, key
+    for key in ("breaker", "bulkhead"):
+        checks = report[key]["allocations"]
+        assert checks and all(check["measured"]["calls"] == 1_000_000 for check in checks), key
