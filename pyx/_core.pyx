@@ -375,6 +375,11 @@ cdef class Permits:
     def __exit__(self, exc_type, exc, tb):
         _permits_release(self)
 
+    def _guard(self, fn):
+        """A compiled wrapper that calls fn in a slot (sync functions); when no
+        slot is free it takes the subclass's self._guard_call(fn, args, kwargs)."""
+        return c.brc_guard_new(fn, self, _permits_enter, _permits_success)
+
     def _enqueue(self):
         """Takes a permit freed since try_acquire failed (True), or flags a waiter (False)."""
         cdef int status = c.brc_bulkhead_enqueue(&self._state)
@@ -420,3 +425,13 @@ cdef int _permits_raise_release(Permits p, int status) except -1:
     if c.brc_bulkhead_report(&p._state, &r) == c.BRC_OK:
         raise ValueError("release() without a permit in use: released more often than acquired")
     return _check(status, "bulkhead (not configured)")
+
+
+cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -1:
+    if c.brc_bulkhead_try_acquire(&(<Permits>owner)._state) == c.BRC_OK:
+        return 0
+    return 1  # full, or callers queued: wait in Python
+
+
+cdef int _permits_success(object owner, uint64_t token, uint64_t start) except -1:
+    return _permits_release(<Permits>owner)

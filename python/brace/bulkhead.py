@@ -189,6 +189,8 @@ class Bulkhead(Permits):
         Coroutine functions stay coroutine functions: their calls hold the
         slot until the coroutine finishes, and wait for it without blocking.
         """
+        if not callable(fn):
+            raise TypeError(f"a Bulkhead decorates callables, got {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
             coroutine_fn = fn
 
@@ -199,12 +201,18 @@ class Bulkhead(Permits):
 
             return cast(Callable[P, R], bulkheaded_async)
 
-        @functools.wraps(fn)
-        def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:
-            with self:
-                return fn(*args, **kwargs)
+        guarded = self._guard(fn)
+        functools.update_wrapper(guarded, fn)
+        return cast(Callable[P, R], guarded)
 
-        return bulkheaded
+    def _guard_call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """A decorated call that found no free slot: wait for one in the queue."""
+        with self:
+            return fn(*args, **kwargs)
+
+    def _guard_error(self, error: BaseException, token: int, start: int) -> None:
+        """A decorated call raised: its slot goes back (the error propagates)."""
+        self.release()
 
     async def __aenter__(self) -> Bulkhead:
         if not self.try_acquire():
