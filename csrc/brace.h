@@ -228,7 +228,7 @@ void brc_window_clear(brc_window_t *w, uint64_t now);
 #define BRC_FORCED_OPEN 5
 #define BRC_METRICS_ONLY 6
 
-#define BRC_HALF_OPEN_CALLS_MAX 65535
+#define BRC_HALF_OPEN_CALLS_MAX 1023
 
 typedef struct brc_breaker_config_s {
   double failure_rate;           /* (0, 1]: open at this failure rate */

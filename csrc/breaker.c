@@ -12,13 +12,15 @@
 #define BRC__GEN(s) ((s) >> 19)
 #define BRC__WORD(state, probes, gen) ((uint64_t)(state) | (uint64_t)(probes) << 3 | (gen) << 19)
 
-/* The probe tally lives in a word tagged with the low 16 bits of the
- * generation it belongs to: probes | completed << 32 | failed << 16 | slow. */
-#define BRC__TAG(gen) (((gen)&0xFFFFu) << 48)
-#define BRC__TAG_OF(word) ((word) >> 48)
-#define BRC__PROBE_COMPLETED(p) (((p) >> 32) & 0xFFFFu)
-#define BRC__PROBE_FAILED(p) (((p) >> 16) & 0xFFFFu)
-#define BRC__PROBE_SLOW(p) ((p)&0xFFFFu)
+/* The probe tally lives in one word tagged with the low 32 bits of the
+ * generation it belongs to (a tag repeats only after 2^32 transitions):
+ * tag << 32 | completed << 20 | failed << 10 | slow, 10 bits each. */
+#define BRC__TAG(gen) (((gen)&0xFFFFFFFFu) << 32)
+#define BRC__TAG_OF(word) ((word) >> 32)
+#define BRC__TAG_MATCHES(word, gen) (BRC__TAG_OF(word) == ((gen)&0xFFFFFFFFu))
+#define BRC__PROBE_COMPLETED(p) (((p) >> 20) & 0x3FFu)
+#define BRC__PROBE_FAILED(p) (((p) >> 10) & 0x3FFu)
+#define BRC__PROBE_SLOW(p) ((p)&0x3FFu)
 
 /* open_until and half_open_since are each a (time, generation) pair, so a
  * reader can tell a value of the current state from a leftover without a
@@ -88,7 +90,7 @@ static int brc__move(brc_breaker_t *b, brc_window_t *w, uint64_t from, int to, u
   } else if (to == BRC_HALF_OPEN) {
     brc__stamp(&b->half_open_since, &b->half_open_gen, gen, now);
     uint64_t tally = atomic_load_explicit(&b->probes, memory_order_relaxed);
-    while (BRC__TAG_OF(tally) != (gen & 0xFFFFu) &&
+    while (!BRC__TAG_MATCHES(tally, gen) &&
            !atomic_compare_exchange_weak_explicit(&b->probes, &tally, BRC__TAG(gen), memory_order_release,
                                                   memory_order_relaxed)) {
     }
@@ -180,17 +182,19 @@ static int brc__record_probe(brc_breaker_t *b, brc_window_t *w, uint64_t s, unsi
   uint64_t gen = BRC__GEN(s);
   uint64_t tally = atomic_load_explicit(&b->probes, memory_order_acquire), next;
   do {
-    if (BRC__TAG_OF(tally) != (gen & 0xFFFFu) || BRC__PROBE_COMPLETED(tally) >= c->half_open_calls)
+    if (!BRC__TAG_MATCHES(tally, gen) || BRC__PROBE_COMPLETED(tally) >= c->half_open_calls)
       return BRC_OK; /* a leftover of an earlier half-open */
-    next = tally + (UINT64_C(1) << 32) + ((outcome & BRC_OUTCOME_FAILURE) ? UINT64_C(1) << 16 : 0) +
+    next = tally + (UINT64_C(1) << 20) + ((outcome & BRC_OUTCOME_FAILURE) ? UINT64_C(1) << 10 : 0) +
            ((outcome & BRC_OUTCOME_SLOW) ? 1u : 0u);
   } while (!atomic_compare_exchange_weak_explicit(&b->probes, &tally, next, memory_order_acq_rel,
                                                   memory_order_acquire));
   uint64_t completed = BRC__PROBE_COMPLETED(next), failed = BRC__PROBE_FAILED(next);
-  if (c->consecutive_failures && failed) {
+  if (c->consecutive_failures && (failed || completed == c->half_open_calls)) {
+    /* simple mode: one failed probe re-opens, all probes succeeding close;
+     * slowness does not count here, as it does not while CLOSED */
     if (!now)
       now = brc_now_ns();
-    brc__move(b, w, s, BRC_OPEN, now, 0, t); /* simple mode: one failed probe re-opens */
+    brc__move(b, w, s, failed ? BRC_OPEN : BRC_CLOSED, now, 0, t);
     return BRC_OK;
   }
   if (completed < c->half_open_calls)

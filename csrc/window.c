@@ -68,7 +68,7 @@ static void brc__count_swap(brc_window_t *w, _Atomic uint64_t *slot, uint64_t va
 
 static void brc__count_record(brc_window_t *w, unsigned outcome, uint64_t duration) {
   uint64_t position = atomic_fetch_add_explicit(&w->head, 1, memory_order_relaxed);
-  uint32_t index = (uint32_t)position % (uint32_t)w->size;
+  uint64_t index = position % w->size; /* 64-bit: the ring order never jumps */
   if (duration > BRC__DURATION_MAX)
     duration = BRC__DURATION_MAX;
   brc__count_swap(w, &w->ring[index], 1u | (uint64_t)(outcome & 3u) << 1 | duration << 3);

@@ -292,9 +292,14 @@ cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -
     cdef Breaker b = <Breaker>owner
     cdef c.brc_breaker_transition_t t
     cdef uint64_t retry_after = 0
+    cdef c.brc_breaker_report_t report
     cdef int status = c.brc_breaker_acquire(&b._state, 0, token, &retry_after, &t)
     if t.to:
         b._on_transition(t.from_, t.to)
+        if status != c.BRC_OK and t.to == c.BRC_OPEN:
+            # re-opened just now: a wait function may have set another end
+            c.brc_breaker_report(&b._state, c.brc_now_ns(), &report)
+            retry_after = report.retry_after
     if status == c.BRC_OK:
         if b._measure:
             start[0] = c.brc_now_ns()

@@ -24,7 +24,7 @@ R = TypeVar("R")
 
 _log = logging.getLogger("brace")
 _NS = 1_000_000_000
-_HALF_OPEN_CALLS_MAX = 65535
+_HALF_OPEN_CALLS_MAX = 1023
 
 ExceptionFilter = Union[
     type[BaseException], tuple[type[BaseException], ...], Callable[[BaseException], bool]
@@ -175,7 +175,7 @@ class CircuitBreaker(Breaker):
             beyond 2**62 ns.
         wait_in_open_jitter: In [0, 1): the wait varies by +-this fraction, so
             that many processes do not probe in lockstep.
-        half_open_calls: Probes permitted in HALF_OPEN, 1..65535.
+        half_open_calls: Probes permitted in HALF_OPEN, 1..1023.
         max_wait_in_half_open: Re-open if the probes have not all finished
             after this long; None: wait for them.
         consecutive_failures: Open after this many failures in a row (simple
@@ -409,14 +409,34 @@ class CircuitBreaker(Breaker):
 
     def _guard_error(self, error: BaseException, token: int, start: int) -> None:
         """Classifies an exception raised by a guarded call, and records it."""
-        if not isinstance(error, Exception) or self._ignore_filter(error):
+        try:
+            ignored = not isinstance(error, Exception) or bool(self._ignore_filter(error))
+            failure = not ignored and bool(self._record_filter(error))
+        except BaseException:
+            self._release(token)  # a predicate that raises must not keep a probe slot
+            raise
+        if ignored:
             # Cancellation, KeyboardInterrupt and ignored errors: the permission
             # (maybe a half-open probe slot) is given back, nothing counts.
             self._release(token)
             if isinstance(error, Exception) and self._listeners:
                 self._emit(BreakerEvent("ignored_error", self._breaker_name, error=error))
             return
-        failure = bool(self._record_filter(error))
+        self._record_and_tell(token, failure, start, error)
+
+    def _guard_result(self, result: object, token: int, start: int) -> object:
+        """Records a returned value, a failure if `record_result` says so."""
+        assert self._record_result is not None
+        try:
+            failure = bool(self._record_result(result))
+        except BaseException:
+            self._release(token)
+            raise
+        self._record_and_tell(token, failure, start)
+        return result
+
+    def _record_and_tell(self, token: int, failure: bool, start: int, error: BaseException | None = None) -> None:
+        """Records an outcome decided in Python and tells the listeners."""
         would_open, duration_ns = self._record(token, failure, start)
         if self._listeners:
             duration = duration_ns / _NS if duration_ns else None
@@ -424,18 +444,6 @@ class CircuitBreaker(Breaker):
                                     duration=duration, error=error if failure else None))  # fmt: skip
             if would_open:
                 self._emit(BreakerEvent("would_open", self._breaker_name))
-
-    def _guard_result(self, result: object, token: int, start: int) -> object:
-        """Records a returned value, a failure if `record_result` says so."""
-        assert self._record_result is not None
-        failure = bool(self._record_result(result))
-        would_open, duration_ns = self._record(token, failure, start)
-        if self._listeners:
-            duration = duration_ns / _NS if duration_ns else None
-            self._emit(BreakerEvent("error" if failure else "success", self._breaker_name, duration=duration))
-            if would_open:
-                self._emit(BreakerEvent("would_open", self._breaker_name))
-        return result
 
     # -- ways to guard a call ---------------------------------------------------
 
@@ -484,7 +492,7 @@ class CircuitBreaker(Breaker):
         token, start = calls[-1]
         self._contexts.set(calls[:-1])
         if exc is None:
-            self._record(token, False, start)
+            self._record_and_tell(token, False, start)
         else:
             self._guard_error(exc, token, start)
 
