@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-import circuitbreaker
+import circuitbreaker  # type: ignore[import-untyped]
 import pybreaker
 
 import brace
