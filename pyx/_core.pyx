@@ -151,7 +151,9 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 from brace.errors import CircuitOpen
 
-c.brc_guard_ready()
+# What an owner's _guard_failed returns to re-raise the call's exception as it was.
+RERAISE = object()
+c.brc_guard_ready(RERAISE)
 
 WINDOW_COUNT_MAX = 16384
 WINDOW_TIME_MAX = 3600
@@ -227,10 +229,10 @@ cdef class Breaker:
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:
-            self._guard_error(error, token, start)
+            self._on_error(error, token, start)
             raise
         if _breaker_success(self, token, start):
-            return self._guard_result(result, token, start)
+            return self._check_result(result, token, start)
         return result
 
     def _enter(self):
@@ -242,7 +244,7 @@ cdef class Breaker:
     def _finish(self, result, uint64_t token, uint64_t start):
         """Records a returned result; returns the result to give the caller."""
         if _breaker_success(self, token, start):
-            return self._guard_result(result, token, start)
+            return self._check_result(result, token, start)
         return result
 
     def _record(self, uint64_t token, bint failure, uint64_t start):
@@ -382,7 +384,8 @@ cdef class Permits:
 
     def _guard(self, fn):
         """A compiled wrapper that calls fn in a slot (sync functions); when no
-        slot is free it takes the subclass's self._guard_call(fn, args, kwargs)."""
+        slot is free it takes the subclass's self._guard_call(fn, args, kwargs)
+        (see guard.h for the protocol)."""
         return c.brc_guard_new(fn, self, _permits_enter, _permits_success)
 
     def _enqueue(self):
@@ -440,3 +443,30 @@ cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -
 
 cdef int _permits_success(object owner, uint64_t token, uint64_t start) except -1:
     return _permits_release(<Permits>owner)
+
+
+# ---- backoff and jitter ----------------------------------------------------
+
+BACKOFF_EXPONENTIAL = c.BRC_BACKOFF_EXPONENTIAL
+BACKOFF_LINEAR = c.BRC_BACKOFF_LINEAR
+BACKOFF_CONSTANT = c.BRC_BACKOFF_CONSTANT
+JITTER_NONE = c.BRC_JITTER_NONE
+JITTER_FULL = c.BRC_JITTER_FULL
+JITTER_EQUAL = c.BRC_JITTER_EQUAL
+JITTER_DECORRELATED = c.BRC_JITTER_DECORRELATED
+JITTER_PROPORTIONAL = c.BRC_JITTER_PROPORTIONAL
+
+
+cdef class BackoffCore:
+    """A backoff's configuration embedded by value; configured by brace.Backoff."""
+
+    cdef c.brc_backoff_t _state
+
+    def _configure(self, int kind, uint64_t initial_ns, uint64_t max_ns, double multiplier,
+                   uint64_t increment_ns, int jitter, double factor):
+        _check(c.brc_backoff_init(&self._state, kind, initial_ns, max_ns, multiplier,
+                                  increment_ns, jitter, factor), "backoff configuration")
+
+    def _delay_ns(self, uint64_t attempt, uint64_t previous_ns):
+        """ns before retry `attempt` (1-based); previous_ns: the last delay (0: none)."""
+        return c.brc_backoff_delay(&self._state, attempt, previous_ns)

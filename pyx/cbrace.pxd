@@ -95,7 +95,7 @@ cdef extern from "brace.h" nogil:
 cdef extern from "guard.h":
     ctypedef int (*brc_guard_enter_fn)(object owner, uint64_t *token, uint64_t *start) except -1
     ctypedef int (*brc_guard_success_fn)(object owner, uint64_t token, uint64_t start) except -1
-    int brc_guard_ready() except -1
+    int brc_guard_ready(object reraise) except -1
     object brc_guard_new(object fn, object owner, brc_guard_enter_fn enter, brc_guard_success_fn success)
 
 
@@ -119,3 +119,21 @@ cdef extern from "brace.h" nogil:
     int brc_bulkhead_unflag(brc_bulkhead_t *b)
     int brc_bulkhead_report(brc_bulkhead_t *b, brc_bulkhead_report_t *out)
     int brc_bulkhead_reconfigure(brc_bulkhead_t *b, uint64_t max)
+
+
+# ---- backoff and jitter
+cdef extern from "brace.h" nogil:
+    int BRC_BACKOFF_EXPONENTIAL
+    int BRC_BACKOFF_LINEAR
+    int BRC_BACKOFF_CONSTANT
+    int BRC_JITTER_NONE
+    int BRC_JITTER_FULL
+    int BRC_JITTER_EQUAL
+    int BRC_JITTER_DECORRELATED
+    int BRC_JITTER_PROPORTIONAL
+
+    ctypedef struct brc_backoff_t:
+        pass
+    int brc_backoff_init(brc_backoff_t *b, int kind, uint64_t initial, uint64_t max,
+                         double multiplier, uint64_t increment, int jitter, double factor)
+    uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous)

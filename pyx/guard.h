@@ -6,13 +6,15 @@
  * This small extension type forwards with PyObject_Vectorcall instead (no
  * tuple, no dict), and asks its owner - a Cython object - through two C hooks
  * whether the call may go ahead and what its outcome means. Anything rare
- * (rejection, an exception, a state change to report) goes to the owner's
- * Python methods:
- *   owner._guard_call(fn, args, kwargs)       the whole call, when enter() says so
- *   owner._guard_error(token, start)          after fn raised (the exception is
- *                                             still set; the guard re-raises it)
- *   owner._guard_result(result, token, start) after fn returned, when success()
- *                                             says so; returns the result to give
+ * (rejection, an exception, a result to check) goes to the owner's Python
+ * methods, which get the call itself, so that they can also make it again:
+ *   owner._guard_call(fn, args, kwargs)
+ *       the whole call, when enter() says so
+ *   owner._guard_failed(fn, args, kwargs, error, token, start)
+ *       after fn raised `error`; returns what the call returns, raises, or
+ *       returns RERAISE (given to brc_guard_ready) to re-raise `error` as it was
+ *   owner._guard_result(fn, args, kwargs, result, token, start)
+ *       after fn returned, when success() says so; returns what the call returns
  */
 #ifndef BRACE_GUARD_H
 #define BRACE_GUARD_H
@@ -37,52 +39,88 @@ typedef struct {
   brc_guard_success_fn success;
 } brc_guard_object;
 
-static PyObject *brc__guard_str_call, *brc__guard_str_error, *brc__guard_str_result;
+static PyObject *brc__guard_str_call, *brc__guard_str_failed, *brc__guard_str_result, *brc__guard_reraise;
+
+/* The call's arguments as a tuple and a dict (rare paths only). */
+static int brc__guard_pack(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **tuple,
+                           PyObject **kwargs) {
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  *tuple = PyTuple_New(nargs);
+  *kwargs = PyDict_New();
+  if (!*tuple || !*kwargs)
+    goto fail;
+  for (Py_ssize_t i = 0; i < nargs; i++) {
+    Py_INCREF(args[i]);
+    PyTuple_SET_ITEM(*tuple, i, args[i]);
+  }
+  for (Py_ssize_t i = 0; i < nkw; i++)
+    if (PyDict_SetItem(*kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
+      goto fail;
+  return 0;
+fail:
+  Py_CLEAR(*tuple);
+  Py_CLEAR(*kwargs);
+  return -1;
+}
 
 static PyObject *brc__guard_slow_call(brc_guard_object *g, PyObject *const *args, size_t nargsf,
                                       PyObject *kwnames) {
-  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-  PyObject *tuple = PyTuple_New(nargs), *kwargs = PyDict_New(), *result = NULL;
-  if (!tuple || !kwargs)
-    goto done;
-  for (Py_ssize_t i = 0; i < nargs; i++) {
-    Py_INCREF(args[i]);
-    PyTuple_SET_ITEM(tuple, i, args[i]);
-  }
-  for (Py_ssize_t i = 0; i < nkw; i++)
-    if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
-      goto done;
-  result = PyObject_CallMethodObjArgs(g->owner, brc__guard_str_call, g->fn, tuple, kwargs, NULL);
-done:
-  Py_XDECREF(tuple);
-  Py_XDECREF(kwargs);
+  PyObject *tuple, *kwargs;
+  if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
+    return NULL;
+  PyObject *result = PyObject_CallMethodObjArgs(g->owner, brc__guard_str_call, g->fn, tuple, kwargs, NULL);
+  Py_DECREF(tuple);
+  Py_DECREF(kwargs);
   return result;
 }
 
-static PyObject *brc__guard_error(brc_guard_object *g, uint64_t token, uint64_t start) {
+/* owner.<method>(fn, args, kwargs, outcome, token, start) */
+static PyObject *brc__guard_ask(brc_guard_object *g, PyObject *method, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames, PyObject *outcome, uint64_t token, uint64_t start) {
+  PyObject *tuple, *kwargs, *answer = NULL;
+  if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
+    return NULL;
+  PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
+  if (t && s)
+    answer = PyObject_CallMethodObjArgs(g->owner, method, g->fn, tuple, kwargs, outcome, t, s, NULL);
+  Py_XDECREF(t);
+  Py_XDECREF(s);
+  Py_DECREF(tuple);
+  Py_DECREF(kwargs);
+  return answer;
+}
+
+static PyObject *brc__guard_failed(brc_guard_object *g, PyObject *const *args, size_t nargsf, PyObject *kwnames,
+                                   uint64_t token, uint64_t start) {
   PyObject *type, *value, *traceback;
   PyErr_Fetch(&type, &value, &traceback);
   PyErr_NormalizeException(&type, &value, &traceback);
   if (traceback)
     PyException_SetTraceback(value, traceback);
-  PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
-  PyObject *handled = t && s ? PyObject_CallMethodObjArgs(g->owner, brc__guard_str_error, value, t, s, NULL) : NULL;
-  Py_XDECREF(t);
-  Py_XDECREF(s);
-  if (!handled) { /* the owner failed: its error wins, chained to the call's */
+  PyObject *answer = brc__guard_ask(g, brc__guard_str_failed, args, nargsf, kwnames, value, token, start);
+  if (answer == brc__guard_reraise) { /* the call's own exception, untouched */
+    Py_DECREF(answer);
+    PyErr_Restore(type, value, traceback);
+    return NULL;
+  }
+  if (!answer) { /* the owner raised: its error, with the call's as context */
     PyObject *t2, *v2, *tb2;
     PyErr_Fetch(&t2, &v2, &tb2);
     PyErr_NormalizeException(&t2, &v2, &tb2);
-    PyException_SetContext(v2, value); /* steals value */
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
+    PyObject *context = v2 ? PyException_GetContext(v2) : NULL; /* a new reference */
+    if (context)
+      Py_DECREF(context);
+    else if (v2 && v2 != value) {
+      Py_INCREF(value);
+      PyException_SetContext(v2, value); /* steals the reference */
+    }
     PyErr_Restore(t2, v2, tb2);
-    return NULL;
   }
-  Py_DECREF(handled);
-  PyErr_Restore(type, value, traceback);
-  return NULL;
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(traceback);
+  return answer;
 }
 
 static PyObject *brc__guard_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
@@ -93,18 +131,11 @@ static PyObject *brc__guard_vectorcall(PyObject *self, PyObject *const *args, si
     return rc > 0 ? brc__guard_slow_call(g, args, nargsf, kwnames) : NULL;
   PyObject *result = PyObject_Vectorcall(g->fn, args, nargsf, kwnames);
   if (!result)
-    return brc__guard_error(g, token, start);
+    return brc__guard_failed(g, args, nargsf, kwnames, token, start);
   rc = g->success(g->owner, token, start);
   if (rc == 0)
     return result;
-  if (rc < 0) {
-    Py_DECREF(result);
-    return NULL;
-  }
-  PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
-  PyObject *given = t && s ? PyObject_CallMethodObjArgs(g->owner, brc__guard_str_result, result, t, s, NULL) : NULL;
-  Py_XDECREF(t);
-  Py_XDECREF(s);
+  PyObject *given = rc < 0 ? NULL : brc__guard_ask(g, brc__guard_str_result, args, nargsf, kwnames, result, token, start);
   Py_DECREF(result);
   return given;
 }
@@ -176,14 +207,17 @@ static PyTypeObject brc_guard_type = {
     .tp_getset = brc__guard_getset,
 };
 
-/* Readies the type once; 0 or -1 with an error set. */
-static int brc_guard_ready(void) {
+/* Readies the type once; `reraise` is the owners' "re-raise as it was"
+ * answer (a reference is kept). 0 or -1 with an error set. */
+static int brc_guard_ready(PyObject *reraise) {
   if (!brc__guard_str_call) {
     brc__guard_str_call = PyUnicode_InternFromString("_guard_call");
-    brc__guard_str_error = PyUnicode_InternFromString("_guard_error");
+    brc__guard_str_failed = PyUnicode_InternFromString("_guard_failed");
     brc__guard_str_result = PyUnicode_InternFromString("_guard_result");
-    if (!brc__guard_str_call || !brc__guard_str_error || !brc__guard_str_result)
+    if (!brc__guard_str_call || !brc__guard_str_failed || !brc__guard_str_result)
       return -1;
+    Py_INCREF(reraise);
+    brc__guard_reraise = reraise;
   }
   return PyType_Ready(&brc_guard_type);
 }

@@ -517,7 +517,7 @@ class Driver:
             if raised is None:
                 self.cb._finish(None, token, start)
             else:
-                self.cb._guard_error(raised, token, start)
+                self.cb._on_error(raised, token, start)
             model.finish(call, op.outcome)
         else:
             self.call(op)

@@ -7,6 +7,8 @@ from typing_extensions import Self
 
 _T = TypeVar("_T")
 
+RERAISE: object
+
 def now_ns() -> int: ...
 def clock_source() -> str: ...
 def clock_freeze(now: int) -> None: ...
@@ -75,3 +77,22 @@ class Permits:
     def _grant(self, queued: int) -> bool: ...
     def _unflag(self) -> None: ...
     def _report(self) -> tuple[int, int, bool]: ...
+
+# ---- backoff and jitter
+
+BACKOFF_EXPONENTIAL: int
+BACKOFF_LINEAR: int
+BACKOFF_CONSTANT: int
+JITTER_NONE: int
+JITTER_FULL: int
+JITTER_EQUAL: int
+JITTER_DECORRELATED: int
+JITTER_PROPORTIONAL: int
+
+class BackoffCore:
+    def _configure(
+        self, kind: int, initial_ns: int, max_ns: int, multiplier: float, increment_ns: int,
+        jitter: int, factor: float,
+    ) -> None: ...
+    def _delay_ns(self, attempt: int, previous_ns: int) -> int:
+        """ns before retry `attempt` (1-based); previous_ns: the last delay (0: none)."""

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Callable, Literal, NamedTuple, ParamSpec, TypeVar, Union, cast
 
 from brace import _config
-from brace._core import WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
+from brace._core import RERAISE, WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
 from brace.errors import CircuitOpen
 
 __all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind"]
@@ -407,7 +407,7 @@ class CircuitBreaker(Breaker):
         if would_open:
             self._emit(BreakerEvent("would_open", self._breaker_name))
 
-    def _guard_error(self, error: BaseException, token: int, start: int) -> None:
+    def _on_error(self, error: BaseException, token: int, start: int) -> None:
         """Classifies an exception raised by a guarded call, and records it."""
         try:
             ignored = not isinstance(error, Exception) or bool(self._ignore_filter(error))
@@ -424,7 +424,7 @@ class CircuitBreaker(Breaker):
             return
         self._record_and_tell(token, failure, start, error)
 
-    def _guard_result(self, result: object, token: int, start: int) -> object:
+    def _check_result(self, result: object, token: int, start: int) -> object:
         """Records a returned value, a failure if `record_result` says so."""
         assert self._record_result is not None
         try:
@@ -434,6 +434,16 @@ class CircuitBreaker(Breaker):
             raise
         self._record_and_tell(token, failure, start)
         return result
+
+    # The compiled wrapper's slow paths (pyx/guard.h).
+    def _guard_failed(self, fn: object, args: object, kwargs: object, error: BaseException, token: int,
+                      start: int) -> object:  # fmt: skip
+        self._on_error(error, token, start)
+        return RERAISE
+
+    def _guard_result(self, fn: object, args: object, kwargs: object, result: object, token: int,
+                      start: int) -> object:  # fmt: skip
+        return self._check_result(result, token, start)
 
     def _record_and_tell(self, token: int, failure: bool, start: int, error: BaseException | None = None) -> None:
         """Records an outcome decided in Python and tells the listeners."""
@@ -460,7 +470,7 @@ class CircuitBreaker(Breaker):
                 try:
                     result = await coroutine_fn(*args, **kwargs)
                 except BaseException as error:
-                    self._guard_error(error, token, start)
+                    self._on_error(error, token, start)
                     raise
                 return self._finish(result, token, start)
 
@@ -475,7 +485,7 @@ class CircuitBreaker(Breaker):
         try:
             result = await fn(*args, **kwargs)
         except BaseException as error:
-            self._guard_error(error, token, start)
+            self._on_error(error, token, start)
             raise
         return self._finish(result, token, start)
 
@@ -494,7 +504,7 @@ class CircuitBreaker(Breaker):
         if exc is None:
             self._record_and_tell(token, False, start)
         else:
-            self._guard_error(exc, token, start)
+            self._on_error(exc, token, start)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Callable, ParamSpec, TypeVar, cast
 
 from brace import _config
-from brace._core import BULKHEAD_MAX, Permits
+from brace._core import BULKHEAD_MAX, RERAISE, Permits
 from brace.errors import BulkheadFull
 
 __all__ = ["Bulkhead"]
@@ -210,9 +210,11 @@ class Bulkhead(Permits):
         with self:
             return fn(*args, **kwargs)
 
-    def _guard_error(self, error: BaseException, token: int, start: int) -> None:
-        """A decorated call raised: its slot goes back (the error propagates)."""
+    def _guard_failed(self, fn: object, args: object, kwargs: object, error: BaseException, token: int,
+                      start: int) -> object:  # fmt: skip
+        """A decorated call raised: its slot goes back, the error propagates as it was."""
         self.release()
+        return RERAISE
 
     async def __aenter__(self) -> Bulkhead:
         if not self.try_acquire():
