@@ -403,6 +403,63 @@ int brc_bulkhead_report(brc_bulkhead_t *b, brc_bulkhead_report_t *out);
  * BRC_EINVAL (b unchanged). Thread-safe against concurrent use of `b`. */
 int brc_bulkhead_reconfigure(brc_bulkhead_t *b, uint64_t max);
 
+/* ---- backoff and jitter ---- */
+/* The delay before each retry. The kind sets its growth with the attempt
+ * number (1-based: attempt k is the delay before retry k):
+ *   EXPONENTIAL  initial * multiplier^(k-1)
+ *   LINEAR       initial + increment * (k-1)
+ *   CONSTANT     initial
+ * capped at `max`, with no overflow for any k (huge k gives max). Jitter then
+ * spreads that delay d, using this thread's brc_rng stream (one draw per
+ * delay, none for NONE; reproducible after brc_rng_seed):
+ *   NONE          d
+ *   FULL          U(0, d)                  AWS "full jitter"
+ *   EQUAL         d/2 + U(0, d/2)
+ *   DECORRELATED  min(max, U(initial, 3 * previous))  ignores the kind's
+ *                 growth: grows from the previous delay instead
+ *   PROPORTIONAL  min(max, d * U(1 - factor, 1 + factor))  gRPC: factor 0.2
+ * A brc_backoff_t is configuration only: fixed-size, pointer-free and never
+ * written after init, so any number of threads (or processes) may share it. */
+
+#define BRC_BACKOFF_EXPONENTIAL 1
+#define BRC_BACKOFF_LINEAR 2
+#define BRC_BACKOFF_CONSTANT 3
+
+#define BRC_JITTER_NONE 1
+#define BRC_JITTER_FULL 2
+#define BRC_JITTER_EQUAL 3
+#define BRC_JITTER_DECORRELATED 4
+#define BRC_JITTER_PROPORTIONAL 5
+
+typedef struct brc_backoff_s {
+  uint32_t kind;      /* BRC_BACKOFF_*; 0: not configured */
+  uint32_t jitter;    /* BRC_JITTER_* */
+  uint64_t initial;   /* ns: the delay before the first retry (before jitter) */
+  uint64_t increment; /* ns added per attempt (LINEAR; else 0) */
+  uint64_t max;       /* ns: no delay exceeds it */
+  double multiplier;  /* growth per attempt (EXPONENTIAL; else 1) */
+  double factor;      /* spread (PROPORTIONAL; else 0) */
+} brc_backoff_t;
+
+/* Configures `b`. kind: BRC_BACKOFF_*; jitter: BRC_JITTER_*. initial ns must
+ * be >= 1 for EXPONENTIAL and for DECORRELATED jitter (growth from 0 stays 0)
+ * and may be 0 otherwise (retry at once, or LINEAR growth from 0); max ns >=
+ * initial. multiplier (EXPONENTIAL only) finite and >= 1; increment ns
+ * (LINEAR only) any; factor (PROPORTIONAL only) in (0, 1]. Settings the kind
+ * or jitter does not use are ignored (stored as 1, 0, 0). Returns BRC_OK or
+ * BRC_EINVAL (b unchanged). Not thread-safe against concurrent use of `b`:
+ * call it before sharing `b`. */
+int brc_backoff_init(brc_backoff_t *b, int kind, uint64_t initial, uint64_t max,
+                     double multiplier, uint64_t increment, int jitter, double factor);
+
+/* The delay in ns (0..max) before retry number `attempt` (1-based; 0 counts
+ * as 1). `previous` is the delay this function returned for the previous
+ * attempt; only DECORRELATED reads it, and a value below initial (such as 0
+ * for the first retry) counts as initial. Returns 0 for an unconfigured
+ * (zeroed) `b`. Thread-safe (`b` is read-only; the RNG is per-thread),
+ * lock-free, no allocation. */
+uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous);
+
 #ifdef __cplusplus
 }
 #endif

@@ -336,6 +336,47 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
     return 0
 
 
+# ---- retry -----------------------------------------------------------------
+
+
+cdef class RetryCore:
+    """The compiled part of brace.Retry: the first attempt of a decorated sync
+    function. A success returns at once; a failure, a result to check, or a
+    configuration that needs Python for the first attempt (attempt timeouts)
+    goes to the subclass's slow paths (guard.h's protocol)."""
+
+    cdef bint _whole_call_in_python
+    cdef bint _checks_result
+    cdef bint _needs_start
+    cdef object _deposit  # the budget's deposit(), or None
+
+    def _configure_core(self, *, bint whole_call_in_python, bint checks_result, bint needs_start,
+                        deposit):
+        self._whole_call_in_python = whole_call_in_python
+        self._checks_result = checks_result
+        self._needs_start = needs_start
+        self._deposit = deposit
+
+    def _guard(self, fn):
+        """A compiled wrapper that calls fn under this retry (sync functions)."""
+        return c.brc_guard_new(fn, self, _retry_enter, _retry_success)
+
+
+cdef int _retry_enter(object owner, uint64_t *token, uint64_t *start) except -1:
+    cdef RetryCore r = <RetryCore>owner
+    if r._whole_call_in_python:
+        return 1
+    if r._deposit is not None:
+        r._deposit()
+    if r._needs_start:
+        start[0] = c.brc_now_ns()
+    return 0
+
+
+cdef int _retry_success(object owner, uint64_t token, uint64_t start) except -1:
+    return 1 if (<RetryCore>owner)._checks_result else 0
+
+
 # ---- bulkhead --------------------------------------------------------------
 
 BULKHEAD_MAX = c.BRC_BULKHEAD_MAX

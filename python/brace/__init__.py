@@ -4,6 +4,7 @@ The public API; see README.md for a tour.
 """
 
 from brace import testing
+from brace.backoff import Backoff
 from brace.breaker import BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker
 from brace.bulkhead import Bulkhead
 from brace.errors import (
@@ -20,6 +21,7 @@ from brace.limiter import RateLimiter, RateLimitState
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backoff",
     "BraceError",
     "BreakerEvent",
     "BreakerMetrics",

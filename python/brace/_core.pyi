@@ -96,3 +96,10 @@ class BackoffCore:
     ) -> None: ...
     def _delay_ns(self, attempt: int, previous_ns: int) -> int:
         """ns before retry `attempt` (1-based); previous_ns: the last delay (0: none)."""
+
+class RetryCore:
+    def _configure_core(
+        self, *, whole_call_in_python: bool, checks_result: bool, needs_start: bool,
+        deposit: Callable[[], object] | None,
+    ) -> None: ...
+    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
