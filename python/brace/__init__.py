@@ -17,6 +17,7 @@ from brace.errors import (
     Timeout,
 )
 from brace.limiter import RateLimiter, RateLimitState
+from brace.pushback import http_status, server_delay
 
 __version__ = "0.1.0"
 
@@ -36,5 +37,7 @@ __all__ = [
     "RetryBudgetExhausted",
     "RetryError",
     "Timeout",
+    "http_status",
+    "server_delay",
     "testing",
 ]

@@ -1,0 +1,587 @@
+"""Server pushback: how long the server asked a client to wait before retrying.
+
+The retry engine calls `server_delay` after a failed attempt; when the server
+said something usable, that wait replaces the computed backoff. Waits are
+capped (300 s by default, Envoy's default too; Envoy skips a longer value and
+tries the next header, brace shortens it to the cap, so a server asking for a
+long pause gets the longest one allowed). Responses are found by duck typing, so
+brace depends on no HTTP library: requests, httpx, aiohttp, urllib3,
+urllib/http.client, starlette and werkzeug responses and their exceptions all
+work, and so does any object shaped like them.
+
+Headers are read in this order; the first that yields a wait wins, and a
+malformed value is skipped as if absent (nothing here raises on what a server
+sent):
+
+1. `Retry-After` (RFC 9110 section 10.2.3): delta-seconds, or an HTTP-date in
+   any of its three formats (a date in the past means 0).
+2. The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers):
+   `RateLimit: "policy";r=0;t=30` (drafts 08+; `t` counts when `r` is 0 or
+   absent, and an exhausted policy without `t` falls back to its window `w`
+   from `RateLimit-Policy`), then `RateLimit: limit=10, remaining=0, reset=30`
+   (draft 07), then `RateLimit-Reset` with `RateLimit-Remaining` (drafts 00-06).
+3. `X-RateLimit-Reset-After` (delta seconds, Discord style), then
+   `X-RateLimit-Reset` (epoch seconds above 10^9, GitHub/Twitter style; delta
+   seconds below), both unless `X-RateLimit-Remaining` is above 0.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import TypeAlias, cast
+
+from brace import _config
+
+__all__ = ["http_status", "server_delay"]
+
+# Values above this are epoch seconds (10^9 s is 2001-09-09); below, a delta.
+# No server means a delta of 31 years, so reading such a value as a timestamp
+# loses nothing, and it is how GitHub and Twitter send it.
+_EPOCH_THRESHOLD = 1e9
+# A single field line longer than this is not a wait a server meant to send;
+# skipping it keeps the cost of hostile input bounded.
+_MAX_FIELD_CHARS = 1024
+
+_RETRY_AFTER = "retry-after"
+_RATELIMIT = "ratelimit"
+_RATELIMIT_POLICY = "ratelimit-policy"
+_RATELIMIT_RESET = "ratelimit-reset"
+_RATELIMIT_REMAINING = "ratelimit-remaining"
+_X_RESET = "x-ratelimit-reset"
+_X_RESET_AFTER = "x-ratelimit-reset-after"
+_X_REMAINING = "x-ratelimit-remaining"
+_WANTED = frozenset(
+    {
+        _RETRY_AFTER,
+        _RATELIMIT,
+        _RATELIMIT_POLICY,
+        _RATELIMIT_RESET,
+        _RATELIMIT_REMAINING,
+        _X_RESET,
+        _X_RESET_AFTER,
+        _X_REMAINING,
+    }
+)
+# Attribute names a response's status goes by (requests/httpx/starlette/werkzeug,
+# aiohttp/urllib3/http.client, urllib.error.HTTPError), in order of preference:
+# werkzeug's `status` is a string such as "429 TOO MANY REQUESTS".
+_STATUS_ATTRIBUTES = ("status_code", "status", "code")
+
+_MISSING = object()
+
+# delta-seconds is 1*DIGIT; a fraction is accepted because rounding it away
+# would retry before the server asked. ASCII only: str.isdigit and float()
+# accept other scripts' digits, which HTTP does not.
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+_STATUS_TEXT = re.compile(r"([1-9][0-9]{2})(?:[ \t]|$)", re.ASCII)
+
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = r"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_TIME = r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+_HTTP_DATES = tuple(
+    re.compile(pattern, re.ASCII | re.IGNORECASE)
+    for pattern in (
+        # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT (RFC 1123 also allowed a 1-digit day).
+        rf"{_DAY},[ ]+(?P<day>[0-9]{{1,2}})[ ]+{_MONTH}[ ]+(?P<year>[0-9]{{4}})[ ]+{_TIME}[ ]+GMT",
+        # rfc850-date (obsolete): Sunday, 06-Nov-94 08:49:37 GMT
+        rf"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday),[ ]+"
+        rf"(?P<day>[0-9]{{2}})-{_MONTH}-(?P<year>[0-9]{{2}})[ ]+{_TIME}[ ]+GMT",
+        # asctime-date (obsolete): Sun Nov  6 08:49:37 1994
+        rf"{_DAY}[ ]+{_MONTH}[ ]+(?P<day>[0-9]{{1,2}})[ ]+{_TIME}[ ]+(?P<year>[0-9]{{4}})",
+    )
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
+# Where a library joined repeated Retry-After dates with commas: the commas
+# before a day name (a date holds a comma of its own, after its day name).
+_DATE_LIST = re.compile(rf",[ \t]*(?={_DAY})", re.ASCII | re.IGNORECASE)
+
+
+def server_delay(
+    outcome: object, *, cap: float | timedelta = 300.0, now: datetime | None = None
+) -> float | None:
+    """Seconds the server asked the client to wait, or None if it said nothing usable.
+
+    Reads the response found on `outcome` (see `http_status`): `Retry-After`,
+    then the IETF `RateLimit` fields, then `X-RateLimit-Reset-After` and
+    `X-RateLimit-Reset`; the first that yields a wait wins (the module's
+    docstring has the details). Header names are matched case-insensitively in
+    any container: a dict, a list of (name, value) pairs, email.message.Message,
+    requests' CaseInsensitiveDict, httpx.Headers, aiohttp's CIMultiDictProxy,
+    urllib3's HTTPHeaderDict. A header sent more than once counts as the
+    longest wait among its values. Malformed values are skipped, never raised.
+
+    Args:
+        outcome: What the attempt produced: an exception or a returned value.
+        cap: The longest wait returned, seconds > 0 (float or timedelta);
+            longer waits are shortened to it.
+        now: The current time, an aware datetime, for HTTP-dates and epoch
+            timestamps; default `datetime.now(timezone.utc)`.
+
+    Returns:
+        A wait in [0, cap] seconds (0.0 when the server's time has passed), or None.
+
+    Raises:
+        ValueError, TypeError: If `cap` is not a finite duration > 0 or `now`
+            is not an aware datetime.
+    """
+    limit = _config.positive_duration(cap, "cap")
+    if now is None:
+        now = datetime.now(timezone.utc)
+    elif not isinstance(now, datetime):
+        raise TypeError(f"now must be an aware datetime or None, got {type(now).__name__}")
+    elif now.utcoffset() is None:
+        raise ValueError(f"now must be an aware datetime (with a tzinfo), got naive {now!r}")
+    response = _response(outcome)
+    if response is None:
+        return None
+    fields = _fields(_attribute(response, "headers"))
+    if not fields:
+        return None
+    wait = _wait(fields, now)
+    if wait is None:
+        return None
+    # Normalises -0.0 and keeps the result a float in [0, cap].
+    return 0.0 if wait <= 0 else min(wait, limit)
+
+
+def http_status(outcome: object) -> int | None:
+    """The HTTP status code of the response found on `outcome`, or None.
+
+    The response is `outcome` itself when it has `headers` and a status
+    (`status_code`, `status` or `code`): requests, httpx, aiohttp, urllib3,
+    http.client, starlette and werkzeug responses, urllib.error.HTTPError,
+    aiohttp.ClientResponseError. Otherwise it is `outcome.response` when that
+    has them: requests.HTTPError, httpx.HTTPStatusError. Never raises.
+
+    Args:
+        outcome: What the attempt produced: an exception or a returned value.
+
+    Returns:
+        A three-digit status code (100-999), or None if none was found.
+    """
+    response = _response(outcome)
+    if response is None:
+        return None
+    for name in _STATUS_ATTRIBUTES:
+        value = _attribute(response, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 100 <= value <= 999:
+                return int(value)  # a plain int, also from http.HTTPStatus
+        elif isinstance(value, str):
+            match = _STATUS_TEXT.match(value)
+            if match:
+                return int(match[1])
+    return None
+
+
+# Finding the response and its headers: duck typing over objects we do not own,
+# so every access is guarded (a property may raise, a mock has every attribute).
+
+
+def _attribute(obj: object, name: str) -> object:
+    try:
+        return getattr(obj, name)
+    except Exception:
+        return _MISSING
+
+
+def _is_response(obj: object) -> bool:
+    if obj is None or _attribute(obj, "headers") is _MISSING:
+        return False
+    return any(_attribute(obj, name) is not _MISSING for name in _STATUS_ATTRIBUTES)
+
+
+def _response(outcome: object) -> object | None:
+    if _is_response(outcome):
+        return outcome
+    inner = _attribute(outcome, "response")
+    return inner if _is_response(inner) else None
+
+
+def _fields(headers: object) -> dict[str, list[str]]:
+    """The values of the fields this module reads, by lowercase name, in order."""
+    found: dict[str, list[str]] = {}
+    if headers is None:
+        return found
+    try:
+        # httpx.Headers.items() joins repeated fields; multi_items() keeps them apart.
+        items = _attribute(headers, "multi_items")
+        if not callable(items):
+            items = _attribute(headers, "items")
+        # Not iterable (a mock, say) raises TypeError below, which ends the reading.
+        pairs = cast("Iterable[tuple[object, object]]", items() if callable(items) else headers)
+        for pair in pairs:
+            try:
+                raw_name, raw_value = pair
+            except (TypeError, ValueError):
+                continue
+            name = _text(raw_name)
+            if name is None or not name.isascii():
+                continue
+            name = name.strip(" \t").lower()
+            if name not in _WANTED:
+                continue
+            value = _text(raw_value)
+            if value is not None and len(value) <= _MAX_FIELD_CHARS:
+                found.setdefault(name, []).append(value.strip(" \t"))
+    except Exception:
+        # A container that cannot be read (a mock, a closed response) says
+        # nothing more; what was read before it failed still counts.
+        pass
+    return found
+
+
+def _text(value: object) -> str | None:
+    """A field name or value as an exact str (str subclasses may override methods)."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        # Field values are octets; latin-1 maps each to one character, never fails.
+        return bytes(value).decode("latin-1")
+    # Numbers in a dict built by hand: {"Retry-After": 30}.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return format(value, "f")  # never an exponent, which no header grammar has
+    return None
+
+
+# Reading the waits.
+
+
+def _wait(fields: dict[str, list[str]], now: datetime) -> float | None:
+    """The first usable wait in precedence order, uncapped, or None."""
+    retry_after = fields.get(_RETRY_AFTER)
+    if retry_after:
+        wait = _retry_after(retry_after, now)
+        if wait is not None:
+            return wait
+    ratelimit = fields.get(_RATELIMIT)
+    if ratelimit:
+        wait = _ratelimit(ratelimit, fields.get(_RATELIMIT_POLICY, []))
+        if wait is not None:
+            return wait
+    wait = _reset(fields, _RATELIMIT_REMAINING, ((_RATELIMIT_RESET, True),), now)
+    if wait is not None:
+        return wait
+    # Reset-After first: a delta does not depend on the two clocks agreeing.
+    return _reset(fields, _X_REMAINING, ((_X_RESET_AFTER, False), (_X_RESET, True)), now)
+
+
+def _retry_after(values: list[str], now: datetime) -> float | None:
+    waits: list[float] = []
+    for value in values:
+        wait = _retry_after_value(value, now)
+        if wait is not None:
+            waits.append(wait)
+            continue
+        # Repeated fields joined with commas by a library ("120, 120"): split
+        # dates before their day names, and seconds at every comma; pieces
+        # that are neither ("Sun", "06 Nov 1994 ...") parse as nothing.
+        for piece in _DATE_LIST.split(value) + value.split(","):
+            wait = _retry_after_value(piece.strip(" \t"), now)
+            if wait is not None:
+                waits.append(wait)
+    return max(waits, default=None)
+
+
+def _retry_after_value(text: str, now: datetime) -> float | None:
+    seconds = _seconds(text)
+    if seconds is not None:
+        return seconds
+    date = _http_date(text, now)
+    return None if date is None else max(0.0, (date - now).total_seconds())
+
+
+def _seconds(text: str) -> float | None:
+    """A non-negative decimal number of seconds, or None."""
+    if not _SECONDS.fullmatch(text):
+        return None
+    # Hundreds of digits overflow to inf, which the cap then bounds: a server
+    # asking for a very long wait still gets the longest wait allowed.
+    return float(text)
+
+
+def _http_date(text: str, now: datetime) -> datetime | None:
+    """An HTTP-date (RFC 9110 section 5.6.7) as an aware UTC datetime, or None."""
+    for pattern in _HTTP_DATES:
+        match = pattern.fullmatch(text)
+        if match:
+            break
+    else:
+        return None
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        # RFC 9110: a two-digit year more than 50 years ahead is in the past century.
+        year += now.year // 100 * 100
+        if year > now.year + 50:
+            year -= 100
+    second = int(match["second"])
+    if second > 60:
+        return None
+    try:
+        date = datetime(
+            year,
+            _MONTHS[match["month"].lower()],
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            min(second, 59),
+            tzinfo=timezone.utc,
+        )
+    except ValueError:  # 31 Feb, hour 25, year 0
+        return None
+    # A leap second (60) is the instant after 59.
+    return date + timedelta(seconds=1) if second == 60 else date
+
+
+def _numbers(values: list[str]) -> list[float]:
+    """The non-negative numbers among the comma-separated members of values."""
+    numbers: list[float] = []
+    for value in values:
+        for member in value.split(","):
+            number = _seconds(member.strip(" \t"))
+            if number is not None:
+                numbers.append(number)
+    return numbers
+
+
+def _reset(
+    fields: dict[str, list[str]],
+    remaining_name: str,
+    resets: Iterable[tuple[str, bool]],
+    now: datetime,
+) -> float | None:
+    """The first reset found, unless the remaining quota is above 0.
+
+    Args:
+        fields: The response's fields by lowercase name.
+        remaining_name: The field counting the quota left.
+        resets: (field name, whether a value above 10^9 is an epoch timestamp).
+        now: The current time.
+    """
+    # An unreadable remaining count is treated as absent: the server sent a
+    # reset, and waiting for it is the safe reading.
+    remaining = _numbers(fields.get(remaining_name, []))
+    if remaining and min(remaining) > 0:
+        return None
+    for name, may_be_epoch in resets:
+        values = _numbers(fields.get(name, []))
+        if not values:
+            continue
+        reset = max(values)
+        if may_be_epoch and reset > _EPOCH_THRESHOLD:
+            return max(0.0, reset - now.timestamp())
+        return reset
+    return None
+
+
+def _ratelimit(values: list[str], policies: list[str]) -> float | None:
+    """The wait the IETF RateLimit field asks for, or None.
+
+    Drafts 08 and later: a List of service-limit Items, `"name";r=<remaining>;
+    t=<seconds>`; an exhausted item (r = 0, or r absent) asks for its t, or,
+    without t, for its policy's window w. Draft 07: a Dictionary `limit=10,
+    remaining=0, reset=30`. Several exhausted policies: the longest wait, since
+    all of them must reset before a request passes.
+    """
+    text = ", ".join(values)  # RFC 9651 section 4.2: repeated lines form one list
+    items = _Structured(text).parse_list()
+    if items is None:
+        return _ratelimit_draft07(text)
+    waits: list[float] = []
+    windows: dict[str, float] | None = None
+    for name, params in items:
+        remaining = params.get("r")
+        if remaining is not None and _count(remaining) != 0:
+            continue  # quota left, or an unreadable count: this item asks for no wait
+        reset = params.get("t")
+        if reset is not None:
+            seconds = _count(reset)
+            if seconds is not None:
+                waits.append(seconds)
+            continue
+        if isinstance(name, str):
+            if windows is None:
+                windows = _policy_windows(policies)
+            window = windows.get(name)
+            if window is not None:
+                waits.append(window)
+    return max(waits, default=None)
+
+
+def _ratelimit_draft07(text: str) -> float | None:
+    members = _Structured(text).parse_dictionary()
+    if members is None:
+        return None
+    remaining = members.get("remaining")
+    if remaining is not None and _count(remaining[0]) != 0:
+        return None
+    reset = members.get("reset")
+    return None if reset is None else _count(reset[0])
+
+
+def _policy_windows(values: list[str]) -> dict[str, float]:
+    """Policy name -> window w (seconds > 0) from RateLimit-Policy, drafts 08+."""
+    windows: dict[str, float] = {}
+    for name, params in _Structured(", ".join(values)).parse_list() or []:
+        window = _count(params.get("w"))
+        if isinstance(name, str) and window is not None and window > 0:
+            windows[name] = window
+    return windows
+
+
+def _count(value: object) -> float | None:
+    """A structured-field Integer or Decimal >= 0 as a float, or None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+# Structured Field Values for HTTP (RFC 9651): just the List and Dictionary
+# parsing the RateLimit fields need. Any syntax error makes the whole field
+# malformed, as the RFC requires, and the field is then ignored.
+
+_Bare: TypeAlias = "int | float | str | bytes | bool"
+_Params: TypeAlias = "dict[str, _Bare]"
+_Value: TypeAlias = "_Bare | list[tuple[_Bare, _Params]]"
+
+_SF_KEY = re.compile(r"[a-z*][a-z0-9_.*-]*", re.ASCII)
+_SF_NUMBER = re.compile(r"-?([0-9]{1,15})(\.[0-9]{1,3})?", re.ASCII)
+_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"', re.ASCII)
+_SF_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+.^_`|~:/A-Za-z0-9-]*", re.ASCII)
+_SF_BYTES = re.compile(r":([A-Za-z0-9+/=]*):", re.ASCII)
+_SF_BOOLEAN = re.compile(r"\?([01])", re.ASCII)
+_SF_UNESCAPE = re.compile(r"\\(.)")
+
+
+class _Malformed(Exception):
+    """A structured field that does not parse."""
+
+
+class _Structured:
+    """A parser over one field value (all its lines joined with ", ")."""
+
+    __slots__ = ("_text", "_pos")
+
+    def __init__(self, text: str) -> None:
+        self._text = text.strip(" \t")
+        self._pos = 0
+
+    def parse_list(self) -> list[tuple[_Value, _Params]] | None:
+        """The members of a List, or None if the text is not one."""
+        members: list[tuple[_Value, _Params]] = []
+        try:
+            while not self._at_end():
+                members.append(self._member())
+                if not self._next_member():
+                    break
+        except _Malformed:
+            return None
+        return members
+
+    def parse_dictionary(self) -> dict[str, tuple[_Value, _Params]] | None:
+        """The members of a Dictionary by key, or None if the text is not one."""
+        members: dict[str, tuple[_Value, _Params]] = {}
+        try:
+            while not self._at_end():
+                key = self._key()
+                if self._peek() == "=":
+                    self._pos += 1
+                    members[key] = self._member()
+                else:
+                    members[key] = (True, self._params())
+                if not self._next_member():
+                    break
+        except _Malformed:
+            return None
+        return members
+
+    def _at_end(self) -> bool:
+        return self._pos >= len(self._text)
+
+    def _peek(self) -> str:
+        return self._text[self._pos : self._pos + 1]
+
+    def _skip(self, characters: str) -> None:
+        while self._peek() and self._peek() in characters:
+            self._pos += 1
+
+    def _next_member(self) -> bool:
+        """Consumes the separator after a member: False at the end of the text."""
+        self._skip(" \t")
+        if self._at_end():
+            return False
+        if self._peek() != ",":
+            raise _Malformed
+        self._pos += 1
+        self._skip(" \t")
+        if self._at_end():
+            raise _Malformed  # a trailing comma
+        return True
+
+    def _member(self) -> tuple[_Value, _Params]:
+        if self._peek() != "(":
+            return self._item()
+        self._pos += 1
+        inner: list[tuple[_Bare, _Params]] = []
+        while True:
+            self._skip(" ")
+            if self._peek() == ")":
+                self._pos += 1
+                return inner, self._params()
+            inner.append(self._item())
+            if self._peek() not in (" ", ")"):
+                raise _Malformed
+
+    def _item(self) -> tuple[_Bare, _Params]:
+        return self._bare(), self._params()
+
+    def _params(self) -> _Params:
+        params: _Params = {}
+        while self._peek() == ";":
+            self._pos += 1
+            self._skip(" ")
+            key = self._key()
+            value: _Bare = True
+            if self._peek() == "=":
+                self._pos += 1
+                value = self._bare()
+            params[key] = value
+        return params
+
+    def _key(self) -> str:
+        return self._match(_SF_KEY)[0]
+
+    def _bare(self) -> _Bare:
+        first = self._peek()
+        if first == "-" or "0" <= first <= "9":
+            match = self._match(_SF_NUMBER)
+            if match[2] is None:
+                return int(match[0])
+            if len(match[1]) > 12:  # RFC 9651: a Decimal has at most 12 integer digits
+                raise _Malformed
+            return float(match[0])
+        if first == '"':
+            return _SF_UNESCAPE.sub(r"\1", self._match(_SF_STRING)[1])
+        if first == ":":
+            return self._match(_SF_BYTES)[1].encode("ascii")
+        if first == "?":
+            return self._match(_SF_BOOLEAN)[1] == "1"
+        return self._match(_SF_TOKEN)[0]
+
+    def _match(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        match = pattern.match(self._text, self._pos)
+        if match is None:
+            raise _Malformed
+        self._pos = match.end()
+        return match
