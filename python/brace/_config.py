@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
+from typing import Callable, Union, cast
 
 NS_PER_SECOND = 1_000_000_000
 # The C core keeps a bucket's depth (interval x burst) below 2^62 ns.
 MAX_DEPTH_NS = 1 << 62
 
 Duration = float | timedelta
+ExceptionFilter = Union[
+    type[BaseException], tuple[type[BaseException], ...], Callable[[BaseException], bool]
+]
 
 _UNITS_SECONDS = {
     "ns": 1e-9, "us": 1e-6, "ms": 1e-3,
@@ -129,3 +133,19 @@ def burst_within_depth(burst: int, interval: int) -> int:
             f"(burst x per / rate must stay under ~146 years), got {burst}"
         )
     return burst
+
+
+def exception_filter(value: object, name: str) -> Callable[[BaseException], bool]:
+    """A predicate from exception types (a type or a tuple) or a predicate itself."""
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return lambda error: isinstance(error, value)
+    if isinstance(value, tuple) and all(
+        isinstance(item, type) and issubclass(item, BaseException) for item in value
+    ):
+        return lambda error: isinstance(error, value)
+    if callable(value):
+        return cast(Callable[[BaseException], bool], value)
+    raise TypeError(
+        f"{name} must be an exception type, a tuple of them, or a predicate, "
+        f"got {type(value).__name__}"
+    )

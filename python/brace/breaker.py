@@ -26,9 +26,6 @@ _log = logging.getLogger("brace")
 _NS = 1_000_000_000
 _HALF_OPEN_CALLS_MAX = 1023
 
-ExceptionFilter = Union[
-    type[BaseException], tuple[type[BaseException], ...], Callable[[BaseException], bool]
-]
 WaitInOpen = Union[float, timedelta, Callable[[int], Union[float, timedelta]]]
 EventKind = Literal["state_transition", "not_permitted", "success", "error", "ignored_error", "would_open"]
 _EVENT_KINDS: frozenset[str] = frozenset(
@@ -103,21 +100,6 @@ class BreakerEvent(NamedTuple):
 
 
 Listener = Callable[[BreakerEvent], object]
-
-
-def _exception_filter(value: object, name: str) -> Callable[[BaseException], bool]:
-    if isinstance(value, type) and issubclass(value, BaseException):
-        return lambda error: isinstance(error, value)
-    if isinstance(value, tuple) and all(
-        isinstance(item, type) and issubclass(item, BaseException) for item in value
-    ):
-        return lambda error: isinstance(error, value)
-    if callable(value):
-        return cast(Callable[[BaseException], bool], value)
-    raise TypeError(
-        f"{name} must be an exception type, a tuple of them, or a predicate, "
-        f"got {type(value).__name__}"
-    )
 
 
 def _rate_threshold(value: object, name: str) -> float:
@@ -213,8 +195,8 @@ class CircuitBreaker(Breaker):
         half_open_calls: int = 10,
         max_wait_in_half_open: float | timedelta | None = None,
         consecutive_failures: int | None = None,
-        record: ExceptionFilter = Exception,
-        ignore: ExceptionFilter = (),
+        record: _config.ExceptionFilter = Exception,
+        ignore: _config.ExceptionFilter = (),
         record_result: Callable[[Any], bool] | None = None,
     ) -> None:
         if name is not None and not isinstance(name, str):
@@ -263,8 +245,8 @@ class CircuitBreaker(Breaker):
         if max_half_open == 0:
             raise ValueError("max_wait_in_half_open must be a finite number of seconds > 0 or None, got 0")
         consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")
-        self._record_filter = _exception_filter(record, "record")
-        self._ignore_filter = _exception_filter(ignore, "ignore")
+        self._record_filter = _config.exception_filter(record, "record")
+        self._ignore_filter = _config.exception_filter(ignore, "ignore")
         if record_result is not None and not callable(record_result):
             raise TypeError(f"record_result must be a predicate or None, got {type(record_result).__name__}")
         self._record_result = record_result
