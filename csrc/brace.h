@@ -460,6 +460,87 @@ int brc_backoff_init(brc_backoff_t *b, int kind, uint64_t initial, uint64_t max,
  * lock-free, no allocation. */
 uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous);
 
+/* ---- retry budget ---- */
+/* Finagle's retry budget: every call deposits `ratio` tokens, every retry
+ * withdraws one, and a retry is allowed only while the balance covers it.
+ * Deposits and withdrawals both expire after `ttl`, and a floor of
+ * `min_per_second` retries per second is always there:
+ *   balance = min_per_second * ttl + ratio * deposits - withdrawals
+ * over the last ttl. Kept in integer milli-tokens (a withdrawal costs
+ * BRC_BUDGET_TOKEN, a deposit ratio_milli), so a ratio of 0.2 is exact.
+ *
+ * Granularity: time is cut into buckets of ttl_ns / BRC_BUDGET_BUCKETS ns
+ * (numbered now / bucket), and the window at `now` is now's bucket and the
+ * BRC_BUDGET_BUCKETS - 1 before it. So expiry is exact to one bucket: an
+ * event counts for between ttl - bucket and ttl (exactly ttl when it happens
+ * at the start of a bucket; ttl is rounded down to a whole number of
+ * BRC_BUDGET_BUCKETS ns).
+ *
+ * State: per bucket slot one word of deposits and one of withdrawals, each
+ * lap << 32 | count (lap = bucket number / BRC_BUDGET_BUCKETS, mod 2^32); a
+ * word of another lap is an expired bucket and reads as 0, so nothing is
+ * ever subtracted: the first call of a bucket replaces the expired word. One
+ * more word holds the newest bucket any caller has used: a caller whose
+ * `now` is behind it acts in that bucket (so all callers share one window),
+ * and the caller that moves it forward clears, in the slots it enters, any
+ * word left from 2^32 laps before (it would pass for live). A deposit is one
+ * atomic add. A withdrawal reads the window (21 words) and
+ * counts itself with one CAS on its bucket's word, so withdrawals in one
+ * bucket are serialized; it then reads the window again and takes itself
+ * back if a caller in another bucket (at a bucket boundary) spent the same
+ * token. A bucket counts at most 2^31 deposits (more are not counted) and
+ * 2^31 - 1 withdrawals (more are refused): both limits only shrink the
+ * budget. `now` must come from one monotonic clock (brc_now_ns). */
+
+#define BRC_BUDGET_BUCKETS 10
+#define BRC_BUDGET_TOKEN 1000                  /* milli-tokens: one withdrawal */
+#define BRC_BUDGET_RATIO_MAX UINT64_C(1000000) /* ratio_milli: 1000 retries per call */
+#define BRC_BUDGET_MIN_PER_SECOND_MAX UINT64_C(1000000000)
+#define BRC_BUDGET_TTL_MIN UINT64_C(1000000)       /* ns: 1 ms */
+#define BRC_BUDGET_TTL_MAX UINT64_C(3600000000000) /* ns: 1 hour */
+
+typedef struct brc_budget_s {
+  uint64_t bucket;        /* ns per bucket; 0: not configured */
+  uint64_t deposit;       /* milli-tokens one deposit adds (ratio_milli) */
+  uint64_t floor;         /* milli-tokens always there: min_per_second * ttl */
+  _Atomic uint64_t epoch; /* the newest bucket any caller has used */
+  _Atomic uint64_t deposits[BRC_BUDGET_BUCKETS];    /* lap << 32 | deposits */
+  _Atomic uint64_t withdrawals[BRC_BUDGET_BUCKETS]; /* lap << 32 | withdrawals */
+} brc_budget_t;
+
+/* Configures `b` with nothing deposited or withdrawn. ratio_milli:
+ * milli-tokens a deposit adds, 1..BRC_BUDGET_RATIO_MAX (200 = a ratio of
+ * 0.2: retries may add 20% to the calls); min_per_second: retries per second
+ * always allowed, 0..BRC_BUDGET_MIN_PER_SECOND_MAX (the floor is
+ * min_per_second * ttl tokens, rounded down to a milli-token); ttl_ns: how
+ * long deposits and withdrawals count, BRC_BUDGET_TTL_MIN..BRC_BUDGET_TTL_MAX
+ * ns. Returns BRC_OK or BRC_EINVAL (b unchanged). Not thread-safe against
+ * concurrent use of `b`: call it before sharing `b`. */
+int brc_budget_init(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second,
+                    uint64_t ttl_ns);
+
+/* Records one call at `now` (ns): ratio_milli more milli-tokens for the next
+ * ttl. Returns BRC_OK, or BRC_EINVAL when `b` is not configured.
+ * Thread-safe, lock-free (one atomic add; a CAS in the first call of a
+ * bucket), no allocation. */
+int brc_budget_deposit(brc_budget_t *b, uint64_t now);
+
+/* Takes one token (BRC_BUDGET_TOKEN milli-tokens) for a retry at `now` (ns)
+ * if the balance covers it. Returns BRC_OK (taken: it counts as a withdrawal
+ * for the next ttl), BRC_REJECTED (exhausted: nothing taken), or BRC_EINVAL
+ * when `b` is not configured. A token is never spent twice, under any
+ * interleaving: an admitted withdrawal leaves the balance >= 0 counting every
+ * withdrawal admitted before it. Thread-safe, lock-free, no allocation. */
+int brc_budget_try_withdraw(brc_budget_t *b, uint64_t now);
+
+/* The balance at `now` (ns) into *out, in milli-tokens: the floor, plus
+ * ratio_milli per deposit, minus BRC_BUDGET_TOKEN per withdrawal in the
+ * window; negative when withdrawals outlive the deposits that paid for them.
+ * Returns BRC_OK, or BRC_EINVAL when `b` is not configured (*out untouched).
+ * Thread-safe, lock-free, writes nothing; exact once concurrent calls have
+ * returned. */
+int brc_budget_balance(brc_budget_t *b, uint64_t now, int64_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -137,3 +137,22 @@ cdef extern from "brace.h" nogil:
     int brc_backoff_init(brc_backoff_t *b, int kind, uint64_t initial, uint64_t max,
                          double multiplier, uint64_t increment, int jitter, double factor)
     uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous)
+
+
+# ---- retry budget
+from libc.stdint cimport int64_t
+
+cdef extern from "brace.h" nogil:
+    int BRC_BUDGET_BUCKETS
+    int BRC_BUDGET_TOKEN
+    uint64_t BRC_BUDGET_RATIO_MAX
+    uint64_t BRC_BUDGET_MIN_PER_SECOND_MAX
+    uint64_t BRC_BUDGET_TTL_MIN
+    uint64_t BRC_BUDGET_TTL_MAX
+
+    ctypedef struct brc_budget_t:
+        pass
+    int brc_budget_init(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns)
+    int brc_budget_deposit(brc_budget_t *b, uint64_t now)
+    int brc_budget_try_withdraw(brc_budget_t *b, uint64_t now)
+    int brc_budget_balance(brc_budget_t *b, uint64_t now, int64_t *out)

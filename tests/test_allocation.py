@@ -32,6 +32,11 @@ def breaker_guarded_call() -> Callable[[], object]:
     return lambda: guarded(-1)
 
 
+def retry_decorated_call() -> Callable[[], object]:
+    guarded = brace.retry(on=ConnectionError)(abs)
+    return lambda: guarded(-1)
+
+
 def bulkhead_with() -> Callable[[], object]:
     bh = brace.Bulkhead(max_concurrent=10)
 
@@ -60,7 +65,7 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 
 @pytest.mark.parametrize(
     "make",
-    [limiter_admits, limiter_refuses, breaker_guarded_call, bulkhead_with,
+    [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, bulkhead_with,
      bulkhead_try_acquire_and_release, bulkhead_refuses, bulkhead_decorated_call],  # fmt: skip
 )
 def test_a_million_calls_allocate_nothing(make: Callable[[], Callable[[], object]]) -> None:

@@ -25,4 +25,5 @@ def test_decorators_keep_signatures_for_type_checkers() -> None:
         ROOT / "tests" / "typing" / "limiter_usage.py",
         ROOT / "tests" / "typing" / "bulkhead_usage.py",
         ROOT / "tests" / "typing" / "breaker_usage.py",
+        ROOT / "tests" / "typing" / "retry_usage.py",
     )

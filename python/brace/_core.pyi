@@ -103,3 +103,19 @@ class RetryCore:
         deposit: Callable[[], object] | None,
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
+
+# ---- retry budget
+
+BUDGET_BUCKETS: int
+BUDGET_RATIO_MAX: int
+BUDGET_MIN_PER_SECOND_MAX: int
+BUDGET_TTL_MIN: int
+BUDGET_TTL_MAX: int
+
+class BudgetCore:
+    def _configure(self, ratio_milli: int, min_per_second: int, ttl_ns: int) -> None: ...
+    def deposit(self) -> None:
+        """Records one call: its `ratio` tokens count for the next `ttl`."""
+    def try_withdraw(self) -> bool:
+        """Takes one token for a retry if the balance covers it; returns whether it did."""
+    def _balance(self) -> int: ...

@@ -1,0 +1,135 @@
+"""brace.RetryBudget: Finagle's retry budget, kept in the C core."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from brace import _config
+from brace._core import (
+    BUDGET_BUCKETS,
+    BUDGET_MIN_PER_SECOND_MAX,
+    BUDGET_RATIO_MAX,
+    BUDGET_TTL_MAX,
+    BUDGET_TTL_MIN,
+    BudgetCore,
+)
+
+__all__ = ["RetryBudget"]
+
+_MILLI = 1000
+_RATIO_MIN = 1 / _MILLI
+_RATIO_MAX = BUDGET_RATIO_MAX / _MILLI
+_TTL_MIN = BUDGET_TTL_MIN / _config.NS_PER_SECOND
+_TTL_MAX = BUDGET_TTL_MAX / _config.NS_PER_SECOND
+
+
+def _ratio_milli(value: object) -> int:
+    """Milli-tokens per deposit from `ratio`: a finite number from 0.001 to 1000."""
+    accepted = f"a finite number from {_RATIO_MIN:g} to {_RATIO_MAX:g} (retries per call)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"ratio must be {accepted}, got {type(value).__name__}")
+    if not math.isfinite(value) or not _RATIO_MIN <= value <= _RATIO_MAX:
+        raise ValueError(f"ratio must be {accepted}, got {value!r}")
+    return round(value * _MILLI)
+
+
+def _ttl_ns(value: object) -> int:
+    """Nanoseconds from `ttl`: seconds (float) or a timedelta, from 1 ms to 1 hour."""
+    accepted = f"a finite number of seconds from {_TTL_MIN:g} to {_TTL_MAX:g}"
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"ttl must be seconds (float) or a timedelta, got {type(value).__name__}")
+    if not math.isfinite(seconds) or not _TTL_MIN <= seconds <= _TTL_MAX:
+        raise ValueError(f"ttl must be {accepted}, got {value!r}")
+    return round(seconds * _config.NS_PER_SECOND)
+
+
+class RetryBudget(BudgetCore):
+    """A retry budget (Finagle's): retries may add at most `ratio` to the calls.
+
+    Every call deposits `ratio` tokens; every retry withdraws one, and is
+    allowed only while the balance covers it. Deposits and withdrawals both
+    expire after `ttl`, and `min_per_second` retries per second are always
+    allowed, so a quiet service can still retry:
+
+        balance = min_per_second * ttl + ratio * calls - retries   (over the last ttl)
+
+    With the defaults, a burst of failures may be retried about 100 times,
+    and after that retries are held to 20% of the calls: when a dependency
+    fails outright, retries stop multiplying its load.
+
+    The window moves in steps of `ttl / 10` (the C core keeps ten buckets), so
+    expiry is exact to one step: a call or retry counts for between 0.9 ttl
+    and ttl. The balance is kept in whole milli-tokens, so `ratio` is exact
+    to 0.001 (0.2 is exactly 0.2).
+
+    One budget is meant to be shared by every retry policy that calls the
+    same dependency, across threads: `deposit` is one atomic add and
+    `try_withdraw` one compare-and-swap in the C core, and no token is ever
+    spent twice. Time is brace's clock, so `brace.testing.fake_clock()`
+    drives expiry.
+
+    Args:
+        ratio: Retries allowed per call, from 0.001 to 1000 (0.2: retries
+            may add 20% on top of the calls); kept to the nearest 0.001.
+        min_per_second: Retries per second always allowed, whatever the
+            calls: an int from 0 to 10**9 (the floor is min_per_second * ttl
+            tokens).
+        ttl: How long deposits and withdrawals count: seconds (float) or a
+            timedelta, from 0.001 to 3600.
+
+    Raises:
+        ValueError, TypeError: For configuration outside the ranges above.
+    """
+
+    __slots__ = ("_ratio_milli", "_min_per_second", "_ttl_ns")
+
+    def __init__(
+        self,
+        *,
+        ratio: float = 0.2,
+        min_per_second: int = 10,
+        ttl: float | timedelta = 10.0,
+    ) -> None:
+        self._ratio_milli = _ratio_milli(ratio)
+        self._min_per_second = _config.count(
+            min_per_second, "min_per_second", minimum=0, maximum=BUDGET_MIN_PER_SECOND_MAX
+        )
+        self._ttl_ns = _ttl_ns(ttl)
+        self._configure(self._ratio_milli, self._min_per_second, self._ttl_ns)
+
+    @property
+    def ratio(self) -> float:
+        """Retries allowed per call (to the nearest 0.001)."""
+        return self._ratio_milli / _MILLI
+
+    @property
+    def min_per_second(self) -> int:
+        """Retries per second always allowed."""
+        return self._min_per_second
+
+    @property
+    def ttl(self) -> float:
+        """Seconds a deposit or withdrawal counts."""
+        return self._ttl_ns / _config.NS_PER_SECOND
+
+    @property
+    def granularity(self) -> float:
+        """Seconds the window moves by at once (ttl / 10): expiry is exact to this."""
+        return self._ttl_ns // BUDGET_BUCKETS / _config.NS_PER_SECOND
+
+    @property
+    def balance(self) -> float:
+        """Tokens available now: each allows one retry. Negative when retries
+        outlive the calls that paid for them (until they expire too)."""
+        return self._balance() / _MILLI
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryBudget(ratio={self.ratio:g}, min_per_second={self._min_per_second}, "
+            f"ttl={self.ttl:g})"
+        )

@@ -1,0 +1,493 @@
+"""brace.Retry and brace.retry: retries with backoff, pushback, budgets and deadlines.
+
+The first attempt of a decorated sync function runs through the compiled
+wrapper (pyx/guard.h): a success costs a few tens of nanoseconds. Everything
+after a failure - classification, backoff, pushback, sleeping, the next
+attempts - is Python, where it belongs: it is the rare path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Literal, NamedTuple, ParamSpec, TypeVar, cast
+
+from brace import _config
+from brace._clock import sleep_until, sleep_until_async
+from brace._core import RERAISE, RetryCore, now_ns
+from brace.backoff import Backoff
+from brace.budget import RetryBudget
+from brace.errors import RetryBudgetExhausted, RetryError, Timeout
+from brace.pushback import server_delay
+
+__all__ = ["Attempt", "Retry", "RetryEvent", "retry"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_log = logging.getLogger("brace")
+_NS = 1_000_000_000
+
+GiveUpReason = Literal["attempts", "deadline", "budget"]
+
+
+class RetryEvent(NamedTuple):
+    """What the before_sleep, on_retry and on_giveup hooks receive.
+
+    Attributes:
+        name: The retry's name, or None.
+        attempt: Attempts made so far.
+        outcome: What the last attempt raised or returned.
+        delay: Seconds about to be slept (before_sleep, on_retry), else None.
+        elapsed: Seconds since the first attempt began.
+        reason: Why it gave up (on_giveup): "attempts", "deadline" or "budget".
+    """
+
+    name: str | None
+    attempt: int
+    outcome: object
+    delay: float | None
+    elapsed: float
+    reason: GiveUpReason | None = None
+
+
+Hook = Callable[[RetryEvent], object]
+
+
+class _GiveUp(Exception):
+    def __init__(self, reason: GiveUpReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    notes = getattr(error, "__notes__", None)
+    if notes is None:
+        notes = []
+        setattr(error, "__notes__", notes)  # add_note() is 3.11+
+    notes.append(note)
+
+
+class Attempt:
+    """One attempt of an explicit retry loop; use it as a context manager.
+
+    A retryable exception raised inside `with attempt:` is recorded and
+    swallowed, and the loop goes on (after the backoff); anything else
+    propagates. `attempt.number` counts from 1.
+    """
+
+    __slots__ = ("number", "_retry", "_outcome", "_failed")
+
+    def __init__(self, retry: Retry, number: int) -> None:
+        self.number = number
+        self._retry = retry
+        self._outcome: object = None
+        self._failed = False
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or not self._retry._retryable(exc):
+            return False
+        self._outcome, self._failed = exc, True
+        return True
+
+    def check(self, result: R) -> R:
+        """Hands a result to `retry_on_result`: a result it rejects fails this attempt."""
+        if self._retry._rejects(result):
+            self._outcome, self._failed = result, True
+        return result
+
+    def __repr__(self) -> str:
+        return f"<brace.Attempt {self.number}>"
+
+
+class Retry(RetryCore):
+    """Retries a call on the failures you name, with backoff, until it succeeds or gives up.
+
+    Use it as a decorator (sync and coroutine functions), with `call` /
+    `call_async`, or as an explicit loop::
+
+        for attempt in brace.Retry(on=ConnectionError):
+            with attempt:
+                fetch()
+
+    (`async for attempt in retry:` in coroutines.) Between attempts it sleeps
+    for the server's pushback when the failure carries an HTTP response with
+    Retry-After, RateLimit or X-RateLimit-Reset (capped, malformed values
+    ignored), else for the backoff's delay. Sleeps go through brace's clock,
+    so under `brace.testing.fake_clock()` retries take no real time.
+
+    It gives up when `attempts` are spent, when the next sleep would cross the
+    `deadline`, or when the retry `budget` has nothing left; then the last
+    exception is re-raised with a note saying how many attempts were made (or
+    `brace.RetryError`, chained to it, with `raise_retry_error=True`); an
+    exhausted budget raises `brace.RetryBudgetExhausted`, chained likewise. A
+    result that `retry_on_result` kept rejecting is returned as it is (or
+    RetryError is raised). Exceptions that `on` does not name propagate at once.
+
+    Args:
+        on: Which exceptions to retry: exception types or a predicate.
+        retry_on_result: A predicate on return values to retry too.
+        attempts: Attempts in all, >= 1 (1: no retry).
+        deadline: Bound on all attempts and sleeps together (seconds or
+            timedelta); None: no bound.
+        backoff: The delays between attempts; default
+            Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="full").
+        attempt_timeout: Bound on each attempt. Coroutines are cancelled at
+            it. A sync attempt runs in a worker thread and the caller stops
+            waiting at the timeout (Python cannot stop a thread: the attempt
+            finishes in the background, its outcome discarded). Either way
+            the attempt fails with brace.Timeout, which `on` must name (or be
+            Exception) to be retried. Runs on real time, also under the fake clock.
+        budget: A RetryBudget shared with other retries: each call deposits,
+            each retry withdraws.
+        pushback: Whether to honour server pushback headers.
+        pushback_cap: The longest server-asked delay honoured, seconds.
+        raise_retry_error: Give up with brace.RetryError instead of the last exception.
+        before_sleep: Called with a RetryEvent before each sleep.
+        on_retry: Called with a RetryEvent as each retry starts.
+        on_giveup: Called with a RetryEvent when it gives up.
+        name: A name for events and notes.
+
+    Raises:
+        ValueError, TypeError: For configuration outside the ranges above.
+    """
+
+    __slots__ = (
+        "_on", "_retry_on_result", "_attempts", "_deadline", "_backoff", "_attempt_timeout",
+        "_budget", "_pushback", "_pushback_cap", "_raise_retry_error", "_before_sleep",
+        "_on_retry", "_on_giveup", "_name",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        on: _config.ExceptionFilter,
+        retry_on_result: Callable[[Any], bool] | None = None,
+        attempts: int = 3,
+        deadline: float | timedelta | None = None,
+        backoff: Backoff | None = None,
+        attempt_timeout: float | timedelta | None = None,
+        budget: RetryBudget | None = None,
+        pushback: bool = True,
+        pushback_cap: float | timedelta = 300.0,
+        raise_retry_error: bool = False,
+        before_sleep: Hook | None = None,
+        on_retry: Hook | None = None,
+        on_giveup: Hook | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._on = _config.exception_filter(on, "on")
+        if retry_on_result is not None and not callable(retry_on_result):
+            raise TypeError(f"retry_on_result must be a predicate or None, got {type(retry_on_result).__name__}")
+        self._retry_on_result = retry_on_result
+        self._attempts = _config.count(attempts, "attempts")
+        deadline_s = _config.duration(deadline, "deadline", allow_none=True)
+        self._deadline = None if deadline_s is None else round(deadline_s * _NS)
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a brace.Backoff or None, got {type(backoff).__name__}")
+        self._backoff = Backoff.exponential() if backoff is None else backoff
+        timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True)
+        if timeout == 0:
+            raise ValueError("attempt_timeout must be a finite number of seconds > 0 or None, got 0")
+        self._attempt_timeout = timeout
+        if budget is not None and not isinstance(budget, RetryBudget):
+            raise TypeError(f"budget must be a brace.RetryBudget or None, got {type(budget).__name__}")
+        self._budget = budget
+        if not isinstance(pushback, bool):
+            raise TypeError(f"pushback must be a bool, got {type(pushback).__name__}")
+        self._pushback = pushback
+        self._pushback_cap = _config.positive_duration(pushback_cap, "pushback_cap")
+        if not isinstance(raise_retry_error, bool):
+            raise TypeError(f"raise_retry_error must be a bool, got {type(raise_retry_error).__name__}")
+        self._raise_retry_error = raise_retry_error
+        for hook, hook_name in ((before_sleep, "before_sleep"), (on_retry, "on_retry"), (on_giveup, "on_giveup")):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{hook_name} must be callable or None, got {type(hook).__name__}")
+        self._before_sleep, self._on_retry, self._on_giveup = before_sleep, on_retry, on_giveup
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        self._name = name
+        self._configure_core(
+            whole_call_in_python=timeout is not None,
+            checks_result=retry_on_result is not None,
+            needs_start=self._deadline is not None,
+            deposit=None if budget is None else budget.deposit,
+        )
+
+    # -- ways to use it -----------------------------------------------------------
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorates fn (sync or async) so that its calls are retried."""
+        if not callable(fn):
+            raise TypeError(f"a Retry decorates callables, got {type(fn).__name__}")
+        if inspect.iscoroutinefunction(fn):
+            coroutine_fn = fn
+
+            @functools.wraps(fn)
+            async def retried_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self._call_async(coroutine_fn, args, kwargs)
+
+            return cast(Callable[P, R], retried_async)
+        guarded = self._guard(fn)
+        functools.update_wrapper(guarded, fn)
+        return cast(Callable[P, R], guarded)
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Calls fn(*args, **kwargs), retrying as configured."""
+        return cast(R, self._call(fn, args, kwargs))
+
+    async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Awaits fn(*args, **kwargs), retrying as configured."""
+        return cast(R, await self._call_async(fn, args, kwargs))
+
+    def __iter__(self) -> Iterator[Attempt]:
+        self._deposit()
+        started, previous, number = now_ns(), None, 1
+        while True:
+            attempt = Attempt(self, number)
+            yield attempt
+            if not attempt._failed:
+                return
+            try:
+                delay = self._plan_or_give_up(number, attempt._outcome, previous, started)
+            except _LastResult:
+                return  # the caller holds the result it checked
+            sleep_until(now_ns() + round(delay * _NS))
+            self._emit(self._on_retry, number, attempt._outcome, delay, started)
+            previous, number = delay, number + 1
+
+    async def __aiter__(self) -> AsyncIterator[Attempt]:
+        self._deposit()
+        started, previous, number = now_ns(), None, 1
+        while True:
+            attempt = Attempt(self, number)
+            yield attempt
+            if not attempt._failed:
+                return
+            try:
+                delay = self._plan_or_give_up(number, attempt._outcome, previous, started)
+            except _LastResult:
+                return
+            await sleep_until_async(now_ns() + round(delay * _NS))
+            self._emit(self._on_retry, number, attempt._outcome, delay, started)
+            previous, number = delay, number + 1
+
+    # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
+
+    def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self._call(fn, args, kwargs)
+
+    def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      error: BaseException, token: int, start: int) -> Any:  # fmt: skip
+        if not self._retryable(error):
+            return RERAISE
+        return self._retry_after(fn, args, kwargs, error, start or now_ns())
+
+    def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      result: object, token: int, start: int) -> Any:  # fmt: skip
+        if not self._rejects(result):
+            return result
+        return self._retry_after(fn, args, kwargs, result, start or now_ns())
+
+    # -- the loop ---------------------------------------------------------------
+
+    def _deposit(self) -> None:
+        if self._budget is not None:
+            self._budget.deposit()
+
+    def _retryable(self, error: BaseException) -> bool:
+        return isinstance(error, Exception) and bool(self._on(error))
+
+    def _rejects(self, result: object) -> bool:
+        return self._retry_on_result is not None and bool(self._retry_on_result(result))
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._deposit()
+        started = now_ns()
+        failed, outcome = self._attempt(fn, args, kwargs)
+        return self._retry_after(fn, args, kwargs, outcome, started) if failed else outcome
+
+    def _retry_after(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                     outcome: object, started: int) -> Any:  # fmt: skip
+        previous: float | None = None
+        number = 1
+        while True:
+            try:
+                delay = self._plan_or_give_up(number, outcome, previous, started)
+            except _LastResult as last:
+                return last.value
+            sleep_until(now_ns() + round(delay * _NS))
+            self._emit(self._on_retry, number, outcome, delay, started)
+            previous, number = delay, number + 1
+            failed, outcome = self._attempt(fn, args, kwargs)
+            if not failed:
+                return outcome
+
+    async def _call_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        self._deposit()
+        started, previous, number = now_ns(), None, 1
+        while True:
+            failed, outcome = await self._attempt_async(fn, args, kwargs)
+            if not failed:
+                return outcome
+            try:
+                delay = self._plan_or_give_up(number, outcome, previous, started)
+            except _LastResult as last:
+                return last.value
+            await sleep_until_async(now_ns() + round(delay * _NS))
+            self._emit(self._on_retry, number, outcome, delay, started)
+            previous, number = delay, number + 1
+
+    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        """(failed, what it raised or returned); exceptions not to retry propagate."""
+        try:
+            if self._attempt_timeout is None:
+                result = fn(*args, **kwargs)
+            else:
+                result = _call_in_thread(fn, args, kwargs, self._attempt_timeout)
+        except BaseException as error:
+            if not self._retryable(error):
+                raise
+            return True, error
+        return self._rejects(result), result
+
+    async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                             kwargs: dict[str, Any]) -> tuple[bool, Any]:  # fmt: skip
+        try:
+            if self._attempt_timeout is None:
+                result = await fn(*args, **kwargs)
+            else:
+                try:
+                    result = await asyncio.wait_for(fn(*args, **kwargs), self._attempt_timeout)
+                except asyncio.TimeoutError:
+                    raise Timeout(timeout=self._attempt_timeout) from None
+        except BaseException as error:
+            if not self._retryable(error):
+                raise
+            return True, error
+        return self._rejects(result), result
+
+    def _plan_or_give_up(self, attempt: int, outcome: object, previous: float | None, started: int) -> float:
+        """Seconds to sleep before attempt + 1, or gives up (raises, or returns no delay)."""
+        try:
+            delay = self._plan(attempt, outcome, previous, started)
+        except _GiveUp as give_up:
+            reason = give_up.reason
+        else:
+            self._emit(self._before_sleep, attempt, outcome, delay, started)
+            return delay
+        # Raised outside the handler, so the internal _GiveUp is no one's context.
+        self._emit(self._on_giveup, attempt, outcome, None, started, reason)
+        raise self._giving_up(attempt, outcome, reason)
+
+    def _plan(self, attempt: int, outcome: object, previous: float | None, started: int) -> float:
+        if attempt >= self._attempts:
+            raise _GiveUp("attempts")
+        delay = server_delay(outcome, cap=self._pushback_cap) if self._pushback else None
+        if delay is None:
+            delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
+        if self._deadline is not None and now_ns() + round(delay * _NS) > started + self._deadline:
+            raise _GiveUp("deadline")
+        if self._budget is not None and not self._budget.try_withdraw():
+            raise _GiveUp("budget")
+        return delay
+
+    def _giving_up(self, attempts: int, outcome: object, reason: GiveUpReason) -> BaseException:
+        """The exception that ends the call (a last result travels in _LastResult)."""
+        cause = outcome if isinstance(outcome, BaseException) else None
+        if reason == "budget":
+            error: BaseException = RetryBudgetExhausted(attempts=attempts)
+        elif self._raise_retry_error:
+            error = RetryError(attempts=attempts)
+        elif cause is not None:
+            who = f"retry {self._name!r}" if self._name else "brace.retry"
+            _add_note(cause, f"{who} gave up after {attempts} attempt(s) ({reason})")
+            return cause
+        else:
+            return _LastResult(outcome)
+        error.__cause__ = cause
+        return error
+
+    def _emit(self, hook: Hook | None, attempt: int, outcome: object, delay: float | None, started: int,
+              reason: GiveUpReason | None = None) -> None:  # fmt: skip
+        if hook is None:
+            return
+        event = RetryEvent(self._name, attempt, outcome, delay, (now_ns() - started) / _NS, reason)
+        try:
+            hook(event)
+        except Exception:
+            _log.exception("brace: a hook of retry %r failed", self._name)
+
+    def __repr__(self) -> str:
+        name = f"name={self._name!r}, " if self._name else ""
+        return f"Retry({name}attempts={self._attempts}, backoff={self._backoff!r})"
+
+
+class _LastResult(Exception):
+    """Carries the last result out of the loop when it gives up on results: the
+    loops catch it and return the value (it never reaches the caller)."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__()
+        self.value = value
+
+
+def _call_in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> Any:
+    """Runs fn in a daemon thread and stops waiting for it after `timeout` seconds."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args, **kwargs)
+        except BaseException as error:  # handed to the caller's thread
+            box["error"] = error
+
+    worker = threading.Thread(target=run, name="brace-attempt", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise Timeout(timeout=timeout)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def retry(
+    *,
+    on: _config.ExceptionFilter,
+    retry_on_result: Callable[[Any], bool] | None = None,
+    attempts: int = 3,
+    deadline: float | timedelta | None = None,
+    backoff: Backoff | None = None,
+    attempt_timeout: float | timedelta | None = None,
+    budget: RetryBudget | None = None,
+    pushback: bool = True,
+    pushback_cap: float | timedelta = 300.0,
+    raise_retry_error: bool = False,
+    before_sleep: Hook | None = None,
+    on_retry: Hook | None = None,
+    on_giveup: Hook | None = None,
+    name: str | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A decorator that retries: `@brace.retry(on=ConnectionError, attempts=5)`.
+
+    Takes the arguments of brace.Retry (see there).
+    """
+    return Retry(
+        on=on, retry_on_result=retry_on_result, attempts=attempts, deadline=deadline, backoff=backoff,
+        attempt_timeout=attempt_timeout, budget=budget, pushback=pushback, pushback_cap=pushback_cap,
+        raise_retry_error=raise_retry_error, before_sleep=before_sleep, on_retry=on_retry,
+        on_giveup=on_giveup, name=name,
+    )  # fmt: skip
