@@ -170,44 +170,33 @@ class TestDeadline:
             brace.retry(on=ConnectionError, deadline=5.0, backoff=ONE_SECOND)(slow_failure)()
 
 
+def failing_once_with(response: Response) -> Any:
+    """A call that raises HTTPError(response) once, then returns "ok"."""
+    responses = iter([response, None])
+
+    def fetch() -> str:
+        failure = next(responses)
+        if failure is not None:
+            raise HTTPError(failure)
+        return "ok"
+
+    return fetch
+
+
 class TestPushback:
     def test_retry_after_wins_over_the_backoff(self, clock: FakeClock) -> None:
-        responses = iter([Response(429, {"Retry-After": "7"}), None])
-
-        def fetch() -> str:
-            response = next(responses)
-            if response is not None:
-                raise HTTPError(response)
-            return "ok"
-
         start = clock.now()
-        assert Retry(on=HTTPError, backoff=ONE_SECOND).call(fetch) == "ok"
+        assert Retry(on=HTTPError, backoff=ONE_SECOND).call(failing_once_with(Response(429, {"Retry-After": "7"}))) == "ok"
         assert clock.now() - start == pytest.approx(7.0)
 
     def test_capped(self, clock: FakeClock) -> None:
-        flaky_responses = iter([Response(503, {"Retry-After": "86400"}), None])
-
-        def fetch() -> str:
-            response = next(flaky_responses)
-            if response is not None:
-                raise HTTPError(response)
-            return "ok"
-
         start = clock.now()
-        Retry(on=HTTPError, pushback_cap=60.0).call(fetch)
+        Retry(on=HTTPError, pushback_cap=60.0).call(failing_once_with(Response(503, {"Retry-After": "86400"})))
         assert clock.now() - start == pytest.approx(60.0)
 
     def test_can_be_turned_off(self, clock: FakeClock) -> None:
-        flaky_responses = iter([Response(503, {"Retry-After": "50"}), None])
-
-        def fetch() -> str:
-            response = next(flaky_responses)
-            if response is not None:
-                raise HTTPError(response)
-            return "ok"
-
         start = clock.now()
-        Retry(on=HTTPError, pushback=False, backoff=ONE_SECOND).call(fetch)
+        Retry(on=HTTPError, pushback=False, backoff=ONE_SECOND).call(failing_once_with(Response(503, {"Retry-After": "50"})))
         assert clock.now() - start == pytest.approx(1.0)
 
 

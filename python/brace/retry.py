@@ -464,30 +464,6 @@ def _call_in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
     return box["result"]
 
 
-def retry(
-    *,
-    on: _config.ExceptionFilter,
-    retry_on_result: Callable[[Any], bool] | None = None,
-    attempts: int = 3,
-    deadline: float | timedelta | None = None,
-    backoff: Backoff | None = None,
-    attempt_timeout: float | timedelta | None = None,
-    budget: RetryBudget | None = None,
-    pushback: bool = True,
-    pushback_cap: float | timedelta = 300.0,
-    raise_retry_error: bool = False,
-    before_sleep: Hook | None = None,
-    on_retry: Hook | None = None,
-    on_giveup: Hook | None = None,
-    name: str | None = None,
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """A decorator that retries: `@brace.retry(on=ConnectionError, attempts=5)`.
-
-    Takes the arguments of brace.Retry (see there).
-    """
-    return Retry(
-        on=on, retry_on_result=retry_on_result, attempts=attempts, deadline=deadline, backoff=backoff,
-        attempt_timeout=attempt_timeout, budget=budget, pushback=pushback, pushback_cap=pushback_cap,
-        raise_retry_error=raise_retry_error, before_sleep=before_sleep, on_retry=on_retry,
-        on_giveup=on_giveup, name=name,
-    )  # fmt: skip
+#: `@brace.retry(on=ConnectionError, attempts=5)`: the same as `@brace.Retry(...)`,
+#: spelled as the decorator people reach for.
+retry = Retry
