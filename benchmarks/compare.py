@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""brace against peer Python resilience libraries: rate limiter, circuit breaker, bulkhead.
+"""brace against peer Python resilience libraries: rate limiter, circuit breaker, bulkhead, retry.
 
 One run times every section below; within a section the cases' repeats are
 interleaved round-robin, so that the noise of a shared machine falls on all of
@@ -16,9 +16,12 @@ timed in timeit loops; each async case is one coroutine per sample that awaits
 4. circuit breaker, open: a rejected call caught by try/except;
 5. bulkhead: try_acquire()+release() and `with bh:`, against stdlib baselines,
    and a decorated call's overhead against resilix's bulkhead;
+6. retry, success path: the overhead of a retry-decorated one-argument function
+   that succeeds at once, over the bare call, against tenacity, stamina,
+   backoff and resilix;
 then what brace's success paths allocate (1,000,000 calls each).
 
-    python benchmarks/compare.py            # full run, about 70 s on 2 cores
+    python benchmarks/compare.py            # full run, about 85 s on 2 cores
     python benchmarks/compare.py --quick    # a few seconds: CI smoke test
     python benchmarks/compare.py --json     # machine-readable report on stdout
 
@@ -49,12 +52,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import backoff
 import brace
 import circuitbreaker  # type: ignore[import-untyped]
 import limits
 import pybreaker
 import pyrate_limiter
 import resilix
+import stamina
+import tenacity
 import token_bucket
 from limits.storage import MemoryStorage as LimitsMemoryStorage
 from limits.strategies import FixedWindowRateLimiter
@@ -105,8 +111,17 @@ SEMAPHORE_PAIR = "stdlib baseline: BoundedSemaphore acquire(False); release()"
 BRACE_BULKHEAD_DECORATOR = "brace @Bulkhead(max_concurrent=10)"
 RESILIX_BULKHEAD = "resilix @protect.bulkhead(10, wait=False)"
 
+# Every retry below makes at most this many attempts in all (brace's default).
+RETRY_ATTEMPTS = 3
+BRACE_RETRY = "brace @retry(on=ConnectionError)"
+TENACITY_RETRY = "tenacity @retry(stop_after_attempt(3), retry_if_exception_type)"
+STAMINA_RETRY = "stamina @retry(on=ConnectionError, attempts=3)"
+BACKOFF_RETRY = "backoff @on_exception(expo, ConnectionError, max_tries=3)"
+RESILIX_RETRY = "resilix @protect.when(ConnectionError, retry=3)"
+
 PEER_PACKAGES = (
     "brace", "limits", "pyrate-limiter", "token-bucket", "pybreaker", "circuitbreaker", "resilix",
+    "tenacity", "stamina", "backoff",
 )  # fmt: skip
 
 
@@ -685,6 +700,42 @@ def bulkhead_allocations() -> list[AllocationCheck]:
 
 
 # ---------------------------------------------------------------------------
+# Section 6: retry, success path
+# ---------------------------------------------------------------------------
+
+
+def retry_cases() -> list[Case]:
+    """`target` decorated by each retry, on ConnectionError, at most RETRY_ATTEMPTS attempts."""
+    tenacity_retried = tenacity.retry(
+        stop=tenacity.stop_after_attempt(RETRY_ATTEMPTS),
+        retry=tenacity.retry_if_exception_type(ConnectionError),
+    )(target)
+    backoff_retried = backoff.on_exception(backoff.expo, ConnectionError, max_tries=RETRY_ATTEMPTS)(target)
+    return [
+        Case(BARE_CALL, call_measure(target, (1,))),
+        guarded_case(BRACE_RETRY, brace.retry(on=ConnectionError)(target)),
+        guarded_case(TENACITY_RETRY, tenacity_retried),
+        guarded_case(STAMINA_RETRY, stamina.retry(on=ConnectionError, attempts=RETRY_ATTEMPTS)(target)),
+        guarded_case(BACKOFF_RETRY, backoff_retried),
+        guarded_case(RESILIX_RETRY, resilix.protect.when(ConnectionError, retry=RETRY_ATTEMPTS)(target)),
+    ]
+
+
+def retry_bars(overheads: dict[str, float]) -> list[Bar]:
+    brace_ns = overheads[BRACE_RETRY]
+    return [
+        Bar("brace retried-call overhead (median)", brace_ns, 60.0, "ns", True),
+        Bar("tenacity overhead / brace overhead", ratio(overheads[TENACITY_RETRY], brace_ns), 150.0, "x", False),
+        Bar("resilix overhead / brace overhead", ratio(overheads[RESILIX_RETRY], brace_ns), 3.0, "x", False),
+    ]  # fmt: skip
+
+
+def retry_allocations() -> list[AllocationCheck]:
+    retried = brace.retry(on=ConnectionError)(target)
+    return [allocation_check(f"{BRACE_RETRY}-decorated f(1)", call_loop(retried, 1))]
+
+
+# ---------------------------------------------------------------------------
 # Sections as data: timing, figures, ratios
 # ---------------------------------------------------------------------------
 
@@ -856,6 +907,22 @@ def bulkhead_decorator_section(settings: Settings) -> Section:
     )  # fmt: skip
 
 
+def retry_section(settings: Settings, allocations: list[AllocationCheck]) -> Section:
+    timings = time_cases(retry_cases(), settings)
+    section = Section(
+        "retry", "retry, success path: decorated call of a one-argument function that succeeds",
+        OVERHEAD_METHOD, timings, reference=BRACE_RETRY, baseline=BARE_CALL, allocations=allocations,
+        notes=[
+            "each retry guards the same `def f(x): return x`, retries ConnectionError, and makes at "
+            f"most {RETRY_ATTEMPTS} attempts; every call succeeds at the first, so nothing sleeps",
+            "brace and stamina keep their default backoff, tenacity its default wait (none), "
+            "backoff expo, resilix its default delay (0 s)",
+        ],
+    )  # fmt: skip
+    section.bars = retry_bars(section.figures())
+    return section
+
+
 # ---------------------------------------------------------------------------
 # Environment and report
 # ---------------------------------------------------------------------------
@@ -957,7 +1024,7 @@ def report(run: Run) -> dict[str, Any]:
 def print_header(data: dict[str, Any]) -> None:
     env = data["environment"]
     settings = data["settings"]
-    print("brace vs peer resilience libraries: rate limiter, circuit breaker, bulkhead")
+    print("brace vs peer resilience libraries: rate limiter, circuit breaker, bulkhead, retry")
     print(f"command:  {data['command']}")
     print(f"python:   {env['python']} ({env['implementation']})")
     print(f"platform: {env['platform']}, {env['machine']}")
@@ -1109,6 +1176,7 @@ def main() -> None:
     limiter_allocs = limiter_allocations()
     breaker_allocs = breaker_allocations()
     bulkhead_allocs = bulkhead_allocations()
+    retry_allocs = retry_allocations()
 
     empty_loop = Timing(EMPTY_LOOP, timeit.Timer("pass").timeit)
     limiter_timings = time_cases(limiter_cases(), settings, extra=[empty_loop])
@@ -1118,6 +1186,7 @@ def main() -> None:
         open_breaker_section(settings),
         bulkhead_section(settings, bulkhead_allocs),
         bulkhead_decorator_section(settings),
+        retry_section(settings, retry_allocs),
     ]
     run = Run(
         settings, limiter_timings, empty_loop, limiter_allocs, sections,

@@ -32,6 +32,15 @@ SECTIONS = {
         {"brace try_acquire()+release() median", "brace `with bh:` median"},
     ),
     "bulkhead_decorator": (("bare call: f(1)", "brace @Bulkhead(max_concurrent=10)"), set()),
+    "retry": (
+        ("bare call: f(1)", "brace @retry(on=ConnectionError)",
+         "tenacity @retry(stop_after_attempt(3), retry_if_exception_type)",
+         "stamina @retry(on=ConnectionError, attempts=3)",
+         "backoff @on_exception(expo, ConnectionError, max_tries=3)",
+         "resilix @protect.when(ConnectionError, retry=3)"),
+        {"brace retried-call overhead (median)", "tenacity overhead / brace overhead",
+         "resilix overhead / brace overhead"},
+    ),
 }  # fmt: skip
 
 
@@ -58,6 +67,6 @@ def test_compare_quick_reports_every_case_and_the_allocation_check() -> None:
             if section["baseline"] is not None:
                 assert "overhead_ns" in rows[name], (key, name)
         assert {bar["description"] for bar in section["bars"]} >= bars, key
-    for key in ("breaker", "bulkhead"):
+    for key in ("breaker", "bulkhead", "retry"):
         checks = report[key]["allocations"]
         assert checks and all(check["measured"]["calls"] == 1_000_000 for check in checks), key
