@@ -277,6 +277,12 @@ int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *config);
 int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
                         brc_breaker_transition_t *t);
 
+/* Permission for a call with no clock read and no side effect: BRC_OK (and
+ * *ticket) when the state permits every call (CLOSED, METRICS_ONLY,
+ * DISABLED), else BRC_REJECTED with nothing changed - the caller then asks
+ * brc_breaker_acquire, which handles OPEN and HALF_OPEN. Thread-safe. */
+int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket);
+
 /* Records the outcome of a permitted call: BRC_OUTCOME_* flags, its duration
  * in ns (0 if not measured), the ticket from acquire, `now` (0: read only if
  * needed). Outcomes count in the window while CLOSED or METRICS_ONLY, and as a

@@ -169,6 +169,15 @@ int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64
   }
 }
 
+int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket) {
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  int state = BRC__STATE(s);
+  if (state != BRC_CLOSED && state != BRC_METRICS_ONLY && state != BRC_DISABLED)
+    return BRC_REJECTED;
+  *ticket = BRC__GEN(s);
+  return BRC_OK;
+}
+
 static int brc__tripped(const brc_breaker_config_t *c, const brc_window_snapshot_t *snap) {
   if (snap->calls < c->minimum_calls || snap->calls == 0)
     return 0;

@@ -86,6 +86,7 @@ cdef extern from "brace.h" nogil:
     int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsigned outcome,
                            uint64_t duration, uint64_t now, brc_breaker_transition_t *t)
     int brc_breaker_release(brc_breaker_t *b, uint64_t ticket)
+    int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket)
     int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
                                brc_breaker_transition_t *t)
     int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until)

@@ -37,6 +37,15 @@ def retry_decorated_call() -> Callable[[], object]:
     return lambda: guarded(-1)
 
 
+def policy_decorated_call() -> Callable[[], object]:
+    policy = brace.Policy(
+        retry=brace.Retry(on=ConnectionError), breaker=brace.CircuitBreaker(name="alloc"),
+        limiter=brace.RateLimiter(rate=1e9, burst=10**9), bulkhead=brace.Bulkhead(max_concurrent=10),
+    )  # fmt: skip
+    guarded = policy(abs)
+    return lambda: guarded(-1)
+
+
 def bulkhead_with() -> Callable[[], object]:
     bh = brace.Bulkhead(max_concurrent=10)
 
@@ -65,7 +74,8 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 
 @pytest.mark.parametrize(
     "make",
-    [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, bulkhead_with,
+    [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, policy_decorated_call,
+     bulkhead_with,
      bulkhead_try_acquire_and_release, bulkhead_refuses, bulkhead_decorated_call],  # fmt: skip
 )
 def test_a_million_calls_allocate_nothing(make: Callable[[], Callable[[], object]]) -> None:

@@ -18,6 +18,7 @@ from brace.errors import (
     Timeout,
 )
 from brace.limiter import RateLimiter, RateLimitState
+from brace.policy import Policy
 from brace.pushback import http_status, server_delay
 from brace.retry import Attempt, Retry, RetryEvent, retry
 
@@ -34,6 +35,7 @@ __all__ = [
     "BulkheadFull",
     "CircuitBreaker",
     "CircuitOpen",
+    "Policy",
     "RateLimitState",
     "RateLimited",
     "RateLimiter",

@@ -34,6 +34,7 @@ WINDOW_COUNT_MAX: int
 WINDOW_TIME_MAX: int
 
 class Breaker:
+    _measure: bool
     def _configure(
         self, *, name: str | None, window_kind: int, window_size: int, bucket_ns: int,
         failure_rate: float, slow_rate: float, minimum_calls: int, consecutive_failures: int,
@@ -119,3 +120,13 @@ class BudgetCore:
     def try_withdraw(self) -> bool:
         """Takes one token for a retry if the balance covers it; returns whether it did."""
     def _balance(self) -> int: ...
+
+class PolicyCore:
+    def _try_enter(self) -> tuple[int, int] | None: ...
+    def _succeeded(self, token: int, start: int) -> bool: ...
+    def _configure_core(
+        self, *, breaker: Breaker | None, limiter: Gcra | None, bulkhead: Permits | None,
+        deposit: Callable[[], object] | None, whole_call_in_python: bool, checks_result: bool,
+        needs_start: bool,
+    ) -> None: ...
+    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...

@@ -260,7 +260,7 @@ class Retry(RetryCore):
             if not attempt._failed:
                 return
             try:
-                delay = self._plan_or_give_up(number, attempt._outcome, previous, started)
+                delay = self._plan_or_give_up(number, attempt._outcome, previous, started, self._deadline)
             except _LastResult:
                 return  # the caller holds the result it checked
             sleep_until(now_ns() + round(delay * _NS))
@@ -276,7 +276,7 @@ class Retry(RetryCore):
             if not attempt._failed:
                 return
             try:
-                delay = self._plan_or_give_up(number, attempt._outcome, previous, started)
+                delay = self._plan_or_give_up(number, attempt._outcome, previous, started, self._deadline)
             except _LastResult:
                 return
             await sleep_until_async(now_ns() + round(delay * _NS))
@@ -292,13 +292,13 @@ class Retry(RetryCore):
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
         if not self._retryable(error):
             return RERAISE
-        return self._retry_after(fn, args, kwargs, error, start or now_ns())
+        return self._continue(lambda: self._attempt(fn, args, kwargs), error, start or now_ns(), self._deadline)
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
         if not self._rejects(result):
             return result
-        return self._retry_after(fn, args, kwargs, result, start or now_ns())
+        return self._continue(lambda: self._attempt(fn, args, kwargs), result, start or now_ns(), self._deadline)
 
     # -- the loop ---------------------------------------------------------------
 
@@ -316,34 +316,48 @@ class Retry(RetryCore):
         self._deposit()
         started = now_ns()
         failed, outcome = self._attempt(fn, args, kwargs)
-        return self._retry_after(fn, args, kwargs, outcome, started) if failed else outcome
+        if not failed:
+            return outcome
+        return self._continue(lambda: self._attempt(fn, args, kwargs), outcome, started, self._deadline)
 
-    def _retry_after(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                     outcome: object, started: int) -> Any:  # fmt: skip
+    def _continue(self, attempt: Callable[[], tuple[bool, Any]], outcome: object, started: int,
+                  deadline: int | None) -> Any:  # fmt: skip
+        """Retries after a first failed attempt until one succeeds or it gives up.
+
+        `attempt()` makes one attempt and returns (failed, outcome); `deadline`
+        is in ns from `started` (None: none). Policy drives it with its own attempts.
+        """
         previous: float | None = None
         number = 1
         while True:
             try:
-                delay = self._plan_or_give_up(number, outcome, previous, started)
+                delay = self._plan_or_give_up(number, outcome, previous, started, deadline)
             except _LastResult as last:
                 return last.value
             sleep_until(now_ns() + round(delay * _NS))
             self._emit(self._on_retry, number, outcome, delay, started)
             previous, number = delay, number + 1
-            failed, outcome = self._attempt(fn, args, kwargs)
+            failed, outcome = attempt()
             if not failed:
                 return outcome
 
     async def _call_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                           kwargs: dict[str, Any]) -> Any:  # fmt: skip
         self._deposit()
-        started, previous, number = now_ns(), None, 1
+        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), self._deadline)
+
+    async def _drive_async(self, attempt: Callable[[], Awaitable[tuple[bool, Any]]], deadline: int | None,
+                           first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
+        """The async loop; `first` is the outcome of an attempt already made."""
+        started = now_ns() if started is None else started
+        previous, number = None, 1
         while True:
-            failed, outcome = await self._attempt_async(fn, args, kwargs)
+            failed, outcome = await attempt() if first is None else first
+            first = None
             if not failed:
                 return outcome
             try:
-                delay = self._plan_or_give_up(number, outcome, previous, started)
+                delay = self._plan_or_give_up(number, outcome, previous, started, deadline)
             except _LastResult as last:
                 return last.value
             await sleep_until_async(now_ns() + round(delay * _NS))
@@ -351,12 +365,15 @@ class Retry(RetryCore):
             previous, number = delay, number + 1
 
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-        """(failed, what it raised or returned); exceptions not to retry propagate."""
+        if self._attempt_timeout is None:
+            return self._classified(lambda: fn(*args, **kwargs))
+        timeout = self._attempt_timeout
+        return self._classified(lambda: _call_in_thread(fn, args, kwargs, timeout))
+
+    def _classified(self, call: Callable[[], Any]) -> tuple[bool, Any]:
+        """(failed, what call() raised or returned); exceptions not to retry propagate."""
         try:
-            if self._attempt_timeout is None:
-                result = fn(*args, **kwargs)
-            else:
-                result = _call_in_thread(fn, args, kwargs, self._attempt_timeout)
+            result = call()
         except BaseException as error:
             if not self._retryable(error):
                 raise
@@ -365,24 +382,22 @@ class Retry(RetryCore):
 
     async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> tuple[bool, Any]:  # fmt: skip
+        return await self._classified_async(lambda: _with_timeout(fn(*args, **kwargs), self._attempt_timeout))
+
+    async def _classified_async(self, call: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
         try:
-            if self._attempt_timeout is None:
-                result = await fn(*args, **kwargs)
-            else:
-                try:
-                    result = await asyncio.wait_for(fn(*args, **kwargs), self._attempt_timeout)
-                except asyncio.TimeoutError:
-                    raise Timeout(timeout=self._attempt_timeout) from None
+            result = await call()
         except BaseException as error:
             if not self._retryable(error):
                 raise
             return True, error
         return self._rejects(result), result
 
-    def _plan_or_give_up(self, attempt: int, outcome: object, previous: float | None, started: int) -> float:
+    def _plan_or_give_up(self, attempt: int, outcome: object, previous: float | None, started: int,
+                         deadline: int | None) -> float:  # fmt: skip
         """Seconds to sleep before attempt + 1, or gives up (raises, or returns no delay)."""
         try:
-            delay = self._plan(attempt, outcome, previous, started)
+            delay = self._plan(attempt, outcome, previous, started, deadline)
         except _GiveUp as give_up:
             reason = give_up.reason
         else:
@@ -392,13 +407,13 @@ class Retry(RetryCore):
         self._emit(self._on_giveup, attempt, outcome, None, started, reason)
         raise self._giving_up(attempt, outcome, reason)
 
-    def _plan(self, attempt: int, outcome: object, previous: float | None, started: int) -> float:
+    def _plan(self, attempt: int, outcome: object, previous: float | None, started: int, deadline: int | None) -> float:
         if attempt >= self._attempts:
             raise _GiveUp("attempts")
         delay = server_delay(outcome, cap=self._pushback_cap) if self._pushback else None
         if delay is None:
             delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
-        if self._deadline is not None and now_ns() + round(delay * _NS) > started + self._deadline:
+        if deadline is not None and now_ns() + round(delay * _NS) > started + deadline:
             raise _GiveUp("deadline")
         if self._budget is not None and not self._budget.try_withdraw():
             raise _GiveUp("budget")
@@ -442,6 +457,16 @@ class _LastResult(Exception):
     def __init__(self, value: object) -> None:
         super().__init__()
         self.value = value
+
+
+async def _with_timeout(awaitable: Awaitable[Any], timeout: float | None) -> Any:
+    """Awaits, cancelling at `timeout` seconds with brace.Timeout (None: no bound)."""
+    if timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise Timeout(timeout=timeout) from None
 
 
 def _call_in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> Any:

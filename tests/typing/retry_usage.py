@@ -38,3 +38,16 @@ async def use_async() -> None:
     async for attempt in retry:
         with attempt:
             await fetch_async("a")
+
+
+policy = brace.Policy(retry=retry, breaker=brace.CircuitBreaker(name="p"), fallback=lambda error: b"")
+
+
+@policy
+def guarded(key: str) -> bytes:
+    return key.encode()
+
+
+assert_type(guarded("a"), bytes)
+assert_type(policy.call(len, "abc"), int)
+brace.Policy(retry=3)  # type: ignore[arg-type]

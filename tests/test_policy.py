@@ -1,0 +1,214 @@
+"""brace.Policy: the composition order, rejections, retries, fallback, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from typing import Any
+
+import pytest
+
+import brace
+from brace import Backoff, BreakerState, Policy
+from brace.testing import FakeClock
+
+NO_WAIT = Backoff.constant(delay=0.0)
+
+
+class Flaky:
+    def __init__(self, failures: int, error: type[BaseException] = ConnectionError) -> None:
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def __call__(self, *args: object) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error(f"failure {self.calls}")
+        return "ok"
+
+
+def everything(**overrides: Any) -> dict[str, Any]:
+    parts: dict[str, Any] = {
+        "retry": brace.Retry(on=ConnectionError, attempts=3, backoff=NO_WAIT),
+        "breaker": brace.CircuitBreaker(name="api", window_size=10, minimum_calls=10),
+        "limiter": brace.RateLimiter(rate=1000, burst=100, max_wait=0),
+        "bulkhead": brace.Bulkhead(max_concurrent=2),
+    }
+    parts.update(overrides)
+    return parts
+
+
+@pytest.mark.parametrize("form", ["decorator", "call"])
+def test_a_successful_call_goes_through_every_primitive(clock: FakeClock, form: str) -> None:
+    parts = everything()
+    policy = Policy(**parts)
+    if form == "decorator":
+        assert policy(lambda x: x * 2)(21) == 42
+    else:
+        assert policy.call(lambda x: x * 2, 21) == 42
+    assert parts["breaker"].metrics().calls == 1
+    assert parts["limiter"].state().remaining == 99
+    assert parts["bulkhead"].in_use == 0
+
+
+@pytest.mark.parametrize("form", ["decorator", "call"])
+def test_failures_are_retried_through_the_breaker_and_the_limiter(clock: FakeClock, form: str) -> None:
+    parts = everything()
+    flaky = Flaky(failures=2)
+    policy = Policy(**parts)
+    assert (policy(flaky)() if form == "decorator" else policy.call(flaky)) == "ok"
+    metrics = parts["breaker"].metrics()
+    assert (flaky.calls, metrics.calls, metrics.failures) == (3, 3, 2)
+    assert parts["limiter"].state().remaining == 97  # one token per attempt
+    assert parts["bulkhead"].in_use == 0
+
+
+def test_an_open_breaker_consumes_no_limiter_token_and_reaches_the_fallback(clock: FakeClock) -> None:
+    parts = everything(retry=None)
+    parts["breaker"].force_open()
+    seen: list[Exception] = []
+    policy = Policy(fallback=lambda error: seen.append(error) or "cached", **parts)
+    assert policy(lambda: "live")() == "cached"
+    assert isinstance(seen[0], brace.CircuitOpen)
+    assert parts["limiter"].state().remaining == 100
+
+
+def test_a_rate_limited_attempt_gives_its_breaker_permission_back(clock: FakeClock) -> None:
+    limiter = brace.RateLimiter(rate=1, burst=1, max_wait=0)
+    limiter.try_acquire()
+    parts = everything(retry=None, limiter=limiter, breaker=brace.CircuitBreaker(name="b", half_open_calls=1,
+                                                                                  window_size=10, minimum_calls=10))  # fmt: skip
+    with pytest.raises(brace.RateLimited):
+        Policy(**parts)(lambda: "x")()
+    assert parts["breaker"].metrics().calls == 0
+
+
+def test_a_full_bulkhead_refunds_the_limiter_token(clock: FakeClock) -> None:
+    bulkhead = brace.Bulkhead(max_concurrent=1)
+    bulkhead.try_acquire()
+    parts = everything(retry=None, bulkhead=bulkhead)
+    with pytest.raises(brace.BulkheadFull):
+        Policy(**parts).call(lambda: "x")
+    assert parts["limiter"].state().remaining == 100
+    bulkhead.release()
+
+
+def test_rejections_can_be_retried_when_named(clock: FakeClock) -> None:
+    limiter = brace.RateLimiter(rate=1, burst=1, max_wait=0)
+    limiter.try_acquire()
+    retry = brace.Retry(on=brace.RateLimited, attempts=3, backoff=Backoff.constant(delay=1.0, jitter="none"))
+    start = clock.now()
+    assert Policy(retry=retry, limiter=limiter)(lambda: "x")() == "x"
+    assert clock.now() - start == pytest.approx(1.0)
+
+
+def test_the_fallback_receives_the_final_exception(clock: FakeClock) -> None:
+    flaky = Flaky(failures=10)
+    errors: list[Exception] = []
+    policy = Policy(retry=brace.Retry(on=ConnectionError, attempts=2, backoff=NO_WAIT),
+                    fallback=lambda error: errors.append(error) or "fallback")  # fmt: skip
+    assert policy(flaky)() == "fallback"
+    assert flaky.calls == 2 and isinstance(errors[0], ConnectionError)
+
+
+def test_without_a_fallback_unretried_errors_propagate_untouched(clock: FakeClock) -> None:
+    error = KeyError("x")
+
+    def raises() -> None:
+        raise error
+
+    with pytest.raises(KeyError) as info:
+        Policy(**everything())(raises)()
+    assert info.value is error
+
+
+def test_the_deadline_bounds_the_retries(clock: FakeClock) -> None:
+    flaky = Flaky(failures=10)
+    retry = brace.Retry(on=ConnectionError, attempts=100, backoff=Backoff.constant(delay=1.0, jitter="none"))
+    start = clock.now()
+    with pytest.raises(ConnectionError):
+        Policy(retry=retry, deadline=2.5).call(flaky)
+    assert flaky.calls == 3
+    assert clock.now() - start == pytest.approx(2.0)
+
+
+def test_results_checked_by_the_retry_and_the_breaker(clock: FakeClock) -> None:
+    results = iter([503, 503, 200])
+    breaker = brace.CircuitBreaker(name="r", window_size=10, minimum_calls=10, record_result=lambda s: s >= 500)
+    retry = brace.Retry(on=(), retry_on_result=lambda s: s >= 500, backoff=NO_WAIT)
+    assert Policy(retry=retry, breaker=breaker)(lambda: next(results))() == 200
+    assert (breaker.metrics().calls, breaker.metrics().failures) == (3, 2)
+
+
+def test_the_breaker_opens_inside_a_policy(clock: FakeClock) -> None:
+    breaker = brace.CircuitBreaker(name="o", window_size=4, minimum_calls=4)
+    guarded = Policy(breaker=breaker, fallback=lambda error: type(error).__name__)(Flaky(failures=100))
+    assert [guarded() for _ in range(6)] == ["ConnectionError"] * 4 + ["CircuitOpen"] * 2
+    assert breaker.state is BreakerState.OPEN
+
+
+class TestAsync:
+    def test_success_retry_and_fallback(self, clock: FakeClock) -> None:
+        parts = everything()
+        flaky = Flaky(failures=2)
+
+        async def fetch() -> str:
+            await asyncio.sleep(0)
+            return flaky()
+
+        policy = Policy(**parts)
+        guarded = policy(fetch)
+        assert inspect.iscoroutinefunction(guarded)
+        assert asyncio.run(guarded()) == "ok"
+        assert parts["breaker"].metrics().calls == 3 and parts["bulkhead"].in_use == 0
+        parts["breaker"].force_open()
+        fallback = Policy(fallback=lambda error: "cached", **everything(breaker=parts["breaker"]))
+        assert asyncio.run(fallback.call_async(fetch)) == "cached"
+
+    def test_attempt_timeout_cancels(self) -> None:
+        async def hang() -> None:
+            await asyncio.sleep(3600)
+
+        policy = Policy(retry=brace.Retry(on=brace.Timeout, attempts=2, backoff=NO_WAIT), attempt_timeout=0.02)
+        with pytest.raises(brace.Timeout):
+            asyncio.run(policy.call_async(hang))
+
+
+def test_decorator_keeps_the_signature() -> None:
+    def fetch(key: str, *, page: int = 1) -> str:
+        return key
+
+    guarded = Policy(**everything())(fetch)
+    assert inspect.signature(guarded) == inspect.signature(fetch)
+    assert guarded.__name__ == "fetch"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"retry": 3}, TypeError, "retry must be a brace.Retry or None, got int"),
+        ({"breaker": "b"}, TypeError, "breaker must be a brace.CircuitBreaker or None, got str"),
+        ({"limiter": 1.0}, TypeError, "limiter must be a brace.RateLimiter or None, got float"),
+        ({"bulkhead": object()}, TypeError, "bulkhead must be a brace.Bulkhead or None, got object"),
+        ({"fallback": 1}, TypeError, "fallback must be callable or None, got int"),
+        ({"deadline": -1}, ValueError, "deadline must be a finite number of seconds >= 0"),
+        ({"deadline": 0}, ValueError, "deadline must be a finite number of seconds > 0 or None, got 0"),
+        ({"attempt_timeout": float("nan")}, ValueError, "attempt_timeout must be a finite number"),
+        ({"name": 1}, TypeError, "name must be a str or None, got int"),
+    ],
+)
+def test_bad_configuration(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=f"^{re.escape(message)}"):
+        Policy(**kwargs)
+
+
+def test_async_errors_that_are_not_retried_release_everything(clock: FakeClock) -> None:
+    parts = everything()
+
+    async def broken() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        asyncio.run(Policy(**parts)(broken)())
+    assert parts["bulkhead"].in_use == 0
+    assert (parts["breaker"].metrics().calls, parts["breaker"].metrics().failures) == (1, 1)
