@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""brace against peer Python resilience libraries: rate limiter, circuit breaker, bulkhead, retry.
+"""brace against peer Python resilience libraries: rate limiter, circuit breaker, bulkhead, retry, policy.
 
 One run times every section below; within a section the cases' repeats are
 interleaved round-robin, so that the noise of a shared machine falls on all of
@@ -19,9 +19,13 @@ timed in timeit loops; each async case is one coroutine per sample that awaits
 6. retry, success path: the overhead of a retry-decorated one-argument function
    that succeeds at once, over the bare call, against tenacity, stamina,
    backoff and resilix;
+7. policy (limiter + breaker + bulkhead + retry), success path: the overhead
+   of a brace.Policy-decorated function over the bare call, and of a
+   Policy-decorated coroutine function over a bare await, with stacked peer
+   decorators for reference;
 then what brace's success paths allocate (1,000,000 calls each).
 
-    python benchmarks/compare.py            # full run, about 85 s on 2 cores
+    python benchmarks/compare.py            # full run, about 95 s on 2 cores
     python benchmarks/compare.py --quick    # a few seconds: CI smoke test
     python benchmarks/compare.py --json     # machine-readable report on stdout
 
@@ -118,6 +122,11 @@ TENACITY_RETRY = "tenacity @retry(stop_after_attempt(3), retry_if_exception_type
 STAMINA_RETRY = "stamina @retry(on=ConnectionError, attempts=3)"
 BACKOFF_RETRY = "backoff @on_exception(expo, ConnectionError, max_tries=3)"
 RESILIX_RETRY = "resilix @protect.when(ConnectionError, retry=3)"
+
+BRACE_POLICY = "brace @Policy(retry, breaker, limiter, bulkhead)"
+TENACITY_PYBREAKER = "tenacity @retry(3, ConnectionError) over pybreaker @CircuitBreaker()"
+RESILIX_STACK = "resilix @protect.when(retry=3) over @CircuitBreaker() over @protect.bulkhead(10)"
+BRACE_POLICY_ASYNC = "brace @Policy(retry, breaker, limiter, bulkhead) on async def"
 
 PEER_PACKAGES = (
     "brace", "limits", "pyrate-limiter", "token-bucket", "pybreaker", "circuitbreaker", "resilix",
@@ -736,6 +745,89 @@ def retry_allocations() -> list[AllocationCheck]:
 
 
 # ---------------------------------------------------------------------------
+# Section 7: policy (limiter + breaker + bulkhead + retry), success path
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FullPolicy:
+    """A brace.Policy composing all four primitives, and the primitives, to check its state."""
+
+    policy: brace.Policy
+    breaker: brace.CircuitBreaker
+    limiter: brace.RateLimiter
+    bulkhead: brace.Bulkhead
+
+    def idle(self) -> str | None:
+        """What is wrong with the state between calls: None when every call took the success path."""
+        if self.breaker.state is not brace.BreakerState.CLOSED:
+            return f"the breaker is {self.breaker.state.value}, not closed"
+        if self.bulkhead.in_use != 0:
+            return f"{self.bulkhead.in_use} bulkhead slots still in use"
+        return None
+
+
+def full_policy(name: str) -> FullPolicy:
+    """Every call admitted: a closed breaker, a limiter no loop can drain, free bulkhead slots."""
+    breaker = brace.CircuitBreaker(name=name)
+    limiter = brace.RateLimiter(rate=float(HUGE_RATE), burst=HUGE_RATE)
+    bulkhead = brace.Bulkhead(max_concurrent=BULKHEAD_SLOTS)
+    policy = brace.Policy(retry=brace.Retry(on=ConnectionError), breaker=breaker, limiter=limiter,
+                          bulkhead=bulkhead)  # fmt: skip
+    return FullPolicy(policy, breaker, limiter, bulkhead)
+
+
+def policy_cases() -> list[Case]:
+    full = full_policy("bench-policy")
+    guarded = full.policy(target)
+
+    def brace_check() -> str | None:
+        return returns_its_argument(guarded)() or full.idle()
+
+    # Peers have no one-object policy: their decorators stacked in the same
+    # order (retry outermost), for reference. Neither stack has a rate limiter.
+    tenacity_pybreaker = tenacity.retry(
+        stop=tenacity.stop_after_attempt(RETRY_ATTEMPTS),
+        retry=tenacity.retry_if_exception_type(ConnectionError),
+    )(pybreaker.CircuitBreaker(name="bench-policy")(target))
+    resilix_stack = resilix.protect.when(ConnectionError, retry=RETRY_ATTEMPTS)(
+        resilix.CircuitBreaker()(resilix.protect.bulkhead(BULKHEAD_SLOTS, wait=False)(target))
+    )
+    return [
+        Case(BARE_CALL, call_measure(target, (1,))),
+        Case(BRACE_POLICY, call_measure(guarded, (1,)), brace_check),
+        guarded_case(TENACITY_PYBREAKER, tenacity_pybreaker),
+        guarded_case(RESILIX_STACK, resilix_stack),
+    ]
+
+
+def policy_bars(overheads: dict[str, float]) -> list[Bar]:
+    return [Bar("brace policy-call overhead (median)", overheads[BRACE_POLICY], 150.0, "ns", True)]
+
+
+def policy_async_cases(event_loop: EventLoop) -> list[Case]:
+    full = full_policy("bench-policy-async")
+    policy_case = event_loop.case(BRACE_POLICY_ASYNC, full.policy(async_target))
+
+    def brace_check() -> str | None:
+        return policy_case.check() or full.idle()
+
+    return [
+        event_loop.case(BARE_AWAIT, async_target),
+        Case(BRACE_POLICY_ASYNC, policy_case.measure, brace_check),
+    ]
+
+
+def policy_async_bars(overheads: dict[str, float]) -> list[Bar]:
+    return [Bar("brace async policy-await overhead (median)", overheads[BRACE_POLICY_ASYNC], 400.0, "ns", True)]
+
+
+def policy_allocations() -> list[AllocationCheck]:
+    guarded = full_policy("bench-policy-allocations").policy(target)
+    return [allocation_check(f"{BRACE_POLICY}-decorated f(1)", call_loop(guarded, 1))]
+
+
+# ---------------------------------------------------------------------------
 # Sections as data: timing, figures, ratios
 # ---------------------------------------------------------------------------
 
@@ -923,6 +1015,46 @@ def retry_section(settings: Settings, allocations: list[AllocationCheck]) -> Sec
     return section
 
 
+POLICY_NOTE = (
+    "the policy is brace.Policy(retry=Retry(on=ConnectionError), breaker=CircuitBreaker(name=...), "
+    f"limiter=RateLimiter(rate=1e9, burst=10**9), bulkhead=Bulkhead(max_concurrent={BULKHEAD_SLOTS})): "
+    "every call is admitted by each and succeeds at its first attempt"
+)
+
+
+def policy_section(settings: Settings, allocations: list[AllocationCheck]) -> Section:
+    timings = time_cases(policy_cases(), settings)
+    section = Section(
+        "policy", "policy (limiter + breaker + bulkhead + retry), success path: decorated call",
+        OVERHEAD_METHOD, timings, reference=BRACE_POLICY, baseline=BARE_CALL, allocations=allocations,
+        notes=[
+            POLICY_NOTE + "; it guards `def f(x): return x`",
+            "the peer rows are for reference (no bar): no peer has a one-object policy, so their "
+            "decorators are stacked, retry outermost; neither stack has a rate limiter",
+            f"tenacity stop_after_attempt({RETRY_ATTEMPTS}) + retry_if_exception_type(ConnectionError) "
+            "over pybreaker's defaults; resilix protect.when(ConnectionError, retry=3) over "
+            "CircuitBreaker() over protect.bulkhead(10, wait=False)",
+        ],
+    )  # fmt: skip
+    section.bars = policy_bars(section.figures())
+    return section
+
+
+def policy_async_section(settings: Settings) -> Section:
+    event_loop = EventLoop()
+    try:
+        timings = time_cases(policy_async_cases(event_loop), settings)
+    finally:
+        event_loop.close()
+    section = Section(
+        "policy_async", "policy (limiter + breaker + bulkhead + retry), success path: guarded await",
+        ASYNC_METHOD, timings, reference=BRACE_POLICY_ASYNC, baseline=BARE_AWAIT,
+        notes=[POLICY_NOTE + "; it guards `async def f(x): return x`"],
+    )  # fmt: skip
+    section.bars = policy_async_bars(section.figures())
+    return section
+
+
 # ---------------------------------------------------------------------------
 # Environment and report
 # ---------------------------------------------------------------------------
@@ -1024,7 +1156,7 @@ def report(run: Run) -> dict[str, Any]:
 def print_header(data: dict[str, Any]) -> None:
     env = data["environment"]
     settings = data["settings"]
-    print("brace vs peer resilience libraries: rate limiter, circuit breaker, bulkhead, retry")
+    print("brace vs peer resilience libraries: rate limiter, circuit breaker, bulkhead, retry, policy")
     print(f"command:  {data['command']}")
     print(f"python:   {env['python']} ({env['implementation']})")
     print(f"platform: {env['platform']}, {env['machine']}")
@@ -1177,6 +1309,7 @@ def main() -> None:
     breaker_allocs = breaker_allocations()
     bulkhead_allocs = bulkhead_allocations()
     retry_allocs = retry_allocations()
+    policy_allocs = policy_allocations()
 
     empty_loop = Timing(EMPTY_LOOP, timeit.Timer("pass").timeit)
     limiter_timings = time_cases(limiter_cases(), settings, extra=[empty_loop])
@@ -1187,6 +1320,8 @@ def main() -> None:
         bulkhead_section(settings, bulkhead_allocs),
         bulkhead_decorator_section(settings),
         retry_section(settings, retry_allocs),
+        policy_section(settings, policy_allocs),
+        policy_async_section(settings),
     ]
     run = Run(
         settings, limiter_timings, empty_loop, limiter_allocs, sections,

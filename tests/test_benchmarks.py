@@ -41,6 +41,16 @@ SECTIONS = {
         {"brace retried-call overhead (median)", "tenacity overhead / brace overhead",
          "resilix overhead / brace overhead"},
     ),
+    "policy": (
+        ("bare call: f(1)", "brace @Policy(retry, breaker, limiter, bulkhead)",
+         "tenacity @retry(3, ConnectionError) over pybreaker @CircuitBreaker()",
+         "resilix @protect.when(retry=3) over @CircuitBreaker() over @protect.bulkhead(10)"),
+        {"brace policy-call overhead (median)"},
+    ),
+    "policy_async": (
+        ("bare await: await f(1)", "brace @Policy(retry, breaker, limiter, bulkhead) on async def"),
+        {"brace async policy-await overhead (median)"},
+    ),
 }  # fmt: skip
 
 
@@ -67,6 +77,6 @@ def test_compare_quick_reports_every_case_and_the_allocation_check() -> None:
             if section["baseline"] is not None:
                 assert "overhead_ns" in rows[name], (key, name)
         assert {bar["description"] for bar in section["bars"]} >= bars, key
-    for key in ("breaker", "bulkhead", "retry"):
+    for key in ("breaker", "bulkhead", "retry", "policy"):
         checks = report[key]["allocations"]
         assert checks and all(check["measured"]["calls"] == 1_000_000 for check in checks), key
