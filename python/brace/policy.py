@@ -198,23 +198,30 @@ class Policy(PolicyCore):
 
     def _admit(self) -> tuple[int, int]:
         """Breaker permission, a limiter token, a bulkhead slot: (token, start) or raises."""
-        breaker, limiter, bulkhead = self._breaker_obj, self._limiter_obj, self._bulkhead_obj
-        token, start = breaker._enter() if breaker is not None else (0, now_ns())
+        token, start = self._enter_breaker()
         try:
-            if limiter is not None:
-                limiter.acquire(1, limiter.max_wait)
-            try:
-                if bulkhead is not None:
-                    bulkhead.__enter__()
-            except BaseException:
-                if limiter is not None:
-                    limiter._refund(1)
-                raise
+            if self._limiter_obj is not None:
+                self._limiter_obj.acquire(1, self._limiter_obj.max_wait)
         except BaseException:
-            if breaker is not None:
-                breaker._release(token)
+            self._give_back(token, refund=False)
+            raise
+        try:
+            if self._bulkhead_obj is not None:
+                self._bulkhead_obj.__enter__()
+        except BaseException:
+            self._give_back(token, refund=True)
             raise
         return token, start
+
+    def _enter_breaker(self) -> tuple[int, int]:
+        return self._breaker_obj._enter() if self._breaker_obj is not None else (0, now_ns())
+
+    def _give_back(self, token: int, *, refund: bool) -> None:
+        """What an attempt took before a rejection goes back: its token, its permission."""
+        if refund and self._limiter_obj is not None:
+            self._limiter_obj._refund(1)
+        if self._breaker_obj is not None:
+            self._breaker_obj._release(token)
 
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token, start = self._admit()
@@ -280,30 +287,27 @@ class Policy(PolicyCore):
 
     async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> Any:  # fmt: skip
-        breaker, limiter, bulkhead = self._breaker_obj, self._limiter_obj, self._bulkhead_obj
-        token, start = breaker._enter() if breaker is not None else (0, now_ns())
+        token, start = self._enter_breaker()
         try:
-            if limiter is not None:
-                await limiter.acquire_async(1, limiter.max_wait)
-            try:
-                if bulkhead is not None:
-                    await bulkhead.__aenter__()
-            except BaseException:
-                if limiter is not None:
-                    limiter._refund(1)
-                raise
+            if self._limiter_obj is not None:
+                await self._limiter_obj.acquire_async(1, self._limiter_obj.max_wait)
         except BaseException:
-            if breaker is not None:
-                breaker._release(token)
+            self._give_back(token, refund=False)
+            raise
+        try:
+            if self._bulkhead_obj is not None:
+                await self._bulkhead_obj.__aenter__()
+        except BaseException:
+            self._give_back(token, refund=True)
             raise
         try:
             result = await _with_timeout(fn(*args, **kwargs), self._attempt_timeout)
         except BaseException as error:
             self._after_error(error, token, start)
             raise
-        if bulkhead is not None:
-            bulkhead.release()
-        return result if breaker is None else breaker._finish(result, token, start)
+        if self._bulkhead_obj is not None:
+            self._bulkhead_obj.release()
+        return result if self._breaker_obj is None else self._breaker_obj._finish(result, token, start)
 
     def __repr__(self) -> str:
         parts = [f"{name}={value!r}" for name, value in (
