@@ -149,7 +149,7 @@ cdef class Gcra:
 from cpython.exc cimport PyErr_SetObject
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
-from brace.errors import CircuitOpen
+from brace.errors import BulkheadFull, CircuitOpen
 
 # What an owner's _guard_failed returns to re-raise the call's exception as it was.
 RERAISE = object()
@@ -395,6 +395,14 @@ cdef class Permits:
     """
 
     cdef c.brc_bulkhead_t _state
+    cdef object _full_name       # the facts of BulkheadFull, for the compiled
+    cdef object _full_max        # rejection of a bulkhead that does not wait
+    cdef double _full_wait
+
+    def _set_facts(self, name, max_concurrent, double max_wait):
+        self._full_name = name
+        self._full_max = max_concurrent
+        self._full_wait = max_wait
 
     def _configure(self, uint64_t max_concurrent):
         _check(c.brc_bulkhead_init(&self._state, max_concurrent), "max_concurrent")
@@ -418,6 +426,8 @@ cdef class Permits:
     def __enter__(self):
         if c.brc_bulkhead_try_acquire(&self._state) == c.BRC_OK:
             return self
+        if self._full_wait == 0 and self._full_max is not None:
+            raise BaseException.__new__(BulkheadFull, self._full_name, self._full_max, self._full_wait)
         return self._acquire_slow()
 
     def __exit__(self, exc_type, exc, tb):
@@ -477,8 +487,12 @@ cdef int _permits_raise_release(Permits p, int status) except -1:
 
 
 cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -1:
-    if c.brc_bulkhead_try_acquire(&(<Permits>owner)._state) == c.BRC_OK:
+    cdef Permits p = <Permits>owner
+    if c.brc_bulkhead_try_acquire(&p._state) == c.BRC_OK:
         return 0
+    if p._full_wait == 0 and p._full_max is not None:  # does not wait: shed the call here
+        PyErr_SetObject(BulkheadFull, BaseException.__new__(BulkheadFull, p._full_name, p._full_max, p._full_wait))
+        return -1
     return 1  # full, or callers queued: wait in Python
 
 

@@ -95,13 +95,30 @@ class BulkheadFull(BraceError):
     """
 
     def __init__(self, *, name: str | None, max_concurrent: int, max_wait: float) -> None:
-        self.name = name
-        self.max_concurrent = max_concurrent
-        self.max_wait = max_wait
-        who = f"bulkhead {name!r}" if name else "bulkhead"
-        super().__init__(
-            f"{who} is full ({max_concurrent} concurrent calls); waited {max_wait:.6g} s"
-        )
+        super().__init__(name, max_concurrent, max_wait)
+
+    # Facts in `args`, like CircuitOpen's: a full bulkhead that does not wait
+    # is load shedding, and its compiled path builds these with
+    # BaseException.__new__ alone.
+    @property
+    def name(self) -> str | None:
+        return cast("str | None", self.args[0])
+
+    @property
+    def max_concurrent(self) -> int:
+        return cast(int, self.args[1])
+
+    @property
+    def max_wait(self) -> float:
+        return cast(float, self.args[2])
+
+    def __str__(self) -> str:
+        who = f"bulkhead {self.name!r}" if self.name else "bulkhead"
+        return f"{who} is full ({self.max_concurrent} concurrent calls); waited {self.max_wait:.6g} s"
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        facts = {"name": self.name, "max_concurrent": self.max_concurrent, "max_wait": self.max_wait}
+        return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
 
 
 class RetryBudgetExhausted(BraceError):
