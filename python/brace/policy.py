@@ -142,13 +142,11 @@ class Policy(PolicyCore):
 
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
-        self._after_error(error, token, start)
-        retry = self._retry
-        if retry is None or not retry._retryable(error):
-            if self._fallback is None or not isinstance(error, Exception):
-                return RERAISE
-            return self._fallback(error)
-        return self._finish(lambda: self._continue(fn, args, kwargs, error, start or now_ns()))
+        if self._retries_after(error, token, start):
+            return self._finish(lambda: self._continue(fn, args, kwargs, error, start or now_ns()))
+        if self._fallback is None or not isinstance(error, Exception):
+            return RERAISE
+        return self._fallback(error)
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
@@ -189,6 +187,11 @@ class Policy(PolicyCore):
         assert retry is not None
         return retry._continue(lambda: retry._classified(lambda: self._attempt(fn, args, kwargs)),
                                outcome, started, self._deadline)  # fmt: skip
+
+    def _retries_after(self, error: BaseException, token: int, start: int) -> bool:
+        """Books a first attempt admitted in C that raised; True when the retry takes it on."""
+        self._after_error(error, token, start)
+        return self._retry is not None and self._retry._retryable(error)
 
     def _after_error(self, error: BaseException, token: int, start: int) -> None:
         if self._bulkhead_obj is not None:
@@ -254,13 +257,11 @@ class Policy(PolicyCore):
     async def _failed_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any],
                             error: BaseException, token: int, start: int) -> Any:  # fmt: skip
         """A first attempt admitted in C raised: book it, then retry or fall back."""
-        self._after_error(error, token, start)
-        retry = self._retry
-        if retry is None or not retry._retryable(error):
-            if self._fallback is None or not isinstance(error, Exception):
-                raise error
-            return self._fallback(error)
-        return await self._finish_async(fn, args, kwargs, (True, error), start or now_ns())
+        if self._retries_after(error, token, start):
+            return await self._finish_async(fn, args, kwargs, (True, error), start or now_ns())
+        if self._fallback is None or not isinstance(error, Exception):
+            raise error
+        return self._fallback(error)
 
     async def _result_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any],
                             result: object, token: int, start: int) -> Any:  # fmt: skip
