@@ -94,7 +94,7 @@ class Policy(PolicyCore):
             breaker=breaker, limiter=limiter, bulkhead=bulkhead,
             deposit=None if retry is None or retry._budget is None else retry._budget.deposit,
             whole_call_in_python=timeout is not None or (retry is not None and retry._attempt_timeout is not None),
-            checks_result=(retry is not None and retry._retry_on_result is not None)
+            checks_result=(retry is not None and retry._checks_result)
             or (breaker is not None and breaker._record_result is not None),
             needs_start=self._deadline is not None or (breaker is not None and breaker._measure),
         )  # fmt: skip

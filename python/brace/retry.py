@@ -23,6 +23,7 @@ from brace._clock import sleep_until, sleep_until_async
 from brace._core import RERAISE, RetryCore, now_ns
 from brace.backoff import Backoff
 from brace.budget import RetryBudget
+from brace.classify import Category, Classification, ErrorClassifier
 from brace.errors import RetryBudgetExhausted, RetryError, Timeout
 from brace.pushback import server_delay
 
@@ -35,6 +36,11 @@ _log = logging.getLogger("brace")
 _NS = 1_000_000_000
 
 GiveUpReason = Literal["attempts", "deadline", "budget"]
+# Per call, with a classifier: retries made so far and the last delay, by the
+# category of the failure (None: a result only retry_on_result rejected).
+_Tally = dict[Category | None, tuple[int, float]]
+# Attempts for results only retry_on_result rejects, when a classifier sets no overall cap.
+_UNCLASSIFIED_ATTEMPTS = 3
 
 
 class RetryEvent(NamedTuple):
@@ -47,6 +53,9 @@ class RetryEvent(NamedTuple):
         delay: Seconds about to be slept (before_sleep, on_retry), else None.
         elapsed: Seconds since the first attempt began.
         reason: Why it gave up (on_giveup): "attempts", "deadline" or "budget".
+        classification: The outcome's brace.Classification, when the retry
+            has a classifier (None otherwise, and for a result that only
+            retry_on_result rejected).
     """
 
     name: str | None
@@ -55,6 +64,7 @@ class RetryEvent(NamedTuple):
     delay: float | None
     elapsed: float
     reason: GiveUpReason | None = None
+    classification: Classification | None = None
 
 
 Hook = Callable[[RetryEvent], object]
@@ -135,14 +145,30 @@ class Retry(RetryCore):
     result that `retry_on_result` kept rejecting is returned as it is (or
     RetryError is raised). Exceptions that `on` does not name propagate at once.
 
+    With a `classifier` (a brace.ErrorClassifier), each failure is classified
+    and retried the way its category's treatment says: only retryable
+    categories are retried, each failure of category c earns at most c's
+    `max_attempts` retries per call, the delay before the k-th retry of c is
+    c's backoff at k (unless `backoff` is given), and the server's wait is
+    honoured when the treatment's `pushback` is set too. Returned responses
+    the classifier calls failures (HTTP status >= 400) of a retryable category
+    are retried like exceptions.
+
     Args:
         on: Which exceptions to retry: exception types or a predicate.
-        retry_on_result: A predicate on return values to retry too.
-        attempts: Attempts in all, >= 1 (1: no retry).
+            Required without a classifier; with one, an error is retried only
+            if `on` (when given) accepts it and the classifier calls it retryable.
+        retry_on_result: A predicate on return values to retry too (with a
+            classifier: as well as the failures it finds). A result that only
+            this predicate rejects counts against `attempts`, or 3 attempts
+            when a classifier leaves `attempts` None.
+        attempts: Attempts in all, >= 1 (1: no retry). None: 3 without a
+            classifier; with one, no cap beyond each category's max_attempts.
         deadline: Bound on all attempts and sleeps together (seconds or
             timedelta); None: no bound.
         backoff: The delays between attempts; default
-            Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="full").
+            Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="full"),
+            or with a classifier each category's own.
         attempt_timeout: Bound on each attempt. Coroutines are cancelled at
             it. A sync attempt runs in a worker thread and the caller stops
             waiting at the timeout (Python cannot stop a thread: the attempt
@@ -151,13 +177,17 @@ class Retry(RetryCore):
             Exception) to be retried. Runs on real time, also under the fake clock.
         budget: A RetryBudget shared with other retries: each call deposits,
             each retry withdraws.
-        pushback: Whether to honour server pushback headers.
+        pushback: Whether to honour server pushback headers (with a
+            classifier, also the retry_after of brace's RateLimited and
+            CircuitOpen, for categories whose treatment has pushback).
         pushback_cap: The longest server-asked delay honoured, seconds.
         raise_retry_error: Give up with brace.RetryError instead of the last exception.
         before_sleep: Called with a RetryEvent before each sleep.
         on_retry: Called with a RetryEvent as each retry starts.
         on_giveup: Called with a RetryEvent when it gives up.
         name: A name for events and notes.
+        classifier: A brace.ErrorClassifier deciding what is retried and how
+            (see above); None: `on` and `retry_on_result` decide.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
@@ -166,15 +196,15 @@ class Retry(RetryCore):
     __slots__ = (
         "_on", "_retry_on_result", "_attempts", "_deadline", "_backoff", "_attempt_timeout",
         "_budget", "_pushback", "_pushback_cap", "_raise_retry_error", "_before_sleep",
-        "_on_retry", "_on_giveup", "_name",
+        "_on_retry", "_on_giveup", "_name", "_classifier", "_backoff_given", "_checks_result",
     )  # fmt: skip
 
     def __init__(
         self,
         *,
-        on: _config.ExceptionFilter,
+        on: _config.ExceptionFilter | None = None,
         retry_on_result: Callable[[Any], bool] | None = None,
-        attempts: int = 3,
+        attempts: int | None = None,
         deadline: float | timedelta | None = None,
         backoff: Backoff | None = None,
         attempt_timeout: float | timedelta | None = None,
@@ -186,17 +216,29 @@ class Retry(RetryCore):
         on_retry: Hook | None = None,
         on_giveup: Hook | None = None,
         name: str | None = None,
+        classifier: ErrorClassifier | None = None,
     ) -> None:
-        self._on = _config.exception_filter(on, "on")
+        if classifier is not None and not isinstance(classifier, ErrorClassifier):
+            raise TypeError(f"classifier must be a brace.ErrorClassifier or None, got {type(classifier).__name__}")
+        self._classifier = classifier
+        if on is None and classifier is None:
+            raise TypeError("on must be an exception type, a tuple of them, or a predicate "
+                            "(it may be left out only with a classifier), got None")  # fmt: skip
+        self._on = None if on is None else _config.exception_filter(on, "on")
         if retry_on_result is not None and not callable(retry_on_result):
             raise TypeError(f"retry_on_result must be a predicate or None, got {type(retry_on_result).__name__}")
         self._retry_on_result = retry_on_result
-        self._attempts = _config.count(attempts, "attempts")
+        self._checks_result = retry_on_result is not None or classifier is not None
+        if attempts is None:
+            self._attempts: int | None = 3 if classifier is None else None
+        else:
+            self._attempts = _config.count(attempts, "attempts")
         deadline_s = _config.duration(deadline, "deadline", allow_none=True)
         self._deadline = None if deadline_s is None else round(deadline_s * _NS)
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a brace.Backoff or None, got {type(backoff).__name__}")
         self._backoff = Backoff.exponential() if backoff is None else backoff
+        self._backoff_given = backoff is not None
         timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True)
         if timeout == 0:
             raise ValueError("attempt_timeout must be a finite number of seconds > 0 or None, got 0")
@@ -220,7 +262,7 @@ class Retry(RetryCore):
         self._name = name
         self._configure_core(
             whole_call_in_python=timeout is not None,
-            checks_result=retry_on_result is not None,
+            checks_result=self._checks_result,
             needs_start=self._deadline is not None,
             deposit=None if budget is None else budget.deposit,
         )
@@ -254,33 +296,41 @@ class Retry(RetryCore):
     def __iter__(self) -> Iterator[Attempt]:
         self._deposit()
         started, previous, number = now_ns(), None, 1
+        tally: _Tally | None = None
         while True:
             attempt = Attempt(self, number)
             yield attempt
             if not attempt._failed:
                 return
+            if tally is None and self._classifier is not None:
+                tally = {}
             try:
-                delay = self._plan_or_give_up(number, attempt._outcome, previous, started, self._deadline)
+                delay, classification = self._plan_or_give_up(
+                    number, attempt._outcome, previous, started, self._deadline, tally)
             except _LastResult:
                 return  # the caller holds the result it checked
             sleep_until(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, attempt._outcome, delay, started)
+            self._emit(self._on_retry, number, attempt._outcome, delay, started, classification=classification)
             previous, number = delay, number + 1
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
         self._deposit()
         started, previous, number = now_ns(), None, 1
+        tally: _Tally | None = None
         while True:
             attempt = Attempt(self, number)
             yield attempt
             if not attempt._failed:
                 return
+            if tally is None and self._classifier is not None:
+                tally = {}
             try:
-                delay = self._plan_or_give_up(number, attempt._outcome, previous, started, self._deadline)
+                delay, classification = self._plan_or_give_up(
+                    number, attempt._outcome, previous, started, self._deadline, tally)
             except _LastResult:
                 return
             await sleep_until_async(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, attempt._outcome, delay, started)
+            self._emit(self._on_retry, number, attempt._outcome, delay, started, classification=classification)
             previous, number = delay, number + 1
 
     # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
@@ -307,10 +357,17 @@ class Retry(RetryCore):
             self._budget.deposit()
 
     def _retryable(self, error: BaseException) -> bool:
-        return isinstance(error, Exception) and bool(self._on(error))
+        if not isinstance(error, Exception):
+            return False
+        if self._on is not None and not self._on(error):
+            return False
+        return self._classifier is None or self._classifier.classify(error).retryable
 
     def _rejects(self, result: object) -> bool:
-        return self._retry_on_result is not None and bool(self._retry_on_result(result))
+        if self._retry_on_result is not None and self._retry_on_result(result):
+            return True
+        classifier = self._classifier
+        return classifier is not None and classifier.is_failure(result) and classifier.classify(result).retryable
 
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._deposit()
@@ -329,13 +386,14 @@ class Retry(RetryCore):
         """
         previous: float | None = None
         number = 1
+        tally: _Tally | None = None if self._classifier is None else {}
         while True:
             try:
-                delay = self._plan_or_give_up(number, outcome, previous, started, deadline)
+                delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
             except _LastResult as last:
                 return last.value
             sleep_until(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, outcome, delay, started)
+            self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
             previous, number = delay, number + 1
             failed, outcome = attempt()
             if not failed:
@@ -351,17 +409,20 @@ class Retry(RetryCore):
         """The async loop; `first` is the outcome of an attempt already made."""
         started = now_ns() if started is None else started
         previous, number = None, 1
+        tally: _Tally | None = None
         while True:
             failed, outcome = await attempt() if first is None else first
             first = None
             if not failed:
                 return outcome
+            if tally is None and self._classifier is not None:
+                tally = {}
             try:
-                delay = self._plan_or_give_up(number, outcome, previous, started, deadline)
+                delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
             except _LastResult as last:
                 return last.value
             await sleep_until_async(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, outcome, delay, started)
+            self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
             previous, number = delay, number + 1
 
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
@@ -394,32 +455,75 @@ class Retry(RetryCore):
         return self._rejects(result), result
 
     def _plan_or_give_up(self, attempt: int, outcome: object, previous: float | None, started: int,
-                         deadline: int | None) -> float:  # fmt: skip
-        """Seconds to sleep before attempt + 1, or gives up (raises, or returns no delay)."""
+                         deadline: int | None, tally: _Tally | None = None,
+                         ) -> tuple[float, Classification | None]:  # fmt: skip
+        """(seconds to sleep before attempt + 1, the outcome's classification), or gives up
+        (raises, or returns no delay). `tally` is the call's, given with a classifier."""
+        classification = None if tally is None else self._classification(outcome)
         try:
-            delay = self._plan(attempt, outcome, previous, started, deadline)
+            delay = self._plan(attempt, outcome, previous, started, deadline, classification, tally)
         except _GiveUp as give_up:
             reason = give_up.reason
         else:
-            self._emit(self._before_sleep, attempt, outcome, delay, started)
-            return delay
+            self._emit(self._before_sleep, attempt, outcome, delay, started, classification=classification)
+            return delay, classification
         # Raised outside the handler, so the internal _GiveUp is no one's context.
-        self._emit(self._on_giveup, attempt, outcome, None, started, reason)
-        raise self._giving_up(attempt, outcome, reason)
+        self._emit(self._on_giveup, attempt, outcome, None, started, reason, classification)
+        raise self._giving_up(attempt, outcome, reason, classification)
 
-    def _plan(self, attempt: int, outcome: object, previous: float | None, started: int, deadline: int | None) -> float:
-        if attempt >= self._attempts:
+    def _classification(self, outcome: object) -> Classification | None:
+        """The classifier's verdict on a failed attempt; None for a result it does not call
+        a failure (one that only retry_on_result rejected)."""
+        classifier = self._classifier
+        if classifier is None or not (isinstance(outcome, BaseException) or classifier.is_failure(outcome)):
+            return None
+        return classifier.classify(outcome)
+
+    def _plan(self, attempt: int, outcome: object, previous: float | None, started: int, deadline: int | None,
+              classification: Classification | None = None, tally: _Tally | None = None) -> float:  # fmt: skip
+        if self._attempts is not None and attempt >= self._attempts:
             raise _GiveUp("attempts")
-        delay = server_delay(outcome, cap=self._pushback_cap) if self._pushback else None
-        if delay is None:
-            delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
+        if tally is None:
+            delay = server_delay(outcome, cap=self._pushback_cap) if self._pushback else None
+            if delay is None:
+                delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
+        else:
+            key, delay, retries = self._plan_classified(attempt, outcome, previous, classification, tally)
         if deadline is not None and now_ns() + round(delay * _NS) > started + deadline:
             raise _GiveUp("deadline")
         if self._budget is not None and not self._budget.try_withdraw():
             raise _GiveUp("budget")
+        if tally is not None:
+            tally[key] = (retries, delay)
         return delay
 
-    def _giving_up(self, attempts: int, outcome: object, reason: GiveUpReason) -> BaseException:
+    def _plan_classified(self, attempt: int, outcome: object, previous: float | None,
+                         classification: Classification | None,
+                         tally: _Tally) -> tuple[Category | None, float, int]:  # fmt: skip
+        """(the tally's key, the delay, the key's retries with this one) under a classifier."""
+        if classification is not None and classification.retryable:
+            key: Category | None = classification.category
+            allowance = classification.max_attempts
+        else:
+            key, allowance = None, (_UNCLASSIFIED_ATTEMPTS if self._attempts is None else self._attempts) - 1
+        done, last = tally.get(key, (0, None))
+        if done >= allowance:
+            raise _GiveUp("attempts")
+        delay: float | None = None
+        if self._pushback and (classification is None or classification.pushback):
+            delay = (server_delay(outcome, cap=self._pushback_cap) if classification is None
+                     else classification.retry_after)  # fmt: skip
+            if delay is not None:
+                delay = min(delay, self._pushback_cap)
+        if delay is None:
+            if self._backoff_given or classification is None or key is None:
+                delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
+            else:
+                delay = classification.backoff.delay(done + 1, previous=last, outcome=outcome)
+        return key, delay, done + 1
+
+    def _giving_up(self, attempts: int, outcome: object, reason: GiveUpReason,
+                   classification: Classification | None = None) -> BaseException:  # fmt: skip
         """The exception that ends the call (a last result travels in _LastResult)."""
         cause = outcome if isinstance(outcome, BaseException) else None
         if reason == "budget":
@@ -428,7 +532,8 @@ class Retry(RetryCore):
             error = RetryError(attempts=attempts)
         elif cause is not None:
             who = f"retry {self._name!r}" if self._name else "brace.retry"
-            _add_note(cause, f"{who} gave up after {attempts} attempt(s) ({reason})")
+            why = reason if classification is None else f"{reason}: {classification.category.value}"
+            _add_note(cause, f"{who} gave up after {attempts} attempt(s) ({why})")
             return cause
         else:
             return _LastResult(outcome)
@@ -436,10 +541,10 @@ class Retry(RetryCore):
         return error
 
     def _emit(self, hook: Hook | None, attempt: int, outcome: object, delay: float | None, started: int,
-              reason: GiveUpReason | None = None) -> None:  # fmt: skip
+              reason: GiveUpReason | None = None, classification: Classification | None = None) -> None:  # fmt: skip
         if hook is None:
             return
-        event = RetryEvent(self._name, attempt, outcome, delay, (now_ns() - started) / _NS, reason)
+        event = RetryEvent(self._name, attempt, outcome, delay, (now_ns() - started) / _NS, reason, classification)
         try:
             hook(event)
         except Exception:
@@ -447,7 +552,8 @@ class Retry(RetryCore):
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
-        return f"Retry({name}attempts={self._attempts}, backoff={self._backoff!r})"
+        classifier = "" if self._classifier is None else f", classifier={self._classifier!r}"
+        return f"Retry({name}attempts={self._attempts}, backoff={self._backoff!r}{classifier})"
 
 
 class _LastResult(Exception):
