@@ -8,7 +8,10 @@ __all__ = [
     "BraceError",
     "BulkheadFull",
     "CircuitOpen",
+    "FailedResponse",
+    "FallbackFailed",
     "RateLimited",
+    "RecoveryFailed",
     "RetryBudgetExhausted",
     "RetryError",
     "Timeout",
@@ -143,6 +146,75 @@ class RetryError(BraceError):
     def __init__(self, *, attempts: int) -> None:
         self.attempts = attempts
         super().__init__(f"gave up after {attempts} attempt(s)")
+
+
+class FailedResponse(BraceError):
+    """A response returned with an error status, held as an exception.
+
+    brace.Recovery treats an HTTP response with an error status like a raised
+    error; this is the form in which it reaches fallbacks and escalations,
+    and what brace.RecoveryFailed is chained to, so the response is never lost.
+
+    Attributes:
+        response: The response (None after unpickling: responses rarely pickle).
+        status: Its HTTP status code.
+    """
+
+    def __init__(self, *, response: object, status: int | None) -> None:
+        self.response = response
+        self.status = status
+        super().__init__(f"the operation returned a response with status {status}")
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        return _rebuild, (type(self), {"response": None, "status": self.status}, self.__dict__.get("__notes__"))
+
+
+class FallbackFailed(BraceError):
+    """Every alternative of a fallback chain failed; the original failure is the ``__cause__``.
+
+    Attributes:
+        name: The fallback's name, or None.
+        failures: One line per alternative tried: its name and what it raised.
+    """
+
+    def __init__(self, *, name: str | None, failures: tuple[str, ...]) -> None:
+        self.name = name
+        self.failures = failures
+        who = f"fallback {name!r}" if name else "fallback"
+        tried = "; ".join(failures) if failures else "no alternative applied"
+        super().__init__(f"{who} could not serve a value: {tried}")
+
+
+class RecoveryFailed(BraceError):
+    """Recovery gave up on an operation and escalation decided to abort it.
+
+    The last error of the operation is the ``__cause__``.
+
+    Attributes:
+        operation: The operation's name.
+        category: The last failure's category (a brace.Category value, e.g. "auth_invalid").
+        attempts: Attempts made.
+        reason: Why recovery stopped: "not_retryable", "attempts", "healing_time" or
+            "fallback_failed".
+        escalation: The brace.Escalation that decided (None after unpickling: it
+            holds live state that does not cross processes).
+    """
+
+    def __init__(self, *, operation: str, category: str, attempts: int, reason: str,
+                 escalation: object = None) -> None:  # fmt: skip
+        self.operation = operation
+        self.category = category
+        self.attempts = attempts
+        self.reason = reason
+        self.escalation = escalation
+        super().__init__(
+            f"recovery of {operation!r} failed after {attempts} attempt(s): {category} ({reason}); escalated"
+        )
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        facts = {"operation": self.operation, "category": self.category, "attempts": self.attempts,
+                 "reason": self.reason}  # fmt: skip
+        return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
 
 
 class Timeout(BraceError, TimeoutError):
