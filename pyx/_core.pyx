@@ -178,6 +178,7 @@ cdef class Breaker:
     cdef bint _hooks_calls       # success / error listeners
     cdef bint _hooks_rejections  # not-permitted listeners
     cdef object _name
+    cdef object __weakref__      # brace.control finds named breakers through a weak registry
 
     def __dealloc__(self):
         PyMem_Free(self._window)

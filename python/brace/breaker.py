@@ -8,6 +8,8 @@ import functools
 import inspect
 import logging
 import math
+import threading
+import weakref
 from collections.abc import Awaitable, Iterable
 from datetime import timedelta
 from types import TracebackType
@@ -25,6 +27,17 @@ R = TypeVar("R")
 _log = logging.getLogger("brace")
 _NS = 1_000_000_000
 _HALF_OPEN_CALLS_MAX = 1023
+
+# Named breakers, for brace.control to find by name. Weak, so that being named
+# keeps no breaker alive; the lock keeps a snapshot from racing a registration.
+_registry: weakref.WeakValueDictionary[str, CircuitBreaker] = weakref.WeakValueDictionary()
+_registry_lock = threading.Lock()
+
+
+def named_breakers() -> dict[str, CircuitBreaker]:
+    """The live named breakers, by name (a snapshot)."""
+    with _registry_lock:
+        return dict(_registry.items())
 
 WaitInOpen = Union[float, timedelta, Callable[[int], Union[float, timedelta]]]
 EventKind = Literal["state_transition", "not_permitted", "success", "error", "ignored_error", "would_open"]
@@ -138,7 +151,9 @@ class CircuitBreaker(Breaker):
     allocation.
 
     Args:
-        name: A name for errors, events and metrics.
+        name: A name for errors, events and metrics, and for `brace.control`
+            to find the breaker by (a later breaker with the same name
+            replaces this one there).
         failure_rate_threshold: Failure rate in (0, 1] at which to open.
         slow_call_rate_threshold: Slow-call rate in (0, 1] at which to open.
         slow_call_duration: Calls taking at least this long are slow (seconds
@@ -270,6 +285,9 @@ class CircuitBreaker(Breaker):
             checks_result=record_result is not None,
         )  # fmt: skip
         self._update_hooks()
+        if name is not None:
+            with _registry_lock:
+                _registry[name] = self
 
     @staticmethod
     def _wait_from(wait_fn: Callable[[int], float | timedelta], openings: int) -> float:
