@@ -26,4 +26,6 @@ def test_decorators_keep_signatures_for_type_checkers() -> None:
         ROOT / "tests" / "typing" / "bulkhead_usage.py",
         ROOT / "tests" / "typing" / "breaker_usage.py",
         ROOT / "tests" / "typing" / "retry_usage.py",
+        ROOT / "tests" / "typing" / "fallback_usage.py",
+        ROOT / "tests" / "typing" / "recovery_usage.py",
     )

@@ -1,0 +1,590 @@
+"""brace.Recovery: one entry point that classifies a failure, heals it, retries,
+falls back, and escalates to a human, losing nothing.
+
+A call runs the operation (through a brace.Policy when one is given). A
+success returns at once. A failure is classified (brace.ErrorClassifier); a
+retryable one gets its category's allowance of further attempts, each
+preceded by a healing action registered for the category (verified by the
+attempt that follows) and by its category's wait (the server's, when it said
+one). When the failure cannot be retried, its allowance is spent, or the
+bound on healing time is reached, the fallback serves a marked value
+(brace.Degraded) if it can; otherwise the failure is escalated, and the
+decision (retry, skip, use a value, abort) settles the call. Nothing is
+dropped: every call ends in the operation's value, a Degraded value, or an
+exception.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Coroutine, Iterable
+from datetime import timedelta
+from typing import Any, Callable, Literal, NamedTuple, ParamSpec, TypeVar, cast, overload
+
+from brace import _config
+from brace._clock import sleep_until, sleep_until_async
+from brace._core import now_ns
+from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
+from brace.errors import FailedResponse, FallbackFailed, RecoveryFailed
+from brace.escalation import AttemptRecord, Decision, Escalation, EscalationPolicy, LoggingHandler, Option
+from brace.fallback import Degraded, Fallback
+from brace.healing import HealingAction, HealingContext, HealingStats
+from brace.policy import Policy
+from brace.pushback import http_status
+from brace.switchboard import switches
+
+__all__ = ["Recovery", "RecoveryEvent"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_log = logging.getLogger("brace")
+_NS = 1_000_000_000
+# A handler that always answers "retry" must not keep an operation alive
+# forever: after this many RETRY decisions in one call, RETRY is no longer offered.
+_MAX_RETRY_DECISIONS = 3
+
+EventKind = Literal["attempt", "heal", "undo", "fallback", "escalation", "recovered"]
+StopReason = Literal["not_retryable", "attempts", "healing_time", "fallback_failed"]
+
+
+class RecoveryEvent(NamedTuple):
+    """What a Recovery's listeners receive: one step of one call.
+
+    Attributes:
+        kind: "attempt" (one run of the operation), "heal" (a healing action
+            ran), "undo" (one was rolled back), "fallback" (a fallback was
+            tried), "escalation" (a failure reached the escalation handlers
+            and was decided), "recovered" (a call that had failed succeeded).
+        operation: The operation's name.
+        attempt: The attempt number the step belongs to (1 for the first).
+        at: When the step began, seconds on brace's clock.
+        duration: Seconds it took ("recovered": from the first failure to the success).
+        outcome: "success" or "failure" (attempt), "ok" or "failed" (heal, undo),
+            "served" or "failed" (fallback), the decision's option (escalation),
+            "success" (recovered).
+        classification: The failure's classification, when there is one.
+        error: The exception or failed response involved, or None.
+        detail: The action's name, the value's source, or the escalation's reason.
+    """
+
+    kind: EventKind
+    operation: str
+    attempt: int
+    at: float
+    duration: float
+    outcome: str
+    classification: Classification | None = None
+    error: object = None
+    detail: str = ""
+
+
+Listener = Callable[[RecoveryEvent], object]
+
+
+class _Again(Exception):
+    """An escalation decided RETRY: the call starts a new round of attempts."""
+
+
+class _Run:
+    """The state of one call after its first failure (the rare path)."""
+
+    __slots__ = ("operation", "number", "timeline", "tally", "previous", "refreshed", "healing_deadline",
+                 "first_failure", "failed_at", "waited", "pending", "actions_log", "retry_decisions", "args",
+                 "kwargs")  # fmt: skip
+
+    def __init__(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], healing_time: int) -> None:
+        self.operation = operation
+        self.args, self.kwargs = args, kwargs
+        self.number = 1
+        self.timeline: list[AttemptRecord] = []
+        self.retry_decisions = 0
+        self.refreshed = False
+        self.new_round(healing_time)
+
+    def new_round(self, healing_time: int) -> None:
+        """Fresh allowances and a fresh healing clock (the start, or a RETRY decision)."""
+        self.tally: dict[Category, int] = {}
+        self.previous: dict[Category, float] = {}
+        self.first_failure = self.failed_at = now_ns()
+        self.healing_deadline = self.first_failure + healing_time
+        self.waited = 0.0
+        # Healing actions applied before the attempt in flight, awaiting its verdict.
+        self.pending: list[tuple[str, HealingAction | None, HealingContext, int]] = []
+        self.actions_log: list[str] = []
+
+
+class Recovery:
+    """Classify, heal, retry, fall back, escalate: one wrapper for a call to another service.
+
+    Use it as a decorator (sync or coroutine functions) or through `call` /
+    `call_async`. A call returns the operation's value; or a brace.Degraded
+    holding a value that did not come from the operation (a fallback's, or
+    an escalation's decision to skip or to use a given value); or raises
+    brace.RecoveryFailed (chained to the last error) when escalation decides
+    to abort. Exceptions that are not Exceptions (KeyboardInterrupt,
+    cancellation) pass through untouched.
+
+    Args:
+        classifier: Classifies failures and sets each category's attempts,
+            backoff and pushback; default brace.classify.DEFAULT_CLASSIFIER.
+            Returned values it calls failures (HTTP responses with an error
+            status) are treated like raised errors.
+        policy: A brace.Policy each attempt runs through (breaker, limiter,
+            bulkhead, attempt timeout; a retry in it nests inside each attempt).
+        healing: HealingActions; before the retry after a failure, one action
+            registered for its category runs (chosen by `healing_stats` when
+            there are several; if it raises, the next is tried).
+        fallback: A brace.Fallback serving a value when recovery stops.
+        escalation: A brace.EscalationPolicy for failures nothing else
+            settled; default: log the explanation (logger "brace", ERROR) and abort.
+        healing_time: Bound on the time from a call's first failure to its
+            last retry (seconds or timedelta, > 0): a retry whose wait would
+            cross it is not made and the failure escalates.
+        healing_stats: The record that picks among healing actions and learns
+            from their outcomes; share one between recoveries to pool it.
+            Default: a fresh brace.HealingStats.
+        feature: A brace.switches feature this operation serves: recovery
+            giving up turns it off, the next success turns it back on.
+        name: The operation's name in escalations, events and overrides;
+            default the wrapped function's __qualname__.
+
+    Raises:
+        ValueError, TypeError: For configuration outside the ranges above.
+    """
+
+    __slots__ = ("_classifier", "_policy", "_actions", "_fallback", "_escalation", "_healing_time",
+                 "healing_stats", "_feature", "_name", "_listeners")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        classifier: ErrorClassifier | None = None,
+        policy: Policy | None = None,
+        healing: Iterable[HealingAction] = (),
+        fallback: Fallback | None = None,
+        escalation: EscalationPolicy | None = None,
+        healing_time: float | timedelta = 120.0,
+        healing_stats: HealingStats | None = None,
+        feature: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        for value, kind, param in ((classifier, ErrorClassifier, "classifier"), (policy, Policy, "policy"),
+                                   (fallback, Fallback, "fallback"), (escalation, EscalationPolicy, "escalation"),
+                                   (healing_stats, HealingStats, "healing_stats")):  # fmt: skip
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"{param} must be a brace.{kind.__name__} or None, got {type(value).__name__}")
+        if isinstance(healing, (str, bytes)) or not isinstance(healing, Iterable):
+            raise TypeError(f"healing must be an iterable of brace.HealingAction, got {type(healing).__name__}")
+        actions = tuple(healing)
+        for action in actions:
+            if not isinstance(action, HealingAction):
+                raise TypeError(f"healing must hold brace.HealingAction objects, got {type(action).__name__}")
+        names = [action.name for action in actions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"healing actions must have unique names, got {names}")
+        self._healing_time = round(_config.positive_duration(healing_time, "healing_time") * _NS)
+        for text, param in ((feature, "feature"), (name, "name")):
+            if text is not None and (not isinstance(text, str) or not text):
+                raise ValueError(f"{param} must be a non-empty str or None, got {text!r}")
+        self._classifier = DEFAULT_CLASSIFIER if classifier is None else classifier
+        self._policy = policy
+        self._actions = actions
+        self._fallback = fallback
+        self._escalation = EscalationPolicy(handlers=[LoggingHandler()]) if escalation is None else escalation
+        self.healing_stats = HealingStats() if healing_stats is None else healing_stats
+        self._feature = feature
+        self._name = name
+        self._listeners: tuple[Listener, ...] = ()
+
+    # -- ways to use it -----------------------------------------------------------
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R | Degraded[R]]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R | Degraded[R]]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorates fn (sync or async) so that every call recovers as configured."""
+        if not callable(fn):
+            raise TypeError(f"a Recovery decorates callables, got {type(fn).__name__}")
+        operation = self._operation(fn)
+        if inspect.iscoroutinefunction(fn):
+            coroutine_fn = fn
+
+            @functools.wraps(fn)
+            async def recovered_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self._call_async(operation, coroutine_fn, args, kwargs)
+
+            return recovered_async
+
+        @functools.wraps(fn)
+        def recovered(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return self._call(operation, fn, args, kwargs)
+
+        return recovered
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R | Degraded[R]:
+        """Calls fn(*args, **kwargs) with recovery."""
+        return cast("R | Degraded[R]", self._call(self._operation(fn), fn, args, kwargs))
+
+    async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+                         **kwargs: P.kwargs) -> R | Degraded[R]:  # fmt: skip
+        """Awaits fn(*args, **kwargs) with recovery."""
+        return cast("R | Degraded[R]", await self._call_async(self._operation(fn), fn, args, kwargs))
+
+    def add_listener(self, listener: Listener) -> None:
+        """Calls listener(RecoveryEvent) for every step of every call (failures are logged)."""
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {type(listener).__name__}")
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stops calling listener; ValueError if it was not added."""
+        if listener not in self._listeners:
+            raise ValueError(f"listener {listener!r} was not added")
+        listeners = list(self._listeners)
+        listeners.remove(listener)
+        self._listeners = tuple(listeners)
+
+    @property
+    def name(self) -> str | None:
+        """The operation name given at construction, or None."""
+        return self._name
+
+    # -- the sync path --------------------------------------------------------------
+
+    def _call(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        start = now_ns()
+        run: _Run | None = None
+        while True:
+            try:
+                result = self._attempt(fn, args, kwargs)
+            except Exception as error:
+                outcome: Exception = error
+            else:
+                if not self._classifier.is_failure(result):
+                    if run is None:
+                        self._succeeded(operation, args, kwargs, result, start)
+                    else:
+                        self._recovered(run, result, start)
+                    return result
+                outcome = _failed(result)
+            if run is None:
+                run = _Run(operation, args, kwargs, self._healing_time)
+            try:
+                return self._recover_sync(run, fn, outcome, start)
+            except _Again:
+                start = now_ns()
+
+    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return fn(*args, **kwargs) if self._policy is None else self._policy.call(fn, *args, **kwargs)
+
+    def _recover_sync(self, run: _Run, fn: Callable[..., Any], outcome: Exception, start: int) -> Any:
+        """Retries after a failure until success, or settles the call; raises _Again on RETRY."""
+        while True:
+            classification, planned = self._after_failure(run, outcome, start)
+            if isinstance(planned, str):
+                return self._settle(run, classification, outcome, planned)
+            self._heal(run, classification, outcome)
+            sleep_until(run.failed_at + round(planned * _NS))
+            start = now_ns()
+            try:
+                result = self._attempt(fn, run.args, run.kwargs)
+            except Exception as error:
+                outcome = error
+                continue
+            if self._classifier.is_failure(result):
+                outcome = _failed(result)
+                continue
+            self._recovered(run, result, start)
+            return result
+
+    def _heal(self, run: _Run, classification: Classification, outcome: Exception) -> None:
+        for action, context in self._candidates(run, classification, outcome):
+            if action.is_async:
+                self._action_failed(run, action, context, "an async healing action in a sync call")
+                continue
+            at = now_ns()
+            try:
+                action.run(context)
+            except Exception as error:
+                self._action_failed(run, action, context, repr(error), at)
+                continue
+            self._action_ran(run, action, context, at)
+            return
+        self._no_action(run, classification, outcome)
+
+    def _settle(self, run: _Run, classification: Classification, outcome: Exception, reason: StopReason) -> Any:
+        if self._fallback is not None and self._fallback.applies(classification):
+            at = now_ns()
+            try:
+                degraded = self._fallback.serve(run.args, run.kwargs, outcome, classification)
+            except FallbackFailed as failed:
+                self._emit("fallback", run, at, "failed", classification, failed, str(failed))
+                reason = "fallback_failed"
+            else:
+                return self._served(run, at, classification, degraded)
+        escalation = self._escalation_for(run, classification, outcome, reason)
+        return self._decided(run, classification, outcome, escalation, self._escalation.escalate(escalation))
+
+    # -- the async path -------------------------------------------------------------
+
+    async def _call_async(self, operation: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        start = now_ns()
+        run: _Run | None = None
+        while True:
+            try:
+                result = await (fn(*args, **kwargs) if self._policy is None else
+                                self._policy.call_async(fn, *args, **kwargs))  # fmt: skip
+            except Exception as error:
+                outcome: Exception = error
+            else:
+                if not self._classifier.is_failure(result):
+                    if run is None:
+                        self._succeeded(operation, args, kwargs, result, start)
+                    else:
+                        self._recovered(run, result, start)
+                    return result
+                outcome = _failed(result)
+            if run is None:
+                run = _Run(operation, args, kwargs, self._healing_time)
+            try:
+                return await self._recover_async(run, fn, outcome, start)
+            except _Again:
+                start = now_ns()
+
+    async def _recover_async(self, run: _Run, fn: Callable[..., Awaitable[Any]], outcome: Exception, start: int) -> Any:
+        while True:
+            classification, planned = self._after_failure(run, outcome, start)
+            if isinstance(planned, str):
+                return await self._settle_async(run, classification, outcome, planned)
+            await self._heal_async(run, classification, outcome)
+            await sleep_until_async(run.failed_at + round(planned * _NS))
+            start = now_ns()
+            try:
+                result = await (fn(*run.args, **run.kwargs) if self._policy is None else
+                                self._policy.call_async(fn, *run.args, **run.kwargs))  # fmt: skip
+            except Exception as error:
+                outcome = error
+                continue
+            if self._classifier.is_failure(result):
+                outcome = _failed(result)
+                continue
+            self._recovered(run, result, start)
+            return result
+
+    async def _heal_async(self, run: _Run, classification: Classification, outcome: Exception) -> None:
+        for action, context in self._candidates(run, classification, outcome):
+            at = now_ns()
+            try:
+                done = action.run(context)
+                if inspect.isawaitable(done):
+                    await done
+            except Exception as error:
+                self._action_failed(run, action, context, repr(error), at)
+                continue
+            self._action_ran(run, action, context, at)
+            return
+        self._no_action(run, classification, outcome)
+
+    async def _settle_async(self, run: _Run, classification: Classification, outcome: Exception,
+                            reason: StopReason) -> Any:  # fmt: skip
+        if self._fallback is not None and self._fallback.applies(classification):
+            at = now_ns()
+            try:
+                degraded = await self._fallback.serve_async(run.args, run.kwargs, outcome, classification)
+            except FallbackFailed as failed:
+                self._emit("fallback", run, at, "failed", classification, failed, str(failed))
+                reason = "fallback_failed"
+            else:
+                return self._served(run, at, classification, degraded)
+        escalation = self._escalation_for(run, classification, outcome, reason)
+        decision = await self._escalation.escalate_async(escalation)
+        return self._decided(run, classification, outcome, escalation, decision)
+
+    # -- decisions shared by both paths ---------------------------------------------
+
+    def _operation(self, fn: Callable[..., Any]) -> str:
+        if self._name is not None:
+            return self._name
+        return cast(str, getattr(fn, "__qualname__", None) or repr(fn))
+
+    def _after_failure(self, run: _Run, outcome: Exception, start: int) -> tuple[Classification, float | StopReason]:
+        """Books a failed attempt; returns its classification and the wait before
+        the next attempt, or the reason to stop."""
+        end = now_ns()
+        classification = self._classifier.classify(outcome, refreshed=run.refreshed)
+        run.timeline.append(AttemptRecord(
+            number=run.number, started=start / _NS, duration=(end - start) / _NS, outcome="failure",
+            error=outcome, classification=classification,
+            actions=tuple(run.actions_log), delay=run.waited))  # fmt: skip
+        run.failed_at = end
+        self._emit("attempt", run, start, "failure", classification, outcome, duration=end - start)
+        self._verify(run, classification, healed=False)
+        run.actions_log = []
+        category = classification.category
+        if not classification.retryable:
+            return classification, "not_retryable"
+        used = run.tally.get(category, 0)
+        if used >= classification.max_attempts:
+            return classification, "attempts"
+        delay = classification.delay(used + 1, previous=run.previous.get(category))
+        if end + round(delay * _NS) > run.healing_deadline:
+            return classification, "healing_time"
+        run.tally[category] = used + 1
+        run.previous[category] = run.waited = delay
+        run.number += 1
+        return classification, delay
+
+    def _candidates(self, run: _Run, classification: Classification,
+                    outcome: Exception) -> Iterable[tuple[HealingAction, HealingContext]]:  # fmt: skip
+        category = classification.category
+        actions = {action.name: action for action in self._actions if category in action.categories}
+        if not actions:
+            return ()
+        context = HealingContext(run.operation, classification, outcome, run.number - 1)
+        order = self.healing_stats.ranked(category, list(actions))
+        return ((actions[name], context) for name in order)
+
+    def _action_ran(self, run: _Run, action: HealingAction, context: HealingContext, at: int) -> None:
+        if context.classification.category is Category.AUTH_EXPIRED:
+            run.refreshed = True
+        run.pending.append((action.name, action, context, run.failed_at))
+        run.actions_log.append(f"{action.name}: ok")
+        self._emit("heal", run, at, "ok", context.classification, context.error, action.name, attempt=run.number)
+
+    def _action_failed(self, run: _Run, action: HealingAction, context: HealingContext, why: str,
+                       at: int | None = None) -> None:  # fmt: skip
+        _log.warning("brace: healing action %r of %r failed: %s", action.name, run.operation, why)
+        self.healing_stats.record(context.classification.category, action.name, healed=False)
+        run.actions_log.append(f"{action.name}: failed ({why})")
+        self._emit("heal", run, now_ns() if at is None else at, "failed", context.classification,
+                   context.error, action.name, attempt=run.number)  # fmt: skip
+
+    def _no_action(self, run: _Run, classification: Classification, outcome: Exception) -> None:
+        """No action healed it: the wait and the retry alone are the strategy on record."""
+        context = HealingContext(run.operation, classification, outcome, run.number - 1)
+        run.pending.append((classification.strategy.value, None, context, run.failed_at))
+
+    def _verify(self, run: _Run, classification: Classification | None, *, healed: bool) -> None:
+        """The attempt after the pending strategies ended: book them, undo those that made it worse."""
+        now = now_ns()
+        for strategy, action, context, failed_at in run.pending:
+            before = context.classification
+            self.healing_stats.record(before.category, strategy, healed=healed, seconds=(now - failed_at) / _NS)
+            if healed or action is None or action.undo is None or classification is None:
+                continue
+            worse = classification.severity > before.severity or (before.retryable and not classification.retryable)
+            if worse:
+                self._undo(run, action, context)
+        run.pending = []
+
+    def _undo(self, run: _Run, action: HealingAction, context: HealingContext) -> None:
+        assert action.undo is not None
+        at = now_ns()
+        try:
+            done = action.undo(context)
+            if inspect.isawaitable(done):
+                # An async undo on the sync path cannot be awaited here; close it so
+                # it does not warn, and record it.
+                close = getattr(done, "close", None)
+                if close is not None:
+                    close()
+                raise TypeError("an async undo in a sync call")
+        except Exception as error:
+            _log.warning("brace: undo of healing action %r of %r failed: %r", action.name, run.operation, error)
+            run.actions_log.append(f"{action.name}: undo failed ({error!r})")
+            self._emit("undo", run, at, "failed", context.classification, error, action.name)
+            return
+        run.actions_log.append(f"{action.name}: undone")
+        self._emit("undo", run, at, "ok", context.classification, context.error, action.name)
+
+    def _succeeded(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: object,
+                   start: int) -> None:  # fmt: skip
+        """A first attempt succeeded."""
+        self._remember(operation, args, kwargs, result)
+        if self._listeners:
+            end = now_ns()
+            self._dispatch(RecoveryEvent("attempt", operation, 1, start / _NS, (end - start) / _NS, "success"))
+
+    def _recovered(self, run: _Run, result: object, start: int) -> None:
+        """An attempt after a failure succeeded."""
+        self._verify(run, None, healed=True)
+        self._remember(run.operation, run.args, run.kwargs, result)
+        if self._listeners:
+            end = now_ns()
+            self._dispatch(RecoveryEvent("attempt", run.operation, run.number, start / _NS, (end - start) / _NS,
+                                         "success", None, None, ", ".join(run.actions_log)))  # fmt: skip
+            self._dispatch(RecoveryEvent("recovered", run.operation, run.number, run.first_failure / _NS,
+                                         (end - run.first_failure) / _NS, "success"))  # fmt: skip
+
+    def _remember(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: object) -> None:
+        if self._fallback is not None:
+            self._fallback.remember(args, kwargs, result)
+        if self._feature is not None and not switches.is_on(self._feature):
+            switches.turn_on(self._feature, reason=f"{operation} succeeded", by=f"recovery:{operation}")
+
+    def _served(self, run: _Run, at: int, classification: Classification, degraded: Degraded[Any]) -> Degraded[Any]:
+        self._turn_off(run, classification, "fallback")
+        self._emit("fallback", run, at, "served", classification, degraded.error, degraded.source)
+        return degraded
+
+    def _escalation_for(self, run: _Run, classification: Classification, outcome: Exception,
+                        reason: StopReason) -> Escalation:  # fmt: skip
+        options = tuple(option for option in Option
+                        if option is not Option.RETRY or run.retry_decisions < _MAX_RETRY_DECISIONS)  # fmt: skip
+        return Escalation(operation=run.operation, classification=classification, error=outcome, reason=reason,
+                          timeline=tuple(run.timeline), options=options)  # fmt: skip
+
+    def _decided(self, run: _Run, classification: Classification, outcome: Exception, escalation: Escalation,
+                 decision: Decision) -> Any:  # fmt: skip
+        option = decision.option
+        self._emit("escalation", run, now_ns(), option.value, classification, outcome, escalation.reason)
+        if option is Option.RETRY:
+            run.retry_decisions += 1
+            run.number += 1
+            run.new_round(self._healing_time)
+            raise _Again
+        self._turn_off(run, classification, escalation.reason)
+        if option is Option.ABORT:
+            raise RecoveryFailed(operation=run.operation, category=classification.category.value,
+                                 attempts=len(run.timeline), reason=escalation.reason,
+                                 escalation=escalation) from outcome  # fmt: skip
+        source = "decision:use" if option is Option.USE else "decision:skip"
+        value = decision.value if option is Option.USE else None
+        return Degraded(value=value, source=source, error=outcome, classification=classification, age=None)
+
+    def _turn_off(self, run: _Run, classification: Classification, why: str) -> None:
+        if self._feature is not None and switches.is_on(self._feature):
+            switches.turn_off(self._feature, reason=f"{run.operation}: {classification.category.value} ({why})",
+                              by=f"recovery:{run.operation}")  # fmt: skip
+
+    # -- events -----------------------------------------------------------------------
+
+    def _emit(self, kind: EventKind, run: _Run, at: int, outcome: str, classification: Classification | None,
+              error: object, detail: str = "", *, duration: int = 0, attempt: int | None = None) -> None:  # fmt: skip
+        if self._listeners:
+            self._dispatch(RecoveryEvent(kind, run.operation, run.number if attempt is None else attempt,
+                                         at / _NS, duration / _NS, outcome, classification, error, detail))  # fmt: skip
+
+    def _dispatch(self, event: RecoveryEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                _log.exception("brace: a listener of recovery %r failed", event.operation)
+
+    def __repr__(self) -> str:
+        parts = [f"name={self._name!r}"] if self._name else []
+        parts += [f"healing={[action.name for action in self._actions]}"] if self._actions else []
+        parts += [f"fallback={self._fallback!r}"] if self._fallback is not None else []
+        return f"Recovery({', '.join(parts)})"
+
+
+def _failed(response: object) -> FailedResponse:
+    return FailedResponse(response=response, status=http_status(response))
