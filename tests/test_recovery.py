@@ -206,11 +206,8 @@ class TestHealing:
         assert (caught.value.category, caught.value.reason) == ("auth_invalid", "not_retryable")
 
     @pytest.mark.parametrize(
-        "category, failure",
-        [(Category.NETWORK_ERROR, lambda: ConnectionResetError(104, "reset")),
-         (Category.SCHEMA_MISMATCH, lambda: json.JSONDecodeError("Expecting value", "<html>", 0)),
-         (Category.SERVICE_DOWN, lambda: requests_status(502))],
-        ids=["reconnect", "adapt", "switch-endpoint"],
+        "category, failure", [case[:2] for case in CATEGORY_CASES if case[2]],
+        ids=[case[0].value for case in CATEGORY_CASES if case[2]],
     )  # fmt: skip
     def test_the_action_fixes_what_waiting_would_not(
         self, clock: FakeClock, run: Callable[..., Any], category: Category, failure: Callable[[], Exception]
@@ -320,6 +317,18 @@ class TestHealing:
 
 
 class TestFallback:
+    @pytest.mark.parametrize("category, failure, retries", CATEGORY_CASES, ids=CATEGORY_IDS)
+    def test_every_category_falls_back_when_recovery_stops(
+        self, clock: FakeClock, run: Callable[..., Any], category: Category,
+        failure: Callable[[], Exception], retries: int,
+    ) -> None:  # fmt: skip
+        service = Service(then=failure)
+        served = run(Recovery(fallback=Fallback(Fallback.value("spare", name="spare")), escalation=quiet()), service)
+        assert isinstance(served, Degraded)
+        assert served.value == "spare" and served.source == "fallback:spare"
+        assert served.classification is not None and served.classification.category is category
+        assert service.calls == 1 + retries
+
     def test_a_chain_serves_a_marked_value(self, clock: FakeClock, run: Callable[..., Any]) -> None:
         def mirror(sheet: str) -> list[str]:
             raise ConnectionRefusedError(111, "mirror is down too")
