@@ -1,0 +1,501 @@
+"""The recovery log: every step of every recovered call as one structured event.
+
+A `RecoveryLog` is a brace.Recovery listener (`recovery.add_listener(log)`):
+each RecoveryEvent (an attempt, a healing action, an undo, a fallback, an
+escalation, a recovery, a dead letter, a breaker transition) goes to its
+sinks, and it counts them by kind. Three sinks come with brace: `LoggingSink` (stdlib
+logging, the event's fields in the record's `brace_event` extra),
+`MemorySink` (a ring buffer, for tests and dashboards) and `JsonLinesSink`
+(one JSON object per line in a file, written by a thread of its own). Any
+callable taking an event is a sink too. Sinks never raise into the call they
+log, and never hold it up for long.
+
+Events carry a correlation id: the id of the request or job the call serves,
+set with `with correlation(id): ...` and read with `correlation_id()`. It is
+a contextvars.ContextVar, so it follows the code that runs on behalf of the
+block: asyncio tasks created inside it (a task copies its creator's context),
+`asyncio.to_thread` and `contextvars.copy_context().run(...)`. A plain
+threading.Thread or an executor's worker starts with an empty context and so
+without the id (on Python 3.14+, a thread inherits the context when
+`sys.flags.thread_inherit_context` is set, the default on free-threaded
+builds): hand it over with `copy_context().run`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Callable
+
+from brace import _config
+from brace.escalation import _error_dict
+
+if TYPE_CHECKING:
+    from brace.classify import Classification
+    from brace.recovery import RecoveryEvent
+
+__all__ = [
+    "JsonLinesSink",
+    "LoggingSink",
+    "MemorySink",
+    "RecoveryLog",
+    "correlation",
+    "correlation_id",
+    "event_dict",
+    "new_correlation_id",
+]
+
+_log = logging.getLogger("brace")
+
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("brace_correlation_id", default=None)
+
+# A failing sink or file is reported on its 1st, 101st, 201st... failure: enough
+# to notice and diagnose, without a log line per event.
+_REPORT_EVERY = 100
+# How long an event waits for room in a full JsonLinesSink queue before it is
+# dropped: long enough to ride out a brief stall of the disk, short enough
+# that the call being logged does not notice.
+_FULL_WAIT = 0.05
+# The longest a written line stays in the file's buffer (seconds, real time).
+_FLUSH_EVERY = 0.2
+
+
+# -- correlation ids -----------------------------------------------------------------
+
+
+def correlation_id() -> str | None:
+    """The correlation id of the current context, or None outside `correlation`."""
+    return _current.get()
+
+
+def new_correlation_id() -> str:
+    """A fresh correlation id: 32 hex digits (uuid4)."""
+    return uuid.uuid4().hex
+
+
+@contextlib.contextmanager
+def correlation(id: str | None = None) -> Iterator[str]:
+    """Sets the correlation id for the block (sync or inside a coroutine) and yields it.
+
+    The previous id (or None) is restored when the block ends, so blocks nest.
+
+    Args:
+        id: The id, a non-empty str; None for a new one (`new_correlation_id()`).
+
+    Raises:
+        TypeError, ValueError: For an id that is not a non-empty str or None.
+    """
+    if id is None:
+        id = new_correlation_id()
+    elif not isinstance(id, str):
+        raise TypeError(f"id must be a non-empty str or None, got {type(id).__name__}")
+    elif not id:
+        raise ValueError("id must be a non-empty str or None, got ''")
+    token = _current.set(id)
+    try:
+        yield id
+    finally:
+        _current.reset(token)
+
+
+# -- events as data ------------------------------------------------------------------
+
+
+def event_dict(event: RecoveryEvent) -> dict[str, object]:
+    """The event as JSON-able data.
+
+    Keys: kind, operation, correlation_id, attempt, at, duration (seconds on
+    brace's clock), outcome, detail, classification (None, or its category's
+    value, severity name, transient, retryable, status and retry_after) and
+    error (None, or its type and message; a message whose str() raises reads
+    "<str() raised ...>").
+    """
+    return {
+        "kind": event.kind,
+        "operation": event.operation,
+        "correlation_id": event.correlation_id,
+        "attempt": event.attempt,
+        "at": float(event.at),
+        "duration": float(event.duration),
+        "outcome": event.outcome,
+        "detail": event.detail,
+        "classification": None if event.classification is None else _classification(event.classification),
+        "error": _error_dict(event.error),
+    }
+
+
+def _classification(classification: Classification) -> dict[str, object]:
+    retry_after = classification.retry_after
+    return {
+        "category": classification.category.value,
+        "severity": classification.severity.name,
+        "transient": classification.transient,
+        "retryable": classification.retryable,
+        "status": classification.status,
+        "retry_after": None if retry_after is None else float(retry_after),
+    }
+
+
+def _line(data: dict[str, object]) -> str:
+    """One readable line: 'fetch attempt #2 failure in 0.103s [timeout HTTP 504]: TimeoutError: ...'."""
+    text = f"{data['operation']} {data['kind']} #{data['attempt']} {data['outcome']}"
+    duration = data["duration"]
+    if isinstance(duration, float) and duration > 0:
+        text += f" in {duration:.3f}s"
+    classification = data["classification"]
+    if isinstance(classification, dict):
+        status = classification["status"]
+        text += f" [{classification['category']}{'' if status is None else f' HTTP {status}'}]"
+    if data["detail"]:
+        text += f" ({data['detail']})"
+    error = data["error"]
+    if isinstance(error, dict):
+        text += f": {error['type']}: {error['message']}"
+    if data["correlation_id"] is not None:
+        text += f" correlation={data['correlation_id']}"
+    return text
+
+
+# -- sinks ---------------------------------------------------------------------------
+
+
+class LoggingSink:
+    """Logs each event as one readable line, its fields in the record's `brace_event` extra.
+
+    The line and the fields are only built when the logger is enabled for the
+    level. A failure to build or emit the record is reported to the "brace"
+    logger (its 1st, 101st, ... time), never raised.
+
+    Args:
+        logger: A logging.Logger or a logger name (default "brace.recovery").
+        level: The logging level of the records (default INFO).
+
+    Raises:
+        TypeError: For a logger that is neither, or a level that is not an int.
+    """
+
+    __slots__ = ("_logger", "_level", "_failures")
+
+    def __init__(self, logger: logging.Logger | str = "brace.recovery", level: int = logging.INFO) -> None:
+        if isinstance(logger, str):
+            logger = logging.getLogger(logger)
+        elif not isinstance(logger, logging.Logger):
+            raise TypeError(f"logger must be a logging.Logger or a logger name, got {type(logger).__name__}")
+        if isinstance(level, bool) or not isinstance(level, int):
+            raise TypeError(f"level must be a logging level (an int), got {type(level).__name__}")
+        self._logger = logger
+        self._level = level
+        self._failures = itertools.count(1)
+
+    def __call__(self, event: RecoveryEvent) -> None:
+        if not self._logger.isEnabledFor(self._level):
+            return
+        try:
+            data = event_dict(event)
+            self._logger.log(self._level, "%s", _line(data), extra={"brace_event": data})
+        except Exception:
+            failures = next(self._failures)
+            if failures % _REPORT_EVERY == 1:
+                _log.exception("brace: LoggingSink(%r) failed to log an event (failure %d)", self._logger.name,
+                               failures)  # fmt: skip
+
+    def close(self) -> None:
+        """Nothing to release: the logger's handlers belong to the application."""
+
+    def __repr__(self) -> str:
+        return f"LoggingSink(logger={self._logger.name!r}, level={logging.getLevelName(self._level)})"
+
+
+class MemorySink:
+    """Keeps the last `capacity` events in memory: a ring buffer for tests and dashboards.
+
+    When full, each new event evicts the oldest, counted in `evicted`.
+    Thread-safe.
+
+    Args:
+        capacity: How many events it holds, an int >= 1 (default 10 000).
+
+    Raises:
+        TypeError, ValueError: For a capacity that is not an int >= 1.
+    """
+
+    __slots__ = ("_events", "_lock", "_evicted")
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._events: deque[RecoveryEvent] = deque(maxlen=_config.count(capacity, "capacity"))
+        self._lock = threading.Lock()
+        self._evicted = 0
+
+    def __call__(self, event: RecoveryEvent) -> None:
+        with self._lock:
+            if len(self._events) == self._events.maxlen:
+                self._evicted += 1
+            self._events.append(event)
+
+    def events(self) -> list[RecoveryEvent]:
+        """The events held, oldest first (a copy)."""
+        with self._lock:
+            return list(self._events)
+
+    def clear(self) -> None:
+        """Forgets the events held (`evicted` keeps its count)."""
+        with self._lock:
+            self._events.clear()
+
+    @property
+    def capacity(self) -> int:
+        """How many events it holds at most."""
+        capacity = self._events.maxlen
+        assert capacity is not None
+        return capacity
+
+    @property
+    def evicted(self) -> int:
+        """How many events were pushed out by newer ones."""
+        return self._evicted
+
+    def close(self) -> None:
+        """Nothing to release: the events stay readable."""
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __repr__(self) -> str:
+        return f"MemorySink(capacity={self.capacity}, held={len(self)}, evicted={self._evicted})"
+
+
+class JsonLinesSink:
+    """Appends each event to a file as one JSON object per line.
+
+    A line is `event_dict(event)` plus "time": when the event was logged, in
+    seconds since the epoch (time.time(): the file outlives the process and
+    brace's clock). The caller only queues the event; a daemon thread of the
+    sink's own encodes and writes it, through the file's buffer, flushed at
+    least every 0.2 s, on `flush()` and on `close()`. So a crash of the process
+    loses at most the last 0.2 s of events; the sink closes itself at
+    interpreter exit.
+
+    The queue is bounded: when it is full (the disk cannot keep up), an event
+    waits at most 50 ms for room and is then dropped: counted in `dropped`,
+    with one warning to the "brace" logger per run of drops. Events after
+    `close()` are dropped too. Write failures are reported to the "brace"
+    logger (the 1st, 101st, ...), never raised.
+
+    Args:
+        path: The file (str or os.PathLike), opened for appending and created if missing.
+        max_queue: How many events may wait to be written, an int >= 1 (default 65 536).
+
+    Raises:
+        TypeError: For a path that is not a str or os.PathLike.
+        TypeError, ValueError: For a max_queue that is not an int >= 1.
+        OSError: When the file cannot be opened.
+    """
+
+    __slots__ = ("_path", "_max_queue", "_file", "_lock", "_has_items", "_has_room", "_progress", "_pending",
+                 "_accepted", "_done", "_wanted", "_closing", "_dropped", "_dropping", "_failures",
+                 "_writer")  # fmt: skip
+
+    def __init__(self, path: str | os.PathLike[str], *, max_queue: int = 65_536) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self._max_queue = _config.count(max_queue, "max_queue")
+        self._path = os.fspath(path)
+        self._file = open(self._path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+        # One lock, three conditions: the writer waits for events, callers for
+        # room in the queue, `flush` for the writer's progress.
+        self._has_items = threading.Condition(self._lock)
+        self._has_room = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._pending: deque[tuple[float, RecoveryEvent]] = deque()
+        self._accepted = 0  # events queued so far
+        self._done = 0  # of those, events written and flushed (or failed and reported)
+        self._wanted = 0  # `flush` asked for the first _wanted events to be done
+        self._closing = False
+        self._dropped = 0
+        self._dropping = False  # inside a run of drops: its warning is out
+        self._failures = itertools.count(1)
+        self._writer = threading.Thread(target=self._write, name=f"brace-jsonl:{self._path}", daemon=True)
+        self._writer.start()
+        atexit.register(self.close)
+
+    def __call__(self, event: RecoveryEvent) -> None:
+        stamp = time.time()
+        with self._lock:
+            if not self._closing and (len(self._pending) < self._max_queue
+                                      or self._has_room.wait_for(self._room, _FULL_WAIT)):  # fmt: skip
+                if self._closing:
+                    self._dropped += 1
+                    return
+                self._pending.append((stamp, event))
+                self._accepted += 1
+                self._dropping = False
+                if len(self._pending) == 1:
+                    self._has_items.notify()
+                return
+            self._dropped += 1
+            if self._dropping or self._closing:
+                return
+            self._dropping = True
+        _log.warning("brace: JsonLinesSink(%r) is dropping events: its queue of %d is full (dropped so far: %d)",
+                     self._path, self._max_queue, self._dropped)  # fmt: skip
+
+    def _room(self) -> bool:
+        return self._closing or len(self._pending) < self._max_queue
+
+    @property
+    def dropped(self) -> int:
+        """How many events were not written: the queue was full, or the sink closed."""
+        return self._dropped
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until every event queued before the call is written and flushed to the OS.
+
+        Args:
+            timeout: How long to wait at most (seconds or a timedelta, real time), or
+                None to wait as long as it takes.
+
+        Returns:
+            Whether they were within the timeout.
+
+        Raises:
+            TypeError, ValueError: For a timeout that is not None or a finite duration >= 0.
+        """
+        limit = _config.duration(timeout, "timeout", allow_none=True)
+        with self._lock:
+            target = self._accepted
+            if self._done >= target:
+                return True
+            self._wanted = max(self._wanted, target)
+            self._has_items.notify()
+            return self._progress.wait_for(lambda: self._done >= target, limit)
+
+    def close(self) -> None:
+        """Writes and flushes what is queued, stops the writer and closes the file. Idempotent."""
+        with self._lock:
+            self._closing = True
+            self._has_items.notify()
+            self._has_room.notify_all()
+        self._writer.join()
+        atexit.unregister(self.close)
+
+    def _write(self) -> None:
+        """The writer thread: takes what is queued, writes it, flushes when asked or due."""
+        written = flushed = 0
+        last_flush = time.monotonic()
+        while True:
+            with self._lock:
+                while not self._pending and not self._closing and self._wanted <= flushed:
+                    # Unflushed lines wait at most _FLUSH_EVERY: wake up for them.
+                    due = None if written == flushed else last_flush + _FLUSH_EVERY - time.monotonic()
+                    if due is not None and due <= 0:
+                        break
+                    self._has_items.wait(due)
+                batch = list(self._pending)
+                self._pending.clear()
+                closing, wanted = self._closing, self._wanted
+                if batch:
+                    self._has_room.notify_all()
+            for stamp, event in batch:
+                self._guarded(lambda: self._file.write(_json_line(stamp, event)))
+            written += len(batch)
+            # Real time, not brace's clock: a frozen test clock must not stop the flushes.
+            now = time.monotonic()
+            if written > flushed and (closing or wanted > flushed or now - last_flush >= _FLUSH_EVERY):
+                self._guarded(self._file.flush)
+                last_flush, flushed = now, written
+                with self._lock:
+                    self._done = flushed
+                    self._progress.notify_all()
+            if closing:
+                self._guarded(self._file.close)
+                return
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except Exception:
+            failures = next(self._failures)
+            if failures % _REPORT_EVERY == 1:
+                _log.exception("brace: JsonLinesSink(%r) failed to write (failure %d)", self._path, failures)
+
+    def __repr__(self) -> str:
+        return f"JsonLinesSink({self._path!r}, max_queue={self._max_queue}, dropped={self._dropped})"
+
+
+def _json_line(stamp: float, event: RecoveryEvent) -> str:
+    return json.dumps({"time": stamp, **event_dict(event)}) + "\n"
+
+
+# -- the listener ----------------------------------------------------------------------
+
+
+class RecoveryLog:
+    """A brace.Recovery listener that hands each event to its sinks and counts events by kind.
+
+    Use: `recovery.add_listener(RecoveryLog(MemorySink(), JsonLinesSink("events.jsonl")))`;
+    one log may listen to several recoveries. Sinks run in the order given,
+    in the thread of the call being logged. A sink that raises is reported to
+    the "brace" logger (its 1st, 101st, ... failure) and kept: the next event
+    tries it again. The counts are exact under threads.
+
+    Args:
+        *sinks: Callables taking a RecoveryEvent; LoggingSink, MemorySink,
+            JsonLinesSink or your own. `close()` closes those with a close().
+
+    Raises:
+        TypeError: For a sink that is not callable.
+    """
+
+    __slots__ = ("_sinks", "_lock", "_counts", "_failures")
+
+    def __init__(self, *sinks: Callable[[RecoveryEvent], object]) -> None:
+        for sink in sinks:
+            if not callable(sink):
+                raise TypeError(f"sinks must be callables taking a RecoveryEvent, got {type(sink).__name__}")
+        self._sinks = sinks
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._failures = [0] * len(sinks)
+
+    def __call__(self, event: RecoveryEvent) -> None:
+        with self._lock:
+            self._counts[event.kind] += 1
+        for index, sink in enumerate(self._sinks):
+            try:
+                sink(event)
+            except Exception:
+                with self._lock:
+                    self._failures[index] += 1
+                    failures = self._failures[index]
+                if failures % _REPORT_EVERY == 1:
+                    _log.exception("brace: recovery log sink %r failed (failure %d)", sink, failures)
+
+    def events_by_kind(self) -> dict[str, int]:
+        """How many events of each kind were logged (kinds never seen are absent)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def close(self) -> None:
+        """Closes the sinks that have a close() (a failure is logged, and the others still close)."""
+        for sink in self._sinks:
+            close = getattr(sink, "close", None)
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:
+                _log.exception("brace: closing recovery log sink %r failed", sink)
+
+    def __repr__(self) -> str:
+        return f"RecoveryLog({', '.join(repr(sink) for sink in self._sinks)})"
