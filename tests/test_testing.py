@@ -85,3 +85,19 @@ def test_seed_makes_jitter_reproducible() -> None:
 def test_seed_rejects_values_outside_64_bits(bad: object, error: type[Exception]) -> None:
     with pytest.raises(error, match=r"^value must be an int from 0 to 2\*\*64 - 1"):
         brace.testing.seed(bad)  # type: ignore[arg-type]
+
+
+def test_dead_letters_in_memory_replaces_the_default_store_for_the_block() -> None:
+    from brace.deadletter import default_store
+
+    outer = default_store()
+    with brace.testing.dead_letters_in_memory() as store:
+        assert default_store() is store
+        with pytest.raises(brace.RecoveryFailed) as caught:
+            brace.Recovery(escalation=brace.EscalationPolicy()).call(_not_found)
+        assert store.get(caught.value.dead_letter or "").category == "not_found"
+    assert default_store() is outer
+
+
+def _not_found() -> None:
+    raise FileNotFoundError(2, "No such file or directory")

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from brace import _config
+from brace.deadletter import MemoryDeadLetters, set_default_store
 from brace._core import (
     clock_advance,
     clock_advance_to,
@@ -17,7 +18,7 @@ from brace._core import (
     rng_seed,
 )
 
-__all__ = ["FakeClock", "fake_clock", "seed"]
+__all__ = ["FakeClock", "dead_letters_in_memory", "fake_clock", "seed"]
 
 _NS = 1_000_000_000
 
@@ -79,3 +80,20 @@ def seed(value: int) -> None:
     if not 0 <= value < 1 << 64:
         raise ValueError(f"value must be an int from 0 to 2**64 - 1, got {value}")
     rng_seed(value)
+
+
+@contextmanager
+def dead_letters_in_memory() -> Iterator[MemoryDeadLetters]:
+    """Makes the process's default dead-letter store a fresh in-memory one for the block.
+
+    A brace.Recovery given no `dead_letters` store writes to an SQLite file
+    (brace.deadletter.default_store()); in tests, keep them in memory and
+    look at them through the store this yields. The previous store is back
+    after the block.
+    """
+    store = MemoryDeadLetters()
+    previous = set_default_store(store)
+    try:
+        yield store
+    finally:
+        set_default_store(previous)

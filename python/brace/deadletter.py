@@ -1,0 +1,859 @@
+"""Dead letters: calls that were given up on, kept until someone settles them.
+
+When brace.Recovery gives up on an operation, the call - its name, its
+arguments, the error, the failure's category, the correlation id - goes to a
+`DeadLetterStore` before the error reaches the caller. A letter stays "dead"
+until it is settled: `replay()` runs it again and marks it "delivered" when it
+succeeds, or a person `discard`s it with a reason. Letters are never deleted,
+so every call given up on is accounted for: delivered, still dead, or
+discarded by someone who said why.
+
+Arguments are stored as JSON. A value JSON cannot hold (a datetime, an open
+file, a dict with non-str keys) is stored as its repr and flagged: the letter
+still says what the call was, but it cannot be replayed as it was made.
+Tuples come back as lists.
+
+Two stores: `SQLiteDeadLetters` (the default: a file that survives a crash of
+the process) and `MemoryDeadLetters` (for tests).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import inspect
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+
+from brace import _config
+from brace.classify import DEFAULT_CLASSIFIER, Category
+from brace.fallback import Degraded
+from brace.recovery_log import correlation
+
+if TYPE_CHECKING:
+    from brace.recovery import Recovery
+
+__all__ = [
+    "DeadLetter",
+    "DeadLetterStore",
+    "MemoryDeadLetters",
+    "ReplayReport",
+    "SQLiteDeadLetters",
+    "default_store",
+    "replay",
+    "replay_async",
+    "set_default_store",
+]
+
+_DEFAULT_PATH = "brace-dead-letters.sqlite3"
+_log = logging.getLogger("brace")
+
+Status = Literal["dead", "delivered", "discarded"]
+_STATUSES: tuple[Status, ...] = ("dead", "delivered", "discarded")
+_CATEGORY_VALUES = frozenset(category.value for category in Category)
+_SCHEMA_VERSION = 1
+
+_Store = TypeVar("_Store", bound="DeadLetterStore")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One call that was given up on, and what became of it.
+
+    Attributes:
+        id: A uuid4 hex string.
+        operation: The operation's name: the key `replay` looks it up by.
+        args: The positional arguments, decoded from JSON (tuples come back as lists).
+        kwargs: The keyword arguments, decoded from JSON.
+        unserialisable: The arguments stored as their repr because JSON could
+            not hold them, as paths: "args[1]", "kwargs['when']",
+            "args[0]['at'][2]". Empty when the call can be replayed as made.
+        error_type: The error's class, qualified by its module unless builtin.
+        error_message: str() of the error.
+        category: The failure's brace.Category value ("timeout", ...), or None.
+        correlation_id: The correlation id of the call, or None.
+        attempts: How many attempts were made before giving up.
+        created_at: When the letter was stored (time.time(): it outlives the process).
+        status: "dead" (not settled), "delivered" (a replay succeeded) or
+            "discarded" (a person gave it up).
+        resolved_at: When it was delivered or discarded (time.time()), or None.
+        resolved_by: Who settled it: "replay", or the person's name.
+        note: Why it was discarded, or the error of its last failed replay.
+        replays: Delivery attempts made since it was stored: failed replays,
+            plus the one that delivered it.
+    """
+
+    id: str
+    operation: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    unserialisable: tuple[str, ...]
+    error_type: str
+    error_message: str
+    category: str | None
+    correlation_id: str | None
+    attempts: int
+    created_at: float
+    status: Status = "dead"
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    note: str = ""
+    replays: int = 0
+
+    @property
+    def replayable(self) -> bool:
+        """Whether every argument was stored as it was: the call can be made again."""
+        return not self.unserialisable
+
+
+# -- serialisation -------------------------------------------------------------------
+
+
+def _repr(value: object) -> str:
+    """repr(value), or a description of it when its repr raises: storing must not fail."""
+    try:
+        return repr(value)
+    except Exception as error:
+        # object.__repr__ reads the type's C-level name: it cannot run user code.
+        return f"{object.__repr__(value)} (its repr raised {type(error).__name__})"
+
+
+def _text(text: str) -> str:
+    """text that SQLite can store: lone surrogates (from bytes decoded with
+    surrogateescape) become escapes instead of an encoding error. (Arguments
+    need no such care: JSON escapes them.)"""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _plain(value: object, path: str, flagged: list[str], active: set[int]) -> object:
+    """value as JSON can hold it, with what it cannot hold replaced by reprs whose paths go to flagged.
+
+    Scalars are kept as json writes them (an IntEnum comes back as its int, a
+    str subclass as a str). Containers are kept only when they are exactly a
+    list, tuple or dict: a namedtuple or a defaultdict would come back as a
+    plain list or dict, which is not the call that was made.
+    """
+    if value is None or isinstance(value, (str, int, float)):  # bool is an int
+        return value
+    if isinstance(value, (list, tuple, dict)) and type(value) in (list, tuple, dict):  # exactly: see above
+        if id(value) in active:  # a container that holds itself
+            flagged.append(path)
+            return _repr(value)
+        if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
+            # json would turn int keys into strings: the dict would not come back as it was.
+            flagged.append(path)
+            return _repr(value)
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {key: _plain(item, f"{path}[{key!r}]", flagged, active) for key, item in value.items()}
+            return [_plain(item, f"{path}[{index}]", flagged, active) for index, item in enumerate(value)]
+        finally:
+            active.discard(id(value))
+    flagged.append(path)
+    return _repr(value)
+
+
+def _encode(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """The JSON texts of args and kwargs, and the paths stored as reprs."""
+    flagged: list[str] = []
+    plain_args: list[object] = []
+    plain_kwargs: dict[str, object] = {}
+    for index, value in enumerate(args):
+        plain_args.append(_top(value, f"args[{index}]", flagged))
+    for key, value in kwargs.items():
+        plain_kwargs[key] = _top(value, f"kwargs[{key!r}]", flagged)
+    # ensure_ascii: any str left (reprs included) is plain ASCII in the database.
+    return json.dumps(plain_args), json.dumps(plain_kwargs), tuple(flagged)
+
+
+def _top(value: object, path: str, flagged: list[str]) -> object:
+    """One argument; a structure too deep to walk is stored whole as its repr."""
+    mark = len(flagged)
+    try:
+        return _plain(value, path, flagged, set())
+    except RecursionError:
+        del flagged[mark:]
+        flagged.append(path)
+        return _repr(value)  # a repr too deep to make is described by _repr
+
+
+def _error_type(error: object) -> str:
+    kind = type(error)
+    module = getattr(kind, "__module__", None)
+    return kind.__qualname__ if module in (None, "builtins") else f"{module}.{kind.__qualname__}"
+
+
+def _error_message(error: object) -> str:
+    # Some library errors raise in __str__; the letter must still be stored.
+    try:
+        return _text(str(error))
+    except Exception as failure:
+        return f"(str() of the error raised {type(failure).__name__})"
+
+
+def _describe(error: object) -> str:
+    """One line for a note: "Type: message"."""
+    if isinstance(error, str):
+        return _text(error)
+    message = _error_message(error)
+    return f"{_error_type(error)}: {message}" if message else _error_type(error)
+
+
+def _category(category: object) -> str | None:
+    if category is None or isinstance(category, Category):
+        return None if category is None else category.value
+    if isinstance(category, str) and category in _CATEGORY_VALUES:
+        return category
+    raise ValueError(
+        f"category must be a brace.Category, one of its values ({', '.join(sorted(_CATEGORY_VALUES))}) "
+        f"or None, got {category!r}"
+    )
+
+
+def _name(value: object, parameter: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{parameter} must be a non-empty str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{parameter} must be a non-empty str, got ''")
+    return value
+
+
+# -- stores ----------------------------------------------------------------------------
+
+
+class DeadLetterStore(abc.ABC):
+    """Where calls that were given up on are kept, and settled.
+
+    Every method is thread-safe. Letters are never deleted: a letter is dead
+    until it is delivered (`mark_delivered`, which `replay` calls) or
+    discarded by a person (`discard`), so `counts()` always adds up to the
+    number of letters ever put.
+
+    To write a store, implement `_insert`, `_find`, `_change`, `_select`,
+    `counts` and `close`; the base class does the serialisation and checks.
+    """
+
+    __slots__ = ()
+
+    def put(
+        self,
+        *,
+        operation: str,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        error: object,
+        category: Category | str | None,
+        correlation_id: str | None,
+        attempts: int,
+    ) -> DeadLetter:
+        """Stores a call that was given up on; returns its letter.
+
+        Arguments JSON cannot hold are stored as their repr and flagged (see
+        `DeadLetter.unserialisable`); nothing about the arguments makes this
+        raise, whatever their repr or str do.
+
+        Args:
+            operation: The operation's name (what `replay` looks it up by), non-empty.
+            args: The call's positional arguments.
+            kwargs: The call's keyword arguments.
+            error: The exception (or failed response) it was given up on.
+            category: The failure's brace.Category (or its value), or None.
+            correlation_id: The call's correlation id, or None.
+            attempts: Attempts made before giving up, >= 0.
+
+        Raises:
+            ValueError, TypeError: For arguments outside the above.
+            sqlite3.Error: (SQLiteDeadLetters) when the database cannot be
+                written; brace.Recovery logs it and lets the call's error through.
+        """
+        _name(operation, "operation")
+        if not isinstance(args, tuple):
+            raise TypeError(f"args must be a tuple, got {type(args).__name__}")
+        if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
+            raise TypeError(f"kwargs must be a mapping of str to values, got {type(kwargs).__name__}")
+        if correlation_id is not None and not isinstance(correlation_id, str):
+            raise TypeError(f"correlation_id must be a str or None, got {type(correlation_id).__name__}")
+        _config.count(attempts, "attempts", minimum=0)
+        category = _category(category)
+        args_json, kwargs_json, flagged = _encode(args, kwargs)
+        letter = DeadLetter(
+            id=uuid.uuid4().hex,
+            operation=_text(operation),
+            args=tuple(json.loads(args_json)),
+            kwargs=json.loads(kwargs_json),
+            unserialisable=flagged,
+            error_type=_error_type(error),
+            error_message=_error_message(error),
+            category=category,
+            correlation_id=None if correlation_id is None else _text(correlation_id),
+            attempts=attempts,
+            created_at=time.time(),
+        )
+        self._insert(letter, args_json, kwargs_json)
+        return letter
+
+    def get(self, id: str) -> DeadLetter:
+        """The letter with this id; KeyError naming it when there is none."""
+        letter = self._find(id)
+        if letter is None:
+            raise _missing(id)
+        return letter
+
+    def dead(self) -> list[DeadLetter]:
+        """The letters not settled yet, oldest first."""
+        return self._select("dead")
+
+    def all(self) -> list[DeadLetter]:
+        """Every letter, whatever its status, oldest first."""
+        return self._select(None)
+
+    def mark_delivered(self, id: str, *, by: str = "replay") -> DeadLetter:
+        """Settles a dead letter as delivered: its call was made again and succeeded.
+
+        Args:
+            id: The letter's id.
+            by: Who delivered it: "replay", or a person who did it by hand.
+
+        Raises:
+            KeyError: No letter has this id.
+            ValueError: The letter is not dead (its status is in the message), or `by` is empty.
+        """
+        _name(by, "by")
+        now = time.time()
+        return self._settle(id, lambda letter: dataclasses.replace(
+            letter, status="delivered", resolved_at=now, resolved_by=_text(by), replays=letter.replays + 1))  # fmt: skip
+
+    def discard(self, id: str, *, by: str, reason: str) -> DeadLetter:
+        """Gives up on a dead letter for good: a person's decision, with their reason.
+
+        Args:
+            id: The letter's id.
+            by: The name of the person deciding, non-empty.
+            reason: Why, non-empty; kept as the letter's note.
+
+        Raises:
+            KeyError: No letter has this id.
+            ValueError: The letter is not dead (its status is in the message),
+                or `by` or `reason` is empty.
+            TypeError: `by` or `reason` is not a str.
+        """
+        _name(by, "by")
+        _name(reason, "reason")
+        now = time.time()
+        return self._settle(id, lambda letter: dataclasses.replace(
+            letter, status="discarded", resolved_at=now, resolved_by=_text(by), note=_text(reason)))  # fmt: skip
+
+    def record_failed_replay(self, id: str, error: object) -> DeadLetter:
+        """Books a replay of a dead letter that failed: replays + 1, the error as its note.
+
+        Args:
+            id: The letter's id.
+            error: What the replay raised or returned (an exception, a
+                brace.Degraded, ...), or a str saying what went wrong.
+
+        Raises:
+            KeyError: No letter has this id.
+            ValueError: The letter is not dead (its status is in the message).
+        """
+        note = _describe(error)
+        return self._settle(id, lambda letter: dataclasses.replace(letter, note=note, replays=letter.replays + 1))
+
+    def _settle(self, id: str, change: Callable[[DeadLetter], DeadLetter]) -> DeadLetter:
+        def checked(letter: DeadLetter) -> DeadLetter:
+            if letter.status != "dead":
+                raise ValueError(f"dead letter {id!r} is {letter.status}, not dead: it was settled already")
+            return change(letter)
+
+        return self._change(id, checked)
+
+    @abc.abstractmethod
+    def counts(self) -> dict[str, int]:
+        """How many letters have each status: {"dead": .., "delivered": .., "discarded": ..}."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Releases what the store holds (idempotent)."""
+
+    @abc.abstractmethod
+    def _insert(self, letter: DeadLetter, args_json: str, kwargs_json: str) -> None:
+        """Adds a new letter (durably, before returning); args_json and kwargs_json are its arguments' JSON."""
+
+    @abc.abstractmethod
+    def _find(self, id: str) -> DeadLetter | None:
+        """The letter with this id, or None."""
+
+    @abc.abstractmethod
+    def _change(self, id: str, change: Callable[[DeadLetter], DeadLetter]) -> DeadLetter:
+        """Replaces the letter with change(letter) atomically; returns the new
+        letter. KeyError naming id when there is none; what change raises propagates,
+        leaving the letter as it was."""
+
+    @abc.abstractmethod
+    def _select(self, status: Status | None) -> list[DeadLetter]:
+        """The letters with this status (every letter for None), in the order they were put."""
+
+    def __enter__(self: _Store) -> _Store:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:  # fmt: skip
+        self.close()
+
+
+def _missing(id: str) -> KeyError:
+    return KeyError(f"no dead letter with id {id!r}")
+
+
+class MemoryDeadLetters(DeadLetterStore):
+    """A dead-letter store in memory: for tests, and for processes whose
+    letters may die with them. Thread-safe (one lock).
+
+    Like SQLiteDeadLetters, it keeps the arguments as JSON and decodes them
+    on every read, so a letter read from it behaves as one read from a file
+    would, and changing a letter's arguments does not change the store.
+    """
+
+    __slots__ = ("_lock", "_letters")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # id -> (letter, its args' JSON, its kwargs' JSON); insertion order is the order they were put.
+        self._letters: dict[str, tuple[DeadLetter, str, str]] = {}
+
+    def counts(self) -> dict[str, int]:
+        result: dict[str, int] = dict.fromkeys(_STATUSES, 0)
+        with self._lock:
+            for letter, _, _ in self._letters.values():
+                result[letter.status] += 1
+        return result
+
+    def close(self) -> None:
+        """Nothing to release: the letters stay readable."""
+
+    def _insert(self, letter: DeadLetter, args_json: str, kwargs_json: str) -> None:
+        with self._lock:
+            self._letters[letter.id] = (letter, args_json, kwargs_json)
+
+    def _find(self, id: str) -> DeadLetter | None:
+        entry = self._letters.get(id)
+        return None if entry is None else _decoded(*entry)
+
+    def _change(self, id: str, change: Callable[[DeadLetter], DeadLetter]) -> DeadLetter:
+        with self._lock:
+            entry = self._letters.get(id)
+            if entry is None:
+                raise _missing(id)
+            changed = change(_decoded(*entry))
+            self._letters[id] = (changed, entry[1], entry[2])
+        return changed
+
+    def _select(self, status: Status | None) -> list[DeadLetter]:
+        with self._lock:
+            entries = [entry for entry in self._letters.values() if status is None or entry[0].status == status]
+        return [_decoded(*entry) for entry in entries]
+
+    def __repr__(self) -> str:
+        return f"MemoryDeadLetters({self.counts()})"
+
+
+def _decoded(letter: DeadLetter, args_json: str, kwargs_json: str) -> DeadLetter:
+    return dataclasses.replace(letter, args=tuple(json.loads(args_json)), kwargs=json.loads(kwargs_json))
+
+
+_COLUMNS = ("id, operation, args, kwargs, unserialisable, error_type, error_message, category, correlation_id, "
+            "attempts, created_at, status, resolved_at, resolved_by, note, replays")  # fmt: skip
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order letters were put
+    id TEXT NOT NULL UNIQUE,
+    operation TEXT NOT NULL,
+    args TEXT NOT NULL,            -- JSON array
+    kwargs TEXT NOT NULL,          -- JSON object
+    unserialisable TEXT NOT NULL,  -- JSON array of paths
+    error_type TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    category TEXT,
+    correlation_id TEXT,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('dead', 'delivered', 'discarded')),
+    resolved_at REAL,
+    resolved_by TEXT,
+    note TEXT NOT NULL,
+    replays INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, seq);
+"""
+
+
+class SQLiteDeadLetters(DeadLetterStore):
+    """A dead-letter store in an SQLite file: what brace.Recovery uses by default.
+
+    The database runs in WAL mode with synchronous=NORMAL, and each `put` is
+    its own committed transaction, so a letter is in the file before the
+    error reaches the caller. In WAL mode, synchronous=NORMAL makes committed
+    transactions durable across a crash of the process (the WAL is handed to
+    the operating system at commit); only a crash of the operating system or
+    a power loss can lose the last ones. Several processes may share the
+    file (SQLite's locking; a writer waits up to 5 s for another).
+
+    One connection, shared by the threads through a lock. The schema's
+    version is in `PRAGMA user_version`; arguments are stored as JSON text.
+
+    Args:
+        path: The database file (created if absent; its directory must
+            exist), or ":memory:".
+
+    Raises:
+        TypeError: path is not a str or os.PathLike.
+        ValueError: The file holds a dead-letter table from a newer brace.
+        sqlite3.Error: The file cannot be opened or is not a database.
+    """
+
+    __slots__ = ("_lock", "_connection", "_path")
+
+    def __init__(self, path: str | os.PathLike[str] = _DEFAULT_PATH) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        self._path = os.fspath(path)
+        self._lock = threading.Lock()
+        # isolation_level=None: no implicit transactions; each statement commits
+        # unless inside an explicit BEGIN (see _change).
+        connection = sqlite3.connect(self._path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise ValueError(f"path {self._path!r} holds dead letters of schema version {version}; "
+                                 f"this brace reads version {_SCHEMA_VERSION}")  # fmt: skip
+            if version < _SCHEMA_VERSION:
+                connection.execute("BEGIN IMMEDIATE")
+                # Statement by statement: executescript would commit the BEGIN first.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                connection.execute("COMMIT")
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    def counts(self) -> dict[str, int]:
+        result: dict[str, int] = dict.fromkeys(_STATUSES, 0)
+        with self._lock:
+            rows = self._connection.execute("SELECT status, count(*) FROM dead_letters GROUP BY status").fetchall()
+        for status, number in rows:
+            result[status] = number
+        return result
+
+    def close(self) -> None:
+        """Closes the connection; the store cannot be used afterwards."""
+        with self._lock:
+            self._connection.close()
+
+    def _insert(self, letter: DeadLetter, args_json: str, kwargs_json: str) -> None:
+        row = (letter.id, letter.operation, args_json, kwargs_json, json.dumps(letter.unserialisable),
+               letter.error_type, letter.error_message, letter.category, letter.correlation_id, letter.attempts,
+               letter.created_at, letter.status, letter.resolved_at, letter.resolved_by, letter.note,
+               letter.replays)  # fmt: skip
+        with self._lock:
+            # Autocommit: this INSERT is a transaction of its own, committed on return.
+            self._connection.execute(f"INSERT INTO dead_letters ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", row)
+
+    def _find(self, id: str) -> DeadLetter | None:
+        with self._lock:
+            row = self._connection.execute(f"SELECT {_COLUMNS} FROM dead_letters WHERE id = ?", (id,)).fetchone()
+        return None if row is None else _letter(row)
+
+    def _change(self, id: str, change: Callable[[DeadLetter], DeadLetter]) -> DeadLetter:
+        with self._lock:
+            # IMMEDIATE: the write lock from the read on, so another process
+            # cannot settle the letter between our read and our write.
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._connection.execute(f"SELECT {_COLUMNS} FROM dead_letters WHERE id = ?", (id,)).fetchone()
+                if row is None:
+                    raise _missing(id)
+                changed = change(_letter(row))
+                self._connection.execute(
+                    "UPDATE dead_letters SET status = ?, resolved_at = ?, resolved_by = ?, note = ?, replays = ? "
+                    "WHERE id = ?",
+                    (changed.status, changed.resolved_at, changed.resolved_by, changed.note, changed.replays, id),
+                )
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+        return changed
+
+    def _select(self, status: Status | None) -> list[DeadLetter]:
+        query = f"SELECT {_COLUMNS} FROM dead_letters"
+        with self._lock:
+            if status is None:
+                rows = self._connection.execute(f"{query} ORDER BY seq").fetchall()
+            else:
+                rows = self._connection.execute(f"{query} WHERE status = ? ORDER BY seq", (status,)).fetchall()
+        return [_letter(row) for row in rows]
+
+    def __repr__(self) -> str:
+        return f"SQLiteDeadLetters({self._path!r})"
+
+
+def _letter(row: tuple[Any, ...]) -> DeadLetter:
+    (id, operation, args, kwargs, unserialisable, error_type, error_message, category, correlation_id, attempts,
+     created_at, status, resolved_at, resolved_by, note, replays) = row  # fmt: skip
+    return DeadLetter(id=id, operation=operation, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
+                      unserialisable=tuple(json.loads(unserialisable)), error_type=error_type,
+                      error_message=error_message, category=category, correlation_id=correlation_id,
+                      attempts=attempts, created_at=created_at, status=status, resolved_at=resolved_at,
+                      resolved_by=resolved_by, note=note, replays=replays)  # fmt: skip
+
+
+# -- the process's store ---------------------------------------------------------------
+
+_default_lock = threading.Lock()
+_default: DeadLetterStore | None = None
+
+
+def default_store() -> DeadLetterStore:
+    """The process's dead-letter store: where a brace.Recovery not given one puts its letters.
+
+    An SQLiteDeadLetters at the path in the environment variable
+    BRACE_DEAD_LETTERS, else "brace-dead-letters.sqlite3" in the working
+    directory, opened on the first call (so a process that never gives up on
+    a call creates no file), unless `set_default_store` gave another (tests:
+    `set_default_store(MemoryDeadLetters())`).
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = SQLiteDeadLetters(os.environ.get("BRACE_DEAD_LETTERS") or _DEFAULT_PATH)
+        return _default
+
+
+def set_default_store(store: DeadLetterStore | None) -> DeadLetterStore | None:
+    """Replaces the process's dead-letter store; returns the one it replaces (not closed).
+
+    Args:
+        store: The store from now on, or None to open the default SQLite file
+            again on next use.
+
+    Raises:
+        TypeError: store is not a brace.DeadLetterStore or None.
+    """
+    global _default
+    if store is not None and not isinstance(store, DeadLetterStore):
+        raise TypeError(f"store must be a brace.DeadLetterStore or None, got {type(store).__name__}")
+    with _default_lock:
+        previous, _default = _default, store
+    return previous
+
+
+# -- replay ------------------------------------------------------------------------------
+
+
+class ReplayReport(NamedTuple):
+    """What one replay did: the ids of the letters in each outcome, oldest first.
+
+    Attributes:
+        delivered: Replayed successfully: now "delivered".
+        still_dead: Replayed and failed again (the error is their note).
+        skipped_unreplayable: Not run: some argument was stored as its repr.
+        missing_operation: Not run: `operations` has no entry for their operation
+            (booked as a failed replay saying so).
+    """
+
+    delivered: tuple[str, ...]
+    still_dead: tuple[str, ...]
+    skipped_unreplayable: tuple[str, ...]
+    missing_operation: tuple[str, ...]
+
+    def counts(self) -> dict[str, int]:
+        """How many letters had each outcome."""
+        return {field: len(getattr(self, field)) for field in self._fields}
+
+    def __str__(self) -> str:
+        return ", ".join(f"{field.replace('_', ' ')}: {number}" for field, number in self.counts().items())
+
+
+class _Replay:
+    """The letters of one replay, and the outcomes booked so far."""
+
+    def __init__(self, store: object, operations: object, recovery: object, limit: object) -> None:
+        if not isinstance(store, DeadLetterStore):
+            raise TypeError(f"store must be a brace.DeadLetterStore, got {type(store).__name__}")
+        if not isinstance(operations, Mapping):
+            raise TypeError(f"operations must be a mapping of operation names to callables, "
+                            f"got {type(operations).__name__}")  # fmt: skip
+        from brace.recovery import Recovery  # brace.recovery imports this module
+
+        if recovery is not None and not isinstance(recovery, Recovery):
+            raise TypeError(f"recovery must be a brace.Recovery or None, got {type(recovery).__name__}")
+        self.store = store
+        # While a letter runs, no Recovery dead-letters its call again - the one
+        # given here, or one inside the operation itself: the letter is still in the store.
+        self.replaying = Recovery.replaying
+        self.operations: Mapping[str, Callable[..., Any]] = operations
+        self.limit = None if limit is None else _config.count(limit, "limit")
+        self.outcomes: dict[str, list[str]] = {field: [] for field in ReplayReport._fields}
+
+    def due(self) -> list[tuple[DeadLetter, Callable[..., Any]]]:
+        """The letters to run (oldest first, at most limit) with their operations;
+        books those that cannot be run."""
+        due: list[tuple[DeadLetter, Callable[..., Any]]] = []
+        for letter in self.store.dead():
+            if self.limit is not None and len(due) >= self.limit:
+                break
+            if not letter.replayable:
+                self.outcomes["skipped_unreplayable"].append(letter.id)
+                continue
+            fn = self.operations.get(letter.operation)
+            if not callable(fn):  # absent (None), or not something to call
+                self._book(letter, f"no operation named {letter.operation!r} among those given to replay")
+                self.outcomes["missing_operation"].append(letter.id)
+                continue
+            due.append((letter, fn))
+        return due
+
+    def succeeded(self, letter: DeadLetter, result: object) -> None:
+        if isinstance(result, Degraded):
+            # A stand-in value is not the operation's: the call has still not been made.
+            self.failed(letter, f"degraded: served by {result.source} instead of the operation"
+                                + (f" ({_describe(result.error)})" if result.error is not None else ""))  # fmt: skip
+        elif DEFAULT_CLASSIFIER.is_failure(result):
+            self.failed(letter, f"returned a failed response: {_repr(result)}")
+        elif self._book(letter, None):
+            self.outcomes["delivered"].append(letter.id)
+
+    def failed(self, letter: DeadLetter, error: object) -> None:
+        if self._book(letter, error):
+            self.outcomes["still_dead"].append(letter.id)
+
+    def _book(self, letter: DeadLetter, error: object) -> bool:
+        """Records the outcome in the store (delivered when error is None); False
+        if someone settled the letter while it ran."""
+        try:
+            if error is None:
+                self.store.mark_delivered(letter.id, by="replay")
+            else:
+                self.store.record_failed_replay(letter.id, error)
+        except (KeyError, ValueError) as settled:
+            _log.warning("brace: dead letter %s of %r changed during its replay: %s", letter.id, letter.operation,
+                         settled)  # fmt: skip
+            return False
+        return True
+
+    def report(self) -> ReplayReport:
+        return ReplayReport(**{field: tuple(ids) for field, ids in self.outcomes.items()})
+
+
+def replay(
+    store: DeadLetterStore,
+    operations: Mapping[str, Callable[..., Any]],
+    *,
+    recovery: Recovery | None = None,
+    limit: int | None = None,
+) -> ReplayReport:
+    """Runs the dead letters again, oldest first; marks those that succeed delivered.
+
+    Each dead, replayable letter's operation is looked up by name in
+    `operations` and called with the letter's arguments - directly, or
+    through `recovery` (its retries, healing and fallback apply). No
+    Recovery dead-letters a replayed call again (brace.Recovery.replaying):
+    a failed replay stays the one letter it was. A value is a success: the letter is
+    delivered. An exception, a brace.Degraded, or a failed HTTP response (as
+    brace's classifier sees it) is a failed replay: the letter stays dead
+    with the error as its note. Letters with unserialisable arguments are
+    skipped; letters whose operation is missing stay dead with a note saying
+    so. Nothing is deleted, so the store keeps accounting for every letter.
+    Each call runs under the letter's correlation id (a new one if it had
+    none), so its events and logs join those of the call that failed.
+
+    Run one replay per store at a time: two at once may deliver a letter twice.
+
+    Args:
+        store: The dead letters.
+        operations: Operation name -> the callable to run for it.
+        recovery: A brace.Recovery to run each call through, or None to call directly.
+        limit: At most this many letters are run (>= 1), or None for all.
+
+    Returns:
+        A ReplayReport of the ids in each outcome.
+
+    Raises:
+        TypeError, ValueError: For arguments outside the above. (What the
+            operations raise is booked, not raised; BaseExceptions such as
+            KeyboardInterrupt stop the replay, the letters run so far booked.)
+    """
+    run = _Replay(store, operations, recovery, limit)
+    for letter, fn in run.due():
+        try:
+            with correlation(letter.correlation_id or None), run.replaying():
+                result = fn(*letter.args, **letter.kwargs) if recovery is None else recovery.call(
+                    fn, *letter.args, **letter.kwargs)  # fmt: skip
+        except Exception as error:
+            run.failed(letter, error)
+        else:
+            run.succeeded(letter, result)
+    return run.report()
+
+
+async def replay_async(
+    store: DeadLetterStore,
+    operations: Mapping[str, Callable[..., Any]],
+    *,
+    recovery: Recovery | None = None,
+    limit: int | None = None,
+) -> ReplayReport:
+    """`replay` for coroutine operations (plain callables work too: a result
+    that is awaitable is awaited). The store is used synchronously: each of
+    its calls is one short local transaction."""
+    run = _Replay(store, operations, recovery, limit)
+    for letter, fn in run.due():
+        try:
+            with correlation(letter.correlation_id or None), run.replaying():
+                if recovery is None:
+                    result = fn(*letter.args, **letter.kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
+                else:
+                    result = await recovery.call_async(_awaiting(fn), *letter.args, **letter.kwargs)
+        except Exception as error:
+            run.failed(letter, error)
+        else:
+            run.succeeded(letter, result)
+    return run.report()
+
+
+def _awaiting(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """fn as a coroutine function, for Recovery.call_async, which awaits what it calls."""
+    if inspect.iscoroutinefunction(fn):
+        return fn
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    call.__qualname__ = getattr(fn, "__qualname__", call.__qualname__)
+    return call

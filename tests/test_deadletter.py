@@ -1,0 +1,664 @@
+"""Dead letters: both stores, serialisation, settling, replay (sync and async),
+the accounting invariant, crash durability of the SQLite store, threads."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from brace import Degraded, Recovery, RecoveryFailed
+from brace.classify import Category
+from brace.deadletter import (
+    DeadLetter,
+    DeadLetterStore,
+    MemoryDeadLetters,
+    ReplayReport,
+    SQLiteDeadLetters,
+    default_store,
+    replay,
+    replay_async,
+    set_default_store,
+)
+from brace.recovery_log import correlation_id
+from brace.testing import FakeClock
+
+STORES = ["memory", "sqlite"]
+
+
+def open_store(kind: str, path: Path) -> DeadLetterStore:
+    return MemoryDeadLetters() if kind == "memory" else SQLiteDeadLetters(path / "letters.sqlite3")
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeadLetterStore]:
+    with open_store(request.param, tmp_path) as opened:
+        yield opened
+
+
+def put(store: DeadLetterStore, operation: str = "sync_sheet", *args: Any, **kwargs: Any) -> DeadLetter:
+    return store.put(operation=operation, args=args, kwargs=kwargs, error=ConnectionResetError(104, "reset"),
+                     category=Category.NETWORK_ERROR, correlation_id="req-1", attempts=4)  # fmt: skip
+
+
+# -- putting and reading -------------------------------------------------------------
+
+
+def test_a_letter_keeps_the_call_and_its_failure(store: DeadLetterStore) -> None:
+    letter = put(store, "sync_sheet", 7, "rows", sheet={"id": 3, "tabs": ["a", "b"]})
+    assert (letter.operation, letter.args, letter.kwargs) == ("sync_sheet", (7, "rows"), {"sheet": {"id": 3, "tabs": ["a", "b"]}})  # fmt: skip
+    assert (letter.error_type, letter.error_message) == ("ConnectionResetError", "[Errno 104] reset")
+    assert (letter.category, letter.correlation_id, letter.attempts) == ("network_error", "req-1", 4)
+    assert (letter.status, letter.resolved_at, letter.resolved_by, letter.note, letter.replays) == ("dead", None, None, "", 0)  # fmt: skip
+    assert letter.replayable and letter.unserialisable == ()
+    assert len(letter.id) == 32 and int(letter.id, 16) >= 0
+    assert store.get(letter.id) == letter
+
+
+def test_a_letter_read_is_a_copy(store: DeadLetterStore) -> None:
+    letter = put(store, "op", [1], rows={"a": 1})
+    letter.args[0].append(2)
+    letter.kwargs["rows"]["b"] = 2
+    assert (store.get(letter.id).args, store.get(letter.id).kwargs) == (([1],), {"rows": {"a": 1}})
+
+
+def test_letters_list_oldest_first_and_counts_cover_every_status(store: DeadLetterStore) -> None:
+    letters = [put(store, f"op{i}", i) for i in range(5)]
+    ids = [letter.id for letter in letters]
+    store.mark_delivered(ids[1])
+    store.discard(ids[3], by="ana", reason="customer cancelled")
+    assert [letter.id for letter in store.all()] == ids
+    assert [letter.id for letter in store.dead()] == [ids[0], ids[2], ids[4]]
+    assert store.counts() == {"dead": 3, "delivered": 1, "discarded": 1}
+
+
+def test_an_empty_store_counts_zero_of_each(store: DeadLetterStore) -> None:
+    assert store.counts() == {"dead": 0, "delivered": 0, "discarded": 0}
+    assert store.dead() == store.all() == []
+
+
+def test_get_of_an_unknown_id_names_it(store: DeadLetterStore) -> None:
+    with pytest.raises(KeyError, match="no dead letter with id 'nope'"):
+        store.get("nope")
+    settles: list[Callable[[], object]] = [lambda: store.mark_delivered("nope"),
+                                           lambda: store.discard("nope", by="ana", reason="x"),
+                                           lambda: store.record_failed_replay("nope", "x")]  # fmt: skip
+    for settle in settles:
+        with pytest.raises(KeyError, match="'nope'"):
+            settle()
+
+
+def test_the_category_may_be_given_by_value_or_left_out(store: DeadLetterStore) -> None:
+    by_value = store.put(operation="op", args=(), kwargs={}, error=TimeoutError(), category="timeout",
+                         correlation_id=None, attempts=1)  # fmt: skip
+    none = store.put(operation="op", args=(), kwargs={}, error=TimeoutError(), category=None,
+                     correlation_id=None, attempts=0)  # fmt: skip
+    assert (store.get(by_value.id).category, store.get(none.id).category) == ("timeout", None)
+    assert store.get(none.id).correlation_id is None
+
+
+class LibraryError(Exception):
+    pass
+
+
+class BadStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+@pytest.mark.parametrize(
+    ("error", "error_type", "message"),
+    [
+        (ValueError("bad row"), "ValueError", "bad row"),
+        (LibraryError("quota"), f"{__name__}.LibraryError", "quota"),
+        (httpx.ConnectTimeout("slow"), "httpx.ConnectTimeout", "slow"),
+        (BadStr(), f"{__name__}.BadStr", "(str() of the error raised RuntimeError)"),
+    ],
+    ids=["builtin", "local class", "library", "str raises"],
+)
+def test_the_error_is_kept_as_its_qualified_type_and_message(
+    store: DeadLetterStore, error: BaseException, error_type: str, message: str
+) -> None:
+    letter = store.put(operation="op", args=(), kwargs={}, error=error, category=None, correlation_id=None,
+                       attempts=1)  # fmt: skip
+    assert (store.get(letter.id).error_type, store.get(letter.id).error_message) == (error_type, message)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"operation": ""}, ValueError, "operation must be a non-empty str"),
+        ({"operation": None}, TypeError, "operation must be a non-empty str"),
+        ({"args": [1]}, TypeError, "args must be a tuple"),
+        ({"kwargs": [("a", 1)]}, TypeError, "kwargs must be a mapping"),
+        ({"kwargs": {1: "a"}}, TypeError, "kwargs must be a mapping of str to values, got dict"),
+        ({"attempts": -1}, ValueError, "attempts must be an int >= 0"),
+        ({"attempts": 1.5}, TypeError, "attempts must be an int >= 0"),
+        ({"category": "slow"}, ValueError, "category must be a brace.Category, one of its values"),
+        ({"correlation_id": 7}, TypeError, "correlation_id must be a str or None"),
+    ],
+)
+def test_put_refuses_what_is_not_a_call(store: DeadLetterStore, change: dict[str, Any], error: type[Exception],
+                                        match: str) -> None:  # fmt: skip
+    given: dict[str, Any] = {"operation": "op", "args": (), "kwargs": {}, "error": ValueError(), "category": None,
+                             "correlation_id": None, "attempts": 1, **change}  # fmt: skip
+    with pytest.raises(error, match=match):
+        store.put(**given)
+    assert store.all() == []
+
+
+# -- serialisation ---------------------------------------------------------------------
+
+
+class HostileRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr refuses")
+
+
+class Plain:
+    def __repr__(self) -> str:
+        return "Plain()"
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
+
+
+WHEN = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc)
+looped: list[Any] = [1]
+looped.append(looped)
+deep: list[Any] = []
+for _ in range(100_000):
+    deep = [deep]
+
+
+@pytest.mark.parametrize(
+    ("value", "stored", "flagged"),
+    [
+        (42, 42, []),
+        (-1.5, -1.5, []),
+        (True, True, []),
+        (None, None, []),
+        ("naïve ☃", "naïve ☃", []),
+        ("lone \udc80 surrogate", "lone \udc80 surrogate", []),
+        ({"a": [1, {"b": None}], "c": "d"}, {"a": [1, {"b": None}], "c": "d"}, []),
+        ((1, (2, 3)), [1, [2, 3]], []),
+        (WHEN, repr(WHEN), ["args[0]"]),
+        ({"when": WHEN, "n": 1}, {"when": repr(WHEN), "n": 1}, ["args[0]['when']"]),
+        ([1, [Plain(), 2]], [1, ["Plain()", 2]], ["args[0][1][0]"]),
+        ({1: "a"}, "{1: 'a'}", ["args[0]"]),
+        (b"\x00raw", "b'\\x00raw'", ["args[0]"]),
+        ({"x", }, "{'x'}", ["args[0]"]),
+        (Point(1, 2), "Point(x=1, y=2)", ["args[0]"]),
+        (Category.TIMEOUT, "<Category.TIMEOUT: 'timeout'>", ["args[0]"]),
+        (looped, [1, "[1, [...]]"], ["args[0][1]"]),
+    ],
+    ids=["int", "float", "bool", "None", "unicode", "surrogate", "nested", "tuple", "datetime", "nested datetime",
+         "object in a list", "int keys", "bytes", "set", "namedtuple", "enum", "self-containing"],  # fmt: skip
+)
+def test_arguments_json_holds_are_kept_and_others_become_flagged_reprs(
+    store: DeadLetterStore, value: object, stored: object, flagged: list[str]
+) -> None:
+    letter = put(store, "op", value)
+    for seen in (letter, store.get(letter.id)):
+        assert seen.args == (stored,)
+        assert list(seen.unserialisable) == flagged
+        assert seen.replayable == (not flagged)
+
+
+def test_keyword_arguments_are_flagged_by_name(store: DeadLetterStore) -> None:
+    letter = store.get(put(store, "op", 1, when=WHEN, rows=[1, 2]).id)
+    assert letter.kwargs == {"when": repr(WHEN), "rows": [1, 2]}
+    assert letter.unserialisable == ("kwargs['when']",)
+
+
+def test_special_floats_come_back_as_they_went_in(store: DeadLetterStore) -> None:
+    letter = store.get(put(store, "op", math.inf, -math.inf, math.nan).id)
+    assert letter.args[:2] == (math.inf, -math.inf) and math.isnan(letter.args[2])
+    assert letter.replayable
+
+
+@pytest.mark.parametrize("value", [HostileRepr(), [HostileRepr()], deep], ids=["hostile repr", "nested", "too deep"])
+def test_an_argument_nothing_can_show_is_still_stored_as_some_text(store: DeadLetterStore, value: object) -> None:
+    letter = store.get(put(store, "op", value).id)
+    assert not letter.replayable
+    shown = letter.args[0] if isinstance(letter.args[0], str) else letter.args[0][0]
+    assert isinstance(shown, str) and "object at 0x" in shown and "its repr raised" in shown
+
+
+# -- settling -------------------------------------------------------------------------
+
+
+def test_a_person_discards_a_dead_letter_with_a_reason(store: DeadLetterStore) -> None:
+    letter = put(store)
+    discarded = store.discard(letter.id, by="ana", reason="the order was refunded")
+    assert discarded == store.get(letter.id)
+    assert (discarded.status, discarded.resolved_by, discarded.note) == ("discarded", "ana", "the order was refunded")
+    assert discarded.resolved_at is not None and discarded.resolved_at >= letter.created_at
+
+
+@pytest.mark.parametrize(
+    ("by", "reason", "error", "match"),
+    [
+        ("", "why", ValueError, "by must be a non-empty str"),
+        (None, "why", TypeError, "by must be a non-empty str"),
+        ("ana", "", ValueError, "reason must be a non-empty str"),
+        ("ana", 3, TypeError, "reason must be a non-empty str"),
+    ],
+)
+def test_discarding_needs_a_person_and_a_reason(store: DeadLetterStore, by: Any, reason: Any,
+                                                error: type[Exception], match: str) -> None:  # fmt: skip
+    letter = put(store)
+    with pytest.raises(error, match=match):
+        store.discard(letter.id, by=by, reason=reason)
+    assert store.get(letter.id).status == "dead"
+
+
+@pytest.mark.parametrize("first", ["delivered", "discarded"])
+def test_a_settled_letter_cannot_be_settled_again(store: DeadLetterStore, first: str) -> None:
+    letter = put(store)
+    if first == "delivered":
+        store.mark_delivered(letter.id)
+    else:
+        store.discard(letter.id, by="ana", reason="duplicate")
+    settled = store.get(letter.id)
+    agains: list[Callable[[], object]] = [lambda: store.discard(letter.id, by="bo", reason="x"),
+                                          lambda: store.mark_delivered(letter.id),
+                                          lambda: store.record_failed_replay(letter.id, "x")]  # fmt: skip
+    for again in agains:
+        with pytest.raises(ValueError, match=f"is {first}, not dead"):
+            again()
+    assert store.get(letter.id) == settled
+
+
+def test_failed_replays_are_counted_and_the_last_error_kept(store: DeadLetterStore) -> None:
+    letter = put(store)
+    store.record_failed_replay(letter.id, TimeoutError("still slow"))
+    failed = store.record_failed_replay(letter.id, LibraryError("quota"))
+    assert (failed.status, failed.replays, failed.note) == ("dead", 2, f"{__name__}.LibraryError: quota")
+    delivered = store.mark_delivered(letter.id, by="ana")
+    assert (delivered.status, delivered.replays, delivered.resolved_by) == ("delivered", 3, "ana")
+
+
+# -- replay -----------------------------------------------------------------------------
+
+
+class Sheets:
+    """Operations to replay: records what ran; fails while told to."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.failing = 0
+
+    def sync_sheet(self, sheet: int, *, rows: list[int]) -> int:
+        self.calls.append((sheet, rows, correlation_id()))
+        if self.failing:
+            self.failing -= 1
+            raise ConnectionResetError(104, "reset again")
+        return len(rows)
+
+
+def test_replay_delivers_what_succeeds_and_accounts_for_the_rest(store: DeadLetterStore) -> None:
+    sheets = Sheets()
+    ok = put(store, "sync_sheet", 1, rows=[1, 2])
+    failing = put(store, "sync_sheet", 2, rows=[3])
+    stale = put(store, "sync_sheet", WHEN, rows=[])
+    unknown = put(store, "sync_calendar", 3)
+    calls = {"sync_sheet": sheets.sync_sheet}
+
+    def sync_sheet(sheet: int, *, rows: list[int]) -> int:
+        if sheet == 2:
+            raise ConnectionResetError(104, "reset again")
+        return sheets.sync_sheet(sheet, rows=rows)
+
+    report = replay(store, {**calls, "sync_sheet": sync_sheet})
+    assert report == ReplayReport(delivered=(ok.id,), still_dead=(failing.id,), skipped_unreplayable=(stale.id,),
+                                  missing_operation=(unknown.id,))  # fmt: skip
+    assert report.counts() == {"delivered": 1, "still_dead": 1, "skipped_unreplayable": 1, "missing_operation": 1}
+    assert str(report) == "delivered: 1, still dead: 1, skipped unreplayable: 1, missing operation: 1"
+    assert sheets.calls == [(1, [1, 2], "req-1")]  # run under the letter's correlation id
+    assert store.counts() == {"dead": 3, "delivered": 1, "discarded": 0}
+    assert store.get(ok.id).resolved_by == "replay"
+    assert store.get(failing.id).note == "ConnectionResetError: [Errno 104] reset again"
+    assert store.get(unknown.id).note == "no operation named 'sync_calendar' among those given to replay"
+    assert (store.get(stale.id).replays, store.get(stale.id).note) == (0, "")
+
+    again = replay(store, {"sync_sheet": lambda sheet, rows: "ok"})
+    assert again.delivered == (failing.id,) and again.still_dead == ()
+    assert store.get(failing.id).replays == 2
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        Degraded(value=[], source="cache", error=TimeoutError("slow")),
+        httpx.Response(503, request=httpx.Request("GET", "https://sheets.example/")),
+    ],
+    ids=["degraded", "failed response"],
+)
+def test_a_stand_in_value_or_a_failed_response_is_not_a_delivery(store: DeadLetterStore, result: object) -> None:
+    letter = put(store, "op")
+    report = replay(store, {"op": lambda: result})
+    assert report.still_dead == (letter.id,)
+    assert store.get(letter.id).status == "dead" and store.get(letter.id).note
+
+
+def test_replay_runs_at_most_limit_letters_oldest_first(store: DeadLetterStore) -> None:
+    ids = [put(store, "op", i).id for i in range(5)]
+    ran: list[int] = []
+    report = replay(store, {"op": ran.append}, limit=2)
+    assert (report.delivered, ran) == (tuple(ids[:2]), [0, 1])
+    assert replay(store, {"op": ran.append}).delivered == tuple(ids[2:])
+
+
+def test_replay_runs_through_a_recovery(store: DeadLetterStore, clock: FakeClock) -> None:
+    sheets = Sheets()
+    sheets.failing = 2  # the recovery's retries get past these
+    healed = put(store, "sync_sheet", 1, rows=[1])
+    report = replay(store, {"sync_sheet": sheets.sync_sheet}, recovery=Recovery(name="sync_sheet"))
+    assert report.delivered == (healed.id,)
+    assert len(sheets.calls) == 3
+
+
+def test_a_replay_the_recovery_gives_up_on_stays_dead(store: DeadLetterStore, clock: FakeClock) -> None:
+    letter = put(store, "op")
+
+    def broken() -> None:
+        raise PermissionError(13, "denied")
+
+    report = replay(store, {"op": broken}, recovery=Recovery(name="op", dead_letters=store))
+    assert report.still_dead == (letter.id,)
+    assert store.get(letter.id).note.startswith(f"{RecoveryFailed.__module__}.RecoveryFailed")
+    assert [entry.id for entry in store.all()] == [letter.id]  # not dead-lettered a second time
+
+
+def test_a_recovery_inside_a_replayed_operation_does_not_dead_letter_it_again(store: DeadLetterStore,
+                                                                            clock: FakeClock) -> None:  # fmt: skip
+    @Recovery(name="op", dead_letters=store)
+    def guarded() -> None:
+        raise PermissionError(13, "denied")
+
+    with pytest.raises(RecoveryFailed):
+        guarded()  # outside a replay: the call goes to the store
+    (letter,) = store.all()
+    assert replay(store, {"op": guarded}).still_dead == (letter.id,)
+    assert asyncio.run(replay_async(store, {"op": guarded})).still_dead == (letter.id,)
+    assert [entry.id for entry in store.all()] == [letter.id]
+    assert store.get(letter.id).replays == 2
+
+
+def test_the_process_store_opens_on_first_use_and_can_be_replaced(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    previous = set_default_store(None)
+    try:
+        assert not (tmp_path / "brace-dead-letters.sqlite3").exists()
+        opened = default_store()
+        assert isinstance(opened, SQLiteDeadLetters) and default_store() is opened
+        assert (tmp_path / "brace-dead-letters.sqlite3").exists()
+        memory = MemoryDeadLetters()
+        assert set_default_store(memory) is opened and default_store() is memory
+        opened.close()
+        with pytest.raises(TypeError, match="store must be a brace.DeadLetterStore or None, got str"):
+            set_default_store("letters.sqlite3")  # type: ignore[arg-type]
+    finally:
+        set_default_store(previous)
+
+
+def test_what_is_not_an_exception_stops_the_replay_with_the_letters_so_far_booked(store: DeadLetterStore) -> None:
+    first, second = put(store, "ok").id, put(store, "stop").id
+
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        replay(store, {"ok": lambda: 1, "stop": stop})
+    assert (store.get(first).status, store.get(second).status) == ("delivered", "dead")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"store": {}}, TypeError, "store must be a brace.DeadLetterStore"),
+        ({"operations": [("op", print)]}, TypeError, "operations must be a mapping"),
+        ({"recovery": object()}, TypeError, "recovery must be a brace.Recovery or None"),
+        ({"limit": 0}, ValueError, "limit must be an int >= 1"),
+    ],
+)
+def test_replay_refuses_bad_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    given: dict[str, Any] = {"store": MemoryDeadLetters(), "operations": {}, **kwargs}
+    with pytest.raises(error, match=match):
+        replay(**given)
+
+
+def test_replay_async_awaits_coroutine_operations(store: DeadLetterStore) -> None:
+    done = put(store, "fetch", 1)
+    failed = put(store, "fetch", 2)
+    plain = put(store, "plain", 3)
+    seen: list[str | None] = []
+
+    async def fetch(n: int) -> int:
+        await asyncio.sleep(0)
+        seen.append(correlation_id())
+        if n == 2:
+            raise TimeoutError("slow")
+        return n
+
+    report = asyncio.run(replay_async(store, {"fetch": fetch, "plain": lambda n: n}))
+    assert (report.delivered, report.still_dead) == ((done.id, plain.id), (failed.id,))
+    assert seen == ["req-1", "req-1"]
+    assert store.get(failed.id).note == "TimeoutError: slow"
+
+
+def test_replay_async_runs_through_a_recovery(store: DeadLetterStore, clock: FakeClock) -> None:
+    letter = put(store, "fetch", 1)
+    attempts: list[int] = []
+
+    async def fetch(n: int) -> int:
+        attempts.append(n)
+        if len(attempts) == 1:
+            raise ConnectionResetError(104, "reset")
+        return n
+
+    report = asyncio.run(replay_async(store, {"fetch": fetch}, recovery=Recovery(name="fetch")))
+    assert report.delivered == (letter.id,) and attempts == [1, 1]
+
+
+# -- accounting --------------------------------------------------------------------------
+
+
+class Accounting(RuleBasedStateMachine):
+    """Whatever happens to the letters, each is in exactly one status and none is lost."""
+
+    store_kind = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: DeadLetterStore = (MemoryDeadLetters() if self.store_kind == "memory"
+                                       else SQLiteDeadLetters(":memory:"))  # fmt: skip
+        self.model: dict[str, str] = {}  # id -> status, in the order put
+
+    def ids(self, status: str) -> list[str]:
+        return [id for id, now in self.model.items() if now == status]
+
+    @rule(value=st.one_of(st.integers(), st.text(), st.dates(), st.lists(st.integers())))
+    def put(self, value: object) -> None:
+        self.model[put(self.store, "op", value).id] = "dead"
+
+    @precondition(lambda self: self.ids("dead"))
+    @rule(data=st.data())
+    def deliver(self, data: st.DataObject) -> None:
+        id = data.draw(st.sampled_from(self.ids("dead")))
+        self.store.mark_delivered(id)
+        self.model[id] = "delivered"
+
+    @precondition(lambda self: self.ids("dead"))
+    @rule(data=st.data(), by=st.text(min_size=1), reason=st.text(min_size=1))
+    def discard(self, data: st.DataObject, by: str, reason: str) -> None:
+        id = data.draw(st.sampled_from(self.ids("dead")))
+        self.store.discard(id, by=by, reason=reason)
+        self.model[id] = "discarded"
+
+    @precondition(lambda self: self.ids("dead"))
+    @rule(data=st.data())
+    def fail(self, data: st.DataObject) -> None:
+        self.store.record_failed_replay(data.draw(st.sampled_from(self.ids("dead"))), "still failing")
+
+    @precondition(lambda self: len(self.ids("dead")) < len(self.model))
+    @rule(data=st.data())
+    def settle_again(self, data: st.DataObject) -> None:
+        id = data.draw(st.sampled_from([id for id, status in self.model.items() if status != "dead"]))
+        with pytest.raises(ValueError, match="not dead"):
+            self.store.discard(id, by="bo", reason="again")
+
+    @rule(succeed=st.booleans())
+    def replay_all(self, succeed: bool) -> None:
+        def op(value: object) -> None:
+            if not succeed:
+                raise TimeoutError
+
+        report = replay(self.store, {"op": op})
+        assert set(report.delivered) | set(report.still_dead) | set(report.skipped_unreplayable) == set(self.ids("dead"))
+        for id in report.delivered:
+            self.model[id] = "delivered"
+
+    @invariant()
+    def every_letter_is_accounted_for(self) -> None:
+        counts = self.store.counts()
+        assert sum(counts.values()) == len(self.model)
+        assert counts == {status: len(self.ids(status)) for status in ("dead", "delivered", "discarded")}
+        assert [(letter.id, letter.status) for letter in self.store.all()] == list(self.model.items())
+
+    def teardown(self) -> None:
+        self.store.close()
+
+
+class SQLiteAccounting(Accounting):
+    store_kind = "sqlite"
+
+
+TestMemoryAccounting = Accounting.TestCase
+TestMemoryAccounting.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
+TestSQLiteAccounting = SQLiteAccounting.TestCase
+TestSQLiteAccounting.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
+
+
+# -- SQLite: durability, schema, threads --------------------------------------------------
+
+
+def test_letters_put_survive_a_crash_of_the_process(tmp_path: Path) -> None:
+    path = tmp_path / "crash.sqlite3"
+    script = textwrap.dedent(f"""
+        import os
+        from brace.deadletter import SQLiteDeadLetters
+        store = SQLiteDeadLetters({str(path)!r})
+        for i in range(50):
+            store.put(operation="op", args=(i,), kwargs={{}}, error=TimeoutError(i), category="timeout",
+                      correlation_id=None, attempts=3)
+        os._exit(1)  # no close, no flush, no atexit
+    """)
+    crashed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == 1, crashed.stderr
+    with SQLiteDeadLetters(path) as store:
+        assert [letter.args for letter in store.dead()] == [(i,) for i in range(50)]
+        assert store.counts() == {"dead": 50, "delivered": 0, "discarded": 0}
+
+
+def test_the_database_is_in_wal_mode_with_its_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    SQLiteDeadLetters(path).close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+    with SQLiteDeadLetters(str(path)) as store:  # reopening keeps the table
+        assert store.path == str(path) and store.all() == []
+        letter = put(store, "op", 1, rows=(2, 3))
+    with sqlite3.connect(path) as connection:
+        row = connection.execute("SELECT args, kwargs, unserialisable FROM dead_letters WHERE id = ?", (letter.id,))
+        assert row.fetchone() == ("[1]", '{"rows": [2, 3]}', "[]")
+
+
+def test_a_database_from_a_newer_brace_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    with pytest.raises(ValueError, match="schema version 99; this brace reads version 1"):
+        SQLiteDeadLetters(path)
+
+
+def test_the_path_must_be_a_path() -> None:
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got int"):
+        SQLiteDeadLetters(3)  # type: ignore[arg-type]
+
+
+def test_two_stores_on_one_file_see_each_others_letters(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    with SQLiteDeadLetters(path) as one, SQLiteDeadLetters(path) as two:
+        letter = put(one, "op")
+        two.discard(letter.id, by="ana", reason="seen elsewhere")
+        assert one.get(letter.id).status == "discarded"
+        with pytest.raises(ValueError, match="is discarded, not dead"):
+            one.mark_delivered(letter.id)
+
+
+def run_threads(count: int, work: Callable[[int], object]) -> None:
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        start.wait()
+        try:
+            work(n)
+        except BaseException as error:  # noqa: BLE001 (reported by the test)
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_concurrent_puts_from_eight_threads_lose_none(store: DeadLetterStore) -> None:
+    run_threads(8, lambda n: [put(store, "op", n, i) for i in range(100)])
+    letters = store.all()
+    assert sorted(letter.args for letter in letters) == sorted((n, i) for n in range(8) for i in range(100))
+    assert len({letter.id for letter in letters}) == 800
+
+
+def test_concurrent_settling_settles_each_letter_once(store: DeadLetterStore) -> None:
+    ids = [put(store, "op", i).id for i in range(200)]
+    settled: list[str] = []
+
+    def settle(n: int) -> None:
+        for id in ids:
+            try:
+                if n % 2:
+                    store.mark_delivered(id)
+                else:
+                    store.discard(id, by=f"person{n}", reason="race")
+            except ValueError:
+                continue
+            settled.append(id)
+
+    run_threads(8, settle)
+    assert sorted(settled) == sorted(ids)
+    counts = store.counts()
+    assert counts["dead"] == 0 and counts["delivered"] + counts["discarded"] == 200
