@@ -10,6 +10,15 @@ from brace.budget import RetryBudget
 from brace.bulkhead import Bulkhead
 from brace.classify import Category, Classification, ErrorClassifier, Rule, Severity, Strategy, Treatment
 from brace.control import control
+from brace.deadletter import (
+    DeadLetter,
+    DeadLetterStore,
+    MemoryDeadLetters,
+    ReplayReport,
+    SQLiteDeadLetters,
+    replay,
+    replay_async,
+)
 from brace.errors import (
     BraceError,
     BulkheadFull,
@@ -37,6 +46,8 @@ from brace.limiter import RateLimiter, RateLimitState
 from brace.policy import Policy
 from brace.pushback import http_status, server_delay
 from brace.recovery import Recovery, RecoveryEvent
+from brace.recovery_log import JsonLinesSink, LoggingSink, MemorySink, RecoveryLog, correlation, correlation_id
+from brace.recovery_stats import CategoryStats, RecoveryStats
 from brace.retry import Attempt, Retry, RetryEvent, retry
 from brace.switchboard import Switchboard, ToggleEvent, switches
 
@@ -53,9 +64,12 @@ __all__ = [
     "Bulkhead",
     "BulkheadFull",
     "Category",
+    "CategoryStats",
     "CircuitBreaker",
     "CircuitOpen",
     "Classification",
+    "DeadLetter",
+    "DeadLetterStore",
     "Decision",
     "Degraded",
     "ErrorClassifier",
@@ -67,7 +81,11 @@ __all__ = [
     "HealingAction",
     "HealingContext",
     "HealingStats",
+    "JsonLinesSink",
     "LoggingHandler",
+    "LoggingSink",
+    "MemoryDeadLetters",
+    "MemorySink",
     "Option",
     "Policy",
     "QueueHandler",
@@ -77,12 +95,16 @@ __all__ = [
     "Recovery",
     "RecoveryEvent",
     "RecoveryFailed",
+    "RecoveryLog",
+    "RecoveryStats",
+    "ReplayReport",
     "Retry",
     "RetryBudget",
     "RetryBudgetExhausted",
     "RetryError",
     "RetryEvent",
     "Rule",
+    "SQLiteDeadLetters",
     "Severity",
     "Strategy",
     "Switchboard",
@@ -90,7 +112,11 @@ __all__ = [
     "ToggleEvent",
     "Treatment",
     "control",
+    "correlation",
+    "correlation_id",
     "http_status",
+    "replay",
+    "replay_async",
     "retry",
     "server_delay",
     "switches",

@@ -198,22 +198,26 @@ class RecoveryFailed(BraceError):
             "fallback_failed".
         escalation: The brace.Escalation that decided (None after unpickling: it
             holds live state that does not cross processes).
+        dead_letter: The id of the call's entry in the dead-letter store, or
+            None (not stored: while replaying, or the store failed, which a
+            note on the cause says).
     """
 
     def __init__(self, *, operation: str, category: str, attempts: int, reason: str,
-                 escalation: object = None) -> None:  # fmt: skip
+                 escalation: object = None, dead_letter: str | None = None) -> None:  # fmt: skip
         self.operation = operation
         self.category = category
         self.attempts = attempts
         self.reason = reason
         self.escalation = escalation
+        self.dead_letter = dead_letter
         super().__init__(
             f"recovery of {operation!r} failed after {attempts} attempt(s): {category} ({reason}); escalated"
         )
 
     def __reduce__(self) -> str | tuple[object, ...]:
         facts = {"operation": self.operation, "category": self.category, "attempts": self.attempts,
-                 "reason": self.reason}  # fmt: skip
+                 "reason": self.reason, "dead_letter": self.dead_letter}  # fmt: skip
         return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
 
 

@@ -16,23 +16,31 @@ exception.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Callable, Literal, NamedTuple, ParamSpec, TypeVar, cast, overload
 
 from brace import _config
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import now_ns
+from brace import deadletter
+from brace.breaker import BreakerEvent
 from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
+from brace.deadletter import DeadLetterStore
 from brace.errors import FailedResponse, FallbackFailed, RecoveryFailed
 from brace.escalation import AttemptRecord, Decision, Escalation, EscalationPolicy, LoggingHandler, Option
 from brace.fallback import Degraded, Fallback
 from brace.healing import HealingAction, HealingContext, HealingStats
 from brace.policy import Policy
 from brace.pushback import http_status
+from brace.recovery_log import correlation, correlation_id
+from brace.recovery_stats import Ending, RecoveryStats, _Book
+from brace.retry import _add_note
 from brace.switchboard import switches
 
 __all__ = ["Recovery", "RecoveryEvent"]
@@ -46,7 +54,7 @@ _NS = 1_000_000_000
 # forever: after this many RETRY decisions in one call, RETRY is no longer offered.
 _MAX_RETRY_DECISIONS = 3
 
-EventKind = Literal["attempt", "heal", "undo", "fallback", "escalation", "recovered"]
+EventKind = Literal["attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter", "breaker"]
 StopReason = Literal["not_retryable", "attempts", "healing_time", "fallback_failed"]
 
 
@@ -57,17 +65,23 @@ class RecoveryEvent(NamedTuple):
         kind: "attempt" (one run of the operation), "heal" (a healing action
             ran), "undo" (one was rolled back), "fallback" (a fallback was
             tried), "escalation" (a failure reached the escalation handlers
-            and was decided), "recovered" (a call that had failed succeeded).
+            and was decided), "recovered" (a call that had failed succeeded),
+            "dead_letter" (a given-up call went to the dead-letter store),
+            "breaker" (a breaker of the Recovery's policy changed state).
         operation: The operation's name.
         attempt: The attempt number the step belongs to (1 for the first).
         at: When the step began, seconds on brace's clock.
         duration: Seconds it took ("recovered": from the first failure to the success).
         outcome: "success" or "failure" (attempt), "ok" or "failed" (heal, undo),
             "served" or "failed" (fallback), the decision's option (escalation),
-            "success" (recovered).
+            "success" (recovered), "stored" or "failed" (dead_letter), the
+            state entered (breaker).
         classification: The failure's classification, when there is one.
         error: The exception or failed response involved, or None.
-        detail: The action's name, the value's source, or the escalation's reason.
+        detail: The action's name, the value's source, the escalation's reason,
+            the dead letter's id, or "<breaker>: <from> -> <to>".
+        correlation_id: The call's correlation id (see brace.correlation): the
+            caller's, or one made for the call when none was set.
     """
 
     kind: EventKind
@@ -79,6 +93,7 @@ class RecoveryEvent(NamedTuple):
     classification: Classification | None = None
     error: object = None
     detail: str = ""
+    correlation_id: str | None = None
 
 
 Listener = Callable[[RecoveryEvent], object]
@@ -88,12 +103,17 @@ class _Again(Exception):
     """An escalation decided RETRY: the call starts a new round of attempts."""
 
 
+# Set while dead letters are replayed, so that a replay that fails again does not
+# dead-letter its call a second time (the letter it replays stays in the store).
+_replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("brace_replaying", default=False)
+
+
 class _Run:
     """The state of one call after its first failure (the rare path)."""
 
     __slots__ = ("operation", "number", "timeline", "tally", "previous", "refreshed", "healing_deadline",
                  "first_failure", "failed_at", "waited", "pending", "actions_log", "retry_decisions", "args",
-                 "kwargs")  # fmt: skip
+                 "kwargs", "began", "escalated", "dead_lettered")  # fmt: skip
 
     def __init__(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], healing_time: int) -> None:
         self.operation = operation
@@ -102,7 +122,9 @@ class _Run:
         self.timeline: list[AttemptRecord] = []
         self.retry_decisions = 0
         self.refreshed = False
+        self.escalated = self.dead_lettered = False
         self.new_round(healing_time)
+        self.began = self.first_failure  # the call's first failure, kept across rounds
 
     def new_round(self, healing_time: int) -> None:
         """Fresh allowances and a fresh healing clock (the start, or a RETRY decision)."""
@@ -148,6 +170,11 @@ class Recovery:
             Default: a fresh brace.HealingStats.
         feature: A brace.switches feature this operation serves: recovery
             giving up turns it off, the next success turns it back on.
+        dead_letters: Where calls given up on go (their name, arguments,
+            error, classification and correlation id), before the error or
+            the skip reaches the caller: a brace.DeadLetterStore. Default: the
+            process's store (brace.deadletter.default_store(): SQLite, opened
+            on the first dead letter).
         name: The operation's name in escalations, events and overrides;
             default the wrapped function's __qualname__.
 
@@ -156,7 +183,7 @@ class Recovery:
     """
 
     __slots__ = ("_classifier", "_policy", "_actions", "_fallback", "_escalation", "_healing_time",
-                 "healing_stats", "_feature", "_name", "_listeners")  # fmt: skip
+                 "healing_stats", "_feature", "_dead_letters", "_name", "_listeners", "_book", "__weakref__")  # fmt: skip
 
     def __init__(
         self,
@@ -169,11 +196,13 @@ class Recovery:
         healing_time: float | timedelta = 120.0,
         healing_stats: HealingStats | None = None,
         feature: str | None = None,
+        dead_letters: DeadLetterStore | None = None,
         name: str | None = None,
     ) -> None:
         for value, kind, param in ((classifier, ErrorClassifier, "classifier"), (policy, Policy, "policy"),
                                    (fallback, Fallback, "fallback"), (escalation, EscalationPolicy, "escalation"),
-                                   (healing_stats, HealingStats, "healing_stats")):  # fmt: skip
+                                   (healing_stats, HealingStats, "healing_stats"),
+                                   (dead_letters, DeadLetterStore, "dead_letters")):  # fmt: skip
             if value is not None and not isinstance(value, kind):
                 raise TypeError(f"{param} must be a brace.{kind.__name__} or None, got {type(value).__name__}")
         if isinstance(healing, (str, bytes)) or not isinstance(healing, Iterable):
@@ -196,8 +225,13 @@ class Recovery:
         self._escalation = EscalationPolicy(handlers=[LoggingHandler()]) if escalation is None else escalation
         self.healing_stats = HealingStats() if healing_stats is None else healing_stats
         self._feature = feature
+        self._dead_letters = dead_letters
         self._name = name
         self._listeners: tuple[Listener, ...] = ()
+        self._book = _Book()
+        breaker = None if policy is None else policy._breaker_obj
+        if breaker is not None:
+            breaker.add_listener(self._on_breaker, kinds=("state_transition",))
 
     # -- ways to use it -----------------------------------------------------------
 
@@ -255,9 +289,34 @@ class Recovery:
         """The operation name given at construction, or None."""
         return self._name
 
+    def stats(self) -> RecoveryStats:
+        """What this Recovery has done: calls, recoveries and their times, escalations, by category."""
+        return self._book.snapshot()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def replaying() -> Iterator[None]:
+        """Within the block (this thread or task), recoveries do not dead-letter calls.
+
+        brace.deadletter.replay() runs dead letters through a Recovery in
+        this block: a replay that fails again leaves its letter in the store
+        instead of adding a second one.
+        """
+        token = _replaying.set(True)
+        try:
+            yield
+        finally:
+            _replaying.reset(token)
+
     # -- the sync path --------------------------------------------------------------
 
     def _call(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._listeners and correlation_id() is None:
+            with correlation():
+                return self._run(operation, fn, args, kwargs)
+        return self._run(operation, fn, args, kwargs)
+
+    def _run(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         start = now_ns()
         run: _Run | None = None
         while True:
@@ -335,6 +394,13 @@ class Recovery:
 
     async def _call_async(self, operation: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                           kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        if self._listeners and correlation_id() is None:
+            with correlation():
+                return await self._run_async(operation, fn, args, kwargs)
+        return await self._run_async(operation, fn, args, kwargs)
+
+    async def _run_async(self, operation: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> Any:  # fmt: skip
         start = now_ns()
         run: _Run | None = None
         while True:
@@ -508,20 +574,21 @@ class Recovery:
                    start: int) -> None:  # fmt: skip
         """A first attempt succeeded."""
         self._remember(operation, args, kwargs, result)
+        self._book.first_try()
         if self._listeners:
             end = now_ns()
-            self._dispatch(RecoveryEvent("attempt", operation, 1, start / _NS, (end - start) / _NS, "success"))
+            self._dispatch(RecoveryEvent("attempt", operation, 1, start / _NS, (end - start) / _NS, "success",
+                                         correlation_id=correlation_id()))  # fmt: skip
 
     def _recovered(self, run: _Run, result: object, start: int) -> None:
         """An attempt after a failure succeeded."""
+        end = now_ns()
         self._verify(run, None, healed=True)
         self._remember(run.operation, run.args, run.kwargs, result)
+        self._book_failed_call(run, "retried_by_decision" if run.retry_decisions else "recovered", end)
         if self._listeners:
-            end = now_ns()
-            self._dispatch(RecoveryEvent("attempt", run.operation, run.number, start / _NS, (end - start) / _NS,
-                                         "success", None, None, ", ".join(run.actions_log)))  # fmt: skip
-            self._dispatch(RecoveryEvent("recovered", run.operation, run.number, run.first_failure / _NS,
-                                         (end - run.first_failure) / _NS, "success"))  # fmt: skip
+            self._emit("attempt", run, start, "success", None, None, ", ".join(run.actions_log), duration=end - start)
+            self._emit("recovered", run, run.began, "success", None, None, duration=end - run.began)
 
     def _remember(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: object) -> None:
         if self._fallback is not None:
@@ -531,6 +598,7 @@ class Recovery:
 
     def _served(self, run: _Run, at: int, classification: Classification, degraded: Degraded[Any]) -> Degraded[Any]:
         self._turn_off(run, classification, "fallback")
+        self._book_failed_call(run, "fallback")
         self._emit("fallback", run, at, "served", classification, degraded.error, degraded.source)
         return degraded
 
@@ -544,6 +612,7 @@ class Recovery:
     def _decided(self, run: _Run, classification: Classification, outcome: Exception, escalation: Escalation,
                  decision: Decision) -> Any:  # fmt: skip
         option = decision.option
+        run.escalated = True
         self._emit("escalation", run, now_ns(), option.value, classification, outcome, escalation.reason)
         if option is Option.RETRY:
             run.retry_decisions += 1
@@ -551,13 +620,53 @@ class Recovery:
             run.new_round(self._healing_time)
             raise _Again
         self._turn_off(run, classification, escalation.reason)
+        letter = None if option is Option.USE else self._dead_letter(run, classification, outcome)
+        self._book_failed_call(run, option.value)
         if option is Option.ABORT:
             raise RecoveryFailed(operation=run.operation, category=classification.category.value,
-                                 attempts=len(run.timeline), reason=escalation.reason,
-                                 escalation=escalation) from outcome  # fmt: skip
+                                 attempts=len(run.timeline), reason=escalation.reason, escalation=escalation,
+                                 dead_letter=letter) from outcome  # fmt: skip
         source = "decision:use" if option is Option.USE else "decision:skip"
         value = decision.value if option is Option.USE else None
         return Degraded(value=value, source=source, error=outcome, classification=classification, age=None)
+
+    def _dead_letter(self, run: _Run, classification: Classification, outcome: Exception) -> str | None:
+        """Stores a call given up on; its id, or None while replaying or when the store failed
+        (then the failure is logged and noted on the error, which still reaches the caller)."""
+        if _replaying.get():
+            return None
+        at = now_ns()
+        try:
+            store = deadletter.default_store() if self._dead_letters is None else self._dead_letters
+            letter = store.put(operation=run.operation, args=run.args, kwargs=run.kwargs, error=outcome,
+                               category=classification.category, correlation_id=correlation_id(),
+                               attempts=run.number)  # fmt: skip
+        except Exception as error:
+            _log.exception("brace: could not dead-letter a call of %r", run.operation)
+            _add_note(outcome, f"brace could not store this call as a dead letter: {error!r}")
+            self._emit("dead_letter", run, at, "failed", classification, error)
+            return None
+        run.dead_lettered = True
+        self._emit("dead_letter", run, at, "stored", classification, outcome, letter.id)
+        return letter.id
+
+    def _book_failed_call(self, run: _Run, ending: Ending, end: int | None = None) -> None:
+        first = run.timeline[0].classification
+        assert first is not None
+        recovery_time = None if end is None else (end - run.began) / _NS
+        self._book.failed_call(first.category, transient=first.transient, ending=ending, attempts=run.number,
+                               escalated=run.escalated, dead_lettered=run.dead_lettered,
+                               recovery_time=recovery_time)  # fmt: skip
+
+    def _on_breaker(self, event: BreakerEvent) -> None:
+        if not self._listeners:
+            return
+        assert event.from_state is not None and event.to_state is not None
+        at = now_ns()
+        self._dispatch(RecoveryEvent("breaker", self._name or str(event.breaker), 0, at / _NS, 0.0,
+                                     event.to_state.value, None, None,
+                                     f"{event.breaker}: {event.from_state.value} -> {event.to_state.value}",
+                                     correlation_id()))  # fmt: skip
 
     def _turn_off(self, run: _Run, classification: Classification, why: str) -> None:
         if self._feature is not None and switches.is_on(self._feature):
@@ -570,7 +679,8 @@ class Recovery:
               error: object, detail: str = "", *, duration: int = 0, attempt: int | None = None) -> None:  # fmt: skip
         if self._listeners:
             self._dispatch(RecoveryEvent(kind, run.operation, run.number if attempt is None else attempt,
-                                         at / _NS, duration / _NS, outcome, classification, error, detail))  # fmt: skip
+                                         at / _NS, duration / _NS, outcome, classification, error, detail,
+                                         correlation_id()))  # fmt: skip
 
     def _dispatch(self, event: RecoveryEvent) -> None:
         for listener in self._listeners:
