@@ -518,10 +518,12 @@ def test_bad_input_is_refused_naming_the_parameter(make: Callable[[], object], e
 
 
 @pytest.mark.parametrize(
-    ("on", "message"),
-    [("nope", "on must name categories among 'timeout', "), (["timeout", 5], "got 5"),
-     ([], "on must name at least one category"), (3, "on must be a Category, its value, an iterable")],
+    ("on", "error", "message"),
+    [("nope", ValueError, "on must be a brace.Category or one of 'timeout', "),
+     (["timeout", 5], TypeError, "got int"),
+     ([], ValueError, "on must name at least one category"),
+     (3, TypeError, "on must be a Category, its value, or an iterable")],
 )  # fmt: skip
-def test_bad_categories_are_refused_naming_on(on: Any, message: str) -> None:
-    with pytest.raises(TypeError if on == 3 else ValueError, match=re.escape(message)):
+def test_bad_categories_are_refused_naming_on(on: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
         Fallback(replica, on=on)

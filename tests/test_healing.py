@@ -46,7 +46,7 @@ class TestHealingAction:
         [
             ({"run": 3, "categories": "timeout"}, TypeError, "run must be callable"),
             ({"run": refresh, "categories": "timeout", "undo": "no"}, TypeError, "undo must be callable"),
-            ({"run": refresh, "categories": "teleport"}, ValueError, "categories must name brace.Category"),
+            ({"run": refresh, "categories": "teleport"}, ValueError, "categories must be a brace.Category or one of"),
             ({"run": refresh, "categories": []}, ValueError, "at least one"),
             ({"run": refresh, "categories": 7}, TypeError, "categories must be"),
             ({"run": refresh, "categories": "timeout", "name": ""}, ValueError, "name must be a non-empty str"),

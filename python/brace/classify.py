@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple, Union
+from typing import Any, Final, NamedTuple, TypeVar, Union
 
 from brace import _config
 from brace.backoff import Backoff
@@ -112,27 +112,40 @@ def _choices(enum_type: type[enum.Enum]) -> str:
     return ", ".join(repr(member.value) for member in enum_type)
 
 
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _member(kind: type[E], value: object, name: str) -> E:
+    """A member of the enum `kind` from itself or its string value ("timeout")."""
+    if isinstance(value, kind):
+        return value
+    accepted = f"a brace.{kind.__name__} or one of {_choices(kind)}"
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {accepted}, got {value!r}") from None
+
+
 def _category(value: object, name: str) -> Category:
     """A Category from itself or its value ("timeout")."""
-    if isinstance(value, Category):
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a brace.Category or one of {_choices(Category)}, got {type(value).__name__}")
-    try:
-        return Category(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a brace.Category or one of {_choices(Category)}, got {value!r}") from None
+    return _member(Category, value, name)
+
+
+def _categories(value: object, name: str) -> frozenset[Category]:
+    """A non-empty set of Categories from one (or its value) or an iterable of them."""
+    items = (value,) if isinstance(value, (str, Category)) else value
+    if not isinstance(items, Iterable):
+        raise TypeError(f"{name} must be a Category, its value, or an iterable of them, got {type(value).__name__}")
+    found = frozenset(_category(item, name) for item in items)
+    if not found:
+        raise ValueError(f"{name} must name at least one category")
+    return found
 
 
 def _strategy(value: object) -> Strategy:
-    if isinstance(value, Strategy):
-        return value
-    if not isinstance(value, str):
-        raise TypeError(f"strategy must be a brace.Strategy or one of {_choices(Strategy)}, got {type(value).__name__}")
-    try:
-        return Strategy(value)
-    except ValueError:
-        raise ValueError(f"strategy must be a brace.Strategy or one of {_choices(Strategy)}, got {value!r}") from None
+    return _member(Strategy, value, "strategy")
 
 
 def _severity(value: object) -> Severity:

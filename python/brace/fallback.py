@@ -21,7 +21,7 @@ from typing import Any, Callable, Generic, ParamSpec, TypeVar, overload
 
 from brace import _config
 from brace._core import now_ns
-from brace.classify import DEFAULT_CLASSIFIER, Category, Classification
+from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, _categories
 from brace.errors import FallbackFailed
 
 
@@ -211,30 +211,6 @@ def _checked_name(name: object) -> str | None:
     return name
 
 
-def _categories(on: object) -> frozenset[Category] | None:
-    """The `on` filter as a set of Category members (None: every failure)."""
-    if on is None:
-        return None
-    from brace.classify import Category  # lazily: only `on` needs the classifier's module
-
-    given = (on,) if isinstance(on, (str, Category)) else on
-    if not isinstance(given, Iterable):
-        raise TypeError(f"on must be a Category, its value, an iterable of them, or None, got {type(on).__name__}")
-    by_value = {category.value: category for category in Category}
-    members: set[Category] = set()
-    for item in given:
-        if isinstance(item, Category):
-            members.add(item)
-        elif isinstance(item, str) and item in by_value:
-            members.add(by_value[item])
-        else:
-            known = ", ".join(map(repr, by_value))
-            raise ValueError(f"on must name categories among {known}, got {item!r}")
-    if not members:
-        raise ValueError("on must name at least one category, or be None for every failure")
-    return frozenset(members)
-
-
 class Fallback:
     """Serves a value from the first alternative that has one when an operation fails.
 
@@ -299,7 +275,7 @@ class Fallback:
                 )
         self._alternatives = tuple(chain)
         self._caches = tuple(a for a in chain if isinstance(a, _Cached))
-        self._on = _categories(on)
+        self._on = None if on is None else _categories(on, "on")
         self._name = _checked_name(name)
 
     # -- alternatives -------------------------------------------------------------

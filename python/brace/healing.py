@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NamedTuple
 
 from brace._core import rng_uniform
-from brace.classify import Category, Classification
+from brace.classify import Category, Classification, _categories
 
 __all__ = ["HealingAction", "HealingContext", "HealingStats", "StrategyRecord"]
 
@@ -44,25 +44,6 @@ class HealingContext(NamedTuple):
 
 
 ActionFn = Callable[[HealingContext], object]
-
-
-def _categories(value: object) -> frozenset[Category]:
-    names = ", ".join(category.value for category in Category)
-    items = [value] if isinstance(value, (str, Category)) else value
-    if not isinstance(items, Iterable):
-        raise TypeError(f"categories must be a Category, its name, or an iterable of them, got {type(value).__name__}")
-    found = set()
-    for item in items:
-        if isinstance(item, Category):
-            found.add(item)
-            continue
-        try:
-            found.add(Category(item))
-        except ValueError:
-            raise ValueError(f"categories must name brace.Category values ({names}), got {item!r}") from None
-    if not found:
-        raise ValueError("categories must name at least one brace.Category")
-    return frozenset(found)
 
 
 class HealingAction:
@@ -105,7 +86,7 @@ class HealingAction:
             raise ValueError(f"name must be a non-empty str or None, got {name!r}")
         self.run = run
         self.undo = undo
-        self.categories = _categories(categories)
+        self.categories = _categories(categories, "categories")
         self.name = name if name is not None else getattr(run, "__qualname__", repr(run))
 
     @property

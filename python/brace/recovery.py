@@ -325,13 +325,10 @@ class Recovery:
             except Exception as error:
                 outcome: Exception = error
             else:
-                if not self._classifier.is_failure(result):
-                    if run is None:
-                        self._succeeded(operation, args, kwargs, result, start)
-                    else:
-                        self._recovered(run, result, start)
+                failure = self._failure_in(result, run, operation, args, kwargs, start)
+                if failure is None:
                     return result
-                outcome = _failed(result)
+                outcome = failure
             if run is None:
                 run = _Run(operation, args, kwargs, self._healing_time)
             try:
@@ -356,11 +353,10 @@ class Recovery:
             except Exception as error:
                 outcome = error
                 continue
-            if self._classifier.is_failure(result):
-                outcome = _failed(result)
-                continue
-            self._recovered(run, result, start)
-            return result
+            failure = self._failure_in(result, run, run.operation, run.args, run.kwargs, start)
+            if failure is None:
+                return result
+            outcome = failure
 
     def _heal(self, run: _Run, classification: Classification, outcome: Exception) -> None:
         for action, context in self._candidates(run, classification, outcome):
@@ -410,13 +406,10 @@ class Recovery:
             except Exception as error:
                 outcome: Exception = error
             else:
-                if not self._classifier.is_failure(result):
-                    if run is None:
-                        self._succeeded(operation, args, kwargs, result, start)
-                    else:
-                        self._recovered(run, result, start)
+                failure = self._failure_in(result, run, operation, args, kwargs, start)
+                if failure is None:
                     return result
-                outcome = _failed(result)
+                outcome = failure
             if run is None:
                 run = _Run(operation, args, kwargs, self._healing_time)
             try:
@@ -438,11 +431,10 @@ class Recovery:
             except Exception as error:
                 outcome = error
                 continue
-            if self._classifier.is_failure(result):
-                outcome = _failed(result)
-                continue
-            self._recovered(run, result, start)
-            return result
+            failure = self._failure_in(result, run, run.operation, run.args, run.kwargs, start)
+            if failure is None:
+                return result
+            outcome = failure
 
     async def _heal_async(self, run: _Run, classification: Classification, outcome: Exception) -> None:
         for action, context in self._candidates(run, classification, outcome):
@@ -570,6 +562,18 @@ class Recovery:
         run.actions_log.append(f"{action.name}: undone")
         self._emit("undo", run, at, "ok", context.classification, context.error, action.name)
 
+    def _failure_in(self, result: object, run: _Run | None, operation: str, args: tuple[Any, ...],
+                    kwargs: dict[str, Any], start: int) -> FailedResponse | None:  # fmt: skip
+        """A returned failure (an error response) to recover from, or None: then the
+        call succeeded, and is booked."""
+        if self._classifier.is_failure(result):
+            return FailedResponse(response=result, status=http_status(result))
+        if run is None:
+            self._succeeded(operation, args, kwargs, result, start)
+        else:
+            self._recovered(run, result, start)
+        return None
+
     def _succeeded(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: object,
                    start: int) -> None:  # fmt: skip
         """A first attempt succeeded."""
@@ -694,7 +698,3 @@ class Recovery:
         parts += [f"healing={[action.name for action in self._actions]}"] if self._actions else []
         parts += [f"fallback={self._fallback!r}"] if self._fallback is not None else []
         return f"Recovery({', '.join(parts)})"
-
-
-def _failed(response: object) -> FailedResponse:
-    return FailedResponse(response=response, status=http_status(response))
