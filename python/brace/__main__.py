@@ -1,4 +1,4 @@
-"""brace's command line: `python -m brace tour` (also the `brace` script)."""
+"""brace's command line: `python -m brace demo` and `python -m brace tour` (also the `brace` script)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,21 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="brace", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="a chaos run: a simulated API with realistic faults, called through brace.Recovery",
+        description="A chaos run: a simulated records API with timeouts, resets, 429s, outages, expiring "
+        "tokens, a schema change and missing records, called through brace.Recovery; reports what was "
+        "recovered, escalated, dead-lettered and lost, and exits 1 when a target is missed.",
+    )
+    from brace import demo as demo_module
+
+    demo_module.add_arguments(demo)
     tour = commands.add_parser("tour", help="a short tour of the rate limiter, with its cost per call")
     tour.add_argument("--quick", action="store_true", help="fewer timing repeats")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo_module.main(args, demo.error)
     from brace import _tour
 
     return _tour.run(quick=args.quick)

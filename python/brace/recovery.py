@@ -611,7 +611,8 @@ class Recovery:
         options = tuple(option for option in Option
                         if option is not Option.RETRY or run.retry_decisions < _MAX_RETRY_DECISIONS)  # fmt: skip
         return Escalation(operation=run.operation, classification=classification, error=outcome, reason=reason,
-                          timeline=tuple(run.timeline), options=options)  # fmt: skip
+                          timeline=tuple(run.timeline), options=options,
+                          correlation_id=correlation_id())  # fmt: skip
 
     def _decided(self, run: _Run, classification: Classification, outcome: Exception, escalation: Escalation,
                  decision: Decision) -> Any:  # fmt: skip
