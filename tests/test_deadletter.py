@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import math
 import sqlite3
 import subprocess

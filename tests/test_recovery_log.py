@@ -565,3 +565,19 @@ class TestListening:
         assert len(attempts) == len([each for each in memory.events() if each.kind == "attempt"]) == 90
         assert [line["outcome"] for line in attempts] == ["failure", "failure", "success"] * 30
         assert [line["correlation_id"] for line in attempts] == [f"job-{n // 3}" for n in range(90)]
+
+
+def test_a_forked_child_makes_other_ids() -> None:
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one id and leave at once
+        os.write(write, new_correlation_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    mine = new_correlation_id()
+    assert len(child) == len(mine) == 32
+    assert child[:16] != mine[:16]  # the prefix was drawn again in the child

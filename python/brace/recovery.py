@@ -38,7 +38,8 @@ from brace.fallback import Degraded, Fallback
 from brace.healing import HealingAction, HealingContext, HealingStats
 from brace.policy import Policy
 from brace.pushback import http_status
-from brace.recovery_log import correlation, correlation_id
+from brace.recovery_log import _current as _correlation
+from brace.recovery_log import correlation_id, new_correlation_id
 from brace.recovery_stats import Ending, RecoveryStats, _Book
 from brace.retry import _add_note
 from brace.switchboard import switches
@@ -312,8 +313,11 @@ class Recovery:
 
     def _call(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self._listeners and correlation_id() is None:
-            with correlation():
+            token = _correlation.set(new_correlation_id())
+            try:
                 return self._run(operation, fn, args, kwargs)
+            finally:
+                _correlation.reset(token)
         return self._run(operation, fn, args, kwargs)
 
     def _run(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -391,8 +395,11 @@ class Recovery:
     async def _call_async(self, operation: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                           kwargs: dict[str, Any]) -> Any:  # fmt: skip
         if self._listeners and correlation_id() is None:
-            with correlation():
+            token = _correlation.set(new_correlation_id())
+            try:
                 return await self._run_async(operation, fn, args, kwargs)
+            finally:
+                _correlation.reset(token)
         return await self._run_async(operation, fn, args, kwargs)
 
     async def _run_async(self, operation: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],

@@ -78,9 +78,24 @@ def correlation_id() -> str | None:
     return _current.get()
 
 
+# Ids are a random per-process prefix and a counter: unique like uuid4s (the
+# prefix is 64 random bits, drawn again in a forked child), at a fraction of
+# their cost, which matters because a logged call without an id gets one.
+_prefix = uuid.uuid4().hex[:16]
+_serial = itertools.count()
+
+
+def _new_process() -> None:
+    global _prefix, _serial
+    _prefix, _serial = uuid.uuid4().hex[:16], itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_process)
+
+
 def new_correlation_id() -> str:
-    """A fresh correlation id: 32 hex digits (uuid4)."""
-    return uuid.uuid4().hex
+    """A fresh correlation id: 32 hex digits, unique across processes."""
+    return f"{_prefix}{next(_serial):016x}"
 
 
 @contextlib.contextmanager
