@@ -270,6 +270,28 @@ class TestHealing:
         [escalation] = escalations
         assert escalation.timeline[1].actions == ("switch_endpoint: ok",)
 
+    def test_an_async_undo_is_awaited_by_an_async_recovery(self, clock: FakeClock) -> None:
+        endpoint = {"url": "primary"}
+
+        async def switch(context: HealingContext) -> None:
+            endpoint["url"] = "backup"
+
+        async def switch_back(context: HealingContext) -> None:
+            await asyncio.sleep(0)
+            endpoint["url"] = "primary"
+
+        async def service() -> str:
+            raise requests_status(503) if endpoint["url"] == "primary" else aiohttp_status(403)
+
+        events: list[RecoveryEvent] = []
+        recovery = Recovery(healing=[HealingAction(switch, categories="service_down", undo=switch_back)],
+                            escalation=quiet())  # fmt: skip
+        recovery.add_listener(events.append)
+        with pytest.raises(RecoveryFailed):
+            asyncio.run(recovery.call_async(service))
+        assert endpoint["url"] == "primary"
+        assert [event.outcome for event in events if event.kind == "undo"] == ["ok"]
+
     def test_the_healing_time_bound_escalates(self, clock: FakeClock, run: Callable[..., Any]) -> None:
         classifier = ErrorClassifier(treatments={
             "timeout": {"max_attempts": 10, "backoff": Backoff.constant(delay=2.0, jitter="none")}})  # fmt: skip

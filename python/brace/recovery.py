@@ -114,7 +114,7 @@ class _Run:
 
     __slots__ = ("operation", "number", "timeline", "tally", "previous", "refreshed", "healing_deadline",
                  "first_failure", "failed_at", "waited", "pending", "actions_log", "retry_decisions", "args",
-                 "kwargs", "began", "escalated", "dead_lettered")  # fmt: skip
+                 "kwargs", "began", "escalated", "dead_lettered", "undo_due")  # fmt: skip
 
     def __init__(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], healing_time: int) -> None:
         self.operation = operation
@@ -136,6 +136,8 @@ class _Run:
         self.waited = 0.0
         # Healing actions applied before the attempt in flight, awaiting its verdict.
         self.pending: list[tuple[str, HealingAction | None, HealingContext, int]] = []
+        # Actions the last attempt showed to have made things worse, to roll back next.
+        self.undo_due: list[tuple[HealingAction, HealingContext]] = []
         self.actions_log: list[str] = []
 
 
@@ -363,6 +365,7 @@ class Recovery:
             outcome = failure
 
     def _heal(self, run: _Run, classification: Classification, outcome: Exception) -> None:
+        self._undo(run)
         for action, context in self._candidates(run, classification, outcome):
             if action.is_async:
                 self._action_failed(run, action, context, "an async healing action in a sync call")
@@ -378,6 +381,7 @@ class Recovery:
         self._no_action(run, classification, outcome)
 
     def _settle(self, run: _Run, classification: Classification, outcome: Exception, reason: StopReason) -> Any:
+        self._undo(run)
         if self._fallback is not None and self._fallback.applies(classification):
             at = now_ns()
             try:
@@ -444,6 +448,7 @@ class Recovery:
             outcome = failure
 
     async def _heal_async(self, run: _Run, classification: Classification, outcome: Exception) -> None:
+        await self._undo_async(run)
         for action, context in self._candidates(run, classification, outcome):
             at = now_ns()
             try:
@@ -459,6 +464,7 @@ class Recovery:
 
     async def _settle_async(self, run: _Run, classification: Classification, outcome: Exception,
                             reason: StopReason) -> Any:  # fmt: skip
+        await self._undo_async(run)
         if self._fallback is not None and self._fallback.applies(classification):
             at = now_ns()
             try:
@@ -546,22 +552,38 @@ class Recovery:
                 continue
             worse = classification.severity > before.severity or (before.retryable and not classification.retryable)
             if worse:
-                self._undo(run, action, context)
+                run.undo_due.append((action, context))
         run.pending = []
 
-    def _undo(self, run: _Run, action: HealingAction, context: HealingContext) -> None:
-        assert action.undo is not None
-        at = now_ns()
-        try:
-            done = action.undo(context)
-            if inspect.isawaitable(done):
-                # An async undo on the sync path cannot be awaited here; close it so
-                # it does not warn, and record it.
-                close = getattr(done, "close", None)
-                if close is not None:
-                    close()
-                raise TypeError("an async undo in a sync call")
-        except Exception as error:
+    def _undo(self, run: _Run) -> None:
+        for action, context in run.undo_due:
+            at = now_ns()
+            assert action.undo is not None  # and not async: _heal does not run async actions
+            try:
+                action.undo(context)
+            except Exception as error:
+                self._undone(run, action, context, at, error)
+                continue
+            self._undone(run, action, context, at, None)
+        run.undo_due = []
+
+    async def _undo_async(self, run: _Run) -> None:
+        for action, context in run.undo_due:
+            at = now_ns()
+            assert action.undo is not None
+            try:
+                done = action.undo(context)
+                if inspect.isawaitable(done):
+                    await done
+            except Exception as error:
+                self._undone(run, action, context, at, error)
+                continue
+            self._undone(run, action, context, at, None)
+        run.undo_due = []
+
+    def _undone(self, run: _Run, action: HealingAction, context: HealingContext, at: int,
+                error: Exception | None) -> None:  # fmt: skip
+        if error is not None:
             _log.warning("brace: undo of healing action %r of %r failed: %r", action.name, run.operation, error)
             run.actions_log.append(f"{action.name}: undo failed ({error!r})")
             self._emit("undo", run, at, "failed", context.classification, error, action.name)
