@@ -1015,6 +1015,40 @@ def retry_section(settings: Settings, allocations: list[AllocationCheck]) -> Sec
     return section
 
 
+BRACE_RECOVERY = "brace @Recovery()"
+BRACE_RECOVERY_LOGGED = "brace @Recovery() with RecoveryLog(MemorySink())"
+
+
+def recovery_cases() -> list[Case]:
+    """`target` under brace.Recovery, quiet and logged; tenacity's retry for scale (no peer classifies,
+    heals, falls back and escalates)."""
+    quiet = brace.Recovery(escalation=brace.EscalationPolicy(), dead_letters=brace.MemoryDeadLetters())
+    logged = brace.Recovery(escalation=brace.EscalationPolicy(), dead_letters=brace.MemoryDeadLetters())
+    logged.add_listener(brace.RecoveryLog(brace.MemorySink(capacity=1000)))
+    tenacity_retried = tenacity.retry(
+        stop=tenacity.stop_after_attempt(RETRY_ATTEMPTS),
+        retry=tenacity.retry_if_exception_type(ConnectionError),
+    )(target)
+    return [
+        Case(BARE_CALL, call_measure(target, (1,))),
+        guarded_case(BRACE_RECOVERY, quiet(target)),
+        guarded_case(BRACE_RECOVERY_LOGGED, logged(target)),
+        guarded_case(TENACITY_RETRY, tenacity_retried),
+    ]
+
+
+def recovery_section(settings: Settings) -> Section:
+    return Section(
+        "recovery", "recovery layer, success path: decorated call of a one-argument function",
+        OVERHEAD_METHOD, time_cases(recovery_cases(), settings), reference=BRACE_RECOVERY, baseline=BARE_CALL,
+        notes=[
+            "brace.Recovery is Python (the judgment on top of the compiled primitives): its success path "
+            "books the call in its stats; with a log, every call also makes a correlation id and an event",
+            "no peer classifies, heals, falls back and escalates; tenacity's retry is shown for scale only",
+        ],
+    )  # fmt: skip
+
+
 POLICY_NOTE = (
     "the policy is brace.Policy(retry=Retry(on=ConnectionError), breaker=CircuitBreaker(name=...), "
     f"limiter=RateLimiter(rate=1e9, burst=10**9), bulkhead=Bulkhead(max_concurrent={BULKHEAD_SLOTS})): "
@@ -1322,6 +1356,7 @@ def main() -> None:
         retry_section(settings, retry_allocs),
         policy_section(settings, policy_allocs),
         policy_async_section(settings),
+        recovery_section(settings),
     ]
     run = Run(
         settings, limiter_timings, empty_loop, limiter_allocs, sections,

@@ -51,6 +51,11 @@ SECTIONS = {
         ("bare await: await f(1)", "brace @Policy(retry, breaker, limiter, bulkhead) on async def"),
         {"brace async policy-await overhead (median)"},
     ),
+    "recovery": (
+        ("bare call: f(1)", "brace @Recovery()", "brace @Recovery() with RecoveryLog(MemorySink())",
+         "tenacity @retry(stop_after_attempt(3), retry_if_exception_type)"),
+        set(),
+    ),
 }  # fmt: skip
 
 
