@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from brace import _config
 from brace.classify import DEFAULT_CLASSIFIER, Category
+from brace.escalation import _type_name
 from brace.fallback import Degraded
 from brace.recovery_log import correlation
 
@@ -192,9 +193,8 @@ def _top(value: object, path: str, flagged: list[str]) -> object:
 
 
 def _error_type(error: object) -> str:
-    kind = type(error)
-    module = getattr(kind, "__module__", None)
-    return kind.__qualname__ if module in (None, "builtins") else f"{module}.{kind.__qualname__}"
+    # Named as escalations name it, so a letter and its escalation agree.
+    return _type_name(error)
 
 
 def _error_message(error: object) -> str:
