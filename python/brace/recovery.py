@@ -55,7 +55,8 @@ _NS = 1_000_000_000
 # forever: after this many RETRY decisions in one call, RETRY is no longer offered.
 _MAX_RETRY_DECISIONS = 3
 
-EventKind = Literal["attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter", "breaker"]
+EventKind = Literal["attempt_started", "attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter",
+                    "breaker"]
 StopReason = Literal["not_retryable", "attempts", "healing_time", "fallback_failed"]
 
 
@@ -63,7 +64,9 @@ class RecoveryEvent(NamedTuple):
     """What a Recovery's listeners receive: one step of one call.
 
     Attributes:
-        kind: "attempt" (one run of the operation), "heal" (a healing action
+        kind: "attempt_started" (an attempt is about to run: a write-ahead
+            record, emitted only by a Recovery with write_ahead=True),
+            "attempt" (one attempt ended), "heal" (a healing action
             ran), "undo" (one was rolled back), "fallback" (a fallback was
             tried), "escalation" (a failure reached the escalation handlers
             and was decided), "recovered" (a call that had failed succeeded),
@@ -83,6 +86,9 @@ class RecoveryEvent(NamedTuple):
             the dead letter's id, or "<breaker>: <from> -> <to>".
         correlation_id: The call's correlation id (see brace.correlation): the
             caller's, or one made for the call when none was set.
+        ran: Whether the operation itself ran ("attempt" events): False for
+            an attempt that the Recovery's own policy rejected before calling
+            it (breaker open, limiter, bulkhead full): nothing was sent.
     """
 
     kind: EventKind
@@ -95,6 +101,7 @@ class RecoveryEvent(NamedTuple):
     error: object = None
     detail: str = ""
     correlation_id: str | None = None
+    ran: bool = True
 
 
 Listener = Callable[[RecoveryEvent], object]
