@@ -144,6 +144,36 @@ cdef class Gcra:
         return r.limit, r.remaining, r.retry_after, r.reset_after
 
 
+# ---- what a guard is given ------------------------------------------------
+
+CALLABLE_SYNC = c.BRC_CALLABLE_SYNC
+CALLABLE_ASYNC = c.BRC_CALLABLE_ASYNC
+CALLABLE_GUARDED = c.BRC_CALLABLE_GUARDED
+CALLABLE_UNKNOWN = c.BRC_CALLABLE_UNKNOWN
+
+
+def callable_kind(fn, owner):
+    """CALLABLE_SYNC / _ASYNC / _GUARDED (by owner), or _UNKNOWN (Python must look)."""
+    return c.brc_guard_callable_kind(fn, owner)
+
+
+def is_awaitable(obj):
+    """Whether obj has __await__ (a coroutine, a Future, ...): one C check."""
+    return c.brc_guard_is_awaitable(obj)
+
+
+cdef object _guarding = None
+
+
+cdef object _guarding_module():
+    """brace._guarding (imported on first need: it imports this module)."""
+    global _guarding
+    if _guarding is None:
+        from brace import _guarding as module
+        _guarding = module
+    return _guarding
+
+
 # ---- circuit breaker -------------------------------------------------------
 
 from cpython.exc cimport PyErr_SetObject
@@ -226,12 +256,19 @@ cdef class Breaker:
     def call(self, fn, /, *args, **kwargs):
         """Calls fn(*args, **kwargs) under the breaker; raises CircuitOpen when not permitted."""
         cdef uint64_t token = 0, start = 0
+        if c.brc_guard_callable_kind(fn, self) != c.BRC_CALLABLE_SYNC:
+            if _guarding_module().sync_entry(fn, self, "CircuitBreaker.call"):
+                # guarded by this breaker already: once is enough
+                return _guarding_module().call_guarded(fn, args, kwargs, "CircuitBreaker.call")
         _breaker_enter(self, &token, &start)
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:
             self._on_error(error, token, start)
             raise
+        if c.brc_guard_is_awaitable(result):
+            c.brc_breaker_release(&self._state, token)
+            raise _guarding_module().refuse_awaitable(result, fn, "CircuitBreaker.call")
         if _breaker_success(self, token, start):
             return self._check_result(result, token, start)
         return result
@@ -343,19 +380,17 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
 cdef class RetryCore:
     """The compiled part of brace.Retry: the first attempt of a decorated sync
     function. A success returns at once; a failure, a result to check, or a
-    configuration that needs Python for the first attempt (attempt timeouts)
-    goes to the subclass's slow paths (guard.h's protocol)."""
+    configuration that needs Python for the whole call (a deadline or attempt
+    timeout, which attempts can read) goes to the subclass's slow paths
+    (guard.h's protocol)."""
 
     cdef bint _whole_call_in_python
     cdef bint _checks_result
-    cdef bint _needs_start
     cdef object _deposit  # the budget's deposit(), or None
 
-    def _configure_core(self, *, bint whole_call_in_python, bint checks_result, bint needs_start,
-                        deposit):
+    def _configure_core(self, *, bint whole_call_in_python, bint checks_result, deposit):
         self._whole_call_in_python = whole_call_in_python
         self._checks_result = checks_result
-        self._needs_start = needs_start
         self._deposit = deposit
 
     def _guard(self, fn):
@@ -369,8 +404,6 @@ cdef int _retry_enter(object owner, uint64_t *token, uint64_t *start) except -1:
         return 1
     if r._deposit is not None:
         r._deposit()
-    if r._needs_start:
-        start[0] = c.brc_now_ns()
     return 0
 
 

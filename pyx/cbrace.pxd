@@ -98,6 +98,13 @@ cdef extern from "guard.h":
     ctypedef int (*brc_guard_success_fn)(object owner, uint64_t token, uint64_t start) except -1
     int brc_guard_ready(object reraise) except -1
     object brc_guard_new(object fn, object owner, brc_guard_enter_fn enter, brc_guard_success_fn success)
+    bint brc_guard_is_awaitable(object obj)
+    int brc_guard_callable_kind(object fn, object owner)
+    enum:
+        BRC_CALLABLE_SYNC
+        BRC_CALLABLE_ASYNC
+        BRC_CALLABLE_GUARDED
+        BRC_CALLABLE_UNKNOWN
 
 
 # ---- bulkhead permits

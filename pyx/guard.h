@@ -15,6 +15,10 @@
  *       returns RERAISE (given to brc_guard_ready) to re-raise `error` as it was
  *   owner._guard_result(fn, args, kwargs, result, token, start)
  *       after fn returned, when success() says so; returns what the call returns
+ *   owner._guard_awaitable(fn, args, kwargs, awaitable, token, start)
+ *       after a plain (sync) fn returned an awaitable (a coroutine, a Future):
+ *       its work has not happened yet, so success() is not called; the owner
+ *       returns an awaitable that guards the real, awaited outcome
  */
 #ifndef BRACE_GUARD_H
 #define BRACE_GUARD_H
@@ -39,7 +43,15 @@ typedef struct {
   brc_guard_success_fn success;
 } brc_guard_object;
 
-static PyObject *brc__guard_str_call, *brc__guard_str_failed, *brc__guard_str_result, *brc__guard_reraise;
+static PyObject *brc__guard_str_call, *brc__guard_str_failed, *brc__guard_str_result, *brc__guard_str_awaitable,
+    *brc__guard_reraise;
+
+/* Whether `obj` can be awaited: a coroutine, a Future, anything with __await__.
+ * One load and a branch for the results of plain functions. */
+static inline int brc_guard_is_awaitable(PyObject *obj) {
+  PyAsyncMethods *am = Py_TYPE(obj)->tp_as_async;
+  return am != NULL && am->am_await != NULL;
+}
 
 /* The call's arguments as a tuple and a dict (rare paths only). */
 static int brc__guard_pack(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **tuple,
@@ -132,6 +144,11 @@ static PyObject *brc__guard_vectorcall(PyObject *self, PyObject *const *args, si
   PyObject *result = PyObject_Vectorcall(g->fn, args, nargsf, kwnames);
   if (!result)
     return brc__guard_failed(g, args, nargsf, kwnames, token, start);
+  if (brc_guard_is_awaitable(result)) { /* its work runs when awaited: guard that */
+    PyObject *adopted = brc__guard_ask(g, brc__guard_str_awaitable, args, nargsf, kwnames, result, token, start);
+    Py_DECREF(result);
+    return adopted;
+  }
   rc = g->success(g->owner, token, start);
   if (rc == 0)
     return result;
@@ -214,7 +231,8 @@ static int brc_guard_ready(PyObject *reraise) {
     brc__guard_str_call = PyUnicode_InternFromString("_guard_call");
     brc__guard_str_failed = PyUnicode_InternFromString("_guard_failed");
     brc__guard_str_result = PyUnicode_InternFromString("_guard_result");
-    if (!brc__guard_str_call || !brc__guard_str_failed || !brc__guard_str_result)
+    brc__guard_str_awaitable = PyUnicode_InternFromString("_guard_awaitable");
+    if (!brc__guard_str_call || !brc__guard_str_failed || !brc__guard_str_result || !brc__guard_str_awaitable)
       return -1;
     Py_INCREF(reraise);
     brc__guard_reraise = reraise;
@@ -238,6 +256,37 @@ static PyObject *brc_guard_new(PyObject *fn, PyObject *owner, brc_guard_enter_fn
   g->success = success;
   PyObject_GC_Track((PyObject *)g);
   return (PyObject *)g;
+}
+
+/* What the sync entry points (cb.call(fn, ...), ...) learn about fn before
+ * calling it, cheaply for plain functions, methods and builtins:
+ *   BRC_CALLABLE_SYNC     a plain function (or a guard of another owner)
+ *   BRC_CALLABLE_ASYNC    a coroutine function: its calls return coroutines
+ *   BRC_CALLABLE_GUARDED  already guarded by `owner` (its decorator or a
+ *                         Python wrapper of owner's with guarded_by = owner)
+ *   BRC_CALLABLE_UNKNOWN  anything else: Python must look (partials,
+ *                         objects with __call__, functions with attributes)
+ * A bound method is judged by its function. Never fails. */
+#define BRC_CALLABLE_SYNC 0
+#define BRC_CALLABLE_ASYNC 1
+#define BRC_CALLABLE_GUARDED 2
+#define BRC_CALLABLE_UNKNOWN 3
+
+static int brc_guard_callable_kind(PyObject *fn, PyObject *owner) {
+  if (PyMethod_Check(fn))
+    fn = PyMethod_GET_FUNCTION(fn);
+  if (Py_TYPE(fn) == &brc_guard_type)
+    return ((brc_guard_object *)fn)->owner == owner ? BRC_CALLABLE_GUARDED : BRC_CALLABLE_SYNC;
+  if (PyCFunction_Check(fn))
+    return BRC_CALLABLE_SYNC;
+  if (!PyFunction_Check(fn))
+    return BRC_CALLABLE_UNKNOWN;
+  /* A function with attributes may be a wrapper (functools.wraps, a marked
+   * coroutine function, one of brace's own async wrappers): Python looks. */
+  if (((PyFunctionObject *)fn)->func_dict != NULL && PyDict_GET_SIZE(((PyFunctionObject *)fn)->func_dict) > 0)
+    return BRC_CALLABLE_UNKNOWN;
+  int flags = ((PyCodeObject *)PyFunction_GET_CODE(fn))->co_flags;
+  return flags & (CO_COROUTINE | CO_ITERABLE_COROUTINE) ? BRC_CALLABLE_ASYNC : BRC_CALLABLE_SYNC;
 }
 
 #endif /* BRACE_GUARD_H */

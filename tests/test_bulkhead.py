@@ -206,14 +206,48 @@ class TestFull:
         bh.release()
         assert_fully_usable(bh)
 
-    def test_the_wait_runs_on_real_time_under_a_fake_clock(self, clock: FakeClock) -> None:
-        bh = brace.Bulkhead(max_concurrent=1, max_wait=0.01)
+    @pytest.mark.parametrize("way", ["with", "async with"])
+    def test_an_idle_wait_under_a_fake_clock_jumps_to_its_end_instead_of_waiting(self, way: str) -> None:
+        # max_wait is an hour: only the fake clock's jump can end this test.
+        with brace.testing.fake_clock() as clock:
+            bh = brace.Bulkhead(max_concurrent=1, max_wait=3600.0)
+            bh.try_acquire()
+            start = clock.now_ns()
+            with pytest.raises(brace.BulkheadFull):
+                use(bh, way, lambda: None)
+            assert clock.now_ns() - start == 3600 * 10**9
+            bh.release()
+
+    def test_a_wait_under_a_fake_clock_ends_when_the_clock_passes_its_deadline(self) -> None:
+        with brace.testing.fake_clock(autojump=None) as clock:
+            bh = brace.Bulkhead(max_concurrent=1, max_wait=30.0)
+            bh.try_acquire()
+            outcome: list[BaseException] = []
+            def wait_in_line() -> None:
+                try:
+                    use(bh, "with", lambda: None)
+                except brace.BulkheadFull as error:
+                    outcome.append(error)
+
+            waiter = threading.Thread(target=wait_in_line)
+            waiter.start()
+            eventually(lambda: bh.waiting == 1)
+            clock.advance(29.0)
+            waiter.join(0.05)
+            assert waiter.is_alive()  # 29 s of the 30 have passed
+            clock.advance(1.0)
+            waiter.join(LONG)
+            assert isinstance(outcome[0], brace.BulkheadFull)
+            bh.release()
+            assert_fully_usable(bh)
+
+    def test_a_wait_stops_at_an_enclosing_deadline(self, clock: FakeClock) -> None:
+        bh = brace.Bulkhead(max_concurrent=1, max_wait=60.0)
         bh.try_acquire()
-        start = clock.now()
-        with pytest.raises(brace.BulkheadFull):
-            with bh:
-                pass  # pragma: no cover
-        assert clock.now() == start
+        start = clock.now_ns()
+        with brace.deadline(2.0), pytest.raises(brace.BulkheadFull):
+            use(bh, "with", lambda: None)
+        assert clock.now_ns() - start == 2 * 10**9
         bh.release()
 
     def test_bulkhead_full_pickles_with_its_facts(self) -> None:
@@ -424,7 +458,7 @@ class TestNoSlotIsLost:
         bh = brace.Bulkhead(max_concurrent=1, max_wait=LONG)
         bh.try_acquire()
 
-        def times_out_as_the_slot_comes(waiter: _ThreadWaiter, timeout: float) -> bool:
+        def times_out_as_the_slot_comes(waiter: _ThreadWaiter, deadline_ns: int) -> bool:
             bh.release()  # the holder hands its slot to this waiter...
             return False  # ...just as its wait runs out
 
@@ -438,7 +472,7 @@ class TestNoSlotIsLost:
         bh = brace.Bulkhead(max_concurrent=1, max_wait=LONG)
         bh.try_acquire()
 
-        def interrupted(waiter: _ThreadWaiter, timeout: float) -> bool:
+        def interrupted(waiter: _ThreadWaiter, deadline_ns: int) -> bool:
             if handed_over:
                 bh.release()
             raise KeyboardInterrupt

@@ -40,12 +40,23 @@ def test_fake_clock_starts_at_real_time_and_thaws_on_error() -> None:
     assert now_ns() >= before
 
 
-def test_fake_clock_does_not_nest() -> None:
-    with brace.testing.fake_clock():
-        with pytest.raises(RuntimeError, match="already active"):
-            with brace.testing.fake_clock():
-                pass  # pragma: no cover
-        assert clock_is_frozen()
+def test_fake_clocks_nest_and_share_one_clock_until_the_outermost_ends() -> None:
+    with brace.testing.fake_clock() as outer:
+        with brace.testing.fake_clock() as inner:
+            inner.advance(5.0)
+        assert clock_is_frozen()  # the inner block's end does not thaw the outer one's clock
+        before = outer.now_ns()
+        outer.advance(1.0)
+        assert outer.now_ns() - before == 10**9
+    assert not clock_is_frozen()
+
+
+@pytest.mark.parametrize("bad", [-1, math.nan, "1"])
+def test_fake_clock_refuses_a_bad_autojump(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="^autojump must be"):
+        with brace.testing.fake_clock(autojump=bad):  # type: ignore[arg-type]
+            pass  # pragma: no cover
+    assert not clock_is_frozen()
 
 
 @pytest.mark.parametrize("bad", [-1, math.nan, "1"])

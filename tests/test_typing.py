@@ -28,4 +28,5 @@ def test_decorators_keep_signatures_for_type_checkers() -> None:
         ROOT / "tests" / "typing" / "retry_usage.py",
         ROOT / "tests" / "typing" / "fallback_usage.py",
         ROOT / "tests" / "typing" / "recovery_usage.py",
+        ROOT / "tests" / "typing" / "sync_entry_usage.py",
     )

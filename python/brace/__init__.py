@@ -10,6 +10,7 @@ from brace.budget import RetryBudget
 from brace.bulkhead import Bulkhead
 from brace.classify import Category, Classification, ErrorClassifier, Rule, Severity, Strategy, Treatment
 from brace.control import control
+from brace._deadline import deadline, deadline_remaining
 from brace.deadletter import (
     DeadLetter,
     DeadLetterStore,
@@ -114,6 +115,8 @@ __all__ = [
     "control",
     "correlation",
     "correlation_id",
+    "deadline",
+    "deadline_remaining",
     "http_status",
     "replay",
     "replay_async",

@@ -135,6 +135,18 @@ def burst_within_depth(burst: int, interval: int) -> int:
     return burst
 
 
+def keywords_only(kind: str, positional: tuple[object, ...]) -> None:
+    """Refuses positional arguments to a brace object configured by keywords, such
+    as a bare `@brace.CircuitBreaker` over a function, with an error that says
+    how to write it."""
+    if positional:
+        what = "a callable" if callable(positional[0]) else f"a {type(positional[0]).__name__}"
+        raise TypeError(
+            f"brace.{kind} takes keyword arguments only, got {what} as a positional argument; "
+            f"to decorate with it, configure it first: @brace.{kind}(...) (parentheses required)"
+        )
+
+
 def exception_filter(value: object, name: str) -> Callable[[BaseException], bool]:
     """A predicate from exception types (a type or a tuple) or a predicate itself."""
     if isinstance(value, type) and issubclass(value, BaseException):

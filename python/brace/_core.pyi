@@ -1,13 +1,24 @@
 # Type stub for the compiled core (pyx/_core.pyx).
 
 from types import TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, ParamSpec, TypeGuard, TypeVar, overload
 
 from typing_extensions import Self
 
+from brace._guarding import UseCallAsync
+
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 RERAISE: object
+
+CALLABLE_SYNC: int
+CALLABLE_ASYNC: int
+CALLABLE_GUARDED: int
+CALLABLE_UNKNOWN: int
+
+def callable_kind(fn: object, owner: object) -> int: ...
+def is_awaitable(obj: object) -> TypeGuard[Awaitable[Any]]: ...
 
 def now_ns() -> int: ...
 def clock_source() -> str: ...
@@ -43,7 +54,13 @@ class Breaker:
     ) -> None: ...
     def _set_hooks(self, transitions: bool, calls: bool, rejections: bool) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
-    def call(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+    @overload
+    def call(
+        self, fn: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> UseCallAsync:
+        """A coroutine function: refused (AsyncMisuse, a TypeError); use call_async."""
+    @overload
+    def call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Calls fn(*args, **kwargs) under the breaker; raises CircuitOpen when not permitted."""
     def _enter(self) -> tuple[int, int]: ...
     def _finish(self, result: _T, token: int, start: int) -> _T: ...
@@ -101,8 +118,7 @@ class BackoffCore:
 
 class RetryCore:
     def _configure_core(
-        self, *, whole_call_in_python: bool, checks_result: bool, needs_start: bool,
-        deposit: Callable[[], object] | None,
+        self, *, whole_call_in_python: bool, checks_result: bool, deposit: Callable[[], object] | None,
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import enum
 import functools
-import inspect
 import logging
 import math
 import threading
@@ -13,10 +12,10 @@ import weakref
 from collections.abc import Awaitable, Iterable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, Literal, NamedTuple, ParamSpec, TypeVar, Union, cast
+from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
-from brace import _config
-from brace._core import RERAISE, WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
+from brace import _config, _guarding
+from brace._core import CALLABLE_GUARDED, RERAISE, WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
 from brace.errors import CircuitOpen
 
 __all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind"]
@@ -194,7 +193,7 @@ class CircuitBreaker(Breaker):
 
     def __init__(
         self,
-        *,
+        *positional: NoReturn,
         name: str | None = None,
         failure_rate_threshold: float = 0.5,
         slow_call_rate_threshold: float = 1.0,
@@ -214,6 +213,7 @@ class CircuitBreaker(Breaker):
         ignore: _config.ExceptionFilter = (),
         record_result: Callable[[Any], bool] | None = None,
     ) -> None:
+        _config.keywords_only("CircuitBreaker", positional)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         failure_rate = _rate_threshold(failure_rate_threshold, "failure_rate_threshold")
@@ -455,39 +455,61 @@ class CircuitBreaker(Breaker):
             if would_open:
                 self._emit(BreakerEvent("would_open", self._breaker_name))
 
+    def _guard_awaitable(self, fn: object, args: object, kwargs: object, awaitable: Awaitable[Any], token: int,
+                         start: int) -> Awaitable[Any]:  # fmt: skip
+        """A decorated plain function returned an awaitable: its awaited outcome is the call's."""
+        return self._adopt(awaitable, token, start)
+
+    async def _adopt(self, awaitable: Awaitable[Any], token: int, start: int) -> Any:
+        try:
+            result = await awaitable
+        except BaseException as error:
+            self._on_error(error, token, start)
+            raise
+        return self._finish(result, token, start)
+
     # -- ways to guard a call ---------------------------------------------------
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """Decorates fn (sync or async) so that every call goes through the breaker."""
+        """Decorates fn (sync or async) so that every call goes through the breaker.
+
+        A function this breaker already decorates is returned as it is. A
+        plain function that returns an awaitable gets its awaited outcome
+        recorded, as a coroutine function would.
+        """
         if not callable(fn):
             raise TypeError(f"a CircuitBreaker decorates callables, got {type(fn).__name__}")
-        if inspect.iscoroutinefunction(fn):
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return fn
+        if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 
             @functools.wraps(fn)
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
                 token, start = self._enter()
                 try:
-                    result = await coroutine_fn(*args, **kwargs)
+                    first = coroutine_fn(*args, **kwargs)
                 except BaseException as error:
                     self._on_error(error, token, start)
                     raise
-                return self._finish(result, token, start)
+                return await self._adopt(first, token, start)
 
-            return cast(Callable[P, R], guarded_async)
+            return cast(Callable[P, R], _guarding.mark(guarded_async, self))
         guarded = self._guard(fn)
         functools.update_wrapper(guarded, fn)
         return cast(Callable[P, R], guarded)
 
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Awaits fn(*args, **kwargs) under the breaker (fn returns an awaitable)."""
+        """Awaits fn(*args, **kwargs) under the breaker (a plain fn's value is used as it is)."""
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
         token, start = self._enter()
         try:
-            result = await fn(*args, **kwargs)
+            first = fn(*args, **kwargs)
         except BaseException as error:
             self._on_error(error, token, start)
             raise
-        return self._finish(result, token, start)
+        return cast(R, await self._adopt(_guarding.awaited(first), token, start))
 
     def __enter__(self) -> CircuitBreaker:
         # Per thread and per task: a tuple set anew, never a list shared by

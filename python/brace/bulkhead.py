@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, ParamSpec, TypeVar, cast
+from typing import Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
-from brace import _config
-from brace._core import BULKHEAD_MAX, RERAISE, Permits
+from brace import _clock, _config, _deadline, _guarding
+from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, Permits, is_awaitable, now_ns
 from brace.errors import BulkheadFull
 
 __all__ = ["Bulkhead"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_NS = 1_000_000_000
 
 
 class _ThreadWaiter:
@@ -32,9 +33,10 @@ class _ThreadWaiter:
         self._parked = threading.Lock()
         self._parked.acquire()
 
-    def park(self, timeout: float) -> bool:
-        """Blocks until woken (True) or for at most `timeout` seconds (False)."""
-        return self._parked.acquire(timeout=timeout)
+    def park(self, deadline_ns: int) -> bool:
+        """Blocks until woken (True) or until brace's clock reaches deadline_ns (False)."""
+        return _clock.wait(lambda seconds: self._parked.acquire(timeout=-1 if seconds is None else seconds),
+                           deadline_ns)  # fmt: skip
 
     def wake(self) -> bool:
         self._parked.release()
@@ -91,8 +93,10 @@ class Bulkhead(Permits):
     Waiting takes a lock and parks the thread (or awaits a future); it is the
     only path that allocates.
 
-    The wait is for other calls to finish, so `max_wait` runs on real time,
-    even under `brace.testing.fake_clock()`. In a coroutine use `async with`
+    A wait ends at `max_wait`, or earlier at an enclosing deadline
+    (brace.deadline, a Retry's or Policy's): brace never waits past the
+    bound its caller set. Under `brace.testing.fake_clock()` it follows the
+    fake clock (see there). In a coroutine use `async with`
     (or `call_async`, or decorate the coroutine function): a plain `with`
     that waits blocks the event loop, and with it the calls it waits for.
 
@@ -112,13 +116,20 @@ class Bulkhead(Permits):
 
     __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue")
 
+    def __new__(cls, *positional: object, **config: object) -> Bulkhead:
+        # Before __init__ binds its required keywords, so that a bare
+        # `@brace.Bulkhead` gets the error that says how to write it.
+        _config.keywords_only("Bulkhead", positional)
+        return super().__new__(cls)
+
     def __init__(
         self,
-        *,
+        *positional: NoReturn,
         max_concurrent: int,
         max_wait: float | timedelta = 0.0,
         name: str | None = None,
     ) -> None:
+        _config.keywords_only("Bulkhead", positional)
         self._max_concurrent = _config.count(
             max_concurrent, "max_concurrent", maximum=BULKHEAD_MAX
         )
@@ -164,35 +175,55 @@ class Bulkhead(Permits):
         """Calls queued for a slot now."""
         return len(self._queue)
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    @overload
+    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+
+    @overload
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Calls fn(*args, **kwargs) in a slot, waiting up to max_wait for one.
 
         Raises:
             BulkheadFull: No slot came free within max_wait; fn was not called.
+            TypeError: fn is a coroutine function or returned an awaitable
+                (the slot would be free before its work ran): use
+                `await bh.call_async(fn, ...)`.
         """
+        if _guarding.sync_entry(fn, self, "Bulkhead.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "Bulkhead.call")
         with self:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            if is_awaitable(result):
+                raise _guarding.refuse_awaitable(result, fn, "Bulkhead.call")
+            return result
 
-    async def call_async(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """Awaits fn(*args, **kwargs) in a slot, awaiting up to max_wait for one.
+    async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Awaits fn(*args, **kwargs) in a slot, awaiting up to max_wait for one
+        (a plain fn's value is used as it is).
 
         Raises:
             BulkheadFull: No slot came free within max_wait; fn was not called.
         """
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
         async with self:
-            return await fn(*args, **kwargs)
+            return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorates fn so that each call runs in a slot (waiting up to max_wait).
 
         Coroutine functions stay coroutine functions: their calls hold the
         slot until the coroutine finishes, and wait for it without blocking.
+        So do plain functions that return an awaitable. A function this
+        bulkhead already decorates is returned as it is.
         """
         if not callable(fn):
             raise TypeError(f"a Bulkhead decorates callables, got {type(fn).__name__}")
-        if inspect.iscoroutinefunction(fn):
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return fn
+        if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 
             @functools.wraps(fn)
@@ -200,22 +231,41 @@ class Bulkhead(Permits):
                 async with self:
                     return await coroutine_fn(*args, **kwargs)
 
-            return cast(Callable[P, R], bulkheaded_async)
+            return cast(Callable[P, R], _guarding.mark(bulkheaded_async, self))
 
         guarded = self._guard(fn)
         functools.update_wrapper(guarded, fn)
         return cast(Callable[P, R], guarded)
 
-    def _guard_call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    def _guard_call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A decorated call that found no free slot: wait for one in the queue."""
-        with self:
-            return fn(*args, **kwargs)
+        self._acquire_slow()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            self.release()
+            raise
+        if is_awaitable(result):
+            return self._hold_until_awaited(result)
+        self.release()
+        return result
 
     def _guard_failed(self, fn: object, args: object, kwargs: object, error: BaseException, token: int,
                       start: int) -> object:  # fmt: skip
         """A decorated call raised: its slot goes back, the error propagates as it was."""
         self.release()
         return RERAISE
+
+    def _guard_awaitable(self, fn: object, args: object, kwargs: object, awaitable: Awaitable[Any], token: int,
+                         start: int) -> Awaitable[Any]:  # fmt: skip
+        """A decorated plain function returned an awaitable: the slot is held until it is awaited."""
+        return self._hold_until_awaited(awaitable)
+
+    async def _hold_until_awaited(self, awaitable: Awaitable[Any]) -> Any:
+        try:
+            return await awaitable
+        finally:
+            self.release()
 
     async def __aenter__(self) -> Bulkhead:
         if not self.try_acquire():
@@ -269,15 +319,22 @@ class Bulkhead(Permits):
 
     # ---- slow paths: the compiled fast paths call _acquire_slow and _handoff
 
+    def _wait_deadline(self) -> int:
+        """When a wait starting now ends: after max_wait, or at an enclosing deadline."""
+        bound = _deadline.tighter(now_ns() + round(self._max_wait * _NS))
+        assert bound is not None
+        return bound
+
     def _acquire_slow(self) -> Bulkhead:
         """`with`'s wait: queues the thread and blocks up to max_wait for a slot."""
         if not self._max_wait:
             raise self._full()
+        deadline = self._wait_deadline()
         waiter = _ThreadWaiter()
         if self._join(waiter):
             return self
         try:
-            woken = waiter.park(self._max_wait)
+            woken = waiter.park(deadline)
         except BaseException:
             if self._leave(waiter):
                 self.release()
@@ -290,19 +347,16 @@ class Bulkhead(Permits):
         """`async with`'s wait: queues the task and awaits up to max_wait for a slot."""
         if not self._max_wait:
             raise self._full()
-        loop = asyncio.get_running_loop()
-        waiter = _TaskWaiter(loop)
+        deadline = self._wait_deadline()
+        waiter = _TaskWaiter(asyncio.get_running_loop())
         if self._join(waiter):
             return
-        expiry = loop.call_later(self._max_wait, _resolve, waiter.future)
         try:
-            await waiter.future
+            await _clock.wait_async(waiter.future, deadline)
         except BaseException:
             if self._leave(waiter):
                 self.release()
             raise
-        finally:
-            expiry.cancel()
         # A task woken by a handoff may run before the granter sets granted;
         # _leave waits for the granter's lock and sees it then.
         if not waiter.granted and not self._leave(waiter):

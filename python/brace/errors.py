@@ -226,11 +226,18 @@ class Timeout(BraceError, TimeoutError):
 
     Attributes:
         timeout: The limit, in seconds.
+        still_running: True when the attempt could not be stopped and may
+            still be running: a sync attempt, which runs on in its worker
+            thread until it ends (brace retries it only when the operation
+            is declared idempotent). False when it was stopped (a
+            coroutine, cancelled).
     """
 
-    def __init__(self, *, timeout: float) -> None:
+    def __init__(self, *, timeout: float, still_running: bool = False) -> None:
         self.timeout = timeout
-        super().__init__(f"timed out after {timeout:.6g} s")
+        self.still_running = still_running
+        running = "; the attempt may still be running" if still_running else ""
+        super().__init__(f"timed out after {timeout:.6g} s{running}")
 
 
 def _rebuild(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, NamedTuple, ParamSpec, TypeVar, cast
+from typing import Any, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast
 
-from brace import _config
+from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import Gcra
+from brace._core import CALLABLE_GUARDED, Gcra
 from brace.errors import RateLimited
 
 __all__ = ["RateLimitState", "RateLimiter"]
@@ -85,15 +84,22 @@ class RateLimiter(Gcra):
 
     __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait")
 
+    def __new__(cls, *positional: object, **config: object) -> RateLimiter:
+        # Before __init__ binds its required keywords, so that a bare
+        # `@brace.RateLimiter` gets the error that says how to write it.
+        _config.keywords_only("RateLimiter", positional)
+        return super().__new__(cls)
+
     def __init__(
         self,
-        *,
+        *positional: NoReturn,
         rate: float | str,
         per: float | timedelta | None = None,
         burst: int = 1,
         max_wait: float | timedelta | None = None,
         name: str | None = None,
     ) -> None:
+        _config.keywords_only("RateLimiter", positional)
         events, period = _config.rate(rate, per)
         interval = _config.interval_ns(events, period)
         self._burst = _config.burst_within_depth(_config.count(burst, "burst"), interval)
@@ -212,10 +218,15 @@ class RateLimiter(Gcra):
         self._events, self._period, self._burst = events, period, new_burst
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """Decorates fn so that each call first takes one token (waiting up to max_wait)."""
+        """Decorates fn so that each call first takes one token (waiting up to max_wait).
+
+        A function this limiter already decorates is returned as it is.
+        """
         if not callable(fn):
             raise TypeError(f"a RateLimiter decorates callables, got {type(fn).__name__}")
-        if inspect.iscoroutinefunction(fn):
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return fn
+        if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 
             @functools.wraps(fn)
@@ -223,14 +234,14 @@ class RateLimiter(Gcra):
                 await self.acquire_async(1, self._max_wait)
                 return await coroutine_fn(*args, **kwargs)
 
-            return cast(Callable[P, R], limited_async)
+            return cast(Callable[P, R], _guarding.mark(limited_async, self))
 
         @functools.wraps(fn)
         def limited(*args: P.args, **kwargs: P.kwargs) -> R:
             self.acquire(1, self._max_wait)
             return fn(*args, **kwargs)
 
-        return limited
+        return _guarding.mark(limited, self)
 
     def __enter__(self) -> RateLimiter:
         self.acquire(1, self._max_wait)

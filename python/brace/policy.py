@@ -4,16 +4,16 @@ timeout composed into one guard, whose success path is one compiled wrapper."""
 from __future__ import annotations
 
 import functools
-import inspect
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, ParamSpec, TypeVar, cast
+from typing import Any, Awaitable, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
-from brace import _config
-from brace._core import RERAISE, PolicyCore, now_ns
+from brace import _config, _deadline, _guarding, _worker
+from brace._core import CALLABLE_GUARDED, RERAISE, PolicyCore, is_awaitable, now_ns
 from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
+from brace.errors import Timeout
 from brace.limiter import RateLimiter
-from brace.retry import Retry, _call_in_thread, _with_timeout
+from brace.retry import Retry
 
 __all__ = ["Policy"]
 
@@ -24,7 +24,7 @@ _NS = 1_000_000_000
 
 
 class Policy(PolicyCore):
-    """Every resilience primitive around one call, in DESIGN.md's order.
+    """Every resilience primitive around one call, in a fixed order.
 
     fallback -> deadline -> retry -> breaker -> limiter -> bulkhead -> attempt
     timeout -> fn. Each attempt asks the breaker (an open breaker consumes no
@@ -40,14 +40,21 @@ class Policy(PolicyCore):
     Args:
         fallback: Called with the final exception; its return value is the
             call's. None: the exception propagates.
-        deadline: Bounds all attempts and sleeps of the retry (seconds or
-            timedelta): it never sleeps past it. Without a retry, it bounds
-            the one attempt like attempt_timeout.
-        retry: A brace.Retry (its own deadline and attempt timeout apply too).
+        deadline: Bounds the whole call (seconds > 0 or timedelta): the retry
+            never sleeps past it nor starts an attempt after it; a coroutine
+            attempt running at it is cancelled (brace.Timeout); a sync attempt
+            cannot be stopped, but reads its time left with
+            brace.deadline_remaining() (with an attempt timeout, the caller
+            stops waiting at the deadline).
+        retry: A brace.Retry (its own deadline and attempt timeout apply
+            too: the tighter of each pair wins).
         breaker: A brace.CircuitBreaker.
         limiter: A brace.RateLimiter: each attempt takes one token.
         bulkhead: A brace.Bulkhead: each attempt holds one slot.
-        attempt_timeout: Bounds each attempt (see brace.Retry's).
+        attempt_timeout: Bounds each attempt (see brace.Retry's: a sync
+            attempt runs in a worker thread and keeps its bulkhead slot and
+            breaker permission until it really ends; one that may still be
+            running is retried only by a retry declared idempotent).
         name: A name for repr and notes.
 
     Raises:
@@ -59,7 +66,7 @@ class Policy(PolicyCore):
 
     def __init__(
         self,
-        *,
+        *positional: NoReturn,
         fallback: Callable[[Exception], Any] | None = None,
         deadline: float | timedelta | None = None,
         retry: Retry | None = None,
@@ -69,6 +76,7 @@ class Policy(PolicyCore):
         attempt_timeout: float | timedelta | None = None,
         name: str | None = None,
     ) -> None:
+        _config.keywords_only("Policy", positional)
         if fallback is not None and not callable(fallback):
             raise TypeError(f"fallback must be callable or None, got {type(fallback).__name__}")
         for value, kind, param in ((retry, Retry, "retry"), (breaker, CircuitBreaker, "breaker"),
@@ -82,8 +90,11 @@ class Policy(PolicyCore):
                 raise ValueError(f"{param} must be a finite number of seconds > 0 or None, got 0")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        if retry is None and deadline_s is not None:
-            timeout = deadline_s if timeout is None else min(timeout, deadline_s)
+        retry_timeout = None if retry is None else retry._attempt_timeout
+        if timeout is None or retry_timeout is None:
+            timeout = timeout if retry_timeout is None else retry_timeout
+        else:
+            timeout = min(timeout, retry_timeout)
         retry_deadline = None if retry is None else retry._deadline
         own_deadline = None if deadline_s is None else round(deadline_s * _NS)
         self._deadline = (own_deadline if retry_deadline is None else
@@ -93,19 +104,26 @@ class Policy(PolicyCore):
         self._configure_core(
             breaker=breaker, limiter=limiter, bulkhead=bulkhead,
             deposit=None if retry is None or retry._budget is None else retry._budget.deposit,
-            whole_call_in_python=timeout is not None or (retry is not None and retry._attempt_timeout is not None),
+            # Bounds the attempts can read (deadline_remaining) need the call in Python.
+            whole_call_in_python=timeout is not None or self._deadline is not None,
             checks_result=(retry is not None and retry._checks_result)
             or (breaker is not None and breaker._record_result is not None),
-            needs_start=self._deadline is not None or (breaker is not None and breaker._measure),
+            needs_start=breaker is not None and breaker._measure,
         )  # fmt: skip
 
     # -- ways to use it -----------------------------------------------------------
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """Decorates fn (sync or async) so that every call goes through the policy."""
+        """Decorates fn (sync or async) so that every call goes through the policy.
+
+        A function this policy already decorates is returned as it is. A plain
+        function that returns an awaitable gets its awaited outcome guarded.
+        """
         if not callable(fn):
             raise TypeError(f"a Policy decorates callables, got {type(fn).__name__}")
-        if inspect.iscoroutinefunction(fn):
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return fn
+        if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 
             @functools.wraps(fn)
@@ -115,24 +133,38 @@ class Policy(PolicyCore):
                     return await self._call_async(coroutine_fn, args, kwargs)
                 token, start = admitted
                 try:
-                    result = await coroutine_fn(*args, **kwargs)
+                    first = coroutine_fn(*args, **kwargs)
                 except BaseException as error:
                     return await self._failed_async(coroutine_fn, args, kwargs, error, token, start)
-                if self._succeeded(token, start):
-                    return await self._result_async(coroutine_fn, args, kwargs, result, token, start)
-                return result
+                return await self._adopt(coroutine_fn, args, kwargs, first, token, start)
 
-            return cast(Callable[P, R], guarded_async)
+            return cast(Callable[P, R], _guarding.mark(guarded_async, self))
         guarded = self._guard(fn)
         functools.update_wrapper(guarded, fn)
         return cast(Callable[P, R], guarded)
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Calls fn(*args, **kwargs) under the policy."""
-        return cast(R, self._call(fn, args, kwargs))
+    @overload
+    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+
+    @overload
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Calls fn(*args, **kwargs) under the policy.
+
+        Raises:
+            TypeError: fn is a coroutine function or returned an awaitable:
+                use `await policy.call_async(fn, ...)`.
+        """
+        if _guarding.sync_entry(fn, self, "Policy.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "Policy.call")
+        return self._call(fn, args, kwargs)
 
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Awaits fn(*args, **kwargs) under the policy."""
+        """Awaits fn(*args, **kwargs) under the policy (a plain fn's value is used as it is)."""
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
         return cast(R, await self._call_async(fn, args, kwargs))
 
     # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
@@ -158,6 +190,23 @@ class Policy(PolicyCore):
             return result
         return self._finish(lambda: self._continue(fn, args, kwargs, result, start or now_ns()))
 
+    def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                         awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
+        """A decorated plain function returned an awaitable: guard its awaited outcome,
+        keeping the permission, token and slot its first attempt took."""
+        return self._adopt(fn, args, kwargs, awaitable, token, start)
+
+    async def _adopt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                     first: Awaitable[Any], token: int, start: int) -> Any:  # fmt: skip
+        """The first attempt, admitted in C, awaited under the policy; then as `_call_async`."""
+        try:
+            result = await first
+        except BaseException as error:
+            return await self._failed_async(fn, args, kwargs, error, token, start)
+        if self._succeeded(token, start):
+            return await self._result_async(fn, args, kwargs, result, token, start)
+        return result
+
     # -- attempts -----------------------------------------------------------------
 
     def _finish(self, run: Callable[[], Any]) -> Any:
@@ -165,28 +214,33 @@ class Policy(PolicyCore):
         try:
             return run()
         except Exception as error:
-            if self._fallback is None:
+            if self._fallback is None or isinstance(error, _guarding.AsyncMisuse):
                 raise
             return self._fallback(error)
+
+    def _call_deadline(self, started: int) -> int | None:
+        return _deadline.tighter(None if self._deadline is None else started + self._deadline)
 
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._finish(lambda: self._run(fn, args, kwargs))
 
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        retry = self._retry
-        if retry is None:
-            return self._attempt(fn, args, kwargs)
-        retry._deposit()
         started = now_ns()
-        failed, outcome = retry._classified(lambda: self._attempt(fn, args, kwargs))
-        return self._continue(fn, args, kwargs, outcome, started) if failed else outcome
+        deadline = self._call_deadline(started)
+        with _deadline.within(deadline):
+            retry = self._retry
+            if retry is None:
+                return self._attempt(fn, args, kwargs)
+            retry._deposit()
+            failed, outcome = retry._classified(lambda: self._attempt(fn, args, kwargs))
+            return self._continue(fn, args, kwargs, outcome, started) if failed else outcome
 
     def _continue(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                   outcome: object, started: int) -> Any:  # fmt: skip
         retry = self._retry
         assert retry is not None
         return retry._continue(lambda: retry._classified(lambda: self._attempt(fn, args, kwargs)),
-                               outcome, started, self._deadline)  # fmt: skip
+                               outcome, started, self._call_deadline(started))  # fmt: skip
 
     def _retries_after(self, error: BaseException, token: int, start: int) -> bool:
         """Books a first attempt admitted in C that raised; True when the retry takes it on."""
@@ -200,24 +254,30 @@ class Policy(PolicyCore):
             self._breaker_obj._on_error(error, token, start)
 
     def _admit(self) -> tuple[int, int]:
-        """Breaker permission, a limiter token, a bulkhead slot: (token, start) or raises."""
+        """Breaker permission, a limiter token, a bulkhead slot: (token, start) or raises
+        (a rejection marked as one: the operation did not run)."""
         token, start = self._enter_breaker()
         try:
             if self._limiter_obj is not None:
                 self._limiter_obj.acquire(1, self._limiter_obj.max_wait)
-        except BaseException:
+        except BaseException as error:
             self._give_back(token, refund=False)
-            raise
+            raise _rejected(error)
         try:
             if self._bulkhead_obj is not None:
                 self._bulkhead_obj.__enter__()
-        except BaseException:
+        except BaseException as error:
             self._give_back(token, refund=True)
-            raise
+            raise _rejected(error)
         return token, start
 
     def _enter_breaker(self) -> tuple[int, int]:
-        return self._breaker_obj._enter() if self._breaker_obj is not None else (0, now_ns())
+        if self._breaker_obj is None:
+            return 0, now_ns()
+        try:
+            return self._breaker_obj._enter()
+        except BaseException as error:
+            raise _rejected(error)
 
     def _give_back(self, token: int, *, refund: bool) -> None:
         """What an attempt took before a rejection goes back: its token, its permission."""
@@ -232,29 +292,51 @@ class Policy(PolicyCore):
             if self._attempt_timeout is None:
                 result = fn(*args, **kwargs)
             else:
-                result = _call_in_thread(fn, args, kwargs, self._attempt_timeout)
+                bound, limit = _deadline.attempt_bound(self._attempt_timeout)
+                assert bound is not None
+                with _deadline.within(bound):
+                    result = _worker.run(fn, args, kwargs, deadline_ns=bound, timeout=limit,
+                                         on_late_end=lambda error: self._after_late_end(token, start))  # fmt: skip
+        except Timeout as error:
+            if not error.still_running:
+                self._after_error(error, token, start)
+            # Else the attempt runs on: its slot and permission go back when it ends.
+            raise
         except BaseException as error:
             self._after_error(error, token, start)
             raise
+        if is_awaitable(result):
+            if self._bulkhead_obj is not None:
+                self._bulkhead_obj.release()
+            self._give_back(token, refund=True)
+            raise _guarding.refuse_awaitable(result, fn, "Policy.call")
         if self._bulkhead_obj is not None:
             self._bulkhead_obj.release()
         return result if self._breaker_obj is None else self._breaker_obj._finish(result, token, start)
 
-    async def _call_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                          kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    def _after_late_end(self, token: int, start: int) -> None:
+        """A sync attempt that timed out has ended: its slot goes back, and the breaker
+        books it as the failure it was for the caller (slow, when slow calls count)."""
+        self._after_error(Timeout(timeout=(now_ns() - start) / _NS), token, start)
+
+    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = now_ns()
+        deadline = self._call_deadline(started)
         try:
             retry = self._retry
-            if retry is None:
-                return await self._attempt_async(fn, args, kwargs)
-            retry._deposit()
-            return await retry._drive_async(
-                lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), self._deadline)
+            with _deadline.within(deadline):
+                if retry is None:
+                    return await self._attempt_async(fn, args, kwargs)
+                retry._deposit()
+                return await retry._drive_async(
+                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), deadline,
+                    started=started)  # fmt: skip
         except Exception as error:
             if self._fallback is None:
                 raise
             return self._fallback(error)
 
-    async def _failed_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any],
+    async def _failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                             error: BaseException, token: int, start: int) -> Any:  # fmt: skip
         """A first attempt admitted in C raised: book it, then retry or fall back."""
         if self._retries_after(error, token, start):
@@ -263,7 +345,7 @@ class Policy(PolicyCore):
             raise error
         return self._fallback(error)
 
-    async def _result_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any],
+    async def _result_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                             result: object, token: int, start: int) -> Any:  # fmt: skip
         if self._bulkhead_obj is not None:
             self._bulkhead_obj.release()
@@ -273,36 +355,38 @@ class Policy(PolicyCore):
             return result
         return await self._finish_async(fn, args, kwargs, (True, result), start or now_ns())
 
-    async def _finish_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any],
+    async def _finish_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                             first: tuple[bool, Any], started: int) -> Any:  # fmt: skip
         retry = self._retry
         assert retry is not None
+        deadline = self._call_deadline(started)
         try:
-            return await retry._drive_async(
-                lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), self._deadline,
-                first, started)  # fmt: skip
+            with _deadline.within(deadline):
+                return await retry._drive_async(
+                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), deadline,
+                    first, started)  # fmt: skip
         except Exception as error:
             if self._fallback is None:
                 raise
             return self._fallback(error)
 
-    async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                             kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token, start = self._enter_breaker()
         try:
             if self._limiter_obj is not None:
                 await self._limiter_obj.acquire_async(1, self._limiter_obj.max_wait)
-        except BaseException:
+        except BaseException as error:
             self._give_back(token, refund=False)
-            raise
+            raise _rejected(error)
         try:
             if self._bulkhead_obj is not None:
                 await self._bulkhead_obj.__aenter__()
-        except BaseException:
+        except BaseException as error:
             self._give_back(token, refund=True)
-            raise
+            raise _rejected(error)
+        bound, limit = _deadline.attempt_bound(self._attempt_timeout)
         try:
-            result = await _with_timeout(fn(*args, **kwargs), self._attempt_timeout)
+            result = await _deadline.bounded(_guarding.awaited(fn(*args, **kwargs)), bound, limit)
         except BaseException as error:
             self._after_error(error, token, start)
             raise
@@ -315,3 +399,16 @@ class Policy(PolicyCore):
             ("name", self._name), ("retry", self._retry), ("breaker", self._breaker_obj),
             ("limiter", self._limiter_obj), ("bulkhead", self._bulkhead_obj)) if value is not None]  # fmt: skip
         return f"Policy({', '.join(parts)})"
+
+
+def _rejected(error: BaseException) -> BaseException:
+    """Marks an exception raised while admitting an attempt: the operation did not run
+    (brace.Recovery logs such an attempt with ran=False)."""
+    if isinstance(error, Exception):
+        error.__dict__["_brace_not_run"] = True
+    return error
+
+
+def not_run(error: BaseException) -> bool:
+    """Whether a Policy rejected the attempt that raised `error` before running it."""
+    return bool(getattr(error, "__dict__", {}).get("_brace_not_run"))

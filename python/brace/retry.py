@@ -8,19 +8,16 @@ attempts - is Python, where it belongs: it is the rare path.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Literal, NamedTuple, ParamSpec, TypeVar, cast
+from typing import Any, Awaitable, Callable, Generic, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, cast, overload
 
-from brace import _config
+from brace import _config, _deadline, _guarding, _worker
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import RERAISE, RetryCore, now_ns
+from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
 from brace.backoff import Backoff
 from brace.budget import RetryBudget
 from brace.classify import Category, Classification, ErrorClassifier
@@ -35,7 +32,7 @@ R = TypeVar("R")
 _log = logging.getLogger("brace")
 _NS = 1_000_000_000
 
-GiveUpReason = Literal["attempts", "deadline", "budget"]
+GiveUpReason = Literal["attempts", "deadline", "budget", "still_running"]
 # Per call, with a classifier: retries made so far and the last delay, by the
 # category of the failure (None: a result only retry_on_result rejected).
 _Tally = dict[Category | None, tuple[int, float]]
@@ -52,7 +49,9 @@ class RetryEvent(NamedTuple):
         outcome: What the last attempt raised or returned.
         delay: Seconds about to be slept (before_sleep, on_retry), else None.
         elapsed: Seconds since the first attempt began.
-        reason: Why it gave up (on_giveup): "attempts", "deadline" or "budget".
+        reason: Why it gave up (on_giveup): "attempts", "deadline", "budget",
+            or "still_running" (a sync attempt timed out and may still be
+            running, and the retry is not declared idempotent).
         classification: The outcome's brace.Classification, when the retry
             has a classifier (None otherwise, and for a result that only
             retry_on_result rejected).
@@ -164,17 +163,31 @@ class Retry(RetryCore):
             when a classifier leaves `attempts` None.
         attempts: Attempts in all, >= 1 (1: no retry). None: 3 without a
             classifier; with one, no cap beyond each category's max_attempts.
-        deadline: Bound on all attempts and sleeps together (seconds or
-            timedelta); None: no bound.
+        deadline: Bound on all attempts and sleeps together (seconds > 0 or
+            timedelta); None: no bound. It never sleeps past it nor starts an
+            attempt after it; a coroutine attempt running at it is cancelled
+            (brace.Timeout); a sync attempt cannot be stopped, but reads its
+            time left with brace.deadline_remaining() (with an
+            attempt_timeout, the caller stops waiting at the deadline). A
+            tighter enclosing bound (brace.deadline, an outer Retry) wins.
         backoff: The delays between attempts; default
             Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="full"),
             or with a classifier each category's own.
-        attempt_timeout: Bound on each attempt. Coroutines are cancelled at
-            it. A sync attempt runs in a worker thread and the caller stops
-            waiting at the timeout (Python cannot stop a thread: the attempt
-            finishes in the background, its outcome discarded). Either way
-            the attempt fails with brace.Timeout, which `on` must name (or be
-            Exception) to be retried. Runs on real time, also under the fake clock.
+        attempt_timeout: Bound on each attempt (seconds or timedelta). A
+            coroutine is cancelled at it and fails with brace.Timeout. A sync
+            attempt runs in one of brace's worker threads (with a copy of the
+            caller's contextvars) and the caller stops waiting at the bound
+            with brace.Timeout(still_running=True): Python cannot stop a
+            thread, so the attempt runs on until it ends, and what it holds
+            (a Policy's bulkhead slot, a breaker's probe) stays taken until
+            then. Such an attempt is not retried unless `idempotent` is True,
+            since the server may still act on it. Inside an attempt,
+            brace.deadline_remaining() tells the time left. `on` must accept
+            brace.Timeout (a TimeoutError) for it to be retried.
+        idempotent: Whether running the operation twice is harmless (a read,
+            a PUT of the same value, a request with an idempotency key): only
+            then is a sync attempt that timed out and may still be running
+            retried.
         budget: A RetryBudget shared with other retries: each call deposits,
             each retry withdraws.
         pushback: Whether to honour server pushback headers (with a
@@ -196,18 +209,19 @@ class Retry(RetryCore):
     __slots__ = (
         "_on", "_retry_on_result", "_attempts", "_deadline", "_backoff", "_attempt_timeout",
         "_budget", "_pushback", "_pushback_cap", "_raise_retry_error", "_before_sleep",
-        "_on_retry", "_on_giveup", "_name", "_classifier", "_backoff_given", "_checks_result",
+        "_on_retry", "_on_giveup", "_name", "_classifier", "_backoff_given", "_checks_result", "_idempotent",
     )  # fmt: skip
 
     def __init__(
         self,
-        *,
+        *positional: NoReturn,
         on: _config.ExceptionFilter | None = None,
         retry_on_result: Callable[[Any], bool] | None = None,
         attempts: int | None = None,
         deadline: float | timedelta | None = None,
         backoff: Backoff | None = None,
         attempt_timeout: float | timedelta | None = None,
+        idempotent: bool = False,
         budget: RetryBudget | None = None,
         pushback: bool = True,
         pushback_cap: float | timedelta = 300.0,
@@ -218,6 +232,7 @@ class Retry(RetryCore):
         name: str | None = None,
         classifier: ErrorClassifier | None = None,
     ) -> None:
+        _config.keywords_only("Retry", positional)
         if classifier is not None and not isinstance(classifier, ErrorClassifier):
             raise TypeError(f"classifier must be a brace.ErrorClassifier or None, got {type(classifier).__name__}")
         self._classifier = classifier
@@ -243,6 +258,9 @@ class Retry(RetryCore):
         if timeout == 0:
             raise ValueError("attempt_timeout must be a finite number of seconds > 0 or None, got 0")
         self._attempt_timeout = timeout
+        if not isinstance(idempotent, bool):
+            raise TypeError(f"idempotent must be a bool, got {type(idempotent).__name__}")
+        self._idempotent = idempotent
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a brace.RetryBudget or None, got {type(budget).__name__}")
         self._budget = budget
@@ -261,41 +279,64 @@ class Retry(RetryCore):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self._name = name
         self._configure_core(
-            whole_call_in_python=timeout is not None,
+            # A bound the attempts can read (deadline_remaining) needs the call in Python.
+            whole_call_in_python=timeout is not None or self._deadline is not None,
             checks_result=self._checks_result,
-            needs_start=self._deadline is not None,
             deposit=None if budget is None else budget.deposit,
         )
 
     # -- ways to use it -----------------------------------------------------------
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        """Decorates fn (sync or async) so that its calls are retried."""
+        """Decorates fn (sync or async) so that its calls are retried.
+
+        A function this Retry already decorates is returned as it is. A plain
+        function that returns an awaitable gets its awaited outcome retried.
+        """
         if not callable(fn):
             raise TypeError(f"a Retry decorates callables, got {type(fn).__name__}")
-        if inspect.iscoroutinefunction(fn):
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return fn
+        if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 
             @functools.wraps(fn)
             async def retried_async(*args: P.args, **kwargs: P.kwargs) -> Any:
                 return await self._call_async(coroutine_fn, args, kwargs)
 
-            return cast(Callable[P, R], retried_async)
+            return cast(Callable[P, R], _guarding.mark(retried_async, self))
         guarded = self._guard(fn)
         functools.update_wrapper(guarded, fn)
         return cast(Callable[P, R], guarded)
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Calls fn(*args, **kwargs), retrying as configured."""
-        return cast(R, self._call(fn, args, kwargs))
+    @overload
+    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+
+    @overload
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Calls fn(*args, **kwargs), retrying as configured.
+
+        Raises:
+            TypeError: fn is a coroutine function or returned an awaitable:
+                use `await retry.call_async(fn, ...)`.
+        """
+        if _guarding.sync_entry(fn, self, "Retry.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "Retry.call")
+        return self._call(fn, args, kwargs)
 
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Awaits fn(*args, **kwargs), retrying as configured."""
+        """Awaits fn(*args, **kwargs), retrying as configured (a plain fn's value is used as it is)."""
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
         return cast(R, await self._call_async(fn, args, kwargs))
 
     def __iter__(self) -> Iterator[Attempt]:
         self._deposit()
         started, previous, number = now_ns(), None, 1
+        deadline = self._deadline_from(started)
         tally: _Tally | None = None
         while True:
             attempt = Attempt(self, number)
@@ -306,7 +347,7 @@ class Retry(RetryCore):
                 tally = {}
             try:
                 delay, classification = self._plan_or_give_up(
-                    number, attempt._outcome, previous, started, self._deadline, tally)
+                    number, attempt._outcome, previous, started, deadline, tally)
             except _LastResult:
                 return  # the caller holds the result it checked
             sleep_until(now_ns() + round(delay * _NS))
@@ -316,6 +357,7 @@ class Retry(RetryCore):
     async def __aiter__(self) -> AsyncIterator[Attempt]:
         self._deposit()
         started, previous, number = now_ns(), None, 1
+        deadline = self._deadline_from(started)
         tally: _Tally | None = None
         while True:
             attempt = Attempt(self, number)
@@ -326,7 +368,7 @@ class Retry(RetryCore):
                 tally = {}
             try:
                 delay, classification = self._plan_or_give_up(
-                    number, attempt._outcome, previous, started, self._deadline, tally)
+                    number, attempt._outcome, previous, started, deadline, tally)
             except _LastResult:
                 return
             await sleep_until_async(now_ns() + round(delay * _NS))
@@ -342,13 +384,29 @@ class Retry(RetryCore):
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
         if not self._retryable(error):
             return RERAISE
-        return self._continue(lambda: self._attempt(fn, args, kwargs), error, start or now_ns(), self._deadline)
+        started = start or now_ns()
+        deadline = self._deadline_from(started)
+        return self._continue(lambda: self._attempt(fn, args, kwargs), error, started, deadline)
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
         if not self._rejects(result):
             return result
-        return self._continue(lambda: self._attempt(fn, args, kwargs), result, start or now_ns(), self._deadline)
+        started = start or now_ns()
+        deadline = self._deadline_from(started)
+        return self._continue(lambda: self._attempt(fn, args, kwargs), result, started, deadline)
+
+    def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                         awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
+        """A decorated plain function returned an awaitable: retry its awaited outcome."""
+        return self._adopt(fn, args, kwargs, awaitable, start or now_ns())
+
+    async def _adopt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                     first: Awaitable[Any], started: int) -> Any:  # fmt: skip
+        deadline = self._deadline_from(started)
+        outcome = await self._classified_async(lambda: first)
+        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), deadline,
+                                       outcome, started)  # fmt: skip
 
     # -- the loop ---------------------------------------------------------------
 
@@ -356,8 +414,13 @@ class Retry(RetryCore):
         if self._budget is not None:
             self._budget.deposit()
 
+    def _deadline_from(self, started: int) -> int | None:
+        """The call's bound (ns on brace's clock): its own deadline from `started`, or a
+        tighter enclosing one (brace.deadline, an outer retry); None: unbounded."""
+        return _deadline.tighter(None if self._deadline is None else started + self._deadline)
+
     def _retryable(self, error: BaseException) -> bool:
-        if not isinstance(error, Exception):
+        if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse):
             return False
         if self._on is not None and not self._on(error):
             return False
@@ -372,37 +435,44 @@ class Retry(RetryCore):
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._deposit()
         started = now_ns()
-        failed, outcome = self._attempt(fn, args, kwargs)
-        if not failed:
-            return outcome
-        return self._continue(lambda: self._attempt(fn, args, kwargs), outcome, started, self._deadline)
+        deadline = self._deadline_from(started)
+        with _deadline.within(deadline):
+            failed, outcome = self._attempt(fn, args, kwargs)
+            if not failed:
+                return outcome
+            return self._continue(lambda: self._attempt(fn, args, kwargs), outcome, started, deadline)
 
     def _continue(self, attempt: Callable[[], tuple[bool, Any]], outcome: object, started: int,
                   deadline: int | None) -> Any:  # fmt: skip
         """Retries after a first failed attempt until one succeeds or it gives up.
 
         `attempt()` makes one attempt and returns (failed, outcome); `deadline`
-        is in ns from `started` (None: none). Policy drives it with its own attempts.
+        is the call's bound in ns on brace's clock (None: none). Policy drives
+        it with its own attempts.
         """
         previous: float | None = None
         number = 1
         tally: _Tally | None = None if self._classifier is None else {}
-        while True:
-            try:
-                delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
-            except _LastResult as last:
-                return last.value
-            sleep_until(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
-            previous, number = delay, number + 1
-            failed, outcome = attempt()
-            if not failed:
-                return outcome
+        with _deadline.within(deadline):
+            while True:
+                try:
+                    delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline,
+                                                                  tally)  # fmt: skip
+                except _LastResult as last:
+                    return last.value
+                sleep_until(now_ns() + round(delay * _NS))
+                self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
+                previous, number = delay, number + 1
+                failed, outcome = attempt()
+                if not failed:
+                    return outcome
 
-    async def _call_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                          kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         self._deposit()
-        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), self._deadline)
+        started = now_ns()
+        deadline = self._deadline_from(started)
+        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), deadline,
+                                       started=started)  # fmt: skip
 
     async def _drive_async(self, attempt: Callable[[], Awaitable[tuple[bool, Any]]], deadline: int | None,
                            first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
@@ -410,26 +480,34 @@ class Retry(RetryCore):
         started = now_ns() if started is None else started
         previous, number = None, 1
         tally: _Tally | None = None
-        while True:
-            failed, outcome = await attempt() if first is None else first
-            first = None
-            if not failed:
-                return outcome
-            if tally is None and self._classifier is not None:
-                tally = {}
-            try:
-                delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
-            except _LastResult as last:
-                return last.value
-            await sleep_until_async(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
-            previous, number = delay, number + 1
+        with _deadline.within(deadline):
+            while True:
+                failed, outcome = await attempt() if first is None else first
+                first = None
+                if not failed:
+                    return outcome
+                if tally is None and self._classifier is not None:
+                    tally = {}
+                try:
+                    delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline,
+                                                                  tally)  # fmt: skip
+                except _LastResult as last:
+                    return last.value
+                await sleep_until_async(now_ns() + round(delay * _NS))
+                self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
+                previous, number = delay, number + 1
 
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
-        if self._attempt_timeout is None:
-            return self._classified(lambda: fn(*args, **kwargs))
+        """One sync attempt, bounded by the active bound (the call's, set by the loop):
+        (failed, outcome); exceptions not to retry propagate."""
         timeout = self._attempt_timeout
-        return self._classified(lambda: _call_in_thread(fn, args, kwargs, timeout))
+        if timeout is None:
+            return self._classified(lambda: _sync_result(fn(*args, **kwargs), fn))
+        bound, limit = _deadline.attempt_bound(timeout)
+        assert bound is not None
+        with _deadline.within(bound):
+            return self._classified(lambda: _sync_result(_worker.run(
+                fn, args, kwargs, deadline_ns=bound, timeout=limit), fn))  # fmt: skip
 
     def _classified(self, call: Callable[[], Any]) -> tuple[bool, Any]:
         """(failed, what call() raised or returned); exceptions not to retry propagate."""
@@ -441,9 +519,12 @@ class Retry(RetryCore):
             return True, error
         return self._rejects(result), result
 
-    async def _attempt_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+    async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> tuple[bool, Any]:  # fmt: skip
-        return await self._classified_async(lambda: _with_timeout(fn(*args, **kwargs), self._attempt_timeout))
+        """One async attempt, cancelled at the attempt timeout or the active bound (the call's)."""
+        bound, limit = _deadline.attempt_bound(self._attempt_timeout)
+        return await self._classified_async(lambda: _deadline.bounded(
+            _guarding.awaited(fn(*args, **kwargs)), bound, limit))  # fmt: skip
 
     async def _classified_async(self, call: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
         try:
@@ -461,7 +542,7 @@ class Retry(RetryCore):
         (raises, or returns no delay). `tally` is the call's, given with a classifier."""
         classification = None if tally is None else self._classification(outcome)
         try:
-            delay = self._plan(attempt, outcome, previous, started, deadline, classification, tally)
+            delay = self._plan(attempt, outcome, previous, deadline, classification, tally)
         except _GiveUp as give_up:
             reason = give_up.reason
         else:
@@ -479,8 +560,10 @@ class Retry(RetryCore):
             return None
         return classifier.classify(outcome)
 
-    def _plan(self, attempt: int, outcome: object, previous: float | None, started: int, deadline: int | None,
+    def _plan(self, attempt: int, outcome: object, previous: float | None, deadline: int | None,
               classification: Classification | None = None, tally: _Tally | None = None) -> float:  # fmt: skip
+        if isinstance(outcome, Timeout) and outcome.still_running and not self._idempotent:
+            raise _GiveUp("still_running")
         if self._attempts is not None and attempt >= self._attempts:
             raise _GiveUp("attempts")
         if tally is None:
@@ -489,7 +572,8 @@ class Retry(RetryCore):
                 delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
         else:
             key, delay, retries = self._plan_classified(attempt, outcome, previous, classification, tally)
-        if deadline is not None and now_ns() + round(delay * _NS) > started + deadline:
+        # An attempt that would start at the bound or after it has no time to run.
+        if deadline is not None and now_ns() + round(delay * _NS) >= deadline:
             raise _GiveUp("deadline")
         if self._budget is not None and not self._budget.try_withdraw():
             raise _GiveUp("budget")
@@ -565,36 +649,41 @@ class _LastResult(Exception):
         self.value = value
 
 
-async def _with_timeout(awaitable: Awaitable[Any], timeout: float | None) -> Any:
-    """Awaits, cancelling at `timeout` seconds with brace.Timeout (None: no bound)."""
-    if timeout is None:
-        return await awaitable
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except asyncio.TimeoutError:
-        raise Timeout(timeout=timeout) from None
+def _sync_result(result: object, fn: object) -> object:
+    """A sync attempt's result; an awaitable is refused (its work would run unretried)."""
+    if is_awaitable(result):
+        raise _guarding.refuse_awaitable(result, fn, "Retry.call")
+    return result
 
 
-def _call_in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float) -> Any:
-    """Runs fn in a daemon thread and stops waiting for it after `timeout` seconds."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn(*args, **kwargs)
-        except BaseException as error:  # handed to the caller's thread
-            box["error"] = error
-
-    worker = threading.Thread(target=run, name="brace-attempt", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise Timeout(timeout=timeout)
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+C = ParamSpec("C")
 
 
-#: `@brace.retry(on=ConnectionError, attempts=5)`: the same as `@brace.Retry(...)`,
-#: spelled as the decorator people reach for.
-retry = Retry
+class _Decorator(Generic[C]):
+    """`brace.retry`: `@brace.retry` bare, or `@brace.retry(...)` with Retry's keywords."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[C, Retry]) -> None:
+        self._make = make
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def __call__(self, *args: C.args, **kwargs: C.kwargs) -> Retry: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            # Bare, as tenacity users write it: any Exception, brace's default attempts and backoff.
+            return Retry(on=Exception)(args[0])
+        return self._make(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return "brace.retry"
+
+
+#: `@brace.retry` retries any Exception with the defaults (3 attempts, exponential
+#: backoff from 1 s with full jitter); `@brace.retry(on=ConnectionError, attempts=5)`
+#: is `@brace.Retry(...)`, spelled as the decorator people reach for.
+retry = _Decorator(Retry)

@@ -6,17 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from brace import _config
+from brace import _clock, _config
+from brace._core import now_ns, rng_seed
 from brace.deadletter import MemoryDeadLetters, set_default_store
-from brace._core import (
-    clock_advance,
-    clock_advance_to,
-    clock_freeze,
-    clock_is_frozen,
-    clock_thaw,
-    now_ns,
-    rng_seed,
-)
 
 __all__ = ["FakeClock", "dead_letters_in_memory", "fake_clock", "seed"]
 
@@ -30,39 +22,60 @@ class FakeClock:
         """brace's current time in seconds (monotonic; only differences matter)."""
         return now_ns() / _NS
 
+    def now_ns(self) -> int:
+        """brace's current time in integer nanoseconds: exact, for comparing instants."""
+        return int(now_ns())
+
     def advance(self, duration: float | timedelta) -> None:
         """Moves the clock forward by `duration` (seconds >= 0 or a timedelta)."""
         seconds = _config.duration(duration, "duration")
         assert seconds is not None
-        clock_advance(round(seconds * _NS))
+        _clock.advance(round(seconds * _NS))
 
     def advance_to(self, when: float) -> None:
         """Moves the clock forward to `when` (seconds, as `now()` reads); never back."""
         seconds = _config.duration(when, "when")
         assert seconds is not None
-        clock_advance_to(round(seconds * _NS))
+        _clock.advance_to(round(seconds * _NS))
 
 
 @contextmanager
-def fake_clock() -> Iterator[FakeClock]:
+def fake_clock(*, autojump: float | timedelta | None = 0.05) -> Iterator[FakeClock]:
     """Freezes brace's clock for the duration of the block.
 
-    Inside it every brace primitive reads the frozen time, and every sleep
-    brace makes (sync or async, e.g. `RateLimiter.acquire`) advances the clock
-    to its deadline instead of sleeping. The clock starts at the real time of
-    entry and moves only through the handle or brace's own sleeps. It is
-    process-wide: every thread sees it.
+    Inside it every brace primitive reads the frozen time, and nothing brace
+    does waits in real time:
+
+    - every sleep brace makes (a backoff, `RateLimiter.acquire`, sync or
+      async) moves the clock to its end instead of sleeping;
+    - every wait for what another thread or task does (a bulkhead slot, an
+      attempt under an attempt timeout, an escalation's decision) ends when
+      that happens, or when the clock reaches the wait's deadline - moved by
+      `clock.advance`, or by brace's sleeps in any thread. When nothing moves
+      the clock for `autojump` real seconds while such a wait is pending,
+      the clock jumps to the earliest pending deadline, as the waits' own
+      sleeps would.
+
+    The clock starts at the real time of entry and is process-wide: every
+    thread sees it. Blocks nest: an inner block shares the outer one's
+    clock (its `autojump` is ignored) and the clock thaws when the outermost
+    block ends.
+
+    Args:
+        autojump: Real seconds without a move of the clock after which a
+            pending wait jumps it (default 0.05); None: waits end only when
+            something happens or the clock is moved.
 
     Raises:
-        RuntimeError: When a fake clock is already active.
+        ValueError, TypeError: For an autojump that is not None or a
+            finite duration >= 0.
     """
-    if clock_is_frozen():
-        raise RuntimeError("brace.testing.fake_clock() is already active; it does not nest")
-    clock_freeze(now_ns())
+    jump = _config.duration(autojump, "autojump", allow_none=True)
+    _clock.freeze(jump)
     try:
         yield FakeClock()
     finally:
-        clock_thaw()
+        _clock.thaw()
 
 
 def seed(value: int) -> None:

@@ -41,10 +41,10 @@ assert_type(bh.name, str | None)
 
 query(1)  # type: ignore[arg-type]
 query("a", limits=2)  # type: ignore[call-arg]
-bh.call(query, "a", page=2)  # type: ignore[call-arg]
+bh.call(query, "a", page=2)  # type: ignore[arg-type, call-arg]
 brace.Bulkhead(max_concurrent="2")  # type: ignore[arg-type]
 brace.Bulkhead(max_concurrent=2, max_wait=None)  # type: ignore[arg-type]
-brace.Bulkhead(2)  # type: ignore[call-arg]
+brace.Bulkhead(2)  # type: ignore[arg-type, call-arg]
 bh.reconfigure(max_concurrent=20, max_wait=1.0)
 
 

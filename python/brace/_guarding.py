@@ -1,0 +1,154 @@
+"""What a guard does with what it is given, so that every guarded call is really guarded.
+
+- A coroutine function (or an object with `async def __call__`) handed to a
+  sync entry point (`cb.call`, `retry.call`, `bh.call`, `policy.call`,
+  `recovery.call`, `fallback.call`) would return its coroutine unguarded: its
+  work runs later, after the guard has counted, released and cached the call.
+  The entry point refuses it with a TypeError naming the async form to use.
+- A plain function that *returns* an awaitable is found out when it returns:
+  a sync entry point refuses the awaitable (a coroutine is closed first, so
+  nothing of it ran); a decorator guards the awaited outcome instead, so a
+  decorated `def` returning a coroutine behaves like an `async def`.
+- A function that a guard already guards (its own decorator, or one of its
+  Python wrappers, whose `guarded_by` names the guard) is called as it is
+  by that guard's `call`, and decorating it again returns it unchanged: one
+  call is one guarded call, never two.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeGuard, TypeVar
+
+from brace._core import CALLABLE_ASYNC, CALLABLE_GUARDED, CALLABLE_SYNC, CALLABLE_UNKNOWN, callable_kind, is_awaitable
+
+__all__ = [
+    "AsyncMisuse",
+    "UseCallAsync",
+    "awaited",
+    "call_guarded",
+    "is_async_callable",
+    "kind",
+    "mark",
+    "refuse_awaitable",
+    "sync_entry",
+]
+
+F = TypeVar("F")
+
+_PLAIN_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
+
+
+class UseCallAsync:
+    """What the type stubs say a sync entry point (`call`) returns when given a
+    coroutine function. Nothing is ever returned (the call raises AsyncMisuse);
+    the type exists so that a type checker rejects `await cb.call(async_fn)`:
+    it cannot be awaited, and it is not the coroutine's result either."""
+
+    __slots__ = ()
+
+
+class AsyncMisuse(TypeError):
+    """Something awaitable reached a sync entry point of a guard.
+
+    A TypeError (a programming error, not a failure of the call): brace.Recovery
+    and brace.Fallback let it through instead of recovering from it.
+    """
+
+
+def is_async_callable(fn: object) -> TypeGuard[Callable[..., Awaitable[Any]]]:
+    """Whether calling fn returns a coroutine: a coroutine function (also behind
+    functools.partial or marked with inspect.markcoroutinefunction), or an
+    object whose class defines `async def __call__`."""
+    try:
+        if inspect.iscoroutinefunction(fn):
+            return True
+        if isinstance(fn, _PLAIN_CALLABLES):
+            return False
+        return inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
+    except Exception:  # an object whose attributes raise is not a coroutine function we can see
+        return False
+
+
+def kind(fn: object, owner: object) -> int:
+    """CALLABLE_SYNC, CALLABLE_ASYNC or CALLABLE_GUARDED (fn is already guarded by owner)."""
+    found = callable_kind(fn, owner)
+    if found != CALLABLE_UNKNOWN:
+        return int(found)
+    try:
+        guarded_by = getattr(fn, "guarded_by", None)
+    except Exception:
+        guarded_by = None
+    if guarded_by is owner:
+        return CALLABLE_GUARDED
+    return CALLABLE_ASYNC if is_async_callable(fn) else CALLABLE_SYNC
+
+
+def _name(fn: object) -> str:
+    try:
+        name = getattr(fn, "__qualname__", None)
+    except Exception:
+        name = None
+    return name if isinstance(name, str) else f"a {type(fn).__name__}"
+
+
+def sync_entry(fn: object, owner: object, entry: str) -> bool:
+    """Checks fn at a sync entry point: True when owner already guards it (call it
+    as it is); raises AsyncMisuse for a coroutine function.
+
+    Args:
+        fn: What the caller passed.
+        owner: The guard.
+        entry: How the caller reached it, e.g. "CircuitBreaker.call".
+    """
+    found = kind(fn, owner)
+    if found == CALLABLE_GUARDED:
+        return True
+    if found == CALLABLE_ASYNC:
+        raise AsyncMisuse(
+            f"{entry}() got {_name(fn)}, a coroutine function: its work would run after {entry}() "
+            f"returned, unguarded. Use `await {entry}_async(fn, ...)`, or decorate it."
+        )
+    return False
+
+
+def refuse_awaitable(result: object, fn: object, entry: str) -> AsyncMisuse:
+    """The error for a plain function that returned an awaitable to a sync entry point.
+
+    A coroutine is closed first (it never started: nothing of it ran, and
+    Python does not warn that it was never awaited).
+    """
+    if inspect.iscoroutine(result):
+        result.close()
+    return AsyncMisuse(
+        f"{entry}() called {_name(fn)}, which returned {type(result).__name__}, an awaitable: its work "
+        f"would run after {entry}() returned, unguarded (a coroutine is closed unrun). Use "
+        f"`await {entry}_async(fn, ...)`."
+    )
+
+
+def call_guarded(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], entry: str) -> Any:
+    """Calls fn, which the entry point's guard already guards, as it is (an awaitable
+    it returns is refused like any other at a sync entry point)."""
+    result = fn(*args, **kwargs)
+    if is_awaitable(result):
+        raise refuse_awaitable(result, fn, entry)
+    return result
+
+
+async def awaited(value: object) -> Any:
+    """value, awaited if it is awaitable: the async paths accept plain functions too
+    (their work then runs inside the guard, synchronously)."""
+    if is_awaitable(value) or inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def mark(wrapper: F, owner: object) -> F:
+    """Marks a Python wrapper as guarded by owner (see the module docstring)."""
+    setattr(wrapper, "guarded_by", owner)
+    return wrapper
+
