@@ -377,7 +377,7 @@ def test_facts() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"reason": "tired"}, ValueError, "reason must be one of 'not_retryable', 'attempts', 'healing_time', 'fallback_failed'"),
+        ({"reason": "tired"}, ValueError, "reason must be one of 'not_retryable', 'attempts', 'healing_time', 'deadline'"),
         ({"options": ()}, ValueError, "options must hold at least one"),
         ({"options": ("later",)}, ValueError, "options must be a brace.Option or one of"),
         ({"correlation_id": 42}, TypeError, "correlation_id must be a str or None"),

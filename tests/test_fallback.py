@@ -246,14 +246,43 @@ def cache_chain(**config: Any) -> Fallback:
     return Fallback(Fallback.cached(**{"max_age": 30, **config}))
 
 
+class Profiles:
+    """One operation that answers until it is taken down."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def __call__(self, user: str) -> str:
+        if self.down:
+            raise ConnectionError("primary down")
+        return f"profile of {user}"
+
+
 @pytest.mark.parametrize("way", WAYS)
 def test_a_fresh_cached_result_is_served_with_its_age(way: str, clock: FakeClock) -> None:
     fb = cache_chain(max_age=timedelta(seconds=30))
-    assert run(fb, way, lambda user: f"profile of {user}", "ada") == "profile of ada"
+    profiles = Profiles()
+    assert run(fb, way, profiles, "ada") == "profile of ada"
     clock.advance(12.5)
-    served = run(fb, way, down, "ada")
+    profiles.down = True
+    served = run(fb, way, profiles, "ada")
     assert (served.value, served.source, served.age) == ("profile of ada", "cache", 12.5)
     assert isinstance(served.error, ConnectionError)
+
+
+@pytest.mark.parametrize("way", ["call", "decorator"])
+def test_one_operations_cached_result_is_never_served_for_another(way: str, clock: FakeClock) -> None:
+    fb = cache_chain()
+
+    def price(item: int) -> str:
+        return f"price of {item}"
+
+    def stock(item: int) -> str:
+        raise ConnectionError("stock service down")
+
+    assert run(fb, way, price, 7) == "price of 7"
+    with pytest.raises(FallbackFailed, match="no entry for these arguments"):
+        run(fb, way, stock, 7)  # same arguments, another operation: nothing to serve
 
 
 def test_an_entry_exactly_max_age_old_is_served_and_an_older_one_is_not(clock: FakeClock) -> None:

@@ -142,7 +142,8 @@ class TestStats:
         assert (stats.escalations, stats.dead_lettered, stats.fallbacks) == (2, 2, 0)
         rate_limited = stats.by_category["rate_limited"]
         assert (rate_limited.failed, rate_limited.recovered) == (1, 1)
-        assert rate_limited.mean_recovery_time == pytest.approx(4.0)  # the server's 2 s, twice
+        # The server's 2 s, twice, each spread over up to 20% more.
+        assert rate_limited.mean_recovery_time is not None and 4.0 <= rate_limited.mean_recovery_time <= 5.0
         assert stats.by_category["not_found"].escalated == 1
         assert stats.by_category["internal_error"].attempts == 3
         assert stats.p95_recovery_time is not None and stats.mean_recovery_time is not None
@@ -260,10 +261,13 @@ class TestDeadLetters:
 def test_breaker_transitions_are_events(clock: FakeClock) -> None:
     breaker = brace.CircuitBreaker(name="payments", consecutive_failures=2, wait_in_open=1.0, half_open_calls=1)
     recovery, sink, _ = recovery_with_log(policy=brace.Policy(breaker=breaker))
-    recovery.call(Remote("503", "503"))  # opens; after its 1 s wait the retry probes and closes it
+    remote = Remote("503", "503")
+    with pytest.raises(brace.RecoveryFailed):
+        recovery.call(remote)  # opens it; the open breaker's rejection settles the call at once
+    clock.advance(1.0)
+    recovery.call(remote)  # after its 1 s wait a probe goes through and closes it
     transitions = [event.detail for event in sink.events() if event.kind == "breaker"]
-    assert transitions[0] == "payments: closed -> open"
-    assert "payments: half_open -> closed" in transitions
+    assert transitions == ["payments: closed -> open", "payments: open -> half_open", "payments: half_open -> closed"]
 
 
 def test_the_json_lines_log_has_every_attempt(clock: FakeClock, tmp_path: Path) -> None:

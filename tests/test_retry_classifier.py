@@ -30,14 +30,29 @@ def status_error(status: int, retry_after: str | None = None) -> httpx.HTTPStatu
     return httpx.HTTPStatusError(f"status {status}", request=REQUEST, response=response(status, retry_after))
 
 
-# Exact, reproducible delays per category: 1, 2, 4, ... for timeouts; 10 s flat for the network.
+# Exact, reproducible delays per category: 1, 2, 4, ... for timeouts; 10 s flat for the network;
+# small allowances for the categories whose defaults ride out long outages.
 EXACT = ErrorClassifier(treatments={
     C.TIMEOUT: {"backoff": Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="none")},
     C.NETWORK_ERROR: {"backoff": Backoff.constant(delay=10.0)},
-    C.SERVICE_DOWN: {"backoff": Backoff.constant(delay=3.0)},
-    C.RATE_LIMITED: {"backoff": Backoff.constant(delay=5.0)},
+    C.SERVICE_DOWN: {"backoff": Backoff.constant(delay=3.0), "max_attempts": 3},
+    C.RATE_LIMITED: {"backoff": Backoff.constant(delay=5.0), "max_attempts": 5},
     C.INTERNAL_ERROR: {"backoff": Backoff.constant(delay=0.5)},
 })  # fmt: skip
+
+
+class ServerWait:
+    """Equal to a gap that honoured a server's wait of `seconds`: never earlier, and
+    spread over up to 20% more so that callers do not return in lockstep."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __eq__(self, gap: object) -> bool:
+        return isinstance(gap, float) and self.seconds <= gap <= self.seconds * 1.2 + 1e-6
+
+    def __repr__(self) -> str:
+        return f"ServerWait({self.seconds})"
 
 
 class Script:
@@ -79,7 +94,7 @@ class Script:
         # TIMEOUT: 3 more attempts, exponential 1, 2, 4.
         (lambda: TimeoutError("slow"), 4, [1.0, 2.0, 4.0]),
         # RATE_LIMITED: 5 more, each after the server's Retry-After.
-        (lambda: status_error(429, "7"), 6, [7.0] * 5),
+        (lambda: status_error(429, "7"), 6, [ServerWait(7.0)] * 5),
         # SERVICE_DOWN: 3 more.
         (lambda: status_error(503), 4, [3.0] * 3),
         # INTERNAL_ERROR: 2 more.
@@ -194,15 +209,15 @@ def test_an_explicit_backoff_replaces_the_categories(clock: FakeClock) -> None:
 def test_the_server_wait_wins_over_the_backoff(clock: FakeClock) -> None:
     script = Script(clock, [status_error(503, "20"), status_error(503)])
     assert Retry(classifier=EXACT).call(script) == "ok"
-    assert script.gaps == [20.0, 3.0]
+    assert script.gaps == [ServerWait(20.0), 3.0]
 
 
 @pytest.mark.parametrize(
     ("retry_pushback", "treatment_pushback", "gap"),
-    [(True, True, 20.0), (False, True, 3.0), (True, False, 3.0), (False, False, 3.0)],
+    [(True, True, ServerWait(20.0)), (False, True, 3.0), (True, False, 3.0), (False, False, 3.0)],
 )
 def test_pushback_needs_both_flags(clock: FakeClock, retry_pushback: bool, treatment_pushback: bool,
-                                   gap: float) -> None:  # fmt: skip
+                                   gap: float | ServerWait) -> None:  # fmt: skip
     classifier = ErrorClassifier(treatments={C.SERVICE_DOWN: {"backoff": Backoff.constant(delay=3.0),
                                                               "pushback": treatment_pushback}})  # fmt: skip
     script = Script(clock, [status_error(503, "20")])
@@ -219,7 +234,7 @@ def test_the_retry_pushback_cap_bounds_the_server_wait(clock: FakeClock) -> None
 def test_brace_rate_limited_retry_after_is_honoured(clock: FakeClock) -> None:
     script = Script(clock, [brace.RateLimited(retry_after=0.25, name="api", requested=1, limit=1)])
     assert Retry(classifier=EXACT).call(script) == "ok"
-    assert script.gaps == [0.25]
+    assert script.gaps == [ServerWait(0.25)]
 
 
 def test_deadline_still_applies(clock: FakeClock) -> None:
@@ -247,7 +262,7 @@ def test_returned_failures_are_retried(clock: FakeClock, form: str) -> None:
             with attempt:
                 result = attempt.check(script())
     assert result is ok
-    assert script.gaps == [2.0, 3.0]
+    assert script.gaps == [ServerWait(2.0), 3.0]
 
 
 def test_a_returned_failure_that_is_not_retryable_is_returned_at_once(clock: FakeClock) -> None:
@@ -396,7 +411,7 @@ def test_policy_retries_per_category(clock: FakeClock, form: str) -> None:
     script = Script(clock, [TimeoutError(), status_error(429, "7"), response(503), TimeoutError(), ok])
     policy = Policy(retry=Retry(classifier=EXACT), breaker=brace.CircuitBreaker(name=f"classified-{form}"))
     assert run_policy(policy, script, form) is ok
-    assert script.gaps == [1.0, 7.0, 3.0, 2.0]
+    assert script.gaps == [1.0, ServerWait(7.0), 3.0, 2.0]
 
 
 @pytest.mark.parametrize("form", POLICY_FORMS)
@@ -447,7 +462,7 @@ def test_async(clock: FakeClock, form: str) -> None:
         return result
 
     assert asyncio.run(scenario()) is ok
-    assert script.gaps == [1.0, 4.0, 10.0, 2.0]
+    assert script.gaps == [1.0, ServerWait(4.0), 10.0, 2.0]
 
 
 def test_async_gives_up_per_category(clock: FakeClock) -> None:
@@ -464,4 +479,4 @@ def test_policy_retries_a_first_returned_failure(clock: FakeClock, form: str) ->
     ok = response(200)
     script = Script(clock, [response(503, "2"), ok])
     assert run_policy(Policy(retry=Retry(classifier=EXACT)), script, form) is ok
-    assert script.gaps == [2.0]
+    assert script.gaps == [ServerWait(2.0)]

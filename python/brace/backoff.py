@@ -17,6 +17,7 @@ from brace._core import (
     JITTER_NONE,
     JITTER_PROPORTIONAL,
     BackoffCore,
+    rng_uniform,
 )
 
 __all__ = ["Backoff", "BackoffKind", "DelayFunction", "Jitter"]
@@ -75,6 +76,19 @@ def _multiplier(value: object) -> float:
     if not math.isfinite(value) or value < 1:
         raise ValueError(f"multiplier must be a finite number >= 1, got {value!r}")
     return float(value)
+
+
+# Callers told by the same server to come back in s seconds (a 429 or 503 with
+# Retry-After) spread their return over s .. 1.2 s: never earlier than asked, and
+# not all in the same instant. Proportional, so that it scales with the wait.
+_SERVER_WAIT_SPREAD = 0.2
+
+
+def after_server_wait(seconds: float) -> float:
+    """A wait the server asked for, plus a random spread so that callers do not return
+    in lockstep: uniform in [s, 1.2 s] (brace's random stream: reproducible under
+    brace.testing.seed)."""
+    return seconds * (1.0 + _SERVER_WAIT_SPREAD * rng_uniform())
 
 
 def _jitter(value: object) -> int:

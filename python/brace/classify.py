@@ -41,7 +41,7 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple, TypeVar, Union
 
 from brace import _config
-from brace.backoff import Backoff
+from brace.backoff import Backoff, after_server_wait
 from brace.errors import BulkheadFull, CircuitOpen, RateLimited, Timeout
 from brace.pushback import http_status, server_delay
 
@@ -223,10 +223,24 @@ def _treatment(transient: bool, retryable: bool, severity: Severity, strategy: S
 
 
 _S = Strategy
+def _riding_out(cap: float) -> Backoff:
+    """Waits for failures that last seconds (an outage, a throttling window): from 0.5 s,
+    doubling up to `cap`, with equal jitter (d/2 + U(0, d/2)) so that callers spread out
+    but every wait still covers at least half its nominal time."""
+    return Backoff.exponential(initial=0.5, multiplier=2.0, max=cap, jitter="equal")
+
+
+# Outages and throttling windows last seconds: their categories get many attempts
+# and waits that ride out ~10 s at the least (the minimum waits of the first 8
+# retries add up to 11.75 s), and the call's healing time is what bounds them.
+_RIDE_OUT_ATTEMPTS = 10
+
 DEFAULT_TREATMENTS: Final[Mapping[Category, Treatment]] = MappingProxyType({
     Category.TIMEOUT: _treatment(True, True, Severity.MEDIUM, _S.RETRY_WITH_BACKOFF, 3),
-    Category.RATE_LIMITED: _treatment(True, True, Severity.LOW, _S.WAIT_FOR_SERVER, 5, initial=2.0),
-    Category.SERVICE_DOWN: _treatment(True, True, Severity.HIGH, _S.RETRY_THEN_FALLBACK, 3),
+    Category.RATE_LIMITED: Treatment(True, True, Severity.LOW, _S.WAIT_FOR_SERVER, _RIDE_OUT_ATTEMPTS,
+                                     _riding_out(8.0), True),
+    Category.SERVICE_DOWN: Treatment(True, True, Severity.HIGH, _S.RETRY_THEN_FALLBACK, _RIDE_OUT_ATTEMPTS,
+                                     _riding_out(4.0), True),
     Category.NETWORK_ERROR: _treatment(True, True, Severity.MEDIUM, _S.RETRY_WITH_BACKOFF, 3),
     # Retried as soon as the credentials are refreshed: waiting helps nothing.
     Category.AUTH_EXPIRED: _treatment(False, True, Severity.LOW, _S.REFRESH_AND_RETRY, 2, initial=0.1),
@@ -263,7 +277,8 @@ class Classification:
             with the matching rule's overrides.
         retry_after: Seconds the server asked to wait (Retry-After and the
             other pushback fields), else the retry_after of a brace
-            RateLimited / CircuitOpen, else None.
+            RateLimited, else None (a CircuitOpen's open time is brace's own
+            decision, not a wait to honour).
         status: The HTTP status found, or None.
         rule: The name of the rule that decided: "builtin:http-status",
             "builtin:errno", ..., or a user rule's name.
@@ -294,11 +309,13 @@ class Classification:
         """Seconds to wait before retry number `retry` (1 for the first) of this category.
 
         The server's wait when the treatment honours pushback and the server
-        said one, else the category's backoff at `retry` (`previous`: the
-        delay before the previous retry of the category, for decorrelated jitter).
+        said one (spread over up to 20% more, so that callers told the same wait
+        do not return in the same instant), else the category's
+        backoff at `retry` (`previous`: the delay before the previous retry of
+        the category, for decorrelated jitter).
         """
         if self.pushback and self.retry_after is not None:
-            return self.retry_after
+            return after_server_wait(self.retry_after)
         return self.backoff.delay(retry, previous=previous, outcome=self.error)
 
     def describe(self) -> str:
@@ -891,12 +908,12 @@ class ErrorClassifier:
         delay = server_delay(node, cap=self._pushback_cap)
         if delay is not None:
             return delay
-        if isinstance(node, (RateLimited, CircuitOpen)):
+        # A limiter's wait is exact and short-lived: honour it. A breaker's open
+        # time is not the server asking for a pause but brace's own decision to
+        # stop calling: waiting it out would hold every call for up to a minute.
+        if isinstance(node, RateLimited):
             wait = _attribute(node, "retry_after")
-            # A breaker says 0 when it does not know (every probe is out): no wait to honour.
-            floor_ok = isinstance(node, RateLimited) or (isinstance(wait, (int, float)) and wait > 0)
-            if isinstance(wait, (int, float)) and not isinstance(wait, bool) and math.isfinite(wait) \
-                    and wait >= 0 and floor_ok:  # fmt: skip
+            if isinstance(wait, (int, float)) and not isinstance(wait, bool) and math.isfinite(wait) and wait >= 0:
                 return min(float(wait), self._pushback_cap)
         return None
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Union
 
-from brace import _config
+from brace import _clock, _config, _deadline
 from brace._core import now_ns
 
 if TYPE_CHECKING:
@@ -42,8 +42,10 @@ __all__ = [
 _log = logging.getLogger("brace")
 _NS = 1_000_000_000
 
-Reason = Literal["not_retryable", "attempts", "healing_time", "fallback_failed"]
-_REASONS: tuple[str, ...] = ("not_retryable", "attempts", "healing_time", "fallback_failed")
+Reason = Literal["not_retryable", "attempts", "healing_time", "deadline", "fallback_failed", "rejected_locally",
+                 "still_running", "recovery_error"]
+_REASONS: tuple[str, ...] = ("not_retryable", "attempts", "healing_time", "deadline", "fallback_failed",
+                             "rejected_locally", "still_running", "recovery_error")
 
 
 class Option(enum.Enum):
@@ -201,7 +203,10 @@ class Escalation:
         error: Its last error: an exception, or the failed result (e.g. an
             HTTP response with status >= 400).
         reason: Why recovery stopped: "not_retryable", "attempts",
-            "healing_time" or "fallback_failed".
+            "healing_time", "deadline", "fallback_failed", "rejected_locally"
+            (an open breaker, a full bulkhead, a spent budget: nothing was
+            sent), "still_running" (a timed-out attempt of an operation not
+            declared idempotent) or "recovery_error" (brace failed).
         timeline: Its attempts, in order.
         options: The options a decision may take (default: all four).
         correlation_id: An id tying the escalation to a request, or None.
@@ -293,6 +298,16 @@ class Escalation:
             )
         if self.reason == "healing_time":
             return f"healing time ran out: {name} was not healed within the time allowed"
+        if self.reason == "deadline":
+            return f"deadline reached: the caller's deadline came before {name} was healed"
+        if self.reason == "rejected_locally":
+            return (f"rejected by brace itself ({_type_name(self.error)}): nothing was sent, and retrying at "
+                    f"once would be rejected again")
+        if self.reason == "still_running":
+            return ("the attempt timed out but may still be running, and the operation is not declared "
+                    "idempotent: retrying could run it twice")
+        if self.reason == "recovery_error":
+            return "brace's recovery itself failed (see the log); the call was kept as a dead letter"
         return f"fallback failed: no fallback alternative could serve a value for {name}"
 
     def explain(self) -> str:
@@ -427,25 +442,31 @@ class Escalation:
         return True
 
     def wait(self, timeout: float | timedelta | None = None) -> Decision | None:
-        """Blocks the thread until someone decides, or for at most `timeout` (real time).
+        """Blocks the thread until someone decides, or for at most `timeout`.
+
+        The wait ends earlier at an enclosing deadline (brace.deadline, a
+        Retry's), and follows brace.testing.fake_clock() (see there).
 
         Args:
-            timeout: Seconds >= 0 (or a timedelta); None waits for as long as it takes.
+            timeout: Seconds >= 0 (or a timedelta); None waits for as long as
+                it takes (or until the enclosing deadline).
 
         Returns:
             The decision, or None if none was taken in time.
         """
         seconds = _config.duration(timeout, "timeout", allow_none=True, maximum=threading.TIMEOUT_MAX)
-        self._decided.wait(seconds)
+        _clock.wait(self._decided.wait, _wait_deadline(seconds))
         return self._decision
 
     async def wait_async(self, timeout: float | timedelta | None = None) -> Decision | None:
         """Waits, without blocking the event loop, until someone decides or for at most `timeout`.
 
-        A decision from another task or another thread wakes it (real time).
+        A decision from another task or another thread wakes it. Like `wait`,
+        it ends earlier at an enclosing deadline and follows the fake clock.
 
         Args:
-            timeout: Seconds >= 0 (or a timedelta); None waits for as long as it takes.
+            timeout: Seconds >= 0 (or a timedelta); None waits for as long as
+                it takes (or until the enclosing deadline).
 
         Returns:
             The decision, or None if none was taken in time.
@@ -457,9 +478,9 @@ class Escalation:
                 return self._decision
             self._async_waiters.append(future)
         try:
-            # asyncio.wait, unlike wait_for, never cancels the future on a timeout:
-            # decide() may be resolving it from another thread at that instant.
-            await asyncio.wait((future,), timeout=seconds)
+            # Never cancels the future on a timeout: decide() may be resolving it
+            # from another thread at that instant.
+            await _clock.wait_async(future, _wait_deadline(seconds))
         finally:
             with self._lock:
                 if future in self._async_waiters:
@@ -485,6 +506,12 @@ _OPTION_TEXT = {
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _wait_deadline(seconds: float | None) -> int | None:
+    """When a wait for a decision starting now ends: after `seconds`, or at an
+    enclosing deadline, whichever comes first (None: never)."""
+    return _deadline.tighter(None if seconds is None else now_ns() + round(seconds * _NS))
 
 
 # -- handlers -------------------------------------------------------------------
@@ -600,9 +627,10 @@ class EscalationPolicy:
        told. A handler returning a Decision decides (the first decision
        wins); one that raises is recorded in `handler_errors` and logged, and
        the next runs.
-    3. Still undecided, with `wait` set: it waits up to `wait` seconds (real
-       time) for someone to call `escalation.decide()` from another thread
-       or task.
+    3. Still undecided, with `wait` set: it waits up to `wait` seconds for
+       someone to call `escalation.decide()` from another thread or task -
+       less when the call's deadline (brace.deadline, an outer Retry's) comes
+       first. The wait follows brace.testing.fake_clock().
     4. Else the default decides, by "default" (ABORT when the default is not
        among the escalation's options: giving up is always possible).
 

@@ -17,10 +17,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 
-from brace import _config
-from brace._core import now_ns
+from brace import _config, _guarding
+from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
 from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, _categories
 from brace.errors import FallbackFailed
 
@@ -99,7 +99,8 @@ class Alternative:
         """Degraded.source for a value served by this alternative."""
         return f"fallback:{self._name}"
 
-    def _produce(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException) -> _Served:
+    def _produce(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 error: BaseException) -> _Served:  # fmt: skip
         """(value, age) for the failed call; raises _Miss when there is nothing to serve."""
         raise NotImplementedError
 
@@ -116,7 +117,8 @@ class _Call(Alternative):
         super().__init__(name)
         self._fn = fn
 
-    def _produce(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException) -> _Served:
+    def _produce(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 error: BaseException) -> _Served:  # fmt: skip
         return self._fn(*args, **kwargs), None
 
 
@@ -127,7 +129,8 @@ class _Value(Alternative):
         super().__init__(name)
         self._value = value
 
-    def _produce(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException) -> _Served:
+    def _produce(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 error: BaseException) -> _Served:  # fmt: skip
         return self._value, None
 
 
@@ -138,7 +141,8 @@ class _FromError(Alternative):
         super().__init__(name)
         self._fn = fn
 
-    def _produce(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException) -> _Served:
+    def _produce(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 error: BaseException) -> _Served:  # fmt: skip
         return self._fn(error), None
 
 
@@ -160,13 +164,18 @@ class _Cached(Alternative):
     def source(self) -> str:
         return "cache"
 
-    def key_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    def key_of(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        """The entry's key: the operation, and its arguments (or `key` of them).
+
+        One Fallback may serve several operations: a result is served only
+        for the operation it came from, never another one's.
+        """
         if self._key is not None:
             key = self._key(*args, **kwargs)
             hash(key)  # an unhashable key fails here, named, not deep in the dict
-            return key
+            return operation, key
         # kwargs sorted by name: the same call written in another order is the same key.
-        key = (args, tuple(sorted(kwargs.items())))
+        key = (operation, args, tuple(sorted(kwargs.items())))
         try:
             hash(key)
         except TypeError:
@@ -174,8 +183,8 @@ class _Cached(Alternative):
             return repr(key)
         return key
 
-    def store(self, args: tuple[Any, ...], kwargs: dict[str, Any], value: object) -> None:
-        key = self.key_of(args, kwargs)
+    def store(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], value: object) -> None:
+        key = self.key_of(operation, args, kwargs)
         stored = now_ns()
         with self._lock:
             self._entries[key] = (value, stored)
@@ -183,8 +192,9 @@ class _Cached(Alternative):
             if len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
 
-    def _produce(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException) -> _Served:
-        key = self.key_of(args, kwargs)
+    def _produce(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 error: BaseException) -> _Served:  # fmt: skip
+        key = self.key_of(operation, args, kwargs)
         now = now_ns()
         with self._lock:
             entry = self._entries.get(key)
@@ -359,7 +369,7 @@ class Fallback:
         return classification is not None and classification.category in self._on
 
     def serve(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException,
-              classification: Classification | None) -> Degraded[Any]:  # fmt: skip
+              classification: Classification | None, *, operation: str = "") -> Degraded[Any]:  # fmt: skip
         """Serves a value for a failed call from the first alternative that has one.
 
         The `on` filter is the caller's to check (see `applies`). A
@@ -370,6 +380,8 @@ class Fallback:
             args, kwargs: The failed call's arguments.
             error: Its failure.
             classification: The failure's classification, or None.
+            operation: The failed operation's name: a cached result is served
+                only for the operation (and arguments) it came from.
 
         Raises:
             FallbackFailed: Every alternative failed; `error` is the cause.
@@ -377,7 +389,7 @@ class Fallback:
         failures: list[str] = []
         for alternative in self._alternatives:
             try:
-                value, age = alternative._produce(args, kwargs, error)
+                value, age = alternative._produce(operation, args, kwargs, error)
                 if inspect.isawaitable(value):
                     if inspect.iscoroutine(value):
                         value.close()  # never awaited: close it without a warning
@@ -392,7 +404,7 @@ class Fallback:
         raise FallbackFailed(name=self._name, failures=tuple(failures)) from error
 
     async def serve_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException,
-                          classification: Classification | None) -> Degraded[Any]:  # fmt: skip
+                          classification: Classification | None, *, operation: str = "") -> Degraded[Any]:  # fmt: skip
         """`serve`, awaiting what alternatives return when it is awaitable.
 
         Raises:
@@ -401,7 +413,7 @@ class Fallback:
         failures: list[str] = []
         for alternative in self._alternatives:
             try:
-                value, age = alternative._produce(args, kwargs, error)
+                value, age = alternative._produce(operation, args, kwargs, error)
                 if inspect.isawaitable(value):
                     value = await value
             except _Miss as miss:
@@ -413,38 +425,63 @@ class Fallback:
             return Degraded(value, alternative.source, error, classification, age, tuple(failures))
         raise FallbackFailed(name=self._name, failures=tuple(failures)) from error
 
-    def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: object) -> None:
+    def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: object, *,
+                 operation: str = "") -> None:  # fmt: skip
         """Feeds a successful call's result to the cached alternatives.
 
         Costs one attribute check when there are none. A Degraded result is
         not stored: it did not come from the operation. A key function that
         raises is logged to the "brace" logger, never raised.
+
+        Args:
+            args, kwargs: The call's arguments.
+            result: What it returned.
+            operation: The operation's name (see `serve`).
         """
         if not self._caches or isinstance(result, Degraded):
             return
         for cache in self._caches:
             try:
-                cache.store(args, kwargs, result)
+                cache.store(operation, args, kwargs, result)
             except Exception:
                 _log.exception("brace: fallback %r could not cache a result (key function failed)", self._name)
 
     # -- standalone use -----------------------------------------------------------
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R | Degraded[R]:
+    @overload
+    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+
+    @overload
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R | Degraded[R]: ...
+
+    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Calls fn(*args, **kwargs); on an Exception, serves a fallback value.
 
         Raises:
             FallbackFailed: fn failed and so did every alternative (fn's
                 error is the cause).
+            TypeError: fn is a coroutine function or returned an awaitable
+                (a cache would keep the coroutine, not its value): use
+                `await fallback.call_async(fn, ...)`.
         """
+        if _guarding.sync_entry(fn, self, "Fallback.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "Fallback.call")
+        return self._call(_name_of(fn), fn, args, kwargs)
+
+    def _call(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             result = fn(*args, **kwargs)
+            if is_awaitable(result):
+                raise _guarding.refuse_awaitable(result, fn, "Fallback.call")
         except Exception as error:
+            if isinstance(error, _guarding.AsyncMisuse):
+                raise
             classification = self._classified(error)
             if not self.applies(classification):
                 raise
-            return self.serve(args, kwargs, error, classification)
-        self.remember(args, kwargs, result)
+            return self.serve(args, kwargs, error, classification, operation=operation)
+        self.remember(args, kwargs, result, operation=operation)
         return result
 
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
@@ -455,14 +492,20 @@ class Fallback:
             FallbackFailed: fn failed and so did every alternative (fn's
                 error is the cause).
         """
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast("R | Degraded[R]", await _guarding.awaited(fn(*args, **kwargs)))
+        return cast("R | Degraded[R]", await self._call_async(_name_of(fn), fn, args, kwargs))
+
+    async def _call_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Any:  # fmt: skip
         try:
-            result = await fn(*args, **kwargs)
+            result = await _guarding.awaited(fn(*args, **kwargs))
         except Exception as error:
             classification = self._classified(error)
             if not self.applies(classification):
                 raise
-            return await self.serve_async(args, kwargs, error, classification)
-        self.remember(args, kwargs, result)
+            return await self.serve_async(args, kwargs, error, classification, operation=operation)
+        self.remember(args, kwargs, result, operation=operation)
         return result
 
     def _classified(self, error: Exception) -> Classification | None:
@@ -478,23 +521,44 @@ class Fallback:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R | Degraded[R]]: ...
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorates fn (sync or coroutine function) to serve a fallback value when it fails."""
+        """Decorates fn (sync or coroutine function) to serve a fallback value when it fails.
+
+        A plain function that returns an awaitable gets its awaited outcome
+        handled, as a coroutine function would. A function this fallback
+        already decorates is returned as it is.
+        """
         if not callable(fn):
-            raise TypeError(f"a Fallback decorates callables, got {type(fn).__name__}")
-        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"a Fallback decorates callables, got {type(fn).__name__} (to decorate, write "
+                f"@brace.Fallback(alternative, ...): a bare @brace.Fallback makes the function an alternative)"
+            )
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return fn
+        operation = _name_of(fn)
+        if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 
             @functools.wraps(fn)
             async def with_fallback_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.call_async(coroutine_fn, *args, **kwargs)
+                return await self._call_async(operation, coroutine_fn, args, kwargs)
 
-            return with_fallback_async
+            return _guarding.mark(with_fallback_async, self)
 
         @functools.wraps(fn)
         def with_fallback(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(fn, *args, **kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as error:
+                classification = self._classified(error)
+                if not self.applies(classification):
+                    raise
+                return self.serve(args, kwargs, error, classification, operation=operation)
+            if is_awaitable(result):  # a plain def returning a coroutine: handle what it awaits to
+                return self._call_async(operation, lambda *_args, **_kwargs: result, args, kwargs)
+            self.remember(args, kwargs, result, operation=operation)
+            return result
 
-        return with_fallback
+        return _guarding.mark(with_fallback, self)
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""

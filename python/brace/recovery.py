@@ -23,20 +23,29 @@ import inspect
 import logging
 from collections.abc import Awaitable, Coroutine, Iterable, Iterator
 from datetime import timedelta
-from typing import Any, Callable, Literal, NamedTuple, ParamSpec, TypeVar, cast, overload
+from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, cast, overload
 
-from brace import _config
+from brace import _config, _deadline, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import now_ns
+from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
 from brace import deadletter
+from brace._safe import name_of, safe_repr
 from brace.breaker import BreakerEvent
 from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
 from brace.deadletter import DeadLetterStore
-from brace.errors import FailedResponse, FallbackFailed, RecoveryFailed
+from brace.errors import (
+    BulkheadFull,
+    CircuitOpen,
+    FailedResponse,
+    FallbackFailed,
+    RecoveryFailed,
+    RetryBudgetExhausted,
+    Timeout,
+)
 from brace.escalation import AttemptRecord, Decision, Escalation, EscalationPolicy, LoggingHandler, Option
 from brace.fallback import Degraded, Fallback
 from brace.healing import HealingAction, HealingContext, HealingStats
-from brace.policy import Policy
+from brace.policy import Policy, not_run
 from brace.pushback import http_status
 from brace.recovery_log import _current as _correlation
 from brace.recovery_log import correlation_id, new_correlation_id
@@ -57,7 +66,13 @@ _MAX_RETRY_DECISIONS = 3
 
 EventKind = Literal["attempt_started", "attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter",
                     "breaker"]
-StopReason = Literal["not_retryable", "attempts", "healing_time", "fallback_failed"]
+StopReason = Literal["not_retryable", "attempts", "healing_time", "deadline", "fallback_failed",
+                     "rejected_locally", "still_running", "recovery_error"]
+# Rejections brace made itself, before anything was sent: retrying at once would be
+# rejected again (an open breaker, a full bulkhead, a spent budget), and waiting out a
+# breaker's open time would hold the call for up to a minute. They settle at once.
+_LOCAL_REJECTIONS = (CircuitOpen, BulkheadFull, RetryBudgetExhausted)
+_AUTH_FAILURES = (Category.AUTH_EXPIRED, Category.AUTH_INVALID)
 
 
 class RecoveryEvent(NamedTuple):
@@ -121,14 +136,17 @@ class _Run:
 
     __slots__ = ("operation", "number", "timeline", "tally", "previous", "refreshed", "healing_deadline",
                  "first_failure", "failed_at", "waited", "pending", "actions_log", "retry_decisions", "args",
-                 "kwargs", "began", "escalated", "dead_lettered", "undo_due")  # fmt: skip
+                 "kwargs", "began", "escalated", "dead_lettered", "undo_due", "not_run")  # fmt: skip
 
     def __init__(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], healing_time: int) -> None:
         self.operation = operation
         self.args, self.kwargs = args, kwargs
         self.number = 1
+        self.not_run = 0  # attempts the policy rejected before running the operation
         self.timeline: list[AttemptRecord] = []
         self.retry_decisions = 0
+        # Credentials were refreshed and no attempt since has shown them accepted:
+        # a 401 now means the refresh did not help (AUTH_INVALID).
         self.refreshed = False
         self.escalated = self.dead_lettered = False
         self.new_round(healing_time)
@@ -151,13 +169,24 @@ class _Run:
 class Recovery:
     """Classify, heal, retry, fall back, escalate: one wrapper for a call to another service.
 
-    Use it as a decorator (sync or coroutine functions) or through `call` /
-    `call_async`. A call returns the operation's value; or a brace.Degraded
-    holding a value that did not come from the operation (a fallback's, or
-    an escalation's decision to skip or to use a given value); or raises
-    brace.RecoveryFailed (chained to the last error) when escalation decides
-    to abort. Exceptions that are not Exceptions (KeyboardInterrupt,
-    cancellation) pass through untouched.
+    Use it as a decorator (sync or coroutine functions; a plain function
+    that returns an awaitable is recovered as the coroutine it returns) or
+    through `call` / `call_async`. A call returns the operation's value; or a
+    brace.Degraded holding a value that did not come from the operation (a
+    fallback's, or an escalation's decision to skip or to use a given value);
+    or raises brace.RecoveryFailed (chained to the last error) when
+    escalation decides to abort. Exceptions that are not Exceptions
+    (KeyboardInterrupt, cancellation) pass through untouched, and so does
+    the TypeError of a coroutine function given to the sync `call`.
+
+    Rejections by brace itself (an open breaker, a full bulkhead, a spent
+    retry budget) are not retried: nothing was sent, and a breaker's open
+    time is not the server asking for a pause. They go to the fallback or
+    escalation at once. A sync attempt that timed out and may still be
+    running (brace.Timeout with still_running) is retried only when the
+    operation is `idempotent`. An enclosing deadline (brace.deadline, an
+    outer Retry) bounds the retries and the wait for an escalation's
+    decision, like `healing_time`.
 
     Args:
         classifier: Classifies failures and sets each category's attempts,
@@ -185,6 +214,14 @@ class Recovery:
             the skip reaches the caller: a brace.DeadLetterStore. Default: the
             process's store (brace.deadletter.default_store(): SQLite, opened
             on the first dead letter).
+        idempotent: Whether running the operation twice is harmless: only
+            then is an attempt that timed out and may still be running
+            retried.
+        read_only: Whether the operation only reads (and so is idempotent):
+            a value it was served instead (a fallback, a decision) then
+            loses nothing. A call that is not read-only and was served a
+            stand-in value is also kept as a dead letter, replayable, so that
+            a write is never silently dropped.
         name: The operation's name in escalations, events and overrides;
             default the wrapped function's __qualname__.
 
@@ -193,11 +230,12 @@ class Recovery:
     """
 
     __slots__ = ("_classifier", "_policy", "_actions", "_fallback", "_escalation", "_healing_time",
-                 "healing_stats", "_feature", "_dead_letters", "_name", "_listeners", "_book", "__weakref__")  # fmt: skip
+                 "healing_stats", "_feature", "_dead_letters", "_name", "_listeners", "_book", "_replay_book",
+                 "_idempotent", "_read_only", "__weakref__")  # fmt: skip
 
     def __init__(
         self,
-        *,
+        *positional: NoReturn,
         classifier: ErrorClassifier | None = None,
         policy: Policy | None = None,
         healing: Iterable[HealingAction] = (),
@@ -207,8 +245,11 @@ class Recovery:
         healing_stats: HealingStats | None = None,
         feature: str | None = None,
         dead_letters: DeadLetterStore | None = None,
+        idempotent: bool = False,
+        read_only: bool = False,
         name: str | None = None,
     ) -> None:
+        _config.keywords_only("Recovery", positional)
         for value, kind, param in ((classifier, ErrorClassifier, "classifier"), (policy, Policy, "policy"),
                                    (fallback, Fallback, "fallback"), (escalation, EscalationPolicy, "escalation"),
                                    (healing_stats, HealingStats, "healing_stats"),
@@ -225,6 +266,11 @@ class Recovery:
         if len(set(names)) != len(names):
             raise ValueError(f"healing actions must have unique names, got {names}")
         self._healing_time = round(_config.positive_duration(healing_time, "healing_time") * _NS)
+        for flag, param in ((idempotent, "idempotent"), (read_only, "read_only")):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{param} must be a bool, got {type(flag).__name__}")
+        self._read_only = read_only
+        self._idempotent = idempotent or read_only
         for text, param in ((feature, "feature"), (name, "name")):
             if text is not None and (not isinstance(text, str) or not text):
                 raise ValueError(f"{param} must be a non-empty str or None, got {text!r}")
@@ -239,6 +285,7 @@ class Recovery:
         self._name = name
         self._listeners: tuple[Listener, ...] = ()
         self._book = _Book()
+        self._replay_book = _Book()
         breaker = None if policy is None else policy._breaker_obj
         if breaker is not None:
             breaker.add_listener(self._on_breaker, kinds=("state_transition",))
@@ -252,32 +299,57 @@ class Recovery:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R | Degraded[R]]: ...
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorates fn (sync or async) so that every call recovers as configured."""
+        """Decorates fn (sync or async) so that every call recovers as configured.
+
+        A function this Recovery already decorates is returned as it is.
+        """
         if not callable(fn):
             raise TypeError(f"a Recovery decorates callables, got {type(fn).__name__}")
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return fn
         operation = self._operation(fn)
-        if inspect.iscoroutinefunction(fn):
+        if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 
             @functools.wraps(fn)
             async def recovered_async(*args: P.args, **kwargs: P.kwargs) -> Any:
                 return await self._call_async(operation, coroutine_fn, args, kwargs)
 
-            return recovered_async
+            return _guarding.mark(recovered_async, self)
+        # The policy's compiled guard: it also finds out a plain function that
+        # returns an awaitable, which is then recovered as a coroutine.
+        attempt = fn if self._policy is None else self._policy(fn)
 
         @functools.wraps(fn)
         def recovered(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self._call(operation, fn, args, kwargs)
+            return self._call(operation, attempt, args, kwargs, fn)
 
-        return recovered
+        return _guarding.mark(recovered, self)
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R | Degraded[R]:
-        """Calls fn(*args, **kwargs) with recovery."""
-        return cast("R | Degraded[R]", self._call(self._operation(fn), fn, args, kwargs))
+    @overload
+    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+
+    @overload
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R | Degraded[R]: ...
+
+    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Calls fn(*args, **kwargs) with recovery.
+
+        Raises:
+            TypeError: fn is a coroutine function or returned an awaitable:
+                use `await recovery.call_async(fn, ...)`.
+        """
+        if _guarding.sync_entry(fn, self, "Recovery.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "Recovery.call")
+        attempt = fn if self._policy is None else functools.partial(self._policy.call, fn)
+        return self._call(self._operation(fn), attempt, args, kwargs, None)
 
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
                          **kwargs: P.kwargs) -> R | Degraded[R]:  # fmt: skip
-        """Awaits fn(*args, **kwargs) with recovery."""
+        """Awaits fn(*args, **kwargs) with recovery (a plain fn's value is used as it is)."""
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast("R | Degraded[R]", await _guarding.awaited(fn(*args, **kwargs)))
         return cast("R | Degraded[R]", await self._call_async(self._operation(fn), fn, args, kwargs))
 
     def add_listener(self, listener: Listener) -> None:
@@ -300,8 +372,20 @@ class Recovery:
         return self._name
 
     def stats(self) -> RecoveryStats:
-        """What this Recovery has done: calls, recoveries and their times, escalations, by category."""
+        """What this Recovery has done: calls, recoveries and their times, escalations, by category.
+
+        Calls made while replaying dead letters (brace.replay) are not among
+        them, so that replays do not change the live recovery rate: see
+        `replay_stats()`.
+        """
         return self._book.snapshot()
+
+    def replay_stats(self) -> RecoveryStats:
+        """What this Recovery did with replayed dead letters, kept apart from `stats()`."""
+        return self._replay_book.snapshot()
+
+    def _ledger(self) -> _Book:
+        return self._replay_book if _replaying.get() else self._book
 
     @staticmethod
     @contextlib.contextmanager
@@ -320,24 +404,34 @@ class Recovery:
 
     # -- the sync path --------------------------------------------------------------
 
-    def _call(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _call(self, operation: str, attempt: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              adopt: Callable[..., Any] | None) -> Any:  # fmt: skip
+        """One call; `attempt` makes one attempt. `adopt`: the decorated function, when a
+        first attempt that returns an awaitable is to be recovered as a coroutine."""
         if self._listeners and correlation_id() is None:
             token = _correlation.set(new_correlation_id())
             try:
-                return self._run(operation, fn, args, kwargs)
+                return self._run(operation, attempt, args, kwargs, adopt)
             finally:
                 _correlation.reset(token)
-        return self._run(operation, fn, args, kwargs)
+        return self._run(operation, attempt, args, kwargs, adopt)
 
-    def _run(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _run(self, operation: str, attempt: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+             adopt: Callable[..., Any] | None) -> Any:  # fmt: skip
         start = now_ns()
         run: _Run | None = None
         while True:
             try:
-                result = self._attempt(fn, args, kwargs)
+                result = attempt(*args, **kwargs)
+            except _guarding.AsyncMisuse:
+                raise
             except Exception as error:
                 outcome: Exception = error
             else:
+                if is_awaitable(result):
+                    if adopt is not None and run is None:
+                        return self._call_async(operation, adopt, args, kwargs, result)
+                    raise _guarding.refuse_awaitable(result, attempt, "Recovery.call")
                 failure = self._failure_in(result, run, operation, args, kwargs, start)
                 if failure is None:
                     return result
@@ -345,14 +439,15 @@ class Recovery:
             if run is None:
                 run = _Run(operation, args, kwargs, self._healing_time)
             try:
-                return self._recover_sync(run, fn, outcome, start)
+                return self._recover_sync(run, attempt, outcome, start)
             except _Again:
                 start = now_ns()
+            except (RecoveryFailed, _guarding.AsyncMisuse):
+                raise
+            except Exception as internal:
+                raise self._recovery_error(run, outcome, internal) from outcome
 
-    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return fn(*args, **kwargs) if self._policy is None else self._policy.call(fn, *args, **kwargs)
-
-    def _recover_sync(self, run: _Run, fn: Callable[..., Any], outcome: Exception, start: int) -> Any:
+    def _recover_sync(self, run: _Run, attempt: Callable[..., Any], outcome: Exception, start: int) -> Any:
         """Retries after a failure until success, or settles the call; raises _Again on RETRY."""
         while True:
             classification, planned = self._after_failure(run, outcome, start)
@@ -362,10 +457,14 @@ class Recovery:
             sleep_until(run.failed_at + round(planned * _NS))
             start = now_ns()
             try:
-                result = self._attempt(fn, run.args, run.kwargs)
+                result = attempt(*run.args, **run.kwargs)
+            except _guarding.AsyncMisuse:
+                raise
             except Exception as error:
                 outcome = error
                 continue
+            if is_awaitable(result):
+                raise _guarding.refuse_awaitable(result, attempt, "Recovery.call")
             failure = self._failure_in(result, run, run.operation, run.args, run.kwargs, start)
             if failure is None:
                 return result
@@ -381,7 +480,7 @@ class Recovery:
             try:
                 action.run(context)
             except Exception as error:
-                self._action_failed(run, action, context, repr(error), at)
+                self._action_failed(run, action, context, safe_repr(error), at)
                 continue
             self._action_ran(run, action, context, at)
             return
@@ -392,7 +491,8 @@ class Recovery:
         if self._fallback is not None and self._fallback.applies(classification):
             at = now_ns()
             try:
-                degraded = self._fallback.serve(run.args, run.kwargs, outcome, classification)
+                degraded = self._fallback.serve(run.args, run.kwargs, outcome, classification,
+                                                operation=run.operation)  # fmt: skip
             except FallbackFailed as failed:
                 self._emit("fallback", run, at, "failed", classification, failed, str(failed))
                 reason = "fallback_failed"
@@ -403,24 +503,32 @@ class Recovery:
 
     # -- the async path -------------------------------------------------------------
 
-    async def _call_async(self, operation: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                          kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    async def _call_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                          kwargs: dict[str, Any], first: Awaitable[Any] | None = None) -> Any:  # fmt: skip
+        """One call; `first`: the awaitable of a first attempt already made."""
         if self._listeners and correlation_id() is None:
             token = _correlation.set(new_correlation_id())
             try:
-                return await self._run_async(operation, fn, args, kwargs)
+                return await self._run_async(operation, fn, args, kwargs, first)
             finally:
                 _correlation.reset(token)
-        return await self._run_async(operation, fn, args, kwargs)
+        return await self._run_async(operation, fn, args, kwargs, first)
 
-    async def _run_async(self, operation: str, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                         kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._policy is None:
+            return await _guarding.awaited(fn(*args, **kwargs))
+        return await self._policy.call_async(fn, *args, **kwargs)
+
+    async def _run_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                         kwargs: dict[str, Any], first: Awaitable[Any] | None) -> Any:  # fmt: skip
         start = now_ns()
         run: _Run | None = None
         while True:
             try:
-                result = await (fn(*args, **kwargs) if self._policy is None else
-                                self._policy.call_async(fn, *args, **kwargs))  # fmt: skip
+                if first is None:
+                    result = await self._attempt_async(fn, args, kwargs)
+                else:
+                    result, first = await first, None
             except Exception as error:
                 outcome: Exception = error
             else:
@@ -434,8 +542,12 @@ class Recovery:
                 return await self._recover_async(run, fn, outcome, start)
             except _Again:
                 start = now_ns()
+            except RecoveryFailed:
+                raise
+            except Exception as internal:
+                raise self._recovery_error(run, outcome, internal) from outcome
 
-    async def _recover_async(self, run: _Run, fn: Callable[..., Awaitable[Any]], outcome: Exception, start: int) -> Any:
+    async def _recover_async(self, run: _Run, fn: Callable[..., Any], outcome: Exception, start: int) -> Any:
         while True:
             classification, planned = self._after_failure(run, outcome, start)
             if isinstance(planned, str):
@@ -444,8 +556,7 @@ class Recovery:
             await sleep_until_async(run.failed_at + round(planned * _NS))
             start = now_ns()
             try:
-                result = await (fn(*run.args, **run.kwargs) if self._policy is None else
-                                self._policy.call_async(fn, *run.args, **run.kwargs))  # fmt: skip
+                result = await self._attempt_async(fn, run.args, run.kwargs)
             except Exception as error:
                 outcome = error
                 continue
@@ -463,7 +574,7 @@ class Recovery:
                 if inspect.isawaitable(done):
                     await done
             except Exception as error:
-                self._action_failed(run, action, context, repr(error), at)
+                self._action_failed(run, action, context, safe_repr(error), at)
                 continue
             self._action_ran(run, action, context, at)
             return
@@ -475,7 +586,8 @@ class Recovery:
         if self._fallback is not None and self._fallback.applies(classification):
             at = now_ns()
             try:
-                degraded = await self._fallback.serve_async(run.args, run.kwargs, outcome, classification)
+                degraded = await self._fallback.serve_async(run.args, run.kwargs, outcome, classification,
+                                                            operation=run.operation)  # fmt: skip
             except FallbackFailed as failed:
                 self._emit("fallback", run, at, "failed", classification, failed, str(failed))
                 reason = "fallback_failed"
@@ -488,32 +600,43 @@ class Recovery:
     # -- decisions shared by both paths ---------------------------------------------
 
     def _operation(self, fn: Callable[..., Any]) -> str:
-        if self._name is not None:
-            return self._name
-        return cast(str, getattr(fn, "__qualname__", None) or repr(fn))
+        return self._name if self._name is not None else name_of(fn)
 
     def _after_failure(self, run: _Run, outcome: Exception, start: int) -> tuple[Classification, float | StopReason]:
         """Books a failed attempt; returns its classification and the wait before
         the next attempt, or the reason to stop."""
         end = now_ns()
         classification = self._classifier.classify(outcome, refreshed=run.refreshed)
+        ran = not not_run(outcome)
+        if not ran:
+            run.not_run += 1
         run.timeline.append(AttemptRecord(
             number=run.number, started=start / _NS, duration=(end - start) / _NS, outcome="failure",
             error=outcome, classification=classification,
             actions=tuple(run.actions_log), delay=run.waited))  # fmt: skip
         run.failed_at = end
-        self._emit("attempt", run, start, "failure", classification, outcome, duration=end - start)
+        self._emit("attempt", run, start, "failure", classification, outcome, duration=end - start, ran=ran)
         self._verify(run, classification, healed=False)
+        if ran and classification.category not in _AUTH_FAILURES:
+            run.refreshed = False  # the credentials were accepted: a later 401 is a new expiry
         run.actions_log = []
         category = classification.category
+        if isinstance(outcome, _LOCAL_REJECTIONS):
+            return classification, "rejected_locally"
+        if isinstance(outcome, Timeout) and outcome.still_running and not self._idempotent:
+            return classification, "still_running"
         if not classification.retryable:
             return classification, "not_retryable"
         used = run.tally.get(category, 0)
         if used >= classification.max_attempts:
             return classification, "attempts"
         delay = classification.delay(used + 1, previous=run.previous.get(category))
-        if end + round(delay * _NS) > run.healing_deadline:
+        retry_at = end + round(delay * _NS)
+        if retry_at > run.healing_deadline:
             return classification, "healing_time"
+        bound = _deadline.current_ns()
+        if bound is not None and retry_at >= bound:
+            return classification, "deadline"
         run.tally[category] = used + 1
         run.previous[category] = run.waited = delay
         run.number += 1
@@ -550,15 +673,20 @@ class Recovery:
         run.pending.append((classification.strategy.value, None, context, run.failed_at))
 
     def _verify(self, run: _Run, classification: Classification | None, *, healed: bool) -> None:
-        """The attempt after the pending strategies ended: book them, undo those that made it worse."""
+        """The attempt after the pending strategies ended: book them, queue the undo of
+        those that did not help.
+
+        A strategy is judged by what it was for, its failure's category: it
+        healed when the next attempt succeeded or failed for another reason
+        (a refreshed token that meets a 503 did its job); it failed when the
+        same category failed again, and then its action is undone.
+        """
         now = now_ns()
         for strategy, action, context, failed_at in run.pending:
             before = context.classification
-            self.healing_stats.record(before.category, strategy, healed=healed, seconds=(now - failed_at) / _NS)
-            if healed or action is None or action.undo is None or classification is None:
-                continue
-            worse = classification.severity > before.severity or (before.retryable and not classification.retryable)
-            if worse:
+            fixed = healed or classification is None or classification.category is not before.category
+            self.healing_stats.record(before.category, strategy, healed=fixed, seconds=(now - failed_at) / _NS)
+            if not fixed and action is not None and action.undo is not None:
                 run.undo_due.append((action, context))
         run.pending = []
 
@@ -591,8 +719,9 @@ class Recovery:
     def _undone(self, run: _Run, action: HealingAction, context: HealingContext, at: int,
                 error: Exception | None) -> None:  # fmt: skip
         if error is not None:
-            _log.warning("brace: undo of healing action %r of %r failed: %r", action.name, run.operation, error)
-            run.actions_log.append(f"{action.name}: undo failed ({error!r})")
+            _log.warning("brace: undo of healing action %r of %r failed: %s", action.name, run.operation,
+                         safe_repr(error))  # fmt: skip
+            run.actions_log.append(f"{action.name}: undo failed ({safe_repr(error)})")
             self._emit("undo", run, at, "failed", context.classification, error, action.name)
             return
         run.actions_log.append(f"{action.name}: undone")
@@ -614,7 +743,7 @@ class Recovery:
                    start: int) -> None:  # fmt: skip
         """A first attempt succeeded."""
         self._remember(operation, args, kwargs, result)
-        self._book.first_try()
+        self._ledger().first_try()
         if self._listeners:
             end = now_ns()
             self._dispatch(RecoveryEvent("attempt", operation, 1, start / _NS, (end - start) / _NS, "success",
@@ -632,7 +761,7 @@ class Recovery:
 
     def _remember(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: object) -> None:
         if self._fallback is not None:
-            self._fallback.remember(args, kwargs, result)
+            self._fallback.remember(args, kwargs, result, operation=operation)
         if self._feature is not None and not switches.is_on(self._feature):
             switches.turn_on(self._feature, reason=f"{operation} succeeded", by=f"recovery:{operation}")
 
@@ -684,7 +813,7 @@ class Recovery:
                                attempts=run.number)  # fmt: skip
         except Exception as error:
             _log.exception("brace: could not dead-letter a call of %r", run.operation)
-            _add_note(outcome, f"brace could not store this call as a dead letter: {error!r}")
+            _add_note(outcome, f"brace could not store this call as a dead letter: {safe_repr(error)}")
             self._emit("dead_letter", run, at, "failed", classification, error)
             return None
         run.dead_lettered = True
@@ -695,9 +824,22 @@ class Recovery:
         first = run.timeline[0].classification
         assert first is not None
         recovery_time = None if end is None else (end - run.began) / _NS
-        self._book.failed_call(first.category, transient=first.transient, ending=ending, attempts=run.number,
-                               escalated=run.escalated, dead_lettered=run.dead_lettered,
-                               recovery_time=recovery_time)  # fmt: skip
+        self._ledger().failed_call(first.category, transient=first.transient, ending=ending,
+                                   attempts=run.number - run.not_run, rejected=run.not_run,
+                                   escalated=run.escalated, dead_lettered=run.dead_lettered,
+                                   recovery_time=recovery_time)  # fmt: skip
+
+    def _recovery_error(self, run: _Run, outcome: Exception, internal: Exception) -> RecoveryFailed:
+        """brace's own recovery failed (a component raised what it never should): the call
+        still ends with brace's error, its dead letter stored, never with a stray exception."""
+        _log.error("brace: recovering %r failed inside brace; the call is dead-lettered", run.operation,
+                   exc_info=internal)  # fmt: skip
+        _add_note(outcome, f"brace's recovery failed: {safe_repr(internal)}")
+        category = self._classifier.classify(outcome)
+        letter = self._dead_letter(run, category, outcome)
+        self._book_failed_call(run, "abort")
+        return RecoveryFailed(operation=run.operation, category=category.category.value, attempts=len(run.timeline),
+                              reason="recovery_error", dead_letter=letter)  # fmt: skip
 
     def _on_breaker(self, event: BreakerEvent) -> None:
         if not self._listeners:
@@ -717,11 +859,12 @@ class Recovery:
     # -- events -----------------------------------------------------------------------
 
     def _emit(self, kind: EventKind, run: _Run, at: int, outcome: str, classification: Classification | None,
-              error: object, detail: str = "", *, duration: int = 0, attempt: int | None = None) -> None:  # fmt: skip
+              error: object, detail: str = "", *, duration: int = 0, attempt: int | None = None,
+              ran: bool = True) -> None:  # fmt: skip
         if self._listeners:
             self._dispatch(RecoveryEvent(kind, run.operation, run.number if attempt is None else attempt,
                                          at / _NS, duration / _NS, outcome, classification, error, detail,
-                                         correlation_id()))  # fmt: skip
+                                         correlation_id(), ran))  # fmt: skip
 
     def _dispatch(self, event: RecoveryEvent) -> None:
         for listener in self._listeners:

@@ -78,7 +78,10 @@ class RecoveryStats:
         recovered: Failed calls (any category) that recovered on their own.
         mean_recovery_time: Mean seconds from first failure to success, over `recovered`.
         p95_recovery_time: Its 95th percentile (over the last 100,000 recoveries).
-        attempts_made: Attempts made by every call, first attempts included.
+        attempts_made: Attempts that ran the operation, first attempts included.
+        attempts_rejected: Attempts the Recovery's policy rejected before
+            running the operation (breaker open, limiter, bulkhead full):
+            nothing was sent.
         attempts_per_recovery: Mean attempts of the calls that recovered on their own.
         fallbacks: Calls served by the fallback.
         escalations: Calls that reached escalation.
@@ -96,6 +99,7 @@ class RecoveryStats:
     mean_recovery_time: float | None
     p95_recovery_time: float | None
     attempts_made: int
+    attempts_rejected: int
     attempts_per_recovery: float | None
     fallbacks: int
     escalations: int
@@ -110,12 +114,12 @@ class RecoveryStats:
 class _Book:
     """The running record behind `Recovery.stats()`; thread-safe."""
 
-    __slots__ = ("_lock", "_calls", "_first_try", "_attempts", "_transient", "_transient_recovered",
+    __slots__ = ("_lock", "_calls", "_first_try", "_attempts", "_rejected", "_transient", "_transient_recovered",
                  "_recovered_attempts", "_categories", "_times")  # fmt: skip
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls = self._first_try = self._attempts = 0
+        self._calls = self._first_try = self._attempts = self._rejected = 0
         self._transient = self._transient_recovered = self._recovered_attempts = 0
         self._categories: dict[Category, list[int]] = {}
         self._times: dict[Category, deque[float]] = {}
@@ -126,12 +130,13 @@ class _Book:
             self._first_try += 1
             self._attempts += 1
 
-    def failed_call(self, category: Category, *, transient: bool, ending: Ending, attempts: int,
+    def failed_call(self, category: Category, *, transient: bool, ending: Ending, attempts: int, rejected: int,
                     escalated: bool, dead_lettered: bool, recovery_time: float | None) -> None:  # fmt: skip
         recovered = ending == "recovered"
         with self._lock:
             self._calls += 1
             self._attempts += attempts
+            self._rejected += rejected
             counts = self._categories.setdefault(category, [0, 0, 0, 0, 0, 0])
             counts[0] += 1
             counts[1] += recovered
@@ -151,7 +156,7 @@ class _Book:
         with self._lock:
             categories = {category: list(counts) for category, counts in self._categories.items()}
             times = {category: list(recent) for category, recent in self._times.items()}
-            calls, first_try, attempts = self._calls, self._first_try, self._attempts
+            calls, first_try, attempts, rejected = self._calls, self._first_try, self._attempts, self._rejected
             transient, transient_recovered, recovered_attempts = (self._transient, self._transient_recovered,
                                                                   self._recovered_attempts)  # fmt: skip
         by_category = {
@@ -168,7 +173,7 @@ class _Book:
             transient_recovered=transient_recovered,
             transient_recovery_rate=transient_recovered / transient if transient else None,
             recovered=recovered, mean_recovery_time=_mean(every_time), p95_recovery_time=_p95(every_time),
-            attempts_made=attempts, attempts_per_recovery=recovered_attempts / recovered if recovered else None,
+            attempts_made=attempts, attempts_rejected=rejected, attempts_per_recovery=recovered_attempts / recovered if recovered else None,
             fallbacks=sum(counts[2] for counts in categories.values()),
             escalations=sum(counts[3] for counts in categories.values()),
             dead_lettered=sum(counts[4] for counts in categories.values()),

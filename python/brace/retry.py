@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Generic, Literal, NamedTuple, NoRet
 from brace import _config, _deadline, _guarding, _worker
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
-from brace.backoff import Backoff
+from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
 from brace.classify import Category, Classification, ErrorClassifier
 from brace.errors import RetryBudgetExhausted, RetryError, Timeout
@@ -133,7 +133,9 @@ class Retry(RetryCore):
     (`async for attempt in retry:` in coroutines.) Between attempts it sleeps
     for the server's pushback when the failure carries an HTTP response with
     Retry-After, RateLimit or X-RateLimit-Reset (capped, malformed values
-    ignored), else for the backoff's delay. Sleeps go through brace's clock,
+    ignored; spread over up to 20% more, so that callers told the same
+    wait do not return in the same instant), else for the backoff's
+    delay. Sleeps go through brace's clock,
     so under `brace.testing.fake_clock()` retries take no real time.
 
     It gives up when `attempts` are spent, when the next sleep would cross the
@@ -191,8 +193,8 @@ class Retry(RetryCore):
         budget: A RetryBudget shared with other retries: each call deposits,
             each retry withdraws.
         pushback: Whether to honour server pushback headers (with a
-            classifier, also the retry_after of brace's RateLimited and
-            CircuitOpen, for categories whose treatment has pushback).
+            classifier, also the retry_after of brace's RateLimited, for
+            categories whose treatment has pushback).
         pushback_cap: The longest server-asked delay honoured, seconds.
         raise_retry_error: Give up with brace.RetryError instead of the last exception.
         before_sleep: Called with a RetryEvent before each sleep.
@@ -570,6 +572,8 @@ class Retry(RetryCore):
             delay = server_delay(outcome, cap=self._pushback_cap) if self._pushback else None
             if delay is None:
                 delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
+            else:
+                delay = min(after_server_wait(delay), self._pushback_cap)
         else:
             key, delay, retries = self._plan_classified(attempt, outcome, previous, classification, tally)
         # An attempt that would start at the bound or after it has no time to run.
@@ -598,7 +602,7 @@ class Retry(RetryCore):
             delay = (server_delay(outcome, cap=self._pushback_cap) if classification is None
                      else classification.retry_after)  # fmt: skip
             if delay is not None:
-                delay = min(delay, self._pushback_cap)
+                delay = min(after_server_wait(delay), self._pushback_cap)
         if delay is None:
             if self._backoff_given or classification is None or key is None:
                 delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)

@@ -1,0 +1,266 @@
+"""brace.Recovery keeps its promises on the paths that used to break them: async callables,
+local rejections, deadlines, timed-out attempts, credentials that expire again, replays,
+and one fallback shared by several operations."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+import brace
+from brace import Category, Degraded, EscalationPolicy, Fallback, HealingAction, Recovery, RecoveryFailed
+from brace.testing import FakeClock
+
+_REQUEST = httpx.Request("GET", "https://api.example/v1/records")
+LONG = 60.0
+
+
+def status_error(status: int) -> httpx.HTTPStatusError:
+    response = httpx.Response(status, request=_REQUEST)
+    return httpx.HTTPStatusError(f"status {status}", request=_REQUEST, response=response)
+
+
+def quiet(**config: Any) -> Recovery:
+    return Recovery(escalation=EscalationPolicy(), **config)
+
+
+@pytest.fixture(autouse=True)
+def no_coroutine_left_unawaited() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        yield
+        gc.collect()
+
+
+# -- async callables ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("guard", ["recovery", "fallback"])
+def test_the_sync_entry_point_refuses_a_coroutine_function(guard: str) -> None:
+    ran: list[str] = []
+
+    async def fetch() -> str:
+        ran.append("ran")  # pragma: no cover
+        return "rows"  # pragma: no cover
+
+    entry = quiet() if guard == "recovery" else Fallback(Fallback.value("stale"))
+    with pytest.raises(TypeError, match=r"\.call\(\) got .*fetch, a coroutine function.*call_async"):
+        entry.call(fetch)
+    with pytest.raises(TypeError, match=r"returned coroutine, an awaitable"):
+        entry.call(lambda: fetch())
+    assert ran == []
+
+
+def test_a_cached_fallback_never_keeps_a_coroutine() -> None:
+    fallback = Fallback(Fallback.cached(max_age=60.0))
+
+    async def fetch(key: str) -> str:
+        return f"value of {key}"  # pragma: no cover
+
+    def returns_a_coroutine(key: str) -> Any:
+        return fetch(key)
+
+    with pytest.raises(TypeError):
+        fallback.call(returns_a_coroutine, "k")
+    with pytest.raises(brace.FallbackFailed, match="no entry"):  # nothing was cached
+        fallback.serve(("k",), {}, ConnectionError("down"), None, operation="returns_a_coroutine")
+
+
+def test_a_decorated_plain_function_returning_a_coroutine_is_recovered_when_awaited(clock: FakeClock) -> None:
+    calls = 0
+
+    async def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionResetError(104, "reset")
+        return "rows"
+
+    @quiet()
+    def plain() -> Any:
+        return fetch()
+
+    assert asyncio.run(plain()) == "rows"
+    assert calls == 2
+
+
+def test_a_function_is_recovered_once_by_the_same_recovery(clock: FakeClock) -> None:
+    calls = 0
+    recovery = quiet()
+
+    @recovery
+    def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        raise ConnectionResetError(104, "reset")
+
+    assert recovery(flaky) is flaky
+    with pytest.raises(RecoveryFailed):
+        recovery.call(flaky)
+    assert calls == 4  # NETWORK_ERROR's 3 retries once, not 4 x 4
+    assert recovery.stats().calls == 1
+
+
+def test_a_bare_recovery_decorator_says_to_add_parentheses() -> None:
+    with pytest.raises(TypeError, match=r"brace\.Recovery takes keyword arguments only.*@brace\.Recovery\(\.\.\.\)"):
+        Recovery(print)  # type: ignore[arg-type]
+
+
+# -- local rejections ---------------------------------------------------------------------------
+
+
+def test_an_open_breaker_is_served_the_fallback_at_once_not_after_its_open_time(clock: FakeClock) -> None:
+    breaker = brace.CircuitBreaker(name="promises-open", consecutive_failures=1, wait_in_open=60.0)
+    breaker.force_open()
+    recovery = quiet(policy=brace.Policy(breaker=breaker), fallback=Fallback(Fallback.value("stale")),
+                     read_only=True)  # fmt: skip
+    started = clock.now_ns()
+    served = recovery.call(lambda: "never called")
+    assert isinstance(served, Degraded) and served.value == "stale"
+    assert clock.now_ns() == started  # no wait at all: the breaker's 60 s are not the server's
+
+
+def test_a_full_bulkhead_settles_the_call_at_once(clock: FakeClock) -> None:
+    bulkhead = brace.Bulkhead(max_concurrent=1)
+    bulkhead.try_acquire()
+    escalations: list[brace.Escalation] = []
+    recovery = Recovery(policy=brace.Policy(bulkhead=bulkhead), escalation=EscalationPolicy(
+        handlers=[escalations.append]), dead_letters=brace.MemoryDeadLetters())  # fmt: skip
+    with pytest.raises(RecoveryFailed) as caught:
+        recovery.call(lambda: "never called")
+    assert caught.value.reason == "rejected_locally"
+    assert "nothing was sent" in escalations[0].reason_text()
+    bulkhead.release()
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+
+def test_an_enclosing_deadline_bounds_the_recovery(clock: FakeClock) -> None:
+    calls = 0
+
+    def down() -> str:
+        nonlocal calls
+        calls += 1
+        raise status_error(503)
+
+    started = clock.now_ns()
+    with brace.deadline(2.0), pytest.raises(RecoveryFailed) as caught:
+        quiet().call(down)
+    assert caught.value.reason == "deadline"
+    assert clock.now_ns() - started <= 2 * 10**9
+    assert 1 < calls < 11  # it retried, and stopped before SERVICE_DOWN's allowance ran out
+
+
+@pytest.mark.parametrize("idempotent", [False, True])
+def test_a_timed_out_attempt_that_may_still_run_is_retried_only_when_idempotent(idempotent: bool) -> None:
+    release = threading.Event()
+    calls = 0
+
+    def hangs() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            release.wait(LONG)
+        return "rows"
+
+    recovery = quiet(policy=brace.Policy(attempt_timeout=0.02), idempotent=idempotent,
+                     dead_letters=brace.MemoryDeadLetters())  # fmt: skip
+    try:
+        if idempotent:
+            assert recovery.call(hangs) == "rows"
+        else:
+            with pytest.raises(RecoveryFailed) as caught:
+                recovery.call(hangs)
+            assert caught.value.reason == "still_running"
+    finally:
+        release.set()
+    assert calls == (2 if idempotent else 1)
+
+
+# -- credentials --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_a_credential_that_expires_again_during_one_call_is_refreshed_again(clock: FakeClock, way: str) -> None:
+    # 401 -> refresh -> 503 -> 503 -> 401 (the new token expired too) -> refresh -> ok
+    script = [status_error(401), status_error(503), status_error(503), status_error(401)]
+    refreshes: list[int] = []
+
+    def service() -> str:
+        if script:
+            raise script.pop(0)
+        return "rows"
+
+    async def service_async() -> str:
+        return service()
+
+    recovery = quiet(healing=[HealingAction(lambda context: refreshes.append(context.attempt),
+                                            categories="auth_expired", name="refresh")])  # fmt: skip
+    if way == "sync":
+        assert recovery.call(service) == "rows"
+    else:
+        assert asyncio.run(recovery.call_async(service_async)) == "rows"
+    assert refreshes == [1, 4]
+
+
+def test_a_401_right_after_a_refresh_is_still_auth_invalid(clock: FakeClock) -> None:
+    def service() -> str:
+        raise status_error(401)
+
+    recovery = quiet(healing=[HealingAction(lambda context: None, categories="auth_expired", name="refresh")])
+    with pytest.raises(RecoveryFailed) as caught:
+        recovery.call(service)
+    assert caught.value.category == "auth_invalid"
+
+
+# -- one fallback, several operations -----------------------------------------------------------
+
+
+def test_one_operations_cached_value_is_never_served_for_another(clock: FakeClock) -> None:
+    recovery = quiet(fallback=Fallback(Fallback.cached(max_age=3600.0)), read_only=True)
+
+    @recovery
+    def price(item: int) -> str:
+        return f"price of {item}"
+
+    @recovery
+    def stock(item: int) -> str:
+        raise status_error(404)
+
+    assert price(7) == "price of 7"
+    with pytest.raises(RecoveryFailed) as caught:
+        stock(7)
+    assert caught.value.reason == "fallback_failed"
+
+
+# -- replays ------------------------------------------------------------------------------------
+
+
+def test_replays_through_the_same_recovery_are_kept_apart_from_its_live_figures(clock: FakeClock) -> None:
+    store = brace.MemoryDeadLetters()
+    up = False
+
+    def sync_sheet(sheet: str) -> str:
+        if not up:
+            raise status_error(404)
+        return f"rows of {sheet}"
+
+    recovery = quiet(dead_letters=store, name="sync_sheet")
+    with pytest.raises(RecoveryFailed):
+        recovery.call(sync_sheet, "s1")
+    live = recovery.stats()
+    up = True
+    report = brace.replay(store, {"sync_sheet": sync_sheet}, recovery=recovery)
+    assert len(report.delivered) == 1
+    assert recovery.stats() == live  # the replay did not change the live figures
+    replayed = recovery.replay_stats()
+    assert (replayed.calls, replayed.first_try) == (1, 1)
+    assert live.by_category[Category.NOT_FOUND.value].failed == 1
