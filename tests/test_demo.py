@@ -15,6 +15,7 @@ import pytest
 import brace
 from brace import demo
 from brace.__main__ import main
+from brace._core import now_ns
 
 TOP_LEVEL_KEYS = {"transient_recovery_rate", "mean_recovery_time", "p95_recovery_time", "lost", "attempts_made",
                   "attempts_logged", "escalated", "dead_lettered", "by_category", "targets",
@@ -185,8 +186,7 @@ def test_the_simulated_service_keeps_its_faults_until_healed() -> None:
     calm = demo.Settings(calls=10, timeout_rate=0.0, reset_rate=0.0, throttle_rate=0.0, outage_rate=0.0,
                          permanent_rate=0.0, drift_at=1.0)  # fmt: skip
     with brace.testing.fake_clock() as clock:
-        api = demo.RecordsAPI(dataclasses.replace(calm, reset_rate=1.0), origin_ns=round(clock.now() * 1e9),
-                              speed=1.0)  # fmt: skip
+        api = demo.RecordsAPI(dataclasses.replace(calm, reset_rate=1.0), origin_ns=now_ns(), speed=1.0)
         client = demo.RecordsClient(api)
         with pytest.raises(ConnectionResetError):
             client.get_record(1)
