@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,11 @@ def test_json_report_as_ci_reads_it() -> None:
     assert report["brace_stats"]["attempts_made"] == report["attempts_made"]
 
 
-def test_default_mix_exercises_every_fault_and_heals_them() -> None:
+def test_default_mix_exercises_every_fault_and_heals_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sleeps: list[float] = []
+    monkeypatch.setattr(time, "sleep", real_sleeps.append)
     report = demo.run(demo.Settings(calls=3000))
+    assert real_sleeps == []  # the fake clock: every wait advanced it, none was slept
     _assert_targets_met(report)
     categories = report["by_category"]
     assert all(categories[name]["injected"] > 0 for name in demo.CATEGORIES)
@@ -76,7 +80,6 @@ def test_default_mix_exercises_every_fault_and_heals_them() -> None:
     assert switch["healed"] > switch["failed"]
     reconnect = healing.get(("service_down", "reconnect"), {"healed": 0, "failed": 0})
     assert reconnect["healed"] + reconnect["failed"] < switch["healed"] + switch["failed"]
-    assert report["wall_time"] < 20.0
 
 
 def test_same_seed_same_report() -> None:
