@@ -1,7 +1,7 @@
 /*
  * brace.h - the one public header of brace's C core.
  *
- * Conventions (see DESIGN.md):
+ * Conventions (docs/architecture.md has them all):
  *   - Public symbols are brc_<object>_<verb>, types brc_<object>_t, macros BRC_*.
  *   - Functions return an int status: 0 (BRC_OK) on success, > 0 for a non-error
  *     outcome (BRC_LIMITED), < 0 for an error (BRC_E*). brc_strerror() names it.

@@ -1,7 +1,7 @@
 """Property tests: the compiled circuit breaker against a small reference model.
 
-The model is written from the specification (resilience4j's semantics, see
-DESIGN.md), not from csrc/breaker.c: the window is a plain list of outcomes
+The model is written from the specification (resilience4j's semantics, as
+csrc/brace.h states them), not from csrc/breaker.c: the window is a plain list of outcomes
 (the last N for a count window; those of the last N buckets for a time window),
 a half-open probe is a call tagged with the number of the half-open episode
 that admitted it, and times are integer nanoseconds. Agreement on every step is

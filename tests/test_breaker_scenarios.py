@@ -564,7 +564,7 @@ def test_record_result_counts_returned_values_as_failures(results: list[int], st
 
 
 def test_a_record_result_predicate_that_raises_does_not_wedge_a_half_open_breaker(clock: FakeClock) -> None:
-    """DESIGN.md: half-open "can never wedge". A predicate that raises on an
+    """A half-open breaker can never wedge: a predicate that raises on an
     unexpected value must not keep the probe's permission forever."""
     cb = half_opened(clock, half_open_calls=1, record_result=lambda response: response["status"] >= 500)
     with pytest.raises(TypeError):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -244,12 +245,18 @@ def test_an_argument_nothing_can_show_is_still_stored_as_some_text(store: DeadLe
 # -- settling -------------------------------------------------------------------------
 
 
-def test_a_person_discards_a_dead_letter_with_a_reason(store: DeadLetterStore) -> None:
+def test_a_person_discards_a_dead_letter_with_a_reason(
+    store: DeadLetterStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wall_clock = [1_777_000_000.25]  # the real one may step back between two readings
+    monkeypatch.setattr(time, "time", lambda: wall_clock[0])
     letter = put(store)
+    wall_clock[0] += 60.0
     discarded = store.discard(letter.id, by="ana", reason="the order was refunded")
     assert discarded == store.get(letter.id)
     assert (discarded.status, discarded.resolved_by, discarded.note) == ("discarded", "ana", "the order was refunded")
-    assert discarded.resolved_at is not None and discarded.resolved_at >= letter.created_at
+    assert letter.created_at == discarded.created_at == 1_777_000_000.25
+    assert discarded.resolved_at == 1_777_000_060.25
 
 
 @pytest.mark.parametrize(

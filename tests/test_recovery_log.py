@@ -335,22 +335,23 @@ def sink_path(tmp_path: Path) -> Path:
 
 
 class TestJsonLinesSink:
-    def test_one_json_object_per_line_with_the_wall_time(self, sink_path: Path) -> None:
+    def test_one_json_object_per_line_with_the_wall_time(self, sink_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         sink_path.write_text('{"earlier": true}\n', encoding="utf-8")
         events = [event(attempt=1, error=TimeoutError("read timed out"), correlation_id="req-5"),
                   event("heal", outcome="ok", detail="reconnect"), event(attempt=2)]  # fmt: skip
-        before = time.time()
+        wall_clock = [1_777_000_000.25]  # the real one may step back between two readings
+        monkeypatch.setattr(time, "time", lambda: wall_clock[0])
         sink = JsonLinesSink(sink_path)
         for each in events:
             sink(each)
+            wall_clock[0] += 0.5
         assert sink.flush(LONG)
-        after = time.time()
         earlier, *lines = read_lines(sink_path)
         assert earlier == {"earlier": True}  # appended, not truncated
         assert [{key: value for key, value in line.items() if key != "time"} for line in lines] == [
             event_dict(each) for each in events
         ]
-        assert all(before <= line["time"] <= after for line in lines)
+        assert [line["time"] for line in lines] == [1_777_000_000.25, 1_777_000_000.75, 1_777_000_001.25]
         assert list(lines[0])[0] == "time"
         sink.close()
         assert sink.dropped == 0

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import re
-import time
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +16,7 @@ import brace
 from brace import Backoff, Retry
 from brace.testing import FakeClock
 
+LONG = 60.0  # a guard against hangs that no passing test reaches, not a timing
 ONE_SECOND = Backoff.constant(delay=1.0, jitter="none")
 
 
@@ -260,14 +261,17 @@ class TestAttemptTimeout:
         assert info.value.timeout == 0.05
 
     def test_sync_attempts_stop_being_waited_for(self) -> None:
+        caller_gave_up, finished = threading.Event(), threading.Event()
+
         def slow() -> str:
-            time.sleep(1.0)
+            caller_gave_up.wait(LONG)  # runs on until the caller has stopped waiting for it
+            finished.set()
             return "too late"
 
-        started = time.monotonic()
         with pytest.raises(brace.Timeout):
             Retry(on=TimeoutError, attempts=1, attempt_timeout=0.05).call(slow)
-        assert time.monotonic() - started < 0.9  # the caller did not wait for the attempt
+        assert not finished.is_set()  # the caller did not wait for the attempt
+        caller_gave_up.set()
 
     def test_sync_attempts_return_and_raise_through_the_thread(self) -> None:
         retry = Retry(on=ConnectionError, attempts=3, attempt_timeout=5.0, backoff=Backoff.constant(delay=0.0))

@@ -17,8 +17,3 @@ def test_tour_runs_and_reports_the_cost_per_call() -> None:
     assert "raises at once: rate limiter 'sheets' did not admit 1 token(s) in time" in out
     assert re.search(r"lim\.try_acquire\(\)\s+:\s+\d+\.\d ns median", out)
 
-
-def test_command_line_rejects_unknown_commands() -> None:
-    result = subprocess.run([sys.executable, "-m", "brace", "fly"], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert "invalid choice: 'fly'" in result.stderr

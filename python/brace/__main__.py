@@ -1,14 +1,20 @@
-"""brace's command line: `python -m brace demo` and `python -m brace tour` (also the `brace` script)."""
+"""brace's command line, `brace` or `python -m brace`: the demo, a chaos run of brace.Recovery
+against a simulated API, and a short tour of the rate limiter."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from brace import __version__
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="brace", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="brace", description=__doc__, epilog="`brace COMMAND --help` lists a command's options."
+    )
+    parser.add_argument("--version", action="version", version=f"brace {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands")
     demo = commands.add_parser(
         "demo",
         help="a chaos run: a simulated API with realistic faults, called through brace.Recovery",
@@ -22,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     tour = commands.add_parser("tour", help="a short tour of the rate limiter, with its cost per call")
     tour.add_argument("--quick", action="store_true", help="fewer timing repeats")
     args = parser.parse_args(argv)
+    if args.command is None:  # a newcomer typing `brace`: show what there is
+        parser.print_help()
+        return 0
     if args.command == "demo":
         return demo_module.main(args, demo.error)
     from brace import _tour

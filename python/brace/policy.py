@@ -24,7 +24,7 @@ _NS = 1_000_000_000
 
 
 class Policy(PolicyCore):
-    """Every resilience primitive around one call, in a fixed order.
+    """Every resilience primitive around one call, in this order (docs/architecture.md says why):
 
     fallback -> deadline -> retry -> breaker -> limiter -> bulkhead -> attempt
     timeout -> fn. Each attempt asks the breaker (an open breaker consumes no
