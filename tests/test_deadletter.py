@@ -120,15 +120,23 @@ class BadStr(Exception):
         raise RuntimeError("no message for you")
 
 
+class ModuleNotAStr(Exception):
+    pass
+
+
+ModuleNotAStr.__module__ = 42  # type: ignore[assignment]
+
+
 @pytest.mark.parametrize(
     ("error", "error_type", "message"),
     [
         (ValueError("bad row"), "ValueError", "bad row"),
         (LibraryError("quota"), f"{__name__}.LibraryError", "quota"),
         (httpx.ConnectTimeout("slow"), "httpx.ConnectTimeout", "slow"),
-        (BadStr(), f"{__name__}.BadStr", "(str() of the error raised RuntimeError)"),
+        (BadStr(), f"{__name__}.BadStr", "<str() raised RuntimeError>"),
+        (ModuleNotAStr("quota"), "ModuleNotAStr", "quota"),
     ],
-    ids=["builtin", "local class", "library", "str raises"],
+    ids=["builtin", "local class", "library", "str raises", "module not a str"],
 )
 def test_the_error_is_kept_as_its_qualified_type_and_message(
     store: DeadLetterStore, error: BaseException, error_type: str, message: str
@@ -238,7 +246,7 @@ def test_an_argument_nothing_can_show_is_still_stored_as_some_text(store: DeadLe
     letter = store.get(put(store, "op", value).id)
     assert not letter.replayable
     shown = letter.args[0] if isinstance(letter.args[0], str) else letter.args[0][0]
-    assert isinstance(shown, str) and "object at 0x" in shown and "its repr raised" in shown
+    assert isinstance(shown, str) and "object at 0x" in shown and "; repr() raised " in shown
 
 
 # -- settling -------------------------------------------------------------------------

@@ -175,6 +175,15 @@ class TestEventDict:
         assert data["error"] == {"type": "test_recovery_log.Unprintable",
                                  "message": "<str() raised AttributeError>"}  # fmt: skip
 
+    def test_an_error_whose_class_has_no_str_module(self) -> None:
+        class Generated(Exception):
+            pass
+
+        Generated.__module__ = None  # type: ignore[assignment]
+        data = event_dict(event(error=Generated("quota")))
+        assert data["error"] == {"type": "TestEventDict.test_an_error_whose_class_has_no_str_module.<locals>.Generated",
+                                 "message": "quota"}  # fmt: skip
+
     def test_the_server_wait_is_a_float(self) -> None:
         response = httpx.Response(429, request=_REQUEST, headers={"Retry-After": "7"})
         error = httpx.HTTPStatusError("slow down", request=_REQUEST, response=response)

@@ -32,11 +32,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, cast
 
 from brace import _config
+from brace._safe import clean_text, describe, safe_repr, safe_str, type_name
 from brace.classify import DEFAULT_CLASSIFIER, Category
-from brace.escalation import _type_name
 from brace.fallback import Degraded
 from brace.recovery_log import correlation
 
@@ -79,7 +79,7 @@ class DeadLetter:
             not hold them, as paths: "args[1]", "kwargs['when']",
             "args[0]['at'][2]". Empty when the call can be replayed as made.
         error_type: The error's class, qualified by its module unless builtin.
-        error_message: str() of the error.
+        error_message: str() of the error, or "<str() raised Type>" when that raises.
         category: The failure's brace.Category value ("timeout", ...), or None.
         correlation_id: The correlation id of the call, or None.
         attempts: How many attempts were made before giving up.
@@ -119,26 +119,6 @@ class DeadLetter:
 # -- serialisation -------------------------------------------------------------------
 
 
-def _repr(value: object) -> str:
-    """repr(value), or a description of it when its repr raises: storing must not fail."""
-    try:
-        return repr(value)
-    except Exception as error:
-        # object.__repr__ reads the type's C-level name: it cannot run user code.
-        return f"{object.__repr__(value)} (its repr raised {type(error).__name__})"
-
-
-def _text(text: str) -> str:
-    """text that SQLite can store: lone surrogates (from bytes decoded with
-    surrogateescape) become escapes instead of an encoding error. (Arguments
-    need no such care: JSON escapes them.)"""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
 def _plain(value: object, path: str, flagged: list[str], active: set[int]) -> object:
     """value as JSON can hold it, with what it cannot hold replaced by reprs whose paths go to flagged.
 
@@ -152,11 +132,11 @@ def _plain(value: object, path: str, flagged: list[str], active: set[int]) -> ob
     if isinstance(value, (list, tuple, dict)) and type(value) in (list, tuple, dict):  # exactly: see above
         if id(value) in active:  # a container that holds itself
             flagged.append(path)
-            return _repr(value)
+            return safe_repr(value)
         if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
             # json would turn int keys into strings: the dict would not come back as it was.
             flagged.append(path)
-            return _repr(value)
+            return safe_repr(value)
         active.add(id(value))
         try:
             if isinstance(value, dict):
@@ -165,7 +145,7 @@ def _plain(value: object, path: str, flagged: list[str], active: set[int]) -> ob
         finally:
             active.discard(id(value))
     flagged.append(path)
-    return _repr(value)
+    return safe_repr(value)
 
 
 def _encode(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
@@ -189,28 +169,12 @@ def _top(value: object, path: str, flagged: list[str]) -> object:
     except RecursionError:
         del flagged[mark:]
         flagged.append(path)
-        return _repr(value)  # a repr too deep to make is described by _repr
+        return safe_repr(value)  # a repr too deep to make is described by safe_repr
 
 
-def _error_type(error: object) -> str:
-    # Named as escalations name it, so a letter and its escalation agree.
-    return _type_name(error)
-
-
-def _error_message(error: object) -> str:
-    # Some library errors raise in __str__; the letter must still be stored.
-    try:
-        return _text(str(error))
-    except Exception as failure:
-        return f"(str() of the error raised {type(failure).__name__})"
-
-
-def _describe(error: object) -> str:
-    """One line for a note: "Type: message"."""
-    if isinstance(error, str):
-        return _text(error)
-    message = _error_message(error)
-    return f"{_error_type(error)}: {message}" if message else _error_type(error)
+def _note(error: object) -> str:
+    """A failed replay's note: the error as "Type: message", or the text given."""
+    return clean_text(cast(str, error)) if issubclass(type(error), str) else describe(error)
 
 
 def _category(category: object) -> str | None:
@@ -220,7 +184,7 @@ def _category(category: object) -> str | None:
         return category
     raise ValueError(
         f"category must be a brace.Category, one of its values ({', '.join(sorted(_CATEGORY_VALUES))}) "
-        f"or None, got {category!r}"
+        f"or None, got {safe_repr(category)}"
     )
 
 
@@ -292,14 +256,14 @@ class DeadLetterStore(abc.ABC):
         args_json, kwargs_json, flagged = _encode(args, kwargs)
         letter = DeadLetter(
             id=uuid.uuid4().hex,
-            operation=_text(operation),
+            operation=clean_text(operation),
             args=tuple(json.loads(args_json)),
             kwargs=json.loads(kwargs_json),
             unserialisable=flagged,
-            error_type=_error_type(error),
-            error_message=_error_message(error),
+            error_type=type_name(error),
+            error_message=safe_str(error),
             category=category,
-            correlation_id=None if correlation_id is None else _text(correlation_id),
+            correlation_id=None if correlation_id is None else clean_text(correlation_id),
             attempts=attempts,
             created_at=time.time(),
         )
@@ -335,7 +299,7 @@ class DeadLetterStore(abc.ABC):
         _name(by, "by")
         now = time.time()
         return self._settle(id, lambda letter: dataclasses.replace(
-            letter, status="delivered", resolved_at=now, resolved_by=_text(by), replays=letter.replays + 1))  # fmt: skip
+            letter, status="delivered", resolved_at=now, resolved_by=clean_text(by), replays=letter.replays + 1))  # fmt: skip
 
     def discard(self, id: str, *, by: str, reason: str) -> DeadLetter:
         """Gives up on a dead letter for good: a person's decision, with their reason.
@@ -355,7 +319,7 @@ class DeadLetterStore(abc.ABC):
         _name(reason, "reason")
         now = time.time()
         return self._settle(id, lambda letter: dataclasses.replace(
-            letter, status="discarded", resolved_at=now, resolved_by=_text(by), note=_text(reason)))  # fmt: skip
+            letter, status="discarded", resolved_at=now, resolved_by=clean_text(by), note=clean_text(reason)))  # fmt: skip
 
     def record_failed_replay(self, id: str, error: object) -> DeadLetter:
         """Books a replay of a dead letter that failed: replays + 1, the error as its note.
@@ -369,7 +333,7 @@ class DeadLetterStore(abc.ABC):
             KeyError: No letter has this id.
             ValueError: The letter is not dead (its status is in the message).
         """
-        note = _describe(error)
+        note = _note(error)
         return self._settle(id, lambda letter: dataclasses.replace(letter, note=note, replays=letter.replays + 1))
 
     def _settle(self, id: str, change: Callable[[DeadLetter], DeadLetter]) -> DeadLetter:
@@ -740,9 +704,9 @@ class _Replay:
         if isinstance(result, Degraded):
             # A stand-in value is not the operation's: the call has still not been made.
             self.failed(letter, f"degraded: served by {result.source} instead of the operation"
-                                + (f" ({_describe(result.error)})" if result.error is not None else ""))  # fmt: skip
+                                + (f" ({describe(result.error)})" if result.error is not None else ""))  # fmt: skip
         elif DEFAULT_CLASSIFIER.is_failure(result):
-            self.failed(letter, f"returned a failed response: {_repr(result)}")
+            self.failed(letter, f"returned a failed response: {safe_repr(result)}")
         elif self._book(letter, None):
             self.outcomes["delivered"].append(letter.id)
 

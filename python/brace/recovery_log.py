@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable
 
 from brace import _config
-from brace.escalation import _error_dict
+from brace._safe import error_dict, safe_repr
 
 if TYPE_CHECKING:
     from brace.classify import Classification
@@ -145,7 +145,7 @@ def event_dict(event: RecoveryEvent) -> dict[str, object]:
         "outcome": event.outcome,
         "detail": event.detail,
         "classification": None if event.classification is None else _classification(event.classification),
-        "error": _error_dict(event.error),
+        "error": error_dict(event.error),
     }
 
 
@@ -494,7 +494,7 @@ class RecoveryLog:
                     self._failures[index] += 1
                     failures = self._failures[index]
                 if failures % _REPORT_EVERY == 1:
-                    _log.exception("brace: recovery log sink %r failed (failure %d)", sink, failures)
+                    _log.exception("brace: recovery log sink %s failed (failure %d)", safe_repr(sink), failures)
 
     def events_by_kind(self) -> dict[str, int]:
         """How many events of each kind were logged (kinds never seen are absent)."""
@@ -510,7 +510,7 @@ class RecoveryLog:
             try:
                 close()
             except Exception:
-                _log.exception("brace: closing recovery log sink %r failed", sink)
+                _log.exception("brace: closing recovery log sink %s failed", safe_repr(sink))
 
     def __repr__(self) -> str:
-        return f"RecoveryLog({', '.join(repr(sink) for sink in self._sinks)})"
+        return f"RecoveryLog({', '.join(safe_repr(sink) for sink in self._sinks)})"
