@@ -9,6 +9,7 @@ import math
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -17,12 +18,13 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from brace import Degraded, Recovery, RecoveryFailed
 from brace.classify import Category
+from brace._safe import safe_repr
 from brace.deadletter import (
     DeadLetter,
     DeadLetterStore,
@@ -36,6 +38,7 @@ from brace.deadletter import (
 )
 from brace.recovery_log import correlation_id
 from brace.testing import FakeClock
+from hostile import Recipe, Sly, built, recipes
 
 STORES = ["memory", "sqlite"]
 
@@ -182,6 +185,17 @@ class Plain:
         return "Plain()"
 
 
+class HostileClass:
+    """isinstance() raises on it: it asks its __class__, which raises."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("__class__")
+
+    def __repr__(self) -> str:
+        return "HostileClass()"
+
+
 class Point(NamedTuple):
     x: int
     y: int
@@ -215,9 +229,17 @@ for _ in range(100_000):
         (Point(1, 2), "Point(x=1, y=2)", ["args[0]"]),
         (Category.TIMEOUT, "<Category.TIMEOUT: 'timeout'>", ["args[0]"]),
         (looped, [1, "[1, [...]]"], ["args[0][1]"]),
+        (10**4300 - 1, 10**4300 - 1, []),
+        (-(10**4300), f"<int {-(10**4300):#x}; repr() raised ValueError>", ["args[0]"]),
+        ([1, 10**5000], [1, f"<int {10**5000:#x}; repr() raised ValueError>"], ["args[0][1]"]),
+        (HostileClass(), "HostileClass()", ["args[0]"]),
+        ({"k": HostileClass()}, {"k": "HostileClass()"}, ["args[0]['k']"]),
+        ({Sly("k"): 1}, {"k": 1}, []),
     ],
     ids=["int", "float", "bool", "None", "unicode", "surrogate", "nested", "tuple", "datetime", "nested datetime",
-         "object in a list", "int keys", "bytes", "set", "namedtuple", "enum", "self-containing"],  # fmt: skip
+         "object in a list", "int keys", "bytes", "set", "namedtuple", "enum", "self-containing", "4300 digits",
+         "4301 digits", "5001 digits inside", "raising __class__", "raising __class__ inside",
+         "str subclass key"],  # fmt: skip
 )
 def test_arguments_json_holds_are_kept_and_others_become_flagged_reprs(
     store: DeadLetterStore, value: object, stored: object, flagged: list[str]
@@ -241,12 +263,43 @@ def test_special_floats_come_back_as_they_went_in(store: DeadLetterStore) -> Non
     assert letter.replayable
 
 
+def test_an_int_is_flagged_when_decimal_text_of_it_would_not_read_back(store: DeadLetterStore) -> None:
+    previous = sys.get_int_max_str_digits()
+    try:
+        sys.set_int_max_str_digits(0)  # this process writes any int; a reader with the default limit would not
+        unlimited = store.get(put(store, "op", 10**4300).id)
+        sys.set_int_max_str_digits(640)  # the lowest limit: json cannot write 641 digits here
+        lowered = store.get(put(store, "op", 10**640, 10**639).id)
+    finally:
+        sys.set_int_max_str_digits(previous)
+    assert unlimited.unserialisable == ("args[0]",) and lowered.unserialisable == ("args[0]",)
+    assert lowered.args[1] == 10**639
+
+
 @pytest.mark.parametrize("value", [HostileRepr(), [HostileRepr()], deep], ids=["hostile repr", "nested", "too deep"])
 def test_an_argument_nothing_can_show_is_still_stored_as_some_text(store: DeadLetterStore, value: object) -> None:
     letter = store.get(put(store, "op", value).id)
     assert not letter.replayable
     shown = letter.args[0] if isinstance(letter.args[0], str) else letter.args[0][0]
     assert isinstance(shown, str) and "object at 0x" in shown and "; repr() raised " in shown
+
+
+arguments = st.one_of(recipes(), st.integers(), st.just(10**5000), st.text(), st.floats(), st.lists(recipes(), max_size=3),
+                      st.dictionaries(st.one_of(st.text(), st.builds(Sly, st.text()), st.integers()), recipes(),
+                                      max_size=3))  # fmt: skip
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=st.lists(arguments, max_size=3), kwargs=st.dictionaries(st.text(), arguments, max_size=3),
+       error=recipes())  # fmt: skip
+def test_put_stores_any_call_whatever_its_objects_do(store: DeadLetterStore, args: list[object],
+                                                       kwargs: dict[str, object], error: Recipe) -> None:  # fmt: skip
+    letter = store.put(operation="op", args=built(tuple(args)), kwargs=built(kwargs), error=error.build(),
+                       category=None, correlation_id=None, attempts=1)  # fmt: skip
+    assert store.get(letter.id) == letter
+    assert len(letter.args) == len(args) and list(letter.kwargs) == list(kwargs)
+    assert all(isinstance(text, str) for text in (letter.error_type, letter.error_message))
+    assert letter.replayable == (not letter.unserialisable)
 
 
 # -- settling -------------------------------------------------------------------------
@@ -497,8 +550,9 @@ class Accounting(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.directory = tempfile.TemporaryDirectory()
         self.store: DeadLetterStore = (MemoryDeadLetters() if self.store_kind == "memory"
-                                       else SQLiteDeadLetters(":memory:"))  # fmt: skip
+                                       else SQLiteDeadLetters(Path(self.directory.name) / "letters.sqlite3"))  # fmt: skip
         self.model: dict[str, str] = {}  # id -> status, in the order put
 
     def ids(self, status: str) -> list[str]:
@@ -554,6 +608,7 @@ class Accounting(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.store.close()
+        self.directory.cleanup()
 
 
 class SQLiteAccounting(Accounting):
@@ -607,6 +662,23 @@ def test_a_database_from_a_newer_brace_is_refused(tmp_path: Path) -> None:
         connection.execute("PRAGMA user_version = 99")
     with pytest.raises(ValueError, match="schema version 99; this brace reads version 1"):
         SQLiteDeadLetters(path)
+
+
+@pytest.mark.parametrize("path", ["", ":memory:"])
+def test_a_database_that_dies_with_the_process_is_refused(path: str) -> None:
+    with pytest.raises(ValueError, match=f"^path must name a file, got {path!r}: .*use brace.MemoryDeadLetters"):
+        SQLiteDeadLetters(path)
+
+
+@pytest.mark.parametrize("name", ["file::memory:", "file:letters?mode=memory"])
+def test_a_name_sqlite_could_read_as_a_uri_is_a_file_of_that_name(name: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    with SQLiteDeadLetters(name) as store:
+        letter = put(store, "op", 1)
+    assert (tmp_path / name).is_file()
+    with SQLiteDeadLetters(name) as store:
+        assert store.all() == [letter]
 
 
 def test_the_path_must_be_a_path() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import gc
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from brace._safe import clean_text, describe, error_dict, name_of, safe_repr, safe_str, type_name
+from hostile import Raising, Recipe, Sly, Unprintable, recipes, without_module
 
 FUNCTIONS: list[Callable[[object], object]] = [safe_str, safe_repr, type_name, describe, error_dict, name_of]
 
@@ -26,107 +26,6 @@ def is_clean(text: object) -> bool:
     return True
 
 
-# -- hostile objects ----------------------------------------------------------------------
-
-
-class Sly(str):
-    """A str subclass whose methods must never be used on brace's behalf."""
-
-    def __format__(self, spec: str) -> str:
-        raise RuntimeError("Sly.__format__")
-
-    def __str__(self) -> str:
-        raise RuntimeError("Sly.__str__")
-
-    def split(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("Sly.split")
-
-    def encode(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("Sly.encode")
-
-
-class Unprintable(Exception):
-    """An error whose own str raises: raised by a hostile __str__, it must not be shown either."""
-
-    def __str__(self) -> str:
-        raise Unprintable()
-
-
-class Raising(type):
-    """A metaclass whose __name__ and __module__ raise."""
-
-    @property
-    def __name__(cls) -> str:  # type: ignore[override]
-        raise RuntimeError("metaclass __name__")
-
-    @property
-    def __module__(cls) -> str:  # type: ignore[override]
-        raise RuntimeError("metaclass __module__")
-
-
-def endless(self: object) -> str:
-    return endless(self)
-
-
-def raiser(error: BaseException) -> Callable[[object], str]:
-    def method(self: object) -> str:
-        raise error
-
-    return method
-
-
-TEXT_BEHAVIOURS: dict[str, Callable[[object], Any] | None] = {
-    "inherited": None,
-    "plain": lambda self: "plain text",
-    "surrogate": lambda self: "lone \udc80 surrogate",
-    "str subclass": lambda self: Sly("sly"),
-    "not a str": lambda self: 42,
-    "raises": raiser(RuntimeError("no")),
-    "raises an unprintable error": raiser(Unprintable()),
-    "raises a huge-int ValueError": lambda self: str(10**5000),
-    "recurses": endless,
-}
-MODULES: dict[str, object] = {"normal": "pkg._private.mod", "builtins": "builtins", "int": 42, "None": None,
-                              "surrogate": "pkg.\udc80", "str subclass": Sly("pkg.sub"),
-                              "property": property(lambda self: 1 / 0)}  # fmt: skip
-
-
-def without_module(cls: type) -> None:
-    """Takes __module__ out of the class's namespace, as classes made in C may lack it
-    (type itself refuses to delete it: the dict is reached through the garbage collector)."""
-    namespace = gc.get_referents(cls.__dict__)[0]
-    del namespace["__module__"]
-
-
-@st.composite
-def hostile_objects(draw: st.DrawFn) -> object:
-    namespace: dict[str, Any] = {}
-    for method in ("__str__", "__repr__"):
-        behaviour = TEXT_BEHAVIOURS[draw(st.sampled_from(sorted(TEXT_BEHAVIOURS)))]
-        if behaviour is not None:
-            namespace[method] = behaviour
-    if draw(st.booleans()):
-        namespace["__format__"] = raiser(RuntimeError("__format__"))
-    if draw(st.booleans()):
-        namespace["__class__"] = property(raiser(RuntimeError("__class__")))
-    if draw(st.booleans()):
-        namespace["__getattr__"] = raiser(RuntimeError("__getattr__"))
-    if draw(st.booleans()):
-        namespace["__qualname__"] = draw(st.sampled_from(["Thing", "Outer.<locals>.Thing", "Th\udc80ing"]))
-    module = draw(st.sampled_from([*MODULES, "absent"]))
-    if module != "absent":
-        namespace["__module__"] = MODULES[module]
-    base = draw(st.sampled_from([object, Exception, int, str, list, dict]))
-    cls = draw(st.sampled_from([type, Raising]))("Thing", (base,), namespace)
-    if module == "absent":
-        without_module(cls)
-    if base is int:
-        return cls(draw(st.sampled_from([0, -7, 10**5000, -(10**5000)])))
-    if base is str:
-        return cls(draw(st.text()))
-    return cls()
-
-
 deep: list[Any] = []
 for _ in range(100_000):
     deep = [deep]
@@ -137,8 +36,9 @@ ODD_VALUES = [10**5000, -(10**4301), deep, looped, Sly("sly"), "lone \udc80", b"
               functools.partial(print, 1), print, Unprintable(), httpx.ReadTimeout("slow")]  # fmt: skip
 
 
-@given(hostile_objects())
-def test_no_function_raises_for_a_hostile_object(obj: object) -> None:
+@given(recipes())
+def test_no_function_raises_for_a_hostile_object(recipe: Recipe) -> None:
+    obj = recipe.build()
     for function in FUNCTIONS:
         result = function(obj)
         if isinstance(result, dict):

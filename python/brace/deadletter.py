@@ -9,9 +9,15 @@ so every call given up on is accounted for: delivered, still dead, or
 discarded by someone who said why.
 
 Arguments are stored as JSON. A value JSON cannot hold (a datetime, an open
-file, a dict with non-str keys) is stored as its repr and flagged: the letter
-still says what the call was, but it cannot be replayed as it was made.
-Tuples come back as lists.
+file, a dict with non-str keys, an int of more than 4300 digits, which
+Python will not read back from decimal text) is stored as its repr and
+flagged: the letter still says what the call was, but it cannot be replayed
+as it was made. Tuples come back as lists, subclasses of str, int and float
+as the base type; every float comes back as it was (NaN and the infinities
+too, as Python's json writes them). Nothing about a call makes storing it
+fail: an object whose repr raises is described instead ("<pkg.Thing object
+at 0x..; repr() raised RuntimeError>"), and so is an error whose str() or
+class name cannot be read.
 
 Two stores: `SQLiteDeadLetters` (the default: a file that survives a crash of
 the process) and `MemoryDeadLetters` (for tests).
@@ -26,6 +32,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -125,51 +132,76 @@ def _plain(value: object, path: str, flagged: list[str], active: set[int]) -> ob
     Scalars are kept as json writes them (an IntEnum comes back as its int, a
     str subclass as a str). Containers are kept only when they are exactly a
     list, tuple or dict: a namedtuple or a defaultdict would come back as a
-    plain list or dict, which is not the call that was made.
+    plain list or dict, which is not the call that was made. Types are read
+    with type(), never isinstance(), which consults a `__class__` that may raise.
     """
-    if value is None or isinstance(value, (str, int, float)):  # bool is an int
+    kind = type(value)
+    # Scalars as exact str, float or int, made by their base types' own methods:
+    # json would call isinstance() on a subclass, and so its __class__.
+    if value is None or kind is bool:
         return value
-    if isinstance(value, (list, tuple, dict)) and type(value) in (list, tuple, dict):  # exactly: see above
+    if issubclass(kind, str):
+        return str.__str__(cast(str, value))
+    if issubclass(kind, float):
+        return float.__float__(cast(float, value))
+    if issubclass(kind, int) and _fits(cast(int, value)):
+        return int.__int__(cast(int, value))
+    if kind in (list, tuple, dict):  # exactly: see above
         if id(value) in active:  # a container that holds itself
             flagged.append(path)
             return safe_repr(value)
-        if isinstance(value, dict) and not all(isinstance(key, str) for key in value):
+        if kind is dict and not all(issubclass(type(key), str) for key in cast("dict[object, object]", value)):
             # json would turn int keys into strings: the dict would not come back as it was.
             flagged.append(path)
             return safe_repr(value)
         active.add(id(value))
         try:
-            if isinstance(value, dict):
-                return {key: _plain(item, f"{path}[{key!r}]", flagged, active) for key, item in value.items()}
-            return [_plain(item, f"{path}[{index}]", flagged, active) for index, item in enumerate(value)]
+            if kind is dict:
+                return {str.__str__(key): _plain(item, f"{path}[{str.__repr__(key)}]", flagged, active)
+                        for key, item in cast("dict[str, object]", value).items()}  # fmt: skip
+            return [_plain(item, f"{path}[{index}]", flagged, active)
+                    for index, item in enumerate(cast("list[object]", value))]  # fmt: skip
         finally:
             active.discard(id(value))
     flagged.append(path)
     return safe_repr(value)
 
 
+# The ints whose decimal text every Python reads back by default: json writes
+# ints in decimal, which Python refuses beyond sys.int_info.default_max_str_digits.
+_INT_BOUND = 10**sys.int_info.default_max_str_digits
+
+
+def _fits(value: int) -> bool:
+    """Whether json can write value (under the limit in force) for any Python to read back."""
+    if int.__abs__(value) >= _INT_BOUND:
+        return False
+    try:
+        int.__repr__(value)  # what json does: raises ValueError beyond sys.get_int_max_str_digits()
+    except ValueError:
+        return False
+    return True
+
+
 def _encode(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]]:
     """The JSON texts of args and kwargs, and the paths stored as reprs."""
     flagged: list[str] = []
-    plain_args: list[object] = []
-    plain_kwargs: dict[str, object] = {}
-    for index, value in enumerate(args):
-        plain_args.append(_top(value, f"args[{index}]", flagged))
-    for key, value in kwargs.items():
-        plain_kwargs[key] = _top(value, f"kwargs[{key!r}]", flagged)
-    # ensure_ascii: any str left (reprs included) is plain ASCII in the database.
-    return json.dumps(plain_args), json.dumps(plain_kwargs), tuple(flagged)
+    plain_args = [_top(value, f"args[{index}]", flagged) for index, value in enumerate(args)]
+    plain_kwargs = [f"{json.dumps(str.__str__(key))}: {_top(value, f'kwargs[{str.__repr__(key)}]', flagged)}"
+                    for key, value in kwargs.items()]  # fmt: skip
+    return f"[{', '.join(plain_args)}]", f"{{{', '.join(plain_kwargs)}}}", tuple(flagged)
 
 
-def _top(value: object, path: str, flagged: list[str]) -> object:
-    """One argument; a structure too deep to walk is stored whole as its repr."""
+def _top(value: object, path: str, flagged: list[str]) -> str:
+    """One argument's JSON; a structure too deep to walk or write is stored whole as its repr."""
     mark = len(flagged)
     try:
-        return _plain(value, path, flagged, set())
+        # ensure_ascii (the default): any str (reprs included) is plain ASCII in the database.
+        return json.dumps(_plain(value, path, flagged, set()))
     except RecursionError:
         del flagged[mark:]
         flagged.append(path)
-        return safe_repr(value)  # a repr too deep to make is described by safe_repr
+        return json.dumps(safe_repr(value))  # a repr too deep to make is described by safe_repr
 
 
 def _note(error: object) -> str:
@@ -247,7 +279,7 @@ class DeadLetterStore(abc.ABC):
         _name(operation, "operation")
         if not isinstance(args, tuple):
             raise TypeError(f"args must be a tuple, got {type(args).__name__}")
-        if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
+        if not isinstance(kwargs, Mapping) or not all(issubclass(type(key), str) for key in kwargs):
             raise TypeError(f"kwargs must be a mapping of str to values, got {type(kwargs).__name__}")
         if correlation_id is not None and not isinstance(correlation_id, str):
             raise TypeError(f"correlation_id must be a str or None, got {type(correlation_id).__name__}")
@@ -464,6 +496,11 @@ CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, seq);
 """
 
 
+# The names SQLite gives a database that is not a file (without URIs, which an
+# absolute path never is): a private temporary one, and one in memory.
+_NOT_FILES = ("", ":memory:")
+
+
 class SQLiteDeadLetters(DeadLetterStore):
     """A dead-letter store in an SQLite file: what brace.Recovery uses by default.
 
@@ -478,13 +515,23 @@ class SQLiteDeadLetters(DeadLetterStore):
     One connection, shared by the threads through a lock. The schema's
     version is in `PRAGMA user_version`; arguments are stored as JSON text.
 
+    The path is always a file: "" (SQLite's private temporary database,
+    deleted when the connection closes) and ":memory:" are refused, and any
+    other path is opened as an absolute file name, so that a name SQLite
+    would otherwise read as a URI ("file::memory:", "file:x?mode=memory":
+    URIs are read without being asked for when SQLite was built with
+    SQLITE_USE_URI, as some distributions do) names a file of that name
+    instead. A letter stored here outlives the process; one on a RAM-backed
+    file system (tmpfs) still does not outlive the machine.
+
     Args:
-        path: The database file (created if absent; its directory must
-            exist), or ":memory:".
+        path: The database file (created if absent; its directory must exist).
 
     Raises:
         TypeError: path is not a str or os.PathLike.
-        ValueError: The file holds a dead-letter table from a newer brace.
+        ValueError: path is "" or ":memory:" (use brace.MemoryDeadLetters for
+            letters that may die with the process), or the file holds a
+            dead-letter table from a newer brace.
         sqlite3.Error: The file cannot be opened or is not a database.
     """
 
@@ -494,10 +541,16 @@ class SQLiteDeadLetters(DeadLetterStore):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         self._path = os.fspath(path)
+        if self._path in _NOT_FILES:
+            raise ValueError(f"path must name a file, got {self._path!r}: SQLite keeps that database only while the "
+                             f"store is open, and the letters would die with the process; use "
+                             f"brace.MemoryDeadLetters() if they may")  # fmt: skip
         self._lock = threading.Lock()
         # isolation_level=None: no implicit transactions; each statement commits
-        # unless inside an explicit BEGIN (see _change).
-        connection = sqlite3.connect(self._path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        # unless inside an explicit BEGIN (see _change). An absolute path is
+        # never a URI nor one of SQLite's special names.
+        connection = sqlite3.connect(os.path.abspath(self._path), timeout=5.0, isolation_level=None,
+                                     check_same_thread=False)  # fmt: skip
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
