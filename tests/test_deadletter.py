@@ -53,9 +53,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeadLetter
         yield opened
 
 
-def put(store: DeadLetterStore, operation: str = "sync_sheet", *args: Any, **kwargs: Any) -> DeadLetter:
+def put(store: DeadLetterStore, operation: str = "sync_sheet", *args: Any, served: str | None = None,
+        **kwargs: Any) -> DeadLetter:  # fmt: skip
     return store.put(operation=operation, args=args, kwargs=kwargs, error=ConnectionResetError(104, "reset"),
-                     category=Category.NETWORK_ERROR, correlation_id="req-1", attempts=4)  # fmt: skip
+                     category=Category.NETWORK_ERROR, correlation_id="req-1", attempts=4, served=served)  # fmt: skip
 
 
 # -- putting and reading -------------------------------------------------------------
@@ -77,6 +78,17 @@ def test_a_letter_read_is_a_copy(store: DeadLetterStore) -> None:
     letter.args[0].append(2)
     letter.kwargs["rows"]["b"] = 2
     assert (store.get(letter.id).args, store.get(letter.id).kwargs) == (([1],), {"rows": {"a": 1}})
+
+
+@pytest.mark.parametrize("source", ["cache", "fallback:replica", "decision:skip", "decision:use"])
+def test_a_call_served_a_stand_in_is_a_dead_letter_saying_what_it_got(store: DeadLetterStore, source: str) -> None:
+    letter = put(store, "sync_sheet", 1, rows=[1], served=source)
+    assert (letter.served, letter.status) == (source, "dead") and store.get(letter.id) == letter
+    assert put(store, "sync_sheet", 2, rows=[]).served is None  # the caller got the error
+    ran: list[int] = []
+    report = replay(store, {"sync_sheet": lambda sheet, rows: ran.append(sheet)})
+    assert ran == [1, 2] and letter.id in report.delivered  # the write a stand-in covered is made now
+    assert store.counts() == {"dead": 0, "delivered": 2, "discarded": 0}
 
 
 def test_letters_list_oldest_first_and_counts_cover_every_status(store: DeadLetterStore) -> None:
@@ -161,6 +173,8 @@ def test_the_error_is_kept_as_its_qualified_type_and_message(
         ({"attempts": 1.5}, TypeError, "attempts must be an int >= 0"),
         ({"category": "slow"}, ValueError, "category must be a brace.Category, one of its values"),
         ({"correlation_id": 7}, TypeError, "correlation_id must be a str or None"),
+        ({"served": ""}, ValueError, "served must be a non-empty str"),
+        ({"served": 3}, TypeError, "served must be a non-empty str"),
     ],
 )
 def test_put_refuses_what_is_not_a_call(store: DeadLetterStore, change: dict[str, Any], error: type[Exception],
@@ -647,7 +661,7 @@ def test_the_database_is_in_wal_mode_with_its_schema_version(tmp_path: Path) -> 
     SQLiteDeadLetters(path).close()
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
     with SQLiteDeadLetters(str(path)) as store:  # reopening keeps the table
         assert store.path == str(path) and store.all() == []
         letter = put(store, "op", 1, rows=(2, 3))
@@ -656,11 +670,64 @@ def test_the_database_is_in_wal_mode_with_its_schema_version(tmp_path: Path) -> 
         assert row.fetchone() == ("[1]", '{"rows": [2, 3]}', "[]")
 
 
+# A file written by the first dead-letter schema (version 1), as sqlite3's iterdump() shows it.
+VERSION_1 = """
+CREATE TABLE dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order letters were put
+    id TEXT NOT NULL UNIQUE,
+    operation TEXT NOT NULL,
+    args TEXT NOT NULL,            -- JSON array
+    kwargs TEXT NOT NULL,          -- JSON object
+    unserialisable TEXT NOT NULL,  -- JSON array of paths
+    error_type TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    category TEXT,
+    correlation_id TEXT,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('dead', 'delivered', 'discarded')),
+    resolved_at REAL,
+    resolved_by TEXT,
+    note TEXT NOT NULL,
+    replays INTEGER NOT NULL
+);
+INSERT INTO "dead_letters" VALUES(1,'c33537ede02342b9aa48dc2fad8675e3','sync_sheet','[7, "rows"]','{"sheet": {"id": 3}}',
+    '[]','TimeoutError','slow','timeout','req-1',4,1700000000.5,'dead',NULL,NULL,'',0);
+INSERT INTO "dead_letters" VALUES(2,'04e6bacdce76440483ec29057e920501','op','[]','{}','[]','ValueError','x',NULL,NULL,1,
+    1700000001.5,'discarded',1700000002.5,'ana','dup',0);
+CREATE INDEX dead_letters_status ON dead_letters (status, seq);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_file_of_schema_version_1_is_migrated_with_its_letters(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.executescript(VERSION_1)
+    connection.close()
+    with SQLiteDeadLetters(path) as store:
+        old = store.all()
+        assert [(letter.id, letter.args, letter.kwargs, letter.status, letter.served) for letter in old] == [
+            ("c33537ede02342b9aa48dc2fad8675e3", (7, "rows"), {"sheet": {"id": 3}}, "dead", None),
+            ("04e6bacdce76440483ec29057e920501", (), {}, "discarded", None),
+        ]
+        assert (old[0].error_type, old[0].correlation_id, old[0].attempts, old[1].note) == ("TimeoutError", "req-1",
+                                                                                           4, "dup")  # fmt: skip
+        served = put(store, "op", 1, served="cache")
+    with SQLiteDeadLetters(path) as store:  # once migrated, it opens as it is
+        assert store.all() == [*old, served]
+        assert store.counts() == {"dead": 2, "delivered": 0, "discarded": 1}
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+    connection.close()
+
+
 def test_a_database_from_a_newer_brace_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "letters.sqlite3"
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA user_version = 99")
-    with pytest.raises(ValueError, match="schema version 99; this brace reads version 1"):
+    with pytest.raises(ValueError, match="schema version 99; this brace reads versions up to 2"):
         SQLiteDeadLetters(path)
 
 

@@ -2,7 +2,10 @@
 
 When brace.Recovery gives up on an operation, the call - its name, its
 arguments, the error, the failure's category, the correlation id - goes to a
-`DeadLetterStore` before the error reaches the caller. A letter stays "dead"
+`DeadLetterStore` before the error reaches the caller. So does a call that
+was served a stand-in value instead (a fallback's, or an escalation's skip or
+use: `DeadLetter.served` says which), since the operation - a write, say -
+was still not made. A letter stays "dead"
 until it is settled: `replay()` runs it again and marks it "delivered" when it
 succeeds, or a person `discard`s it with a reason. Letters are never deleted,
 so every call given up on is accounted for: delivered, still dead, or
@@ -68,7 +71,6 @@ _log = logging.getLogger("brace")
 Status = Literal["dead", "delivered", "discarded"]
 _STATUSES: tuple[Status, ...] = ("dead", "delivered", "discarded")
 _CATEGORY_VALUES = frozenset(category.value for category in Category)
-_SCHEMA_VERSION = 1
 
 _Store = TypeVar("_Store", bound="DeadLetterStore")
 
@@ -91,6 +93,11 @@ class DeadLetter:
         correlation_id: The correlation id of the call, or None.
         attempts: How many attempts were made before giving up.
         created_at: When the letter was stored (time.time(): it outlives the process).
+        served: What the caller got instead of the operation's result: None
+            when it got an error, else the source of the brace.Degraded value
+            it was served ("cache", "fallback:<name>", "decision:skip",
+            "decision:use"). Either way the operation did not succeed: a served
+            letter is dead like the others, and replay makes the call.
         status: "dead" (not settled), "delivered" (a replay succeeded) or
             "discarded" (a person gave it up).
         resolved_at: When it was delivered or discarded (time.time()), or None.
@@ -111,6 +118,7 @@ class DeadLetter:
     correlation_id: str | None
     attempts: int
     created_at: float
+    served: str | None = None
     status: Status = "dead"
     resolved_at: float | None = None
     resolved_by: str | None = None
@@ -255,8 +263,9 @@ class DeadLetterStore(abc.ABC):
         category: Category | str | None,
         correlation_id: str | None,
         attempts: int,
+        served: str | None = None,
     ) -> DeadLetter:
-        """Stores a call that was given up on; returns its letter.
+        """Stores a call that was given up on, or served a stand-in value; returns its letter.
 
         Arguments JSON cannot hold are stored as their repr and flagged (see
         `DeadLetter.unserialisable`); nothing about the arguments makes this
@@ -270,6 +279,9 @@ class DeadLetterStore(abc.ABC):
             category: The failure's brace.Category (or its value), or None.
             correlation_id: The call's correlation id, or None.
             attempts: Attempts made before giving up, >= 0.
+            served: The source of the brace.Degraded value the caller was served
+                instead of the operation's result (Degraded.source), or None
+                when the caller got an error: see `DeadLetter.served`.
 
         Raises:
             ValueError, TypeError: For arguments outside the above.
@@ -284,6 +296,8 @@ class DeadLetterStore(abc.ABC):
         if correlation_id is not None and not isinstance(correlation_id, str):
             raise TypeError(f"correlation_id must be a str or None, got {type(correlation_id).__name__}")
         _config.count(attempts, "attempts", minimum=0)
+        if served is not None:
+            _name(served, "served")
         category = _category(category)
         args_json, kwargs_json, flagged = _encode(args, kwargs)
         letter = DeadLetter(
@@ -298,6 +312,7 @@ class DeadLetterStore(abc.ABC):
             correlation_id=None if correlation_id is None else clean_text(correlation_id),
             attempts=attempts,
             created_at=time.time(),
+            served=None if served is None else clean_text(served),
         )
         self._insert(letter, args_json, kwargs_json)
         return letter
@@ -471,29 +486,40 @@ def _decoded(letter: DeadLetter, args_json: str, kwargs_json: str) -> DeadLetter
 
 
 _COLUMNS = ("id, operation, args, kwargs, unserialisable, error_type, error_message, category, correlation_id, "
-            "attempts, created_at, status, resolved_at, resolved_by, note, replays")  # fmt: skip
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order letters were put
-    id TEXT NOT NULL UNIQUE,
-    operation TEXT NOT NULL,
-    args TEXT NOT NULL,            -- JSON array
-    kwargs TEXT NOT NULL,          -- JSON object
-    unserialisable TEXT NOT NULL,  -- JSON array of paths
-    error_type TEXT NOT NULL,
-    error_message TEXT NOT NULL,
-    category TEXT,
-    correlation_id TEXT,
-    attempts INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('dead', 'delivered', 'discarded')),
-    resolved_at REAL,
-    resolved_by TEXT,
-    note TEXT NOT NULL,
-    replays INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, seq);
-"""
+            "attempts, created_at, served, status, resolved_at, resolved_by, note, replays")  # fmt: skip
+# _MIGRATIONS[n] takes a database from schema version n to n + 1 (PRAGMA
+# user_version; a new file is at 0). Released steps never change: files written
+# by every earlier brace must keep opening.
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: the letters.
+    """
+    CREATE TABLE IF NOT EXISTS dead_letters (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order letters were put
+        id TEXT NOT NULL UNIQUE,
+        operation TEXT NOT NULL,
+        args TEXT NOT NULL,            -- JSON array
+        kwargs TEXT NOT NULL,          -- JSON object
+        unserialisable TEXT NOT NULL,  -- JSON array of paths
+        error_type TEXT NOT NULL,
+        error_message TEXT NOT NULL,
+        category TEXT,
+        correlation_id TEXT,
+        attempts INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('dead', 'delivered', 'discarded')),
+        resolved_at REAL,
+        resolved_by TEXT,
+        note TEXT NOT NULL,
+        replays INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, seq);
+    """,
+    # 2: what a call was served instead of the operation's result (NULL: an error).
+    """
+    ALTER TABLE dead_letters ADD COLUMN served TEXT;
+    """,
+)
+_SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 # The names SQLite gives a database that is not a file (without URIs, which an
@@ -554,18 +580,7 @@ class SQLiteDeadLetters(DeadLetterStore):
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise ValueError(f"path {self._path!r} holds dead letters of schema version {version}; "
-                                 f"this brace reads version {_SCHEMA_VERSION}")  # fmt: skip
-            if version < _SCHEMA_VERSION:
-                connection.execute("BEGIN IMMEDIATE")
-                # Statement by statement: executescript would commit the BEGIN first.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-                connection.execute("COMMIT")
+            _migrate(connection, self._path)
         except BaseException:
             connection.close()
             raise
@@ -573,7 +588,7 @@ class SQLiteDeadLetters(DeadLetterStore):
 
     @property
     def path(self) -> str:
-        """The database file."""
+        """The database file, as given."""
         return self._path
 
     def counts(self) -> dict[str, int]:
@@ -592,11 +607,11 @@ class SQLiteDeadLetters(DeadLetterStore):
     def _insert(self, letter: DeadLetter, args_json: str, kwargs_json: str) -> None:
         row = (letter.id, letter.operation, args_json, kwargs_json, json.dumps(letter.unserialisable),
                letter.error_type, letter.error_message, letter.category, letter.correlation_id, letter.attempts,
-               letter.created_at, letter.status, letter.resolved_at, letter.resolved_by, letter.note,
+               letter.created_at, letter.served, letter.status, letter.resolved_at, letter.resolved_by, letter.note,
                letter.replays)  # fmt: skip
         with self._lock:
             # Autocommit: this INSERT is a transaction of its own, committed on return.
-            self._connection.execute(f"INSERT INTO dead_letters ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", row)
+            self._connection.execute(f"INSERT INTO dead_letters ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row)
 
     def _find(self, id: str) -> DeadLetter | None:
         with self._lock:
@@ -637,14 +652,37 @@ class SQLiteDeadLetters(DeadLetterStore):
         return f"SQLiteDeadLetters({self._path!r})"
 
 
+def _migrate(connection: sqlite3.Connection, path: str) -> None:
+    """Brings the database to _SCHEMA_VERSION, or refuses one from a newer brace."""
+    if connection.execute("PRAGMA user_version").fetchone()[0] == _SCHEMA_VERSION:
+        return
+    # IMMEDIATE, then read the version again: another process may be migrating the same file.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise ValueError(f"path {path!r} holds dead letters of schema version {version}; "
+                             f"this brace reads versions up to {_SCHEMA_VERSION}")  # fmt: skip
+        for script in _MIGRATIONS[version:]:
+            # Statement by statement: executescript would commit the BEGIN first.
+            for statement in script.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 def _letter(row: tuple[Any, ...]) -> DeadLetter:
     (id, operation, args, kwargs, unserialisable, error_type, error_message, category, correlation_id, attempts,
-     created_at, status, resolved_at, resolved_by, note, replays) = row  # fmt: skip
+     created_at, served, status, resolved_at, resolved_by, note, replays) = row  # fmt: skip
     return DeadLetter(id=id, operation=operation, args=tuple(json.loads(args)), kwargs=json.loads(kwargs),
                       unserialisable=tuple(json.loads(unserialisable)), error_type=error_type,
                       error_message=error_message, category=category, correlation_id=correlation_id,
-                      attempts=attempts, created_at=created_at, status=status, resolved_at=resolved_at,
-                      resolved_by=resolved_by, note=note, replays=replays)  # fmt: skip
+                      attempts=attempts, created_at=created_at, served=served, status=status,
+                      resolved_at=resolved_at, resolved_by=resolved_by, note=note, replays=replays)  # fmt: skip
 
 
 # -- the process's store ---------------------------------------------------------------
