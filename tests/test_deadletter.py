@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import datetime
 import math
+import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,10 +29,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from brace import Degraded, Recovery, RecoveryFailed
 from brace.classify import Category
 from brace._safe import safe_repr
+from brace import deadletter
 from brace.deadletter import (
+    INTERRUPTED,
     DeadLetter,
     DeadLetterStore,
+    InFlightCall,
     MemoryDeadLetters,
+    Owner,
     ReplayReport,
     SQLiteDeadLetters,
     default_store,
@@ -41,6 +49,7 @@ from brace.testing import FakeClock
 from hostile import Recipe, Sly, built, recipes
 
 STORES = ["memory", "sqlite"]
+LONG = 60.0  # a timeout no test reaches: the child processes answer at once
 
 
 def open_store(kind: str, path: Path) -> DeadLetterStore:
@@ -568,6 +577,7 @@ class Accounting(RuleBasedStateMachine):
         self.store: DeadLetterStore = (MemoryDeadLetters() if self.store_kind == "memory"
                                        else SQLiteDeadLetters(Path(self.directory.name) / "letters.sqlite3"))  # fmt: skip
         self.model: dict[str, str] = {}  # id -> status, in the order put
+        self.in_flight: list[str] = []  # outbox ids, in the order begun
 
     def ids(self, status: str) -> list[str]:
         return [id for id, now in self.model.items() if now == status]
@@ -613,6 +623,31 @@ class Accounting(RuleBasedStateMachine):
         for id in report.delivered:
             self.model[id] = "delivered"
 
+    @rule(value=st.one_of(st.integers(), st.text(), st.dates()))
+    def begin(self, value: object) -> None:
+        self.in_flight.append(self.store.begin(operation="op", args=(value,), kwargs={}, correlation_id=None))
+
+    @precondition(lambda self: self.in_flight)
+    @rule(data=st.data())
+    def end(self, data: st.DataObject) -> None:
+        id = data.draw(st.sampled_from(self.in_flight))
+        self.store.end(id)
+        self.in_flight.remove(id)
+
+    @precondition(lambda self: self.in_flight)
+    @rule(data=st.data(), served=st.sampled_from([None, "cache"]))
+    def give_up_on_a_call_in_flight(self, data: st.DataObject, served: str | None) -> None:
+        id = data.draw(st.sampled_from(self.in_flight))
+        self.store.put(operation="op", args=(), kwargs={}, error=TimeoutError(), category=None, correlation_id=None,
+                       attempts=1, served=served, outbox_id=id)  # fmt: skip
+        self.in_flight.remove(id)
+        self.model[id] = "dead"
+
+    @invariant()
+    def every_call_in_flight_is_in_the_outbox(self) -> None:
+        assert [call.id for call in self.store.in_flight()] == self.in_flight
+        assert self.store.recover_interrupted() == []  # their process runs: this one
+
     @invariant()
     def every_letter_is_accounted_for(self) -> None:
         counts = self.store.counts()
@@ -633,6 +668,165 @@ TestMemoryAccounting = Accounting.TestCase
 TestMemoryAccounting.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
 TestSQLiteAccounting = SQLiteAccounting.TestCase
 TestSQLiteAccounting.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
+
+
+# -- the outbox -------------------------------------------------------------------------
+
+
+def begin(store: DeadLetterStore, operation: str = "charge", *args: Any, **kwargs: Any) -> str:
+    return store.begin(operation=operation, args=args, kwargs=kwargs, correlation_id="order-7")
+
+
+def test_a_call_begun_is_in_flight_until_it_ends(store: DeadLetterStore) -> None:
+    before = time.time()
+    id = begin(store, "charge", 42, WHEN, currency="EUR")
+    (call,) = store.in_flight()
+    assert call == InFlightCall(id=id, operation="charge", args=(42, repr(WHEN)), kwargs={"currency": "EUR"},
+                                unserialisable=("args[1]",), correlation_id="order-7", started_at=call.started_at,
+                                owner=Owner(socket.gethostname(), os.getpid(), call.owner.started))  # fmt: skip
+    assert before <= call.started_at <= time.time()
+    start_ticks = Path(f"/proc/{os.getpid()}/stat").read_text().rpartition(")")[2].split()[19]  # field 22
+    assert call.owner.started.endswith(f"/{start_ticks}")  # with the boot id: this process, not its pid alone
+    assert store.counts() == {"dead": 0, "delivered": 0, "discarded": 0}  # not a letter
+    store.end(id)
+    assert store.in_flight() == [] and store.all() == []
+    with pytest.raises(KeyError, match=f"no call in the outbox with id {id!r}"):
+        store.end(id)
+
+
+def test_a_call_given_up_on_becomes_its_dead_letter_at_once(store: DeadLetterStore) -> None:
+    kept = begin(store, "charge", 1)
+    id = begin(store, "charge", 2)
+    letter = store.put(operation="charge", args=(2,), kwargs={}, error=TimeoutError("slow"), category="timeout",
+                       correlation_id="order-7", attempts=3, served="cache", outbox_id=id)  # fmt: skip
+    assert (letter.id, letter.served, letter.status) == (id, "cache", "dead") and store.get(id) == letter
+    assert [call.id for call in store.in_flight()] == [kept]
+    for again in (lambda: store.put(operation="charge", args=(2,), kwargs={}, error=TimeoutError(), category=None,
+                                    correlation_id=None, attempts=3, outbox_id=id),
+                  lambda: store.end(id)):  # fmt: skip
+        with pytest.raises(KeyError, match="no call in the outbox"):
+            again()
+    assert store.all() == [letter]  # a call accounted for already is not stored twice
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"operation": ""}, ValueError, "operation must be a non-empty str"),
+        ({"args": [1]}, TypeError, "args must be a tuple"),
+        ({"kwargs": {1: "a"}}, TypeError, "kwargs must be a mapping of str to values"),
+        ({"correlation_id": 7}, TypeError, "correlation_id must be a str or None"),
+    ],
+)
+def test_begin_refuses_what_is_not_a_call(store: DeadLetterStore, change: dict[str, Any], error: type[Exception],
+                                          match: str) -> None:  # fmt: skip
+    given: dict[str, Any] = {"operation": "op", "args": (), "kwargs": {}, "correlation_id": None, **change}
+    with pytest.raises(error, match=match):
+        store.begin(**given)
+    assert store.in_flight() == []
+
+
+def test_an_outbox_id_must_be_a_str(store: DeadLetterStore) -> None:
+    with pytest.raises(TypeError, match="outbox_id must be a non-empty str"):
+        store.put(operation="op", args=(), kwargs={}, error=TimeoutError(), category=None, correlation_id=None,
+                  attempts=1, outbox_id=3)  # type: ignore[arg-type]  # fmt: skip
+
+
+def begun_by(store: DeadLetterStore, owner: Owner, monkeypatch: pytest.MonkeyPatch, *args: Any) -> str:
+    """A call begun as if by the process `owner`."""
+    monkeypatch.setattr(deadletter, "_process", owner)
+    try:
+        return begin(store, "charge", *args, currency="EUR")
+    finally:
+        monkeypatch.setattr(deadletter, "_process", None)
+
+
+def test_the_calls_of_a_process_that_ended_become_interrupted_dead_letters(
+    store: DeadLetterStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, pid = socket.gethostname(), os.getpid()
+    # This pid runs, but a process that started at another time had it: that one has ended.
+    ended = begun_by(store, Owner(host, pid, "another-boot/1"), monkeypatch, 42)
+    elsewhere = begun_by(store, Owner("another-host", pid, "another-boot/1"), monkeypatch, 43)
+    live = begin(store, "charge", 44)
+    before = time.time()
+    (letter,) = store.recover_interrupted()
+    assert (letter.id, letter.operation, letter.args, letter.kwargs, letter.correlation_id) == (
+        ended, "charge", (42,), {"currency": "EUR"}, "order-7")
+    assert (letter.error_type, letter.category, letter.attempts, letter.status, letter.served) == (
+        INTERRUPTED, None, 0, "dead", None)
+    assert letter.error_message.startswith(f"process {pid} on {host} ended during the call, begun at ")
+    assert letter.error_message.endswith(" UTC: the server may or may not have seen it")
+    assert letter.replayable and before <= letter.created_at <= time.time()
+    assert store.get(ended) == letter
+    assert [call.id for call in store.in_flight()] == [elsewhere, live]  # not judged from here; running
+    assert store.recover_interrupted() == []
+    assert store.counts() == {"dead": 1, "delivered": 0, "discarded": 0}
+    charged: list[int] = []
+    assert replay(store, {"charge": lambda n, currency: charged.append(n)}).delivered == (ended,)
+    assert charged == [42]
+
+
+def test_concurrent_recoveries_recover_each_call_once(store: DeadLetterStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    ids = [begun_by(store, Owner(socket.gethostname(), os.getpid(), "another-boot/1"), monkeypatch, n)
+           for n in range(50)]  # fmt: skip
+    recovered: list[DeadLetter] = []
+    run_threads(4, lambda n: recovered.extend(store.recover_interrupted()))
+    assert sorted(letter.id for letter in recovered) == sorted(ids)
+    assert store.counts()["dead"] == 50 and store.in_flight() == []
+
+
+MID_CALL = """
+import sys
+from brace.deadletter import SQLiteDeadLetters
+store = SQLiteDeadLetters(sys.argv[1])
+id = store.begin(operation="charge", args=(42, {"cents": 1999}), kwargs={"currency": "EUR"}, correlation_id="order-7")
+print(id, flush=True)
+sys.stdin.readline()  # mid-call until the parent says
+store.end(id)
+"""
+
+
+def test_a_call_whose_process_is_killed_mid_call_is_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", MID_CALL, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None
+        id = child.stdout.readline().strip()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # not an exit: nothing of the child's runs after this
+        assert child.wait(LONG) == -signal.SIGKILL
+    with SQLiteDeadLetters(path) as store:
+        (call,) = store.in_flight()
+        assert (call.id, call.owner.pid) == (id, child.pid)
+        (letter,) = store.recover_interrupted()
+        assert (letter.id, letter.operation, letter.args, letter.kwargs, letter.correlation_id, letter.error_type) == (
+            id, "charge", (42, {"cents": 1999}), {"currency": "EUR"}, "order-7", INTERRUPTED)
+        assert letter.replayable and store.in_flight() == []
+    with SQLiteDeadLetters(path) as store:
+        assert store.dead() == [letter]
+
+
+def test_the_calls_of_a_running_process_are_not_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", MID_CALL, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        id = child.stdout.readline().strip()
+        with SQLiteDeadLetters(path) as store:
+            assert store.recover_interrupted() == []
+            assert [call.id for call in store.in_flight()] == [id]
+            child.stdin.write("ended\n")
+            child.stdin.flush()
+            assert child.wait(LONG) == 0
+            assert store.in_flight() == [] and store.all() == []
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(LONG)
 
 
 # -- SQLite: durability, schema, threads --------------------------------------------------
@@ -715,8 +909,10 @@ def test_a_file_of_schema_version_1_is_migrated_with_its_letters(tmp_path: Path)
         assert (old[0].error_type, old[0].correlation_id, old[0].attempts, old[1].note) == ("TimeoutError", "req-1",
                                                                                            4, "dup")  # fmt: skip
         served = put(store, "op", 1, served="cache")
+        in_flight = begin(store, "op", 2)
     with SQLiteDeadLetters(path) as store:  # once migrated, it opens as it is
         assert store.all() == [*old, served]
+        assert [call.id for call in store.in_flight()] == [in_flight]
         assert store.counts() == {"dead": 2, "delivered": 0, "discarded": 1}
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA user_version").fetchone() == (2,)

@@ -13,6 +13,7 @@ from brace.control import control
 from brace.deadletter import (
     DeadLetter,
     DeadLetterStore,
+    InFlightCall,
     MemoryDeadLetters,
     ReplayReport,
     SQLiteDeadLetters,
@@ -81,6 +82,7 @@ __all__ = [
     "HealingAction",
     "HealingContext",
     "HealingStats",
+    "InFlightCall",
     "JsonLinesSink",
     "LoggingHandler",
     "LoggingSink",
