@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import brace
+from brace import recovery_log
 from brace.classify import DEFAULT_CLASSIFIER
 from brace.recovery import RecoveryEvent
 from brace.recovery_log import (
@@ -338,6 +339,13 @@ class GatedFile:
         self.real.close()
 
 
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + LONG
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
 @pytest.fixture
 def sink_path(tmp_path: Path) -> Path:
     return tmp_path / "events.jsonl"
@@ -426,6 +434,88 @@ class TestJsonLinesSink:
         assert sink.dropped == 5
         assert warnings == [f"brace: JsonLinesSink({str(sink_path)!r}) is dropping events: its queue of 2 is full "
                             f"(dropped so far: {dropped})" for dropped in (1, 4)]  # fmt: skip
+
+    def test_a_caller_gives_up_on_the_lock_at_its_deadline(self, sink_path: Path) -> None:
+        sink = JsonLinesSink(sink_path)
+        try:
+            with sink._lock:  # held by someone else for as long as it takes
+                caller = threading.Thread(target=sink, args=(event(),))
+                caller.start()
+                caller.join(LONG)
+                assert not caller.is_alive()  # it returned while the lock was still held
+            assert sink.dropped == 1
+        finally:
+            sink.close()
+
+    def test_a_waiter_never_handed_room_is_dropped_at_its_deadline_without_the_lock(self, sink_path: Path) -> None:
+        sink = JsonLinesSink(sink_path, max_queue=1)
+        gated = GatedFile(sink._file)
+        sink._file = gated  # type: ignore[assignment]
+        try:
+            sink(event(attempt=1))
+            assert gated.entered.wait(LONG)  # the writer is stuck on 1
+            sink(event(attempt=2))  # the queue is full
+            caller = threading.Thread(target=sink, args=(event(attempt=3),))
+            caller.start()
+            wait_until(lambda: len(sink._waiters) == 1)
+            with sink._lock:  # nobody can hand it room, and it cannot take the lock back
+                caller.join(LONG)
+                assert not caller.is_alive()
+                assert sink.dropped == 1 and len(sink._waiters) == 1  # it left its place: decided
+            gated.gate.set()
+            assert sink.flush(LONG)
+            assert not sink._waiters  # the writer skipped it
+        finally:
+            gated.gate.set()
+            sink.close()
+        assert [line["attempt"] for line in read_lines(sink_path)] == [1, 2]
+
+    def test_waiters_are_handed_room_first_come_first_served(self, sink_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+        sink = JsonLinesSink(sink_path, max_queue=1)
+        gated = GatedFile(sink._file)
+        sink._file = gated  # type: ignore[assignment]
+        monkeypatch.setattr(recovery_log, "_FULL_WAIT", LONG)  # room is handed to them, never waited out
+        callers: list[threading.Thread] = []
+        try:
+            sink(event(attempt=1))
+            assert gated.entered.wait(LONG)
+            sink(event(attempt=2))
+            for attempt in (3, 4, 5):
+                callers.append(threading.Thread(target=sink, args=(event(attempt=attempt),)))
+                callers[-1].start()
+                wait_until(lambda: len(sink._waiters) == attempt - 2)  # in this order
+            gated.gate.set()
+            for caller in callers:
+                caller.join(LONG)
+            assert sink.flush(LONG) and sink.dropped == 0
+        finally:
+            gated.gate.set()
+            sink.close()
+        assert [line["attempt"] for line in read_lines(sink_path)] == [1, 2, 3, 4, 5]
+
+    def test_close_drops_the_waiters(self, sink_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        sink = JsonLinesSink(sink_path, max_queue=1)
+        gated = GatedFile(sink._file)
+        sink._file = gated  # type: ignore[assignment]
+        monkeypatch.setattr(recovery_log, "_FULL_WAIT", LONG)  # only close() can end its wait
+        try:
+            sink(event(attempt=1))
+            assert gated.entered.wait(LONG)
+            sink(event(attempt=2))
+            caller = threading.Thread(target=sink, args=(event(attempt=3),))
+            caller.start()
+            wait_until(lambda: len(sink._waiters) == 1)
+            closer = threading.Thread(target=sink.close)
+            closer.start()
+            caller.join(LONG)
+            assert not caller.is_alive() and sink.dropped == 1  # dropped by close, not by its deadline
+            gated.gate.set()
+            closer.join(LONG)
+        finally:
+            gated.gate.set()
+            sink.close()
+        assert [line["attempt"] for line in read_lines(sink_path)] == [1, 2]
 
     def test_write_failures_are_reported_not_raised(self, sink_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
