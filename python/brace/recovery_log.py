@@ -131,9 +131,9 @@ def event_dict(event: RecoveryEvent) -> dict[str, object]:
 
     Keys: kind, operation, correlation_id, attempt, at, duration (seconds on
     brace's clock), outcome, detail, classification (None, or its category's
-    value, severity name, transient, retryable, status and retry_after) and
+    value, severity name, transient, retryable, status and retry_after),
     error (None, or its type and message; a message whose str() raises reads
-    "<str() raised ...>").
+    "<str() raised ...>") and ran (whether the operation itself ran).
     """
     return {
         "kind": event.kind,
@@ -146,6 +146,7 @@ def event_dict(event: RecoveryEvent) -> dict[str, object]:
         "detail": event.detail,
         "classification": None if event.classification is None else _classification(event.classification),
         "error": error_dict(event.error),
+        "ran": event.ran,
     }
 
 
@@ -300,6 +301,15 @@ class JsonLinesSink:
     loses at most the last 0.2 s of events; the sink closes itself at
     interpreter exit.
 
+    Except write-ahead records: an "attempt_started" event is written and
+    flushed to the operating system by the calling thread before the call
+    returns, so a process killed the next instant (even by SIGKILL) still has
+    it in the file. The caller waits for the file for it, as long as that
+    takes: a write-ahead record that could be dropped would promise nothing.
+    Lines never interleave (one lock guards the file), but a write-ahead line
+    may come before lines of events logged earlier and still queued: order by
+    "time" to read the file in order.
+
     The queue is bounded. When it is full (the disk cannot keep up), the
     caller waits for room, first come first served, and is dropped when none
     came within 50 ms of the call: counted in `dropped`, with one warning to
@@ -324,9 +334,9 @@ class JsonLinesSink:
         OSError: When the file cannot be opened.
     """
 
-    __slots__ = ("_path", "_max_queue", "_file", "_lock", "_has_items", "_progress", "_pending", "_waiters",
-                 "_accepted", "_done", "_wanted", "_closing", "_drops", "_dropped", "_warned_at", "_failures",
-                 "_writer")  # fmt: skip
+    __slots__ = ("_path", "_max_queue", "_file", "_file_lock", "_file_closed", "_lock", "_has_items", "_progress",
+                 "_pending", "_waiters", "_accepted", "_done", "_wanted", "_closing", "_drops", "_dropped",
+                 "_warned_at", "_failures", "_writer")  # fmt: skip
 
     def __init__(self, path: str | os.PathLike[str], *, max_queue: int = 65_536) -> None:
         if not isinstance(path, (str, os.PathLike)):
@@ -334,6 +344,10 @@ class JsonLinesSink:
         self._max_queue = _config.count(max_queue, "max_queue")
         self._path = os.fspath(path)
         self._file = open(self._path, "a", encoding="utf-8")
+        # Held for each write and flush of the file, by the writer and by the
+        # callers writing through: a text file's writes are not thread-safe.
+        self._file_lock = threading.Lock()
+        self._file_closed = False
         self._lock = threading.Lock()
         # One lock, two conditions: the writer waits for events, `flush` for the
         # writer's progress. Callers waiting for room wait on locks of their own (_Waiter).
@@ -357,6 +371,9 @@ class JsonLinesSink:
 
     def __call__(self, event: RecoveryEvent) -> None:
         stamp = time.time()
+        if event.kind == "attempt_started":
+            self._write_through(stamp, event)
+            return
         # Real time, not brace's clock: the wait is for the writer thread.
         deadline = time.monotonic() + _FULL_WAIT
         if not self._lock.acquire(timeout=_FULL_WAIT):
@@ -383,6 +400,16 @@ class JsonLinesSink:
             self._drop(warn=True)
         # Else the writer or close decided it this very instant, and carries it out.
 
+    def _write_through(self, stamp: float, event: RecoveryEvent) -> None:
+        """Writes a write-ahead record and flushes it to the OS, in the calling thread."""
+        line = _json_line(stamp, event)
+        with self._file_lock:
+            if self._file_closed:
+                self._drop(warn=False)
+                return
+            self._guarded(lambda: self._file.write(line))
+            self._guarded(self._file.flush)
+
     def _enqueue(self, entry: tuple[float, RecoveryEvent]) -> None:
         """Queues an event (the lock held)."""
         self._pending.append(entry)
@@ -404,7 +431,7 @@ class JsonLinesSink:
 
     @property
     def dropped(self) -> int:
-        """How many events were not written: the queue was full, or the sink closed."""
+        """How many events were not written: the queue was full, or the sink was closed."""
         return self._dropped
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -458,18 +485,23 @@ class JsonLinesSink:
                 closing, wanted = self._closing, self._wanted
                 self._admit()
             for stamp, event in batch:
-                self._guarded(lambda: self._file.write(_json_line(stamp, event)))
+                line = _json_line(stamp, event)
+                with self._file_lock:  # line by line: a caller writing through waits for one line at most
+                    self._guarded(lambda: self._file.write(line))
             written += len(batch)
             # Real time, not brace's clock: a frozen test clock must not stop the flushes.
             now = time.monotonic()
             if written > flushed and (closing or wanted > flushed or now - last_flush >= _FLUSH_EVERY):
-                self._guarded(self._file.flush)
+                with self._file_lock:
+                    self._guarded(self._file.flush)
                 last_flush, flushed = now, written
                 with self._lock:
                     self._done = flushed
                     self._progress.notify_all()
             if closing:
-                self._guarded(self._file.close)
+                with self._file_lock:
+                    self._file_closed = True
+                    self._guarded(self._file.close)
                 return
 
     def _admit(self) -> None:
