@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import math
 import os
 import signal
@@ -775,6 +776,28 @@ def test_concurrent_recoveries_recover_each_call_once(store: DeadLetterStore,
     run_threads(4, lambda n: recovered.extend(store.recover_interrupted()))
     assert sorted(letter.id for letter in recovered) == sorted(ids)
     assert store.counts()["dead"] == 50 and store.in_flight() == []
+
+
+def test_whether_a_process_runs_is_told_only_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    me = deadletter._this_process()
+    host, pid = me.host, me.pid
+    assert me.started  # Linux: from /proc
+    assert deadletter._running(me) is True
+    assert deadletter._running(Owner(host, pid, "")) is True  # begun where start times are unknown: the pid
+    assert deadletter._running(Owner(host, pid, "another-boot/1")) is False  # the pid is another process's now
+    assert deadletter._running(Owner("another-host", pid, me.started)) is None
+    with monkeypatch.context() as patched:
+        patched.setattr(deadletter, "_started", lambda pid: None)  # /proc hides it (hidepid)
+        assert deadletter._running(me) is None
+    for answer, running in ((PermissionError(1, "not yours"), True), (ProcessLookupError(3, "no such"), False)):
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "kill", functools.partial(answering, answer))
+            assert deadletter._running(me) is running  # another user's process exists; a missing one ended
+
+
+def answering(error: OSError, pid: int, signal: int) -> None:
+    """os.kill(pid, 0) as it answers for another user's process, or for none."""
+    raise error
 
 
 MID_CALL = """

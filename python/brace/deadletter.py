@@ -32,7 +32,8 @@ that is gone: `recover_interrupted()`, run by the next process (at start-up,
 say), turns such calls into dead letters with error_type "brace.Interrupted"
 - the server may or may not have seen them - and `replay` can make them again.
 So every call the server may have seen is either logged as ended, or a dead
-letter, or still in flight in a process that runs. Outbox entries are not
+letter, or still in flight in a process that runs (or on another host: only
+there can it be told whether its process runs). Outbox entries are not
 letters: `counts()` counts letters only, and a call is counted from the moment
 it becomes one.
 
