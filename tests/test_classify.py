@@ -667,6 +667,18 @@ class HostileClass(Exception):
     __class__ = property(_raise)
 
 
+class NamelessMeta(type):
+    @property
+    def __name__(cls) -> str:  # type: ignore[override]
+        raise RuntimeError("__name__")
+
+
+class HostileClassAndName(Exception, metaclass=NamelessMeta):
+    """isinstance() raises on it (its __class__), and so does its class's __name__."""
+
+    __class__ = property(_raise)
+
+
 class HostileResponse:
     """A returned value that looks like a response but cannot be read."""
 
@@ -695,7 +707,8 @@ class MockLike:
 
 
 HOSTILE: dict[str, Callable[[], object]] = {
-    "raising attributes": Hostile, "raising __class__": HostileClass, "unreadable response": HostileResponse,
+    "raising attributes": Hostile, "raising __class__": HostileClass,
+    "raising __class__ and __name__": HostileClassAndName, "unreadable response": HostileResponse,
     "non-str __module__": OddModule, "odd statuses": WeirdStatus, "mock-like": MockLike, "object": object,
     "None": lambda: None, "int": lambda: 3, "str": lambda: "503", "bytes": lambda: b"\xff",
     "dict": lambda: {"headers": {"Retry-After": "x"}, "status_code": 503},

@@ -94,3 +94,26 @@ def test_a_subclass_of_int_is_accepted_as_n() -> None:
 
     lim = brace.RateLimiter(rate=1, burst=5)
     assert lim.try_acquire(Count(5))
+
+
+class Unshowable(float):
+    """A number whose repr raises: a bad value must still be refused with a ValueError naming it."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+
+@pytest.mark.parametrize(
+    ("make", "parameter"),
+    [
+        (lambda: brace.RetryBudget(ratio=Unshowable(5000.0)), "ratio"),
+        (lambda: brace.Backoff.exponential(multiplier=Unshowable(0.5)), "multiplier"),
+        (lambda: brace.Backoff.constant(delay=Unshowable(-1.0)), "delay"),
+        (lambda: brace.RateLimiter(rate=Unshowable(-1.0)), "rate"),
+        (lambda: brace.EscalationPolicy(wait=Unshowable(-1.0)), "wait"),
+    ],
+    ids=["ratio", "multiplier", "delay", "rate", "wait"],
+)
+def test_a_bad_value_whose_repr_raises_is_still_refused_by_name(make: Any, parameter: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{parameter} .*got <test_config\.Unshowable object at 0x[0-9a-f]+; repr\(\) raised"):
+        make()

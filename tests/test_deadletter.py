@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import math
+import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -18,16 +23,21 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from brace import Degraded, Recovery, RecoveryFailed
 from brace.classify import Category
+from brace._safe import safe_repr
+from brace import deadletter
 from brace.deadletter import (
+    INTERRUPTED,
     DeadLetter,
     DeadLetterStore,
+    InFlightCall,
     MemoryDeadLetters,
+    Owner,
     ReplayReport,
     SQLiteDeadLetters,
     default_store,
@@ -37,8 +47,10 @@ from brace.deadletter import (
 )
 from brace.recovery_log import correlation_id
 from brace.testing import FakeClock
+from hostile import Recipe, Sly, built, recipes
 
 STORES = ["memory", "sqlite"]
+LONG = 60.0  # a timeout no test reaches: the child processes answer at once
 
 
 def open_store(kind: str, path: Path) -> DeadLetterStore:
@@ -51,9 +63,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeadLetter
         yield opened
 
 
-def put(store: DeadLetterStore, operation: str = "sync_sheet", *args: Any, **kwargs: Any) -> DeadLetter:
+def put(store: DeadLetterStore, operation: str = "sync_sheet", *args: Any, served: str | None = None,
+        **kwargs: Any) -> DeadLetter:  # fmt: skip
     return store.put(operation=operation, args=args, kwargs=kwargs, error=ConnectionResetError(104, "reset"),
-                     category=Category.NETWORK_ERROR, correlation_id="req-1", attempts=4)  # fmt: skip
+                     category=Category.NETWORK_ERROR, correlation_id="req-1", attempts=4, served=served)  # fmt: skip
 
 
 # -- putting and reading -------------------------------------------------------------
@@ -75,6 +88,17 @@ def test_a_letter_read_is_a_copy(store: DeadLetterStore) -> None:
     letter.args[0].append(2)
     letter.kwargs["rows"]["b"] = 2
     assert (store.get(letter.id).args, store.get(letter.id).kwargs) == (([1],), {"rows": {"a": 1}})
+
+
+@pytest.mark.parametrize("source", ["cache", "fallback:replica", "decision:skip", "decision:use"])
+def test_a_call_served_a_stand_in_is_a_dead_letter_saying_what_it_got(store: DeadLetterStore, source: str) -> None:
+    letter = put(store, "sync_sheet", 1, rows=[1], served=source)
+    assert (letter.served, letter.status) == (source, "dead") and store.get(letter.id) == letter
+    assert put(store, "sync_sheet", 2, rows=[]).served is None  # the caller got the error
+    ran: list[int] = []
+    report = replay(store, {"sync_sheet": lambda sheet, rows: ran.append(sheet)})
+    assert ran == [1, 2] and letter.id in report.delivered  # the write a stand-in covered is made now
+    assert store.counts() == {"dead": 0, "delivered": 2, "discarded": 0}
 
 
 def test_letters_list_oldest_first_and_counts_cover_every_status(store: DeadLetterStore) -> None:
@@ -121,15 +145,23 @@ class BadStr(Exception):
         raise RuntimeError("no message for you")
 
 
+class ModuleNotAStr(Exception):
+    pass
+
+
+ModuleNotAStr.__module__ = 42  # type: ignore[assignment]
+
+
 @pytest.mark.parametrize(
     ("error", "error_type", "message"),
     [
         (ValueError("bad row"), "ValueError", "bad row"),
         (LibraryError("quota"), f"{__name__}.LibraryError", "quota"),
         (httpx.ConnectTimeout("slow"), "httpx.ConnectTimeout", "slow"),
-        (BadStr(), f"{__name__}.BadStr", "(str() of the error raised RuntimeError)"),
+        (BadStr(), f"{__name__}.BadStr", "<str() raised RuntimeError>"),
+        (ModuleNotAStr("quota"), "ModuleNotAStr", "quota"),
     ],
-    ids=["builtin", "local class", "library", "str raises"],
+    ids=["builtin", "local class", "library", "str raises", "module not a str"],
 )
 def test_the_error_is_kept_as_its_qualified_type_and_message(
     store: DeadLetterStore, error: BaseException, error_type: str, message: str
@@ -151,6 +183,8 @@ def test_the_error_is_kept_as_its_qualified_type_and_message(
         ({"attempts": 1.5}, TypeError, "attempts must be an int >= 0"),
         ({"category": "slow"}, ValueError, "category must be a brace.Category, one of its values"),
         ({"correlation_id": 7}, TypeError, "correlation_id must be a str or None"),
+        ({"served": ""}, ValueError, "served must be a non-empty str"),
+        ({"served": 3}, TypeError, "served must be a non-empty str"),
     ],
 )
 def test_put_refuses_what_is_not_a_call(store: DeadLetterStore, change: dict[str, Any], error: type[Exception],
@@ -173,6 +207,17 @@ class HostileRepr:
 class Plain:
     def __repr__(self) -> str:
         return "Plain()"
+
+
+class HostileClass:
+    """isinstance() raises on it: it asks its __class__, which raises."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("__class__")
+
+    def __repr__(self) -> str:
+        return "HostileClass()"
 
 
 class Point(NamedTuple):
@@ -208,9 +253,17 @@ for _ in range(100_000):
         (Point(1, 2), "Point(x=1, y=2)", ["args[0]"]),
         (Category.TIMEOUT, "<Category.TIMEOUT: 'timeout'>", ["args[0]"]),
         (looped, [1, "[1, [...]]"], ["args[0][1]"]),
+        (10**4300 - 1, 10**4300 - 1, []),
+        (-(10**4300), f"<int {-(10**4300):#x}; repr() raised ValueError>", ["args[0]"]),
+        ([1, 10**5000], [1, f"<int {10**5000:#x}; repr() raised ValueError>"], ["args[0][1]"]),
+        (HostileClass(), "HostileClass()", ["args[0]"]),
+        ({"k": HostileClass()}, {"k": "HostileClass()"}, ["args[0]['k']"]),
+        ({Sly("k"): 1}, {"k": 1}, []),
     ],
     ids=["int", "float", "bool", "None", "unicode", "surrogate", "nested", "tuple", "datetime", "nested datetime",
-         "object in a list", "int keys", "bytes", "set", "namedtuple", "enum", "self-containing"],  # fmt: skip
+         "object in a list", "int keys", "bytes", "set", "namedtuple", "enum", "self-containing", "4300 digits",
+         "4301 digits", "5001 digits inside", "raising __class__", "raising __class__ inside",
+         "str subclass key"],  # fmt: skip
 )
 def test_arguments_json_holds_are_kept_and_others_become_flagged_reprs(
     store: DeadLetterStore, value: object, stored: object, flagged: list[str]
@@ -234,12 +287,43 @@ def test_special_floats_come_back_as_they_went_in(store: DeadLetterStore) -> Non
     assert letter.replayable
 
 
+def test_an_int_is_flagged_when_decimal_text_of_it_would_not_read_back(store: DeadLetterStore) -> None:
+    previous = sys.get_int_max_str_digits()
+    try:
+        sys.set_int_max_str_digits(0)  # this process writes any int; a reader with the default limit would not
+        unlimited = store.get(put(store, "op", 10**4300).id)
+        sys.set_int_max_str_digits(640)  # the lowest limit: json cannot write 641 digits here
+        lowered = store.get(put(store, "op", 10**640, 10**639).id)
+    finally:
+        sys.set_int_max_str_digits(previous)
+    assert unlimited.unserialisable == ("args[0]",) and lowered.unserialisable == ("args[0]",)
+    assert lowered.args[1] == 10**639
+
+
 @pytest.mark.parametrize("value", [HostileRepr(), [HostileRepr()], deep], ids=["hostile repr", "nested", "too deep"])
 def test_an_argument_nothing_can_show_is_still_stored_as_some_text(store: DeadLetterStore, value: object) -> None:
     letter = store.get(put(store, "op", value).id)
     assert not letter.replayable
     shown = letter.args[0] if isinstance(letter.args[0], str) else letter.args[0][0]
-    assert isinstance(shown, str) and "object at 0x" in shown and "its repr raised" in shown
+    assert isinstance(shown, str) and "object at 0x" in shown and "; repr() raised " in shown
+
+
+arguments = st.one_of(recipes(), st.integers(), st.just(10**5000), st.text(), st.floats(), st.lists(recipes(), max_size=3),
+                      st.dictionaries(st.one_of(st.text(), st.builds(Sly, st.text()), st.integers()), recipes(),
+                                      max_size=3))  # fmt: skip
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(args=st.lists(arguments, max_size=3), kwargs=st.dictionaries(st.text(), arguments, max_size=3),
+       error=recipes())  # fmt: skip
+def test_put_stores_any_call_whatever_its_objects_do(store: DeadLetterStore, args: list[object],
+                                                       kwargs: dict[str, object], error: Recipe) -> None:  # fmt: skip
+    letter = store.put(operation="op", args=built(tuple(args)), kwargs=built(kwargs), error=error.build(),
+                       category=None, correlation_id=None, attempts=1)  # fmt: skip
+    assert store.get(letter.id) == letter
+    assert len(letter.args) == len(args) and list(letter.kwargs) == list(kwargs)
+    assert all(isinstance(text, str) for text in (letter.error_type, letter.error_message))
+    assert letter.replayable == (not letter.unserialisable)
 
 
 # -- settling -------------------------------------------------------------------------
@@ -496,9 +580,11 @@ class Accounting(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        self.directory = tempfile.TemporaryDirectory()
         self.store: DeadLetterStore = (MemoryDeadLetters() if self.store_kind == "memory"
-                                       else SQLiteDeadLetters(":memory:"))  # fmt: skip
+                                       else SQLiteDeadLetters(Path(self.directory.name) / "letters.sqlite3"))  # fmt: skip
         self.model: dict[str, str] = {}  # id -> status, in the order put
+        self.in_flight: list[str] = []  # outbox ids, in the order begun
 
     def ids(self, status: str) -> list[str]:
         return [id for id, now in self.model.items() if now == status]
@@ -544,6 +630,31 @@ class Accounting(RuleBasedStateMachine):
         for id in report.delivered:
             self.model[id] = "delivered"
 
+    @rule(value=st.one_of(st.integers(), st.text(), st.dates()))
+    def begin(self, value: object) -> None:
+        self.in_flight.append(self.store.begin(operation="op", args=(value,), kwargs={}, correlation_id=None))
+
+    @precondition(lambda self: self.in_flight)
+    @rule(data=st.data())
+    def end(self, data: st.DataObject) -> None:
+        id = data.draw(st.sampled_from(self.in_flight))
+        self.store.end(id)
+        self.in_flight.remove(id)
+
+    @precondition(lambda self: self.in_flight)
+    @rule(data=st.data(), served=st.sampled_from([None, "cache"]))
+    def give_up_on_a_call_in_flight(self, data: st.DataObject, served: str | None) -> None:
+        id = data.draw(st.sampled_from(self.in_flight))
+        self.store.put(operation="op", args=(), kwargs={}, error=TimeoutError(), category=None, correlation_id=None,
+                       attempts=1, served=served, outbox_id=id)  # fmt: skip
+        self.in_flight.remove(id)
+        self.model[id] = "dead"
+
+    @invariant()
+    def every_call_in_flight_is_in_the_outbox(self) -> None:
+        assert [call.id for call in self.store.in_flight()] == self.in_flight
+        assert self.store.recover_interrupted() == []  # their process runs: this one
+
     @invariant()
     def every_letter_is_accounted_for(self) -> None:
         counts = self.store.counts()
@@ -553,6 +664,7 @@ class Accounting(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.store.close()
+        self.directory.cleanup()
 
 
 class SQLiteAccounting(Accounting):
@@ -563,6 +675,187 @@ TestMemoryAccounting = Accounting.TestCase
 TestMemoryAccounting.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
 TestSQLiteAccounting = SQLiteAccounting.TestCase
 TestSQLiteAccounting.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
+
+
+# -- the outbox -------------------------------------------------------------------------
+
+
+def begin(store: DeadLetterStore, operation: str = "charge", *args: Any, **kwargs: Any) -> str:
+    return store.begin(operation=operation, args=args, kwargs=kwargs, correlation_id="order-7")
+
+
+def test_a_call_begun_is_in_flight_until_it_ends(store: DeadLetterStore) -> None:
+    before = time.time()
+    id = begin(store, "charge", 42, WHEN, currency="EUR")
+    (call,) = store.in_flight()
+    assert call == InFlightCall(id=id, operation="charge", args=(42, repr(WHEN)), kwargs={"currency": "EUR"},
+                                unserialisable=("args[1]",), correlation_id="order-7", started_at=call.started_at,
+                                owner=Owner(socket.gethostname(), os.getpid(), call.owner.started))  # fmt: skip
+    assert before <= call.started_at <= time.time()
+    start_ticks = Path(f"/proc/{os.getpid()}/stat").read_text().rpartition(")")[2].split()[19]  # field 22
+    assert call.owner.started.endswith(f"/{start_ticks}")  # with the boot id: this process, not its pid alone
+    assert store.counts() == {"dead": 0, "delivered": 0, "discarded": 0}  # not a letter
+    store.end(id)
+    assert store.in_flight() == [] and store.all() == []
+    with pytest.raises(KeyError, match=f"no call in the outbox with id {id!r}"):
+        store.end(id)
+
+
+def test_a_call_given_up_on_becomes_its_dead_letter_at_once(store: DeadLetterStore) -> None:
+    kept = begin(store, "charge", 1)
+    id = begin(store, "charge", 2)
+    letter = store.put(operation="charge", args=(2,), kwargs={}, error=TimeoutError("slow"), category="timeout",
+                       correlation_id="order-7", attempts=3, served="cache", outbox_id=id)  # fmt: skip
+    assert (letter.id, letter.served, letter.status) == (id, "cache", "dead") and store.get(id) == letter
+    assert [call.id for call in store.in_flight()] == [kept]
+    for again in (lambda: store.put(operation="charge", args=(2,), kwargs={}, error=TimeoutError(), category=None,
+                                    correlation_id=None, attempts=3, outbox_id=id),
+                  lambda: store.end(id)):  # fmt: skip
+        with pytest.raises(KeyError, match="no call in the outbox"):
+            again()
+    assert store.all() == [letter]  # a call accounted for already is not stored twice
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"operation": ""}, ValueError, "operation must be a non-empty str"),
+        ({"args": [1]}, TypeError, "args must be a tuple"),
+        ({"kwargs": {1: "a"}}, TypeError, "kwargs must be a mapping of str to values"),
+        ({"correlation_id": 7}, TypeError, "correlation_id must be a str or None"),
+    ],
+)
+def test_begin_refuses_what_is_not_a_call(store: DeadLetterStore, change: dict[str, Any], error: type[Exception],
+                                          match: str) -> None:  # fmt: skip
+    given: dict[str, Any] = {"operation": "op", "args": (), "kwargs": {}, "correlation_id": None, **change}
+    with pytest.raises(error, match=match):
+        store.begin(**given)
+    assert store.in_flight() == []
+
+
+def test_an_outbox_id_must_be_a_str(store: DeadLetterStore) -> None:
+    with pytest.raises(TypeError, match="outbox_id must be a non-empty str"):
+        store.put(operation="op", args=(), kwargs={}, error=TimeoutError(), category=None, correlation_id=None,
+                  attempts=1, outbox_id=3)  # type: ignore[arg-type]  # fmt: skip
+
+
+def begun_by(store: DeadLetterStore, owner: Owner, monkeypatch: pytest.MonkeyPatch, *args: Any) -> str:
+    """A call begun as if by the process `owner`."""
+    monkeypatch.setattr(deadletter, "_process", owner)
+    try:
+        return begin(store, "charge", *args, currency="EUR")
+    finally:
+        monkeypatch.setattr(deadletter, "_process", None)
+
+
+def test_the_calls_of_a_process_that_ended_become_interrupted_dead_letters(
+    store: DeadLetterStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host, pid = socket.gethostname(), os.getpid()
+    # This pid runs, but a process that started at another time had it: that one has ended.
+    ended = begun_by(store, Owner(host, pid, "another-boot/1"), monkeypatch, 42)
+    elsewhere = begun_by(store, Owner("another-host", pid, "another-boot/1"), monkeypatch, 43)
+    live = begin(store, "charge", 44)
+    before = time.time()
+    (letter,) = store.recover_interrupted()
+    assert (letter.id, letter.operation, letter.args, letter.kwargs, letter.correlation_id) == (
+        ended, "charge", (42,), {"currency": "EUR"}, "order-7")
+    assert (letter.error_type, letter.category, letter.attempts, letter.status, letter.served) == (
+        INTERRUPTED, None, 0, "dead", None)
+    assert letter.error_message.startswith(f"process {pid} on {host} ended during the call, begun at ")
+    assert letter.error_message.endswith(" UTC: the server may or may not have seen it")
+    assert letter.replayable and before <= letter.created_at <= time.time()
+    assert store.get(ended) == letter
+    assert [call.id for call in store.in_flight()] == [elsewhere, live]  # not judged from here; running
+    assert store.recover_interrupted() == []
+    assert store.counts() == {"dead": 1, "delivered": 0, "discarded": 0}
+    charged: list[int] = []
+    assert replay(store, {"charge": lambda n, currency: charged.append(n)}).delivered == (ended,)
+    assert charged == [42]
+
+
+def test_concurrent_recoveries_recover_each_call_once(store: DeadLetterStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    ids = [begun_by(store, Owner(socket.gethostname(), os.getpid(), "another-boot/1"), monkeypatch, n)
+           for n in range(50)]  # fmt: skip
+    recovered: list[DeadLetter] = []
+    run_threads(4, lambda n: recovered.extend(store.recover_interrupted()))
+    assert sorted(letter.id for letter in recovered) == sorted(ids)
+    assert store.counts()["dead"] == 50 and store.in_flight() == []
+
+
+def test_whether_a_process_runs_is_told_only_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    me = deadletter._this_process()
+    host, pid = me.host, me.pid
+    assert me.started  # Linux: from /proc
+    assert deadletter._running(me) is True
+    assert deadletter._running(Owner(host, pid, "")) is True  # begun where start times are unknown: the pid
+    assert deadletter._running(Owner(host, pid, "another-boot/1")) is False  # the pid is another process's now
+    assert deadletter._running(Owner("another-host", pid, me.started)) is None
+    with monkeypatch.context() as patched:
+        patched.setattr(deadletter, "_started", lambda pid: None)  # /proc hides it (hidepid)
+        assert deadletter._running(me) is None
+    for answer, running in ((PermissionError(1, "not yours"), True), (ProcessLookupError(3, "no such"), False)):
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "kill", functools.partial(answering, answer))
+            assert deadletter._running(me) is running  # another user's process exists; a missing one ended
+
+
+def answering(error: OSError, pid: int, signal: int) -> None:
+    """os.kill(pid, 0) as it answers for another user's process, or for none."""
+    raise error
+
+
+MID_CALL = """
+import sys
+from brace.deadletter import SQLiteDeadLetters
+store = SQLiteDeadLetters(sys.argv[1])
+id = store.begin(operation="charge", args=(42, {"cents": 1999}), kwargs={"currency": "EUR"}, correlation_id="order-7")
+print(id, flush=True)
+sys.stdin.readline()  # mid-call until the parent says
+store.end(id)
+"""
+
+
+def test_a_call_whose_process_is_killed_mid_call_is_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", MID_CALL, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None
+        id = child.stdout.readline().strip()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # not an exit: nothing of the child's runs after this
+        assert child.wait(LONG) == -signal.SIGKILL
+    with SQLiteDeadLetters(path) as store:
+        (call,) = store.in_flight()
+        assert (call.id, call.owner.pid) == (id, child.pid)
+        (letter,) = store.recover_interrupted()
+        assert (letter.id, letter.operation, letter.args, letter.kwargs, letter.correlation_id, letter.error_type) == (
+            id, "charge", (42, {"cents": 1999}), {"currency": "EUR"}, "order-7", INTERRUPTED)
+        assert letter.replayable and store.in_flight() == []
+    with SQLiteDeadLetters(path) as store:
+        assert store.dead() == [letter]
+
+
+def test_the_calls_of_a_running_process_are_not_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    child = subprocess.Popen([sys.executable, "-c", MID_CALL, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        id = child.stdout.readline().strip()
+        with SQLiteDeadLetters(path) as store:
+            assert store.recover_interrupted() == []
+            assert [call.id for call in store.in_flight()] == [id]
+            child.stdin.write("ended\n")
+            child.stdin.flush()
+            assert child.wait(LONG) == 0
+            assert store.in_flight() == [] and store.all() == []
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(LONG)
 
 
 # -- SQLite: durability, schema, threads --------------------------------------------------
@@ -591,7 +884,7 @@ def test_the_database_is_in_wal_mode_with_its_schema_version(tmp_path: Path) -> 
     SQLiteDeadLetters(path).close()
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
     with SQLiteDeadLetters(str(path)) as store:  # reopening keeps the table
         assert store.path == str(path) and store.all() == []
         letter = put(store, "op", 1, rows=(2, 3))
@@ -600,12 +893,84 @@ def test_the_database_is_in_wal_mode_with_its_schema_version(tmp_path: Path) -> 
         assert row.fetchone() == ("[1]", '{"rows": [2, 3]}', "[]")
 
 
+# A file written by the first dead-letter schema (version 1), as sqlite3's iterdump() shows it.
+VERSION_1 = """
+CREATE TABLE dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the order letters were put
+    id TEXT NOT NULL UNIQUE,
+    operation TEXT NOT NULL,
+    args TEXT NOT NULL,            -- JSON array
+    kwargs TEXT NOT NULL,          -- JSON object
+    unserialisable TEXT NOT NULL,  -- JSON array of paths
+    error_type TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    category TEXT,
+    correlation_id TEXT,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('dead', 'delivered', 'discarded')),
+    resolved_at REAL,
+    resolved_by TEXT,
+    note TEXT NOT NULL,
+    replays INTEGER NOT NULL
+);
+INSERT INTO "dead_letters" VALUES(1,'c33537ede02342b9aa48dc2fad8675e3','sync_sheet','[7, "rows"]','{"sheet": {"id": 3}}',
+    '[]','TimeoutError','slow','timeout','req-1',4,1700000000.5,'dead',NULL,NULL,'',0);
+INSERT INTO "dead_letters" VALUES(2,'04e6bacdce76440483ec29057e920501','op','[]','{}','[]','ValueError','x',NULL,NULL,1,
+    1700000001.5,'discarded',1700000002.5,'ana','dup',0);
+CREATE INDEX dead_letters_status ON dead_letters (status, seq);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_file_of_schema_version_1_is_migrated_with_its_letters(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.executescript(VERSION_1)
+    connection.close()
+    with SQLiteDeadLetters(path) as store:
+        old = store.all()
+        assert [(letter.id, letter.args, letter.kwargs, letter.status, letter.served) for letter in old] == [
+            ("c33537ede02342b9aa48dc2fad8675e3", (7, "rows"), {"sheet": {"id": 3}}, "dead", None),
+            ("04e6bacdce76440483ec29057e920501", (), {}, "discarded", None),
+        ]
+        assert (old[0].error_type, old[0].correlation_id, old[0].attempts, old[1].note) == ("TimeoutError", "req-1",
+                                                                                           4, "dup")  # fmt: skip
+        served = put(store, "op", 1, served="cache")
+        in_flight = begin(store, "op", 2)
+    with SQLiteDeadLetters(path) as store:  # once migrated, it opens as it is
+        assert store.all() == [*old, served]
+        assert [call.id for call in store.in_flight()] == [in_flight]
+        assert store.counts() == {"dead": 2, "delivered": 0, "discarded": 1}
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+    connection.close()
+
+
 def test_a_database_from_a_newer_brace_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "letters.sqlite3"
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA user_version = 99")
-    with pytest.raises(ValueError, match="schema version 99; this brace reads version 1"):
+    with pytest.raises(ValueError, match="schema version 99; this brace reads versions up to 2"):
         SQLiteDeadLetters(path)
+
+
+@pytest.mark.parametrize("path", ["", ":memory:"])
+def test_a_database_that_dies_with_the_process_is_refused(path: str) -> None:
+    with pytest.raises(ValueError, match=f"^path must name a file, got {path!r}: .*use brace.MemoryDeadLetters"):
+        SQLiteDeadLetters(path)
+
+
+@pytest.mark.parametrize("name", ["file::memory:", "file:letters?mode=memory"])
+def test_a_name_sqlite_could_read_as_a_uri_is_a_file_of_that_name(name: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    with SQLiteDeadLetters(name) as store:
+        letter = put(store, "op", 1)
+    assert (tmp_path / name).is_file()
+    with SQLiteDeadLetters(name) as store:
+        assert store.all() == [letter]
 
 
 def test_the_path_must_be_a_path() -> None:

@@ -541,7 +541,7 @@ def test_an_async_handler_in_a_sync_recovery_is_recorded() -> None:
     assert EscalationPolicy(handlers=[decide, Awaiting()]).escalate(esc) == Decision.abort(by="default")
     assert esc.handler_errors == (
         "test_an_async_handler_in_a_sync_recovery_is_recorded.<locals>.decide: async handler in a sync recovery",
-        "Awaiting: async handler in a sync recovery",
+        "test_an_async_handler_in_a_sync_recovery_is_recorded.<locals>.Awaiting: async handler in a sync recovery",
     )
 
 
@@ -702,3 +702,53 @@ def test_explain_survives_an_error_whose_str_raises() -> None:
     assert "<str() raised AttributeError>" in text
     assert escalation.to_dict()["error"] == {"type": "test_escalation.test_explain_survives_an_error_whose_str_raises."
                                                      "<locals>.Opaque", "message": "<str() raised AttributeError>"}
+
+
+class ModuleNotAStr(Exception):
+    """An error class whose __module__ is not a str (code generators do this)."""
+
+
+ModuleNotAStr.__module__ = 42  # type: ignore[assignment]
+
+
+class Unshowable:
+    """A value nothing can show: its repr, str and format raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("str")
+
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("format")
+
+
+class Nameless:
+    """A handler whose __qualname__ raises something else than AttributeError: it has no readable name."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise (RuntimeError if name == "__qualname__" else AttributeError)(name)
+
+    def __call__(self, escalation: Escalation) -> Decision:
+        return Decision(Option.SKIP, Unshowable())  # a value with SKIP: refused, with the value in the message
+
+
+def test_nothing_about_the_users_objects_makes_an_escalation_raise() -> None:
+    error = ModuleNotAStr("quota")
+    classification = DEFAULT_CLASSIFIER.classify(error)
+    escalation = Escalation(operation="op", classification=classification, error=error, reason="not_retryable",
+                            timeline=(AttemptRecord(1, 0.0, 0.1, "failure", error, classification),))  # fmt: skip
+    value = Unshowable()
+    decision = EscalationPolicy(handlers=[Nameless(), lambda e: Decision.use(value, by="ana")]).escalate(escalation)
+    assert decision == Decision.use(value, by="ana")
+    shown = f"<test_escalation.Unshowable object at {id(value):#x}; repr() raised RuntimeError>"
+    refused = escalation.handler_errors[0]
+    assert refused.startswith("Nameless: value is only for Option.USE, got <test_escalation.Unshowable object at ")
+    text = escalation.explain()
+    assert "Last error: ModuleNotAStr: quota" in text and "failure  ModuleNotAStr: quota" in text
+    assert f"Decided: use {shown} by ana" in text
+    data = escalation.to_dict()
+    assert data["error"] == {"type": "ModuleNotAStr", "message": "quota"}
+    assert isinstance(data["decision"], dict) and data["decision"]["value"] == shown
+    json.dumps(data)

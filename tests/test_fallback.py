@@ -558,3 +558,35 @@ def test_bad_input_is_refused_naming_the_parameter(make: Callable[[], object], e
 def test_bad_categories_are_refused_naming_on(on: Any, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=re.escape(message)):
         Fallback(replica, on=on)
+
+
+class Opaque(Exception):
+    """A library error whose __str__ needs attributes a hand-built instance lacks."""
+
+    def __str__(self) -> str:
+        raise AttributeError("response")
+
+    def __repr__(self) -> str:
+        raise AttributeError("response")
+
+
+def opaque_replica(*args: Any) -> Any:
+    raise Opaque()
+
+
+@pytest.mark.parametrize("way", ["serve", "serve_async"])
+def test_an_alternative_whose_error_cannot_be_shown_is_recorded_and_the_next_serves(way: str) -> None:
+    fb = Fallback(opaque_replica, Fallback.value("stale"))
+    error = TimeoutError("slow")
+    served = (fb.serve((), {}, error, None) if way == "serve"
+              else asyncio.run(fb.serve_async((), {}, error, None)))  # fmt: skip
+    assert served.value == "stale"
+    assert served.failures == ("opaque_replica: test_fallback.Opaque: <str() raised AttributeError>",)
+
+
+def test_a_degraded_value_shows_whatever_it_holds() -> None:
+    value, error = Opaque(), Opaque()
+    shown = repr(Degraded(value, "cache", error=error))
+    assert shown == (f"Degraded(<test_fallback.Opaque object at {id(value):#x}; repr() raised AttributeError>, "
+                     f"source='cache', error=<test_fallback.Opaque object at {id(error):#x}; "
+                     f"repr() raised AttributeError>)")  # fmt: skip

@@ -23,7 +23,20 @@ async def refresh_async(context: HealingContext) -> None:
     """An async one."""
 
 
+class Reconnect:
+    """A callable object without a __qualname__, whose repr raises."""
+
+    def __call__(self, context: HealingContext) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+
 class TestHealingAction:
+    def test_a_callable_object_is_named_by_its_class(self) -> None:
+        assert HealingAction(Reconnect(), categories="network_error").name == "Reconnect"
+
     def test_defaults(self) -> None:
         action = HealingAction(refresh, categories="auth_expired")
         assert action.name == "refresh"

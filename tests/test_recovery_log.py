@@ -11,7 +11,11 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
+import signal
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import brace
+from brace import recovery_log
 from brace.classify import DEFAULT_CLASSIFIER
 from brace.recovery import RecoveryEvent
 from brace.recovery_log import (
@@ -163,6 +168,7 @@ class TestEventDict:
             "classification": {"category": "timeout", "severity": "MEDIUM", "transient": True, "retryable": True,
                                "status": 504, "retry_after": None},  # fmt: skip
             "error": {"type": "httpx.HTTPStatusError", "message": "status 504"},
+            "ran": True,
         }
 
     def test_a_success_has_no_classification_or_error(self) -> None:
@@ -175,6 +181,15 @@ class TestEventDict:
         assert data["error"] == {"type": "test_recovery_log.Unprintable",
                                  "message": "<str() raised AttributeError>"}  # fmt: skip
 
+    def test_an_error_whose_class_has_no_str_module(self) -> None:
+        class Generated(Exception):
+            pass
+
+        Generated.__module__ = None  # type: ignore[assignment]
+        data = event_dict(event(error=Generated("quota")))
+        assert data["error"] == {"type": "TestEventDict.test_an_error_whose_class_has_no_str_module.<locals>.Generated",
+                                 "message": "quota"}  # fmt: skip
+
     def test_the_server_wait_is_a_float(self) -> None:
         response = httpx.Response(429, request=_REQUEST, headers={"Retry-After": "7"})
         error = httpx.HTTPStatusError("slow down", request=_REQUEST, response=response)
@@ -184,7 +199,7 @@ class TestEventDict:
         assert classification["category"] == "rate_limited"
 
     @given(
-        kind=st.sampled_from(["attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter",
+        kind=st.sampled_from(["attempt_started", "attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter",
                               "breaker"]),
         operation=st.text(),
         attempt=st.integers(1, 10**6),
@@ -329,6 +344,35 @@ class GatedFile:
         self.real.close()
 
 
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + LONG
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+class RecordingFile:
+    """Stands in for the sink's file: records each write and flush with the thread that made it."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, threading.Thread, str]] = []
+        self.buffered: list[str] = []
+        self.flushed: list[str] = []  # what reached "the OS"
+
+    def write(self, text: str) -> int:
+        self.steps.append(("write", threading.current_thread(), text))
+        self.buffered.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.steps.append(("flush", threading.current_thread(), ""))
+        self.flushed += self.buffered
+        self.buffered.clear()
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture
 def sink_path(tmp_path: Path) -> Path:
     return tmp_path / "events.jsonl"
@@ -418,6 +462,149 @@ class TestJsonLinesSink:
         assert sink.dropped == 5
         assert warnings == [f"brace: JsonLinesSink({str(sink_path)!r}) is dropping events: its queue of 2 is full "
                             f"(dropped so far: {dropped})" for dropped in (1, 4)]  # fmt: skip
+
+    def test_a_caller_gives_up_on_the_lock_at_its_deadline(self, sink_path: Path) -> None:
+        sink = JsonLinesSink(sink_path)
+        try:
+            with sink._lock:  # held by someone else for as long as it takes
+                caller = threading.Thread(target=sink, args=(event(),))
+                caller.start()
+                caller.join(LONG)
+                assert not caller.is_alive()  # it returned while the lock was still held
+            assert sink.dropped == 1
+        finally:
+            sink.close()
+
+    def test_a_waiter_never_handed_room_is_dropped_at_its_deadline_without_the_lock(self, sink_path: Path) -> None:
+        sink = JsonLinesSink(sink_path, max_queue=1)
+        gated = GatedFile(sink._file)
+        sink._file = gated  # type: ignore[assignment]
+        try:
+            sink(event(attempt=1))
+            assert gated.entered.wait(LONG)  # the writer is stuck on 1
+            sink(event(attempt=2))  # the queue is full
+            caller = threading.Thread(target=sink, args=(event(attempt=3),))
+            caller.start()
+            wait_until(lambda: len(sink._waiters) == 1)
+            with sink._lock:  # nobody can hand it room, and it cannot take the lock back
+                caller.join(LONG)
+                assert not caller.is_alive()
+                assert sink.dropped == 1 and len(sink._waiters) == 1  # it left its place: decided
+            gated.gate.set()
+            assert sink.flush(LONG)
+            assert not sink._waiters  # the writer skipped it
+        finally:
+            gated.gate.set()
+            sink.close()
+        assert [line["attempt"] for line in read_lines(sink_path)] == [1, 2]
+
+    def test_waiters_are_handed_room_first_come_first_served(self, sink_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+        sink = JsonLinesSink(sink_path, max_queue=1)
+        gated = GatedFile(sink._file)
+        sink._file = gated  # type: ignore[assignment]
+        monkeypatch.setattr(recovery_log, "_FULL_WAIT", LONG)  # room is handed to them, never waited out
+        callers: list[threading.Thread] = []
+        try:
+            sink(event(attempt=1))
+            assert gated.entered.wait(LONG)
+            sink(event(attempt=2))
+            for attempt in (3, 4, 5):
+                callers.append(threading.Thread(target=sink, args=(event(attempt=attempt),)))
+                callers[-1].start()
+                wait_until(lambda: len(sink._waiters) == attempt - 2)  # in this order
+            gated.gate.set()
+            for caller in callers:
+                caller.join(LONG)
+            assert sink.flush(LONG) and sink.dropped == 0
+        finally:
+            gated.gate.set()
+            sink.close()
+        assert [line["attempt"] for line in read_lines(sink_path)] == [1, 2, 3, 4, 5]
+
+    def test_close_drops_the_waiters(self, sink_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        sink = JsonLinesSink(sink_path, max_queue=1)
+        gated = GatedFile(sink._file)
+        sink._file = gated  # type: ignore[assignment]
+        monkeypatch.setattr(recovery_log, "_FULL_WAIT", LONG)  # only close() can end its wait
+        try:
+            sink(event(attempt=1))
+            assert gated.entered.wait(LONG)
+            sink(event(attempt=2))
+            caller = threading.Thread(target=sink, args=(event(attempt=3),))
+            caller.start()
+            wait_until(lambda: len(sink._waiters) == 1)
+            closer = threading.Thread(target=sink.close)
+            closer.start()
+            caller.join(LONG)
+            assert not caller.is_alive() and sink.dropped == 1  # dropped by close, not by its deadline
+            gated.gate.set()
+            closer.join(LONG)
+        finally:
+            gated.gate.set()
+            sink.close()
+        assert [line["attempt"] for line in read_lines(sink_path)] == [1, 2]
+
+    def test_a_write_ahead_record_reaches_the_os_before_the_call_returns(self, sink_path: Path) -> None:
+        sink = JsonLinesSink(sink_path)
+        real = sink._file
+        recording = RecordingFile()
+        sink._file = recording  # type: ignore[assignment]
+        try:
+            started = event("attempt_started", outcome="started", correlation_id="req-1")
+            sink(started)
+            caller = threading.current_thread()
+            assert [(step, thread) for step, thread, _ in recording.steps] == [("write", caller), ("flush", caller)]
+            assert [json.loads(line) for line in recording.flushed] == [
+                {"time": json.loads(recording.flushed[0])["time"], **event_dict(started)}]
+            sink(event())  # other kinds go through the queue, to the writer thread
+            assert sink.flush(LONG)
+            assert recording.steps[2][1] is sink._writer and recording.steps[2][0] == "write"
+        finally:
+            sink.close()
+            real.close()
+        sink(event("attempt_started"))
+        assert sink.dropped == 1  # after close(): dropped, like the others
+
+    def test_lines_written_through_and_queued_never_interleave(self, sink_path: Path) -> None:
+        sink = JsonLinesSink(sink_path)
+
+        def log(n: int) -> None:
+            for attempt in range(1, 201):
+                sink(event("attempt_started", outcome="started", attempt=attempt, detail=f"thread {n}" * 50))
+                sink(event(attempt=attempt, detail=f"thread {n}" * 50))
+
+        threads = [threading.Thread(target=log, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(LONG)
+        sink.close()
+        lines = read_lines(sink_path)  # each line one whole JSON object
+        assert sorted((line["kind"], line["detail"], line["attempt"]) for line in lines) == sorted(
+            (kind, f"thread {n}" * 50, attempt) for kind in ("attempt_started", "attempt") for n in range(8)
+            for attempt in range(1, 201))  # fmt: skip
+        assert sink.dropped == 0
+
+    def test_a_write_ahead_record_survives_a_kill_right_after_the_call(self, sink_path: Path) -> None:
+        script = textwrap.dedent("""
+            import sys
+            from brace.recovery import RecoveryEvent
+            from brace.recovery_log import JsonLinesSink
+            sink = JsonLinesSink(sys.argv[1])
+            sink(RecoveryEvent("attempt_started", "charge", 1, 0.0, 0.0, "started", correlation_id="order-7"))
+            print("logged", flush=True)
+            sys.stdin.readline()  # mid-attempt until killed
+        """)
+        child = subprocess.Popen([sys.executable, "-c", script, str(sink_path)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "logged\n"
+        finally:
+            os.kill(child.pid, signal.SIGKILL)  # no atexit, no close, no flush
+            assert child.wait(LONG) == -signal.SIGKILL
+        (line,) = read_lines(sink_path)
+        assert (line["kind"], line["operation"], line["correlation_id"]) == ("attempt_started", "charge", "order-7")
 
     def test_write_failures_are_reported_not_raised(self, sink_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip

@@ -14,6 +14,7 @@ from brace._deadline import deadline, deadline_remaining
 from brace.deadletter import (
     DeadLetter,
     DeadLetterStore,
+    InFlightCall,
     MemoryDeadLetters,
     ReplayReport,
     SQLiteDeadLetters,
@@ -82,6 +83,7 @@ __all__ = [
     "HealingAction",
     "HealingContext",
     "HealingStats",
+    "InFlightCall",
     "JsonLinesSink",
     "LoggingHandler",
     "LoggingSink",

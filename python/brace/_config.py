@@ -12,6 +12,8 @@ import re
 from datetime import timedelta
 from typing import Callable, Union, cast
 
+from brace._safe import safe_repr
+
 NS_PER_SECOND = 1_000_000_000
 # The C core keeps a bucket's depth (interval x burst) below 2^62 ns.
 MAX_DEPTH_NS = 1 << 62
@@ -55,9 +57,9 @@ def duration(
         accepted = "seconds (float), a timedelta" + (" or None" if allow_none else "")
         raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {safe_repr(value)}")
     if maximum is not None and seconds > maximum:
-        raise ValueError(f"{name} must be at most {maximum:g} seconds, got {value!r}")
+        raise ValueError(f"{name} must be at most {maximum:g} seconds, got {safe_repr(value)}")
     return seconds
 
 
@@ -66,7 +68,7 @@ def positive_duration(value: object, name: str) -> float:
     seconds = duration(value, name)
     assert seconds is not None
     if seconds == 0:
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {safe_repr(value)}")
     return seconds
 
 
@@ -90,19 +92,19 @@ def rate(value: object, per: object) -> tuple[float, float]:
     if isinstance(value, str):
         if per is not None:
             raise ValueError(
-                f"per must be None when rate is a string ({value!r} carries its own period)"
+                f"per must be None when rate is a string ({safe_repr(value)} carries its own period)"
             )
         match = _RATE_PATTERN.match(value)
         unit = match and _UNITS_SECONDS.get(match["unit"].lower())
         if not match or unit is None:
             raise ValueError(
                 f"rate must look like '100/s', '5000/min', '10 per hour' or '3/5s' "
-                f"(units: {', '.join(sorted(_UNITS_SECONDS))}), got {value!r}"
+                f"(units: {', '.join(sorted(_UNITS_SECONDS))}), got {safe_repr(value)}"
             )
         events = float(match["count"])
         period = float(match["size"] or 1) * unit
         if events <= 0 or period <= 0:
-            raise ValueError(f"rate must have a count > 0 and a period > 0, got {value!r}")
+            raise ValueError(f"rate must have a count > 0 and a period > 0, got {safe_repr(value)}")
         return events, period
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
@@ -110,7 +112,7 @@ def rate(value: object, per: object) -> tuple[float, float]:
             f"got {type(value).__name__}"
         )
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"rate must be a finite number of events > 0, got {value!r}")
+        raise ValueError(f"rate must be a finite number of events > 0, got {safe_repr(value)}")
     return float(value), positive_duration(1.0 if per is None else per, "per")
 
 

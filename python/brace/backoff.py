@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 from typing import Any, Callable, Literal, NoReturn
 
+from brace._safe import safe_repr
 from brace import _config
 from brace._core import (
     BACKOFF_CONSTANT,
@@ -58,7 +59,7 @@ def _positive_seconds(value: object, name: str, why: str) -> float:
     seconds = _seconds(value, name)
     if _ns(seconds) < 1:
         raise ValueError(
-            f"{name} must be a finite number of seconds >= 1e-09 (1 ns) {why}, got {value!r}"
+            f"{name} must be a finite number of seconds >= 1e-09 (1 ns) {why}, got {safe_repr(value)}"
         )
     return seconds
 
@@ -66,7 +67,7 @@ def _positive_seconds(value: object, name: str, why: str) -> float:
 def _cap(value: object, initial: float) -> float:
     seconds = _seconds(value, "max")
     if seconds < initial:
-        raise ValueError(f"max must be >= initial ({initial!r} seconds), got {value!r}")
+        raise ValueError(f"max must be >= initial ({initial!r} seconds), got {safe_repr(value)}")
     return seconds
 
 
@@ -74,7 +75,7 @@ def _multiplier(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"multiplier must be a finite number >= 1, got {type(value).__name__}")
     if not math.isfinite(value) or value < 1:
-        raise ValueError(f"multiplier must be a finite number >= 1, got {value!r}")
+        raise ValueError(f"multiplier must be a finite number >= 1, got {safe_repr(value)}")
     return float(value)
 
 
@@ -94,7 +95,7 @@ def after_server_wait(seconds: float) -> float:
 def _jitter(value: object) -> int:
     code = _JITTERS.get(value) if isinstance(value, str) else None
     if code is None:
-        raise ValueError(f"jitter must be one of {_JITTER_NAMES}, got {value!r}")
+        raise ValueError(f"jitter must be one of {_JITTER_NAMES}, got {safe_repr(value)}")
     return code
 
 
@@ -103,7 +104,7 @@ def _factor(value: object) -> float:
         raise TypeError(f"factor must be a number in (0, 1], got {type(value).__name__}")
     # Written so that NaN fails too.
     if not 0 < value <= 1:
-        raise ValueError(f"factor must be a number in (0, 1], got {value!r}")
+        raise ValueError(f"factor must be a number in (0, 1], got {safe_repr(value)}")
     return float(value)
 
 
@@ -391,7 +392,7 @@ class Backoff(BackoffCore):
 
     def __repr__(self) -> str:
         if self._fn is not None:
-            return f"Backoff.custom({self._fn!r})"
+            return f"Backoff.custom({safe_repr(self._fn)})"
         settings = ", ".join(f"{name}={value!r}" for name, value in self._settings)
         return f"Backoff.{self._kind}({settings})"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+from brace._safe import safe_repr
 from brace import _config
 from brace._core import (
     BUDGET_BUCKETS,
@@ -30,7 +31,7 @@ def _ratio_milli(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"ratio must be {accepted}, got {type(value).__name__}")
     if not math.isfinite(value) or not _RATIO_MIN <= value <= _RATIO_MAX:
-        raise ValueError(f"ratio must be {accepted}, got {value!r}")
+        raise ValueError(f"ratio must be {accepted}, got {safe_repr(value)}")
     return round(value * _MILLI)
 
 
@@ -44,7 +45,7 @@ def _ttl_ns(value: object) -> int:
     else:
         raise TypeError(f"ttl must be seconds (float) or a timedelta, got {type(value).__name__}")
     if not math.isfinite(seconds) or not _TTL_MIN <= seconds <= _TTL_MAX:
-        raise ValueError(f"ttl must be {accepted}, got {value!r}")
+        raise ValueError(f"ttl must be {accepted}, got {safe_repr(value)}")
     return round(seconds * _config.NS_PER_SECOND)
 
 

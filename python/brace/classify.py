@@ -40,6 +40,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, TypeVar, Union
 
+from brace._safe import safe_repr, safe_str, type_name
 from brace import _config
 from brace.backoff import Backoff, after_server_wait
 from brace.errors import BulkheadFull, CircuitOpen, RateLimited, Timeout
@@ -125,7 +126,7 @@ def _member(kind: type[E], value: object, name: str) -> E:
     try:
         return kind(value)
     except ValueError:
-        raise ValueError(f"{name} must be {accepted}, got {value!r}") from None
+        raise ValueError(f"{name} must be {accepted}, got {safe_repr(value)}") from None
 
 
 def _category(value: object, name: str) -> Category:
@@ -155,7 +156,7 @@ def _severity(value: object) -> Severity:
     if isinstance(value, str):
         member = Severity.__members__.get(value.upper())
         if member is None:
-            raise ValueError(f"severity must be a brace.Severity, 1 to 4 or one of {names}, got {value!r}")
+            raise ValueError(f"severity must be a brace.Severity, 1 to 4 or one of {names}, got {safe_repr(value)}")
         return member
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"severity must be a brace.Severity, 1 to 4 or one of {names}, got {type(value).__name__}")
@@ -257,7 +258,7 @@ DEFAULT_TREATMENTS: Final[Mapping[Category, Treatment]] = MappingProxyType({
 
 def _overridden(treatment: Treatment, overrides: Mapping[str, object], where: str) -> Treatment:
     """treatment with the fields `overrides` names replaced, validated; errors say `where`."""
-    unknown = sorted(str(name) for name in overrides if name not in _FIELDS)
+    unknown = sorted(safe_str(name) for name in overrides if name not in _FIELDS)
     if unknown:
         raise ValueError(f"{where} has no field {', '.join(map(repr, unknown))}; the fields are {', '.join(_FIELDS)}")
     try:
@@ -392,7 +393,7 @@ def _message(value: object) -> re.Pattern[str]:
     try:
         return re.compile(value)
     except re.error as error:
-        raise ValueError(f"message must be a valid regular expression, got {value!r}: {error}") from None
+        raise ValueError(f"message must be a valid regular expression, got {safe_repr(value)}: {error}") from None
 
 
 class Rule:
@@ -494,9 +495,9 @@ class Rule:
         )
         for label, value in matchers:
             if value is not None:
-                shown.append(f"{label}={value!r}")
+                shown.append(f"{label}={safe_repr(value)}")
         shown.append(f"name={self.name!r}")
-        shown.extend(f"{key}={value!r}" for key, value in self.overrides.items())
+        shown.extend(f"{key}={safe_repr(value)}" for key, value in self.overrides.items())
         return f"Rule({', '.join(shown)})"
 
 
@@ -827,7 +828,7 @@ class ErrorClassifier:
         except Exception:
             # Every access above is guarded; this is for what no guard foresaw
             # (an __class__ property that raises inside isinstance, say).
-            _log.debug("brace: classifying %s failed; it is UNKNOWN", type(outcome).__name__, exc_info=True)
+            _log.debug("brace: classifying %s failed; it is UNKNOWN", type_name(outcome), exc_info=True)
             return self._verdict(_Match(_C.UNKNOWN, "builtin:unknown", outcome, None, _NO_OVERRIDES), outcome,
                                  safe=True)  # fmt: skip
 
@@ -873,7 +874,7 @@ class ErrorClassifier:
             if entry is _Wrapped.REASON:
                 inner = _wrapped(node)
             elif entry is _Wrapped.RESPONSES and status is None:
-                found = _TOO_MANY_RESPONSES.search(str(node))
+                found = _TOO_MANY_RESPONSES.search(safe_str(node))
                 status = None if found is None else int(found[1])
         # An exception whose response succeeded says nothing by its status (a
         # parse error raised on a 200): what it wraps may.

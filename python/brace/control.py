@@ -12,6 +12,7 @@ import enum
 import threading
 from typing import TYPE_CHECKING, Callable
 
+from brace._safe import safe_repr
 from brace.breaker import BreakerState, CircuitBreaker, named_breakers
 from brace.escalation import Decision, Option, _option
 
@@ -38,7 +39,7 @@ def _category_key(category: object) -> str:
         return Category(category).value
     except ValueError:
         accepted = ", ".join(repr(member.value) for member in Category)
-        raise ValueError(f"category must be a brace.Category or one of {accepted}, got {category!r}") from None
+        raise ValueError(f"category must be a brace.Category or one of {accepted}, got {safe_repr(category)}") from None
 
 
 class Control:
@@ -142,7 +143,7 @@ class Control:
         action = _BREAKER_ACTIONS.get(state)
         if action is None:
             accepted = ", ".join(map(repr, _BREAKER_ACTIONS))
-            raise ValueError(f"state must be one of {accepted}, got {state!r}")
+            raise ValueError(f"state must be one of {accepted}, got {safe_repr(state)}")
         # No lock of ours around it: the transition is the breaker's own atomic
         # step, and its listeners (brace.switches.follow...) may call back here.
         action(self._breaker(name))

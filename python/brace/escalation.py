@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Union
 
 from brace import _clock, _config, _deadline
+from brace._safe import describe, error_dict, name_of, safe_repr, safe_str, type_name
 from brace._core import now_ns
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def _option(value: object, name: str) -> Option:
     try:
         return Option(value)
     except ValueError:
-        raise ValueError(f"{name} must be a brace.Option or one of {_OPTION_VALUES}, got {value!r}") from None
+        raise ValueError(f"{name} must be a brace.Option or one of {_OPTION_VALUES}, got {safe_repr(value)}") from None
 
 
 class Decision(NamedTuple):
@@ -128,35 +129,6 @@ class AttemptRecord(NamedTuple):
     delay: float = 0.0
 
 
-def _error_dict(error: object) -> dict[str, str] | None:
-    if error is None:
-        return None
-    return {"type": _type_name(error), "message": _text(error)}
-
-
-def _text(error: object) -> str:
-    """str(error), even for an error whose __str__ raises (some library errors
-    need attributes that a hand-built instance lacks): escalating must not fail."""
-    try:
-        return str(error)
-    except Exception as broken:
-        return f"<str() raised {type(broken).__name__}>"
-
-
-def _type_name(error: object) -> str:
-    cls = type(error)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    # Up to the first private module: httpx._exceptions.ReadTimeout reads as the
-    # httpx.ReadTimeout its users know.
-    public: list[str] = []
-    for part in cls.__module__.split("."):
-        if part.startswith("_"):
-            break
-        public.append(part)
-    return ".".join((*public, cls.__qualname__))
-
-
 def _plain(value: object) -> object:
     """value as JSON-able data: live objects become their repr."""
     # Enums first: an IntEnum (Severity) is an int too, and would keep its type.
@@ -165,12 +137,12 @@ def _plain(value: object) -> object:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, BaseException):
-        return _error_dict(value)
+        return error_dict(value)
     if isinstance(value, (tuple, list)):
         return [_plain(item) for item in value]
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return repr(value)
+        return {safe_str(key): _plain(item) for key, item in value.items()}
+    return safe_repr(value)
 
 
 def _classification_dict(classification: Classification) -> dict[str, object]:
@@ -184,10 +156,6 @@ def _classification_dict(classification: Classification) -> dict[str, object]:
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else (plural or word + 's')}"
-
-
-def _handler_name(handler: object) -> str:
-    return getattr(handler, "__qualname__", None) or type(handler).__name__
 
 
 class Escalation:
@@ -238,7 +206,7 @@ class Escalation:
         if not isinstance(operation, str):
             raise TypeError(f"operation must be a str, got {type(operation).__name__}")
         if reason not in _REASONS:
-            raise ValueError(f"reason must be one of {', '.join(map(repr, _REASONS))}, got {reason!r}")
+            raise ValueError(f"reason must be one of {', '.join(map(repr, _REASONS))}, got {safe_repr(reason)}")
         chosen = tuple(_option(option, "options") for option in options)
         if not chosen:
             raise ValueError("options must hold at least one brace.Option, got none")
@@ -301,7 +269,7 @@ class Escalation:
         if self.reason == "deadline":
             return f"deadline reached: the caller's deadline came before {name} was healed"
         if self.reason == "rejected_locally":
-            return (f"rejected by brace itself ({_type_name(self.error)}): nothing was sent, and retrying at "
+            return (f"rejected by brace itself ({type_name(self.error)}): nothing was sent, and retrying at "
                     f"once would be rejected again")
         if self.reason == "still_running":
             return ("the attempt timed out but may still be running, and the operation is not declared "
@@ -319,7 +287,7 @@ class Escalation:
         status = f", HTTP status {c.status}" if c.status is not None else ""
         lines.append(f"Failure: {c.category.name} (severity {c.severity.name}{status}; rule {c.rule})")
         last = "error" if isinstance(self.error, BaseException) else "result"
-        lines.append(f"Last {last}: {_type_name(self.error)}: {_text(self.error)}")
+        lines.append(f"Last {last}: {describe(self.error)}")
         nature = "transient" if c.transient else "not transient"
         retry = f"retryable up to {_plural(c.max_attempts, 'more time')}" if c.retryable else "not retryable"
         server = f"; the server asked to wait {c.retry_after:g} s" if c.retry_after is not None else ""
@@ -335,7 +303,7 @@ class Escalation:
         decision = self.decision
         if decision is not None:
             by = f" by {decision.by}" if decision.by else ""
-            value = f" {decision.value!r}" if decision.option is Option.USE else ""
+            value = f" {safe_repr(decision.value)}" if decision.option is Option.USE else ""
             lines.append(f"Decided: {decision.option.value}{value}{by}")
         for error in self.handler_errors:
             lines.append(f"Handler error: {error}")
@@ -348,7 +316,7 @@ class Escalation:
             parts.append(f"after waiting {record.delay:.3f} s")
         parts.append(record.outcome)
         if record.error is not None:
-            parts.append(f"{_type_name(record.error)}: {_text(record.error)}")
+            parts.append(describe(record.error))
         if record.classification is not None:
             parts.append(f"[{record.classification.category.name}]")
         if record.actions:
@@ -366,7 +334,7 @@ class Escalation:
             "at": self.at,
             "started": self.started,
             "attempts": self.attempts,
-            "error": _error_dict(self.error),
+            "error": error_dict(self.error),
             "classification": _classification_dict(self.classification),
             "timeline": [
                 {
@@ -374,7 +342,7 @@ class Escalation:
                     "started": record.started,
                     "duration": record.duration,
                     "outcome": record.outcome,
-                    "error": _error_dict(record.error),
+                    "error": error_dict(record.error),
                     "category": None if record.classification is None else record.classification.category.value,
                     "actions": list(record.actions),
                     "delay": record.delay,
@@ -387,7 +355,7 @@ class Escalation:
             else {
                 "option": decision.option.value,
                 # The value is whatever the decider chose; only its repr is sure to serialise.
-                "value": repr(decision.value) if decision.option is Option.USE else None,
+                "value": safe_repr(decision.value) if decision.option is Option.USE else None,
                 "by": decision.by,
             },
             "handler_errors": list(self.handler_errors),
@@ -425,7 +393,7 @@ class Escalation:
             offered = ", ".join(repr(option.value) for option in self.options)
             raise ValueError(f"option must be one of this escalation's options ({offered}), got {decision.option.value!r}")
         if decision.option is not Option.USE and decision.value is not None:
-            raise ValueError(f"value is only for Option.USE, got {decision.value!r} with {decision.option.value!r}")
+            raise ValueError(f"value is only for Option.USE, got {safe_repr(decision.value)} with {decision.option.value!r}")
         if not isinstance(decision.by, str):
             raise TypeError(f"by must be a str, got {type(decision.by).__name__}")
         with self._lock:
@@ -603,7 +571,7 @@ class QueueHandler:
             _log.warning("brace: escalation of %r not queued: the queue is full", escalation.operation)
 
     def __repr__(self) -> str:
-        return f"QueueHandler({type(self._queue).__module__}.{type(self._queue).__name__})"
+        return f"QueueHandler({type_name(self._queue)})"
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:
@@ -665,7 +633,7 @@ class EscalationPolicy:
                 raise TypeError(f"handlers[{index}] must be a callable, got {type(handler).__name__}")
         self._wait = None if wait is None else _config.positive_duration(wait, "wait")
         if self._wait is not None and self._wait > threading.TIMEOUT_MAX:
-            raise ValueError(f"wait must be at most {threading.TIMEOUT_MAX:g} seconds, got {wait!r}")
+            raise ValueError(f"wait must be at most {threading.TIMEOUT_MAX:g} seconds, got {safe_repr(wait)}")
         self._default = _option(default, "default")
         if self._default is Option.USE:
             raise ValueError("default must be 'retry', 'skip' or 'abort', got 'use': a default has no value to use")
@@ -695,7 +663,7 @@ class EscalationPolicy:
             try:
                 result = handler(escalation)
             except Exception as error:
-                self._failed(escalation, handler, f"{_type_name(error)}: {_text(error)}", error)
+                self._failed(escalation, handler, describe(error), error)
                 continue
             if inspect.isawaitable(result):
                 if inspect.iscoroutine(result):
@@ -716,7 +684,7 @@ class EscalationPolicy:
                 if inspect.isawaitable(result):
                     result = await result
             except Exception as error:
-                self._failed(escalation, handler, f"{_type_name(error)}: {_text(error)}", error)
+                self._failed(escalation, handler, describe(error), error)
                 continue
             self._take(escalation, handler, result)
         if escalation.decision is None and self._wait is not None:
@@ -742,17 +710,17 @@ class EscalationPolicy:
             return
         if not isinstance(result, Decision):
             EscalationPolicy._failed(
-                escalation, handler, f"returned {type(result).__name__}, not a brace.Decision or None"
+                escalation, handler, f"returned {type_name(result)}, not a brace.Decision or None"
             )
             return
         try:
-            escalation.decide(result.option, result.value, by=result.by or _handler_name(handler))
+            escalation.decide(result.option, result.value, by=result.by or name_of(handler))
         except (ValueError, TypeError) as error:
             EscalationPolicy._failed(escalation, handler, str(error))
 
     @staticmethod
     def _failed(escalation: Escalation, handler: object, text: str, error: BaseException | None = None) -> None:
-        name = _handler_name(handler)
+        name = name_of(handler)
         escalation._record_handler_error(f"{name}: {text}")
         _log.error(
             "brace: escalation handler %s failed for %r: %s", name, escalation.operation, text, exc_info=error

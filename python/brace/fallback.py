@@ -21,6 +21,7 @@ from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
+from brace._safe import describe, name_of, safe_repr
 from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, _categories
 from brace.errors import FallbackFailed
 
@@ -62,11 +63,11 @@ class Degraded(Generic[T]):
     failures: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        parts = [repr(self.value), f"source={self.source!r}"]
+        parts = [safe_repr(self.value), f"source={self.source!r}"]
         if self.age is not None:
             parts.append(f"age={self.age:.6g}")
         if self.error is not None:
-            parts.append(f"error={self.error!r}")
+            parts.append(f"error={safe_repr(self.error)}")
         if self.classification is not None:
             parts.append(f"category={self.classification.category.value!r}")
         if self.failures:
@@ -210,11 +211,6 @@ class _Cached(Alternative):
         return value, age_ns / _NS
 
 
-def _name_of(fn: object) -> str:
-    name = getattr(fn, "__qualname__", None)
-    return name if isinstance(name, str) else type(fn).__qualname__
-
-
 def _checked_name(name: object) -> str | None:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str or None, got {type(name).__name__}")
@@ -276,12 +272,12 @@ class Fallback:
                     f"alternatives[{index}] is a Fallback; pass its alternatives instead"
                 )
             elif callable(alternative):
-                chain.append(_Call(alternative, _name_of(alternative)))
+                chain.append(_Call(alternative, name_of(alternative)))
             else:
                 raise TypeError(
                     f"alternatives[{index}] must be a callable or made by Fallback.value, "
                     f"Fallback.cached or Fallback.from_error, got {type(alternative).__name__}: "
-                    f"{alternative!r}"
+                    f"{safe_repr(alternative)}"
                 )
         self._alternatives = tuple(chain)
         self._caches = tuple(a for a in chain if isinstance(a, _Cached))
@@ -344,7 +340,7 @@ class Fallback:
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        return _FromError(fn, _checked_name(name) or _name_of(fn))
+        return _FromError(fn, _checked_name(name) or name_of(fn))
 
     # -- serving ------------------------------------------------------------------
 
@@ -398,7 +394,7 @@ class Fallback:
                 failures.append(f"{alternative.name}: miss ({miss})")
                 continue
             except Exception as exc:
-                failures.append(f"{alternative.name}: {type(exc).__name__}: {exc}")
+                failures.append(f"{alternative.name}: {describe(exc)}")
                 continue
             return Degraded(value, alternative.source, error, classification, age, tuple(failures))
         raise FallbackFailed(name=self._name, failures=tuple(failures)) from error
@@ -420,7 +416,7 @@ class Fallback:
                 failures.append(f"{alternative.name}: miss ({miss})")
                 continue
             except Exception as exc:
-                failures.append(f"{alternative.name}: {type(exc).__name__}: {exc}")
+                failures.append(f"{alternative.name}: {describe(exc)}")
                 continue
             return Degraded(value, alternative.source, error, classification, age, tuple(failures))
         raise FallbackFailed(name=self._name, failures=tuple(failures)) from error
@@ -467,7 +463,7 @@ class Fallback:
         """
         if _guarding.sync_entry(fn, self, "Fallback.call"):
             return _guarding.call_guarded(fn, args, kwargs, "Fallback.call")
-        return self._call(_name_of(fn), fn, args, kwargs)
+        return self._call(name_of(fn), fn, args, kwargs)
 
     def _call(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
@@ -494,7 +490,7 @@ class Fallback:
         """
         if _guarding.kind(fn, self) == CALLABLE_GUARDED:
             return cast("R | Degraded[R]", await _guarding.awaited(fn(*args, **kwargs)))
-        return cast("R | Degraded[R]", await self._call_async(_name_of(fn), fn, args, kwargs))
+        return cast("R | Degraded[R]", await self._call_async(name_of(fn), fn, args, kwargs))
 
     async def _call_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
                           kwargs: dict[str, Any]) -> Any:  # fmt: skip
@@ -534,7 +530,7 @@ class Fallback:
             )
         if _guarding.kind(fn, self) == CALLABLE_GUARDED:
             return fn
-        operation = _name_of(fn)
+        operation = name_of(fn)
         if _guarding.is_async_callable(fn):
             coroutine_fn = fn
 

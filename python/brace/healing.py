@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NamedTuple
 
+from brace._safe import name_of, safe_repr
 from brace._core import rng_uniform
 from brace.classify import Category, Classification, _categories
 
@@ -83,11 +84,11 @@ class HealingAction:
         if undo is not None and not callable(undo):
             raise TypeError(f"undo must be callable or None, got {type(undo).__name__}")
         if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError(f"name must be a non-empty str or None, got {name!r}")
+            raise ValueError(f"name must be a non-empty str or None, got {safe_repr(name)}")
         self.run = run
         self.undo = undo
         self.categories = _categories(categories, "categories")
-        self.name = name if name is not None else getattr(run, "__qualname__", repr(run))
+        self.name = name if name is not None else name_of(run)
 
     @property
     def is_async(self) -> bool:
@@ -225,7 +226,7 @@ def _record(item: dict[str, Any], index: int) -> StrategyRecord:
     for field in ("healed", "failed"):
         value = item.get(field)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"records[{index}].{field} must be an int >= 0, got {value!r}")
+            raise ValueError(f"records[{index}].{field} must be an int >= 0, got {safe_repr(value)}")
         counts.append(value)
     seconds = item.get("recovery_time")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):

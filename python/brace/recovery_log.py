@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable
 
 from brace import _config
-from brace.escalation import _error_dict
+from brace._safe import error_dict, safe_repr
 
 if TYPE_CHECKING:
     from brace.classify import Classification
@@ -131,9 +131,9 @@ def event_dict(event: RecoveryEvent) -> dict[str, object]:
 
     Keys: kind, operation, correlation_id, attempt, at, duration (seconds on
     brace's clock), outcome, detail, classification (None, or its category's
-    value, severity name, transient, retryable, status and retry_after) and
+    value, severity name, transient, retryable, status and retry_after),
     error (None, or its type and message; a message whose str() raises reads
-    "<str() raised ...>").
+    "<str() raised ...>") and ran (whether the operation itself ran).
     """
     return {
         "kind": event.kind,
@@ -145,7 +145,8 @@ def event_dict(event: RecoveryEvent) -> dict[str, object]:
         "outcome": event.outcome,
         "detail": event.detail,
         "classification": None if event.classification is None else _classification(event.classification),
-        "error": _error_dict(event.error),
+        "error": error_dict(event.error),
+        "ran": event.ran,
     }
 
 
@@ -300,11 +301,28 @@ class JsonLinesSink:
     loses at most the last 0.2 s of events; the sink closes itself at
     interpreter exit.
 
-    The queue is bounded: when it is full (the disk cannot keep up), an event
-    waits at most 50 ms for room and is then dropped: counted in `dropped`,
-    with one warning to the "brace" logger per run of drops. Events after
-    `close()` are dropped too. Write failures are reported to the "brace"
-    logger (the 1st, 101st, ...), never raised.
+    Except write-ahead records: an "attempt_started" event is written and
+    flushed to the operating system by the calling thread before the call
+    returns, so a process killed the next instant (even by SIGKILL) still has
+    it in the file. The caller waits for the file for it, as long as that
+    takes: a write-ahead record that could be dropped would promise nothing.
+    Lines never interleave (one lock guards the file), but a write-ahead line
+    may come before lines of events logged earlier and still queued: order by
+    "time" to read the file in order.
+
+    The queue is bounded. When it is full (the disk cannot keep up), the
+    caller waits for room, first come first served, and is dropped when none
+    came within 50 ms of the call: counted in `dropped`, with one warning to
+    the "brace" logger per run of drops. The 50 ms are one deadline, taken
+    when the call begins, for all its waiting: for the sink's lock, then for
+    room. A caller whose deadline passes is dropped without taking the lock
+    again, so no other thread can hold it up past the deadline; what can is
+    the interpreter: a thread whose wait ended still needs the GIL to return,
+    and another thread holding it (the writer encoding JSON, any busy thread)
+    may keep it for the switch interval (sys.getswitchinterval(), 5 ms) each
+    time, so under heavy contention a call can take somewhat longer than 50 ms.
+    Events after `close()` are dropped too. Write failures are reported to the
+    "brace" logger (the 1st, 101st, ...), never raised.
 
     Args:
         path: The file (str or os.PathLike), opened for appending and created if missing.
@@ -316,9 +334,9 @@ class JsonLinesSink:
         OSError: When the file cannot be opened.
     """
 
-    __slots__ = ("_path", "_max_queue", "_file", "_lock", "_has_items", "_has_room", "_progress", "_pending",
-                 "_accepted", "_done", "_wanted", "_closing", "_dropped", "_dropping", "_failures",
-                 "_writer")  # fmt: skip
+    __slots__ = ("_path", "_max_queue", "_file", "_file_lock", "_file_closed", "_lock", "_has_items", "_progress",
+                 "_pending", "_waiters", "_accepted", "_done", "_wanted", "_closing", "_drops", "_dropped",
+                 "_warned_at", "_failures", "_writer")  # fmt: skip
 
     def __init__(self, path: str | os.PathLike[str], *, max_queue: int = 65_536) -> None:
         if not isinstance(path, (str, os.PathLike)):
@@ -326,19 +344,26 @@ class JsonLinesSink:
         self._max_queue = _config.count(max_queue, "max_queue")
         self._path = os.fspath(path)
         self._file = open(self._path, "a", encoding="utf-8")
+        # Held for each write and flush of the file, by the writer and by the
+        # callers writing through: a text file's writes are not thread-safe.
+        self._file_lock = threading.Lock()
+        self._file_closed = False
         self._lock = threading.Lock()
-        # One lock, three conditions: the writer waits for events, callers for
-        # room in the queue, `flush` for the writer's progress.
+        # One lock, two conditions: the writer waits for events, `flush` for the
+        # writer's progress. Callers waiting for room wait on locks of their own (_Waiter).
         self._has_items = threading.Condition(self._lock)
-        self._has_room = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
         self._pending: deque[tuple[float, RecoveryEvent]] = deque()
+        self._waiters: deque[_Waiter] = deque()  # callers waiting for room, first come first
         self._accepted = 0  # events queued so far
         self._done = 0  # of those, events written and flushed (or failed and reported)
         self._wanted = 0  # `flush` asked for the first _wanted events to be done
         self._closing = False
+        # Drops are counted under a lock of their own: a caller past its
+        # deadline counts its drop without waiting for the sink's lock.
+        self._drops = threading.Lock()
         self._dropped = 0
-        self._dropping = False  # inside a run of drops: its warning is out
+        self._warned_at = -1  # _accepted when the last warning went out: one per run of drops
         self._failures = itertools.count(1)
         self._writer = threading.Thread(target=self._write, name=f"brace-jsonl:{self._path}", daemon=True)
         self._writer.start()
@@ -346,31 +371,67 @@ class JsonLinesSink:
 
     def __call__(self, event: RecoveryEvent) -> None:
         stamp = time.time()
-        with self._lock:
-            if not self._closing and (len(self._pending) < self._max_queue
-                                      or self._has_room.wait_for(self._room, _FULL_WAIT)):  # fmt: skip
-                if self._closing:
-                    self._dropped += 1
-                    return
-                self._pending.append((stamp, event))
-                self._accepted += 1
-                self._dropping = False
-                if len(self._pending) == 1:
-                    self._has_items.notify()
+        if event.kind == "attempt_started":
+            self._write_through(stamp, event)
+            return
+        # Real time, not brace's clock: the wait is for the writer thread.
+        deadline = time.monotonic() + _FULL_WAIT
+        if not self._lock.acquire(timeout=_FULL_WAIT):
+            self._drop(warn=True)
+            return
+        try:
+            if self._closing:
+                self._drop(warn=False)
                 return
-            self._dropped += 1
-            if self._dropping or self._closing:
+            if len(self._pending) < self._max_queue:
+                self._enqueue((stamp, event))
                 return
-            self._dropping = True
-        _log.warning("brace: JsonLinesSink(%r) is dropping events: its queue of %d is full (dropped so far: %d)",
-                     self._path, self._max_queue, self._dropped)  # fmt: skip
+            while self._waiters and self._waiters[0].claims:  # decided: gave up at their deadlines
+                self._waiters.popleft()
+            waiter = _Waiter((stamp, event))
+            self._waiters.append(waiter)
+        finally:
+            self._lock.release()
+        # The writer (or close) decides the waiter when it has room (or closes);
+        # the waiter decides itself when its deadline comes first.
+        if waiter.handed.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return  # decided by the writer (queued) or by close (dropped and counted there)
+        if waiter.claim(accepted=False):
+            self._drop(warn=True)
+        # Else the writer or close decided it this very instant, and carries it out.
 
-    def _room(self) -> bool:
-        return self._closing or len(self._pending) < self._max_queue
+    def _write_through(self, stamp: float, event: RecoveryEvent) -> None:
+        """Writes a write-ahead record and flushes it to the OS, in the calling thread."""
+        line = _json_line(stamp, event)
+        with self._file_lock:
+            if self._file_closed:
+                self._drop(warn=False)
+                return
+            self._guarded(lambda: self._file.write(line))
+            self._guarded(self._file.flush)
+
+    def _enqueue(self, entry: tuple[float, RecoveryEvent]) -> None:
+        """Queues an event (the lock held)."""
+        self._pending.append(entry)
+        self._accepted += 1
+        if len(self._pending) == 1:
+            self._has_items.notify()
+
+    def _drop(self, *, warn: bool) -> None:
+        with self._drops:
+            self._dropped += 1
+            dropped = self._dropped
+            # A run of drops ends when an event is queued.
+            warn = warn and self._warned_at != self._accepted
+            if warn:
+                self._warned_at = self._accepted
+        if warn:
+            _log.warning("brace: JsonLinesSink(%r) is dropping events: its queue of %d is full (dropped so far: %d)",
+                         self._path, self._max_queue, dropped)  # fmt: skip
 
     @property
     def dropped(self) -> int:
-        """How many events were not written: the queue was full, or the sink closed."""
+        """How many events were not written: the queue was full, or the sink was closed."""
         return self._dropped
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -400,7 +461,11 @@ class JsonLinesSink:
         with self._lock:
             self._closing = True
             self._has_items.notify()
-            self._has_room.notify_all()
+            while self._waiters:  # no room will come for them now
+                waiter = self._waiters.popleft()
+                if waiter.claim(accepted=False):
+                    self._drop(warn=False)
+                    waiter.handed.release()
         self._writer.join()
         atexit.unregister(self.close)
 
@@ -416,25 +481,36 @@ class JsonLinesSink:
                     if due is not None and due <= 0:
                         break
                     self._has_items.wait(due)
-                batch = list(self._pending)
-                self._pending.clear()
+                batch, self._pending = self._pending, deque()
                 closing, wanted = self._closing, self._wanted
-                if batch:
-                    self._has_room.notify_all()
+                self._admit()
             for stamp, event in batch:
-                self._guarded(lambda: self._file.write(_json_line(stamp, event)))
+                line = _json_line(stamp, event)
+                with self._file_lock:  # line by line: a caller writing through waits for one line at most
+                    self._guarded(lambda: self._file.write(line))
             written += len(batch)
             # Real time, not brace's clock: a frozen test clock must not stop the flushes.
             now = time.monotonic()
             if written > flushed and (closing or wanted > flushed or now - last_flush >= _FLUSH_EVERY):
-                self._guarded(self._file.flush)
+                with self._file_lock:
+                    self._guarded(self._file.flush)
                 last_flush, flushed = now, written
                 with self._lock:
                     self._done = flushed
                     self._progress.notify_all()
             if closing:
-                self._guarded(self._file.close)
+                with self._file_lock:
+                    self._file_closed = True
+                    self._guarded(self._file.close)
                 return
+
+    def _admit(self) -> None:
+        """Hands the room in the queue to the callers waiting for it, in order (the lock held)."""
+        while self._waiters and len(self._pending) < self._max_queue:
+            waiter = self._waiters.popleft()
+            if waiter.claim(accepted=True):  # else it gave up at its deadline: skipped
+                self._enqueue(waiter.entry)
+                waiter.handed.release()
 
     def _guarded(self, step: Callable[[], object]) -> None:
         try:
@@ -446,6 +522,30 @@ class JsonLinesSink:
 
     def __repr__(self) -> str:
         return f"JsonLinesSink({self._path!r}, max_queue={self._max_queue}, dropped={self._dropped})"
+
+
+class _Waiter:
+    """A caller waiting for room in a full JsonLinesSink queue.
+
+    Decided once: queued by the writer when room comes, dropped by close(), or
+    dropped by the caller itself when its deadline passes. Each claims the
+    decision by appending to `claims` (one atomic operation); the first claim
+    decides, and the later ones see that they came too late, without a lock.
+    """
+
+    __slots__ = ("entry", "claims", "handed")
+
+    def __init__(self, entry: tuple[float, RecoveryEvent]) -> None:
+        self.entry = entry
+        self.claims: list[tuple[bool]] = []
+        self.handed = threading.Lock()  # released by the writer or close() once they decided
+        self.handed.acquire()
+
+    def claim(self, *, accepted: bool) -> bool:
+        """Whether this claim (to queue the event, or to drop it) is the one that decides."""
+        mine = (accepted,)  # a new tuple each call: identity tells the claims apart
+        self.claims.append(mine)
+        return self.claims[0] is mine
 
 
 def _json_line(stamp: float, event: RecoveryEvent) -> str:
@@ -494,7 +594,7 @@ class RecoveryLog:
                     self._failures[index] += 1
                     failures = self._failures[index]
                 if failures % _REPORT_EVERY == 1:
-                    _log.exception("brace: recovery log sink %r failed (failure %d)", sink, failures)
+                    _log.exception("brace: recovery log sink %s failed (failure %d)", safe_repr(sink), failures)
 
     def events_by_kind(self) -> dict[str, int]:
         """How many events of each kind were logged (kinds never seen are absent)."""
@@ -510,7 +610,7 @@ class RecoveryLog:
             try:
                 close()
             except Exception:
-                _log.exception("brace: closing recovery log sink %r failed", sink)
+                _log.exception("brace: closing recovery log sink %s failed", safe_repr(sink))
 
     def __repr__(self) -> str:
-        return f"RecoveryLog({', '.join(repr(sink) for sink in self._sinks)})"
+        return f"RecoveryLog({', '.join(safe_repr(sink) for sink in self._sinks)})"
