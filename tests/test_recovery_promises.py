@@ -264,3 +264,149 @@ def test_replays_through_the_same_recovery_are_kept_apart_from_its_live_figures(
     replayed = recovery.replay_stats()
     assert (replayed.calls, replayed.first_try) == (1, 1)
     assert live.by_category[Category.NOT_FOUND.value].failed == 1
+
+
+# -- nothing lost: writes served a stand-in, crashes, interruptions, hostile errors -------------
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_a_write_served_a_fallback_is_also_kept_as_a_replayable_dead_letter(clock: FakeClock, way: str) -> None:
+    store = brace.MemoryDeadLetters()
+    applied: list[int] = []
+    up = False
+
+    def save(cents: int) -> str:
+        if not up:
+            raise status_error(503)
+        applied.append(cents)
+        return "saved"
+
+    async def save_async(cents: int) -> str:
+        return save(cents)
+
+    recovery = quiet(fallback=Fallback(Fallback.value("queued")), dead_letters=store, name="save")
+    served = recovery.call(save, 1999) if way == "sync" else asyncio.run(recovery.call_async(save_async, 1999))
+    assert isinstance(served, Degraded) and served.value == "queued"
+    (letter,) = store.dead()
+    assert (letter.operation, letter.args, letter.served) == ("save", (1999,), "fallback:value")
+    up = True
+    assert len(brace.replay(store, {"save": save}).delivered) == 1
+    assert applied == [1999]  # the write the fallback stood in for was made after all
+
+
+def test_a_read_served_a_fallback_leaves_no_dead_letter(clock: FakeClock) -> None:
+    store = brace.MemoryDeadLetters()
+    recovery = quiet(fallback=Fallback(Fallback.value([])), dead_letters=store, read_only=True)
+    assert isinstance(recovery.call(lambda: (_ for _ in ()).throw(status_error(503))), Degraded)
+    assert store.all() == []
+
+
+def test_write_ahead_records_each_attempt_and_the_call_before_they_go_out(clock: FakeClock) -> None:
+    store = brace.MemoryDeadLetters()
+    seen: list[tuple[str, int]] = []
+    in_flight: list[int] = []
+    calls = 0
+
+    def save(cents: int) -> str:
+        nonlocal calls
+        calls += 1
+        in_flight.append(len(store.in_flight()))  # the call is in the outbox while it runs
+        if calls == 1:
+            raise ConnectionResetError(104, "reset")
+        return "saved"
+
+    recovery = quiet(dead_letters=store, write_ahead=True)
+    recovery.add_listener(lambda event: seen.append((event.kind, event.attempt)))
+    assert recovery.call(save, 1999) == "saved"
+    assert [entry for entry in seen if entry[0] in ("attempt_started", "attempt")] == [
+        ("attempt_started", 1), ("attempt", 1), ("attempt_started", 2), ("attempt", 2)]
+    assert in_flight == [1, 1]
+    assert store.in_flight() == [] and store.all() == []  # it ended with its value: nothing left
+
+
+WRITE_AHEAD_CHILD = """
+import sys, brace
+store = brace.SQLiteDeadLetters(sys.argv[1])
+sink = brace.JsonLinesSink(sys.argv[2])
+recovery = brace.Recovery(dead_letters=store, write_ahead=True, name="charge")
+recovery.add_listener(brace.RecoveryLog(sink))
+
+def charge(invoice, cents):
+    print("sent", flush=True)  # the request is out: the server has it
+    sys.stdin.readline()  # and the process is killed before it answers
+
+with brace.correlation("order-9"):
+    recovery.call(charge, "inv-9", cents=1999)
+"""
+
+
+def test_after_a_crash_mid_attempt_the_call_is_logged_and_recoverable(tmp_path: Any) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    letters, log = tmp_path / "letters.sqlite3", tmp_path / "recovery.jsonl"
+    child = subprocess.Popen([sys.executable, "-c", WRITE_AHEAD_CHILD, str(letters), str(log)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "sent"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # nothing of the child runs after this
+        assert child.wait(LONG) == -signal.SIGKILL
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(record["kind"], record["attempt"], record["correlation_id"]) for record in records] == [
+        ("attempt_started", 1, "order-9")]
+    with brace.SQLiteDeadLetters(letters) as store:
+        (letter,) = store.recover_interrupted()
+        assert (letter.operation, letter.args, letter.kwargs, letter.correlation_id) == (
+            "charge", ("inv-9",), {"cents": 1999}, "order-9")
+        assert letter.replayable
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, asyncio.CancelledError])
+def test_a_call_interrupted_with_its_outbox_entry_open_becomes_a_dead_letter(clock: FakeClock,
+                                                                            interruption: type) -> None:  # fmt: skip
+    store = brace.MemoryDeadLetters()
+
+    def save(cents: int) -> str:
+        raise interruption()
+
+    with pytest.raises(interruption):
+        quiet(dead_letters=store, write_ahead=True, name="save").call(save, 5)
+    (letter,) = store.dead()
+    assert (letter.operation, letter.args) == ("save", (5,))
+    assert store.in_flight() == []
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ of a library error built without its attributes")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ too")
+
+
+@pytest.mark.parametrize("where", ["fallback alternative", "healing action", "undo"])
+def test_an_error_that_cannot_be_shown_never_escapes_a_recovery(clock: FakeClock, where: str) -> None:
+    def raising(*args: object) -> Any:
+        raise Unprintable()
+
+    store = brace.MemoryDeadLetters()
+    healing = []
+    if where == "healing action":
+        healing = [HealingAction(raising, categories="service_down", name="broken")]
+    elif where == "undo":
+        healing = [HealingAction(lambda context: None, categories="service_down", undo=raising, name="undone")]
+    recovery = quiet(healing=healing, dead_letters=store, healing_time=3.0,
+                     fallback=Fallback(raising) if where == "fallback alternative" else None)  # fmt: skip
+    # The same failure twice (an action that did not help is undone), then a worse one.
+    script = [status_error(503), status_error(503), status_error(403)]
+
+    def service() -> str:
+        raise script.pop(0) if script else status_error(403)
+
+    with pytest.raises(RecoveryFailed) as caught:  # brace's error, never Unprintable or a RuntimeError
+        recovery.call(service)
+    assert caught.value.dead_letter is not None and len(store.dead()) == 1

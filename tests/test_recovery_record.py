@@ -191,16 +191,20 @@ class TestDeadLetters:
         assert (letter.category, letter.attempts, letter.status) == ("not_found", 1, "dead")
         assert letter.error_type == "httpx.HTTPStatusError"
 
-    def test_a_skip_is_stored_too_and_a_used_value_is_not(self, clock: FakeClock) -> None:
+    @pytest.mark.parametrize("read_only", [False, True])
+    def test_a_skip_or_a_used_value_is_stored_unless_the_operation_only_reads(self, clock: FakeClock,
+                                                                               read_only: bool) -> None:  # fmt: skip
         store = MemoryDeadLetters()
         skip = Recovery(escalation=EscalationPolicy(handlers=[lambda escalation: Decision.skip()]),
-                        dead_letters=store)  # fmt: skip
+                        dead_letters=store, read_only=read_only)  # fmt: skip
         use = Recovery(escalation=EscalationPolicy(handlers=[lambda escalation: Decision.use(0)]),
-                       dead_letters=store)  # fmt: skip
+                       dead_letters=store, read_only=read_only)  # fmt: skip
         skip.call(Remote("404"))
         use.call(Remote("404"))
-        assert store.counts()["dead"] == 1
-        assert skip.stats().dead_lettered == 1 and use.stats().dead_lettered == 0
+        # A write that was skipped or replaced by a value did not happen: it is kept, replayable.
+        assert sorted(letter.served or "" for letter in store.all()) == (
+            [] if read_only else ["decision:skip", "decision:use"])
+        assert (skip.stats().dead_lettered, use.stats().dead_lettered) == ((0, 0) if read_only else (1, 1))
 
     def test_replay_delivers_what_now_succeeds_and_keeps_the_rest(self, clock: FakeClock) -> None:
         store = MemoryDeadLetters()

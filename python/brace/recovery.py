@@ -131,15 +131,42 @@ class _Again(Exception):
 _replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("brace_replaying", default=False)
 
 
+class _Outbox:
+    """A call's entry in the dead-letter store's outbox (write-ahead), until the call ends."""
+
+    __slots__ = ("store", "id")
+
+    def __init__(self, store: DeadLetterStore, id: str) -> None:
+        self.store = store
+        self.id: str | None = id
+
+    def take(self) -> str | None:
+        """The entry's id, for the dead letter that replaces it (once)."""
+        id, self.id = self.id, None
+        return id
+
+    def end(self, operation: str) -> None:
+        """The call returned the operation's value (or never ran): the entry goes."""
+        id = self.take()
+        if id is None:
+            return
+        try:
+            self.store.end(id)
+        except Exception:
+            _log.exception("brace: could not settle the outbox entry of a call of %r", operation)
+
+
 class _Run:
     """The state of one call after its first failure (the rare path)."""
 
     __slots__ = ("operation", "number", "timeline", "tally", "previous", "refreshed", "healing_deadline",
                  "first_failure", "failed_at", "waited", "pending", "actions_log", "retry_decisions", "args",
-                 "kwargs", "began", "escalated", "dead_lettered", "undo_due", "not_run")  # fmt: skip
+                 "kwargs", "began", "escalated", "dead_lettered", "undo_due", "not_run", "outbox")  # fmt: skip
 
-    def __init__(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], healing_time: int) -> None:
+    def __init__(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], healing_time: int,
+                 outbox: _Outbox | None) -> None:  # fmt: skip
         self.operation = operation
+        self.outbox = outbox
         self.args, self.kwargs = args, kwargs
         self.number = 1
         self.not_run = 0  # attempts the policy rejected before running the operation
@@ -222,6 +249,17 @@ class Recovery:
             loses nothing. A call that is not read-only and was served a
             stand-in value is also kept as a dead letter, replayable, so that
             a write is never silently dropped.
+        write_ahead: Record each call before it goes out, so that a crash
+            of the process loses no trace of it: an "attempt_started" event
+            before every attempt (JsonLinesSink writes it through to the
+            operating system before the attempt starts), and, unless
+            `read_only`, an entry in the dead-letter store's outbox before
+            the first attempt, which the call's end settles (`end` on a value,
+            its dead letter otherwise) and which
+            `store.recover_interrupted()` turns into a dead letter after a
+            crash. Costs a committed write per call (SQLite: tens of
+            microseconds); if the outbox cannot be written the call is not
+            made and the store's error is raised.
         name: The operation's name in escalations, events and overrides;
             default the wrapped function's __qualname__.
 
@@ -231,7 +269,7 @@ class Recovery:
 
     __slots__ = ("_classifier", "_policy", "_actions", "_fallback", "_escalation", "_healing_time",
                  "healing_stats", "_feature", "_dead_letters", "_name", "_listeners", "_book", "_replay_book",
-                 "_idempotent", "_read_only", "__weakref__")  # fmt: skip
+                 "_idempotent", "_read_only", "_write_ahead", "__weakref__")  # fmt: skip
 
     def __init__(
         self,
@@ -247,6 +285,7 @@ class Recovery:
         dead_letters: DeadLetterStore | None = None,
         idempotent: bool = False,
         read_only: bool = False,
+        write_ahead: bool = False,
         name: str | None = None,
     ) -> None:
         _config.keywords_only("Recovery", positional)
@@ -266,10 +305,11 @@ class Recovery:
         if len(set(names)) != len(names):
             raise ValueError(f"healing actions must have unique names, got {names}")
         self._healing_time = round(_config.positive_duration(healing_time, "healing_time") * _NS)
-        for flag, param in ((idempotent, "idempotent"), (read_only, "read_only")):
+        for flag, param in ((idempotent, "idempotent"), (read_only, "read_only"), (write_ahead, "write_ahead")):
             if not isinstance(flag, bool):
                 raise TypeError(f"{param} must be a bool, got {type(flag).__name__}")
         self._read_only = read_only
+        self._write_ahead = write_ahead
         self._idempotent = idempotent or read_only
         for text, param in ((feature, "feature"), (name, "name")):
             if text is not None and (not isinstance(text, str) or not text):
@@ -418,9 +458,19 @@ class Recovery:
 
     def _run(self, operation: str, attempt: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
              adopt: Callable[..., Any] | None) -> Any:  # fmt: skip
+        outbox = self._begin(operation, args, kwargs)
+        try:
+            return self._run_with(operation, attempt, args, kwargs, adopt, outbox)
+        except BaseException as error:
+            self._interrupted(operation, args, kwargs, outbox, error)
+            raise
+
+    def _run_with(self, operation: str, attempt: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                  adopt: Callable[..., Any] | None, outbox: _Outbox | None) -> Any:  # fmt: skip
         start = now_ns()
         run: _Run | None = None
         while True:
+            self._starting(operation, 1 if run is None else run.number, start)
             try:
                 result = attempt(*args, **kwargs)
             except _guarding.AsyncMisuse:
@@ -430,14 +480,16 @@ class Recovery:
             else:
                 if is_awaitable(result):
                     if adopt is not None and run is None:
-                        return self._call_async(operation, adopt, args, kwargs, result)
+                        # Recovered as a coroutine, which takes the outbox entry over.
+                        adopted, outbox = outbox, None
+                        return self._call_async(operation, adopt, args, kwargs, result, adopted)
                     raise _guarding.refuse_awaitable(result, attempt, "Recovery.call")
-                failure = self._failure_in(result, run, operation, args, kwargs, start)
+                failure = self._failure_in(result, run, operation, args, kwargs, start, outbox)
                 if failure is None:
                     return result
                 outcome = failure
             if run is None:
-                run = _Run(operation, args, kwargs, self._healing_time)
+                run = _Run(operation, args, kwargs, self._healing_time, outbox)
             try:
                 return self._recover_sync(run, attempt, outcome, start)
             except _Again:
@@ -456,6 +508,7 @@ class Recovery:
             self._heal(run, classification, outcome)
             sleep_until(run.failed_at + round(planned * _NS))
             start = now_ns()
+            self._starting(run.operation, run.number, start)
             try:
                 result = attempt(*run.args, **run.kwargs)
             except _guarding.AsyncMisuse:
@@ -465,7 +518,7 @@ class Recovery:
                 continue
             if is_awaitable(result):
                 raise _guarding.refuse_awaitable(result, attempt, "Recovery.call")
-            failure = self._failure_in(result, run, run.operation, run.args, run.kwargs, start)
+            failure = self._failure_in(result, run, run.operation, run.args, run.kwargs, start, run.outbox)
             if failure is None:
                 return result
             outcome = failure
@@ -504,15 +557,28 @@ class Recovery:
     # -- the async path -------------------------------------------------------------
 
     async def _call_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
-                          kwargs: dict[str, Any], first: Awaitable[Any] | None = None) -> Any:  # fmt: skip
-        """One call; `first`: the awaitable of a first attempt already made."""
+                          kwargs: dict[str, Any], first: Awaitable[Any] | None = None,
+                          outbox: _Outbox | None = None) -> Any:  # fmt: skip
+        """One call; `first`: the awaitable of a first attempt already made (with the
+        outbox entry made for it)."""
         if self._listeners and correlation_id() is None:
             token = _correlation.set(new_correlation_id())
             try:
-                return await self._run_async(operation, fn, args, kwargs, first)
+                return await self._guarded_async(operation, fn, args, kwargs, first, outbox)
             finally:
                 _correlation.reset(token)
-        return await self._run_async(operation, fn, args, kwargs, first)
+        return await self._guarded_async(operation, fn, args, kwargs, first, outbox)
+
+    async def _guarded_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                             kwargs: dict[str, Any], first: Awaitable[Any] | None,
+                             outbox: _Outbox | None) -> Any:  # fmt: skip
+        if first is None:
+            outbox = self._begin(operation, args, kwargs)
+        try:
+            return await self._run_async(operation, fn, args, kwargs, first, outbox)
+        except BaseException as error:
+            self._interrupted(operation, args, kwargs, outbox, error)
+            raise
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self._policy is None:
@@ -520,24 +586,25 @@ class Recovery:
         return await self._policy.call_async(fn, *args, **kwargs)
 
     async def _run_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
-                         kwargs: dict[str, Any], first: Awaitable[Any] | None) -> Any:  # fmt: skip
+                         kwargs: dict[str, Any], first: Awaitable[Any] | None, outbox: _Outbox | None) -> Any:  # fmt: skip
         start = now_ns()
         run: _Run | None = None
         while True:
             try:
                 if first is None:
+                    self._starting(operation, 1 if run is None else run.number, start)
                     result = await self._attempt_async(fn, args, kwargs)
                 else:
                     result, first = await first, None
             except Exception as error:
                 outcome: Exception = error
             else:
-                failure = self._failure_in(result, run, operation, args, kwargs, start)
+                failure = self._failure_in(result, run, operation, args, kwargs, start, outbox)
                 if failure is None:
                     return result
                 outcome = failure
             if run is None:
-                run = _Run(operation, args, kwargs, self._healing_time)
+                run = _Run(operation, args, kwargs, self._healing_time, outbox)
             try:
                 return await self._recover_async(run, fn, outcome, start)
             except _Again:
@@ -555,12 +622,13 @@ class Recovery:
             await self._heal_async(run, classification, outcome)
             await sleep_until_async(run.failed_at + round(planned * _NS))
             start = now_ns()
+            self._starting(run.operation, run.number, start)
             try:
                 result = await self._attempt_async(fn, run.args, run.kwargs)
             except Exception as error:
                 outcome = error
                 continue
-            failure = self._failure_in(result, run, run.operation, run.args, run.kwargs, start)
+            failure = self._failure_in(result, run, run.operation, run.args, run.kwargs, start, run.outbox)
             if failure is None:
                 return result
             outcome = failure
@@ -728,11 +796,13 @@ class Recovery:
         self._emit("undo", run, at, "ok", context.classification, context.error, action.name)
 
     def _failure_in(self, result: object, run: _Run | None, operation: str, args: tuple[Any, ...],
-                    kwargs: dict[str, Any], start: int) -> FailedResponse | None:  # fmt: skip
+                    kwargs: dict[str, Any], start: int, outbox: _Outbox | None) -> FailedResponse | None:  # fmt: skip
         """A returned failure (an error response) to recover from, or None: then the
         call succeeded, and is booked."""
         if self._classifier.is_failure(result):
             return FailedResponse(response=result, status=http_status(result))
+        if outbox is not None:
+            outbox.end(operation)
         if run is None:
             self._succeeded(operation, args, kwargs, result, start)
         else:
@@ -767,8 +837,13 @@ class Recovery:
 
     def _served(self, run: _Run, at: int, classification: Classification, degraded: Degraded[Any]) -> Degraded[Any]:
         self._turn_off(run, classification, "fallback")
-        self._book_failed_call(run, "fallback")
         self._emit("fallback", run, at, "served", classification, degraded.error, degraded.source)
+        if not self._read_only:
+            # A write served a stand-in did not happen: kept, replayable, never dropped.
+            outcome = degraded.error if isinstance(degraded.error, Exception) else FallbackFailed(
+                name=None, failures=())  # fmt: skip
+            self._dead_letter(run, classification, outcome, served=degraded.source)
+        self._book_failed_call(run, "fallback")
         return degraded
 
     def _escalation_for(self, run: _Run, classification: Classification, outcome: Exception,
@@ -790,27 +865,68 @@ class Recovery:
             run.new_round(self._healing_time)
             raise _Again
         self._turn_off(run, classification, escalation.reason)
-        letter = None if option is Option.USE else self._dead_letter(run, classification, outcome)
+        source = "decision:use" if option is Option.USE else "decision:skip"
+        letter = None
+        if option is Option.ABORT:
+            letter = self._dead_letter(run, classification, outcome)
+        elif not self._read_only:  # a skipped or replaced write did not happen: kept, replayable
+            letter = self._dead_letter(run, classification, outcome, served=source)
         self._book_failed_call(run, option.value)
         if option is Option.ABORT:
             raise RecoveryFailed(operation=run.operation, category=classification.category.value,
                                  attempts=len(run.timeline), reason=escalation.reason, escalation=escalation,
                                  dead_letter=letter) from outcome  # fmt: skip
-        source = "decision:use" if option is Option.USE else "decision:skip"
         value = decision.value if option is Option.USE else None
         return Degraded(value=value, source=source, error=outcome, classification=classification, age=None)
 
-    def _dead_letter(self, run: _Run, classification: Classification, outcome: Exception) -> str | None:
-        """Stores a call given up on; its id, or None while replaying or when the store failed
-        (then the failure is logged and noted on the error, which still reaches the caller)."""
+    def _store(self) -> DeadLetterStore:
+        return deadletter.default_store() if self._dead_letters is None else self._dead_letters
+
+    def _begin(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Outbox | None:
+        """With write_ahead (and unless read-only or replaying: the letter exists), the
+        call's outbox entry, committed before anything goes out."""
+        if not self._write_ahead or self._read_only or _replaying.get():
+            return None
+        store = self._store()
+        return _Outbox(store, store.begin(operation=operation, args=args, kwargs=kwargs,
+                                          correlation_id=correlation_id()))  # fmt: skip
+
+    def _starting(self, operation: str, number: int, start: int) -> None:
+        """With write_ahead, the record of an attempt about to go out (a durable sink writes it through)."""
+        if self._write_ahead and self._listeners:
+            self._dispatch(RecoveryEvent("attempt_started", operation, number, start / _NS, 0.0, "started",
+                                         correlation_id=correlation_id()))  # fmt: skip
+
+    def _interrupted(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], outbox: _Outbox | None,
+                     error: BaseException) -> None:  # fmt: skip
+        """A call left with its outbox entry open (KeyboardInterrupt, cancellation): the server may
+        have seen it, so it becomes a dead letter, as after a crash. A refused awaitable never ran."""
+        if outbox is None or outbox.id is None:
+            return
+        if isinstance(error, _guarding.AsyncMisuse):
+            outbox.end(operation)
+            return
+        try:
+            # attempts=0: how many attempts went out before it ended is not known here.
+            self._store().put(operation=operation, args=args, kwargs=kwargs, error=error, category=None,
+                              correlation_id=correlation_id(), attempts=0, outbox_id=outbox.take())  # fmt: skip
+        except Exception:
+            _log.exception("brace: could not dead-letter an interrupted call of %r", operation)
+
+    def _dead_letter(self, run: _Run, classification: Classification, outcome: Exception,
+                     served: str | None = None) -> str | None:  # fmt: skip
+        """Stores a call given up on (or served a stand-in: `served` says which); its id, or
+        None while replaying or when the store failed (then the failure is logged and noted
+        on the error, which still reaches the caller)."""
         if _replaying.get():
             return None
         at = now_ns()
         try:
-            store = deadletter.default_store() if self._dead_letters is None else self._dead_letters
-            letter = store.put(operation=run.operation, args=run.args, kwargs=run.kwargs, error=outcome,
-                               category=classification.category, correlation_id=correlation_id(),
-                               attempts=run.number)  # fmt: skip
+            outbox_id = None if run.outbox is None else run.outbox.take()
+            letter = self._store().put(operation=run.operation, args=run.args, kwargs=run.kwargs, error=outcome,
+                                       category=classification.category, correlation_id=correlation_id(),
+                                       attempts=run.number - run.not_run, served=served,
+                                       outbox_id=outbox_id)  # fmt: skip
         except Exception as error:
             _log.exception("brace: could not dead-letter a call of %r", run.operation)
             _add_note(outcome, f"brace could not store this call as a dead letter: {safe_repr(error)}")
