@@ -469,3 +469,30 @@ def test_a_subclass_of_int_is_accepted_as_attempt() -> None:
         pass
 
     assert Backoff.exponential(jitter="none").delay(Count(3)) == 4.0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Backoff.exponential(initial=0.5, multiplier=2.0, max=4.0, jitter="none"),
+        lambda: Backoff.linear(initial=1.0, increment=0.5, max=10.0, jitter="none"),
+        lambda: Backoff.constant(delay=2.0, jitter="none"),
+    ],
+)
+def test_scaled_multiplies_every_duration(make: Callable[[], Backoff]) -> None:
+    backoff = make()
+    faster = backoff.scaled(0.01)
+    assert [faster.delay(k) for k in range(1, 8)] == pytest.approx([backoff.delay(k) / 100 for k in range(1, 8)])
+    assert faster.max == pytest.approx(backoff.max / 100)  # type: ignore[operator]
+    assert backoff.scaled(1.0) == backoff
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, math.inf, math.nan, True, "2"])
+def test_scaled_refuses_a_factor_that_is_not_a_positive_finite_number(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="^factor must be a finite number > 0"):
+        Backoff.exponential().scaled(bad)  # type: ignore[arg-type]
+
+
+def test_a_custom_backoff_cannot_be_scaled() -> None:
+    with pytest.raises(ValueError, match="custom backoff cannot be scaled"):
+        Backoff.custom(lambda attempt, outcome: 1.0).scaled(0.5)

@@ -295,3 +295,14 @@ def test_the_report_gives_one_recovery_rate(default_report: dict[str, Any], how:
     [line] = [" ".join(line.split()) for line in verdict.splitlines() if "rate" in line]
     assert line.startswith(f"transient recovery rate >= 95% {report['transient_recovery_rate']:.1%} "
                            f"({report['transient_recovered']}/{report['transient_failures']})")  # fmt: skip
+
+
+def test_the_demo_recovers_with_braces_default_treatments() -> None:
+    from brace.classify import DEFAULT_TREATMENTS
+    from brace.demo import RecordsAPI, RecordsClient, Settings, build_recovery
+
+    api = RecordsAPI(Settings(), origin_ns=1, speed=1.0)
+    recovery = build_recovery(RecordsClient(api), brace.MemoryDeadLetters(), speed=1.0,
+                              on_escalation=lambda escalation: None)  # fmt: skip
+    classifier = recovery._classifier
+    assert all(classifier.treatment(category) == treatment for category, treatment in DEFAULT_TREATMENTS.items())

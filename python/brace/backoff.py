@@ -108,6 +108,10 @@ def _factor(value: object) -> float:
     return float(value)
 
 
+# The settings that are durations, which `scaled` multiplies.
+_DURATIONS = frozenset({"initial", "max", "increment", "delay"})
+
+
 def _restore(kind: str, settings: dict[str, Any]) -> Backoff:
     """Rebuilds a Backoff from its settings (for pickle and copy)."""
     factory: Callable[..., Backoff] = getattr(Backoff, kind)
@@ -372,6 +376,25 @@ class Backoff(BackoffCore):
         previous_ns = 0 if previous is None else _ns(_seconds(previous, "previous"))
         # Every attempt past 2^64 - 1 has the same delay as that one.
         return self._delay_ns(attempt if attempt <= _U64_MAX else _U64_MAX, previous_ns) / _NS
+
+    def scaled(self, factor: float) -> Backoff:
+        """The same schedule with every duration (initial, max, increment,
+        delay) multiplied by `factor`: for runs where time goes faster than
+        real time, such as a simulation sped up K times (factor 1 / K).
+
+        Raises:
+            ValueError, TypeError: For a factor that is not a finite number > 0,
+                for a custom backoff (its function's durations are its own), or
+                when a scaled duration leaves the accepted range.
+        """
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+            raise TypeError(f"factor must be a finite number > 0, got {type(factor).__name__}")
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a finite number > 0, got {safe_repr(factor)}")
+        if self._fn is not None:
+            raise ValueError("a custom backoff cannot be scaled: its function returns its own durations")
+        settings = {name: value * factor if name in _DURATIONS else value for name, value in self._settings}
+        return _restore(self._kind, settings)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"Backoff is immutable: cannot set {name!r}; build a new one")

@@ -312,22 +312,12 @@ def build_recovery(client: RecordsClient, store: DeadLetterStore, *, speed: floa
                    on_escalation: Callable[[Escalation], None]) -> brace.Recovery:  # fmt: skip
     """The Recovery a user of this service would write (durations in simulated seconds / speed)."""
 
-    def backoff(initial: float, cap: float = 30.0) -> brace.Backoff:
-        return brace.Backoff.exponential(initial=initial / speed, max=cap / speed)
-
-    # brace's defaults, except: a region's outage can outlast the default three
-    # retries when the first fix tried is the wrong one, so SERVICE_DOWN gets more
-    # attempts with a lower cap. The other backoffs are the defaults, scaled to the
-    # simulated time (an identity with the fake clock).
-    treatments: dict[brace.Category | str, Mapping[str, object]] = {
-        "timeout": {"backoff": backoff(1.0)},
-        "rate_limited": {"backoff": backoff(2.0)},
-        "service_down": {"max_attempts": 6, "backoff": backoff(1.0, 8.0)},
-        "network_error": {"backoff": backoff(1.0)},
-        "auth_expired": {"backoff": backoff(0.1)},
-        "schema_mismatch": {"backoff": backoff(1.0)},
-        "internal_error": {"backoff": backoff(1.0)},
-    }
+    # brace's defaults. With the real clock sped up K times, every default backoff
+    # runs K times faster too (an identity with the fake clock, where speed is 1).
+    treatments: dict[brace.Category | str, Mapping[str, object]] | None = None
+    if speed != 1:
+        treatments = {category: {"backoff": treatment.backoff.scaled(1 / speed)}
+                      for category, treatment in brace.classify.DEFAULT_TREATMENTS.items()}  # fmt: skip
     classifier = brace.ErrorClassifier(
         # The parser failing on a key means the provider changed the payload's shape.
         rules=[brace.ErrorClassifier.rule("schema_mismatch", types=KeyError, name="payload-shape")],
