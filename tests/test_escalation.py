@@ -20,6 +20,7 @@ from typing import Any, ParamSpec
 
 import pytest
 
+import brace
 from brace.classify import DEFAULT_CLASSIFIER, Category, Classification
 from brace.control import control
 from brace.escalation import (
@@ -451,6 +452,34 @@ def test_the_wait_times_out_to_the_default() -> None:
 async def test_the_async_wait_times_out_to_the_default() -> None:
     policy = EscalationPolicy(wait=SHORT, default="skip")
     assert await policy.escalate_async(escalation()) == Decision.skip(by="default")
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_the_wait_follows_the_fake_clock_instead_of_real_time(way: str) -> None:
+    # Five minutes, as a README would write it: under the fake clock it takes none of them.
+    with brace.testing.fake_clock() as clock:
+        policy = EscalationPolicy(wait=300.0, default="skip")
+        start = clock.now_ns()
+        if way == "sync":
+            decision = policy.escalate(escalation())
+        else:
+            decision = asyncio.run(policy.escalate_async(escalation()))
+        assert decision == Decision.skip(by="default")
+        assert clock.now_ns() - start == 300 * 10**9
+
+
+@pytest.mark.parametrize("way", ["sync", "async"])
+def test_the_wait_ends_at_the_calls_deadline(way: str) -> None:
+    with brace.testing.fake_clock() as clock:
+        policy = EscalationPolicy(wait=300.0, default="skip")
+        start = clock.now_ns()
+        with brace.deadline(2.0):
+            if way == "sync":
+                decision = policy.escalate(escalation())
+            else:
+                decision = asyncio.run(policy.escalate_async(escalation()))
+        assert decision == Decision.skip(by="default")
+        assert clock.now_ns() - start == 2 * 10**9
 
 
 def test_the_wait_ends_on_a_decision_from_another_thread() -> None:
