@@ -458,46 +458,44 @@ class Recovery:
 
     def _run(self, operation: str, attempt: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
              adopt: Callable[..., Any] | None) -> Any:  # fmt: skip
-        outbox = self._begin(operation, args, kwargs)
-        try:
-            return self._run_with(operation, attempt, args, kwargs, adopt, outbox)
-        except BaseException as error:
-            self._interrupted(operation, args, kwargs, outbox, error)
-            raise
-
-    def _run_with(self, operation: str, attempt: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                  adopt: Callable[..., Any] | None, outbox: _Outbox | None) -> Any:  # fmt: skip
+        outbox = self._begin(operation, args, kwargs) if self._write_ahead else None
         start = now_ns()
         run: _Run | None = None
-        while True:
-            self._starting(operation, 1 if run is None else run.number, start)
-            try:
-                result = attempt(*args, **kwargs)
-            except _guarding.AsyncMisuse:
-                raise
-            except Exception as error:
-                outcome: Exception = error
-            else:
-                if is_awaitable(result):
-                    if adopt is not None and run is None:
-                        # Recovered as a coroutine, which takes the outbox entry over.
-                        adopted, outbox = outbox, None
-                        return self._call_async(operation, adopt, args, kwargs, result, adopted)
-                    raise _guarding.refuse_awaitable(result, attempt, "Recovery.call")
-                failure = self._failure_in(result, run, operation, args, kwargs, start, outbox)
-                if failure is None:
-                    return result
-                outcome = failure
-            if run is None:
-                run = _Run(operation, args, kwargs, self._healing_time, outbox)
-            try:
-                return self._recover_sync(run, attempt, outcome, start)
-            except _Again:
-                start = now_ns()
-            except (RecoveryFailed, _guarding.AsyncMisuse):
-                raise
-            except Exception as internal:
-                raise self._recovery_error(run, outcome, internal) from outcome
+        try:
+            while True:
+                if self._write_ahead:
+                    self._starting(operation, 1 if run is None else run.number, start)
+                try:
+                    result = attempt(*args, **kwargs)
+                except _guarding.AsyncMisuse:
+                    raise
+                except Exception as error:
+                    outcome: Exception = error
+                else:
+                    if is_awaitable(result):
+                        if adopt is not None and run is None:
+                            # Recovered as a coroutine, which takes the outbox entry over.
+                            adopted, outbox = outbox, None
+                            return self._call_async(operation, adopt, args, kwargs, result, adopted)
+                        raise _guarding.refuse_awaitable(result, attempt, "Recovery.call")
+                    failure = self._failure_in(result, run, operation, args, kwargs, start, outbox)
+                    if failure is None:
+                        return result
+                    outcome = failure
+                if run is None:
+                    run = _Run(operation, args, kwargs, self._healing_time, outbox)
+                try:
+                    return self._recover_sync(run, attempt, outcome, start)
+                except _Again:
+                    start = now_ns()
+                except (RecoveryFailed, _guarding.AsyncMisuse):
+                    raise
+                except Exception as internal:
+                    raise self._recovery_error(run, outcome, internal) from outcome
+        except BaseException as error:
+            if outbox is not None:
+                self._interrupted(operation, args, kwargs, outbox, error)
+            raise
 
     def _recover_sync(self, run: _Run, attempt: Callable[..., Any], outcome: Exception, start: int) -> Any:
         """Retries after a failure until success, or settles the call; raises _Again on RETRY."""
@@ -508,7 +506,8 @@ class Recovery:
             self._heal(run, classification, outcome)
             sleep_until(run.failed_at + round(planned * _NS))
             start = now_ns()
-            self._starting(run.operation, run.number, start)
+            if self._write_ahead:
+                self._starting(run.operation, run.number, start)
             try:
                 result = attempt(*run.args, **run.kwargs)
             except _guarding.AsyncMisuse:
@@ -572,12 +571,13 @@ class Recovery:
     async def _guarded_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
                              kwargs: dict[str, Any], first: Awaitable[Any] | None,
                              outbox: _Outbox | None) -> Any:  # fmt: skip
-        if first is None:
+        if first is None and self._write_ahead:
             outbox = self._begin(operation, args, kwargs)
         try:
             return await self._run_async(operation, fn, args, kwargs, first, outbox)
         except BaseException as error:
-            self._interrupted(operation, args, kwargs, outbox, error)
+            if outbox is not None:
+                self._interrupted(operation, args, kwargs, outbox, error)
             raise
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -592,7 +592,8 @@ class Recovery:
         while True:
             try:
                 if first is None:
-                    self._starting(operation, 1 if run is None else run.number, start)
+                    if self._write_ahead:
+                        self._starting(operation, 1 if run is None else run.number, start)
                     result = await self._attempt_async(fn, args, kwargs)
                 else:
                     result, first = await first, None
@@ -622,7 +623,8 @@ class Recovery:
             await self._heal_async(run, classification, outcome)
             await sleep_until_async(run.failed_at + round(planned * _NS))
             start = now_ns()
-            self._starting(run.operation, run.number, start)
+            if self._write_ahead:
+                self._starting(run.operation, run.number, start)
             try:
                 result = await self._attempt_async(fn, run.args, run.kwargs)
             except Exception as error:
@@ -883,9 +885,9 @@ class Recovery:
         return deadletter.default_store() if self._dead_letters is None else self._dead_letters
 
     def _begin(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Outbox | None:
-        """With write_ahead (and unless read-only or replaying: the letter exists), the
-        call's outbox entry, committed before anything goes out."""
-        if not self._write_ahead or self._read_only or _replaying.get():
+        """With write_ahead (unless read-only, or replaying: the letter exists), the call's
+        outbox entry, committed before anything goes out."""
+        if self._read_only or _replaying.get():
             return None
         store = self._store()
         return _Outbox(store, store.begin(operation=operation, args=args, kwargs=kwargs,
@@ -893,15 +895,15 @@ class Recovery:
 
     def _starting(self, operation: str, number: int, start: int) -> None:
         """With write_ahead, the record of an attempt about to go out (a durable sink writes it through)."""
-        if self._write_ahead and self._listeners:
+        if self._listeners:
             self._dispatch(RecoveryEvent("attempt_started", operation, number, start / _NS, 0.0, "started",
                                          correlation_id=correlation_id()))  # fmt: skip
 
-    def _interrupted(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], outbox: _Outbox | None,
+    def _interrupted(self, operation: str, args: tuple[Any, ...], kwargs: dict[str, Any], outbox: _Outbox,
                      error: BaseException) -> None:  # fmt: skip
         """A call left with its outbox entry open (KeyboardInterrupt, cancellation): the server may
         have seen it, so it becomes a dead letter, as after a crash. A refused awaitable never ran."""
-        if outbox is None or outbox.id is None:
+        if outbox.id is None:
             return
         if isinstance(error, _guarding.AsyncMisuse):
             outbox.end(operation)
