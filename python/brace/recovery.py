@@ -21,6 +21,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Coroutine, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, cast, overload
@@ -129,6 +130,10 @@ class _Again(Exception):
 # Set while dead letters are replayed, so that a replay that fails again does not
 # dead-letter its call a second time (the letter it replays stays in the store).
 _replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("brace_replaying", default=False)
+# Replays running anywhere in the process: while there are none, a call's success
+# path need not read the context variable.
+_replays_running = 0
+_replays_lock = threading.Lock()
 
 
 class _Outbox:
@@ -425,7 +430,7 @@ class Recovery:
         return self._replay_book.snapshot()
 
     def _ledger(self) -> _Book:
-        return self._replay_book if _replaying.get() else self._book
+        return self._replay_book if _replays_running and _replaying.get() else self._book
 
     @staticmethod
     @contextlib.contextmanager
@@ -436,11 +441,16 @@ class Recovery:
         this block: a replay that fails again leaves its letter in the store
         instead of adding a second one.
         """
+        global _replays_running
+        with _replays_lock:
+            _replays_running += 1
         token = _replaying.set(True)
         try:
             yield
         finally:
             _replaying.reset(token)
+            with _replays_lock:
+                _replays_running -= 1
 
     # -- the sync path --------------------------------------------------------------
 
@@ -815,7 +825,8 @@ class Recovery:
                    start: int) -> None:  # fmt: skip
         """A first attempt succeeded."""
         self._remember(operation, args, kwargs, result)
-        self._ledger().first_try()
+        # Inline: this is the success path of every call.
+        (self._replay_book if _replays_running and _replaying.get() else self._book).first_try()
         if self._listeners:
             end = now_ns()
             self._dispatch(RecoveryEvent("attempt", operation, 1, start / _NS, (end - start) / _NS, "success",
