@@ -39,12 +39,18 @@ LateEnd = Callable[[BaseException | None], None]
 
 
 class _Job:
-    __slots__ = ("fn", "args", "kwargs", "context", "done", "result", "error", "abandoned", "on_late_end", "lock")
+    """One attempt handed to a worker. Its `done` lock is held until the attempt has ended
+    (a lock, not an Event: acquiring it with a timeout is one C call, no Condition)."""
+
+    __slots__ = ("fn", "args", "kwargs", "context", "done", "finished", "result", "error", "abandoned",
+                 "on_late_end", "lock")  # fmt: skip
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.context = contextvars.copy_context()
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.finished = False
         self.result: Any = None
         self.error: BaseException | None = None
         self.abandoned = False
@@ -58,9 +64,14 @@ class _Job:
             self.error = error
         with self.lock:
             abandoned = self.abandoned
-            self.done.set()
+            self.finished = True
+        self.done.release()
         if abandoned:
             self._ended_late()
+
+    def ended(self, seconds: float | None) -> bool:
+        """Waits up to `seconds` (None: without limit) for the attempt to end."""
+        return self.done.acquire(timeout=-1 if seconds is None else seconds)
 
     def _ended_late(self) -> None:
         error = self.error
@@ -80,7 +91,7 @@ class _Job:
         """Stops waiting for the job: True when it is still running (on_late_end will
         run when it ends), False when it ended just now (its outcome is there)."""
         with self.lock:
-            if self.done.is_set():
+            if self.finished:
                 return False
             self.abandoned = True
             self.on_late_end = on_late_end
@@ -99,11 +110,14 @@ def _name(fn: object) -> str:
 
 
 class _Worker:
+    """A worker thread's mailbox: `wake` is held until it is handed a job."""
+
     __slots__ = ("job", "wake")
 
     def __init__(self, job: _Job) -> None:
         self.job: _Job | None = job
-        self.wake = threading.Event()
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class _Pool:
@@ -119,7 +133,7 @@ class _Pool:
             if self._idle:
                 worker = self._idle.pop()
                 worker.job = job
-                worker.wake.set()
+                worker.wake.release()
                 return
         worker = _Worker(job)
         threading.Thread(target=self._serve, args=(worker,), name=f"brace-attempt-{next(self._names)}",
@@ -132,13 +146,13 @@ class _Pool:
             job.run()
             del job
             with self._lock:
-                worker.wake.clear()
                 self._idle.append(worker)
-            if not worker.wake.wait(_IDLE_SECONDS):
+            if not worker.wake.acquire(timeout=_IDLE_SECONDS):
                 with self._lock:
                     if worker in self._idle:  # not handed a job while the wait ended
                         self._idle.remove(worker)
                         return
+                worker.wake.acquire()  # handed one just then: take the hand-over
 
     def forget(self) -> None:
         """After fork: the parent's workers do not exist in the child."""
@@ -162,7 +176,7 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *
     job = _Job(fn, args, kwargs)
     _pool.submit(job)
     try:
-        ended = _clock.wait(job.done.wait, deadline_ns)
+        ended = _clock.wait(job.ended, deadline_ns)
     except BaseException:
         # Interrupted while waiting (KeyboardInterrupt): the attempt still runs.
         if job.abandon(on_late_end):
