@@ -584,7 +584,7 @@ RULE_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"message": re.compile(b"x")}, TypeError, "message must be a str pattern"),
     ({"types": KeyError, "name": 3}, TypeError, "name must be a str or None, got int"),
     ({"types": KeyError, "tries": 3}, ValueError, "rule 'user:timeout' has no field 'tries'; the fields are"),
-    ({"types": KeyError, "max_attempts": -1}, ValueError, "rule 'user:timeout': max_attempts must be an int >= 0"),
+    ({"types": KeyError, "max_attempts": -1}, ValueError, "rule 'user:timeout': max_attempts must be an int from 0 to 2**63 - 1"),
     ({"types": KeyError, "strategy": "pray"}, ValueError,
      "rule 'user:timeout': strategy must be a brace.Strategy or one of 'retry_with_backoff'"),
     ({"types": KeyError, "backoff": 1.0}, TypeError, "rule 'user:timeout': backoff must be a brace.Backoff"),
@@ -609,10 +609,10 @@ CLASSIFIER_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
      "treatments['timeout'] has no field 'retries'; the fields are transient, retryable, severity, strategy, "
      "max_attempts, backoff, pushback"),
     ({"treatments": {C.TIMEOUT: {"max_attempts": -1}}}, ValueError,
-     "treatments['timeout']: max_attempts must be an int >= 0, got -1"),
+     "treatments['timeout']: max_attempts must be an int from 0 to 2**63 - 1, got -1"),
     ({"treatments": {C.TIMEOUT: {"max_attempts": 2.5}}}, TypeError,
-     "treatments['timeout']: max_attempts must be an int >= 0, got float"),
-    ({"treatments": {C.TIMEOUT: {"max_attempts": True}}}, TypeError, "max_attempts must be an int >= 0, got bool"),
+     "treatments['timeout']: max_attempts must be an int from 0 to 2**63 - 1, got float"),
+    ({"treatments": {C.TIMEOUT: {"max_attempts": True}}}, TypeError, "max_attempts must be an int from 0 to 2**63 - 1, got bool"),
     ({"treatments": {C.TIMEOUT: {"strategy": "hope"}}}, ValueError,
      "treatments['timeout']: strategy must be a brace.Strategy or one of 'retry_with_backoff', 'wait_for_server'"),
     ({"treatments": {C.TIMEOUT: {"severity": 5}}}, ValueError, "severity must be a brace.Severity, 1 to 4"),
@@ -622,7 +622,7 @@ CLASSIFIER_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"treatments": {C.TIMEOUT: {"transient": "yes"}}}, TypeError, "transient must be a bool, got str"),
     ({"treatments": {C.TIMEOUT: {"pushback": 1}}}, TypeError, "pushback must be a bool, got int"),
     ({"builtin": "yes"}, TypeError, "builtin must be a bool, got str"),
-    ({"pushback_cap": 0}, ValueError, "pushback_cap must be a finite number of seconds > 0"),
+    ({"pushback_cap": 0}, ValueError, "pushback_cap must be a finite number of seconds from 1e-09 to 4.61169e+09"),
     ({"pushback_cap": "5s"}, TypeError, "pushback_cap must be seconds (float), a timedelta"),
 ]
 

@@ -134,7 +134,7 @@ class TestHealingStats:
     @given(
         st.lists(
             st.tuples(st.sampled_from(list(Category)), st.sampled_from(["refresh", "reconnect", "retry"]),
-                      st.booleans(), st.floats(0, 1e6)),  # fmt: skip
+                      st.booleans(), st.just(0.0) | st.floats(1e-9, 1e6)),  # fmt: skip
             max_size=40,
         )
     )

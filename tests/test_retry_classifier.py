@@ -371,7 +371,7 @@ def test_raise_retry_error_and_budget_work_with_a_classifier(clock: FakeClock) -
                         "with a classifier), got None"),
         ({"on": None}, TypeError, "on must be an exception type"),
         ({"classifier": "default"}, TypeError, "classifier must be a brace.ErrorClassifier or None, got str"),
-        ({"classifier": EXACT, "attempts": 0}, ValueError, "attempts must be an int >= 1, got 0"),
+        ({"classifier": EXACT, "attempts": 0}, ValueError, "attempts must be an int from 1 to 2\\*\\*63 - 1, got 0"),
         ({"classifier": EXACT, "on": "OSError"}, TypeError, "on must be an exception type"),
     ],
 )  # fmt: skip

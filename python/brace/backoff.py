@@ -38,14 +38,13 @@ _JITTERS: dict[str, int] = {
 _JITTER_NAMES = ", ".join(map(repr, _JITTERS))
 
 _NS = 1e9
-# The retry engine sleeps until now + delay on the core's 64-bit ns clock;
-# the core's other primitives keep the same 2^62 ns (~146 years) of head room.
-_MAX_SECONDS = _config.MAX_DEPTH_NS / _config.NS_PER_SECOND
 _U64_MAX = (1 << 64) - 1
 
 
 def _seconds(value: object, name: str) -> float:
-    seconds = _config.duration(value, name, maximum=_MAX_SECONDS)
+    # The retry engine sleeps until now + delay on the core's 64-bit ns clock:
+    # the default maximum of 2^62 ns (~146 years) keeps that in range.
+    seconds = _config.duration(value, name)
     assert seconds is not None
     return seconds
 
@@ -55,13 +54,12 @@ def _ns(seconds: float) -> int:
 
 
 def _positive_seconds(value: object, name: str, why: str) -> float:
-    """Seconds > 0 that are at least the core's 1 ns resolution."""
-    seconds = _seconds(value, name)
-    if _ns(seconds) < 1:
-        raise ValueError(
-            f"{name} must be a finite number of seconds >= 1e-09 (1 ns) {why}, got {safe_repr(value)}"
-        )
-    return seconds
+    """Seconds from 1 ns, the core's resolution; `why` says why 0 is refused."""
+    try:
+        return _config.positive_duration(value, name)
+    except ValueError:
+        accepted = _config.seconds_range(_config.MAX_SECONDS, positive=True)
+        raise ValueError(f"{name} must be {accepted} {why}, got {safe_repr(value)}") from None
 
 
 def _cap(value: object, initial: float) -> float:
@@ -369,7 +367,7 @@ class Backoff(BackoffCore):
                 number of seconds >= 0 (or a timedelta).
         """
         if type(attempt) is not int or attempt < 1:
-            attempt = _config.count(attempt, "attempt")
+            attempt = _config.count(attempt, "attempt", maximum=None)
         fn = self._fn
         if fn is not None:
             return _seconds(fn(attempt, outcome), "fn's result")

@@ -26,6 +26,8 @@ R = TypeVar("R")
 _log = logging.getLogger("brace")
 _NS = 1_000_000_000
 _HALF_OPEN_CALLS_MAX = 1023
+# A window counts its calls in 32-bit fields: it never holds more.
+_CALLS_MAX = (1 << 32) - 1
 
 # Named breakers, for brace.control to find by name. Weak, so that being named
 # keeps no breaker alive; the lock keeps a snapshot from racing a registration.
@@ -218,17 +220,13 @@ class CircuitBreaker(Breaker):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         failure_rate = _rate_threshold(failure_rate_threshold, "failure_rate_threshold")
         slow_rate = _rate_threshold(slow_call_rate_threshold, "slow_call_rate_threshold")
-        slow = _config.duration(slow_call_duration, "slow_call_duration", allow_none=True)
-        if slow == 0:
-            raise ValueError("slow_call_duration must be a finite number of seconds > 0 or None, got 0")
+        slow = _config.duration(slow_call_duration, "slow_call_duration", allow_none=True, positive=True)
         if window not in ("count", "time"):
             raise ValueError(f"window must be 'count' or 'time', got {window!r}")
         size_max = WINDOW_COUNT_MAX if window == "count" else WINDOW_TIME_MAX
-        size = _config.count(window_size, "window_size")
-        if size > size_max:
-            raise ValueError(f"window_size must be an int from 1 to {size_max} for a {window} window, got {size}")
+        size = _config.count(window_size, "window_size", maximum=size_max)
         bucket = _config.positive_duration(window_bucket, "window_bucket")
-        minimum = _config.count(minimum_calls, "minimum_calls")
+        minimum = _config.count(minimum_calls, "minimum_calls", maximum=_CALLS_MAX)
         if window == "count" and minimum > size and consecutive_failures is None:
             raise ValueError(
                 f"minimum_calls must be at most window_size ({size}) for a count window, "
@@ -253,12 +251,9 @@ class CircuitBreaker(Breaker):
             raise TypeError(f"wait_in_open_jitter must be a number in [0, 1), got {type(wait_in_open_jitter).__name__}")
         if not (0 <= wait_in_open_jitter < 1):
             raise ValueError(f"wait_in_open_jitter must be a number in [0, 1), got {wait_in_open_jitter!r}")
-        probes = _config.count(half_open_calls, "half_open_calls")
-        if probes > _HALF_OPEN_CALLS_MAX:
-            raise ValueError(f"half_open_calls must be an int from 1 to {_HALF_OPEN_CALLS_MAX}, got {probes}")
-        max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True)
-        if max_half_open == 0:
-            raise ValueError("max_wait_in_half_open must be a finite number of seconds > 0 or None, got 0")
+        probes = _config.count(half_open_calls, "half_open_calls", maximum=_HALF_OPEN_CALLS_MAX)
+        max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True,
+                                         positive=True)
         consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")
         self._record_filter = _config.exception_filter(record, "record")
         self._ignore_filter = _config.exception_filter(ignore, "ignore")

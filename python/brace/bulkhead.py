@@ -70,8 +70,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 def _wait_limit(value: object) -> float:
-    # threading refuses longer timeouts (~292 years on 64-bit Linux).
-    seconds = _config.duration(value, "max_wait", maximum=threading.TIMEOUT_MAX)
+    seconds = _config.duration(value, "max_wait", maximum=_config.THREAD_WAIT_MAX)
     assert seconds is not None
     return seconds
 

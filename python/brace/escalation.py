@@ -422,7 +422,7 @@ class Escalation:
         Returns:
             The decision, or None if none was taken in time.
         """
-        seconds = _config.duration(timeout, "timeout", allow_none=True, maximum=threading.TIMEOUT_MAX)
+        seconds = _config.duration(timeout, "timeout", allow_none=True, maximum=_config.THREAD_WAIT_MAX)
         _clock.wait(self._decided.wait, _wait_deadline(seconds))
         return self._decision
 
@@ -631,9 +631,8 @@ class EscalationPolicy:
         for index, handler in enumerate(self._handlers):
             if not callable(handler):
                 raise TypeError(f"handlers[{index}] must be a callable, got {type(handler).__name__}")
-        self._wait = None if wait is None else _config.positive_duration(wait, "wait")
-        if self._wait is not None and self._wait > threading.TIMEOUT_MAX:
-            raise ValueError(f"wait must be at most {threading.TIMEOUT_MAX:g} seconds, got {safe_repr(wait)}")
+        # The sync path waits for a decision on a thread.
+        self._wait = _config.duration(wait, "wait", allow_none=True, positive=True, maximum=_config.THREAD_WAIT_MAX)
         self._default = _option(default, "default")
         if self._default is Option.USE:
             raise ValueError("default must be 'retry', 'skip' or 'abort', got 'use': a default has no value to use")

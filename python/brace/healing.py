@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NamedTuple
 
+from brace import _config
 from brace._safe import name_of, safe_repr
 from brace._core import rng_uniform
 from brace.classify import Category, Classification, _categories
@@ -142,13 +143,25 @@ class HealingStats:
             category: The failure's category.
             strategy: The strategy's name.
             healed: Whether the attempt after it succeeded.
-            seconds: Time from the failure to that success (read only when healed).
+            seconds: Time from the failure to that success (read only when
+                healed): 0, or from 1e-09 to 2**62 ns (~146 years).
+
+        Raises:
+            ValueError, TypeError: For arguments outside the ranges above.
         """
+        if not isinstance(category, Category):
+            raise TypeError(f"category must be a brace.Category, got {type(category).__name__}")
+        if not isinstance(strategy, str) or not strategy:
+            raise ValueError(f"strategy must be a non-empty str, got {safe_repr(strategy)}")
+        if not isinstance(healed, bool):
+            raise TypeError(f"healed must be a bool, got {type(healed).__name__}")
+        took = _config.duration(seconds, "seconds")
+        assert took is not None
         key = (category, strategy)
         with self._lock:
             good, bad, total = self._records.get(key, StrategyRecord())
             if healed:
-                self._records[key] = StrategyRecord(good + 1, bad, total + seconds)
+                self._records[key] = StrategyRecord(good + 1, bad, total + took)
             else:
                 self._records[key] = StrategyRecord(good, bad + 1, total)
 

@@ -102,7 +102,7 @@ class RateLimiter(Gcra):
         _config.keywords_only("RateLimiter", positional)
         events, period = _config.rate(rate, per)
         interval = _config.interval_ns(events, period)
-        self._burst = _config.burst_within_depth(_config.count(burst, "burst"), interval)
+        self._burst = _config.burst_within_depth(_config.count(burst, "burst", maximum=None), interval)
         self._max_wait = _config.duration(max_wait, "max_wait", allow_none=True)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
@@ -212,7 +212,7 @@ class RateLimiter(Gcra):
         else:
             events, period = _config.rate(rate, per)
         interval = _config.interval_ns(events, period)
-        new_burst = self._burst if burst is None else _config.count(burst, "burst")
+        new_burst = self._burst if burst is None else _config.count(burst, "burst", maximum=None)
         _config.burst_within_depth(new_burst, interval)
         self._reconfigure(interval, new_burst)
         self._events, self._period, self._burst = events, period, new_burst

@@ -83,11 +83,10 @@ class Policy(PolicyCore):
                                    (limiter, RateLimiter, "limiter"), (bulkhead, Bulkhead, "bulkhead")):  # fmt: skip
             if value is not None and not isinstance(value, kind):
                 raise TypeError(f"{param} must be a brace.{kind.__name__} or None, got {type(value).__name__}")
-        deadline_s = _config.duration(deadline, "deadline", allow_none=True)
-        timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True)
-        for seconds, param in ((deadline_s, "deadline"), (timeout, "attempt_timeout")):
-            if seconds == 0:
-                raise ValueError(f"{param} must be a finite number of seconds > 0 or None, got 0")
+        deadline_s = _config.duration(deadline, "deadline", allow_none=True, positive=True)
+        # A sync attempt is waited for on a thread.
+        timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True, positive=True,
+                                   maximum=_config.THREAD_WAIT_MAX)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         retry_timeout = None if retry is None else retry._attempt_timeout

@@ -447,7 +447,7 @@ class JsonLinesSink:
         Raises:
             TypeError, ValueError: For a timeout that is not None or a finite duration >= 0.
         """
-        limit = _config.duration(timeout, "timeout", allow_none=True)
+        limit = _config.duration(timeout, "timeout", allow_none=True, maximum=_config.THREAD_WAIT_MAX)
         with self._lock:
             target = self._accepted
             if self._done >= target:

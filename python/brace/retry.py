@@ -250,15 +250,15 @@ class Retry(RetryCore):
             self._attempts: int | None = 3 if classifier is None else None
         else:
             self._attempts = _config.count(attempts, "attempts")
-        deadline_s = _config.duration(deadline, "deadline", allow_none=True)
+        deadline_s = _config.duration(deadline, "deadline", allow_none=True, positive=True)
         self._deadline = None if deadline_s is None else round(deadline_s * _NS)
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a brace.Backoff or None, got {type(backoff).__name__}")
         self._backoff = Backoff.exponential() if backoff is None else backoff
         self._backoff_given = backoff is not None
-        timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True)
-        if timeout == 0:
-            raise ValueError("attempt_timeout must be a finite number of seconds > 0 or None, got 0")
+        # A sync attempt is waited for on a thread.
+        timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True, positive=True,
+                                   maximum=_config.THREAD_WAIT_MAX)
         self._attempt_timeout = timeout
         if not isinstance(idempotent, bool):
             raise TypeError(f"idempotent must be a bool, got {type(idempotent).__name__}")
