@@ -279,3 +279,112 @@ def test_long_rate_strings_are_refused_by_length(text: str) -> None:
 )  # fmt: skip
 def test_rate_strings_that_parse(text: str, per_second: float) -> None:
     assert brace.RateLimiter(rate=text).rate == pytest.approx(per_second)
+
+
+# -- a wait_in_open function that fails at a later opening -------------------------
+
+
+class FlakyWait:
+    """wait_in_open: 10 s for the first opening, then raises or returns `later`."""
+
+    def __init__(self, later: object) -> None:
+        self.later = later
+        self.calls: list[int] = []
+
+    def __call__(self, openings: int) -> Any:
+        self.calls.append(openings)
+        if openings == 1:
+            return 10.0
+        if isinstance(self.later, BaseException):
+            raise self.later
+        return self.later
+
+
+def _slow_success_breaker(later: object) -> tuple[brace.CircuitBreaker, FlakyWait]:
+    """Opens on a successful call that takes >= 1 s (slow-call rate 1 of 1)."""
+    wait = FlakyWait(later)
+    breaker = brace.CircuitBreaker(
+        name="flaky-wait", window_size=1, minimum_calls=1, slow_call_duration=1.0, slow_call_rate_threshold=1.0,
+        wait_in_open=wait, half_open_calls=1,
+    )  # fmt: skip
+    return breaker, wait
+
+
+LATER = [RuntimeError("wait service down"), -1.0, math.nan, "ten", 1e300, 1e-12]
+
+
+def _sync_paths(breaker: brace.CircuitBreaker, clock: FakeClock) -> dict[str, Callable[[], object]]:
+    def slow() -> str:
+        clock.advance(2.0)
+        return "result"
+
+    decorated = breaker(slow)
+
+    def with_block() -> object:
+        with breaker:
+            return slow()
+
+    return {"decorated": decorated, "call": lambda: breaker.call(slow), "with": with_block}
+
+
+@pytest.mark.parametrize("later", LATER, ids=repr)
+@pytest.mark.parametrize("path", ["decorated", "call", "with"])
+def test_a_wait_function_failing_later_never_replaces_a_result(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, path: str, later: object
+) -> None:
+    breaker, wait = _slow_success_breaker(later)
+    run = _sync_paths(breaker, clock)[path]
+    assert run() == "result"  # opening 1: 10 s
+    assert breaker.state is brace.BreakerState.OPEN
+    clock.advance(10.0)
+    with caplog.at_level(logging.ERROR, logger="brace"):
+        assert run() == "result"  # the probe is slow too: opening 2, whose wait fails
+    assert wait.calls[-1] == 2
+    assert breaker.state is brace.BreakerState.OPEN
+    assert breaker.metrics().time_until_half_open == 10.0  # the wait for opening 1
+    assert any("wait_in_open(2) of breaker 'flaky-wait' failed" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("later", LATER, ids=repr)
+def test_a_wait_function_failing_later_never_replaces_an_exception(clock: FakeClock, later: object) -> None:
+    wait = FlakyWait(later)
+    breaker = brace.CircuitBreaker(consecutive_failures=1, wait_in_open=wait, half_open_calls=1)
+
+    @breaker
+    def failing() -> None:
+        raise KeyError("the call's own error")
+
+    with pytest.raises(KeyError, match="the call's own error"):
+        failing()  # opening 1: 10 s
+    clock.advance(10.0)
+    with pytest.raises(KeyError, match="the call's own error"):
+        failing()  # the probe fails: opening 2, whose wait fails
+    assert wait.calls[-1] == 2
+    assert breaker.state is brace.BreakerState.OPEN
+    assert breaker.metrics().time_until_half_open == 10.0
+
+
+@pytest.mark.parametrize("later", LATER, ids=repr)
+@pytest.mark.parametrize("path", ["decorated", "call_async", "async with"])
+def test_a_wait_function_failing_later_on_the_async_paths(clock: FakeClock, path: str, later: object) -> None:
+    breaker, wait = _slow_success_breaker(later)
+
+    async def slow() -> str:
+        clock.advance(2.0)
+        return "result"
+
+    decorated = breaker(slow)
+
+    async def once() -> object:
+        if path == "decorated":
+            return await decorated()
+        if path == "call_async":
+            return await breaker.call_async(slow)
+        async with breaker:
+            return await slow()
+
+    assert asyncio.run(once()) == "result"
+    clock.advance(10.0)
+    assert asyncio.run(once()) == "result"
+    assert wait.calls[-1] == 2
+    assert breaker.metrics().time_until_half_open == 10.0

@@ -167,6 +167,11 @@ class CircuitBreaker(Breaker):
             (for a count window, at most `window_size`).
         wait_in_open: Time spent OPEN (seconds or timedelta), or a function
             of the opening count (1, 2, ... since the last close) returning it.
+            A function is called at construction for opening 1 (so a bad one
+            fails there) and at every opening; if it raises or returns an
+            invalid wait at a later opening, that is logged to the "brace"
+            logger and the breaker waits what it returned for opening 1: the
+            call that opened the breaker keeps its own result or exception.
         wait_in_open_multiplier: >= 1: the wait grows by this factor per
             consecutive opening (with a numeric `wait_in_open`).
         max_wait_in_open: Cap on the grown wait; default: no growth cap
@@ -188,7 +193,8 @@ class CircuitBreaker(Breaker):
     """
 
     __slots__ = (
-        "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_listeners",
+        "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
+        "_listeners",
         "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset",
         "_contexts",
     )  # fmt: skip
@@ -238,6 +244,7 @@ class CircuitBreaker(Breaker):
         else:
             self._wait_fn = None
             wait_base = _config.positive_duration(wait_in_open, "wait_in_open")
+        self._first_wait_ns = _ns(wait_base)
         if isinstance(wait_in_open_multiplier, bool) or not isinstance(wait_in_open_multiplier, (int, float)):
             raise TypeError(
                 f"wait_in_open_multiplier must be a number >= 1, got {type(wait_in_open_multiplier).__name__}"
@@ -384,12 +391,24 @@ class CircuitBreaker(Breaker):
 
     # -- called by the compiled core (rare paths) ------------------------------
 
+    def _wait_ns(self, wait_fn: Callable[[int], float | timedelta], openings: int) -> int:
+        """The wait function's wait for this opening; its wait for opening 1 if it fails now.
+
+        Called while recording a call's outcome: a failure here must not take
+        the place of that call's result or exception.
+        """
+        try:
+            return _ns(self._wait_from(wait_fn, openings))
+        except Exception:
+            _log.exception("brace: wait_in_open(%d) of breaker %r failed; waiting %g s, its wait for opening 1",
+                           openings, self._breaker_name, self._first_wait_ns / _NS)  # fmt: skip
+            return self._first_wait_ns
+
     def _on_transition(self, from_code: int, to_code: int) -> None:
         to_state = _STATES[to_code]
         if to_state is BreakerState.OPEN and self._wait_fn is not None:
             generation, openings = self._report()[1:3]
-            wait = self._wait_from(self._wait_fn, max(openings, 1))
-            self._set_open_until(generation, now_ns() + _ns(wait))
+            self._set_open_until(generation, now_ns() + self._wait_ns(self._wait_fn, max(openings, 1)))
         if self._listeners:
             self._emit(BreakerEvent("state_transition", self._breaker_name, _STATES[from_code], to_state))
 
