@@ -167,13 +167,41 @@ class TestHealingStats:
             ('{"version": 1, "records": [{"category": "x", "strategy": "s"}]}', r"records\[0\].category"),
             ('{"version": 1, "records": [{"category": "timeout", "strategy": ""}]}', r"records\[0\].strategy"),
             ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": -1, "failed": 0,'
-             ' "recovery_time": 0}]}', r"records\[0\].healed must be an int >= 0"),  # fmt: skip
+             ' "recovery_time": 0}]}', r"records\[0\].healed must be an int from 0 to 2\*\*53 - 1, got -1"),  # fmt: skip
             ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": 1, "failed": true,'
              ' "recovery_time": 0}]}', r"records\[0\].failed"),  # fmt: skip
             ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": 1, "failed": 0,'
              ' "recovery_time": -2}]}', r"records\[0\].recovery_time"),  # fmt: skip
+            # Counts no run records, which Thompson sampling cannot draw on:
+            # betavariate raised OverflowError, or never returned.
+            ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": 9007199254740992,'
+             ' "failed": 0, "recovery_time": 0}]}', r"records\[0\].healed must be an int from 0 to 2\*\*53 - 1, got 9007199254740992"),
+            ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": 0, "failed": 1' + "0" * 400 +
+             ', "recovery_time": 0}]}', r"records\[0\].failed must be an int from 0 to 2\*\*53 - 1"),
+            # Recovery times no run records: each healed case took under 2**62 ns.
+            ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": 1, "failed": 0,'
+             ' "recovery_time": 1e308}]}', r"records\[0\].recovery_time must be a finite number of seconds from 0 to "
+                                           r"healed x 4.61169e\+09 \(2\*\*62 ns per healed case\), got 1e\+308"),
+            ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": 0, "failed": 3,'
+             ' "recovery_time": 0.5}]}', r"records\[0\].recovery_time must be .* got 0.5"),
+            ('{"version": 1, "records": [{"category": "timeout", "strategy": "s", "healed": 1, "failed": 0,'
+             ' "recovery_time": NaN}]}', r"records\[0\].recovery_time must be .* got nan"),
         ],
     )
     def test_bad_json(self, text: str, words: str) -> None:
         with pytest.raises(ValueError, match=words):
             HealingStats.from_json(text)
+
+    def test_the_largest_import_ranks_records_and_exports(self) -> None:
+        most = 2**53 - 1
+        text = json.dumps({"version": 1, "records": [
+            {"category": "timeout", "strategy": "a", "healed": most, "failed": most, "recovery_time": most * 4.6e9},
+            {"category": "timeout", "strategy": "b", "healed": 0, "failed": most, "recovery_time": 0},
+        ]})  # fmt: skip
+        stats = HealingStats.from_json(text)
+        brace.testing.seed(3)
+        assert sorted(stats.ranked(Category.TIMEOUT, ["a", "b", "c"])) == ["a", "b", "c"]
+        stats.record(Category.TIMEOUT, "a", healed=True, seconds=4e9)  # counts no more
+        stats.record(Category.TIMEOUT, "b", healed=False)
+        assert HealingStats.from_json(stats.to_json()).get(Category.TIMEOUT, "a") == stats.get(Category.TIMEOUT, "a")
+        assert stats.get(Category.TIMEOUT, "b").failed == most

@@ -27,6 +27,11 @@ from brace.classify import Category, Classification, _categories
 
 __all__ = ["HealingAction", "HealingContext", "HealingStats", "StrategyRecord"]
 
+# The Beta draws take the counts as floats: beyond 2**53 they are no longer
+# exact, and near the largest float random.betavariate never returns (or, past
+# it, raises OverflowError). No process records that many outcomes.
+_COUNT_MAX = (1 << 53) - 1
+
 
 class HealingContext(NamedTuple):
     """What a healing action (and its undo) receives.
@@ -146,6 +151,9 @@ class HealingStats:
             seconds: Time from the failure to that success (read only when
                 healed): 0, or from 1e-09 to 2**62 ns (~146 years).
 
+        A record counts at most 2**53 - 1 healed and as many failed outcomes
+        (no run gets there): the Beta draws of `ranked` take them as floats.
+
         Raises:
             ValueError, TypeError: For arguments outside the ranges above.
         """
@@ -160,9 +168,11 @@ class HealingStats:
         key = (category, strategy)
         with self._lock:
             good, bad, total = self._records.get(key, StrategyRecord())
-            if healed:
+            # Past 2**53 - 1 outcomes of a kind a record counts no more, so
+            # that its export can always be imported.
+            if healed and good < _COUNT_MAX:
                 self._records[key] = StrategyRecord(good + 1, bad, total + took)
-            else:
+            elif not healed and bad < _COUNT_MAX:
                 self._records[key] = StrategyRecord(good, bad + 1, total)
 
     def get(self, category: Category, strategy: str) -> StrategyRecord:
@@ -202,7 +212,10 @@ class HealingStats:
         """Statistics exported by `to_json` (e.g. by an earlier run of the process).
 
         Raises:
-            ValueError: For text that is not such an export.
+            ValueError: For text that is not such an export, or whose numbers
+                no run could have recorded: healed and failed are ints from 0
+                to 2**53 - 1, recovery_time a number of seconds from 0 to
+                healed x 2**62 ns (each healed case took less than ~146 years).
         """
         try:
             data: Any = json.loads(text)
@@ -238,10 +251,13 @@ def _record(item: dict[str, Any], index: int) -> StrategyRecord:
     counts = []
     for field in ("healed", "failed"):
         value = item.get(field)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"records[{index}].{field} must be an int >= 0, got {safe_repr(value)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _COUNT_MAX:
+            raise ValueError(f"records[{index}].{field} must be an int from 0 to 2**53 - 1, got {safe_repr(value)}")
         counts.append(value)
     seconds = item.get("recovery_time")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
-        raise ValueError(f"records[{index}].recovery_time must be a finite number >= 0, got {seconds!r}")
+    most = counts[0] * _config.MAX_SECONDS
+    # Written so that NaN fails too; an int beyond any float fails the bound first.
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= most:
+        raise ValueError(f"records[{index}].recovery_time must be a finite number of seconds from 0 to "
+                         f"healed x {_config.MAX_SECONDS:g} (2**62 ns per healed case), got {safe_repr(seconds)}")  # fmt: skip
     return StrategyRecord(counts[0], counts[1], float(seconds))
