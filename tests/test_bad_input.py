@@ -388,3 +388,158 @@ def test_a_wait_function_failing_later_on_the_async_paths(clock: FakeClock, path
     assert asyncio.run(once()) == "result"
     assert wait.calls[-1] == 2
     assert breaker.metrics().time_until_half_open == 10.0
+
+
+# -- whatever a server sends, or a response object holds --------------------------
+
+
+class Boom(Exception):
+    """What the hostile objects raise."""
+
+
+def _boom(*args: object, **kwargs: object) -> Any:
+    raise Boom("hostile")
+
+
+class Hostile:
+    """An object every protocol of which raises."""
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _boom
+    __int__ = __index__ = __float__ = __str__ = __repr__ = __format__ = _boom
+    __iter__ = __len__ = __bool__ = __hash__ = __getitem__ = __contains__ = _boom
+    __getattr__ = _boom
+
+    @property
+    def __class__(self) -> type:  # type: ignore[override]
+        raise Boom("no class")
+
+
+class HostileInt(int):
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _boom
+    __int__ = __index__ = __str__ = __repr__ = __format__ = _boom
+
+
+class HostileStr(str):
+    __eq__ = __ne__ = __hash__ = __str__ = __repr__ = __format__ = _boom
+    strip = lower = split = isascii = encode = __iter__ = __len__ = __getitem__ = __contains__ = _boom
+
+
+class HostileBytes(bytes):
+    decode = __iter__ = __len__ = __getitem__ = __str__ = __repr__ = _boom
+
+
+class HostileItems:
+    """A header container whose items() raises part way."""
+
+    def __init__(self, pairs: list[tuple[object, object]]) -> None:
+        self.pairs = pairs
+
+    def items(self) -> Any:
+        yield from self.pairs
+        raise Boom("closed")
+
+
+class Response:
+    """A duck-typed response: headers and one of the status attributes."""
+
+    def __init__(self, headers: object, status: object, attribute: str) -> None:
+        self.headers = headers
+        setattr(self, attribute, status)
+
+
+class ResponseError(Exception):
+    def __init__(self, response: object) -> None:
+        super().__init__("failed")
+        self.response = response
+
+
+def _mocks() -> Any:
+    from unittest import mock
+
+    return st.sampled_from([
+        mock.Mock(), mock.MagicMock(), mock.Mock(spec=int), mock.Mock(spec=str), mock.Mock(spec=bytes),
+        mock.MagicMock(spec=int), mock.MagicMock(spec=dict), mock.Mock(spec=float), mock.NonCallableMock(),
+    ])  # fmt: skip
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FIELD_NAMES = st.sampled_from(["Retry-After", "retry-after", "RateLimit", "RateLimit-Policy", "RateLimit-Reset",
+                                "RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Reset-After",
+                                "X-RateLimit-Remaining", "Content-Type"])  # fmt: skip
+_HOSTILE = st.builds(Hostile) | _mocks() | st.builds(HostileInt, st.integers()) | st.builds(HostileStr, st.text())
+_SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**4000, max_value=10**4300)
+    | st.floats() | st.text() | st.text(min_size=1000, max_size=5000) | st.binary()
+    | st.builds(HostileBytes, st.binary()) | _HOSTILE
+    | st.sampled_from(["Fri, 31 Dec 9999 23:59:60 GMT", "Sat, 01 Jan 0000 00:00:00 GMT", "Mon, 01 Jan 0001 00:00:00 GMT",
+                       "Friday, 31-Dec-99 23:59:60 GMT", "Fri Dec 31 23:59:60 9999", "9" * 400, "1e400", "\u0661\u0662",
+                       '"p";r=0;t=' + "9" * 20, "limit=10, remaining=0, reset=" + "9" * 15, "0" * 1024 + "1"])
+)  # fmt: skip
+_PAIRS = st.lists(st.tuples(_FIELD_NAMES | _SCALARS, _SCALARS), max_size=6)
+_CONTAINERS = (
+    _PAIRS
+    | _PAIRS.map(lambda pairs: {name: value for name, value in pairs if _hashable(name)})
+    | _PAIRS.map(HostileItems) | _SCALARS | st.lists(_SCALARS, max_size=4)
+)
+_STATUSES = _SCALARS | st.integers(100, 999) | st.sampled_from(["429 TOO MANY REQUESTS", "503", " 200 OK"])
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except Exception:
+        return False
+    return True
+
+
+_OUTCOMES = (
+    st.builds(Response, _CONTAINERS, _STATUSES, st.sampled_from(["status_code", "status", "code"]))
+    | st.builds(lambda r: ResponseError(r), st.builds(Response, _CONTAINERS, _STATUSES, st.just("status_code")))
+    | _SCALARS
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OUTCOMES)
+def test_responses_never_make_brace_raise(outcome: object) -> None:
+    delay = brace.server_delay(outcome, cap=60.0)
+    assert delay is None or (type(delay) is float and 0.0 <= delay <= 60.0)
+    status = brace.http_status(outcome)
+    assert status is None or (type(status) is int and 100 <= status <= 999)
+    classifier = ErrorClassifier()
+    assert type(classifier.is_failure(outcome)) is bool
+    assert isinstance(classifier.classify(outcome), brace.Classification)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Fri, 31 Dec 9999 23:59:60 GMT", 300.0),  # raised OverflowError
+        ("Fri Dec 31 23:59:60 9999", 300.0),
+    ],
+)
+def test_a_leap_second_at_the_end_of_time_is_a_long_wait(value: str, expected: float) -> None:
+    response = Response({"Retry-After": value}, 429, "status_code")
+    assert brace.server_delay(response) == expected
+
+
+def test_objects_that_only_claim_to_be_ints_have_no_status() -> None:
+    from unittest import mock
+
+    for status in (mock.Mock(spec=int), mock.MagicMock(spec=int), mock.Mock(spec=str), Hostile()):
+        response = Response({}, status, "status_code")
+        assert brace.http_status(response) is None
+        assert ErrorClassifier().is_failure(response) is False
+    # Real int and str subclasses whose own methods raise: read by int's and str's code.
+    assert brace.http_status(Response({}, HostileInt(429), "status_code")) == 429
+    assert brace.http_status(Response({}, HostileStr("503 DOWN"), "status")) == 503
+
+
+def test_recovery_takes_a_response_whose_status_only_claims_to_be_an_int() -> None:
+    """Recovery asks the classifier about every returned value."""
+    from unittest import mock
+
+    response = Response({}, mock.Mock(spec=int), "status_code")
+    assert brace.Recovery(name="claims")(lambda: response)() is response

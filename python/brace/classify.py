@@ -44,7 +44,7 @@ from brace._safe import safe_repr, safe_str, type_name
 from brace import _config
 from brace.backoff import Backoff, after_server_wait
 from brace.errors import BulkheadFull, CircuitOpen, RateLimited, Timeout
-from brace.pushback import http_status, server_delay
+from brace.pushback import _status_number, http_status, server_delay
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
@@ -621,9 +621,9 @@ def _status(outcome: object) -> int | None:
         if _attribute(outcome, "headers") is not _MISSING:
             return None
         for name in ("status_code", "status"):
-            value = _attribute(outcome, name)
-            if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
-                return int(value)
+            status = _status_number(_attribute(outcome, name), 599, text=False)
+            if status is not None:
+                return status
     return None
 
 

@@ -172,14 +172,29 @@ def http_status(outcome: object) -> int | None:
     if response is None:
         return None
     for name in _STATUS_ATTRIBUTES:
-        value = _attribute(response, name)
+        status = _status_number(_attribute(response, name), 999)
+        if status is not None:
+            return status
+    return None
+
+
+def _status_number(value: object, highest: int, *, text: bool = True) -> int | None:
+    """An HTTP status from 100 to `highest` as a plain int, from an int or (with `text`) a
+    str such as "429 TOO MANY REQUESTS"; else None.
+
+    Never raises: `value` may be anything a response holds, including objects
+    that only claim to be ints or strs (a Mock(spec=int)) and int or str
+    subclasses whose methods raise; only int's and str's own code runs on it.
+    """
+    try:
         if isinstance(value, int) and not isinstance(value, bool):
-            if 100 <= value <= 999:
-                return int(value)  # a plain int, also from http.HTTPStatus
-        elif isinstance(value, str):
-            match = _STATUS_TEXT.match(value)
-            if match:
-                return int(match[1])
+            number = int.__index__(value)  # a plain int, also from http.HTTPStatus
+            return number if 100 <= number <= highest else None
+        if text and isinstance(value, str):
+            match = _STATUS_TEXT.match(str.__str__(value))
+            return int(match[1]) if match is not None and int(match[1]) <= highest else None
+    except Exception:  # isinstance itself may raise, through a hostile __class__
+        pass
     return None
 
 
@@ -222,7 +237,7 @@ def _fields(headers: object) -> dict[str, list[str]]:
         for pair in pairs:
             try:
                 raw_name, raw_value = pair
-            except (TypeError, ValueError):
+            except Exception:  # not a pair, or one whose iteration raises
                 continue
             name = _text(raw_name)
             if name is None or not name.isascii():
@@ -241,17 +256,26 @@ def _fields(headers: object) -> dict[str, list[str]]:
 
 
 def _text(value: object) -> str | None:
-    """A field name or value as an exact str (str subclasses may override methods)."""
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        # Field values are octets; latin-1 maps each to one character, never fails.
-        return bytes(value).decode("latin-1")
-    # Numbers in a dict built by hand: {"Retry-After": 30}.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return format(value, "f")  # never an exponent, which no header grammar has
+    """A field name or value as an exact str, or None; never raises.
+
+    Only str's, bytes', int's and float's own code runs on `value`: their
+    subclasses may override methods, and other objects may claim to be them.
+    """
+    try:
+        if isinstance(value, str):
+            return str.__str__(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            # Field values are octets; latin-1 maps each to one character, never fails.
+            return bytes(memoryview(value)).decode("latin-1")
+        # Numbers in a dict built by hand: {"Retry-After": 30}.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int.__repr__(int.__index__(value))
+        if isinstance(value, float):
+            number = float.__float__(value)
+            # Never an exponent, which no header grammar has.
+            return format(number, "f") if math.isfinite(number) else None
+    except Exception:  # isinstance itself may raise, through a hostile __class__
+        pass
     return None
 
 
@@ -340,8 +364,12 @@ def _http_date(text: str, now: datetime) -> datetime | None:
         )
     except ValueError:  # 31 Feb, hour 25, year 0
         return None
-    # A leap second (60) is the instant after 59.
-    return date + timedelta(seconds=1) if second == 60 else date
+    if second == 60:  # a leap second: the instant after 59
+        try:
+            return date + timedelta(seconds=1)
+        except OverflowError:  # 31 Dec 9999 23:59:60: as far as a datetime goes
+            return date
+    return date
 
 
 def _numbers(values: list[str]) -> list[float]:
