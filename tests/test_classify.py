@@ -552,14 +552,56 @@ def test_cycles_end(link: str) -> None:
     assert DEFAULT_CLASSIFIER.classify(first).category is C.UNKNOWN
 
 
-def test_long_chains_are_cut() -> None:
-    error: BaseException = TimeoutError("at the bottom")
-    for depth in range(100):
-        wrapper = RuntimeError(depth)
-        wrapper.__cause__ = error
-        error = wrapper
-    assert DEFAULT_CLASSIFIER.classify(error).category is C.UNKNOWN
-    assert DEFAULT_CLASSIFIER.classify(error.__cause__.__cause__).category is C.UNKNOWN  # type: ignore[union-attr]
+def _wrapped_in(error: BaseException, depth: int, how: str) -> BaseException:
+    """error under `depth` wrappers, linked by __cause__, __context__, urllib's reason, or each in turn."""
+    for level in range(depth):
+        link = how if how != "mixed" else ("__cause__", "__context__", "reason")[level % 3]
+        if link == "reason":
+            error = urllib.error.URLError(error)
+        else:
+            wrapper = RuntimeError(f"wrapper {level}")
+            setattr(wrapper, link, error)
+            error = wrapper
+    return error
+
+
+@pytest.mark.parametrize("how", ["__cause__", "__context__", "reason", "mixed"])
+def test_the_whole_chain_is_walked(how: str) -> None:
+    # The walk stopped after 16 errors: a timeout under more wrappers was
+    # UNKNOWN, escalated instead of retried.
+    error = _wrapped_in(TimeoutError("at the bottom"), 10_000, how)
+    verdict = DEFAULT_CLASSIFIER.classify(error)
+    assert (verdict.category, verdict.rule) == (C.TIMEOUT, "builtin:stdlib")
+    assert verdict.error is error
+
+
+def test_a_certificate_failure_deep_under_a_connection_error() -> None:
+    error = requests.exceptions.ConnectionError("connect failed")
+    error.__cause__ = _wrapped_in(ssl.SSLCertVerificationError("self-signed"), 1_000, "mixed")
+    assert DEFAULT_CLASSIFIER.classify(error).category is C.AUTH_INVALID
+
+
+@pytest.mark.parametrize("where", ["top", "bottom"])
+def test_a_long_chain_that_cycles_ends(where: str) -> None:
+    bottom = RuntimeError("bottom")
+    top = _wrapped_in(bottom, 10_000, "mixed")
+    bottom.__cause__ = top  # back to the top: nothing in the loop matches
+    assert DEFAULT_CLASSIFIER.classify(top if where == "top" else bottom).category is C.UNKNOWN
+    bottom.__context__ = TimeoutError("in a branch of the loop")
+    assert DEFAULT_CLASSIFIER.classify(top if where == "top" else bottom).category is C.TIMEOUT
+
+
+def test_a_chain_made_up_as_it_is_read_ends() -> None:
+    class Endless(Exception):
+        """Its reason is a new error every time it is read: a chain with no end."""
+
+        @property
+        def reason(self) -> BaseException:
+            return Endless()
+
+    # A wrapper whose reason is classified: urllib.error.URLError, by duck typing.
+    Endless.__module__, Endless.__name__ = "urllib.error", "URLError"
+    assert DEFAULT_CLASSIFIER.classify(Endless()).category is C.UNKNOWN
 
 
 # -- bad input ------------------------------------------------------------------------

@@ -18,9 +18,10 @@ Rules are tried in order, the first that matches decides:
 5. the standard library: TimeoutError, ConnectionError, ssl and socket
    errors, PermissionError, FileNotFoundError and OSError errnos.
 
-When none matches, the error's `__cause__` and then its `__context__` are
-classified the same way (depth-first, bounded, cycle-safe); what still matches
-nothing is UNKNOWN. Classifying never raises on what it is given.
+When none matches, what the error wraps (a library's wrapped reason), its
+`__cause__` and then its `__context__` are classified the same way,
+depth-first down the whole chain (each error once, so cycles end); what still
+matches nothing is UNKNOWN. Classifying never raises on what it is given.
 """
 
 from __future__ import annotations
@@ -596,9 +597,12 @@ _ERRNOS: Final[Mapping[int, Category]] = MappingProxyType({
     if isinstance(number := getattr(_errno, name, None), int)
 })  # fmt: skip
 
-# Bounds on walking what an error wraps (causes, contexts, reasons): a chain
-# longer than this says nothing the first links did not.
-_MAX_LINKS = 16
+# Walking what an error wraps (reasons, causes, contexts) ends at the end of
+# the chain or at an error seen before (a cycle). This bound is only for
+# chains made up as they are read (a `reason` property returning a new error
+# each time), which never end: no chain raised by real code is this long, and
+# walking one costs a few microseconds per error.
+_MAX_ERRORS = 100_000
 
 
 def _status_category(status: int, refreshed: bool) -> Category:
@@ -664,12 +668,13 @@ def _links(error: BaseException) -> list[BaseException]:
 
 def _cert_failure(error: BaseException) -> bool:
     """Whether a certificate verification failure is among what error wraps."""
-    stack, seen = [error], set[int]()
-    while stack and len(seen) < _MAX_LINKS:
+    stack: list[BaseException] = [error]
+    seen: dict[int, BaseException] = {}  # holds what it saw, so that no id is reused meanwhile
+    while stack and len(seen) < _MAX_ERRORS:
         node = stack.pop()
         if id(node) in seen:
             continue
-        seen.add(id(node))
+        seen[id(node)] = node
         if isinstance(node, ssl.SSLCertVerificationError):
             return True
         stack.extend(_links(node))
@@ -836,12 +841,12 @@ class ErrorClassifier:
         """Depth-first over outcome, then what it wraps (causes, contexts, reasons)."""
         rules = self._rules
         stack: list[object] = [outcome]
-        seen: set[int] = set()
-        while stack and len(seen) < _MAX_LINKS:
+        seen: dict[int, object] = {}  # holds what it saw, so that no id is reused meanwhile
+        while stack and len(seen) < _MAX_ERRORS:
             node = stack.pop()
             if id(node) in seen:
                 continue
-            seen.add(id(node))
+            seen[id(node)] = node
             match, inner = self._match(node, rules, refreshed)
             if match is not None:
                 return match
