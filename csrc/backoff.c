@@ -65,11 +65,8 @@ static uint64_t brc__backoff_base(const brc_backoff_t *b, uint64_t attempt) {
   }
 }
 
-uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous) {
-  if (b->kind == 0)
-    return 0;
-  if (attempt == 0)
-    attempt = 1;
+/* The delay before retry `attempt` (>= 1), jittered. */
+static uint64_t brc__jittered(const brc_backoff_t *b, uint64_t attempt, uint64_t previous) {
   switch (b->jitter) {
   case BRC_JITTER_FULL:
     return brc__draw(brc__backoff_base(b, attempt));
@@ -93,4 +90,11 @@ uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t pr
   default:
     return brc__backoff_base(b, attempt);
   }
+}
+
+int brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous, uint64_t *delay) {
+  if (b->kind == 0)
+    return BRC_EINVAL;
+  *delay = brc__jittered(b, attempt ? attempt : 1, previous);
+  return BRC_OK;
 }

@@ -194,16 +194,19 @@ uint64_t brc_window_bytes(uint64_t kind, uint64_t size);
 int brc_window_init(brc_window_t *w, uint64_t kind, uint64_t size, uint64_t bucket);
 
 /* Records one outcome (BRC_OUTCOME_* flags) that took `duration` ns (0 if not
- * measured) at `now` (ns; TIME windows only, COUNT ignores it). Thread-safe,
- * lock-free, no allocation: no update is ever lost. */
-void brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint64_t now);
+ * measured) at `now` (ns; TIME windows only, COUNT ignores it). Returns
+ * BRC_OK, or BRC_EINVAL when `w` is not initialised. Thread-safe, lock-free,
+ * no allocation: no update is ever lost. */
+int brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint64_t now);
 
-/* The window's counters at `now` (TIME) into *out. Thread-safe, lock-free;
- * exact once concurrent records have returned. */
-void brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out);
+/* The window's counters at `now` (TIME) into *out. Returns BRC_OK, or
+ * BRC_EINVAL when `w` is not initialised (*out untouched). Thread-safe,
+ * lock-free; exact once concurrent records have returned. */
+int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out);
 
-/* Empties the window (outcomes recorded concurrently may survive). Thread-safe. */
-void brc_window_clear(brc_window_t *w, uint64_t now);
+/* Empties the window (outcomes recorded concurrently may survive). Returns
+ * BRC_OK, or BRC_EINVAL when `w` is not initialised. Thread-safe. */
+int brc_window_clear(brc_window_t *w, uint64_t now);
 
 /* ---- circuit breaker --------------------------------------------------- */
 /* resilience4j's state machine in atomic state. CLOSED permits every call and
@@ -229,6 +232,9 @@ void brc_window_clear(brc_window_t *w, uint64_t now);
 #define BRC_METRICS_ONLY 6
 
 #define BRC_HALF_OPEN_CALLS_MAX 1023
+/* The longest wait a breaker is configured with, in ns: 2^62 (~146 years).
+ * With jitter a wait stays below 2^63 ns, so its arithmetic is defined. */
+#define BRC_BREAKER_WAIT_MAX (UINT64_C(1) << 62)
 
 typedef struct brc_breaker_config_s {
   double failure_rate;           /* (0, 1]: open at this failure rate */
@@ -236,11 +242,13 @@ typedef struct brc_breaker_config_s {
   uint64_t minimum_calls;        /* >= 1: no rate decision below this many */
   uint64_t consecutive_failures; /* > 0: simple mode, open after this many in a row */
   uint64_t half_open_calls;      /* 1..BRC_HALF_OPEN_CALLS_MAX probes */
-  uint64_t max_half_open;        /* ns in HALF_OPEN before re-opening; 0 = no limit */
+  uint64_t max_half_open;        /* ns in HALF_OPEN before re-opening, up to
+                                    BRC_BREAKER_WAIT_MAX; 0 = no limit */
   uint64_t wait_base;            /* ns in OPEN after the first opening, >= 1 */
-  double wait_multiplier;        /* >= 1: growth per consecutive opening */
-  uint64_t wait_max;             /* ns cap on the wait (>= wait_base) */
-  double wait_jitter;            /* [0, 1): wait *= 1 + jitter * U(-1, 1) */
+  double wait_multiplier;        /* >= 1 (+inf too): growth per consecutive opening */
+  uint64_t wait_max;             /* ns cap on the grown wait, wait_base..BRC_BREAKER_WAIT_MAX:
+                                    a wait that grows beyond it (or to infinity) is wait_max */
+  double wait_jitter;            /* [0, 1): wait *= 1 + jitter * U(-1, 1), after the cap */
 } brc_breaker_config_t;
 
 typedef struct brc_breaker_s {
@@ -262,8 +270,13 @@ typedef struct brc_breaker_transition_s {
   int to;
 } brc_breaker_transition_t;
 
-/* Validates `config` and starts CLOSED. Returns BRC_OK or BRC_EINVAL. Not
- * thread-safe: call before sharing `b`. */
+/* Validates `config` (the ranges above; NaN is refused) and starts CLOSED.
+ * Returns BRC_OK or BRC_EINVAL (b unchanged). Not thread-safe: call before
+ * sharing `b`.
+ *
+ * Every function below returns BRC_EINVAL (and writes nothing but a zero
+ * *t) on a breaker that brc_breaker_init never configured, as on a window
+ * that brc_window_init never initialised. */
 int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *config);
 
 /* Asks permission for one call at `now` (0: read only if needed). BRC_OK:
@@ -295,7 +308,7 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
 
 /* Gives back the permission of a call that will record nothing (cancelled, or
  * an exception that is ignored): frees its probe slot if it was a probe of the
- * current HALF_OPEN. Returns BRC_OK. Thread-safe, lock-free. */
+ * current HALF_OPEN. Returns BRC_OK (or BRC_EINVAL). Thread-safe, lock-free. */
 int brc_breaker_release(brc_breaker_t *b, uint64_t ticket);
 
 /* Moves to `state` by hand (any of BRC_CLOSED..BRC_METRICS_ONLY; OPEN starts
@@ -306,7 +319,8 @@ int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_
 
 /* Sets the end of the current OPEN wait to `until` ns, if the breaker is
  * still in the OPEN state of `ticket`'s generation (for waits computed by the
- * caller). Returns BRC_OK, or BRC_REJECTED when the state moved on. */
+ * caller). Returns BRC_OK, BRC_REJECTED when the state moved on, or
+ * BRC_EINVAL. */
 int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until);
 
 typedef struct brc_breaker_report_s {
@@ -319,8 +333,9 @@ typedef struct brc_breaker_report_s {
   uint64_t consecutive;     /* failures in a row (simple mode) */
 } brc_breaker_report_t;
 
-/* The breaker's state at `now` into *out. Thread-safe, lock-free. */
-void brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out);
+/* The breaker's state at `now` into *out. Returns BRC_OK, or BRC_EINVAL (*out
+ * untouched). Thread-safe, lock-free. */
+int brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out);
 
 /* ---- bulkhead permits -------------------------------------------------- */
 /* A counting semaphore for a bulkhead: at most `max` permits in use at once.
@@ -459,12 +474,13 @@ int brc_backoff_init(brc_backoff_t *b, int kind, uint64_t initial, uint64_t max,
                      double multiplier, uint64_t increment, int jitter, double factor);
 
 /* The delay in ns (0..max) before retry number `attempt` (1-based; 0 counts
- * as 1). `previous` is the delay this function returned for the previous
- * attempt; only DECORRELATED reads it, and a value below initial (such as 0
- * for the first retry) counts as initial. Returns 0 for an unconfigured
- * (zeroed) `b`. Thread-safe (`b` is read-only; the RNG is per-thread),
- * lock-free, no allocation. */
-uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous);
+ * as 1) into *delay. `previous` is the delay this function gave for the
+ * previous attempt; only DECORRELATED reads it, and a value below initial
+ * (such as 0 for the first retry) counts as initial. Returns BRC_OK, or
+ * BRC_EINVAL for an unconfigured (zeroed) `b` (*delay untouched).
+ * Thread-safe (`b` is read-only; the RNG is per-thread), lock-free, no
+ * allocation. */
+int brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous, uint64_t *delay);
 
 /* ---- retry budget ---- */
 /* Finagle's retry budget: every call deposits `ratio` tokens, every retry

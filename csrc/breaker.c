@@ -47,10 +47,19 @@ static void brc__note(brc_breaker_transition_t *t, int from, int to) {
   }
 }
 
+/* A zero-filled breaker has state 0, which no transition ever stores: every
+ * call reads the state word anyway, and refuses it with BRC_EINVAL on the
+ * path it takes when the state does not permit the call. */
+#define BRC__UNSET 0
+
 int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *c) {
+  /* Waits stay at most BRC_BREAKER_WAIT_MAX, and with jitter below twice
+   * that, 2^63 ns: every double -> uint64_t conversion and every now + wait
+   * stays in range. The negated comparisons also refuse NaN. */
   if (!(c->failure_rate > 0.0 && c->failure_rate <= 1.0) || !(c->slow_rate > 0.0 && c->slow_rate <= 1.0) ||
       c->minimum_calls == 0 || c->half_open_calls == 0 || c->half_open_calls > BRC_HALF_OPEN_CALLS_MAX ||
-      c->wait_base == 0 || !(c->wait_multiplier >= 1.0) || c->wait_max < c->wait_base ||
+      c->max_half_open > BRC_BREAKER_WAIT_MAX || c->wait_base == 0 || !(c->wait_multiplier >= 1.0) ||
+      c->wait_max < c->wait_base || c->wait_max > BRC_BREAKER_WAIT_MAX ||
       !(c->wait_jitter >= 0.0 && c->wait_jitter < 1.0))
     return BRC_EINVAL;
   b->config = *c;
@@ -66,7 +75,9 @@ int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *c) {
   return BRC_OK;
 }
 
-/* ns to wait in OPEN after the k-th opening since the last close. */
+/* ns to wait in OPEN after the k-th opening since the last close: at most
+ * wait_max before jitter (an infinite product is the cap too), so below
+ * 2 * BRC_BREAKER_WAIT_MAX after it. */
 static uint64_t brc__open_wait(const brc_breaker_config_t *c, uint64_t k) {
   double wait = (double)c->wait_base * pow(c->wait_multiplier, (double)(k > 0 ? k - 1 : 0));
   if (!(wait < (double)c->wait_max))
@@ -127,6 +138,8 @@ int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64
       *ticket = BRC__GEN(s);
       return BRC_OK;
     }
+    if (state == BRC__UNSET)
+      return BRC_EINVAL;
     if (state == BRC_FORCED_OPEN)
       return brc__reject(b, retry_after, UINT64_MAX);
     if (!now)
@@ -173,7 +186,7 @@ int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   int state = BRC__STATE(s);
   if (state != BRC_CLOSED && state != BRC_METRICS_ONLY && state != BRC_DISABLED)
-    return BRC_REJECTED;
+    return state == BRC__UNSET ? BRC_EINVAL : BRC_REJECTED;
   *ticket = BRC__GEN(s);
   return BRC_OK;
 }
@@ -226,10 +239,11 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
   if (state == BRC_HALF_OPEN)
     return BRC__GEN(s) == ticket ? brc__record_probe(b, w, s, outcome, now, t) : BRC_OK;
   if (state != BRC_CLOSED && state != BRC_METRICS_ONLY)
-    return BRC_OK;
+    return state == BRC__UNSET ? BRC_EINVAL : BRC_OK;
   if (!now && w->kind == BRC_WINDOW_TIME)
     now = brc_now_ns();
-  brc_window_record(w, outcome, duration, now);
+  if (brc_window_record(w, outcome, duration, now) != BRC_OK)
+    return BRC_EINVAL;
   int tripped;
   if (c->consecutive_failures) {
     if (outcome & BRC_OUTCOME_FAILURE) {
@@ -256,6 +270,8 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
 
 int brc_breaker_release(brc_breaker_t *b, uint64_t ticket) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  if (BRC__STATE(s) == BRC__UNSET)
+    return BRC_EINVAL;
   while (BRC__STATE(s) == BRC_HALF_OPEN && BRC__GEN(s) == ticket && BRC__PROBES(s) > 0) {
     if (atomic_compare_exchange_weak_explicit(&b->state, &s, s - (UINT64_C(1) << 3), memory_order_acq_rel,
                                               memory_order_acquire))
@@ -269,9 +285,11 @@ int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_
   brc__note(t, 0, 0);
   if (state < BRC_CLOSED || state > BRC_METRICS_ONLY)
     return BRC_EINVAL;
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  if (BRC__STATE(s) == BRC__UNSET || (w && w->kind != BRC_WINDOW_COUNT && w->kind != BRC_WINDOW_TIME))
+    return BRC_EINVAL;
   if (!now)
     now = brc_now_ns();
-  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   while (!brc__move(b, w, s, state, now, 0, t))
     s = atomic_load_explicit(&b->state, memory_order_acquire);
   return BRC_OK;
@@ -280,13 +298,15 @@ int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_
 int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   if (BRC__STATE(s) != BRC_OPEN || BRC__GEN(s) != generation)
-    return BRC_REJECTED;
+    return BRC__STATE(s) == BRC__UNSET ? BRC_EINVAL : BRC_REJECTED;
   brc__stamp(&b->open_until, &b->open_gen, generation, until);
   return BRC_OK;
 }
 
-void brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out) {
+int brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+  if (BRC__STATE(s) == BRC__UNSET)
+    return BRC_EINVAL;
   out->state = BRC__STATE(s);
   out->generation = BRC__GEN(s);
   out->openings = atomic_load_explicit(&b->openings, memory_order_relaxed);
@@ -298,4 +318,5 @@ void brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *ou
     uint64_t until = brc__stamped(&b->open_until, &b->open_gen, BRC__GEN(s));
     out->retry_after = until > now ? until - now : 0;
   }
+  return BRC_OK;
 }

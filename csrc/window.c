@@ -174,26 +174,37 @@ static void brc__time_snapshot(brc_window_t *w, uint64_t now, brc_window_snapsho
 
 /* ---- both ---- */
 
-void brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint64_t now) {
+/* The kind, read by every call anyway, tells a configured window from a
+ * zero-filled one (kind 0): that costs the COUNT path nothing. */
+
+int brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint64_t now) {
   if (w->kind == BRC_WINDOW_COUNT)
     brc__count_record(w, outcome, duration);
-  else
+  else if (w->kind == BRC_WINDOW_TIME)
     brc__time_record(w, outcome, duration, now);
+  else
+    return BRC_EINVAL;
+  return BRC_OK;
 }
 
-void brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out) {
+int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out) {
   if (w->kind == BRC_WINDOW_COUNT)
     brc__count_snapshot(w, out);
-  else
+  else if (w->kind == BRC_WINDOW_TIME)
     brc__time_snapshot(w, now, out);
+  else
+    return BRC_EINVAL;
+  return BRC_OK;
 }
 
-void brc_window_clear(brc_window_t *w, uint64_t now) {
+int brc_window_clear(brc_window_t *w, uint64_t now) {
   if (w->kind == BRC_WINDOW_COUNT) {
     for (uint64_t i = 0; i < w->size; i++)
       brc__count_swap(w, &w->ring[i], 0);
-    return;
+    return BRC_OK;
   }
+  if (w->kind != BRC_WINDOW_TIME)
+    return BRC_EINVAL;
   uint64_t epoch = now / w->bucket;
   uint64_t counts = atomic_load_explicit(&w->counts, memory_order_acquire);
   uint64_t slow = atomic_load_explicit(&w->slow, memory_order_acquire);
@@ -204,4 +215,5 @@ void brc_window_clear(brc_window_t *w, uint64_t now) {
                                                 memory_order_relaxed)) {
   }
   brc__fill(w, brc__oldest(w, epoch), epoch, counts, slow, duration);
+  return BRC_OK;
 }

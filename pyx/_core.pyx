@@ -318,13 +318,13 @@ cdef class Breaker:
     def _report(self):
         """(state, generation, openings, not_permitted, probes_out, retry_after_ns, consecutive)."""
         cdef c.brc_breaker_report_t r
-        c.brc_breaker_report(&self._state, c.brc_now_ns(), &r)
+        _check(c.brc_breaker_report(&self._state, c.brc_now_ns(), &r), "breaker (not configured)")
         return r.state, r.generation, r.openings, r.not_permitted, r.probes_out, r.retry_after, r.consecutive
 
     def _window_counts(self):
         """(calls, failures, slow_calls, slow_failures, duration_ns) in the window now."""
         cdef c.brc_window_snapshot_t s
-        c.brc_window_snapshot(self._window, c.brc_now_ns(), &s)
+        _check(c.brc_window_snapshot(self._window, c.brc_now_ns(), &s), "breaker (not configured)")
         return s.calls, s.failures, s.slow_calls, s.slow_failures, s.duration
 
 
@@ -558,7 +558,9 @@ cdef class BackoffCore:
 
     def _delay_ns(self, uint64_t attempt, uint64_t previous_ns):
         """ns before retry `attempt` (1-based); previous_ns: the last delay (0: none)."""
-        return c.brc_backoff_delay(&self._state, attempt, previous_ns)
+        cdef uint64_t delay = 0
+        _check(c.brc_backoff_delay(&self._state, attempt, previous_ns, &delay), "backoff (not configured)")
+        return delay
 
 
 # ---- retry budget ----------------------------------------------------------

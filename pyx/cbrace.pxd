@@ -54,7 +54,7 @@ cdef extern from "brace.h" nogil:
         uint64_t duration
     uint64_t brc_window_bytes(uint64_t kind, uint64_t size)
     int brc_window_init(brc_window_t *w, uint64_t kind, uint64_t size, uint64_t bucket)
-    void brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out)
+    int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out)
 
     ctypedef struct brc_breaker_config_t:
         double failure_rate
@@ -90,7 +90,7 @@ cdef extern from "brace.h" nogil:
     int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
                                brc_breaker_transition_t *t)
     int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until)
-    void brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out)
+    int brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out)
 
 
 cdef extern from "guard.h":
@@ -144,7 +144,7 @@ cdef extern from "brace.h" nogil:
         pass
     int brc_backoff_init(brc_backoff_t *b, int kind, uint64_t initial, uint64_t max,
                          double multiplier, uint64_t increment, int jitter, double factor)
-    uint64_t brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous)
+    int brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous, uint64_t *delay)
 
 
 # ---- retry budget

@@ -23,6 +23,13 @@ static brc_backoff_t make(int kind, uint64_t initial, uint64_t max, double multi
   return b;
 }
 
+/* brc_backoff_delay's delay, checking that it returned BRC_OK. */
+static uint64_t delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previous) {
+  uint64_t ns = UINT64_MAX;
+  CHECK(brc_backoff_delay(b, attempt, previous, &ns) == BRC_OK);
+  return ns;
+}
+
 static void test_init(void) {
   brc_backoff_t b = make(BRC_BACKOFF_CONSTANT, 5, 5, 1.0, 0, BRC_JITTER_NONE, 0.0);
   const brc_backoff_t before = b;
@@ -51,7 +58,7 @@ static void test_init(void) {
   CHECK(brc_backoff_init(&b, BRC_BACKOFF_LINEAR, 1, 9, 1.0, 1, BRC_JITTER_PROPORTIONAL, nan) ==
         BRC_EINVAL);
   CHECK(b.kind == before.kind && b.initial == before.initial && b.max == before.max);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 3, 0), 5);
+  CHECK_EQ_U64(delay(&b, 3, 0), 5);
 
   /* settings a kind or jitter does not use are ignored, not validated */
   CHECK(brc_backoff_init(&b, BRC_BACKOFF_LINEAR, 1, 9, nan, 1, BRC_JITTER_FULL, -1.0) == BRC_OK);
@@ -61,39 +68,41 @@ static void test_init(void) {
   CHECK_EQ_U64(b.increment, 0);
   /* the extremes that are accepted */
   CHECK(brc_backoff_init(&b, BRC_BACKOFF_CONSTANT, 0, 0, 1.0, 0, BRC_JITTER_FULL, 0.0) == BRC_OK);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 1, 0), 0);
+  CHECK_EQ_U64(delay(&b, 1, 0), 0);
   CHECK(brc_backoff_init(&b, BRC_BACKOFF_LINEAR, 0, 10, 1.0, 3, BRC_JITTER_NONE, 0.0) == BRC_OK);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 1, 0), 0);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 2, 0), 3);
+  CHECK_EQ_U64(delay(&b, 1, 0), 0);
+  CHECK_EQ_U64(delay(&b, 2, 0), 3);
   CHECK(brc_backoff_init(&b, BRC_BACKOFF_EXPONENTIAL, 1, UINT64_MAX, 1.0, 0, BRC_JITTER_NONE,
                          0.0) == BRC_OK);
 
   brc_backoff_t unset = {0};
-  CHECK_EQ_U64(brc_backoff_delay(&unset, 1, 0), 0);
+  uint64_t untouched = 7;
+  CHECK(brc_backoff_delay(&unset, 1, 0, &untouched) == BRC_EINVAL);
+  CHECK_EQ_U64(untouched, 7);
 }
 
 static void test_exact_without_jitter(void) {
   brc_backoff_t b = make(BRC_BACKOFF_EXPONENTIAL, 100, 10000, 2.0, 0, BRC_JITTER_NONE, 0.0);
   const uint64_t expected[] = {100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000};
   for (uint64_t k = 1; k <= 9; k++)
-    CHECK_EQ_U64(brc_backoff_delay(&b, k, 0), expected[k - 1]);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 0, 0), 100); /* attempt 0 counts as 1 */
+    CHECK_EQ_U64(delay(&b, k, 0), expected[k - 1]);
+  CHECK_EQ_U64(delay(&b, 0, 0), 100); /* attempt 0 counts as 1 */
 
   b = make(BRC_BACKOFF_EXPONENTIAL, 1000000000, 30000000000, 1.5, 0, BRC_JITTER_NONE, 0.0);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 2, 0), 1500000000);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 3, 0), 2250000000);
+  CHECK_EQ_U64(delay(&b, 2, 0), 1500000000);
+  CHECK_EQ_U64(delay(&b, 3, 0), 2250000000);
 
   b = make(BRC_BACKOFF_LINEAR, 7, 100, 1.0, 10, BRC_JITTER_NONE, 0.0);
   for (uint64_t k = 1; k <= 10; k++)
-    CHECK_EQ_U64(brc_backoff_delay(&b, k, 0), 7 + 10 * (k - 1));
-  CHECK_EQ_U64(brc_backoff_delay(&b, 11, 0), 100);
+    CHECK_EQ_U64(delay(&b, k, 0), 7 + 10 * (k - 1));
+  CHECK_EQ_U64(delay(&b, 11, 0), 100);
   b = make(BRC_BACKOFF_LINEAR, 0, 90, 1.0, 10, BRC_JITTER_NONE, 0.0);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 10, 0), 90); /* exactly max */
-  CHECK_EQ_U64(brc_backoff_delay(&b, 11, 0), 90);
+  CHECK_EQ_U64(delay(&b, 10, 0), 90); /* exactly max */
+  CHECK_EQ_U64(delay(&b, 11, 0), 90);
 
   b = make(BRC_BACKOFF_CONSTANT, 42, 42, 1.0, 0, BRC_JITTER_NONE, 0.0);
   for (uint64_t k = 1; k <= 10; k++)
-    CHECK_EQ_U64(brc_backoff_delay(&b, k, 123456), 42);
+    CHECK_EQ_U64(delay(&b, k, 123456), 42);
 }
 
 static void test_monotone_and_saturating(void) {
@@ -102,7 +111,7 @@ static void test_monotone_and_saturating(void) {
                          BRC_JITTER_NONE, 0.0);
   uint64_t last_e = 0, last_l = 0;
   for (uint64_t k = 1; k <= 20000; k++) {
-    uint64_t de = brc_backoff_delay(&e, k, 0), dl = brc_backoff_delay(&l, k, 0);
+    uint64_t de = delay(&e, k, 0), dl = delay(&l, k, 0);
     CHECK(de >= last_e);
     CHECK(dl >= last_l);
     last_e = de;
@@ -122,14 +131,14 @@ static void test_monotone_and_saturating(void) {
   const uint64_t caps[] = {UINT64_MAX, 1000, UINT64_MAX, 1000};
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 6; j++)
-      CHECK_EQ_U64(brc_backoff_delay(&big[i], huge[j], 0), caps[i]);
+      CHECK_EQ_U64(delay(&big[i], huge[j], 0), caps[i]);
   /* no growth: the initial delay at any attempt */
   brc_backoff_t flat[] = {
       make(BRC_BACKOFF_EXPONENTIAL, 5, 1000, 1.0, 0, BRC_JITTER_NONE, 0.0),
       make(BRC_BACKOFF_LINEAR, 5, 1000, 1.0, 0, BRC_JITTER_NONE, 0.0),
   };
   for (int i = 0; i < 2; i++)
-    CHECK_EQ_U64(brc_backoff_delay(&flat[i], UINT64_MAX, 0), 5);
+    CHECK_EQ_U64(delay(&flat[i], UINT64_MAX, 0), 5);
 }
 
 /* Every kind and jitter stays within [0, max] for attempts 1..10000 and a few
@@ -142,7 +151,7 @@ static void test_caps(void) {
       brc_backoff_t b = make(kinds[i], initial, max, 1.7, 333, jitters[j], 1.0);
       uint64_t previous = 0, top = 0;
       for (uint64_t k = 1; k <= 10000; k++) {
-        uint64_t d = brc_backoff_delay(&b, k, previous);
+        uint64_t d = delay(&b, k, previous);
         CHECK(d <= max);
         if (jitters[j] == BRC_JITTER_DECORRELATED)
           CHECK(d >= initial);
@@ -150,7 +159,7 @@ static void test_caps(void) {
         previous = d;
       }
       for (int h = 0; h < 2; h++)
-        CHECK(brc_backoff_delay(&b, huge[h], UINT64_MAX) <= max);
+        CHECK(delay(&b, huge[h], UINT64_MAX) <= max);
       /* the cap is reached (for growing kinds, or jitters that can add) */
       if (jitters[j] != BRC_JITTER_FULL && jitters[j] != BRC_JITTER_EQUAL &&
           !(kinds[i] == BRC_BACKOFF_CONSTANT && jitters[j] == BRC_JITTER_NONE))
@@ -161,8 +170,8 @@ static void test_caps(void) {
     brc_backoff_t b = make(BRC_BACKOFF_CONSTANT, UINT64_MAX - 1, UINT64_MAX, 1.0, 0, jitters[j],
                            1.0);
     for (int n = 0; n < 1000; n++)
-      CHECK(brc_backoff_delay(&b, 1, UINT64_MAX) <= UINT64_MAX);
-    CHECK(brc_backoff_delay(&b, 1, UINT64_MAX - 1) >=
+      CHECK(delay(&b, 1, UINT64_MAX) <= UINT64_MAX);
+    CHECK(delay(&b, 1, UINT64_MAX - 1) >=
           (jitters[j] == BRC_JITTER_FULL || jitters[j] == BRC_JITTER_PROPORTIONAL
                ? 0
                : (UINT64_MAX - 1) / 2));
@@ -189,7 +198,7 @@ static void test_jitter_bounds(void) {
     brc_backoff_t b = make(BRC_BACKOFF_EXPONENTIAL, d, max, 2.0, 0, cases[i].jitter, 0.2);
     double sum = 0, lo = INFINITY, hi = 0;
     for (int n = 0; n < DRAWS; n++) {
-      double x = (double)brc_backoff_delay(&b, 1, cases[i].previous) / (double)d;
+      double x = (double)delay(&b, 1, cases[i].previous) / (double)d;
       sum += x;
       lo = x < lo ? x : lo;
       hi = x > hi ? x : hi;
@@ -204,7 +213,7 @@ static void test_jitter_bounds(void) {
   brc_backoff_t p = make(BRC_BACKOFF_CONSTANT, d, d, 1.0, 0, BRC_JITTER_PROPORTIONAL, 0.2);
   int at_max = 0;
   for (int n = 0; n < DRAWS; n++) {
-    uint64_t x = brc_backoff_delay(&p, 1, 0);
+    uint64_t x = delay(&p, 1, 0);
     CHECK(x >= 8 * d / 10 && x <= d);
     at_max += x == d;
   }
@@ -216,20 +225,20 @@ static void test_reproducible(void) {
   uint64_t first[16];
   brc_rng_seed(99);
   for (int k = 0; k < 16; k++)
-    first[k] = brc_backoff_delay(&b, (uint64_t)k + 1, 0);
+    first[k] = delay(&b, (uint64_t)k + 1, 0);
   brc_rng_seed(99);
   for (int k = 0; k < 16; k++)
-    CHECK_EQ_U64(brc_backoff_delay(&b, (uint64_t)k + 1, 0), first[k]);
+    CHECK_EQ_U64(delay(&b, (uint64_t)k + 1, 0), first[k]);
   brc_rng_seed(100);
   int same = 0;
   for (int k = 0; k < 16; k++)
-    same += brc_backoff_delay(&b, (uint64_t)k + 1, 0) == first[k];
+    same += delay(&b, (uint64_t)k + 1, 0) == first[k];
   CHECK(same < 16);
   /* NONE draws nothing: the stream is where it was */
   brc_backoff_t none = make(BRC_BACKOFF_LINEAR, 1, 100, 1.0, 1, BRC_JITTER_NONE, 0.0);
   brc_rng_seed(99);
-  brc_backoff_delay(&none, 5, 0);
-  CHECK_EQ_U64(brc_backoff_delay(&b, 1, 0), first[0]);
+  delay(&none, 5, 0);
+  CHECK_EQ_U64(delay(&b, 1, 0), first[0]);
 }
 
 typedef struct {
@@ -244,7 +253,7 @@ static void *worker(void *arg) {
   uint64_t previous = 0;
   for (int n = 0; n < DRAWS; n++) {
     uint64_t attempt = (uint64_t)(n % 40) + 1;
-    uint64_t d = brc_backoff_delay(w->b, attempt, previous);
+    uint64_t d = delay(w->b, attempt, previous);
     if (d < w->b->initial || d > w->b->max)
       w->failures++;
     previous = attempt == 40 ? 0 : d;

@@ -1,5 +1,7 @@
 /* The breaker's state machine: resilience4j's documented scenarios, the
  * simple consecutive-failures mode, manual states, and probes under 8 threads. */
+#include <float.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -284,6 +286,64 @@ static void test_init_rejects_bad_config(void) {
   CHECK(brc_breaker_init(&b, &c) == BRC_EINVAL);
 }
 
+/* Waits beyond 2^62 ns made the jittered wait's double -> uint64_t
+ * conversion undefined (and now + wait wrap): refused at init. */
+static void test_init_rejects_waits_whose_arithmetic_overflows(void) {
+  const uint64_t too_long[] = {BRC_BREAKER_WAIT_MAX + 1, UINT64_C(1) << 63, UINT64_MAX};
+  const double nan = NAN;
+  brc_breaker_t b;
+  for (int i = 0; i < 3; i++) {
+    brc_breaker_config_t c = base_config();
+    c.wait_max = too_long[i];
+    CHECK(brc_breaker_init(&b, &c) == BRC_EINVAL);
+    c.wait_base = too_long[i];
+    CHECK(brc_breaker_init(&b, &c) == BRC_EINVAL);
+    c = base_config();
+    c.max_half_open = too_long[i];
+    CHECK(brc_breaker_init(&b, &c) == BRC_EINVAL);
+  }
+  brc_breaker_config_t c = base_config();
+  c.wait_multiplier = nan;
+  CHECK(brc_breaker_init(&b, &c) == BRC_EINVAL);
+  c = base_config();
+  c.wait_jitter = nan;
+  CHECK(brc_breaker_init(&b, &c) == BRC_EINVAL);
+}
+
+/* The extremes accepted: the longest waits, an infinite or huge growth, the
+ * widest jitter, thousands of openings. A grown wait is the cap (never
+ * undefined), then jittered; run under UBSan with float-cast-overflow. */
+static void test_extreme_waits_saturate_at_the_cap(void) {
+  const double multipliers[] = {1.0, 2.0, 1e300, DBL_MAX, INFINITY};
+  const double jitters[] = {0.0, 0.5, 0.999999};
+  brc_rng_seed(7);
+  for (int m = 0; m < 5; m++)
+    for (int j = 0; j < 3; j++) {
+      brc_breaker_config_t c = base_config();
+      c.wait_base = m == 0 ? BRC_BREAKER_WAIT_MAX : 1;
+      c.wait_max = BRC_BREAKER_WAIT_MAX;
+      c.max_half_open = BRC_BREAKER_WAIT_MAX;
+      c.wait_multiplier = multipliers[m];
+      c.wait_jitter = jitters[j];
+      breaker_t x = make(c, BRC_WINDOW_COUNT, 10);
+      const double most = (double)BRC_BREAKER_WAIT_MAX * (1.0 + jitters[j]);
+      for (int opening = 1; opening <= 3000; opening++) {
+        CHECK(brc_breaker_transition(&x.b, x.w, BRC_OPEN, SEC, NULL) == BRC_OK);
+        brc_breaker_report_t r;
+        CHECK(brc_breaker_report(&x.b, SEC, &r) == BRC_OK);
+        CHECK(r.state == BRC_OPEN && r.openings == (uint64_t)opening);
+        CHECK(r.retry_after >= 1 && (double)r.retry_after <= most);
+        if (opening > 64 && m > 0 && jitters[j] == 0.0)
+          CHECK_EQ_U64(r.retry_after, BRC_BREAKER_WAIT_MAX); /* grown past the cap: the cap */
+      }
+      /* it still moves on: HALF_OPEN once the (longest) wait has passed */
+      uint64_t ticket, later = SEC + (UINT64_C(1) << 63);
+      CHECK(brc_breaker_acquire(&x.b, later, &ticket, NULL, NULL) == BRC_OK);
+      CHECK(state(&x, later) == BRC_HALF_OPEN);
+      free(x.w);
+    }
+}
+
 static breaker_t shared;
 static _Atomic int permitted;
 
@@ -337,6 +397,8 @@ int main(void) {
   test_manual_states();
   test_jitter_stays_within_bounds();
   test_init_rejects_bad_config();
+  test_init_rejects_waits_whose_arithmetic_overflows();
+  test_extreme_waits_saturate_at_the_cap();
   test_threads();
   CHECK_DONE();
 }
