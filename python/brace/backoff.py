@@ -144,6 +144,10 @@ class Backoff(BackoffCore):
     nanosecond resolution and no overflow for any attempt: delays saturate
     at `max`.
 
+    Every duration (initial, increment, max, delay, previous, a custom fn's
+    result) is 0 or 1 ns to 2**62 ns (~146 years), seconds or a timedelta:
+    the core counts whole nanoseconds, and nothing is rounded away to 0.
+
     A Backoff is immutable, hashable and compares equal to another with the
     same configuration; its repr is the call that builds it.
     """

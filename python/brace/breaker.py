@@ -163,8 +163,8 @@ class CircuitBreaker(Breaker):
             `window_size` buckets of `window_bucket` seconds).
         window_size: 1..16384 calls, or 1..3600 buckets.
         window_bucket: Bucket width of a time window (seconds or timedelta).
-        minimum_calls: Calls the window must hold before a rate can open it
-            (for a count window, at most `window_size`).
+        minimum_calls: Calls the window must hold before a rate can open it,
+            1 to 2**32 - 1 (for a count window, at most `window_size`).
         wait_in_open: Time spent OPEN (seconds or timedelta), or a function
             of the opening count (1, 2, ... since the last close) returning it.
             A function is called at construction for opening 1 (so a bad one
@@ -182,11 +182,14 @@ class CircuitBreaker(Breaker):
         max_wait_in_half_open: Re-open if the probes have not all finished
             after this long; None: wait for them.
         consecutive_failures: Open after this many failures in a row (simple
-            mode); None: rate mode.
+            mode), 1 to 2**63 - 1; None: rate mode.
         record: Which exceptions count as failures: exception types or a
             predicate (default: every Exception). Others count as successes.
         ignore: Exceptions that count as neither (types or a predicate).
         record_result: A predicate on return values that counts as failures.
+
+    Every duration is 1 ns to 2**62 ns (~146 years): brace keeps time in
+    whole nanoseconds, and nothing shorter or longer is rounded or clamped.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.

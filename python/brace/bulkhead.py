@@ -105,8 +105,8 @@ class Bulkhead(Permits):
 
     Args:
         max_concurrent: Calls that may run at once, 1 to 2**31 - 1.
-        max_wait: How long a call waits for a slot: seconds >= 0 (or a
-            timedelta); 0 fails at once when the bulkhead is full.
+        max_wait: How long a call waits for a slot: 0 or 1 ns to 2**62 ns
+            (seconds or a timedelta); 0 fails at once when the bulkhead is full.
         name: A name for messages and metrics.
 
     Raises:

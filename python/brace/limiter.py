@@ -71,11 +71,14 @@ class RateLimiter(Gcra):
 
     Args:
         rate: Events per `per`, a number > 0; or a string like "100/s",
-            "5000/min", "10 per hour", "3/5s" (then `per` must be None).
-        per: The period of `rate` in seconds (float or timedelta); default 1 s.
+            "5000/min", "10 per hour", "3/5s" (ASCII, at most 64 characters;
+            then `per` must be None).
+        per: The period of `rate` in seconds (float or timedelta), 1 ns to
+            2**62 ns (~146 years); default 1 s. per / rate is 1 ns to 2**62 ns.
         burst: Tokens that may be taken at once from a full bucket, >= 1.
         max_wait: How long the decorator and context managers wait for a
-            token: seconds >= 0, a timedelta, or None to wait as long as needed.
+            token: 0 or 1 ns to 2**62 ns (seconds or a timedelta), or None to
+            wait as long as needed.
         name: A name for messages and metrics.
 
     Raises:
