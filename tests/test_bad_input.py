@@ -18,8 +18,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import brace
 from brace import Backoff
@@ -43,7 +46,7 @@ def _escalation() -> Escalation:
 def _sink_flush(timeout: object, tmp_path: Path) -> None:
     sink = brace.JsonLinesSink(tmp_path / "events.jsonl")
     try:
-        sink.flush(timeout)  # type: ignore[arg-type]
+        sink.flush(timeout)
     finally:
         sink.close()
 
@@ -190,8 +193,10 @@ def test_counts_out_of_range_are_refused_naming_the_range(
         (lambda: brace.RateLimiter(rate=2**70), "rate must be at most 1e9 events per second"),
         (lambda: brace.RateLimiter(rate=10**400), "rate must be a finite number of events > 0"),
         (lambda: brace.RateLimiter(rate=1).reconfigure(rate=1e-300), "rate must be at least one event per"),
-        (lambda: brace.CircuitBreaker(failure_rate_threshold=math.nan), "failure_rate_threshold must be a number in (0, 1]"),
-        (lambda: brace.CircuitBreaker(wait_in_open_multiplier=math.inf), "wait_in_open_multiplier must be a finite number >= 1"),
+        (lambda: brace.CircuitBreaker(failure_rate_threshold=math.nan),
+         "failure_rate_threshold must be a number in (0, 1]"),
+        (lambda: brace.CircuitBreaker(wait_in_open_multiplier=math.inf),
+         "wait_in_open_multiplier must be a finite number >= 1"),
         (lambda: brace.CircuitBreaker(wait_in_open_jitter=1.0), "wait_in_open_jitter must be a number in [0, 1)"),
         (lambda: brace.RetryBudget(ratio=1e-300), "ratio must be a finite number from 0.001 to 1000"),
         (lambda: brace.RetryBudget(ttl=1e300), "ttl must be a finite number of seconds from 0.001 to 3600"),
@@ -212,26 +217,27 @@ def test_retry_refuses_a_zero_deadline_like_policy() -> None:
 
 
 @pytest.mark.parametrize("value", [MAX_SECONDS, timedelta(days=53_375)])
-def test_the_longest_accepted_waits_work(value: object) -> None:
+def test_the_longest_accepted_waits_work(value: Any) -> None:
     """The largest values accepted are usable: no call fails later because of them."""
+    seconds = value if value == MAX_SECONDS else 53_375 * 86400
     with brace.testing.fake_clock():
-        limiter = brace.RateLimiter(rate=1, max_wait=value)  # type: ignore[arg-type]
+        limiter = brace.RateLimiter(rate=1, max_wait=value)
         limiter.acquire()
-        assert limiter.acquire(timeout=value) == 1.0  # type: ignore[arg-type]
+        assert limiter.acquire(timeout=value) == 1.0
         with limiter:
             pass
-        breaker = brace.CircuitBreaker(consecutive_failures=1, wait_in_open=value, max_wait_in_half_open=value)  # type: ignore[arg-type]
+        breaker = brace.CircuitBreaker(consecutive_failures=1, wait_in_open=value, max_wait_in_half_open=value)
         with pytest.raises(OSError), breaker:
             raise OSError
         assert breaker.state is brace.BreakerState.OPEN
-        assert breaker.metrics().time_until_half_open == pytest.approx(MAX_SECONDS if value == MAX_SECONDS else 53_375 * 86400)
-    assert brace.Retry(on=OSError, deadline=value, attempt_timeout=value).call(lambda: 5) == 5  # type: ignore[arg-type]
-    assert brace.Policy(deadline=value, attempt_timeout=value).call(lambda: 6) == 6  # type: ignore[arg-type]
-    bulkhead = brace.Bulkhead(max_concurrent=1, max_wait=value)  # type: ignore[arg-type]
+        assert breaker.metrics().time_until_half_open == pytest.approx(seconds)
+    assert brace.Retry(on=OSError, deadline=value, attempt_timeout=value).call(lambda: 5) == 5
+    assert brace.Policy(deadline=value, attempt_timeout=value).call(lambda: 6) == 6
+    bulkhead = brace.Bulkhead(max_concurrent=1, max_wait=value)
     with bulkhead:
         pass
-    assert brace.EscalationPolicy(wait=value).wait == (value if value == MAX_SECONDS else 53_375 * 86400)  # type: ignore[arg-type]
-    assert _escalation().wait(value) is not None  # type: ignore[arg-type]
+    assert brace.EscalationPolicy(wait=value).wait == seconds
+    assert _escalation().wait(value) is not None
     assert brace.MemorySink(capacity=2**63 - 1).events() == []
 
 
@@ -268,7 +274,8 @@ def test_rate_strings_take_ascii_digits_only(text: str) -> None:
     ],
 )
 def test_long_rate_strings_are_refused_by_length(text: str) -> None:
-    with pytest.raises(ValueError, match=rf"^rate must be a string of at most 64 characters .*, got one of {len(text)}$"):
+    message = rf"^rate must be a string of at most 64 characters .*, got one of {len(text)}$"
+    with pytest.raises(ValueError, match=message):
         brace.RateLimiter(rate=text)
 
 
@@ -454,16 +461,11 @@ class ResponseError(Exception):
 
 
 def _mocks() -> Any:
-    from unittest import mock
-
     return st.sampled_from([
         mock.Mock(), mock.MagicMock(), mock.Mock(spec=int), mock.Mock(spec=str), mock.Mock(spec=bytes),
         mock.MagicMock(spec=int), mock.MagicMock(spec=dict), mock.Mock(spec=float), mock.NonCallableMock(),
     ])  # fmt: skip
 
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _FIELD_NAMES = st.sampled_from(["Retry-After", "retry-after", "RateLimit", "RateLimit-Policy", "RateLimit-Reset",
                                 "RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Reset-After",
@@ -473,7 +475,8 @@ _SCALARS = (
     st.none() | st.booleans() | st.integers() | st.integers(min_value=10**4000, max_value=10**4300)
     | st.floats() | st.text() | st.text(min_size=1000, max_size=5000) | st.binary()
     | st.builds(HostileBytes, st.binary()) | _HOSTILE
-    | st.sampled_from(["Fri, 31 Dec 9999 23:59:60 GMT", "Sat, 01 Jan 0000 00:00:00 GMT", "Mon, 01 Jan 0001 00:00:00 GMT",
+    | st.sampled_from(["Fri, 31 Dec 9999 23:59:60 GMT", "Sat, 01 Jan 0000 00:00:00 GMT",
+                       "Mon, 01 Jan 0001 00:00:00 GMT",
                        "Friday, 31-Dec-99 23:59:60 GMT", "Fri Dec 31 23:59:60 9999", "9" * 400, "1e400", "\u0661\u0662",
                        '"p";r=0;t=' + "9" * 20, "limit=10, remaining=0, reset=" + "9" * 15, "0" * 1024 + "1"])
 )  # fmt: skip
@@ -526,8 +529,6 @@ def test_a_leap_second_at_the_end_of_time_is_a_long_wait(value: str, expected: f
 
 
 def test_objects_that_only_claim_to_be_ints_have_no_status() -> None:
-    from unittest import mock
-
     for status in (mock.Mock(spec=int), mock.MagicMock(spec=int), mock.Mock(spec=str), Hostile()):
         response = Response({}, status, "status_code")
         assert brace.http_status(response) is None
@@ -539,7 +540,5 @@ def test_objects_that_only_claim_to_be_ints_have_no_status() -> None:
 
 def test_recovery_takes_a_response_whose_status_only_claims_to_be_an_int() -> None:
     """Recovery asks the classifier about every returned value."""
-    from unittest import mock
-
     response = Response({}, mock.Mock(spec=int), "status_code")
     assert brace.Recovery(name="claims")(lambda: response)() is response
