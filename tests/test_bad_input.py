@@ -56,6 +56,16 @@ def _advance(method: str, value: object) -> None:
         getattr(clock, method)(value)
 
 
+def _frozen(autojump: object) -> None:
+    with brace.testing.fake_clock(autojump=autojump):  # type: ignore[arg-type]
+        pass
+
+
+def _deadline(seconds: object) -> None:
+    with brace.deadline(seconds):  # type: ignore[arg-type]
+        pass
+
+
 # (parameter as the message names it, what takes the value, its kind). Kinds:
 #   "s>0"      a duration from 1 ns to 2**62 ns        "s>0?"   the same, or None
 #   "s>=0"     0, or a duration from 1 ns to 2**62 ns  "s>=0?"  the same, or None
@@ -93,6 +103,8 @@ DURATIONS: list[tuple[str, Callable[..., object], str]] = [
     ("timeout", lambda v, tmp: asyncio.run(_escalation().wait_async(v)), "s>=0?"),
     ("timeout", _sink_flush, "s>=0?"),
     ("duration", lambda v, tmp: _advance("advance", v), "s>=0"),
+    ("autojump", lambda v, tmp: _frozen(v), "s>=0?"),
+    ("seconds", lambda v, tmp: _deadline(v), "s>0"),
     ("when", lambda v, tmp: _advance("advance_to", v), "s>=0"),
     ("pushback_cap", lambda v, tmp: ErrorClassifier(pushback_cap=v), "s>0"),
     ("cap", lambda v, tmp: brace.server_delay(None, cap=v), "s>0"),
@@ -202,6 +214,9 @@ def test_counts_out_of_range_are_refused_naming_the_range(
         (lambda: brace.RetryBudget(ttl=1e300), "ttl must be a finite number of seconds from 0.001 to 3600"),
         (lambda: Backoff.exponential(multiplier=math.nan), "multiplier must be a finite number >= 1"),
         (lambda: Backoff.exponential(jitter="proportional", factor=1e-400), "factor must be a number in (0, 1]"),
+        (lambda: Backoff.exponential().scaled(math.inf), "factor must be a finite number > 0"),
+        (lambda: Backoff.exponential().scaled(1e-300), f"initial must be a finite number of seconds from 1e-09 to {MAX}"),
+        (lambda: Backoff.linear(increment=1).scaled(1e300), "initial must be 0 or a finite number of seconds"),
     ],
 )  # fmt: skip
 def test_other_numbers_out_of_range_are_refused(make: Callable[[], object], message: str) -> None:
