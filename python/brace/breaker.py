@@ -503,13 +503,14 @@ class CircuitBreaker(Breaker):
 
             @functools.wraps(fn)
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                # _adopt's body, inlined: one coroutine less per call.
                 token, start = self._enter()
                 try:
-                    first = coroutine_fn(*args, **kwargs)
+                    result = await coroutine_fn(*args, **kwargs)
                 except BaseException as error:
                     self._on_error(error, token, start)
                     raise
-                return await self._adopt(first, token, start)
+                return self._finish(result, token, start)
 
             return cast(Callable[P, R], _guarding.mark(guarded_async, self))
         guarded = self._guard(fn)

@@ -130,12 +130,15 @@ class Policy(PolicyCore):
                 admitted = self._try_enter()
                 if admitted is None:
                     return await self._call_async(coroutine_fn, args, kwargs)
+                # _adopt's body, inlined: one coroutine less per call.
                 token, start = admitted
                 try:
-                    first = coroutine_fn(*args, **kwargs)
+                    result = await coroutine_fn(*args, **kwargs)
                 except BaseException as error:
                     return await self._failed_async(coroutine_fn, args, kwargs, error, token, start)
-                return await self._adopt(coroutine_fn, args, kwargs, first, token, start)
+                if self._succeeded(token, start):
+                    return await self._result_async(coroutine_fn, args, kwargs, result, token, start)
+                return result
 
             return cast(Callable[P, R], _guarding.mark(guarded_async, self))
         guarded = self._guard(fn)
