@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gc
 import math
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -47,3 +49,12 @@ def clock() -> Iterator[FakeClock]:
     with brace.testing.fake_clock() as frozen:
         clock_advance_to(awkward_time_ns(now_ns()))
         yield frozen
+
+
+@pytest.fixture
+def no_coroutine_left_unawaited() -> Iterator[None]:
+    """Makes a "coroutine was never awaited" RuntimeWarning fail the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        yield
+        gc.collect()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
-import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -48,13 +46,8 @@ ENTRY = {"breaker": "CircuitBreaker.call", "bulkhead": "Bulkhead.call", "retry":
          "policy": "Policy.call"}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def no_coroutine_left_unawaited() -> Iterator[None]:
-    """A coroutine brace refused must be closed, not left for Python to warn about."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        yield
-        gc.collect()
+# A coroutine brace refused must be closed, not left for Python to warn about.
+pytestmark = pytest.mark.usefixtures("no_coroutine_left_unawaited")
 
 
 async def work() -> str:

@@ -5,10 +5,8 @@ and one fallback shared by several operations."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
-import warnings
-from collections.abc import Iterator
+
 from typing import Any
 
 import httpx
@@ -31,12 +29,8 @@ def quiet(**config: Any) -> Recovery:
     return Recovery(escalation=EscalationPolicy(), **config)
 
 
-@pytest.fixture(autouse=True)
-def no_coroutine_left_unawaited() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        yield
-        gc.collect()
+# A coroutine brace refused must be closed, not left for Python to warn about.
+pytestmark = pytest.mark.usefixtures("no_coroutine_left_unawaited")
 
 
 # -- async callables ----------------------------------------------------------------------------
