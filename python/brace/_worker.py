@@ -57,7 +57,9 @@ class _Job:
         self.on_late_end: LateEnd | None = None
         self.lock = threading.Lock()
 
-    def run(self) -> None:
+    def run(self, idle: Callable[[], None]) -> None:
+        """Runs the attempt; `idle` puts the worker back in the pool before the caller
+        learns the outcome, so that a caller's next attempt finds it there."""
         try:
             self.result = self.context.run(self.fn, *self.args, **self.kwargs)
         except BaseException as error:  # handed to the caller, or logged when it stopped waiting
@@ -65,9 +67,10 @@ class _Job:
         with self.lock:
             abandoned = self.abandoned
             self.finished = True
-        self.done.release()
         if abandoned:
             self._ended_late()
+        idle()
+        self.done.release()
 
     def ended(self, seconds: float | None) -> bool:
         """Waits up to `seconds` (None: without limit) for the attempt to end."""
@@ -143,16 +146,18 @@ class _Pool:
         while True:
             job, worker.job = worker.job, None
             assert job is not None
-            job.run()
+            job.run(lambda: self._park(worker))
             del job
-            with self._lock:
-                self._idle.append(worker)
             if not worker.wake.acquire(timeout=_IDLE_SECONDS):
                 with self._lock:
                     if worker in self._idle:  # not handed a job while the wait ended
                         self._idle.remove(worker)
                         return
                 worker.wake.acquire()  # handed one just then: take the hand-over
+
+    def _park(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
 
     def forget(self) -> None:
         """After fork: the parent's workers do not exist in the child."""
