@@ -30,7 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from brace import Degraded, Recovery, RecoveryFailed
 from brace.classify import Category
 from brace._safe import safe_repr
-from brace import deadletter
+from brace.recovery import _deadletters as deadletter
 from brace.deadletter import (
     INTERRUPTED,
     DeadLetter,

@@ -28,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import brace
-from brace import recovery_log
+from brace.recovery import _log as recovery_log
 from brace.classify import DEFAULT_CLASSIFIER
 from brace.recovery import RecoveryEvent
 from brace.recovery_log import (

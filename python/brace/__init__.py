@@ -1,26 +1,22 @@
 """brace: resilience policies with a compiled, lock-free core.
 
-The public API; see README.md for a tour.
+The public API; see README.md for a tour. The primitives (limiter, breaker,
+bulkhead, retry, budget, backoff, Policy) load with `import brace`; the
+recovery layer (brace.recovery, brace.classify) and brace.testing load the
+first time one of their names is used, so a service that only rate-limits
+never imports sqlite3, ssl or asyncio on brace's account.
 """
 
-from brace import testing
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from brace._deadline import deadline, deadline_remaining
 from brace.backoff import Backoff
 from brace.breaker import BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker
 from brace.budget import RetryBudget
 from brace.bulkhead import Bulkhead
-from brace.classify import Category, Classification, ErrorClassifier, Rule, Severity, Strategy, Treatment
-from brace.control import control
-from brace._deadline import deadline, deadline_remaining
-from brace.deadletter import (
-    DeadLetter,
-    DeadLetterStore,
-    InFlightCall,
-    MemoryDeadLetters,
-    ReplayReport,
-    SQLiteDeadLetters,
-    replay,
-    replay_async,
-)
 from brace.errors import (
     BraceError,
     BulkheadFull,
@@ -33,27 +29,127 @@ from brace.errors import (
     RetryError,
     Timeout,
 )
-from brace.escalation import (
-    AttemptRecord,
-    Decision,
-    Escalation,
-    EscalationPolicy,
-    LoggingHandler,
-    Option,
-    QueueHandler,
-)
-from brace.fallback import Degraded, Fallback
-from brace.healing import HealingAction, HealingContext, HealingStats
 from brace.limiter import RateLimiter, RateLimitState
 from brace.policy import Policy
-from brace.pushback import http_status, server_delay
-from brace.recovery import Recovery, RecoveryEvent
-from brace.recovery_log import JsonLinesSink, LoggingSink, MemorySink, RecoveryLog, correlation, correlation_id
-from brace.recovery_stats import CategoryStats, RecoveryStats
 from brace.retry import Attempt, Retry, RetryEvent, retry
-from brace.switchboard import Switchboard, ToggleEvent, switches
+
+if TYPE_CHECKING:
+    from brace import testing
+    from brace.classify import (
+        Category,
+        Classification,
+        ErrorClassifier,
+        Rule,
+        Severity,
+        Strategy,
+        Treatment,
+    )
+    from brace.recovery import (
+        AttemptRecord,
+        CategoryStats,
+        DeadLetter,
+        DeadLetterStore,
+        Decision,
+        Degraded,
+        Escalation,
+        EscalationPolicy,
+        Fallback,
+        HealingAction,
+        HealingContext,
+        HealingStats,
+        InFlightCall,
+        JsonLinesSink,
+        LoggingHandler,
+        LoggingSink,
+        MemoryDeadLetters,
+        MemorySink,
+        Option,
+        QueueHandler,
+        Recovery,
+        RecoveryEvent,
+        RecoveryLog,
+        RecoveryStats,
+        ReplayReport,
+        SQLiteDeadLetters,
+        Switchboard,
+        ToggleEvent,
+        correlation,
+        correlation_id,
+        replay,
+        replay_async,
+        switches,
+    )
+    from brace.pushback import http_status, server_delay
+    from brace.recovery import Control
+
+    control: Control
 
 __version__ = "0.1.0"
+
+# The names that load on first use: name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    "AttemptRecord": "brace.recovery",
+    "Category": "brace.classify",
+    "CategoryStats": "brace.recovery",
+    "Classification": "brace.classify",
+    "DeadLetter": "brace.recovery",
+    "DeadLetterStore": "brace.recovery",
+    "Decision": "brace.recovery",
+    "Degraded": "brace.recovery",
+    "ErrorClassifier": "brace.classify",
+    "Escalation": "brace.recovery",
+    "EscalationPolicy": "brace.recovery",
+    "Fallback": "brace.recovery",
+    "HealingAction": "brace.recovery",
+    "HealingContext": "brace.recovery",
+    "HealingStats": "brace.recovery",
+    "InFlightCall": "brace.recovery",
+    "JsonLinesSink": "brace.recovery",
+    "LoggingHandler": "brace.recovery",
+    "LoggingSink": "brace.recovery",
+    "MemoryDeadLetters": "brace.recovery",
+    "MemorySink": "brace.recovery",
+    "Option": "brace.recovery",
+    "QueueHandler": "brace.recovery",
+    "Recovery": "brace.recovery",
+    "RecoveryEvent": "brace.recovery",
+    "RecoveryLog": "brace.recovery",
+    "RecoveryStats": "brace.recovery",
+    "ReplayReport": "brace.recovery",
+    "Rule": "brace.classify",
+    "SQLiteDeadLetters": "brace.recovery",
+    "Severity": "brace.classify",
+    "Strategy": "brace.classify",
+    "Switchboard": "brace.recovery",
+    "ToggleEvent": "brace.recovery",
+    "Treatment": "brace.classify",
+    "correlation": "brace.recovery",
+    "correlation_id": "brace.recovery",
+    "http_status": "brace.pushback",
+    "replay": "brace.recovery",
+    "replay_async": "brace.recovery",
+    "server_delay": "brace.pushback",
+    "switches": "brace.recovery",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name == "testing":
+        value: object = importlib.import_module("brace.testing")
+    elif name == "control":
+        # Through its old module path, so that a later `import brace.control` finds
+        # it loaded and leaves this name bound to the Control object.
+        value = importlib.import_module("brace.control").control
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'brace' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 __all__ = [
     "Attempt",

@@ -20,7 +20,7 @@ from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
-from brace.classify import Category, Classification, ErrorClassifier
+from brace.classify._classifier import Category, Classification, ErrorClassifier
 from brace.errors import RetryBudgetExhausted, RetryError, Timeout
 from brace.pushback import server_delay
 

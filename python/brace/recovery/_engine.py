@@ -29,11 +29,11 @@ from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, Type
 from brace import _config, _deadline, _guarding
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
-from brace import deadletter
+from brace.recovery import _deadletters as deadletter
 from brace._safe import name_of, safe_repr
 from brace.breaker import BreakerEvent
-from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
-from brace.deadletter import DeadLetterStore
+from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
+from brace.recovery._deadletters import DeadLetterStore
 from brace.errors import (
     BulkheadFull,
     CircuitOpen,
@@ -43,16 +43,16 @@ from brace.errors import (
     RetryBudgetExhausted,
     Timeout,
 )
-from brace.escalation import AttemptRecord, Decision, Escalation, EscalationPolicy, LoggingHandler, Option
-from brace.fallback import Degraded, Fallback
-from brace.healing import HealingAction, HealingContext, HealingStats
+from brace.recovery._escalation import AttemptRecord, Decision, Escalation, EscalationPolicy, LoggingHandler, Option
+from brace.recovery._fallback import Degraded, Fallback
+from brace.recovery._healing import HealingAction, HealingContext, HealingStats
 from brace.policy import Policy, not_run
 from brace.pushback import http_status
-from brace.recovery_log import _current as _correlation
-from brace.recovery_log import correlation_id, new_correlation_id
-from brace.recovery_stats import Ending, RecoveryStats, _Book
+from brace.recovery._log import _current as _correlation
+from brace.recovery._log import correlation_id, new_correlation_id
+from brace.recovery._stats import Ending, RecoveryStats, _Book
 from brace.retry import _add_note
-from brace.switchboard import switches
+from brace.recovery._switchboard import switches
 
 __all__ = ["Recovery", "RecoveryEvent"]
 

@@ -1,0 +1,38 @@
+"""brace's command line, `brace` or `python -m brace`: the demo, a chaos run of brace.Recovery
+against a simulated API, and a short tour of the rate limiter."""
+
+from __future__ import annotations
+
+import argparse
+
+from brace import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="brace", description=__doc__, epilog="`brace COMMAND --help` lists a command's options."
+    )
+    parser.add_argument("--version", action="version", version=f"brace {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands")
+    demo = commands.add_parser(
+        "demo",
+        help="a chaos run: a simulated API with realistic faults, called through brace.Recovery",
+        description="A chaos run: a simulated records API with timeouts, resets, 429s, outages, expiring "
+        "tokens, a schema change and missing records, called through brace.Recovery; reports what was "
+        "recovered, escalated, dead-lettered and lost, and exits 1 when a target is missed.",
+    )
+    from brace._cli import _demo as demo_module
+
+    demo_module.add_arguments(demo)
+    tour = commands.add_parser("tour", help="a short tour of the rate limiter, with its cost per call")
+    tour.add_argument("--quick", action="store_true", help="fewer timing repeats")
+    args = parser.parse_args(argv)
+    if args.command is None:  # a newcomer typing `brace`: show what there is
+        parser.print_help()
+        return 0
+    if args.command == "demo":
+        return demo_module.main(args, demo.error)
+    from brace._cli import _tour
+
+    return _tour.run(quick=args.quick)
+
