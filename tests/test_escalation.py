@@ -143,17 +143,19 @@ def test_the_first_decision_wins() -> None:
 
 
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
+    ("option", "value", "error", "message"),
     [
-        ("maybe", None, r"option must be a brace.Option or one of 'retry', 'skip', 'abort', 'use', got 'maybe'"),
-        (3, None, r"option must be a brace.Option"),
-        (Option.RETRY, None, r"option must be one of this escalation's options \('skip', 'abort'\), got 'retry'"),
-        (Option.ABORT, 5, r"value is only for Option.USE"),
+        ("maybe", None, ValueError,
+         r"option must be a brace.Option or one of 'retry', 'skip', 'abort', 'use', got 'maybe'"),
+        (3, None, TypeError, r"option must be a brace.Option or one of 'retry', 'skip', 'abort', 'use', got int"),
+        (Option.RETRY, None, ValueError,
+         r"option must be one of this escalation's options \('skip', 'abort'\), got 'retry'"),
+        (Option.ABORT, 5, ValueError, r"value is only for Option.USE"),
     ],
 )
-def test_decide_refuses(option: Any, value: object, message: str) -> None:
+def test_decide_refuses(option: Any, value: object, error: type[Exception], message: str) -> None:
     esc = escalation(options=(Option.SKIP, Option.ABORT))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         esc.decide(option, value)
     assert esc.decision is None
 

@@ -370,7 +370,7 @@ def test_raise_retry_error_and_budget_work_with_a_classifier(clock: FakeClock) -
         ({}, TypeError, "on must be an exception type, a tuple of them, or a predicate (it may be left out only "
                         "with a classifier), got None"),
         ({"on": None}, TypeError, "on must be an exception type"),
-        ({"classifier": "default"}, TypeError, "classifier must be a brace.ErrorClassifier or None, got str"),
+        ({"classifier": "default"}, TypeError, "classifier must be a brace.ErrorClassifier (or have its classify() and is_failure()) or None, got str"),
         ({"classifier": EXACT, "attempts": 0}, ValueError, "attempts must be an int from 1 to 2\\*\\*63 - 1, got 0"),
         ({"classifier": EXACT, "on": "OSError"}, TypeError, "on must be an exception type"),
     ],

@@ -7,11 +7,12 @@ what to change. Nothing is clamped.
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import threading
 from datetime import timedelta
-from typing import Callable, Union, cast
+from typing import Callable, TypeVar, Union, cast
 
 from brace._safe import safe_repr
 
@@ -230,3 +231,23 @@ def exception_filter(value: object, name: str) -> Callable[[BaseException], bool
         f"{name} must be an exception type, a tuple of them, or a predicate, "
         f"got {type(value).__name__}"
     )
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def member(kind: type[E], value: object, name: str) -> E:
+    """A member of the enum `kind` from itself or its string value ("timeout").
+
+    The one parser of brace's enums from configuration: the error names the
+    parameter and every accepted value.
+    """
+    if isinstance(value, kind):
+        return value
+    accepted = f"a brace.{kind.__name__} or one of {', '.join(repr(item.value) for item in kind)}"
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}")
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be {accepted}, got {safe_repr(value)}") from None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-__all__ = ["clean_text", "describe", "error_dict", "name_of", "safe_repr", "safe_str", "type_name"]
+__all__ = ["add_note", "clean_text", "describe", "error_dict", "name_of", "safe_repr", "safe_str", "type_name"]
 
 # type's own descriptors: they read the class's C-level slots, so a metaclass
 # that overrides __qualname__ or __module__ cannot run code here.
@@ -122,3 +122,12 @@ def _class_name(cls: type) -> str:
             break
         public.append(part)
     return ".".join((*public, qualname))
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """error.add_note(note), on Python 3.10 too (add_note() is 3.11+)."""
+    notes = getattr(error, "__notes__", None)
+    if notes is None:
+        notes = []
+        setattr(error, "__notes__", notes)
+    notes.append(note)

@@ -172,13 +172,13 @@ def http_status(outcome: object) -> int | None:
     if response is None:
         return None
     for name in _STATUS_ATTRIBUTES:
-        status = _status_number(_attribute(response, name), 999)
+        status = status_number(_attribute(response, name), 999)
         if status is not None:
             return status
     return None
 
 
-def _status_number(value: object, highest: int, *, text: bool = True) -> int | None:
+def status_number(value: object, highest: int, *, text: bool = True) -> int | None:
     """An HTTP status from 100 to `highest` as a plain int, from an int or (with `text`) a
     str such as "429 TOO MANY REQUESTS"; else None.
 

@@ -13,16 +13,33 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Generic, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Generic,
+    Literal,
+    NamedTuple,
+    NoReturn,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from brace import _config, _deadline, _guarding, _worker
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
+from brace._safe import add_note
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
-from brace.classify._classifier import Category, Classification, ErrorClassifier
 from brace.errors import RetryBudgetExhausted, RetryError, Timeout
 from brace.pushback import server_delay
+
+if TYPE_CHECKING:
+    from brace.classify import Category, Classification
 
 __all__ = ["Attempt", "Retry", "RetryEvent", "retry"]
 
@@ -35,9 +52,21 @@ _NS = 1_000_000_000
 GiveUpReason = Literal["attempts", "deadline", "budget", "still_running"]
 # Per call, with a classifier: retries made so far and the last delay, by the
 # category of the failure (None: a result only retry_on_result rejected).
-_Tally = dict[Category | None, tuple[int, float]]
+_Tally = dict["Category | None", tuple[int, float]]
 # Attempts for results only retry_on_result rejects, when a classifier sets no overall cap.
 _UNCLASSIFIED_ATTEMPTS = 3
+
+
+class Classifier(Protocol):
+    """What a Retry asks of its classifier; brace.ErrorClassifier is one.
+
+    A protocol, so that this primitive does not import the classification layer
+    (brace.classify) that sits above it.
+    """
+
+    def classify(self, outcome: object, /) -> Classification: ...
+
+    def is_failure(self, result: object, /) -> bool: ...
 
 
 class RetryEvent(NamedTuple):
@@ -73,14 +102,6 @@ class _GiveUp(Exception):
     def __init__(self, reason: GiveUpReason) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _add_note(error: BaseException, note: str) -> None:
-    notes = getattr(error, "__notes__", None)
-    if notes is None:
-        notes = []
-        setattr(error, "__notes__", notes)  # add_note() is 3.11+
-    notes.append(note)
 
 
 class Attempt:
@@ -232,11 +253,13 @@ class Retry(RetryCore):
         on_retry: Hook | None = None,
         on_giveup: Hook | None = None,
         name: str | None = None,
-        classifier: ErrorClassifier | None = None,
+        classifier: Classifier | None = None,
     ) -> None:
         _config.keywords_only("Retry", positional)
-        if classifier is not None and not isinstance(classifier, ErrorClassifier):
-            raise TypeError(f"classifier must be a brace.ErrorClassifier or None, got {type(classifier).__name__}")
+        if classifier is not None and not (callable(getattr(classifier, "classify", None))
+                                           and callable(getattr(classifier, "is_failure", None))):
+            raise TypeError("classifier must be a brace.ErrorClassifier (or have its classify() and is_failure()) "
+                            f"or None, got {type(classifier).__name__}")
         self._classifier = classifier
         if on is None and classifier is None:
             raise TypeError("on must be an exception type, a tuple of them, or a predicate "
@@ -621,7 +644,7 @@ class Retry(RetryCore):
         elif cause is not None:
             who = f"retry {self._name!r}" if self._name else "brace.retry"
             why = reason if classification is None else f"{reason}: {classification.category.value}"
-            _add_note(cause, f"{who} gave up after {attempts} attempt(s) ({why})")
+            add_note(cause, f"{who} gave up after {attempts} attempt(s) ({why})")
             return cause
         else:
             return _LastResult(outcome)

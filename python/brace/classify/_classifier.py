@@ -45,7 +45,7 @@ from brace._safe import safe_repr, safe_str, type_name
 from brace import _config
 from brace.backoff import Backoff, after_server_wait
 from brace.errors import BulkheadFull, CircuitOpen, RateLimited, Timeout
-from brace.pushback import _status_number, http_status, server_delay
+from brace.pushback import status_number, http_status, server_delay
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
@@ -110,32 +110,12 @@ _STRATEGY_TEXT: Final = {
 }
 
 
-def _choices(enum_type: type[enum.Enum]) -> str:
-    return ", ".join(repr(member.value) for member in enum_type)
-
-
-E = TypeVar("E", bound=enum.Enum)
-
-
-def _member(kind: type[E], value: object, name: str) -> E:
-    """A member of the enum `kind` from itself or its string value ("timeout")."""
-    if isinstance(value, kind):
-        return value
-    accepted = f"a brace.{kind.__name__} or one of {_choices(kind)}"
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}")
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name} must be {accepted}, got {safe_repr(value)}") from None
-
-
 def _category(value: object, name: str) -> Category:
     """A Category from itself or its value ("timeout")."""
-    return _member(Category, value, name)
+    return _config.member(Category, value, name)
 
 
-def _categories(value: object, name: str) -> frozenset[Category]:
+def parse_categories(value: object, name: str) -> frozenset[Category]:
     """A non-empty set of Categories from one (or its value) or an iterable of them."""
     items = (value,) if isinstance(value, (str, Category)) else value
     if not isinstance(items, Iterable):
@@ -147,7 +127,7 @@ def _categories(value: object, name: str) -> frozenset[Category]:
 
 
 def _strategy(value: object) -> Strategy:
-    return _member(Strategy, value, "strategy")
+    return _config.member(Strategy, value, "strategy")
 
 
 def _severity(value: object) -> Severity:
@@ -625,7 +605,7 @@ def _status(outcome: object) -> int | None:
         if _attribute(outcome, "headers") is not _MISSING:
             return None
         for name in ("status_code", "status"):
-            status = _status_number(_attribute(outcome, name), 599, text=False)
+            status = status_number(_attribute(outcome, name), 599, text=False)
             if status is not None:
                 return status
     return None

@@ -3,7 +3,7 @@
 One small API for an operator (or an admin endpoint) to take over: force the
 decision recovery escalations get, force a named circuit breaker into a
 state, and turn features off and on. `brace.control` is the process-wide
-`Control`; import it with `from brace.recovery._control import control`.
+`Control`; import it with `from brace import control`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from brace._safe import safe_repr
 from brace.breaker import BreakerState, CircuitBreaker, named_breakers
-from brace.recovery._escalation import Decision, Option, _option
+from brace.recovery._decisions import Decision, Option, parse_option
 
 if TYPE_CHECKING:
     from brace.classify._classifier import Category
@@ -86,10 +86,10 @@ class Control:
         if (category is None) == (operation is None):
             raise ValueError("give exactly one of category and operation")
         if isinstance(decision, Decision):
-            chosen = _option(decision.option, "decision.option")
+            chosen = parse_option(decision.option, "decision.option")
             forced = Decision(chosen, decision.value if chosen is Option.USE else None, "control")
         elif isinstance(decision, (Option, str)):
-            chosen = _option(decision, "decision")
+            chosen = parse_option(decision, "decision")
             if chosen is Option.USE:
                 raise ValueError("decision 'use' needs a value: pass brace.Decision.use(value)")
             forced = Decision(chosen, None, "control")

@@ -30,7 +30,7 @@ from brace import _config, _deadline, _guarding
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
 from brace.recovery import _deadletters as deadletter
-from brace._safe import name_of, safe_repr
+from brace._safe import add_note, name_of, safe_repr
 from brace.breaker import BreakerEvent
 from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
 from brace.recovery._deadletters import DeadLetterStore
@@ -43,15 +43,15 @@ from brace.errors import (
     RetryBudgetExhausted,
     Timeout,
 )
+from brace.recovery._events import EventKind, Listener, RecoveryEvent, StopReason
 from brace.recovery._escalation import AttemptRecord, Decision, Escalation, EscalationPolicy, LoggingHandler, Option
 from brace.recovery._fallback import Degraded, Fallback
 from brace.recovery._healing import HealingAction, HealingContext, HealingStats
 from brace.policy import Policy, not_run
 from brace.pushback import http_status
-from brace.recovery._log import _current as _correlation
+from brace.recovery._correlation import correlation_var
 from brace.recovery._log import correlation_id, new_correlation_id
 from brace.recovery._stats import Ending, RecoveryStats, _Book
-from brace.retry import _add_note
 from brace.recovery._switchboard import switches
 
 __all__ = ["Recovery", "RecoveryEvent"]
@@ -65,10 +65,6 @@ _NS = 1_000_000_000
 # forever: after this many RETRY decisions in one call, RETRY is no longer offered.
 _MAX_RETRY_DECISIONS = 3
 
-EventKind = Literal["attempt_started", "attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter",
-                    "breaker"]
-StopReason = Literal["not_retryable", "attempts", "healing_time", "deadline", "fallback_failed",
-                     "rejected_locally", "still_running", "recovery_error"]
 # Rejections brace made itself, before anything was sent: retrying at once would be
 # rejected again (an open breaker, a full bulkhead, a spent budget), and waiting out a
 # breaker's open time would hold the call for up to a minute. They settle at once.
@@ -76,51 +72,6 @@ _LOCAL_REJECTIONS = (CircuitOpen, BulkheadFull, RetryBudgetExhausted)
 _AUTH_FAILURES = (Category.AUTH_EXPIRED, Category.AUTH_INVALID)
 
 
-class RecoveryEvent(NamedTuple):
-    """What a Recovery's listeners receive: one step of one call.
-
-    Attributes:
-        kind: "attempt_started" (an attempt is about to run: a write-ahead
-            record, emitted only by a Recovery with write_ahead=True),
-            "attempt" (one attempt ended), "heal" (a healing action
-            ran), "undo" (one was rolled back), "fallback" (a fallback was
-            tried), "escalation" (a failure reached the escalation handlers
-            and was decided), "recovered" (a call that had failed succeeded),
-            "dead_letter" (a given-up call went to the dead-letter store),
-            "breaker" (a breaker of the Recovery's policy changed state).
-        operation: The operation's name.
-        attempt: The attempt number the step belongs to (1 for the first).
-        at: When the step began, seconds on brace's clock.
-        duration: Seconds it took ("recovered": from the first failure to the success).
-        outcome: "success" or "failure" (attempt), "ok" or "failed" (heal, undo),
-            "served" or "failed" (fallback), the decision's option (escalation),
-            "success" (recovered), "stored" or "failed" (dead_letter), the
-            state entered (breaker).
-        classification: The failure's classification, when there is one.
-        error: The exception or failed response involved, or None.
-        detail: The action's name, the value's source, the escalation's reason,
-            the dead letter's id, or "<breaker>: <from> -> <to>".
-        correlation_id: The call's correlation id (see brace.correlation): the
-            caller's, or one made for the call when none was set.
-        ran: Whether the operation itself ran ("attempt" events): False for
-            an attempt that the Recovery's own policy rejected before calling
-            it (breaker open, limiter, bulkhead full): nothing was sent.
-    """
-
-    kind: EventKind
-    operation: str
-    attempt: int
-    at: float
-    duration: float
-    outcome: str
-    classification: Classification | None = None
-    error: object = None
-    detail: str = ""
-    correlation_id: str | None = None
-    ran: bool = True
-
-
-Listener = Callable[[RecoveryEvent], object]
 
 
 class _Again(Exception):
@@ -459,11 +410,11 @@ class Recovery:
         """One call; `attempt` makes one attempt. `adopt`: the decorated function, when a
         first attempt that returns an awaitable is to be recovered as a coroutine."""
         if self._listeners and correlation_id() is None:
-            token = _correlation.set(new_correlation_id())
+            token = correlation_var.set(new_correlation_id())
             try:
                 return self._run(operation, attempt, args, kwargs, adopt)
             finally:
-                _correlation.reset(token)
+                correlation_var.reset(token)
         return self._run(operation, attempt, args, kwargs, adopt)
 
     def _run(self, operation: str, attempt: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -571,11 +522,11 @@ class Recovery:
         """One call; `first`: the awaitable of a first attempt already made (with the
         outbox entry made for it)."""
         if self._listeners and correlation_id() is None:
-            token = _correlation.set(new_correlation_id())
+            token = correlation_var.set(new_correlation_id())
             try:
                 return await self._guarded_async(operation, fn, args, kwargs, first, outbox)
             finally:
-                _correlation.reset(token)
+                correlation_var.reset(token)
         return await self._guarded_async(operation, fn, args, kwargs, first, outbox)
 
     async def _guarded_async(self, operation: str, fn: Callable[..., Any], args: tuple[Any, ...],
@@ -942,7 +893,7 @@ class Recovery:
                                        outbox_id=outbox_id)  # fmt: skip
         except Exception as error:
             _log.exception("brace: could not dead-letter a call of %r", run.operation)
-            _add_note(outcome, f"brace could not store this call as a dead letter: {safe_repr(error)}")
+            add_note(outcome, f"brace could not store this call as a dead letter: {safe_repr(error)}")
             self._emit("dead_letter", run, at, "failed", classification, error)
             return None
         run.dead_lettered = True
@@ -963,7 +914,7 @@ class Recovery:
         still ends with brace's error, its dead letter stored, never with a stray exception."""
         _log.error("brace: recovering %r failed inside brace; the call is dead-lettered", run.operation,
                    exc_info=internal)  # fmt: skip
-        _add_note(outcome, f"brace's recovery failed: {safe_repr(internal)}")
+        add_note(outcome, f"brace's recovery failed: {safe_repr(internal)}")
         category = self._classifier.classify(outcome)
         letter = self._dead_letter(run, category, outcome)
         self._book_failed_call(run, "abort")

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Union
 from brace import _clock, _config, _deadline
 from brace._safe import describe, error_dict, name_of, safe_repr, safe_str, type_name
 from brace._core import now_ns
+from brace.recovery._control import control
+from brace.recovery._decisions import REASONS, AttemptRecord, Decision, Option, Reason, parse_option
 
 if TYPE_CHECKING:
     from brace.classify._classifier import Category, Classification
@@ -42,92 +44,6 @@ __all__ = [
 
 _log = logging.getLogger("brace")
 _NS = 1_000_000_000
-
-Reason = Literal["not_retryable", "attempts", "healing_time", "deadline", "fallback_failed", "rejected_locally",
-                 "still_running", "recovery_error"]
-_REASONS: tuple[str, ...] = ("not_retryable", "attempts", "healing_time", "deadline", "fallback_failed",
-                             "rejected_locally", "still_running", "recovery_error")
-
-
-class Option(enum.Enum):
-    """What can be decided about an escalated operation."""
-
-    RETRY = "retry"  # run the operation again, with a fresh round of recovery
-    SKIP = "skip"  # give up without an error: the call returns a Degraded(None)
-    ABORT = "abort"  # give up with brace.RecoveryFailed
-    USE = "use"  # return the decision's value instead (as a Degraded)
-
-
-_OPTION_VALUES = ", ".join(repr(option.value) for option in Option)
-
-
-def _option(value: object, name: str) -> Option:
-    if isinstance(value, Option):
-        return value
-    try:
-        return Option(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a brace.Option or one of {_OPTION_VALUES}, got {safe_repr(value)}") from None
-
-
-class Decision(NamedTuple):
-    """A decision about an escalated operation.
-
-    Attributes:
-        option: What to do.
-        value: The value to return (Option.USE only; None is a value too).
-        by: Who decided: a person's name, "control", "default", a handler's name...
-    """
-
-    option: Option
-    value: object = None
-    by: str = ""
-
-    @classmethod
-    def retry(cls, by: str = "") -> Decision:
-        """Run the operation again."""
-        return cls(Option.RETRY, None, by)
-
-    @classmethod
-    def skip(cls, by: str = "") -> Decision:
-        """Give up without an error."""
-        return cls(Option.SKIP, None, by)
-
-    @classmethod
-    def abort(cls, by: str = "") -> Decision:
-        """Give up with brace.RecoveryFailed."""
-        return cls(Option.ABORT, None, by)
-
-    @classmethod
-    def use(cls, value: object, by: str = "") -> Decision:
-        """Return `value` instead of the operation's result."""
-        return cls(Option.USE, value, by)
-
-
-class AttemptRecord(NamedTuple):
-    """One attempt of a recovered operation.
-
-    Attributes:
-        number: 1 for the first attempt.
-        started: When it started (seconds, brace's clock).
-        duration: How long it ran (seconds).
-        outcome: "success" or "failure".
-        error: What it raised (or the failed response's error), or None.
-        classification: How the failure was classified, or None.
-        actions: The healing actions run before it, each as "name: ok",
-            "name: failed (<error>)" or "name: undone".
-        delay: Seconds waited before it.
-    """
-
-    number: int
-    started: float
-    duration: float
-    outcome: Literal["success", "failure"]
-    error: BaseException | None = None
-    classification: Classification | None = None
-    actions: tuple[str, ...] = ()
-    delay: float = 0.0
-
 
 def _plain(value: object) -> object:
     """value as JSON-able data: live objects become their repr."""
@@ -205,9 +121,9 @@ class Escalation:
     ) -> None:
         if not isinstance(operation, str):
             raise TypeError(f"operation must be a str, got {type(operation).__name__}")
-        if reason not in _REASONS:
-            raise ValueError(f"reason must be one of {', '.join(map(repr, _REASONS))}, got {safe_repr(reason)}")
-        chosen = tuple(_option(option, "options") for option in options)
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {', '.join(map(repr, REASONS))}, got {safe_repr(reason)}")
+        chosen = tuple(parse_option(option, "options") for option in options)
         if not chosen:
             raise ValueError("options must hold at least one brace.Option, got none")
         if correlation_id is not None and not isinstance(correlation_id, str):
@@ -385,7 +301,7 @@ class Escalation:
             ValueError: For an option that is not one of `options`, or a value
                 given with an option other than USE.
         """
-        chosen = _option(option, "option")
+        chosen = parse_option(option, "option")
         return self._decide(Decision(chosen, value, by), check_options=True)
 
     def _decide(self, decision: Decision, *, check_options: bool) -> bool:
@@ -633,7 +549,7 @@ class EscalationPolicy:
                 raise TypeError(f"handlers[{index}] must be a callable, got {type(handler).__name__}")
         # The sync path waits for a decision on a thread.
         self._wait = _config.duration(wait, "wait", allow_none=True, positive=True, maximum=_config.THREAD_WAIT_MAX)
-        self._default = _option(default, "default")
+        self._default = parse_option(default, "default")
         if self._default is Option.USE:
             raise ValueError("default must be 'retry', 'skip' or 'abort', got 'use': a default has no value to use")
 
@@ -692,8 +608,6 @@ class EscalationPolicy:
 
     @staticmethod
     def _force(escalation: Escalation) -> None:
-        from brace.recovery._control import control
-
         forced = control.forced_decision(escalation.category, escalation.operation)
         if forced is None:
             return

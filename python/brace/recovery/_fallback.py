@@ -22,7 +22,7 @@ from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
 from brace._safe import describe, name_of, safe_repr
-from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, _categories
+from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, parse_categories
 from brace.errors import FallbackFailed
 
 
@@ -281,7 +281,7 @@ class Fallback:
                 )
         self._alternatives = tuple(chain)
         self._caches = tuple(a for a in chain if isinstance(a, _Cached))
-        self._on = None if on is None else _categories(on, "on")
+        self._on = None if on is None else parse_categories(on, "on")
         self._name = _checked_name(name)
 
     # -- alternatives -------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any, Callable, NamedTuple
 from brace import _config
 from brace._safe import name_of, safe_repr
 from brace._core import rng_uniform
-from brace.classify._classifier import Category, Classification, _categories
+from brace.classify._classifier import Category, Classification, parse_categories
 
 __all__ = ["HealingAction", "HealingContext", "HealingStats", "StrategyRecord"]
 
@@ -93,7 +93,7 @@ class HealingAction:
             raise ValueError(f"name must be a non-empty str or None, got {safe_repr(name)}")
         self.run = run
         self.undo = undo
-        self.categories = _categories(categories, "categories")
+        self.categories = parse_categories(categories, "categories")
         self.name = name if name is not None else name_of(run)
 
     @property

@@ -10,39 +10,30 @@ logging, the event's fields in the record's `brace_event` extra),
 callable taking an event is a sink too. Sinks never raise into the call they
 log, and never hold it up for long.
 
-Events carry a correlation id: the id of the request or job the call serves,
-set with `with correlation(id): ...` and read with `correlation_id()`. It is
-a contextvars.ContextVar, so it follows the code that runs on behalf of the
-block: asyncio tasks created inside it (a task copies its creator's context),
-`asyncio.to_thread` and `contextvars.copy_context().run(...)`. A plain
-threading.Thread or an executor's worker starts with an empty context and so
-without the id (on Python 3.14+, a thread inherits the context when
-`sys.flags.thread_inherit_context` is set, the default on free-threaded
-builds): hand it over with `copy_context().run`.
+Events carry the correlation id of the request or job the call serves
+(brace.recovery._correlation).
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
-import contextvars
 import itertools
 import json
 import logging
 import os
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable
 
 from brace import _config
 from brace._safe import error_dict, safe_repr
+from brace.recovery._correlation import correlation, correlation_id, new_correlation_id
 
 if TYPE_CHECKING:
     from brace.classify._classifier import Classification
-    from brace.recovery._engine import RecoveryEvent
+    from brace.recovery._events import RecoveryEvent
 
 __all__ = [
     "JsonLinesSink",
@@ -57,8 +48,6 @@ __all__ = [
 
 _log = logging.getLogger("brace")
 
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("brace_correlation_id", default=None)
-
 # A failing sink or file is reported on its 1st, 101st, 201st... failure: enough
 # to notice and diagnose, without a log line per event.
 _REPORT_EVERY = 100
@@ -68,59 +57,6 @@ _REPORT_EVERY = 100
 _FULL_WAIT = 0.05
 # The longest a written line stays in the file's buffer (seconds, real time).
 _FLUSH_EVERY = 0.2
-
-
-# -- correlation ids -----------------------------------------------------------------
-
-
-def correlation_id() -> str | None:
-    """The correlation id of the current context, or None outside `correlation`."""
-    return _current.get()
-
-
-# Ids are a random per-process prefix and a counter: unique like uuid4s (the
-# prefix is 64 random bits, drawn again in a forked child), at a fraction of
-# their cost, which matters because a logged call without an id gets one.
-_prefix = uuid.uuid4().hex[:16]
-_serial = itertools.count()
-
-
-def _new_process() -> None:
-    global _prefix, _serial
-    _prefix, _serial = uuid.uuid4().hex[:16], itertools.count()
-
-
-os.register_at_fork(after_in_child=_new_process)
-
-
-def new_correlation_id() -> str:
-    """A fresh correlation id: 32 hex digits, unique across processes."""
-    return f"{_prefix}{next(_serial):016x}"
-
-
-@contextlib.contextmanager
-def correlation(id: str | None = None) -> Iterator[str]:
-    """Sets the correlation id for the block (sync or inside a coroutine) and yields it.
-
-    The previous id (or None) is restored when the block ends, so blocks nest.
-
-    Args:
-        id: The id, a non-empty str; None for a new one (`new_correlation_id()`).
-
-    Raises:
-        TypeError, ValueError: For an id that is not a non-empty str or None.
-    """
-    if id is None:
-        id = new_correlation_id()
-    elif not isinstance(id, str):
-        raise TypeError(f"id must be a non-empty str or None, got {type(id).__name__}")
-    elif not id:
-        raise ValueError("id must be a non-empty str or None, got ''")
-    token = _current.set(id)
-    try:
-        yield id
-    finally:
-        _current.reset(token)
 
 
 # -- events as data ------------------------------------------------------------------
