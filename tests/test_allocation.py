@@ -14,6 +14,8 @@ import pytest
 
 import brace
 
+pytestmark = pytest.mark.slow
+
 CALLS = 1_000_000
 
 

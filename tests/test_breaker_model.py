@@ -43,6 +43,8 @@ from brace._config import MAX_DEPTH_NS, NS_PER_SECOND
 from brace._core import now_ns
 from brace.testing import FakeClock
 
+pytestmark = pytest.mark.slow
+
 UNIT_NS = 1 << 16  # the time grid of these tests (the core's former unit for open_until)
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN

@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, ParamSpec
 
+import httpx
 import pytest
 
 import brace
@@ -323,7 +324,6 @@ def test_explain_says_why_recovery_stopped(reason: str, error: BaseException, co
 
 
 def test_explain_names_a_library_error_by_its_public_module() -> None:
-    httpx = pytest.importorskip("httpx")
     error = httpx.ReadTimeout("timed out reading")
     assert "Last error: httpx.ReadTimeout: timed out reading" in escalation(error=error).explain()
 

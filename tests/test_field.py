@@ -45,7 +45,7 @@ def _load_harness() -> ModuleType:
 
 
 field = _load_harness()
-pytestmark = pytest.mark.field
+pytestmark = [pytest.mark.field, pytest.mark.slow]
 
 # The harness's defaults: 240 calls from 8 threads over 8 s, two outages, seed 10.
 SETTINGS = field.Settings()

@@ -264,8 +264,19 @@ def test_unfollow_stops_following() -> None:
     assert board.is_on("f")
 
 
-def test_the_process_wide_switchboard() -> None:
-    assert isinstance(switches, Switchboard)
+def test_the_process_wide_switchboard_is_one_object_under_every_name() -> None:
+    import brace.recovery
+
+    assert brace.switches is brace.recovery.switches is switches
+    events: list[ToggleEvent] = []
+    switches.add_listener(events.append)
+    try:
+        assert brace.switches.turn_off("test-process-wide", reason="one board")
+        assert not switches.is_on("test-process-wide")
+        assert [(event.name, event.on) for event in events] == [("test-process-wide", False)]
+    finally:
+        switches.turn_on("test-process-wide", reason="restored")
+        switches.remove_listener(events.append)
 
 
 # ---- bad input ---------------------------------------------------------------------------
