@@ -89,3 +89,19 @@ def test_compare_quick_reports_every_case_and_the_allocation_check() -> None:
     for key in ("breaker", "bulkhead", "retry", "policy"):
         checks = report[key]["allocations"]
         assert checks and all(check["measured"]["calls"] == 1_000_000 for check in checks), key
+
+
+def test_costs_runs_at_its_smallest_size() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "costs.py"), "--max-size", "1000"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sections = result.stdout.split("\n\n")
+    assert [section.splitlines()[0] for section in sections] == [
+        "dead letters (SQLite, N dead letters)", "recovery.stats() (7 categories, N recoveries each)",
+        "server_delay (one response)"]  # fmt: skip
+    for section in sections:
+        rows = [line.split() for line in section.splitlines()[2:]]
+        assert rows and all(float(row[-1]) >= 0 for row in rows), section
+    assert sections[0].splitlines()[2].split()[0] == "1000"

@@ -4,8 +4,10 @@ the accounting invariant, crash durability of the SQLite store, threads."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import functools
+import json
 import math
 import os
 import signal
@@ -31,8 +33,9 @@ from brace import Degraded, Recovery, RecoveryFailed
 from brace.classify import Category
 from brace._safe import safe_repr
 from brace.recovery import _deadletters as deadletter
-from brace.deadletter import (
+from brace.recovery._deadletters import (
     INTERRUPTED,
+    Status,
     DeadLetter,
     DeadLetterStore,
     InFlightCall,
@@ -457,6 +460,40 @@ def test_replay_runs_at_most_limit_letters_oldest_first(store: DeadLetterStore) 
     assert replay(store, {"op": ran.append}).delivered == tuple(ids[2:])
 
 
+class CountingReads(MemoryDeadLetters):
+    """A memory store that records how many letters each page read returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[int] = []
+
+    def _page(self, status: Status | None, after: int, limit: int) -> list[tuple[int, DeadLetter]]:
+        page = super()._page(status, after, limit)
+        self.pages.append(len(page))
+        return page
+
+
+def test_replay_reads_the_store_a_page_at_a_time() -> None:
+    store = CountingReads()
+    ids = [put(store, "op", i).id for i in range(1200)]
+    assert replay(store, {"op": lambda i: None}, limit=3).delivered == tuple(ids[:3])
+    assert store.pages == [3]  # what it ran, not the 1,200 letters kept
+    store.pages.clear()
+    assert len(replay(store, {"op": lambda i: None}).delivered) == 1197
+    assert max(store.pages) == 500 and sum(store.pages) == 1197
+
+
+def test_replay_with_a_limit_reads_past_the_letters_it_cannot_run() -> None:
+    store = CountingReads()
+    stale = put(store, "op", WHEN).id
+    missing = put(store, "gone").id
+    ran = [put(store, "op", i).id for i in range(3)]
+    report = replay(store, {"op": lambda i: None}, limit=2)
+    assert report == ReplayReport(delivered=tuple(ran[:2]), still_dead=(), skipped_unreplayable=(stale,),
+                                  missing_operation=(missing,))  # fmt: skip
+    assert store.get(ran[2]).status == "dead"
+
+
 def test_replay_runs_through_a_recovery(store: DeadLetterStore, clock: FakeClock) -> None:
     sheets = Sheets()
     sheets.failing = 2  # the recovery's retries get past these
@@ -630,6 +667,13 @@ class Accounting(RuleBasedStateMachine):
         for id in report.delivered:
             self.model[id] = "delivered"
 
+    @rule(states=st.sampled_from([("delivered",), ("discarded",), ("delivered", "discarded")]))
+    def compact(self, states: tuple[Status, ...]) -> None:
+        removed = [id for id, status in self.model.items() if status in states]
+        assert self.store.compact(older_than=0, states=states) == len(removed)
+        for id in removed:
+            del self.model[id]
+
     @rule(value=st.one_of(st.integers(), st.text(), st.dates()))
     def begin(self, value: object) -> None:
         self.in_flight.append(self.store.begin(operation="op", args=(value,), kwargs={}, correlation_id=None))
@@ -662,6 +706,14 @@ class Accounting(RuleBasedStateMachine):
         assert counts == {status: len(self.ids(status)) for status in ("dead", "delivered", "discarded")}
         assert [(letter.id, letter.status) for letter in self.store.all()] == list(self.model.items())
 
+    @invariant()
+    def pages_list_every_letter_once_in_order(self) -> None:
+        for status in (None, "dead", "delivered", "discarded"):
+            listed: list[str] = []
+            while page := self.store.page(status=status, after=listed[-1] if listed else None, limit=2):
+                listed.extend(letter.id for letter in page)
+            assert listed == [id for id, known in self.model.items() if status in (None, known)]
+
     def teardown(self) -> None:
         self.store.close()
         self.directory.cleanup()
@@ -675,6 +727,124 @@ TestMemoryAccounting = Accounting.TestCase
 TestMemoryAccounting.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
 TestSQLiteAccounting = SQLiteAccounting.TestCase
 TestSQLiteAccounting.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
+
+
+# -- paging and compaction ----------------------------------------------------------------
+
+
+def test_pages_follow_each_other_oldest_first(store: DeadLetterStore) -> None:
+    ids = [put(store, "op", i).id for i in range(7)]
+    store.discard(ids[1], by="ana", reason="dup")
+    assert [letter.id for letter in store.page(limit=3)] == ids[:3]
+    assert [letter.id for letter in store.page(after=ids[2], limit=3)] == ids[3:6]
+    assert [letter.id for letter in store.page(after=ids[5], limit=3)] == ids[6:]
+    assert store.page(after=ids[6]) == []
+    assert [letter.id for letter in store.page(status="dead", after=ids[0], limit=2)] == [ids[2], ids[3]]
+    # after a letter of another status:
+    assert [letter.id for letter in store.page(status="dead", after=ids[1])] == ids[2:]
+    assert [letter.id for letter in store.page(status="discarded")] == [ids[1]]
+    assert store.page(status="delivered") == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"status": "lost"}, ValueError, "status must be one of 'dead', 'delivered', 'discarded' or None, got 'lost'"),
+        ({"limit": 0}, ValueError, "limit must be an int from 1 to 10000, got 0"),
+        ({"limit": 10_001}, ValueError, "limit must be an int from 1 to 10000"),
+        ({"limit": 2.0}, TypeError, "limit must be an int"),
+        ({"after": 3}, TypeError, "after must be a non-empty str, got int"),
+        ({"after": "nope"}, KeyError, "no dead letter with id 'nope'"),
+    ],
+)
+def test_page_refuses_bad_arguments(store: DeadLetterStore, kwargs: dict[str, Any], error: type[Exception],
+                                    match: str) -> None:  # fmt: skip
+    put(store, "op")
+    with pytest.raises(error, match=match):
+        store.page(**kwargs)
+
+
+def settled_at(store: DeadLetterStore, when: float, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A delivered and a discarded letter, settled at time.time() == when."""
+    delivered, discarded = put(store, "op", 1).id, put(store, "op", 2).id
+    with monkeypatch.context() as patched:
+        patched.setattr(time, "time", lambda: when)
+        store.mark_delivered(delivered)
+        store.discard(discarded, by="ana", reason="dup")
+    return delivered, discarded
+
+
+def test_compaction_removes_old_settled_letters_only_never_a_dead_one_nor_a_call_in_flight(
+    store: DeadLetterStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = settled_at(store, time.time() - 7200, monkeypatch)
+    dead = put(store, "op", 3)
+    failed = put(store, "op", 4)
+    store.record_failed_replay(failed.id, "still failing")
+    recent = settled_at(store, time.time(), monkeypatch)
+    in_flight = begin(store, "op", 5)
+
+    assert store.compact(older_than=datetime.timedelta(hours=1)) == 2
+    assert [letter.id for letter in store.all()] == [dead.id, failed.id, *recent]
+    assert store.counts() == {"dead": 2, "delivered": 1, "discarded": 1}
+    assert store.compact(older_than=0, states=["discarded"]) == 1
+    assert store.compact(older_than=0, states=("delivered", "discarded")) == 1
+    assert store.compact(older_than=0) == 0
+    assert store.all() == [dead, store.get(failed.id)] and store.get(failed.id).replays == 1
+    assert [call.id for call in store.in_flight()] == [in_flight]
+    assert store.counts() == {"dead": 2, "delivered": 0, "discarded": 0}
+    with pytest.raises(KeyError, match=f"no dead letter with id {old[0]!r}"):
+        store.get(old[0])
+
+
+def test_compaction_archives_what_it_removes_first(store: DeadLetterStore, tmp_path: Path) -> None:
+    delivered = put(store, "sync_sheet", 1, WHEN, rows=[1.5, math.inf])
+    store.mark_delivered(delivered.id)
+    discarded = put(store, "op", served="cache")
+    store.discard(discarded.id, by="ana", reason="dup")
+    put(store, "op", 3)
+    archive = tmp_path / "settled.jsonl"
+    archive.write_text('{"kept": "what was there"}\n')
+    assert store.compact(older_than=0, archive=archive) == 2
+    lines = archive.read_text().splitlines()
+    assert lines[0] == '{"kept": "what was there"}'  # appended to, never truncated
+    rows = [json.loads(line) for line in lines[1:]]
+    assert [(row["id"], row["status"]) for row in rows] == [(delivered.id, "delivered"), (discarded.id, "discarded")]
+    assert rows[0] == {**dataclasses.asdict(delivered), "args": [1, safe_repr(WHEN)], "status": "delivered",
+                       "resolved_at": rows[0]["resolved_at"], "resolved_by": "replay", "replays": 1,
+                       "unserialisable": ["args[1]"]}  # fmt: skip
+    assert rows[0]["kwargs"] == {"rows": [1.5, math.inf]} and rows[1]["served"] == "cache"
+
+
+def test_compaction_removes_nothing_when_the_archive_cannot_be_written(store: DeadLetterStore, tmp_path: Path) -> None:
+    letter = put(store, "op")
+    store.mark_delivered(letter.id)
+    with pytest.raises(OSError):
+        store.compact(older_than=0, archive=tmp_path / "no such directory" / "settled.jsonl")
+    assert store.counts() == {"dead": 0, "delivered": 1, "discarded": 0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"older_than": 0, "states": ("dead",)}, ValueError,
+         "states must name settled statuses only .*never removes a dead letter"),
+        ({"older_than": 0, "states": ("delivered", "dead")}, ValueError, "states must name settled statuses only"),
+        ({"older_than": 0, "states": ()}, ValueError, "states must name settled statuses only"),
+        ({"older_than": 0, "states": "delivered"}, TypeError, "states must be an iterable of statuses, got str"),
+        ({"older_than": -1}, ValueError, "older_than must be 0 or a finite number of seconds"),
+        ({"older_than": math.nan}, ValueError, "older_than must be 0 or a finite number of seconds"),
+        ({"older_than": "1h"}, TypeError, "older_than must be seconds"),
+        ({"older_than": 0, "archive": 3}, TypeError, "archive must be a str, an os.PathLike or None, got int"),
+    ],
+)
+def test_compaction_refuses_bad_arguments(store: DeadLetterStore, kwargs: dict[str, Any], error: type[Exception],
+                                          match: str) -> None:  # fmt: skip
+    letter = put(store, "op")
+    store.mark_delivered(letter.id)
+    with pytest.raises(error, match=match):
+        store.compact(**kwargs)
+    assert store.counts()["delivered"] == 1
 
 
 # -- the outbox -------------------------------------------------------------------------
@@ -884,7 +1054,7 @@ def test_the_database_is_in_wal_mode_with_its_schema_version(tmp_path: Path) -> 
     SQLiteDeadLetters(path).close()
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
     with SQLiteDeadLetters(str(path)) as store:  # reopening keeps the table
         assert store.path == str(path) and store.all() == []
         letter = put(store, "op", 1, rows=(2, 3))
@@ -944,7 +1114,27 @@ def test_a_file_of_schema_version_1_is_migrated_with_its_letters(tmp_path: Path)
         assert [call.id for call in store.in_flight()] == [in_flight]
         assert store.counts() == {"dead": 2, "delivered": 0, "discarded": 1}
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
+    connection.close()
+
+
+def test_a_file_of_schema_version_2_is_migrated_with_its_letters_counted(tmp_path: Path) -> None:
+    path = tmp_path / "letters.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(VERSION_1)
+        connection.executescript(deadletter._MIGRATIONS[1] + "PRAGMA user_version = 2;")
+        connection.execute("UPDATE dead_letters SET served = 'cache' WHERE seq = 1")
+    connection.close()
+    with SQLiteDeadLetters(path) as store:
+        assert store.counts() == {"dead": 1, "delivered": 0, "discarded": 1}  # counted by the migration
+        assert store.all()[0].served == "cache"
+        letter = put(store, "op")
+        store.mark_delivered(letter.id)
+        assert store.counts() == {"dead": 1, "delivered": 1, "discarded": 1}  # and kept up to date since
+        assert store.compact(older_than=0) == 2
+        assert store.counts() == {"dead": 1, "delivered": 0, "discarded": 0}
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (3,)
     connection.close()
 
 
@@ -952,7 +1142,7 @@ def test_a_database_from_a_newer_brace_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "letters.sqlite3"
     with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA user_version = 99")
-    with pytest.raises(ValueError, match="schema version 99; this brace reads versions up to 2"):
+    with pytest.raises(ValueError, match="schema version 99; this brace reads versions up to 3"):
         SQLiteDeadLetters(path)
 
 

@@ -25,7 +25,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brace.pushback import http_status, server_delay
+from brace.classify import ErrorClassifier
+from brace.pushback import MAX_FIELDS_CHARS, ServerWait, http_status, server_delay, server_wait
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 EPOCH = NOW.timestamp()
@@ -1025,3 +1026,60 @@ def test_epoch_resets_round_trip(offset: int, say_remaining: bool) -> None:
 def test_a_valid_retry_after_always_wins(seconds: int, others: Pairs) -> None:
     others = [(n, v) for n, v in others if n.strip(" \t").lower() != "retry-after"]
     assert delay([("Retry-After", str(seconds)), *others], cap=4e9) == float(seconds)
+
+
+# -- one budget on the whole set of wait fields -----------------------------------------------------
+
+# ~1,000 characters: 45 exhausted policies, the longest asking for 90 s.
+POLICIES = ", ".join(f'"policy{index:03d}";r=0;t={30 + index % 3 * 30}' for index in range(45))
+
+
+def test_wait_fields_within_the_budget_are_read() -> None:
+    assert len(POLICIES) * 3 + len("ratelimit") * 3 < MAX_FIELDS_CHARS
+    assert server_wait(response([("RateLimit", POLICIES)] * 3), now=NOW) == ServerWait(90.0, None)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("RateLimit", POLICIES)] * 100,  # 100 lines of 1,000 characters
+        [("Retry-After", "5")] * 100_000,  # a value each is fine, so many are not
+        [("Retry-After", "5"), *[("RateLimit-Reset", "1" * 5_000)] * 5],  # lines too long to read still count
+        [("X-RateLimit-Reset", "7"), *[("RATELIMIT", POLICIES * 1000)] * 4],
+    ],
+    ids=["100 long lines", "100,000 short lines", "over-long lines", "huge lines after a good one"],
+)
+def test_wait_fields_over_the_budget_are_ignored_and_say_so(headers: Pairs) -> None:
+    result = server_wait(response(headers), now=NOW)
+    assert result.seconds is None  # never a wait read from part of them, never a clamped one
+    assert result.ignored == ("the server's wait fields (Retry-After, RateLimit, X-RateLimit-*) hold over "
+                              f"{MAX_FIELDS_CHARS} characters in all: ignored")  # fmt: skip
+    assert server_delay(response(headers), now=NOW) is None
+
+
+def test_reading_stops_at_the_budget() -> None:
+    read = 0
+
+    def endless() -> Iterator[tuple[str, str]]:
+        nonlocal read
+        while True:
+            read += 1
+            yield "RateLimit", '"p";r=0;t=1'
+
+    assert server_wait(response(endless()), now=NOW).ignored is not None
+    assert read <= MAX_FIELDS_CHARS // len("ratelimit")
+
+
+def test_fields_brace_does_not_read_do_not_count() -> None:
+    headers = [*[("Set-Cookie", "c" * 4000)] * 1000, ("Retry-After", "5")]
+    assert server_wait(response(headers), now=NOW) == ServerWait(5.0, None)
+
+
+def test_the_classifier_says_why_it_ignored_the_server_s_wait() -> None:
+    classifier = ErrorClassifier()
+    flooded = classifier.classify(response([("RateLimit", POLICIES)] * 100))
+    assert flooded.retry_after is None and flooded.pushback_ignored is not None
+    assert flooded.pushback_ignored in flooded.describe()
+    plain = classifier.classify(response([("Retry-After", "5")]))
+    assert plain.retry_after == 5.0 and plain.pushback_ignored is None
+    assert "ignored" not in plain.describe()

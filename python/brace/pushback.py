@@ -23,6 +23,15 @@ sent):
 3. `X-RateLimit-Reset-After` (delta seconds, Discord style), then
    `X-RateLimit-Reset` (epoch seconds above 10^9, GitHub/Twitter style; delta
    seconds below), both unless `X-RateLimit-Remaining` is above 0.
+
+What is read is bounded, as HTTP parsers bound a header section: a line of
+these fields longer than 1,024 characters is skipped (and counts as 1,024),
+and the lines of these fields together (names and values) may hold at most
+4,096 characters (bytes as sent: MAX_FIELDS_CHARS). A response over that
+budget asked for nothing usable: its wait fields are all ignored, as if
+absent - never an exception, never a wait read from part of them - and
+`server_wait` says so (the classifier's Classification.pushback_ignored and
+describe() carry it).
 """
 
 from __future__ import annotations
@@ -31,11 +40,11 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import TypeAlias, cast
+from typing import NamedTuple, TypeAlias, cast
 
 from brace import _config
 
-__all__ = ["http_status", "server_delay"]
+__all__ = ["ServerWait", "http_status", "server_delay", "server_wait"]
 
 # Values above this are epoch seconds (10^9 s is 2001-09-09); below, a delta.
 # No server means a delta of 31 years, so reading such a value as a timestamp
@@ -44,6 +53,10 @@ _EPOCH_THRESHOLD = 1e9
 # A single field line longer than this is not a wait a server meant to send;
 # skipping it keeps the cost of hostile input bounded.
 _MAX_FIELD_CHARS = 1024
+# The most characters the lines of the fields read (names and values) may
+# hold together: one budget on the whole set, as HTTP parsers keep one on a
+# header section, so repeated lines cannot make a call's cost grow without bound.
+MAX_FIELDS_CHARS = 4096
 
 _RETRY_AFTER = "retry-after"
 _RATELIMIT = "ratelimit"
@@ -105,6 +118,19 @@ _MONTHS = {
 _DATE_LIST = re.compile(rf",[ \t]*(?={_DAY})", re.ASCII | re.IGNORECASE)
 
 
+class ServerWait(NamedTuple):
+    """What the server asked for, and why it was not read when it was not.
+
+    Attributes:
+        seconds: The wait, as `server_delay` returns it, or None.
+        ignored: Why the response's wait fields were ignored (over the
+            MAX_FIELDS_CHARS budget), or None when they were read.
+    """
+
+    seconds: float | None
+    ignored: str | None = None
+
+
 def server_delay(
     outcome: object, *, cap: float | timedelta = 300.0, now: datetime | None = None
 ) -> float | None:
@@ -127,11 +153,23 @@ def server_delay(
             timestamps; default `datetime.now(timezone.utc)`.
 
     Returns:
-        A wait in [0, cap] seconds (0.0 when the server's time has passed), or None.
+        A wait in [0, cap] seconds (0.0 when the server's time has passed), or
+        None (also when the wait fields are over the MAX_FIELDS_CHARS budget:
+        `server_wait` says so).
 
     Raises:
         ValueError, TypeError: If `cap` is not a finite duration > 0 or `now`
             is not an aware datetime.
+    """
+    return server_wait(outcome, cap=cap, now=now).seconds
+
+
+def server_wait(outcome: object, *, cap: float | timedelta = 300.0, now: datetime | None = None) -> ServerWait:
+    """`server_delay`, and why the server's wait fields were ignored when they were.
+
+    Arguments, checks and the wait as for `server_delay`; `ignored` names the
+    budget a response went over (MAX_FIELDS_CHARS characters of wait fields in
+    all), in which case the wait is None.
     """
     limit = _config.positive_duration(cap, "cap")
     if now is None:
@@ -142,15 +180,18 @@ def server_delay(
         raise ValueError(f"now must be an aware datetime (with a tzinfo), got naive {now!r}")
     response = _response(outcome)
     if response is None:
-        return None
+        return ServerWait(None)
     fields = _fields(_attribute(response, "headers"))
+    if fields is None:
+        return ServerWait(None, f"the server's wait fields (Retry-After, RateLimit, X-RateLimit-*) hold over "
+                                f"{MAX_FIELDS_CHARS} characters in all: ignored")  # fmt: skip
     if not fields:
-        return None
+        return ServerWait(None)
     wait = _wait(fields, now)
     if wait is None:
-        return None
+        return ServerWait(None)
     # Normalises -0.0 and keeps the result a float in [0, cap].
-    return 0.0 if wait <= 0 else min(wait, limit)
+    return ServerWait(0.0 if wait <= 0 else min(wait, limit))
 
 
 def http_status(outcome: object) -> int | None:
@@ -222,11 +263,13 @@ def _response(outcome: object) -> object | None:
     return inner if _is_response(inner) else None
 
 
-def _fields(headers: object) -> dict[str, list[str]]:
-    """The values of the fields this module reads, by lowercase name, in order."""
+def _fields(headers: object) -> dict[str, list[str]] | None:
+    """The values of the fields this module reads, by lowercase name, in order;
+    None when their lines hold more than MAX_FIELDS_CHARS characters in all."""
     found: dict[str, list[str]] = {}
     if headers is None:
         return found
+    spent = 0
     try:
         # httpx.Headers.items() joins repeated fields; multi_items() keeps them apart.
         items = _attribute(headers, "multi_items")
@@ -246,6 +289,10 @@ def _fields(headers: object) -> dict[str, list[str]]:
             if name not in _WANTED:
                 continue
             value = _text(raw_value)
+            # A line too long to read counts as much as the longest read: skipped, it costs nothing more.
+            spent += len(name) + (0 if value is None else min(len(value), _MAX_FIELD_CHARS))
+            if spent > MAX_FIELDS_CHARS:
+                return None  # read no further: the cost stays bounded whatever was sent
             if value is not None and len(value) <= _MAX_FIELD_CHARS:
                 found.setdefault(name, []).append(value.strip(" \t"))
     except Exception:

@@ -45,7 +45,7 @@ from brace._safe import safe_repr, safe_str, type_name
 from brace import _config
 from brace.backoff import Backoff, after_server_wait
 from brace.errors import BulkheadFull, CircuitOpen, RateLimited, Timeout
-from brace.pushback import status_number, http_status, server_delay
+from brace.pushback import http_status, server_wait, status_number
 
 __all__ = [
     "DEFAULT_CLASSIFIER",
@@ -266,6 +266,8 @@ class Classification:
             "builtin:errno", ..., or a user rule's name.
         error: What was classified (not compared: two classifications of
             different errors with the same verdict are equal).
+        pushback_ignored: Why the server's wait fields were ignored (more of
+            them than brace.pushback.MAX_FIELDS_CHARS), or None.
     """
 
     category: Category
@@ -280,6 +282,7 @@ class Classification:
     status: int | None
     rule: str
     error: object = field(compare=False, repr=False)
+    pushback_ignored: str | None = None
 
     @property
     def treatment(self) -> Treatment:
@@ -312,6 +315,8 @@ class Classification:
             parts.append("no more attempts" if more == 0 else f"up to {more} more attempt{'s' if more != 1 else ''}")
         if self.retry_after is not None:
             parts.append(f"server asked {self.retry_after:.1f} s")
+        if self.pushback_ignored is not None:
+            parts.append(self.pushback_ignored)
         return f"{self.category.name} ({'; '.join(parts)})"
 
 
@@ -875,6 +880,7 @@ class ErrorClassifier:
         treatment = self._treatments[match.category]
         if match.overrides:
             treatment = dataclasses.replace(treatment, **match.overrides)  # type: ignore[arg-type]
+        retry_after, ignored = (None, None) if safe else self._retry_after(match.node)
         return Classification(
             category=match.category,
             transient=treatment.transient,
@@ -884,24 +890,26 @@ class ErrorClassifier:
             max_attempts=treatment.max_attempts,
             backoff=treatment.backoff,
             pushback=treatment.pushback,
-            retry_after=None if safe else self._retry_after(match.node),
+            retry_after=retry_after,
             status=match.status,
             rule=match.rule,
             error=outcome,
+            pushback_ignored=ignored,
         )
 
-    def _retry_after(self, node: object) -> float | None:
-        delay = server_delay(node, cap=self._pushback_cap)
+    def _retry_after(self, node: object) -> tuple[float | None, str | None]:
+        """The wait to honour, and why the server's wait fields were ignored (or None)."""
+        delay, ignored = server_wait(node, cap=self._pushback_cap)
         if delay is not None:
-            return delay
+            return delay, None
         # A limiter's wait is exact and short-lived: honour it. A breaker's open
         # time is not the server asking for a pause but brace's own decision to
         # stop calling: waiting it out would hold every call for up to a minute.
         if isinstance(node, RateLimited):
             wait = _attribute(node, "retry_after")
             if isinstance(wait, (int, float)) and not isinstance(wait, bool) and math.isfinite(wait) and wait >= 0:
-                return min(float(wait), self._pushback_cap)
-        return None
+                return min(float(wait), self._pushback_cap), ignored
+        return None, ignored
 
     def __repr__(self) -> str:
         changed = sorted(c.value for c, t in self._treatments.items() if t != DEFAULT_TREATMENTS[c])

@@ -7,9 +7,19 @@ was served a stand-in value instead (a fallback's, or an escalation's skip or
 use: `DeadLetter.served` says which), since the operation - a write, say -
 was still not made. A letter stays "dead"
 until it is settled: `replay()` runs it again and marks it "delivered" when it
-succeeds, or a person `discard`s it with a reason. Letters are never deleted,
-so every call given up on is accounted for: delivered, still dead, or
-discarded by someone who said why.
+succeeds, or a person `discard`s it with a reason. Every call given up on is
+accounted for: delivered, still dead, or discarded by someone who said why.
+
+Retention: settled letters are kept by default, so the store only grows. A
+person may `compact()` it: remove the delivered and discarded letters settled
+more than a given time ago, after appending them to a JSON-lines archive if
+asked. Compaction never touches a dead letter nor a call in the outbox, and
+says how many letters it removed; nothing else deletes a letter.
+
+Reading costs what is read, not what is kept: `page()` lists letters a page
+at a time (keyset pagination: each page starts after the last letter of the
+one before, through an index), `replay()` reads the store a page at a time,
+and `counts()` reads counts kept up to date as letters are written.
 
 Arguments are stored as JSON. A value JSON cannot hold (a datetime, an open
 file, a dict with non-str keys, an int of more than 4300 digits, which
@@ -44,6 +54,7 @@ the process) and `MemoryDeadLetters` (for tests).
 from __future__ import annotations
 
 import abc
+import bisect
 import dataclasses
 import functools
 import inspect
@@ -56,8 +67,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, cast
 
@@ -90,6 +102,10 @@ _log = logging.getLogger("brace")
 
 Status = Literal["dead", "delivered", "discarded"]
 _STATUSES: tuple[Status, ...] = ("dead", "delivered", "discarded")
+_SETTLED: tuple[Status, ...] = ("delivered", "discarded")
+# Letters read at a time by replay, compact, dead() and all(); the most page() returns.
+_PAGE = 500
+_MAX_PAGE = 10_000
 _CATEGORY_VALUES = frozenset(category.value for category in Category)
 
 _Store = TypeVar("_Store", bound="DeadLetterStore")
@@ -366,19 +382,22 @@ def _name(value: object, parameter: str) -> str:
 class DeadLetterStore(abc.ABC):
     """Where calls that were given up on are kept, and settled.
 
-    Every method is thread-safe. Letters are never deleted: a letter is dead
-    until it is delivered (`mark_delivered`, which `replay` calls) or
-    discarded by a person (`discard`), so `counts()` always adds up to the
-    number of letters ever stored.
+    Every method is thread-safe. A letter is dead until it is delivered
+    (`mark_delivered`, which `replay` calls) or discarded by a person
+    (`discard`); settled letters are kept until a person compacts them
+    (`compact`), so `counts()` adds up to the number of letters ever stored,
+    less those compaction removed (and `compact` returns how many).
 
     The outbox holds the calls in flight: `begin` before a call goes out,
     `end` when it returned the operation's value, `put(..., outbox_id=...)`
     when it became a dead letter; `in_flight` lists them and
     `recover_interrupted` makes dead letters of those whose process ended.
 
-    To write a store, implement `_insert`, `_find`, `_change`, `_select`,
-    `_begin`, `_end`, `_outbox`, `counts` and `close`; the base class does the
-    serialisation and checks.
+    To write a store, implement `_insert`, `_find`, `_change`, `_page`,
+    `_position`, `_remove`, `_begin`, `_end`, `_outbox`, `counts` and `close`;
+    the base class does the serialisation and checks. `_page` and `counts`
+    should cost the page and the number of statuses, not the store's size:
+    `replay` and `page` rely on it.
     """
 
     __slots__ = ()
@@ -541,12 +560,94 @@ class DeadLetterStore(abc.ABC):
         return letter
 
     def dead(self) -> list[DeadLetter]:
-        """The letters not settled yet, oldest first."""
-        return self._select("dead")
+        """The letters not settled yet, oldest first (all of them: `page` reads a page at a time)."""
+        return self._every("dead")
 
     def all(self) -> list[DeadLetter]:
-        """Every letter, whatever its status, oldest first."""
-        return self._select(None)
+        """Every letter, whatever its status, oldest first (all of them: `page` reads a page at a time)."""
+        return self._every(None)
+
+    def page(self, *, status: Status | None = None, after: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """One page of letters, oldest first: what listing a large store should use.
+
+        The page holds the letters put after the letter with id `after` (from
+        the first letter when None), at most `limit` of them; pass the id of
+        the last letter of a page to get the next one. An empty page is the
+        end. Each page costs its own letters (an index finds where it starts),
+        however many letters the store holds.
+
+        Args:
+            status: "dead", "delivered" or "discarded", or None for every letter.
+            after: The id of the last letter of the previous page, or None.
+            limit: The most letters returned, from 1 to 10,000.
+
+        Raises:
+            KeyError: No letter has the id `after` (compaction may have removed it).
+            ValueError, TypeError: For arguments outside the above.
+        """
+        if status is not None and status not in _STATUSES:
+            raise ValueError(f"status must be one of {', '.join(map(repr, _STATUSES))} or None, "
+                             f"got {safe_repr(status)}")  # fmt: skip
+        _config.count(limit, "limit", maximum=_MAX_PAGE)
+        position = 0
+        if after is not None:
+            found = self._position(_name(after, "after"))
+            if found is None:
+                raise _missing(after)
+            position = found
+        return [letter for _, letter in self._page(status, position, limit)]
+
+    def compact(self, *, older_than: float | timedelta, states: Iterable[Status] = ("delivered", "discarded"),
+                archive: str | os.PathLike[str] | None = None) -> int:  # fmt: skip
+        """Removes settled letters settled at least `older_than` ago; returns how many it removed.
+
+        The retention policy is a person's: letters are kept until this is
+        called. Only settled letters are removed - never a dead one, never a
+        call in the outbox - so every call still to be made stays accounted
+        for. With `archive`, each letter is appended to that file as one line
+        of JSON (every DeadLetter field; args as a list) and the file is
+        flushed to disk before the letter is removed: a letter is in the
+        archive, or in the store, or (if the process dies between the two)
+        both. The store is read and pruned a page at a time.
+
+        Args:
+            older_than: Seconds (or a timedelta) since the letter was settled
+                (its resolved_at), 0 or more: 0 removes every settled letter
+                of `states`.
+            states: The settled statuses to remove: "delivered", "discarded" or both.
+            archive: A JSON-lines file to append the removed letters to first, or None.
+
+        Raises:
+            ValueError: `states` is empty or names "dead" or an unknown status,
+                or `older_than` is negative or not finite.
+            TypeError: For arguments of other types.
+            OSError: The archive cannot be written (nothing more is removed).
+        """
+        settled_before = time.time() - cast(float, _config.duration(older_than, "older_than"))
+        chosen = _settled(states)
+        if archive is not None and not isinstance(archive, (str, os.PathLike)):
+            raise TypeError(f"archive must be a str, an os.PathLike or None, got {type(archive).__name__}")
+        removed = 0
+        for status in chosen:
+            position = 0
+            while page := self._page(status, position, _PAGE):
+                position = page[-1][0]
+                old = [letter for _, letter in page if letter.resolved_at is not None
+                       and letter.resolved_at <= settled_before]  # fmt: skip
+                if not old:
+                    continue
+                if archive is not None:
+                    _append(archive, old)
+                removed += self._remove([letter.id for letter in old])
+        return removed
+
+    def _every(self, status: Status | None) -> list[DeadLetter]:
+        letters: list[DeadLetter] = []
+        position = 0
+        while page := self._page(status, position, _PAGE):
+            position = page[-1][0]
+            letters.extend(letter for _, letter in page)
+        return letters
 
     def mark_delivered(self, id: str, *, by: str = "replay") -> DeadLetter:
         """Settles a dead letter as delivered: its call was made again and succeeded.
@@ -649,8 +750,18 @@ class DeadLetterStore(abc.ABC):
         leaving the letter as it was."""
 
     @abc.abstractmethod
-    def _select(self, status: Status | None) -> list[DeadLetter]:
-        """The letters with this status (every letter for None), in the order they were put."""
+    def _page(self, status: Status | None, after: int, limit: int) -> list[tuple[int, DeadLetter]]:
+        """At most limit letters with this status (every letter for None) whose
+        position is above `after`, by position: (position, letter) pairs.
+        Positions are ints >= 1 that grow in the order letters were put."""
+
+    @abc.abstractmethod
+    def _position(self, id: str) -> int | None:
+        """The position of the letter with this id, or None."""
+
+    @abc.abstractmethod
+    def _remove(self, ids: list[str]) -> int:
+        """Deletes the settled letters with these ids; returns how many were there."""
 
     def __enter__(self: _Store) -> _Store:
         return self
@@ -658,6 +769,25 @@ class DeadLetterStore(abc.ABC):
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:  # fmt: skip
         self.close()
+
+
+def _settled(states: object) -> tuple[Status, ...]:
+    if isinstance(states, str) or not isinstance(states, Iterable):
+        raise TypeError(f"states must be an iterable of statuses, got {type(states).__name__}")
+    chosen = tuple(dict.fromkeys(cast("Iterable[object]", states)))
+    if not chosen or not all(isinstance(state, str) and state in _SETTLED for state in chosen):
+        raise ValueError(f"states must name settled statuses only ({', '.join(map(repr, _SETTLED))}): "
+                         f"compaction never removes a dead letter; got {safe_repr(states)}")  # fmt: skip
+    return cast("tuple[Status, ...]", chosen)
+
+
+def _append(archive: str | os.PathLike[str], letters: list[DeadLetter]) -> None:
+    """Appends letters to the archive as JSON lines, on disk before returning."""
+    lines = "".join(json.dumps(dataclasses.asdict(letter)) + "\n" for letter in letters)
+    with open(archive, "a", encoding="utf-8") as file:
+        file.write(lines)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _missing(id: str) -> KeyError:
@@ -687,21 +817,22 @@ class MemoryDeadLetters(DeadLetterStore):
     would, and changing a letter's arguments does not change the store.
     """
 
-    __slots__ = ("_lock", "_letters", "_calls")
+    __slots__ = ("_lock", "_letters", "_positions", "_order", "_last", "_calls")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # id -> (letter, its args' JSON, its kwargs' JSON); insertion order is the order they were put.
-        self._letters: dict[str, tuple[DeadLetter, str, str]] = {}
+        # position -> (letter, its args' JSON, its kwargs' JSON).
+        self._letters: dict[int, tuple[DeadLetter, str, str]] = {}
+        self._positions: dict[str, int] = {}  # id -> position
+        # The positions of the letters of each status (None: every letter).
+        self._order: dict[Status | None, _Positions] = {status: _Positions() for status in (*_STATUSES, None)}
+        self._last = 0
         # The outbox: id -> (call, its args' JSON, its kwargs' JSON), in the order begun.
         self._calls: dict[str, tuple[InFlightCall, str, str]] = {}
 
     def counts(self) -> dict[str, int]:
-        result: dict[str, int] = dict.fromkeys(_STATUSES, 0)
         with self._lock:
-            for letter, _, _ in self._letters.values():
-                result[letter.status] += 1
-        return result
+            return {status: len(self._order[status]) for status in _STATUSES}
 
     def close(self) -> None:
         """Nothing to release: the letters stay readable."""
@@ -710,7 +841,11 @@ class MemoryDeadLetters(DeadLetterStore):
         with self._lock:
             if outbox_id is not None and self._calls.pop(outbox_id, None) is None:
                 raise _not_in_flight(outbox_id)
-            self._letters[letter.id] = (letter, args_json, kwargs_json)
+            self._last += 1
+            self._letters[self._last] = (letter, args_json, kwargs_json)
+            self._positions[letter.id] = self._last
+            self._order[letter.status].add(self._last)
+            self._order[None].add(self._last)
 
     def _begin(self, call: InFlightCall, args_json: str, kwargs_json: str) -> None:
         with self._lock:
@@ -727,25 +862,108 @@ class MemoryDeadLetters(DeadLetterStore):
                  args_json, kwargs_json) for call, args_json, kwargs_json in entries]  # fmt: skip
 
     def _find(self, id: str) -> DeadLetter | None:
-        entry = self._letters.get(id)
+        with self._lock:
+            position = self._positions.get(id)
+            entry = None if position is None else self._letters[position]
         return None if entry is None else _decoded(*entry)
 
     def _change(self, id: str, change: Callable[[DeadLetter], DeadLetter]) -> DeadLetter:
         with self._lock:
-            entry = self._letters.get(id)
-            if entry is None:
+            position = self._positions.get(id)
+            if position is None:
                 raise _missing(id)
-            changed = change(_decoded(*entry))
-            self._letters[id] = (changed, entry[1], entry[2])
+            letter, args_json, kwargs_json = self._letters[position]
+            changed = change(_decoded(letter, args_json, kwargs_json))
+            self._letters[position] = (changed, args_json, kwargs_json)
+            if changed.status != letter.status:
+                self._order[letter.status].discard(position)
+                self._order[changed.status].add(position)
         return changed
 
-    def _select(self, status: Status | None) -> list[DeadLetter]:
+    def _page(self, status: Status | None, after: int, limit: int) -> list[tuple[int, DeadLetter]]:
         with self._lock:
-            entries = [entry for entry in self._letters.values() if status is None or entry[0].status == status]
-        return [_decoded(*entry) for entry in entries]
+            entries = [(position, self._letters[position]) for position in self._order[status].after(after, limit)]
+        return [(position, _decoded(*entry)) for position, entry in entries]
+
+    def _position(self, id: str) -> int | None:
+        with self._lock:
+            return self._positions.get(id)
+
+    def _remove(self, ids: list[str]) -> int:
+        removed = 0
+        with self._lock:
+            for id in ids:
+                position = self._positions.get(id)
+                if position is None or self._letters[position][0].status == "dead":
+                    continue  # removed already; a dead letter is never removed
+                del self._positions[id]
+                letter = self._letters.pop(position)[0]
+                self._order[letter.status].discard(position)
+                self._order[None].discard(position)
+                removed += 1
+        return removed
 
     def __repr__(self) -> str:
         return f"MemoryDeadLetters({self.counts()})"
+
+
+class _Positions:
+    """A sorted set of ints kept in blocks, so that adding, removing and finding
+    where a page starts cost one block and a bisection, not the whole set."""
+
+    __slots__ = ("_blocks", "_lasts", "_size")
+
+    _BLOCK = 1000  # a block splits in two beyond twice this
+
+    def __init__(self) -> None:
+        self._blocks: list[list[int]] = []
+        self._lasts: list[int] = []  # each block's highest int
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, value: int) -> None:
+        """Adds an int not in the set (most often one above all of them)."""
+        self._size += 1
+        if not self._blocks:
+            self._blocks.append([value])
+            self._lasts.append(value)
+            return
+        index = min(bisect.bisect_left(self._lasts, value), len(self._blocks) - 1)
+        block = self._blocks[index]
+        bisect.insort(block, value)
+        self._lasts[index] = block[-1]
+        if len(block) > 2 * self._BLOCK:
+            self._blocks[index : index + 1] = [block[: self._BLOCK], block[self._BLOCK :]]
+            self._lasts[index : index + 1] = [block[self._BLOCK - 1], block[-1]]
+
+    def discard(self, value: int) -> None:
+        """Removes value if it is in the set."""
+        index = bisect.bisect_left(self._lasts, value)
+        if index == len(self._blocks):
+            return
+        block = self._blocks[index]
+        at = bisect.bisect_left(block, value)
+        if at == len(block) or block[at] != value:
+            return
+        del block[at]
+        self._size -= 1
+        if block:
+            self._lasts[index] = block[-1]
+        else:
+            del self._blocks[index], self._lasts[index]
+
+    def after(self, value: int, limit: int) -> list[int]:
+        """The lowest `limit` ints above value, in order."""
+        found: list[int] = []
+        index = bisect.bisect_right(self._lasts, value)
+        while index < len(self._blocks) and len(found) < limit:
+            block = self._blocks[index]
+            start = bisect.bisect_right(block, value)
+            found.extend(block[start : start + limit - len(found)])
+            index += 1
+        return found
 
 
 def _decoded(letter: DeadLetter, args_json: str, kwargs_json: str) -> DeadLetter:
@@ -800,6 +1018,27 @@ _MIGRATIONS: tuple[str, ...] = (
         owner_pid INTEGER NOT NULL,
         owner_started TEXT NOT NULL    -- '<boot id>/<start ticks>', or '' where unknown
     );
+    """,
+    # 3: the number of letters of each status, kept by triggers in the transaction
+    # that writes the letter, so that counts() reads three rows instead of an index.
+    """
+    CREATE TABLE letter_counts (
+        status TEXT PRIMARY KEY,
+        letters INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO letter_counts (status, letters)
+        SELECT name, (SELECT count(*) FROM dead_letters WHERE status = name)
+        FROM (SELECT 'dead' AS name UNION ALL SELECT 'delivered' UNION ALL SELECT 'discarded');
+    CREATE TRIGGER letter_counted AFTER INSERT ON dead_letters BEGIN
+        UPDATE letter_counts SET letters = letters + 1 WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER letter_recounted AFTER UPDATE OF status ON dead_letters WHEN OLD.status != NEW.status BEGIN
+        UPDATE letter_counts SET letters = letters - 1 WHERE status = OLD.status;
+        UPDATE letter_counts SET letters = letters + 1 WHERE status = NEW.status;
+    END;
+    CREATE TRIGGER letter_uncounted AFTER DELETE ON dead_letters BEGIN
+        UPDATE letter_counts SET letters = letters - 1 WHERE status = OLD.status;
+    END;
     """,
 )
 _SCHEMA_VERSION = len(_MIGRATIONS)
@@ -877,7 +1116,7 @@ class SQLiteDeadLetters(DeadLetterStore):
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = dict.fromkeys(_STATUSES, 0)
         with self._lock:
-            rows = self._connection.execute("SELECT status, count(*) FROM dead_letters GROUP BY status").fetchall()
+            rows = self._connection.execute("SELECT status, letters FROM letter_counts").fetchall()
         for status, number in rows:
             result[status] = number
         return result
@@ -950,14 +1189,29 @@ class SQLiteDeadLetters(DeadLetterStore):
             self._connection.execute("COMMIT")
         return changed
 
-    def _select(self, status: Status | None) -> list[DeadLetter]:
-        query = f"SELECT {_COLUMNS} FROM dead_letters"
+    def _page(self, status: Status | None, after: int, limit: int) -> list[tuple[int, DeadLetter]]:
+        # seq is the rowid, and (status, seq) is indexed: either way the page
+        # starts with a seek, whatever lies before it.
+        query = f"SELECT seq, {_COLUMNS} FROM dead_letters WHERE seq > ?"
         with self._lock:
             if status is None:
-                rows = self._connection.execute(f"{query} ORDER BY seq").fetchall()
+                rows = self._connection.execute(f"{query} ORDER BY seq LIMIT ?", (after, limit)).fetchall()
             else:
-                rows = self._connection.execute(f"{query} WHERE status = ? ORDER BY seq", (status,)).fetchall()
-        return [_letter(row) for row in rows]
+                rows = self._connection.execute(f"{query} AND status = ? ORDER BY seq LIMIT ?",
+                                                (after, status, limit)).fetchall()  # fmt: skip
+        return [(row[0], _letter(row[1:])) for row in rows]
+
+    def _position(self, id: str) -> int | None:
+        with self._lock:
+            row = self._connection.execute("SELECT seq FROM dead_letters WHERE id = ?", (id,)).fetchone()
+        return None if row is None else cast(int, row[0])
+
+    def _remove(self, ids: list[str]) -> int:
+        with self._lock:
+            # One transaction for the page; a dead letter is never removed, whatever the ids.
+            return self._connection.execute(
+                f"DELETE FROM dead_letters WHERE status != 'dead' AND id IN ({', '.join('?' * len(ids))})", ids
+            ).rowcount
 
     def __repr__(self) -> str:
         return f"SQLiteDeadLetters({self._path!r})"
@@ -975,10 +1229,16 @@ def _migrate(connection: sqlite3.Connection, path: str) -> None:
             raise ValueError(f"path {path!r} holds dead letters of schema version {version}; "
                              f"this brace reads versions up to {_SCHEMA_VERSION}")  # fmt: skip
         for script in _MIGRATIONS[version:]:
-            # Statement by statement: executescript would commit the BEGIN first.
-            for statement in script.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            # Statement by statement (executescript would commit the BEGIN first);
+            # a trigger's body holds semicolons of its own, so pieces are joined
+            # until SQLite says they make a complete statement.
+            statement = ""
+            for piece in script.split(";"):
+                statement += piece + ";"
+                if sqlite3.complete_statement(statement):
+                    if statement.strip(" \n;"):
+                        connection.execute(statement)
+                    statement = ""
         connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
     except BaseException:
         connection.execute("ROLLBACK")
@@ -1091,23 +1351,29 @@ class _Replay:
         self.limit = None if limit is None else _config.count(limit, "limit")
         self.outcomes: dict[str, list[str]] = {field: [] for field in ReplayReport._fields}
 
-    def due(self) -> list[tuple[DeadLetter, Callable[..., Any]]]:
-        """The letters to run (oldest first, at most limit) with their operations;
-        books those that cannot be run."""
-        due: list[tuple[DeadLetter, Callable[..., Any]]] = []
-        for letter in self.store.dead():
-            if self.limit is not None and len(due) >= self.limit:
-                break
-            if not letter.replayable:
-                self.outcomes["skipped_unreplayable"].append(letter.id)
-                continue
-            fn = self.operations.get(letter.operation)
-            if not callable(fn):  # absent (None), or not something to call
-                self._book(letter, f"no operation named {letter.operation!r} among those given to replay")
-                self.outcomes["missing_operation"].append(letter.id)
-                continue
-            due.append((letter, fn))
-        return due
+    def due(self) -> Iterator[tuple[DeadLetter, Callable[..., Any]]]:
+        """The letters to run (oldest first, at most limit) with their operations,
+        read from the store a page at a time; books those that cannot be run."""
+        taken = position = 0
+        while self.limit is None or taken < self.limit:
+            # A page no larger than what is left to run: replay(limit=10) reads about 10 letters.
+            size = _PAGE if self.limit is None else min(_PAGE, self.limit - taken)
+            page = self.store._page("dead", position, size)
+            if not page:
+                return
+            for position, letter in page:
+                if self.limit is not None and taken >= self.limit:
+                    return
+                if not letter.replayable:
+                    self.outcomes["skipped_unreplayable"].append(letter.id)
+                    continue
+                fn = self.operations.get(letter.operation)
+                if not callable(fn):  # absent (None), or not something to call
+                    self._book(letter, f"no operation named {letter.operation!r} among those given to replay")
+                    self.outcomes["missing_operation"].append(letter.id)
+                    continue
+                taken += 1
+                yield letter, fn
 
     def succeeded(self, letter: DeadLetter, result: object) -> None:
         if isinstance(result, Degraded):
@@ -1162,6 +1428,11 @@ def replay(
     so. Nothing is deleted, so the store keeps accounting for every letter.
     Each call runs under the letter's correlation id (a new one if it had
     none), so its events and logs join those of the call that failed.
+
+    The store is read a page at a time, as the letters run: a replay's
+    memory and reading time follow the letters it runs, not the store's
+    size. A letter put while the replay runs may be run by it too (letters
+    put during the replay come after those before it).
 
     Run one replay per store at a time: two at once may deliver a letter twice.
 

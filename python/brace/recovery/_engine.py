@@ -51,7 +51,7 @@ from brace.policy import Policy, not_run
 from brace.pushback import http_status
 from brace.recovery._correlation import correlation_var
 from brace.recovery._log import correlation_id, new_correlation_id
-from brace.recovery._stats import Ending, RecoveryStats, _Book
+from brace.recovery._stats import Ending, RecoveryStats, Book
 from brace.recovery._switchboard import switches
 
 __all__ = ["Recovery", "RecoveryEvent"]
@@ -280,8 +280,8 @@ class Recovery:
         self._dead_letters = dead_letters
         self._name = name
         self._listeners: tuple[Listener, ...] = ()
-        self._book = _Book()
-        self._replay_book = _Book()
+        self._book = Book()
+        self._replay_book = Book()
         breaker = None if policy is None else policy._breaker_obj
         if breaker is not None:
             breaker.add_listener(self._on_breaker, kinds=("state_transition",))
@@ -380,7 +380,7 @@ class Recovery:
         """What this Recovery did with replayed dead letters, kept apart from `stats()`."""
         return self._replay_book.snapshot()
 
-    def _ledger(self) -> _Book:
+    def _ledger(self) -> Book:
         return self._replay_book if _replays_running and _replaying.get() else self._book
 
     @staticmethod

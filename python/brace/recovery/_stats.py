@@ -4,36 +4,111 @@ Every call is counted when it ends. A call whose first attempt failed is
 booked under the category of that first failure, with how it ended:
 recovered on its own (the operation's value, with no one deciding), served
 by the fallback, settled by an escalation's decision, or aborted.
+
+Recovery times are kept as a histogram of log-spaced buckets (as DDSketch
+does), not as a list: the mean is exact, and the 95th percentile is within
+1% of the exact one (nearest rank) over every recovery since the Recovery was
+made. `stats()` costs the same after 10 or 10 million recoveries, and each
+category keeps at most 1,024 counts (8 KiB; a few hundred when its times span
+a few orders of magnitude, as they do).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections import deque
+from array import array
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 from brace.classify._classifier import Category
 
-__all__ = ["CategoryStats", "RecoveryStats"]
+__all__ = ["RELATIVE_ERROR", "CategoryStats", "RecoveryStats"]
 
 Ending = Literal["recovered", "retried_by_decision", "fallback", "use", "skip", "abort"]
 
-# p95 is computed over the most recent recoveries, so memory stays bounded in a
-# long-running process.
-_RECENT = 100_000
+RELATIVE_ERROR = 0.01
+"""The most a quantile of `stats()` differs from the exact one, relative to it."""
+
+# Bucket i holds the times in (GAMMA**(i-1), GAMMA**i]; its midpoint
+# 2 GAMMA**i / (GAMMA + 1) is within (GAMMA - 1) / (GAMMA + 1) of each of
+# them, relatively: _ALPHA, a little under RELATIVE_ERROR so that rounding
+# at a bucket's edge stays within it.
+_ALPHA = 0.0099
+_GAMMA = (1 + _ALPHA) / (1 - _ALPHA)
+_LOG_GAMMA = math.log(_GAMMA)
+# Times below 1 ns (what a clock can tell) are counted as 0.
+_SMALLEST = 1e-9
+# At most this many buckets per histogram: 1,024 span a factor of 6 * 10^8, so
+# only a time over 5 * 10^8 times shorter than the longest is merged (into the
+# lowest bucket, where a quantile reads it as longer than it was).
+_BUCKETS = 1024
 
 
-def _p95(times: list[float]) -> float | None:
-    if not times:
-        return None
-    ordered = sorted(times)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest rank
+class _Times:
+    """Recovery times: their exact count and sum, and a log-bucket histogram for quantiles."""
 
+    __slots__ = ("count", "total", "_zeros", "_low", "_counts")
 
-def _mean(times: list[float]) -> float | None:
-    return sum(times) / len(times) if times else None
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self._zeros = 0  # times under _SMALLEST
+        self._low = 0  # the bucket index of _counts[0]
+        self._counts = array("Q")
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        if seconds < _SMALLEST:
+            self._zeros += 1
+            return
+        index = math.ceil(math.log(seconds) / _LOG_GAMMA)
+        counts = self._counts
+        if not counts:
+            self._low = index
+            counts.append(0)
+        elif index < self._low:
+            # Widen down to index, unless that spans too many buckets: then the
+            # time goes into the lowest bucket kept.
+            grow = min(self._low - index, _BUCKETS - len(counts))
+            if grow > 0:
+                self._counts = counts = array("Q", bytes(8 * grow)) + counts
+                self._low -= grow
+            index = max(index, self._low)
+        elif index >= self._low + len(counts):
+            low = max(self._low, index - _BUCKETS + 1)
+            if low > self._low:
+                # Merge the buckets below low into it, so the histogram keeps its size.
+                cut = low - self._low
+                counts = array("Q", [sum(counts[: cut + 1])]) + counts[cut + 1 :]
+                self._low = low
+            counts.extend(array("Q", bytes(8 * (index - self._low + 1 - len(counts)))))
+            self._counts = counts
+        counts[index - self._low] += 1
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile (nearest rank) within RELATIVE_ERROR, or None when there are no times."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))  # the rank-th shortest time, from 1
+        if rank <= self._zeros:
+            return 0.0
+        seen = self._zeros
+        for offset, number in enumerate(self._counts):
+            seen += number
+            if seen >= rank:
+                return 2 * _GAMMA ** (self._low + offset) / (_GAMMA + 1)
+        raise AssertionError("the counts add up to the count")
+
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def copy(self) -> _Times:
+        copied = _Times()
+        copied.count, copied.total, copied._zeros, copied._low = self.count, self.total, self._zeros, self._low
+        copied._counts = array("Q", self._counts)
+        return copied
 
 
 @dataclass(frozen=True)
@@ -48,8 +123,9 @@ class CategoryStats:
         escalated: Calls that reached escalation (whatever was decided).
         dead_lettered: Calls whose arguments went to the dead-letter store.
         mean_recovery_time: Mean seconds from the first failure to the
-            success, over `recovered`; None when there is none.
-        p95_recovery_time: Its 95th percentile (nearest rank).
+            success, over `recovered`; None when there is none. Exact.
+        p95_recovery_time: Its 95th percentile (nearest rank), within 1%
+            (RELATIVE_ERROR) of the exact one; times under 1 ns count as 0.
         attempts: Attempts made by these calls, in all.
     """
 
@@ -76,8 +152,9 @@ class RecoveryStats:
         transient_recovery_rate: transient_recovered / transient_failures
             (None when there were none).
         recovered: Failed calls (any category) that recovered on their own.
-        mean_recovery_time: Mean seconds from first failure to success, over `recovered`.
-        p95_recovery_time: Its 95th percentile (over the last 100,000 recoveries).
+        mean_recovery_time: Mean seconds from first failure to success, over `recovered`. Exact.
+        p95_recovery_time: Its 95th percentile (nearest rank) over every
+            recovery, within 1% (RELATIVE_ERROR) of the exact one.
         attempts_made: Attempts that ran the operation, first attempts included.
         attempts_rejected: Attempts the Recovery's policy rejected before
             running the operation (breaker open, limiter, bulkhead full):
@@ -111,18 +188,19 @@ class RecoveryStats:
         return asdict(self)
 
 
-class _Book:
+class Book:
     """The running record behind `Recovery.stats()`; thread-safe."""
 
     __slots__ = ("_lock", "_calls", "_first_try", "_attempts", "_rejected", "_transient", "_transient_recovered",
-                 "_recovered_attempts", "_categories", "_times")  # fmt: skip
+                 "_recovered_attempts", "_categories", "_times", "_every_time")  # fmt: skip
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls = self._first_try = self._attempts = self._rejected = 0
         self._transient = self._transient_recovered = self._recovered_attempts = 0
         self._categories: dict[Category, list[int]] = {}
-        self._times: dict[Category, deque[float]] = {}
+        self._times: dict[Category, _Times] = {}
+        self._every_time = _Times()  # every category's
 
     def first_try(self) -> None:
         with self._lock:
@@ -150,29 +228,35 @@ class _Book:
             if recovered:
                 self._recovered_attempts += attempts
                 assert recovery_time is not None
-                self._times.setdefault(category, deque(maxlen=_RECENT)).append(recovery_time)
+                times = self._times.get(category)
+                if times is None:
+                    times = self._times[category] = _Times()
+                times.add(recovery_time)
+                self._every_time.add(recovery_time)
 
     def snapshot(self) -> RecoveryStats:
         with self._lock:
             categories = {category: list(counts) for category, counts in self._categories.items()}
-            times = {category: list(recent) for category, recent in self._times.items()}
+            # Copies (a few KiB each): the quantiles are read outside the lock.
+            times = {category: kept.copy() for category, kept in self._times.items()}
+            every_time = self._every_time.copy()
             calls, first_try, attempts, rejected = self._calls, self._first_try, self._attempts, self._rejected
             transient, transient_recovered, recovered_attempts = (self._transient, self._transient_recovered,
                                                                   self._recovered_attempts)  # fmt: skip
+        none = _Times()
         by_category = {
             category.value: CategoryStats(
                 failed=counts[0], recovered=counts[1], fallback=counts[2], escalated=counts[3],
-                dead_lettered=counts[4], mean_recovery_time=_mean(times.get(category, [])),
-                p95_recovery_time=_p95(times.get(category, [])), attempts=counts[5])
+                dead_lettered=counts[4], mean_recovery_time=times.get(category, none).mean(),
+                p95_recovery_time=times.get(category, none).quantile(0.95), attempts=counts[5])
             for category, counts in sorted(categories.items(), key=lambda item: item[0].value)
         }  # fmt: skip
-        every_time = [time for recent in times.values() for time in recent]
         recovered = sum(counts[1] for counts in categories.values())
         return RecoveryStats(
             calls=calls, first_try=first_try, failed=calls - first_try, transient_failures=transient,
             transient_recovered=transient_recovered,
             transient_recovery_rate=transient_recovered / transient if transient else None,
-            recovered=recovered, mean_recovery_time=_mean(every_time), p95_recovery_time=_p95(every_time),
+            recovered=recovered, mean_recovery_time=every_time.mean(), p95_recovery_time=every_time.quantile(0.95),
             attempts_made=attempts, attempts_rejected=rejected, attempts_per_recovery=recovered_attempts / recovered if recovered else None,
             fallbacks=sum(counts[2] for counts in categories.values()),
             escalations=sum(counts[3] for counts in categories.values()),
