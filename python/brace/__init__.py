@@ -18,6 +18,7 @@ from brace.breaker import BreakerEvent, BreakerMetrics, BreakerState, CircuitBre
 from brace.budget import RetryBudget
 from brace.bulkhead import Bulkhead
 from brace.errors import (
+    AttemptTimeout,
     BraceError,
     BulkheadFull,
     CircuitOpen,
@@ -25,6 +26,7 @@ from brace.errors import (
     FallbackFailed,
     RateLimited,
     RecoveryFailed,
+    Rejected,
     RetryBudgetExhausted,
     RetryError,
     Timeout,
@@ -154,6 +156,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Attempt",
     "AttemptRecord",
+    "AttemptTimeout",
     "Backoff",
     "BraceError",
     "BreakerEvent",
@@ -196,6 +199,7 @@ __all__ = [
     "RecoveryFailed",
     "RecoveryLog",
     "RecoveryStats",
+    "Rejected",
     "ReplayReport",
     "Retry",
     "RetryBudget",

@@ -20,15 +20,17 @@ With the real clock both are plain sleeps and timed waits.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brace._core import clock_advance, clock_advance_to, clock_freeze, clock_is_frozen, clock_thaw, now_ns
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "advance",
@@ -115,6 +117,8 @@ def sleep_until(deadline_ns: int) -> None:
 
 async def sleep_until_async(deadline_ns: int) -> None:
     """Suspends the coroutine until brace's clock reaches deadline_ns."""
+    import asyncio  # loaded with the event loop, not with brace
+
     while True:
         if frozen():
             # Yield once so that other tasks run, as a real sleep would let them.
@@ -219,6 +223,8 @@ async def wait_async(future: asyncio.Future[Any], deadline_ns: int | None) -> bo
     The future is never cancelled here (its owner may be resolving it from
     another thread); the caller decides what a timeout means for it.
     """
+    import asyncio  # loaded with the event loop, not with brace
+
     pending: _Pending | None = None
     idle: _Idle | None = None
     try:

@@ -13,16 +13,18 @@ worker threads brace runs sync attempts in.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brace import _clock, _config
 from brace._core import now_ns
-from brace.errors import Timeout
+from brace.errors import AttemptTimeout
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["attempt_bound", "bounded", "current_ns", "deadline", "deadline_remaining", "tighter", "within"]
 
@@ -109,7 +111,7 @@ def deadline(seconds: float | timedelta) -> Iterator[None]:
 
 
 async def bounded(awaitable: Awaitable[Any], deadline_ns: int | None, timeout: float) -> Any:
-    """Awaits `awaitable`, cancelling it at deadline_ns (brace's clock) with brace.Timeout.
+    """Awaits `awaitable`, cancelling it at deadline_ns (brace's clock) with brace.AttemptTimeout.
 
     The awaited work runs in a task of its own so that it can be cancelled
     without cancelling the caller; what it raises itself (its own
@@ -120,8 +122,10 @@ async def bounded(awaitable: Awaitable[Any], deadline_ns: int | None, timeout: f
     Args:
         awaitable: The attempt.
         deadline_ns: When to stop it; None: no bound (awaited as it is).
-        timeout: The bound's length in seconds, for the Timeout raised.
+        timeout: The bound's length in seconds, for the AttemptTimeout raised.
     """
+    import asyncio  # loaded with the event loop, not with brace
+
     if deadline_ns is None:
         return await awaitable
     task = asyncio.ensure_future(awaitable)
@@ -136,13 +140,15 @@ async def bounded(awaitable: Awaitable[Any], deadline_ns: int | None, timeout: f
         task.cancel()
         await _ended(task)
         if task.cancelled():
-            raise Timeout(timeout=timeout)
+            raise AttemptTimeout(timeout=timeout)
     return task.result()
 
 
 async def _ended(task: asyncio.Future[Any]) -> None:
     """Waits for a cancelled task to end; a cancellation of this wait is passed on
     once the task has ended."""
+    import asyncio  # loaded with the event loop, not with brace
+
     cancelled = False
     while not task.done():
         try:

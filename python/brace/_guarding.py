@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeGuard, TypeVar
@@ -63,6 +62,8 @@ def is_async_callable(fn: object) -> TypeGuard[Callable[..., Awaitable[Any]]]:
     """Whether calling fn returns a coroutine: a coroutine function (also behind
     functools.partial or marked with inspect.markcoroutinefunction), or an
     object whose class defines `async def __call__`."""
+    import inspect  # at decoration time, not per call; import brace stays light
+
     try:
         if inspect.iscoroutinefunction(fn):
             return True
@@ -121,6 +122,8 @@ def refuse_awaitable(result: object, fn: object, entry: str) -> AsyncMisuse:
     A coroutine is closed first (it never started: nothing of it ran, and
     Python does not warn that it was never awaited).
     """
+    import inspect
+
     if inspect.iscoroutine(result):
         result.close()
     return AsyncMisuse(
@@ -142,7 +145,11 @@ def call_guarded(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], entry: 
 async def awaited(value: object) -> Any:
     """value, awaited if it is awaitable: the async paths accept plain functions too
     (their work then runs inside the guard, synchronously)."""
-    if is_awaitable(value) or inspect.isawaitable(value):
+    if is_awaitable(value):
+        return await value
+    import inspect  # the rare case (an object with __await__ only); import brace stays light
+
+    if inspect.isawaitable(value):
         return await value
     return value
 

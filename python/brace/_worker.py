@@ -3,7 +3,7 @@
 Python cannot interrupt a running function, so a sync attempt with an
 attempt timeout runs in a worker thread while the caller waits for it until
 the deadline. When the deadline comes first, the caller stops waiting and
-gets brace.Timeout with `still_running=True`; the attempt goes on in its
+gets brace.AttemptTimeout with `still_running=True`; the attempt goes on in its
 worker until it really ends, and only then is what it holds given back (the
 caller's `on_late_end`: a bulkhead slot, a breaker's permission or probe).
 Its late outcome is logged, never dropped.
@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import logging
 import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from brace import _clock
-from brace.errors import Timeout
+from brace._logger import logger
+from brace.errors import AttemptTimeout
 
 __all__ = ["run"]
 
-_log = logging.getLogger("brace")
 _IDLE_SECONDS = 60.0
 
 LateEnd = Callable[[BaseException | None], None]
@@ -79,16 +78,16 @@ class _Job:
     def _ended_late(self) -> None:
         error = self.error
         if error is None:
-            _log.info("brace: an attempt of %r that timed out ended later with a result (discarded)",
+            logger().info("brace: an attempt of %r that timed out ended later with a result (discarded)",
                       _name(self.fn))  # fmt: skip
         else:
-            _log.warning("brace: an attempt of %r that timed out ended later with an error", _name(self.fn),
+            logger().warning("brace: an attempt of %r that timed out ended later with an error", _name(self.fn),
                          exc_info=error)  # fmt: skip
         if self.on_late_end is not None:
             try:
                 self.on_late_end(error)
             except Exception:
-                _log.exception("brace: giving back what a timed-out attempt of %r held failed", _name(self.fn))
+                logger().exception("brace: giving back what a timed-out attempt of %r held failed", _name(self.fn))
 
     def abandon(self, on_late_end: LateEnd | None) -> bool:
         """Stops waiting for the job: True when it is still running (on_late_end will
@@ -174,7 +173,7 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *
     """fn(*args, **kwargs) in a worker, waited for until deadline_ns (brace's clock).
 
     Returns what fn returns, or raises what it raised (the same exception,
-    never relabelled). When the deadline comes first, raises brace.Timeout
+    never relabelled). When the deadline comes first, raises brace.AttemptTimeout
     (timeout=`timeout`, still_running=True) and calls on_late_end(error or
     None) from the worker once fn really ends.
     """
@@ -188,5 +187,5 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *
             raise
         ended = True
     if not ended and job.abandon(on_late_end):
-        raise Timeout(timeout=timeout, still_running=True)
+        raise AttemptTimeout(timeout=timeout, still_running=True)
     return job.outcome()

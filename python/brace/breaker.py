@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import enum
 import functools
-import logging
 import math
 import threading
 import weakref
@@ -16,6 +15,7 @@ from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, Type
 
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, RERAISE, WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
+from brace._logger import logger
 from brace.errors import CircuitOpen
 
 __all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind"]
@@ -23,7 +23,6 @@ __all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_log = logging.getLogger("brace")
 _NS = 1_000_000_000
 _HALF_OPEN_CALLS_MAX = 1023
 # A window counts its calls in 32-bit fields: it never holds more.
@@ -390,7 +389,7 @@ class CircuitBreaker(Breaker):
                 try:
                     listener(event)
                 except Exception:
-                    _log.exception("brace: a listener of breaker %r failed", self._breaker_name)
+                    logger().exception("brace: a listener of breaker %r failed", self._breaker_name)
 
     # -- called by the compiled core (rare paths) ------------------------------
 
@@ -403,7 +402,7 @@ class CircuitBreaker(Breaker):
         try:
             return _ns(self._wait_from(wait_fn, openings))
         except Exception:
-            _log.exception("brace: wait_in_open(%d) of breaker %r failed; waiting %g s, its wait for opening 1",
+            logger().exception("brace: wait_in_open(%d) of breaker %r failed; waiting %g s, its wait for opening 1",
                            openings, self._breaker_name, self._first_wait_ns / _NS)  # fmt: skip
             return self._first_wait_ns
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _clock, _config, _deadline, _guarding
 from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, Permits, is_awaitable, now_ns
 from brace.errors import BulkheadFull
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Bulkhead"]
 
@@ -344,6 +346,8 @@ class Bulkhead(Permits):
 
     async def _acquire_slow_async(self) -> None:
         """`async with`'s wait: queues the task and awaits up to max_wait for a slot."""
+        import asyncio  # loaded with the event loop, not with brace
+
         if not self._max_wait:
             raise self._full()
         deadline = self._wait_deadline()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 __all__ = [
+    "AttemptTimeout",
     "BraceError",
     "BulkheadFull",
     "CircuitOpen",
@@ -12,6 +13,7 @@ __all__ = [
     "FallbackFailed",
     "RateLimited",
     "RecoveryFailed",
+    "Rejected",
     "RetryBudgetExhausted",
     "RetryError",
     "Timeout",
@@ -33,7 +35,19 @@ class BraceError(Exception):
         return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
 
 
-class RateLimited(BraceError):
+class Rejected(BraceError):
+    """brace refused the call itself, before running it: nothing was sent.
+
+    The common base of the local rejections: a rate limiter out of tokens
+    (RateLimited), an open breaker (CircuitOpen), a full bulkhead
+    (BulkheadFull) and a spent retry budget (RetryBudgetExhausted). Catch it
+    to tell "brace held this call back" from "the call failed". Retrying at
+    once would be refused again; brace.Recovery settles such a call at once
+    (reason "rejected_locally") instead of retrying it.
+    """
+
+
+class RateLimited(Rejected):
     """A rate limiter did not admit the call within the time allowed.
 
     Attributes:
@@ -54,7 +68,7 @@ class RateLimited(BraceError):
         )
 
 
-class CircuitOpen(BraceError):
+class CircuitOpen(Rejected):
     """A circuit breaker rejected the call without running it.
 
     Attributes:
@@ -88,7 +102,7 @@ class CircuitOpen(BraceError):
                           self.__dict__.get("__notes__"))  # fmt: skip
 
 
-class BulkheadFull(BraceError):
+class BulkheadFull(Rejected):
     """A bulkhead had no free slot within its maximum wait.
 
     Attributes:
@@ -124,7 +138,7 @@ class BulkheadFull(BraceError):
         return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
 
 
-class RetryBudgetExhausted(BraceError):
+class RetryBudgetExhausted(Rejected):
     """A retry was not made because the shared retry budget was spent.
 
     Attributes:
@@ -221,8 +235,11 @@ class RecoveryFailed(BraceError):
         return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
 
 
-class Timeout(BraceError, TimeoutError):
+class AttemptTimeout(BraceError, TimeoutError):
     """A call or an attempt ran past its time limit.
+
+    Named so it does not clash with asyncio.Timeout or httpx.Timeout; the old
+    name brace.Timeout is a deprecated alias of this class.
 
     Attributes:
         timeout: The limit, in seconds.
@@ -247,3 +264,7 @@ def _rebuild(
     if notes is not None:
         setattr(error, "__notes__", list(notes))  # add_note() is 3.11+
     return error
+
+
+# The old name, kept so existing code and pickles keep working; deprecated.
+Timeout = AttemptTimeout
