@@ -40,9 +40,10 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple, TypeAlias, cast
+from typing import NamedTuple, cast
 
 from brace import _config
+from brace._structured import StructuredField
 
 __all__ = ["ServerWait", "http_status", "server_delay", "server_wait"]
 
@@ -470,7 +471,7 @@ def _ratelimit(values: list[str], policies: list[str]) -> float | None:
     all of them must reset before a request passes.
     """
     text = ", ".join(values)  # RFC 9651 section 4.2: repeated lines form one list
-    items = _Structured(text).parse_list()
+    items = StructuredField(text).parse_list()
     if items is None:
         return _ratelimit_draft07(text)
     waits: list[float] = []
@@ -495,7 +496,7 @@ def _ratelimit(values: list[str], policies: list[str]) -> float | None:
 
 
 def _ratelimit_draft07(text: str) -> float | None:
-    members = _Structured(text).parse_dictionary()
+    members = StructuredField(text).parse_dictionary()
     if members is None:
         return None
     remaining = members.get("remaining")
@@ -508,7 +509,7 @@ def _ratelimit_draft07(text: str) -> float | None:
 def _policy_windows(values: list[str]) -> dict[str, float]:
     """Policy name -> window w (seconds > 0) from RateLimit-Policy, drafts 08+."""
     windows: dict[str, float] = {}
-    for name, params in _Structured(", ".join(values)).parse_list() or []:
+    for name, params in StructuredField(", ".join(values)).parse_list() or []:
         window = _count(params.get("w"))
         if isinstance(name, str) and window is not None and window > 0:
             windows[name] = window
@@ -520,143 +521,3 @@ def _count(value: object) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         return float(value)
     return None
-
-
-# Structured Field Values for HTTP (RFC 9651): just the List and Dictionary
-# parsing the RateLimit fields need. Any syntax error makes the whole field
-# malformed, as the RFC requires, and the field is then ignored.
-
-_Bare: TypeAlias = "int | float | str | bytes | bool"
-_Params: TypeAlias = "dict[str, _Bare]"
-_Value: TypeAlias = "_Bare | list[tuple[_Bare, _Params]]"
-
-_SF_KEY = re.compile(r"[a-z*][a-z0-9_.*-]*", re.ASCII)
-_SF_NUMBER = re.compile(r"-?([0-9]{1,15})(\.[0-9]{1,3})?", re.ASCII)
-_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"', re.ASCII)
-_SF_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+.^_`|~:/A-Za-z0-9-]*", re.ASCII)
-_SF_BYTES = re.compile(r":([A-Za-z0-9+/=]*):", re.ASCII)
-_SF_BOOLEAN = re.compile(r"\?([01])", re.ASCII)
-_SF_UNESCAPE = re.compile(r"\\(.)")
-
-
-class _Malformed(Exception):
-    """A structured field that does not parse."""
-
-
-class _Structured:
-    """A parser over one field value (all its lines joined with ", ")."""
-
-    __slots__ = ("_text", "_pos")
-
-    def __init__(self, text: str) -> None:
-        self._text = text.strip(" \t")
-        self._pos = 0
-
-    def parse_list(self) -> list[tuple[_Value, _Params]] | None:
-        """The members of a List, or None if the text is not one."""
-        members: list[tuple[_Value, _Params]] = []
-        try:
-            while not self._at_end():
-                members.append(self._member())
-                if not self._next_member():
-                    break
-        except _Malformed:
-            return None
-        return members
-
-    def parse_dictionary(self) -> dict[str, tuple[_Value, _Params]] | None:
-        """The members of a Dictionary by key, or None if the text is not one."""
-        members: dict[str, tuple[_Value, _Params]] = {}
-        try:
-            while not self._at_end():
-                key = self._key()
-                if self._peek() == "=":
-                    self._pos += 1
-                    members[key] = self._member()
-                else:
-                    members[key] = (True, self._params())
-                if not self._next_member():
-                    break
-        except _Malformed:
-            return None
-        return members
-
-    def _at_end(self) -> bool:
-        return self._pos >= len(self._text)
-
-    def _peek(self) -> str:
-        return self._text[self._pos : self._pos + 1]
-
-    def _skip(self, characters: str) -> None:
-        while self._peek() and self._peek() in characters:
-            self._pos += 1
-
-    def _next_member(self) -> bool:
-        """Consumes the separator after a member: False at the end of the text."""
-        self._skip(" \t")
-        if self._at_end():
-            return False
-        if self._peek() != ",":
-            raise _Malformed
-        self._pos += 1
-        self._skip(" \t")
-        if self._at_end():
-            raise _Malformed  # a trailing comma
-        return True
-
-    def _member(self) -> tuple[_Value, _Params]:
-        if self._peek() != "(":
-            return self._item()
-        self._pos += 1
-        inner: list[tuple[_Bare, _Params]] = []
-        while True:
-            self._skip(" ")
-            if self._peek() == ")":
-                self._pos += 1
-                return inner, self._params()
-            inner.append(self._item())
-            if self._peek() not in (" ", ")"):
-                raise _Malformed
-
-    def _item(self) -> tuple[_Bare, _Params]:
-        return self._bare(), self._params()
-
-    def _params(self) -> _Params:
-        params: _Params = {}
-        while self._peek() == ";":
-            self._pos += 1
-            self._skip(" ")
-            key = self._key()
-            value: _Bare = True
-            if self._peek() == "=":
-                self._pos += 1
-                value = self._bare()
-            params[key] = value
-        return params
-
-    def _key(self) -> str:
-        return self._match(_SF_KEY)[0]
-
-    def _bare(self) -> _Bare:
-        first = self._peek()
-        if first == "-" or "0" <= first <= "9":
-            match = self._match(_SF_NUMBER)
-            if match[2] is None:
-                return int(match[0])
-            if len(match[1]) > 12:  # RFC 9651: a Decimal has at most 12 integer digits
-                raise _Malformed
-            return float(match[0])
-        if first == '"':
-            return _SF_UNESCAPE.sub(r"\1", self._match(_SF_STRING)[1])
-        if first == ":":
-            return self._match(_SF_BYTES)[1].encode("ascii")
-        if first == "?":
-            return self._match(_SF_BOOLEAN)[1] == "1"
-        return self._match(_SF_TOKEN)[0]
-
-    def _match(self, pattern: re.Pattern[str]) -> re.Match[str]:
-        match = pattern.match(self._text, self._pos)
-        if match is None:
-            raise _Malformed
-        self._pos = match.end()
-        return match
