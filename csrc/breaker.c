@@ -125,7 +125,7 @@ static int brc__reject(brc_breaker_t *b, uint64_t *retry_after, uint64_t value) 
   atomic_fetch_add_explicit(&b->not_permitted, 1, memory_order_relaxed);
   if (retry_after)
     *retry_after = value;
-  return BRC_REJECTED;
+  return BRC_REFUSED;
 }
 
 int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
@@ -186,7 +186,7 @@ int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   int state = BRC__STATE(s);
   if (state != BRC_CLOSED && state != BRC_METRICS_ONLY && state != BRC_DISABLED)
-    return state == BRC__UNSET ? BRC_EINVAL : BRC_REJECTED;
+    return state == BRC__UNSET ? BRC_EINVAL : BRC_REFUSED;
   *ticket = BRC__GEN(s);
   return BRC_OK;
 }
@@ -298,7 +298,7 @@ int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_
 int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   if (BRC__STATE(s) != BRC_OPEN || BRC__GEN(s) != generation)
-    return BRC__STATE(s) == BRC__UNSET ? BRC_EINVAL : BRC_REJECTED;
+    return BRC__STATE(s) == BRC__UNSET ? BRC_EINVAL : BRC_STALE;
   brc__stamp(&b->open_until, &b->open_gen, generation, until);
   return BRC_OK;
 }

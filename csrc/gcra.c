@@ -90,7 +90,7 @@ int brc_gcra_acquire(brc_gcra_t *g, uint64_t n, uint64_t now, uint64_t max_wait,
     if (need > max_wait) {
       if (wait)
         *wait = need;
-      return BRC_LIMITED;
+      return BRC_REFUSED;
     }
     uint64_t start = tat > now ? tat : now;
     if (start > UINT64_MAX - c.interval * n)
@@ -115,7 +115,7 @@ int brc_gcra_peek(brc_gcra_t *g, uint64_t n, uint64_t now, uint64_t *retry_after
   uint64_t need = brc__gcra_wait(&c, tat, n, now);
   if (retry_after)
     *retry_after = need;
-  return need == 0 ? BRC_OK : BRC_LIMITED;
+  return need == 0 ? BRC_OK : BRC_REFUSED;
 }
 
 int brc_gcra_refund(brc_gcra_t *g, uint64_t n, uint64_t now) {

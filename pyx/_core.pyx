@@ -103,7 +103,7 @@ cdef class Gcra:
         cdef int status = c.brc_gcra_acquire(&self._state, _as_n(n), c.brc_now_ns(), 0, NULL)
         if status == c.BRC_OK:
             return True
-        if status == c.BRC_LIMITED:
+        if status == c.BRC_REFUSED:
             return False
         return self._raise_n(status, n)
 
@@ -112,7 +112,7 @@ cdef class Gcra:
         cdef int status = c.brc_gcra_peek(&self._state, _as_n(n), c.brc_now_ns(), NULL)
         if status == c.BRC_OK:
             return True
-        if status == c.BRC_LIMITED:
+        if status == c.BRC_REFUSED:
             return False
         return self._raise_n(status, n)
 
@@ -449,7 +449,7 @@ cdef class Permits:
         cdef int status = c.brc_bulkhead_try_acquire(&self._state)
         if status == c.BRC_OK:
             return True
-        if status == c.BRC_REJECTED:
+        if status == c.BRC_REFUSED:
             return False
         return _check(status, "bulkhead (not configured)")
 
@@ -598,7 +598,7 @@ cdef class BudgetCore:
         cdef int status = c.brc_budget_try_withdraw(&self._state, c.brc_now_ns())
         if status == c.BRC_OK:
             return True
-        if status == c.BRC_REJECTED:
+        if status == c.BRC_REFUSED:
             return False
         return _check(status, "retry budget (not configured)")
 

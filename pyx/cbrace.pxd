@@ -4,7 +4,7 @@ from libc.stdint cimport uint64_t
 
 cdef extern from "brace.h" nogil:
     int BRC_OK
-    int BRC_LIMITED
+    int BRC_REFUSED
     int BRC_EINVAL
     int BRC_E2BIG
     int BRC_ERANGE
@@ -41,7 +41,7 @@ cdef extern from "brace.h" nogil:
     unsigned BRC_OUTCOME_FAILURE
     unsigned BRC_OUTCOME_SLOW
     int BRC_WOULD_OPEN
-    int BRC_REJECTED
+    int BRC_REFUSED
     int BRC_OPEN
 
     ctypedef struct brc_window_t:
