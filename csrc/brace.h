@@ -53,6 +53,14 @@ const char *brc_strerror(int status);
  * not in the table. Static, never NULL. Thread-safe. */
 const char *brc_status_name(int status);
 
+/* ---- limits ------------------------------------------------------------ */
+/* The largest duration the core is configured with, in ns: 2^62 (~146
+ * years) - a limiter's bucket depth (interval * burst), a breaker's waits.
+ * It leaves head room for now + duration (+ jitter, + bookings) within the
+ * 64-bit nanosecond clock, so that arithmetic never overflows. The bindings
+ * check every duration they are given against it. */
+#define BRC_DURATION_MAX (UINT64_C(1) << 62)
+
 /* ---- clock ------------------------------------------------------------- */
 
 /* Monotonic time in nanoseconds on CLOCK_MONOTONIC's scale, or the frozen test
@@ -125,7 +133,7 @@ typedef struct brc_gcra_report_s {
 } brc_gcra_report_t;
 
 /* Configures `g` as a full bucket. interval >= 1 ns, burst >= 1, and
- * interval * burst must fit in 2^62 ns (~146 years). Returns BRC_OK or
+ * interval * burst must be at most BRC_DURATION_MAX ns (~146 years). Returns BRC_OK or
  * BRC_EINVAL / BRC_ERANGE (g unchanged). Not thread-safe against concurrent
  * use of `g`: call it before sharing `g`. */
 int brc_gcra_init(brc_gcra_t *g, uint64_t interval, uint64_t burst);
@@ -177,6 +185,9 @@ int brc_gcra_reconfigure(brc_gcra_t *g, uint64_t interval, uint64_t burst,
 #define BRC_WINDOW_TIME 2
 #define BRC_WINDOW_COUNT_MAX 16384 /* outcomes in a count window */
 #define BRC_WINDOW_TIME_MAX 3600   /* buckets in a time window */
+/* Calls a window counts at once: its counters are 32-bit fields, so a
+ * breaker's minimum_calls is at most this. */
+#define BRC_WINDOW_CALLS_MAX UINT64_C(0xffffffff)
 
 /* Outcome flags for brc_window_record / brc_breaker_record. */
 #define BRC_OUTCOME_FAILURE 1u
@@ -249,9 +260,6 @@ int brc_window_clear(brc_window_t *w, uint64_t now);
 #define BRC_METRICS_ONLY 6
 
 #define BRC_HALF_OPEN_CALLS_MAX 1023
-/* The longest wait a breaker is configured with, in ns: 2^62 (~146 years).
- * With jitter a wait stays below 2^63 ns, so its arithmetic is defined. */
-#define BRC_BREAKER_WAIT_MAX (UINT64_C(1) << 62)
 
 typedef struct brc_breaker_config_s {
   double failure_rate;           /* (0, 1]: open at this failure rate */
@@ -260,10 +268,10 @@ typedef struct brc_breaker_config_s {
   uint64_t consecutive_failures; /* > 0: simple mode, open after this many in a row */
   uint64_t half_open_calls;      /* 1..BRC_HALF_OPEN_CALLS_MAX probes */
   uint64_t max_half_open;        /* ns in HALF_OPEN before re-opening, up to
-                                    BRC_BREAKER_WAIT_MAX; 0 = no limit */
+                                    BRC_DURATION_MAX; 0 = no limit */
   uint64_t wait_base;            /* ns in OPEN after the first opening, >= 1 */
   double wait_multiplier;        /* >= 1 (+inf too): growth per consecutive opening */
-  uint64_t wait_max;             /* ns cap on the grown wait, wait_base..BRC_BREAKER_WAIT_MAX:
+  uint64_t wait_max;             /* ns cap on the grown wait, wait_base..BRC_DURATION_MAX:
                                     a wait that grows beyond it (or to infinity) is wait_max */
   double wait_jitter;            /* [0, 1): wait *= 1 + jitter * U(-1, 1), after the cap */
 } brc_breaker_config_t;

@@ -4,10 +4,6 @@
 #include <math.h>
 #endif
 
-/* interval * burst (the bucket's depth in ns) stays below this, leaving head
- * room for now + depth + bookings within 64 bits for centuries of uptime. */
-#define BRC__GCRA_MAX_DEPTH (UINT64_C(1) << 62)
-
 typedef struct {
   uint64_t interval;
   uint64_t burst;
@@ -23,7 +19,7 @@ static inline void brc__cpu_relax(void) {
 static int brc__gcra_valid(uint64_t interval, uint64_t burst) {
   if (interval == 0 || burst == 0)
     return BRC_EINVAL;
-  if (burst > BRC__GCRA_MAX_DEPTH / interval)
+  if (burst > BRC_DURATION_MAX / interval)
     return BRC_ERANGE;
   return BRC_OK;
 }

@@ -16,6 +16,11 @@ cdef int _check(int status, str context) except -1:
     raise ValueError(message)
 
 
+# The limits the core checks, from brace.h: the Python layer validates against
+# these, so a bad configuration fails there with a message naming the range.
+DURATION_MAX_NS = c.BRC_DURATION_MAX
+
+
 cdef inline uint64_t _as_n(object n) except 0:
     cdef int overflow = 0
     cdef long long value
@@ -185,8 +190,10 @@ from brace.errors import BulkheadFull, CircuitOpen
 RERAISE = object()
 c.brc_guard_ready(RERAISE)
 
-WINDOW_COUNT_MAX = 16384
-WINDOW_TIME_MAX = 3600
+WINDOW_COUNT_MAX = c.BRC_WINDOW_COUNT_MAX
+WINDOW_TIME_MAX = c.BRC_WINDOW_TIME_MAX
+WINDOW_CALLS_MAX = c.BRC_WINDOW_CALLS_MAX
+HALF_OPEN_CALLS_MAX = c.BRC_HALF_OPEN_CALLS_MAX
 
 cdef double _INF = float("inf")
 
@@ -568,6 +575,7 @@ cdef class BackoffCore:
 from libc.stdint cimport int64_t
 
 BUDGET_BUCKETS = c.BRC_BUDGET_BUCKETS
+BUDGET_TOKEN = c.BRC_BUDGET_TOKEN
 BUDGET_RATIO_MAX = c.BRC_BUDGET_RATIO_MAX
 BUDGET_MIN_PER_SECOND_MAX = c.BRC_BUDGET_MIN_PER_SECOND_MAX
 BUDGET_TTL_MIN = c.BRC_BUDGET_TTL_MIN

@@ -12,6 +12,8 @@ _P = ParamSpec("_P")
 
 RERAISE: object
 
+DURATION_MAX_NS: int
+
 CALLABLE_SYNC: int
 CALLABLE_ASYNC: int
 CALLABLE_GUARDED: int
@@ -43,6 +45,8 @@ class Gcra:
 
 WINDOW_COUNT_MAX: int
 WINDOW_TIME_MAX: int
+WINDOW_CALLS_MAX: int
+HALF_OPEN_CALLS_MAX: int
 
 class Breaker:
     _measure: bool
@@ -125,6 +129,7 @@ class RetryCore:
 # ---- retry budget
 
 BUDGET_BUCKETS: int
+BUDGET_TOKEN: int
 BUDGET_RATIO_MAX: int
 BUDGET_MIN_PER_SECOND_MAX: int
 BUDGET_TTL_MIN: int

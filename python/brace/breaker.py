@@ -15,7 +15,16 @@ from types import TracebackType
 from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
 from brace import _config, _guarding
-from brace._core import CALLABLE_GUARDED, RERAISE, WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
+from brace._core import (
+    CALLABLE_GUARDED,
+    HALF_OPEN_CALLS_MAX,
+    RERAISE,
+    WINDOW_CALLS_MAX,
+    WINDOW_COUNT_MAX,
+    WINDOW_TIME_MAX,
+    Breaker,
+    now_ns,
+)
 from brace.errors import CircuitOpen
 
 __all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind"]
@@ -25,9 +34,6 @@ R = TypeVar("R")
 
 _log = logging.getLogger("brace")
 _NS = 1_000_000_000
-_HALF_OPEN_CALLS_MAX = 1023
-# A window counts its calls in 32-bit fields: it never holds more.
-_CALLS_MAX = (1 << 32) - 1
 
 # Named breakers, for brace.control to find by name. Weak, so that being named
 # keeps no breaker alive; the lock keeps a snapshot from racing a registration.
@@ -235,7 +241,7 @@ class CircuitBreaker(Breaker):
         size_max = WINDOW_COUNT_MAX if window == "count" else WINDOW_TIME_MAX
         size = _config.count(window_size, "window_size", maximum=size_max)
         bucket = _config.positive_duration(window_bucket, "window_bucket")
-        minimum = _config.count(minimum_calls, "minimum_calls", maximum=_CALLS_MAX)
+        minimum = _config.count(minimum_calls, "minimum_calls", maximum=WINDOW_CALLS_MAX)
         if window == "count" and minimum > size and consecutive_failures is None:
             raise ValueError(
                 f"minimum_calls must be at most window_size ({size}) for a count window, "
@@ -261,7 +267,7 @@ class CircuitBreaker(Breaker):
             raise TypeError(f"wait_in_open_jitter must be a number in [0, 1), got {type(wait_in_open_jitter).__name__}")
         if not (0 <= wait_in_open_jitter < 1):
             raise ValueError(f"wait_in_open_jitter must be a number in [0, 1), got {wait_in_open_jitter!r}")
-        probes = _config.count(half_open_calls, "half_open_calls", maximum=_HALF_OPEN_CALLS_MAX)
+        probes = _config.count(half_open_calls, "half_open_calls", maximum=HALF_OPEN_CALLS_MAX)
         max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True,
                                          positive=True)
         consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")

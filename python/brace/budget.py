@@ -11,6 +11,7 @@ from brace._core import (
     BUDGET_BUCKETS,
     BUDGET_MIN_PER_SECOND_MAX,
     BUDGET_RATIO_MAX,
+    BUDGET_TOKEN,
     BUDGET_TTL_MAX,
     BUDGET_TTL_MIN,
     BudgetCore,
@@ -18,7 +19,8 @@ from brace._core import (
 
 __all__ = ["RetryBudget"]
 
-_MILLI = 1000
+# The core keeps the balance in milli-tokens: a withdrawal costs BUDGET_TOKEN.
+_MILLI = BUDGET_TOKEN
 _RATIO_MIN = 1 / _MILLI
 _RATIO_MAX = BUDGET_RATIO_MAX / _MILLI
 _TTL_MIN = BUDGET_TTL_MIN / _config.NS_PER_SECOND

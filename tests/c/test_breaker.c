@@ -289,7 +289,7 @@ static void test_init_rejects_bad_config(void) {
 /* Waits beyond 2^62 ns made the jittered wait's double -> uint64_t
  * conversion undefined (and now + wait wrap): refused at init. */
 static void test_init_rejects_waits_whose_arithmetic_overflows(void) {
-  const uint64_t too_long[] = {BRC_BREAKER_WAIT_MAX + 1, UINT64_C(1) << 63, UINT64_MAX};
+  const uint64_t too_long[] = {BRC_DURATION_MAX + 1, UINT64_C(1) << 63, UINT64_MAX};
   const double nan = NAN;
   brc_breaker_t b;
   for (int i = 0; i < 3; i++) {
@@ -320,13 +320,13 @@ static void test_extreme_waits_saturate_at_the_cap(void) {
   for (int m = 0; m < 5; m++)
     for (int j = 0; j < 3; j++) {
       brc_breaker_config_t c = base_config();
-      c.wait_base = m == 0 ? BRC_BREAKER_WAIT_MAX : 1;
-      c.wait_max = BRC_BREAKER_WAIT_MAX;
-      c.max_half_open = BRC_BREAKER_WAIT_MAX;
+      c.wait_base = m == 0 ? BRC_DURATION_MAX : 1;
+      c.wait_max = BRC_DURATION_MAX;
+      c.max_half_open = BRC_DURATION_MAX;
       c.wait_multiplier = multipliers[m];
       c.wait_jitter = jitters[j];
       breaker_t x = make(c, BRC_WINDOW_COUNT, 10);
-      const double most = (double)BRC_BREAKER_WAIT_MAX * (1.0 + jitters[j]);
+      const double most = (double)BRC_DURATION_MAX * (1.0 + jitters[j]);
       for (int opening = 1; opening <= 3000; opening++) {
         CHECK(brc_breaker_transition(&x.b, x.w, BRC_OPEN, SEC, NULL) == BRC_OK);
         brc_breaker_report_t r;
@@ -334,7 +334,7 @@ static void test_extreme_waits_saturate_at_the_cap(void) {
         CHECK(r.state == BRC_OPEN && r.openings == (uint64_t)opening);
         CHECK(r.retry_after >= 1 && (double)r.retry_after <= most);
         if (opening > 64 && m > 0 && jitters[j] == 0.0)
-          CHECK_EQ_U64(r.retry_after, BRC_BREAKER_WAIT_MAX); /* grown past the cap: the cap */
+          CHECK_EQ_U64(r.retry_after, BRC_DURATION_MAX); /* grown past the cap: the cap */
       }
       /* it still moves on: HALF_OPEN once the (longest) wait has passed */
       uint64_t ticket, later = SEC + (UINT64_C(1) << 63);
