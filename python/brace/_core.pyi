@@ -1,4 +1,4 @@
-# Type stub for the compiled core (pyx/_core.pyx).
+# Type stub for the compiled core (pyx/_core.pyx and the .pxi files it includes).
 
 from types import TracebackType
 from typing import Any, Awaitable, Callable, ParamSpec, TypeGuard, TypeVar, overload
@@ -32,7 +32,7 @@ def clock_is_frozen() -> bool: ...
 def rng_seed(seed: int) -> None: ...
 def rng_uniform() -> float: ...
 
-class Gcra:
+class RateLimiterCore:
     def _configure(self, interval_ns: int, burst: int) -> None: ...
     def _reconfigure(self, interval_ns: int, burst: int) -> None: ...
     def try_acquire(self, n: int = 1) -> bool:
@@ -48,7 +48,7 @@ WINDOW_TIME_MAX: int
 WINDOW_CALLS_MAX: int
 HALF_OPEN_CALLS_MAX: int
 
-class Breaker:
+class CircuitBreakerCore:
     _measure: bool
     def _configure(
         self, *, name: str | None, window_kind: int, window_size: int, bucket_ns: int,
@@ -79,7 +79,7 @@ class Breaker:
 
 BULKHEAD_MAX: int
 
-class Permits:
+class BulkheadCore:
     def _configure(self, max_concurrent: int) -> None: ...
     def _set_facts(self, name: str | None, max_concurrent: int, max_wait: float) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
@@ -135,7 +135,7 @@ BUDGET_MIN_PER_SECOND_MAX: int
 BUDGET_TTL_MIN: int
 BUDGET_TTL_MAX: int
 
-class BudgetCore:
+class RetryBudgetCore:
     def _configure(self, ratio_milli: int, min_per_second: int, ttl_ns: int) -> None: ...
     def deposit(self) -> None:
         """Records one call: its `ratio` tokens count for the next `ttl`."""
@@ -147,7 +147,7 @@ class PolicyCore:
     def _try_enter(self) -> tuple[int, int] | None: ...
     def _succeeded(self, token: int, start: int) -> bool: ...
     def _configure_core(
-        self, *, breaker: Breaker | None, limiter: Gcra | None, bulkhead: Permits | None,
+        self, *, breaker: CircuitBreakerCore | None, limiter: RateLimiterCore | None, bulkhead: BulkheadCore | None,
         deposit: Callable[[], object] | None, whole_call_in_python: bool, checks_result: bool,
         needs_start: bool,
     ) -> None: ...

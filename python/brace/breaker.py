@@ -22,7 +22,7 @@ from brace._core import (
     WINDOW_CALLS_MAX,
     WINDOW_COUNT_MAX,
     WINDOW_TIME_MAX,
-    Breaker,
+    CircuitBreakerCore,
     now_ns,
 )
 from brace.errors import CircuitOpen
@@ -140,7 +140,7 @@ def _wait_cap_ns(wait_base: float, multiplier: float, wait_max: float | None) ->
     return _ns(wait_base) if multiplier == 1 else _config.MAX_DEPTH_NS
 
 
-class CircuitBreaker(Breaker):
+class CircuitBreaker(CircuitBreakerCore):
     """A circuit breaker with resilience4j's semantics.
 
     CLOSED, it permits every call and records outcomes in a sliding window;

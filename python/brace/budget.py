@@ -14,7 +14,7 @@ from brace._core import (
     BUDGET_TOKEN,
     BUDGET_TTL_MAX,
     BUDGET_TTL_MIN,
-    BudgetCore,
+    RetryBudgetCore,
 )
 
 __all__ = ["RetryBudget"]
@@ -51,7 +51,7 @@ def _ttl_ns(value: object) -> int:
     return round(seconds * _config.NS_PER_SECOND)
 
 
-class RetryBudget(BudgetCore):
+class RetryBudget(RetryBudgetCore):
     """A retry budget (Finagle's): retries may add at most `ratio` to the calls.
 
     Every call deposits `ratio` tokens; every retry withdraws one, and is

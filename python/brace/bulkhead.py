@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _clock, _config, _deadline, _guarding
-from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, Permits, is_awaitable, now_ns
+from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, BulkheadCore, is_awaitable, now_ns
 from brace.errors import BulkheadFull
 
 __all__ = ["Bulkhead"]
@@ -75,7 +75,7 @@ def _wait_limit(value: object) -> float:
     return seconds
 
 
-class Bulkhead(Permits):
+class Bulkhead(BulkheadCore):
     """A bulkhead: at most `max_concurrent` calls run at once.
 
     A call that finds every slot taken waits up to `max_wait` seconds for one,

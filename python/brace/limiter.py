@@ -9,7 +9,7 @@ from typing import Any, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast
 
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, Gcra
+from brace._core import CALLABLE_GUARDED, RateLimiterCore
 from brace.errors import RateLimited
 
 __all__ = ["RateLimitState", "RateLimiter"]
@@ -55,7 +55,7 @@ def _ceil_seconds(seconds: float) -> int:
     return whole if whole == seconds else whole + 1
 
 
-class RateLimiter(Gcra):
+class RateLimiter(RateLimiterCore):
     """A rate limiter: `rate` events per `per` seconds, with bursts of `burst`.
 
     A GCRA token bucket (the algorithm of governor and redis-cell): the bucket
