@@ -14,6 +14,7 @@ cdef class CircuitBreakerCore:
     The hooks below are the closed-state path of every guarded call: one
     atomic load to permit, one record (a slot swap and a counter add), no
     clock read unless slow calls are measured or the window is time-based.
+    The Python hooks it calls on its subclass are brace._hooks.CircuitBreakerHooks.
     """
 
     cdef c.brc_breaker_t _state

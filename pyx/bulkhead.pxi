@@ -12,7 +12,8 @@ cdef class BulkheadCore:
     the FIFO queue (or raises) and returns what __enter__ returns;
     self._handoff() passes a released permit to the first waiter.
     The other underscored methods are the C slow-path primitives, which the
-    subclass calls with its queue lock held.
+    subclass calls with its queue lock held. The Python hooks it calls on its
+    subclass are brace._hooks.BulkheadHooks.
     """
 
     cdef c.brc_bulkhead_t _state

@@ -5,7 +5,8 @@ cdef class PolicyCore:
     in C - breaker permission, a limiter token, a bulkhead slot - and the
     bookkeeping of its success. When any of them says no (or the first attempt
     needs Python), what was taken is given back and the subclass's slow paths
-    (guard.h's protocol) take the whole call, with the right errors and waits."""
+    (guard.h's protocol: brace._hooks.PolicyHooks) take the whole call, with
+    the right errors and waits."""
 
     cdef CircuitBreakerCore _breaker
     cdef RateLimiterCore _limiter

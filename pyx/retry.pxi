@@ -5,7 +5,7 @@ cdef class RetryCore:
     function. A success returns at once; a failure, a result to check, or a
     configuration that needs Python for the whole call (a deadline or attempt
     timeout, which attempts can read) goes to the subclass's slow paths
-    (guard.h's protocol)."""
+    (guard.h's protocol: brace._hooks.RetryHooks)."""
 
     cdef bint _whole_call_in_python
     cdef bint _checks_result
