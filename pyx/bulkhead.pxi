@@ -20,17 +20,19 @@ cdef class BulkheadCore:
     cdef object _full_name       # the facts of BulkheadFull, for the compiled
     cdef object _full_max        # rejection of a bulkhead that does not wait
     cdef double _full_wait
+    cdef bint _configured
 
-    def _set_facts(self, name, max_concurrent, double max_wait):
+    def _configure(self, name, uint64_t max_concurrent, double max_wait):
+        """Configures the permits (or changes a configured max, permits in use
+        staying in use) and the facts of the compiled BulkheadFull."""
+        if self._configured:
+            _check(c.brc_bulkhead_reconfigure(&self._state, max_concurrent), "max_concurrent")
+        else:
+            _check(c.brc_bulkhead_init(&self._state, max_concurrent), "max_concurrent")
+            self._configured = True
         self._full_name = name
         self._full_max = max_concurrent
         self._full_wait = max_wait
-
-    def _configure(self, uint64_t max_concurrent):
-        _check(c.brc_bulkhead_init(&self._state, max_concurrent), "max_concurrent")
-
-    def _reconfigure(self, uint64_t max_concurrent):
-        _check(c.brc_bulkhead_reconfigure(&self._state, max_concurrent), "max_concurrent")
 
     def try_acquire(self):
         """Takes a permit if one is free and no call is waiting; returns whether it did."""

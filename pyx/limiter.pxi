@@ -23,13 +23,16 @@ cdef class RateLimiterCore:
     """A GCRA token bucket embedded by value; configured by brace.RateLimiter."""
 
     cdef c.brc_gcra_t _state
+    cdef bint _configured
 
     def _configure(self, uint64_t interval_ns, uint64_t burst):
-        _check(c.brc_gcra_init(&self._state, interval_ns, burst), "rate and burst")
-
-    def _reconfigure(self, uint64_t interval_ns, uint64_t burst):
-        _check(c.brc_gcra_reconfigure(&self._state, interval_ns, burst, c.brc_now_ns()),
-               "rate and burst")
+        """Configures a full bucket, or changes a configured one keeping its tokens taken."""
+        if self._configured:
+            _check(c.brc_gcra_reconfigure(&self._state, interval_ns, burst, c.brc_now_ns()),
+                   "rate and burst")
+        else:
+            _check(c.brc_gcra_init(&self._state, interval_ns, burst), "rate and burst")
+            self._configured = True
 
     cdef int _raise_n(self, int status, object n) except -1:
         cdef c.brc_gcra_report_t report

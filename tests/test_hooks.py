@@ -75,3 +75,30 @@ def test_an_error_raised_by_a_hook_has_the_calls_error_as_its_context() -> None:
     with pytest.raises(ZeroDivisionError) as info:
         broken()
     assert isinstance(info.value.__context__, KeyError)
+
+
+# The private members the compiled bases show on the public classes: only the
+# entries their Python subclasses (and Policy, which composes them) call. Each
+# is one C call with a documented job; anything else a base needs is cdef and
+# invisible from Python. Adding one here is a decision, not an accident.
+COMPILED_PRIVATE = {
+    brace.RateLimiter: {"_configure", "_reserve", "_refund", "_report"},
+    brace.CircuitBreaker: {
+        "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
+        "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
+    },
+    brace.Bulkhead: {"_configure", "_guard", "_enqueue", "_pass_or_free", "_grant", "_unflag", "_report"},
+    brace.Retry: {"_configure_core", "_guard"},
+    brace.Backoff: {"_configure", "_delay_ns"},
+    brace.RetryBudget: {"_configure", "_balance"},
+    brace.Policy: {"_configure_core", "_guard", "_try_enter", "_succeeded"},
+}
+
+
+@pytest.mark.parametrize("public", list(COMPILED_PRIVATE), ids=[p.__name__ for p in COMPILED_PRIVATE])
+def test_public_classes_show_only_the_agreed_compiled_machinery(public: type) -> None:
+    compiled = [klass for klass in public.__mro__ if klass.__module__ == "brace._core"]
+    assert compiled, f"{public.__name__} has no compiled base"
+    shown = {name for name in dir(public) if name.startswith("_") and not name.startswith("__")
+             and any(name in vars(klass) for klass in compiled)}  # fmt: skip
+    assert shown == COMPILED_PRIVATE[public]

@@ -136,12 +136,11 @@ class Bulkhead(BulkheadCore):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self._name = name
-        self._set_facts(name, self._max_concurrent, self._max_wait)
         # Guards the queue and every slow-path call into the core; the fast
         # paths never take it.
         self._lock = threading.Lock()
         self._queue: OrderedDict[_Waiter, None] = OrderedDict()
-        self._configure(self._max_concurrent)
+        self._configure(name, self._max_concurrent, self._max_wait)
 
     @property
     def name(self) -> str | None:
@@ -303,9 +302,8 @@ class Bulkhead(BulkheadCore):
         )
         new_wait = self._max_wait if max_wait is None else _wait_limit(max_wait)
         with self._lock:
-            self._reconfigure(new_max)
+            self._configure(self._name, new_max, new_wait)
             self._max_concurrent, self._max_wait = new_max, new_wait
-            self._set_facts(self._name, new_max, new_wait)
             while self._queue and self._grant(len(self._queue)):
                 self._pass_locked()
 

@@ -217,7 +217,7 @@ class RateLimiter(RateLimiterCore):
         interval = _config.interval_ns(events, period)
         new_burst = self._burst if burst is None else _config.count(burst, "burst", maximum=None)
         _config.burst_within_depth(new_burst, interval)
-        self._reconfigure(interval, new_burst)
+        self._configure(interval, new_burst)
         self._events, self._period, self._burst = events, period, new_burst
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
