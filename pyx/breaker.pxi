@@ -91,6 +91,27 @@ cdef class CircuitBreakerCore:
             return self._check_result(result, token, start)
         return result
 
+    def __enter__(self):
+        """Permission for the block (raises CircuitOpen); its outcome is recorded by __exit__."""
+        cdef uint64_t token = 0, start = 0
+        _breaker_enter(self, &token, &start)
+        try:
+            c.brc_scope_push(self, token, start)
+        except BaseException:
+            c.brc_breaker_release(&self._state, token)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        cdef uint64_t token = 0, start = 0
+        if not c.brc_scope_pop(self, &token, &start):
+            raise RuntimeError("CircuitBreaker.__exit__ without its __enter__ in this thread and context")
+        if exc is not None:
+            self._on_error(exc, token, start)
+        elif _breaker_success(self, token, start):
+            # A result predicate has no result to judge here: the block succeeded.
+            self._record_and_tell(token, False, start)
+
     def _enter(self):
         """Permission for one call: (token, start), or raises CircuitOpen."""
         cdef uint64_t token = 0, start = 0

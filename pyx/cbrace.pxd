@@ -114,6 +114,11 @@ cdef extern from "guard.h":
         BRC_CALLABLE_UNKNOWN
 
 
+cdef extern from "scopes.h":
+    int brc_scope_push(object owner, uint64_t token, uint64_t start) except -1
+    int brc_scope_pop(object owner, uint64_t *token, uint64_t *start)
+
+
 # ---- bulkhead permits
 cdef extern from "brace.h" nogil:
     int BRC_HANDOFF

@@ -80,6 +80,10 @@ class CircuitBreakerHooks(Protocol):
     def _check_result(self, result: object, token: int, start: int) -> object:
         """Apply record_result to a returned value, record it, and return it."""
 
+    def _record_and_tell(self, token: int, failure: bool, start: int, error: BaseException | None = None) -> None:
+        """Record an outcome decided in Python and tell the listeners: `with`'s
+        success when a result predicate is set (a block has no result to judge)."""
+
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> object:  # fmt: skip
         """As GuardOwner._guard_failed."""

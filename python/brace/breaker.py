@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import enum
 import functools
 import logging
@@ -205,7 +204,6 @@ class CircuitBreaker(CircuitBreakerCore):
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
         "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset",
-        "_contexts",
     )  # fmt: skip
 
     def __init__(
@@ -282,9 +280,6 @@ class CircuitBreaker(CircuitBreakerCore):
         self._minimum_calls = minimum
         self._listeners: list[tuple[Listener, frozenset[str]]] = []
         self._not_permitted_offset = 0
-        self._contexts: contextvars.ContextVar[tuple[tuple[int, int], ...]] = contextvars.ContextVar(
-            "brace_breaker_calls"
-        )
         self._configure(
             name=name, window_kind=1 if window == "count" else 2, window_size=size,
             bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
@@ -534,23 +529,6 @@ class CircuitBreaker(CircuitBreakerCore):
             self._on_error(error, token, start)
             raise
         return cast(R, await self._adopt(_guarding.awaited(first), token, start))
-
-    def __enter__(self) -> CircuitBreaker:
-        # Per thread and per task: a tuple set anew, never a list shared by
-        # the contexts copied from this one.
-        self._contexts.set((*self._contexts.get(()), self._enter()))
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        calls = self._contexts.get()
-        token, start = calls[-1]
-        self._contexts.set(calls[:-1])
-        if exc is None:
-            self._record_and_tell(token, False, start)
-        else:
-            self._on_error(exc, token, start)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()
