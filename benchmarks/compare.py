@@ -500,6 +500,8 @@ def breaker_bars(overheads: dict[str, float]) -> list[Bar]:
     brace_ns = overheads[BRACE_BREAKER]
     return [
         Bar("brace guarded-call overhead (median)", brace_ns, 60.0, "ns", True),
+        Bar("brace cb.call(f, 1) overhead (median)", overheads[BRACE_BREAKER_CALL], 60.0, "ns", True),
+        Bar("brace `with cb: f(1)` overhead (median)", overheads[BRACE_BREAKER_WITH], 80.0, "ns", True),
         Bar("pybreaker overhead / brace overhead", ratio(overheads[PYBREAKER], brace_ns), 20.0, "x", False),
         Bar("circuitbreaker overhead / brace overhead",
             ratio(overheads[CIRCUITBREAKER], brace_ns), 8.0, "x", False),
@@ -931,8 +933,7 @@ def breaker_section(settings: Settings, allocations: list[AllocationCheck]) -> S
         allocations=allocations,
         notes=[
             "each breaker with its defaults guards the same `def f(x): return x`; every call succeeds",
-            f"'{BRACE_BREAKER_CALL}' and '{BRACE_BREAKER_WITH}' are brace's other closed-state forms, "
-            "for reference (no bar)",
+            f"'{BRACE_BREAKER_CALL}' and '{BRACE_BREAKER_WITH}' are brace's other closed-state forms",
         ],
     )  # fmt: skip
     section.bars = breaker_bars(section.figures())
@@ -1322,6 +1323,20 @@ def print_table(data: dict[str, Any], section_keys: list[str]) -> None:
         print_section(data[key], data["empty_loop_ns"]["median"])
 
 
+# Each section by its key, called with the settings and its allocation checks.
+SECTIONS: dict[str, Callable[[Settings, list[AllocationCheck]], Section]] = {
+    "breaker": breaker_section,
+    "breaker_async": lambda settings, _: breaker_async_section(settings),
+    "breaker_open": lambda settings, _: open_breaker_section(settings),
+    "bulkhead": bulkhead_section,
+    "bulkhead_decorator": lambda settings, _: bulkhead_decorator_section(settings),
+    "retry": retry_section,
+    "policy": policy_section,
+    "policy_async": lambda settings, _: policy_async_section(settings),
+    "recovery": lambda settings, _: recovery_section(settings),
+}
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -1330,6 +1345,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--json", action="store_true", help="print a machine-readable report instead of a table"
     )
+    parser.add_argument(
+        "--only", metavar="SECTION", action="append", choices=sorted(SECTIONS),
+        help="time only this section (repeatable), while iterating; the limiter table is always timed",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -1348,16 +1367,14 @@ def main() -> None:
     empty_loop = Timing(EMPTY_LOOP, timeit.Timer("pass").timeit)
     limiter_timings = time_cases(limiter_cases(), settings, extra=[empty_loop])
     sections = [
-        breaker_section(settings, breaker_allocs),
-        breaker_async_section(settings),
-        open_breaker_section(settings),
-        bulkhead_section(settings, bulkhead_allocs),
-        bulkhead_decorator_section(settings),
-        retry_section(settings, retry_allocs),
-        policy_section(settings, policy_allocs),
-        policy_async_section(settings),
-        recovery_section(settings),
-    ]
+        SECTIONS[key](settings, allocs)
+        for key, allocs in [
+            ("breaker", breaker_allocs), ("breaker_async", []), ("breaker_open", []),
+            ("bulkhead", bulkhead_allocs), ("bulkhead_decorator", []), ("retry", retry_allocs),
+            ("policy", policy_allocs), ("policy_async", []), ("recovery", []),
+        ]
+        if not args.only or key in args.only
+    ]  # fmt: skip
     run = Run(
         settings, limiter_timings, empty_loop, limiter_allocs, sections,
         time.perf_counter() - started,

@@ -4,7 +4,8 @@
  * Conventions (docs/architecture.md has them all):
  *   - Public symbols are brc_<object>_<verb>, types brc_<object>_t, macros BRC_*.
  *   - Functions return an int status: 0 (BRC_OK) on success, > 0 for a non-error
- *     outcome (BRC_LIMITED), < 0 for an error (BRC_E*). brc_strerror() names it.
+ *     outcome (BRC_REFUSED, ...), < 0 for an error (BRC_E*); BRC_STATUS_MAP
+ *     lists them all, brc_strerror() and brc_status_name() describe one.
  *   - Time is uint64_t nanoseconds of a monotonic clock. Every decision takes the
  *     current time as `now`, so a decision is a pure function of (state, now).
  *   - State structs are fixed-size, pointer-free and updated with C11 atomics, so
@@ -23,18 +24,42 @@ extern "C" {
 #endif
 
 /* ---- status codes ------------------------------------------------------ */
+/* Every status a function returns, one row each: XX(NAME, value, message).
+ * BRC_<NAME> is the code, brc_status_name() gives "BRC_<NAME>" and
+ * brc_strerror() the message. 0 is success, > 0 an outcome that is not an
+ * error (each with one meaning, whichever primitive returns it), < 0 an
+ * error (errno's numbers, negated, as libuv does). */
+#define BRC_STATUS_MAP(XX)                                                          \
+  XX(OK, 0, "ok")                                                                   \
+  XX(REFUSED, 1, "refused: not admitted now, nothing was taken")                    \
+  XX(WOULD_OPEN, 2, "a metrics-only breaker reached a threshold")                   \
+  XX(HANDOFF, 3, "handoff: pass the released permit to the first waiter")           \
+  XX(STALE, 4, "stale: the state the call names has moved on, nothing changed")     \
+  XX(E2BIG, -7, "request larger than the limiter's burst can ever admit")           \
+  XX(EINVAL, -22, "invalid argument")                                               \
+  XX(ERANGE, -34, "value overflows the 64-bit nanosecond clock")
 
-#define BRC_OK 0
-#define BRC_LIMITED 1   /* not admitted now; nothing was consumed */
-#define BRC_WOULD_OPEN 3 /* a METRICS_ONLY breaker reached a threshold */
-#define BRC_REJECTED 4   /* not permitted; nothing to record */
-#define BRC_HANDOFF 5    /* a released permit must go to the first queued waiter */
-#define BRC_EINVAL (-22) /* an argument is out of its documented range */
-#define BRC_E2BIG (-7)   /* a request that can never be admitted (n > burst) */
-#define BRC_ERANGE (-34) /* a value would overflow the 64-bit nanosecond clock */
+enum brc_status {
+#define BRC__STATUS_ENUM(name, value, message) BRC_##name = (value),
+  BRC_STATUS_MAP(BRC__STATUS_ENUM)
+#undef BRC__STATUS_ENUM
+};
 
-/* Static, human-readable text for a status code. Never NULL. Thread-safe. */
+/* Static, human-readable text for a status code; "unknown status" for a code
+ * not in the table. Never NULL. Thread-safe. */
 const char *brc_strerror(int status);
+
+/* The code's name as written in C ("BRC_REFUSED"); "BRC_UNKNOWN" for a code
+ * not in the table. Static, never NULL. Thread-safe. */
+const char *brc_status_name(int status);
+
+/* ---- limits ------------------------------------------------------------ */
+/* The largest duration the core is configured with, in ns: 2^62 (~146
+ * years) - a limiter's bucket depth (interval * burst), a breaker's waits.
+ * It leaves head room for now + duration (+ jitter, + bookings) within the
+ * 64-bit nanosecond clock, so that arithmetic never overflows. The bindings
+ * check every duration they are given against it. */
+#define BRC_DURATION_MAX (UINT64_C(1) << 62)
 
 /* ---- clock ------------------------------------------------------------- */
 
@@ -108,7 +133,7 @@ typedef struct brc_gcra_report_s {
 } brc_gcra_report_t;
 
 /* Configures `g` as a full bucket. interval >= 1 ns, burst >= 1, and
- * interval * burst must fit in 2^62 ns (~146 years). Returns BRC_OK or
+ * interval * burst must be at most BRC_DURATION_MAX ns (~146 years). Returns BRC_OK or
  * BRC_EINVAL / BRC_ERANGE (g unchanged). Not thread-safe against concurrent
  * use of `g`: call it before sharing `g`. */
 int brc_gcra_init(brc_gcra_t *g, uint64_t interval, uint64_t burst);
@@ -116,7 +141,7 @@ int brc_gcra_init(brc_gcra_t *g, uint64_t interval, uint64_t burst);
 /* Takes n tokens, all or nothing, if they are available by `now + max_wait`.
  * On BRC_OK the tokens are booked and *wait (may be NULL) receives the ns the
  * caller must wait before using them (0 when available now); bookings are
- * served in order, so waiters are FIFO. On BRC_LIMITED nothing is written and
+ * served in order, so waiters are FIFO. On BRC_REFUSED nothing is written and
  * *wait receives the ns until n tokens would be available without waiting.
  * n must be 1..burst: n == 0 gives BRC_EINVAL, n > burst BRC_E2BIG.
  * Thread-safe, lock-free, no allocation. */
@@ -124,7 +149,7 @@ int brc_gcra_acquire(brc_gcra_t *g, uint64_t n, uint64_t now,
                      uint64_t max_wait, uint64_t *wait);
 
 /* Would brc_gcra_acquire(g, n, now, 0, ...) succeed? Consumes nothing.
- * Returns BRC_OK or BRC_LIMITED (then *retry_after, if not NULL, gets the ns
+ * Returns BRC_OK or BRC_REFUSED (then *retry_after, if not NULL, gets the ns
  * until it would), or BRC_EINVAL / BRC_E2BIG as for acquire. Thread-safe. */
 int brc_gcra_peek(brc_gcra_t *g, uint64_t n, uint64_t now,
                   uint64_t *retry_after);
@@ -160,6 +185,9 @@ int brc_gcra_reconfigure(brc_gcra_t *g, uint64_t interval, uint64_t burst,
 #define BRC_WINDOW_TIME 2
 #define BRC_WINDOW_COUNT_MAX 16384 /* outcomes in a count window */
 #define BRC_WINDOW_TIME_MAX 3600   /* buckets in a time window */
+/* Calls a window counts at once: its counters are 32-bit fields, so a
+ * breaker's minimum_calls is at most this. */
+#define BRC_WINDOW_CALLS_MAX UINT64_C(0xffffffff)
 
 /* Outcome flags for brc_window_record / brc_breaker_record. */
 #define BRC_OUTCOME_FAILURE 1u
@@ -232,9 +260,6 @@ int brc_window_clear(brc_window_t *w, uint64_t now);
 #define BRC_METRICS_ONLY 6
 
 #define BRC_HALF_OPEN_CALLS_MAX 1023
-/* The longest wait a breaker is configured with, in ns: 2^62 (~146 years).
- * With jitter a wait stays below 2^63 ns, so its arithmetic is defined. */
-#define BRC_BREAKER_WAIT_MAX (UINT64_C(1) << 62)
 
 typedef struct brc_breaker_config_s {
   double failure_rate;           /* (0, 1]: open at this failure rate */
@@ -243,10 +268,10 @@ typedef struct brc_breaker_config_s {
   uint64_t consecutive_failures; /* > 0: simple mode, open after this many in a row */
   uint64_t half_open_calls;      /* 1..BRC_HALF_OPEN_CALLS_MAX probes */
   uint64_t max_half_open;        /* ns in HALF_OPEN before re-opening, up to
-                                    BRC_BREAKER_WAIT_MAX; 0 = no limit */
+                                    BRC_DURATION_MAX; 0 = no limit */
   uint64_t wait_base;            /* ns in OPEN after the first opening, >= 1 */
   double wait_multiplier;        /* >= 1 (+inf too): growth per consecutive opening */
-  uint64_t wait_max;             /* ns cap on the grown wait, wait_base..BRC_BREAKER_WAIT_MAX:
+  uint64_t wait_max;             /* ns cap on the grown wait, wait_base..BRC_DURATION_MAX:
                                     a wait that grows beyond it (or to infinity) is wait_max */
   double wait_jitter;            /* [0, 1): wait *= 1 + jitter * U(-1, 1), after the cap */
 } brc_breaker_config_t;
@@ -281,7 +306,7 @@ int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *config);
 
 /* Asks permission for one call at `now` (0: read only if needed). BRC_OK:
  * permitted; *ticket (required) identifies the state it was permitted in and
- * must be passed to brc_breaker_record or brc_breaker_release. BRC_REJECTED:
+ * must be passed to brc_breaker_record or brc_breaker_release. BRC_REFUSED:
  * not permitted, nothing to record; *retry_after (may be NULL) gets the ns
  * until a call may be permitted (UINT64_MAX when forced open, 0 when unknown:
  * half-open with all probes out). *t (may be NULL) reports a transition made
@@ -292,7 +317,7 @@ int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64
 
 /* Permission for a call with no clock read and no side effect: BRC_OK (and
  * *ticket) when the state permits every call (CLOSED, METRICS_ONLY,
- * DISABLED), else BRC_REJECTED with nothing changed - the caller then asks
+ * DISABLED), else BRC_REFUSED with nothing changed - the caller then asks
  * brc_breaker_acquire, which handles OPEN and HALF_OPEN. Thread-safe. */
 int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket);
 
@@ -319,7 +344,7 @@ int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_
 
 /* Sets the end of the current OPEN wait to `until` ns, if the breaker is
  * still in the OPEN state of `ticket`'s generation (for waits computed by the
- * caller). Returns BRC_OK, BRC_REJECTED when the state moved on, or
+ * caller). Returns BRC_OK, BRC_STALE when the state moved on (nothing changed), or
  * BRC_EINVAL. */
 int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until);
 
@@ -372,7 +397,7 @@ typedef struct brc_bulkhead_report_s {
 int brc_bulkhead_init(brc_bulkhead_t *b, uint64_t max);
 
 /* Takes a permit if one is free and no waiter is queued. Returns BRC_OK,
- * BRC_REJECTED (nothing taken) or BRC_EINVAL (not configured). Thread-safe,
+ * BRC_REFUSED (nothing taken) or BRC_EINVAL (not configured). Thread-safe,
  * lock-free, no allocation. */
 int brc_bulkhead_try_acquire(brc_bulkhead_t *b);
 
@@ -385,7 +410,7 @@ int brc_bulkhead_release(brc_bulkhead_t *b);
 
 /* Slow path of an acquire that will wait; call with the queue lock held,
  * after try_acquire refused. Returns BRC_OK when it took a permit (one was
- * freed since and no waiter is queued: do not queue), BRC_REJECTED when the
+ * freed since and no waiter is queued: do not queue), BRC_REFUSED when the
  * caller must queue itself (the waiters flag is now set, so every release
  * from now on hands off), or BRC_EINVAL (not configured). Thread-safe. */
 int brc_bulkhead_enqueue(brc_bulkhead_t *b);
@@ -403,7 +428,7 @@ int brc_bulkhead_handoff(brc_bulkhead_t *b, uint64_t queued);
 /* Takes a new permit for the first of `queued` (>= 1) waiters if one is free
  * (after max grew); call with the queue lock held. Returns BRC_OK (the caller
  * must pass it to the first waiter; the flag is cleared when queued == 1),
- * BRC_REJECTED (none free), or BRC_EINVAL (queued == 0, not configured).
+ * BRC_REFUSED (none free), or BRC_EINVAL (queued == 0, not configured).
  * Thread-safe. */
 int brc_bulkhead_grant(brc_bulkhead_t *b, uint64_t queued);
 
@@ -549,7 +574,7 @@ int brc_budget_deposit(brc_budget_t *b, uint64_t now);
 
 /* Takes one token (BRC_BUDGET_TOKEN milli-tokens) for a retry at `now` (ns)
  * if the balance covers it. Returns BRC_OK (taken: it counts as a withdrawal
- * for the next ttl), BRC_REJECTED (exhausted: nothing taken), or BRC_EINVAL
+ * for the next ttl), BRC_REFUSED (exhausted: nothing taken), or BRC_EINVAL
  * when `b` is not configured. A token is never spent twice, under any
  * interleaving: an admitted withdrawal leaves the balance >= 0 counting every
  * withdrawal admitted before it. Thread-safe, lock-free, no allocation. */

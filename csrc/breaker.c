@@ -53,13 +53,13 @@ static void brc__note(brc_breaker_transition_t *t, int from, int to) {
 #define BRC__UNSET 0
 
 int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *c) {
-  /* Waits stay at most BRC_BREAKER_WAIT_MAX, and with jitter below twice
+  /* Waits stay at most BRC_DURATION_MAX, and with jitter below twice
    * that, 2^63 ns: every double -> uint64_t conversion and every now + wait
    * stays in range. The negated comparisons also refuse NaN. */
   if (!(c->failure_rate > 0.0 && c->failure_rate <= 1.0) || !(c->slow_rate > 0.0 && c->slow_rate <= 1.0) ||
       c->minimum_calls == 0 || c->half_open_calls == 0 || c->half_open_calls > BRC_HALF_OPEN_CALLS_MAX ||
-      c->max_half_open > BRC_BREAKER_WAIT_MAX || c->wait_base == 0 || !(c->wait_multiplier >= 1.0) ||
-      c->wait_max < c->wait_base || c->wait_max > BRC_BREAKER_WAIT_MAX ||
+      c->max_half_open > BRC_DURATION_MAX || c->wait_base == 0 || !(c->wait_multiplier >= 1.0) ||
+      c->wait_max < c->wait_base || c->wait_max > BRC_DURATION_MAX ||
       !(c->wait_jitter >= 0.0 && c->wait_jitter < 1.0))
     return BRC_EINVAL;
   b->config = *c;
@@ -77,7 +77,7 @@ int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *c) {
 
 /* ns to wait in OPEN after the k-th opening since the last close: at most
  * wait_max before jitter (an infinite product is the cap too), so below
- * 2 * BRC_BREAKER_WAIT_MAX after it. */
+ * 2 * BRC_DURATION_MAX after it. */
 static uint64_t brc__open_wait(const brc_breaker_config_t *c, uint64_t k) {
   double wait = (double)c->wait_base * pow(c->wait_multiplier, (double)(k > 0 ? k - 1 : 0));
   if (!(wait < (double)c->wait_max))
@@ -125,7 +125,7 @@ static int brc__reject(brc_breaker_t *b, uint64_t *retry_after, uint64_t value) 
   atomic_fetch_add_explicit(&b->not_permitted, 1, memory_order_relaxed);
   if (retry_after)
     *retry_after = value;
-  return BRC_REJECTED;
+  return BRC_REFUSED;
 }
 
 int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
@@ -186,7 +186,7 @@ int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   int state = BRC__STATE(s);
   if (state != BRC_CLOSED && state != BRC_METRICS_ONLY && state != BRC_DISABLED)
-    return state == BRC__UNSET ? BRC_EINVAL : BRC_REJECTED;
+    return state == BRC__UNSET ? BRC_EINVAL : BRC_REFUSED;
   *ticket = BRC__GEN(s);
   return BRC_OK;
 }
@@ -298,7 +298,7 @@ int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_
 int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until) {
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   if (BRC__STATE(s) != BRC_OPEN || BRC__GEN(s) != generation)
-    return BRC__STATE(s) == BRC__UNSET ? BRC_EINVAL : BRC_REJECTED;
+    return BRC__STATE(s) == BRC__UNSET ? BRC_EINVAL : BRC_STALE;
   brc__stamp(&b->open_until, &b->open_gen, generation, until);
   return BRC_OK;
 }

@@ -171,7 +171,7 @@ int brc_budget_try_withdraw(brc_budget_t *b, uint64_t now) {
     else
       own = 0;
     if (own >= BRC__WITHDRAWALS_MAX || brc__sum(b, &v, v.epoch, own) < BRC_BUDGET_TOKEN)
-      return BRC_REJECTED;
+      return BRC_REFUSED;
     /* Withdrawals of one bucket serialize here: the balance was read with
      * exactly the withdrawals this CAS expects, and deposits only add. */
     BRC__BUDGET_BEFORE_CAS(b);
@@ -186,7 +186,7 @@ int brc_budget_try_withdraw(brc_budget_t *b, uint64_t now) {
   if (brc__sum(b, &newest, newest.epoch, UINT64_MAX) >= 0)
     return BRC_OK;
   brc__untake(word, brc__tag(v.epoch));
-  return BRC_REJECTED;
+  return BRC_REFUSED;
 }
 
 int brc_budget_balance(brc_budget_t *b, uint64_t now, int64_t *out) {

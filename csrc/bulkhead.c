@@ -30,7 +30,7 @@ int brc_bulkhead_try_acquire(brc_bulkhead_t *b) {
   for (;;) {
     uint64_t max = brc__bh_max(s);
     if ((s & BRC__BH_WAITERS) || brc__bh_in_use(s) >= max)
-      return max ? BRC_REJECTED : BRC_EINVAL;
+      return max ? BRC_REFUSED : BRC_EINVAL;
     if (atomic_compare_exchange_weak_explicit(&b->state, &s, s + 1, memory_order_acquire,
                                               memory_order_relaxed))
       return BRC_OK;
@@ -60,7 +60,7 @@ int brc_bulkhead_enqueue(brc_bulkhead_t *b) {
     if (brc__bh_max(s) == 0)
       return BRC_EINVAL;
     if (s & BRC__BH_WAITERS)
-      return BRC_REJECTED;
+      return BRC_REFUSED;
     /* One CAS decides between taking a permit freed since the caller's
      * try_acquire and raising the flag, so a release that frees a permit
      * either happens before (and is taken here) or sees the flag (and hands
@@ -68,7 +68,7 @@ int brc_bulkhead_enqueue(brc_bulkhead_t *b) {
     next = brc__bh_in_use(s) < brc__bh_max(s) ? s + 1 : s | BRC__BH_WAITERS;
     if (atomic_compare_exchange_weak_explicit(&b->state, &s, next, memory_order_acq_rel,
                                               memory_order_relaxed))
-      return next & BRC__BH_WAITERS ? BRC_REJECTED : BRC_OK;
+      return next & BRC__BH_WAITERS ? BRC_REFUSED : BRC_OK;
   }
 }
 
@@ -102,7 +102,7 @@ int brc_bulkhead_grant(brc_bulkhead_t *b, uint64_t queued) {
     if (brc__bh_max(s) == 0 || queued == 0)
       return BRC_EINVAL;
     if (brc__bh_in_use(s) >= brc__bh_max(s))
-      return BRC_REJECTED;
+      return BRC_REFUSED;
     next = queued == 1 ? (s + 1) & ~BRC__BH_WAITERS : s + 1;
     if (atomic_compare_exchange_weak_explicit(&b->state, &s, next, memory_order_acq_rel,
                                               memory_order_relaxed))

@@ -4,10 +4,6 @@
 #include <math.h>
 #endif
 
-/* interval * burst (the bucket's depth in ns) stays below this, leaving head
- * room for now + depth + bookings within 64 bits for centuries of uptime. */
-#define BRC__GCRA_MAX_DEPTH (UINT64_C(1) << 62)
-
 typedef struct {
   uint64_t interval;
   uint64_t burst;
@@ -23,7 +19,7 @@ static inline void brc__cpu_relax(void) {
 static int brc__gcra_valid(uint64_t interval, uint64_t burst) {
   if (interval == 0 || burst == 0)
     return BRC_EINVAL;
-  if (burst > BRC__GCRA_MAX_DEPTH / interval)
+  if (burst > BRC_DURATION_MAX / interval)
     return BRC_ERANGE;
   return BRC_OK;
 }
@@ -90,7 +86,7 @@ int brc_gcra_acquire(brc_gcra_t *g, uint64_t n, uint64_t now, uint64_t max_wait,
     if (need > max_wait) {
       if (wait)
         *wait = need;
-      return BRC_LIMITED;
+      return BRC_REFUSED;
     }
     uint64_t start = tat > now ? tat : now;
     if (start > UINT64_MAX - c.interval * n)
@@ -115,7 +111,7 @@ int brc_gcra_peek(brc_gcra_t *g, uint64_t n, uint64_t now, uint64_t *retry_after
   uint64_t need = brc__gcra_wait(&c, tat, n, now);
   if (retry_after)
     *retry_after = need;
-  return need == 0 ? BRC_OK : BRC_LIMITED;
+  return need == 0 ? BRC_OK : BRC_REFUSED;
 }
 
 int brc_gcra_refund(brc_gcra_t *g, uint64_t n, uint64_t now) {

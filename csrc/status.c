@@ -2,23 +2,24 @@
 
 const char *brc_strerror(int status) {
   switch (status) {
-  case BRC_OK:
-    return "ok";
-  case BRC_LIMITED:
-    return "limited: not admitted now";
-  case BRC_WOULD_OPEN:
-    return "metrics-only breaker reached a threshold";
-  case BRC_REJECTED:
-    return "rejected: not permitted";
-  case BRC_HANDOFF:
-    return "handoff: pass the released permit to the first waiter";
-  case BRC_EINVAL:
-    return "invalid argument";
-  case BRC_E2BIG:
-    return "request larger than the limiter's burst can ever admit";
-  case BRC_ERANGE:
-    return "value overflows the 64-bit nanosecond clock";
+#define BRC__STATUS_MESSAGE(name, value, message)                                                  \
+  case BRC_##name:                                                                                 \
+    return message;
+    BRC_STATUS_MAP(BRC__STATUS_MESSAGE)
+#undef BRC__STATUS_MESSAGE
   default:
     return "unknown status";
+  }
+}
+
+const char *brc_status_name(int status) {
+  switch (status) {
+#define BRC__STATUS_NAME(name, value, message)                                                     \
+  case BRC_##name:                                                                                 \
+    return "BRC_" #name;
+    BRC_STATUS_MAP(BRC__STATUS_NAME)
+#undef BRC__STATUS_NAME
+  default:
+    return "BRC_UNKNOWN";
   }
 }

@@ -4,11 +4,14 @@ from libc.stdint cimport uint64_t
 
 cdef extern from "brace.h" nogil:
     int BRC_OK
-    int BRC_LIMITED
+    int BRC_REFUSED
     int BRC_EINVAL
     int BRC_E2BIG
     int BRC_ERANGE
     const char *brc_strerror(int status)
+    const char *brc_status_name(int status)
+
+    uint64_t BRC_DURATION_MAX
 
     uint64_t brc_now_ns()
     const char *brc_clock_source()
@@ -38,10 +41,14 @@ cdef extern from "brace.h" nogil:
     # ---- windows and breaker
     int BRC_WINDOW_COUNT
     int BRC_WINDOW_TIME
+    uint64_t BRC_WINDOW_COUNT_MAX
+    uint64_t BRC_WINDOW_TIME_MAX
+    uint64_t BRC_WINDOW_CALLS_MAX
+    uint64_t BRC_HALF_OPEN_CALLS_MAX
     unsigned BRC_OUTCOME_FAILURE
     unsigned BRC_OUTCOME_SLOW
     int BRC_WOULD_OPEN
-    int BRC_REJECTED
+    int BRC_STALE
     int BRC_OPEN
 
     ctypedef struct brc_window_t:
@@ -105,6 +112,11 @@ cdef extern from "guard.h":
         BRC_CALLABLE_ASYNC
         BRC_CALLABLE_GUARDED
         BRC_CALLABLE_UNKNOWN
+
+
+cdef extern from "scopes.h":
+    int brc_scope_push(object owner, uint64_t token, uint64_t start) except -1
+    int brc_scope_pop(object owner, uint64_t *token, uint64_t *start)
 
 
 # ---- bulkhead permits

@@ -58,6 +58,16 @@ def bulkhead_with() -> Callable[[], object]:
     return enter_and_exit
 
 
+def breaker_with() -> Callable[[], object]:
+    cb = brace.CircuitBreaker(name="alloc-with")
+
+    def enter_and_exit() -> None:
+        with cb:
+            pass
+
+    return enter_and_exit
+
+
 def bulkhead_try_acquire_and_release() -> Callable[[], object]:
     bh = brace.Bulkhead(max_concurrent=10)
     return lambda: bh.try_acquire() and bh.release()
@@ -77,7 +87,7 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 @pytest.mark.parametrize(
     "make",
     [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, policy_decorated_call,
-     bulkhead_with,
+     bulkhead_with, breaker_with,
      bulkhead_try_acquire_and_release, bulkhead_refuses, bulkhead_decorated_call],  # fmt: skip
 )
 def test_a_million_calls_allocate_nothing(make: Callable[[], Callable[[], object]]) -> None:

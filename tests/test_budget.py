@@ -247,7 +247,7 @@ def test_properties_and_repr() -> None:
 
 
 def test_an_unconfigured_core_refuses_to_work() -> None:
-    core = _core.BudgetCore()
+    core = _core.RetryBudgetCore()
     for call in (core.deposit, core.try_withdraw, core._balance):
         with pytest.raises(ValueError, match=r"^retry budget \(not configured\): invalid argument"):
             call()

@@ -14,12 +14,14 @@ import threading
 from datetime import timedelta
 from typing import Callable, TypeVar, Union, cast
 
+from brace._core import DURATION_MAX_NS
 from brace._safe import safe_repr
 
 NS_PER_SECOND = 1_000_000_000
-# The C core keeps every duration, wait and bucket depth below 2^62 ns (~146
-# years), leaving head room for now + wait within its 64-bit clock.
-MAX_DEPTH_NS = 1 << 62
+# The C core keeps every duration, wait and bucket depth within 2^62 ns (~146
+# years, brace.h's BRC_DURATION_MAX), leaving head room for now + wait within
+# its 64-bit clock.
+MAX_DEPTH_NS = DURATION_MAX_NS
 MAX_SECONDS = MAX_DEPTH_NS / NS_PER_SECOND
 # The core counts in whole nanoseconds: a shorter duration other than 0 would
 # be rounded away to nothing.

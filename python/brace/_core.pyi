@@ -1,4 +1,4 @@
-# Type stub for the compiled core (pyx/_core.pyx).
+# Type stub for the compiled core (pyx/_core.pyx and the .pxi files it includes).
 
 from types import TracebackType
 from typing import Any, Awaitable, Callable, ParamSpec, TypeGuard, TypeVar, overload
@@ -11,6 +11,8 @@ _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
 RERAISE: object
+
+DURATION_MAX_NS: int
 
 CALLABLE_SYNC: int
 CALLABLE_ASYNC: int
@@ -30,9 +32,8 @@ def clock_is_frozen() -> bool: ...
 def rng_seed(seed: int) -> None: ...
 def rng_uniform() -> float: ...
 
-class Gcra:
+class RateLimiterCore:
     def _configure(self, interval_ns: int, burst: int) -> None: ...
-    def _reconfigure(self, interval_ns: int, burst: int) -> None: ...
     def try_acquire(self, n: int = 1) -> bool:
         """Takes n tokens if all are available now; returns whether it did."""
     def peek(self, n: int = 1) -> bool:
@@ -43,8 +44,10 @@ class Gcra:
 
 WINDOW_COUNT_MAX: int
 WINDOW_TIME_MAX: int
+WINDOW_CALLS_MAX: int
+HALF_OPEN_CALLS_MAX: int
 
-class Breaker:
+class CircuitBreakerCore:
     _measure: bool
     def _configure(
         self, *, name: str | None, window_kind: int, window_size: int, bucket_ns: int,
@@ -62,6 +65,13 @@ class Breaker:
     @overload
     def call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Calls fn(*args, **kwargs) under the breaker; raises CircuitOpen when not permitted."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
     def _enter(self) -> tuple[int, int]: ...
     def _finish(self, result: _T, token: int, start: int) -> _T: ...
     def _record(self, token: int, failure: bool, start: int) -> tuple[bool, int]: ...
@@ -75,11 +85,9 @@ class Breaker:
 
 BULKHEAD_MAX: int
 
-class Permits:
-    def _configure(self, max_concurrent: int) -> None: ...
-    def _set_facts(self, name: str | None, max_concurrent: int, max_wait: float) -> None: ...
+class BulkheadCore:
+    def _configure(self, name: str | None, max_concurrent: int, max_wait: float) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
-    def _reconfigure(self, max_concurrent: int) -> None: ...
     def try_acquire(self) -> bool:
         """Takes a permit if one is free and no call is waiting; returns whether it did."""
     def release(self) -> None:
@@ -125,12 +133,13 @@ class RetryCore:
 # ---- retry budget
 
 BUDGET_BUCKETS: int
+BUDGET_TOKEN: int
 BUDGET_RATIO_MAX: int
 BUDGET_MIN_PER_SECOND_MAX: int
 BUDGET_TTL_MIN: int
 BUDGET_TTL_MAX: int
 
-class BudgetCore:
+class RetryBudgetCore:
     def _configure(self, ratio_milli: int, min_per_second: int, ttl_ns: int) -> None: ...
     def deposit(self) -> None:
         """Records one call: its `ratio` tokens count for the next `ttl`."""
@@ -142,7 +151,7 @@ class PolicyCore:
     def _try_enter(self) -> tuple[int, int] | None: ...
     def _succeeded(self, token: int, start: int) -> bool: ...
     def _configure_core(
-        self, *, breaker: Breaker | None, limiter: Gcra | None, bulkhead: Permits | None,
+        self, *, breaker: CircuitBreakerCore | None, limiter: RateLimiterCore | None, bulkhead: BulkheadCore | None,
         deposit: Callable[[], object] | None, whole_call_in_python: bool, checks_result: bool,
         needs_start: bool,
     ) -> None: ...

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import enum
 import functools
 import math
@@ -14,7 +13,16 @@ from types import TracebackType
 from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
 from brace import _config, _guarding
-from brace._core import CALLABLE_GUARDED, RERAISE, WINDOW_COUNT_MAX, WINDOW_TIME_MAX, Breaker, now_ns
+from brace._core import (
+    CALLABLE_GUARDED,
+    HALF_OPEN_CALLS_MAX,
+    RERAISE,
+    WINDOW_CALLS_MAX,
+    WINDOW_COUNT_MAX,
+    WINDOW_TIME_MAX,
+    CircuitBreakerCore,
+    now_ns,
+)
 from brace._logger import logger
 from brace.errors import CircuitOpen
 
@@ -24,9 +32,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1_000_000_000
-_HALF_OPEN_CALLS_MAX = 1023
-# A window counts its calls in 32-bit fields: it never holds more.
-_CALLS_MAX = (1 << 32) - 1
 
 # Named breakers, for brace.control to find by name. Weak, so that being named
 # keeps no breaker alive; the lock keeps a snapshot from racing a registration.
@@ -133,7 +138,7 @@ def _wait_cap_ns(wait_base: float, multiplier: float, wait_max: float | None) ->
     return _ns(wait_base) if multiplier == 1 else _config.MAX_DEPTH_NS
 
 
-class CircuitBreaker(Breaker):
+class CircuitBreaker(CircuitBreakerCore):
     """A circuit breaker with resilience4j's semantics.
 
     CLOSED, it permits every call and records outcomes in a sliding window;
@@ -198,7 +203,6 @@ class CircuitBreaker(Breaker):
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
         "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset",
-        "_contexts",
     )  # fmt: skip
 
     def __init__(
@@ -234,7 +238,7 @@ class CircuitBreaker(Breaker):
         size_max = WINDOW_COUNT_MAX if window == "count" else WINDOW_TIME_MAX
         size = _config.count(window_size, "window_size", maximum=size_max)
         bucket = _config.positive_duration(window_bucket, "window_bucket")
-        minimum = _config.count(minimum_calls, "minimum_calls", maximum=_CALLS_MAX)
+        minimum = _config.count(minimum_calls, "minimum_calls", maximum=WINDOW_CALLS_MAX)
         if window == "count" and minimum > size and consecutive_failures is None:
             raise ValueError(
                 f"minimum_calls must be at most window_size ({size}) for a count window, "
@@ -260,7 +264,7 @@ class CircuitBreaker(Breaker):
             raise TypeError(f"wait_in_open_jitter must be a number in [0, 1), got {type(wait_in_open_jitter).__name__}")
         if not (0 <= wait_in_open_jitter < 1):
             raise ValueError(f"wait_in_open_jitter must be a number in [0, 1), got {wait_in_open_jitter!r}")
-        probes = _config.count(half_open_calls, "half_open_calls", maximum=_HALF_OPEN_CALLS_MAX)
+        probes = _config.count(half_open_calls, "half_open_calls", maximum=HALF_OPEN_CALLS_MAX)
         max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True,
                                          positive=True)
         consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")
@@ -275,9 +279,6 @@ class CircuitBreaker(Breaker):
         self._minimum_calls = minimum
         self._listeners: list[tuple[Listener, frozenset[str]]] = []
         self._not_permitted_offset = 0
-        self._contexts: contextvars.ContextVar[tuple[tuple[int, int], ...]] = contextvars.ContextVar(
-            "brace_breaker_calls"
-        )
         self._configure(
             name=name, window_kind=1 if window == "count" else 2, window_size=size,
             bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
@@ -527,23 +528,6 @@ class CircuitBreaker(Breaker):
             self._on_error(error, token, start)
             raise
         return cast(R, await self._adopt(_guarding.awaited(first), token, start))
-
-    def __enter__(self) -> CircuitBreaker:
-        # Per thread and per task: a tuple set anew, never a list shared by
-        # the contexts copied from this one.
-        self._contexts.set((*self._contexts.get(()), self._enter()))
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        calls = self._contexts.get()
-        token, start = calls[-1]
-        self._contexts.set(calls[:-1])
-        if exc is None:
-            self._record_and_tell(token, False, start)
-        else:
-            self._on_error(exc, token, start)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()

@@ -11,14 +11,16 @@ from brace._core import (
     BUDGET_BUCKETS,
     BUDGET_MIN_PER_SECOND_MAX,
     BUDGET_RATIO_MAX,
+    BUDGET_TOKEN,
     BUDGET_TTL_MAX,
     BUDGET_TTL_MIN,
-    BudgetCore,
+    RetryBudgetCore,
 )
 
 __all__ = ["RetryBudget"]
 
-_MILLI = 1000
+# The core keeps the balance in milli-tokens: a withdrawal costs BUDGET_TOKEN.
+_MILLI = BUDGET_TOKEN
 _RATIO_MIN = 1 / _MILLI
 _RATIO_MAX = BUDGET_RATIO_MAX / _MILLI
 _TTL_MIN = BUDGET_TTL_MIN / _config.NS_PER_SECOND
@@ -49,7 +51,7 @@ def _ttl_ns(value: object) -> int:
     return round(seconds * _config.NS_PER_SECOND)
 
 
-class RetryBudget(BudgetCore):
+class RetryBudget(RetryBudgetCore):
     """A retry budget (Finagle's): retries may add at most `ratio` to the calls.
 
     Every call deposits `ratio` tokens; every retry withdraws one, and is

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _clock, _config, _deadline, _guarding
-from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, Permits, is_awaitable, now_ns
+from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, BulkheadCore, is_awaitable, now_ns
 from brace.errors import BulkheadFull
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _wait_limit(value: object) -> float:
     return seconds
 
 
-class Bulkhead(Permits):
+class Bulkhead(BulkheadCore):
     """A bulkhead: at most `max_concurrent` calls run at once.
 
     A call that finds every slot taken waits up to `max_wait` seconds for one,
@@ -138,12 +138,11 @@ class Bulkhead(Permits):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self._name = name
-        self._set_facts(name, self._max_concurrent, self._max_wait)
         # Guards the queue and every slow-path call into the core; the fast
         # paths never take it.
         self._lock = threading.Lock()
         self._queue: OrderedDict[_Waiter, None] = OrderedDict()
-        self._configure(self._max_concurrent)
+        self._configure(name, self._max_concurrent, self._max_wait)
 
     @property
     def name(self) -> str | None:
@@ -305,9 +304,8 @@ class Bulkhead(Permits):
         )
         new_wait = self._max_wait if max_wait is None else _wait_limit(max_wait)
         with self._lock:
-            self._reconfigure(new_max)
+            self._configure(self._name, new_max, new_wait)
             self._max_concurrent, self._max_wait = new_max, new_wait
-            self._set_facts(self._name, new_max, new_wait)
             while self._queue and self._grant(len(self._queue)):
                 self._pass_locked()
 

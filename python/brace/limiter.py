@@ -9,7 +9,7 @@ from typing import Any, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast
 
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, Gcra
+from brace._core import CALLABLE_GUARDED, RateLimiterCore
 from brace.errors import RateLimited
 
 __all__ = ["RateLimitState", "RateLimiter"]
@@ -55,7 +55,7 @@ def _ceil_seconds(seconds: float) -> int:
     return whole if whole == seconds else whole + 1
 
 
-class RateLimiter(Gcra):
+class RateLimiter(RateLimiterCore):
     """A rate limiter: `rate` events per `per` seconds, with bursts of `burst`.
 
     A GCRA token bucket (the algorithm of governor and redis-cell): the bucket
@@ -217,7 +217,7 @@ class RateLimiter(Gcra):
         interval = _config.interval_ns(events, period)
         new_burst = self._burst if burst is None else _config.count(burst, "burst", maximum=None)
         _config.burst_within_depth(new_burst, interval)
-        self._reconfigure(interval, new_burst)
+        self._configure(interval, new_burst)
         self._events, self._period, self._burst = events, period, new_burst
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:

@@ -62,7 +62,7 @@ static void test_opens_at_the_threshold_once_minimum_calls_are_reached(void) {
   CHECK(t.from == BRC_CLOSED && t.to == BRC_OPEN);
   CHECK(state(&x, SEC) == BRC_OPEN);
   uint64_t ticket, retry = 0;
-  CHECK(brc_breaker_acquire(&x.b, SEC + 10 * SEC, &ticket, &retry, NULL) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, SEC + 10 * SEC, &ticket, &retry, NULL) == BRC_REFUSED);
   CHECK(exactly(retry, 50 * SEC));
   brc_breaker_report_t r;
   brc_breaker_report(&x.b, SEC, &r);
@@ -94,7 +94,7 @@ static void test_half_open_admits_exactly_the_probes_and_closes(void) {
   CHECK(brc_breaker_acquire(&x.b, after, &tickets[1], NULL, NULL) == BRC_OK);
   CHECK(brc_breaker_acquire(&x.b, after, &tickets[2], NULL, NULL) == BRC_OK);
   uint64_t retry = 7;
-  CHECK(brc_breaker_acquire(&x.b, after, &ticket, &retry, NULL) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, after, &ticket, &retry, NULL) == BRC_REFUSED);
   CHECK_EQ_U64(retry, 0);
   for (int i = 0; i < 3; i++) {
     brc_breaker_record(&x.b, x.w, tickets[i], 0, 0, after, &t);
@@ -119,7 +119,7 @@ static void test_failed_probes_reopen_with_a_growing_wait(void) {
   uint64_t now = SEC, retry, ticket;
   const uint64_t expected[] = {10 * SEC, 20 * SEC, 30 * SEC, 30 * SEC};
   for (int opening = 0; opening < 4; opening++) {
-    CHECK(brc_breaker_acquire(&x.b, now, &ticket, &retry, NULL) == BRC_REJECTED);
+    CHECK(brc_breaker_acquire(&x.b, now, &ticket, &retry, NULL) == BRC_REFUSED);
     CHECK(exactly(retry, expected[opening]));
     now += retry;
     brc_breaker_transition_t t;
@@ -127,14 +127,14 @@ static void test_failed_probes_reopen_with_a_growing_wait(void) {
       call(&x, probe < 2 ? F : 0, now, &t); /* 2 of 3 probes fail: open again */
     CHECK(t.from == BRC_HALF_OPEN && t.to == BRC_OPEN);
   }
-  CHECK(brc_breaker_acquire(&x.b, now, &ticket, &retry, NULL) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, now, &ticket, &retry, NULL) == BRC_REFUSED);
   now += retry;
   brc_breaker_transition_t t;
   for (int probe = 0; probe < 3; probe++)
     call(&x, probe < 1 ? F : 0, now, &t); /* 1 of 3 fails: below 50%, close */
   CHECK(t.to == BRC_CLOSED);
   open_it(&x, now); /* a close resets the opening count */
-  CHECK(brc_breaker_acquire(&x.b, now, &ticket, &retry, NULL) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, now, &ticket, &retry, NULL) == BRC_REFUSED);
   CHECK(exactly(retry, 10 * SEC));
   free(x.w);
 }
@@ -151,7 +151,7 @@ static void test_stale_and_released_probes(void) {
   CHECK(brc_breaker_acquire(&x.b, after, &probe, NULL, NULL) == BRC_OK);
   CHECK(brc_breaker_acquire(&x.b, after, &others[0], NULL, NULL) == BRC_OK);
   CHECK(brc_breaker_acquire(&x.b, after, &others[1], NULL, NULL) == BRC_OK);
-  CHECK(brc_breaker_acquire(&x.b, after, &ticket, NULL, NULL) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, after, &ticket, NULL, NULL) == BRC_REFUSED);
   brc_breaker_record(&x.b, x.w, probe, 0, 0, after, NULL);
   brc_breaker_record(&x.b, x.w, others[0], 0, 0, after, NULL);
   brc_breaker_record(&x.b, x.w, others[1], 0, 0, after, NULL);
@@ -167,10 +167,10 @@ static void test_half_open_cannot_wedge(void) {
   uint64_t t0 = 62 * SEC, ticket, retry;
   for (int i = 0; i < 3; i++)
     CHECK(brc_breaker_acquire(&x.b, t0, &ticket, NULL, NULL) == BRC_OK); /* probes that never finish */
-  CHECK(brc_breaker_acquire(&x.b, t0 + 4 * SEC, &ticket, &retry, NULL) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, t0 + 4 * SEC, &ticket, &retry, NULL) == BRC_REFUSED);
   CHECK(retry > 0 && retry <= SEC);
   brc_breaker_transition_t t;
-  CHECK(brc_breaker_acquire(&x.b, t0 + 5 * SEC, &ticket, &retry, &t) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, t0 + 5 * SEC, &ticket, &retry, &t) == BRC_REFUSED);
   CHECK(t.from == BRC_HALF_OPEN && t.to == BRC_OPEN);
   CHECK(retry > 59 * SEC);
   brc_breaker_record(&x.b, x.w, ticket, 0, 0, t0 + 6 * SEC, NULL); /* a late probe: ignored */
@@ -229,7 +229,7 @@ static void test_manual_states(void) {
   brc_breaker_transition_t t;
   CHECK(brc_breaker_transition(&x.b, x.w, BRC_FORCED_OPEN, SEC, &t) == BRC_OK);
   CHECK(t.from == BRC_CLOSED && t.to == BRC_FORCED_OPEN);
-  CHECK(brc_breaker_acquire(&x.b, 1000 * SEC, &ticket, &retry, NULL) == BRC_REJECTED);
+  CHECK(brc_breaker_acquire(&x.b, 1000 * SEC, &ticket, &retry, NULL) == BRC_REFUSED);
   CHECK(retry == UINT64_MAX);
   brc_breaker_transition(&x.b, x.w, BRC_DISABLED, SEC, NULL);
   for (int i = 0; i < 50; i++)
@@ -289,7 +289,7 @@ static void test_init_rejects_bad_config(void) {
 /* Waits beyond 2^62 ns made the jittered wait's double -> uint64_t
  * conversion undefined (and now + wait wrap): refused at init. */
 static void test_init_rejects_waits_whose_arithmetic_overflows(void) {
-  const uint64_t too_long[] = {BRC_BREAKER_WAIT_MAX + 1, UINT64_C(1) << 63, UINT64_MAX};
+  const uint64_t too_long[] = {BRC_DURATION_MAX + 1, UINT64_C(1) << 63, UINT64_MAX};
   const double nan = NAN;
   brc_breaker_t b;
   for (int i = 0; i < 3; i++) {
@@ -320,13 +320,13 @@ static void test_extreme_waits_saturate_at_the_cap(void) {
   for (int m = 0; m < 5; m++)
     for (int j = 0; j < 3; j++) {
       brc_breaker_config_t c = base_config();
-      c.wait_base = m == 0 ? BRC_BREAKER_WAIT_MAX : 1;
-      c.wait_max = BRC_BREAKER_WAIT_MAX;
-      c.max_half_open = BRC_BREAKER_WAIT_MAX;
+      c.wait_base = m == 0 ? BRC_DURATION_MAX : 1;
+      c.wait_max = BRC_DURATION_MAX;
+      c.max_half_open = BRC_DURATION_MAX;
       c.wait_multiplier = multipliers[m];
       c.wait_jitter = jitters[j];
       breaker_t x = make(c, BRC_WINDOW_COUNT, 10);
-      const double most = (double)BRC_BREAKER_WAIT_MAX * (1.0 + jitters[j]);
+      const double most = (double)BRC_DURATION_MAX * (1.0 + jitters[j]);
       for (int opening = 1; opening <= 3000; opening++) {
         CHECK(brc_breaker_transition(&x.b, x.w, BRC_OPEN, SEC, NULL) == BRC_OK);
         brc_breaker_report_t r;
@@ -334,7 +334,7 @@ static void test_extreme_waits_saturate_at_the_cap(void) {
         CHECK(r.state == BRC_OPEN && r.openings == (uint64_t)opening);
         CHECK(r.retry_after >= 1 && (double)r.retry_after <= most);
         if (opening > 64 && m > 0 && jitters[j] == 0.0)
-          CHECK_EQ_U64(r.retry_after, BRC_BREAKER_WAIT_MAX); /* grown past the cap: the cap */
+          CHECK_EQ_U64(r.retry_after, BRC_DURATION_MAX); /* grown past the cap: the cap */
       }
       /* it still moves on: HALF_OPEN once the (longest) wait has passed */
       uint64_t ticket, later = SEC + (UINT64_C(1) << 63);
@@ -384,6 +384,26 @@ static void test_threads(void) {
   free(shared.w);
 }
 
+/* A wait computed by the caller lands only on the OPEN it was computed for:
+ * once the breaker moved on, the answer is BRC_STALE and nothing changes. */
+static void test_set_open_until_is_refused_once_stale(void) {
+  breaker_t x = make(base_config(), BRC_WINDOW_COUNT, 10);
+  brc_breaker_report_t r;
+  open_it(&x, SEC);
+  brc_breaker_report(&x.b, SEC, &r);
+  CHECK(r.state == BRC_OPEN);
+  uint64_t opened = r.generation;
+  CHECK(brc_breaker_set_open_until(&x.b, opened, 5 * SEC) == BRC_OK);
+  brc_breaker_report(&x.b, SEC, &r);
+  CHECK_EQ_U64(r.retry_after, 4 * SEC);
+  CHECK(brc_breaker_transition(&x.b, x.w, BRC_CLOSED, SEC, NULL) == BRC_OK);
+  CHECK(brc_breaker_set_open_until(&x.b, opened, 9 * SEC) == BRC_STALE);
+  brc_breaker_report(&x.b, SEC, &r);
+  CHECK(r.state == BRC_CLOSED);
+  CHECK_EQ_U64(r.retry_after, 0);
+  free(x.w);
+}
+
 int main(void) {
   test_opens_at_the_threshold_once_minimum_calls_are_reached();
   test_below_threshold_stays_closed();
@@ -395,6 +415,7 @@ int main(void) {
   test_slow_calls();
   test_time_window_forgets();
   test_manual_states();
+  test_set_open_until_is_refused_once_stale();
   test_jitter_stays_within_bounds();
   test_init_rejects_bad_config();
   test_init_rejects_waits_whose_arithmetic_overflows();

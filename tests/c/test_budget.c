@@ -79,7 +79,7 @@ static void test_floor(void) {
   CHECK(balance(&b, t0) == 100000);
   CHECK_EQ_U64(drain(&b, t0), 100);
   CHECK(balance(&b, t0) == 0);
-  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_REJECTED);
+  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_REFUSED);
   CHECK(balance(&b, t0) == 0); /* a refusal takes nothing */
 }
 
@@ -90,7 +90,7 @@ static void test_ratio_is_exact(void) {
   for (int i = 0; i < 4; i++)
     brc_budget_deposit(&b, t0);
   CHECK(balance(&b, t0) == 800);
-  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_REJECTED);
+  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_REFUSED);
   brc_budget_deposit(&b, t0);
   CHECK(balance(&b, t0) == 1000);
   CHECK(brc_budget_try_withdraw(&b, t0) == BRC_OK);
@@ -102,7 +102,7 @@ static void test_ratio_is_exact(void) {
   brc_budget_init(&b, 333, 0, 10 * SEC);
   for (int i = 0; i < 3; i++)
     brc_budget_deposit(&b, t0);
-  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_REJECTED);
+  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_REFUSED);
   brc_budget_deposit(&b, t0);
   CHECK(brc_budget_try_withdraw(&b, t0) == BRC_OK);
   /* ratio > 1: each call pays for several retries */
@@ -189,7 +189,7 @@ static void test_a_racing_withdrawal_never_spends_the_last_token_twice(void) {
   brc_budget_deposit(&b, boundary - 1);
   other_now = boundary - 1;
   before_cas = other_withdraws;
-  CHECK(brc_budget_try_withdraw(&b, boundary - 1) == BRC_REJECTED);
+  CHECK(brc_budget_try_withdraw(&b, boundary - 1) == BRC_REFUSED);
   CHECK(other_result == BRC_OK);
   CHECK(balance(&b, boundary - 1) == 0);
   /* the other caller is in the next bucket, so it counts itself in another
@@ -199,11 +199,11 @@ static void test_a_racing_withdrawal_never_spends_the_last_token_twice(void) {
   brc_budget_deposit(&b, boundary - 1);
   other_now = boundary;
   before_cas = other_withdraws;
-  CHECK(brc_budget_try_withdraw(&b, boundary - 1) == BRC_REJECTED);
+  CHECK(brc_budget_try_withdraw(&b, boundary - 1) == BRC_REFUSED);
   CHECK(other_result == BRC_OK);
   CHECK(balance(&b, boundary) == 0);
   CHECK(balance(&b, boundary + 10 * SEC) == 0); /* nothing left over to expire */
-  CHECK(brc_budget_try_withdraw(&b, boundary) == BRC_REJECTED);
+  CHECK(brc_budget_try_withdraw(&b, boundary) == BRC_REFUSED);
   /* with a token for each, both are admitted */
   brc_budget_init(&b, 2000, 0, 10 * SEC);
   brc_budget_deposit(&b, boundary - 1);
@@ -250,7 +250,7 @@ static void test_matches_model(void) {
       } else {
         int want = model_balance(n, floor, (int64_t)ratio, bucket, now) >= BRC_BUDGET_TOKEN;
         int got = brc_budget_try_withdraw(&b, now);
-        CHECK(got == (want ? BRC_OK : BRC_REJECTED));
+        CHECK(got == (want ? BRC_OK : BRC_REFUSED));
         if (got == BRC_OK) {
           events[n].t = now;
           events[n++].withdrawal = 1;

@@ -49,7 +49,7 @@ static void test_fast_paths(void) {
   brc_bulkhead_init(&b, 3);
   for (int i = 0; i < 3; i++)
     CHECK(brc_bulkhead_try_acquire(&b) == BRC_OK);
-  CHECK(brc_bulkhead_try_acquire(&b) == BRC_REJECTED);
+  CHECK(brc_bulkhead_try_acquire(&b) == BRC_REFUSED);
   CHECK_EQ_U64(in_use(&b), 3);
   CHECK(brc_bulkhead_release(&b) == BRC_OK);
   CHECK(brc_bulkhead_try_acquire(&b) == BRC_OK);
@@ -64,16 +64,16 @@ static void test_waiters_block_newcomers_and_take_handoffs(void) {
   brc_bulkhead_t b;
   brc_bulkhead_init(&b, 1);
   CHECK(brc_bulkhead_enqueue(&b) == BRC_OK); /* free and nobody queued: taken */
-  CHECK(brc_bulkhead_enqueue(&b) == BRC_REJECTED);
+  CHECK(brc_bulkhead_enqueue(&b) == BRC_REFUSED);
   CHECK_EQ_U64(flagged(&b), 1);
-  CHECK(brc_bulkhead_enqueue(&b) == BRC_REJECTED); /* a second waiter */
+  CHECK(brc_bulkhead_enqueue(&b) == BRC_REFUSED); /* a second waiter */
   /* the holder releases: with waiters queued, the permit is handed off */
   CHECK(brc_bulkhead_release(&b) == BRC_HANDOFF);
   CHECK_EQ_U64(in_use(&b), 1);
   CHECK(brc_bulkhead_handoff(&b, 2) == BRC_HANDOFF);
   CHECK_EQ_U64(flagged(&b), 1);
   /* the first waiter has it; a newcomer may not barge past the second */
-  CHECK(brc_bulkhead_try_acquire(&b) == BRC_REJECTED);
+  CHECK(brc_bulkhead_try_acquire(&b) == BRC_REFUSED);
   CHECK(brc_bulkhead_release(&b) == BRC_HANDOFF);
   CHECK(brc_bulkhead_handoff(&b, 1) == BRC_HANDOFF); /* to the last waiter: flag cleared */
   CHECK_EQ_U64(flagged(&b), 0);
@@ -87,7 +87,7 @@ static void test_a_waiter_that_leaves(void) {
   brc_bulkhead_t b;
   brc_bulkhead_init(&b, 1);
   brc_bulkhead_try_acquire(&b);
-  CHECK(brc_bulkhead_enqueue(&b) == BRC_REJECTED);
+  CHECK(brc_bulkhead_enqueue(&b) == BRC_REFUSED);
   /* it times out before the release: the queue is empty, the flag goes */
   CHECK(brc_bulkhead_unflag(&b) == BRC_OK);
   CHECK(brc_bulkhead_release(&b) == BRC_OK);
@@ -138,12 +138,12 @@ static void test_reconfigure(void) {
   CHECK_EQ_U64(flagged(&b), 1);
   /* growing: new permits go to the queued waiters first */
   CHECK(brc_bulkhead_reconfigure(&b, 3) == BRC_OK);
-  CHECK(brc_bulkhead_try_acquire(&b) == BRC_REJECTED);
+  CHECK(brc_bulkhead_try_acquire(&b) == BRC_REFUSED);
   CHECK(brc_bulkhead_grant(&b, 1) == BRC_OK);
   CHECK_EQ_U64(flagged(&b), 0);
   CHECK_EQ_U64(in_use(&b), 2);
   CHECK(brc_bulkhead_try_acquire(&b) == BRC_OK);
-  CHECK(brc_bulkhead_grant(&b, 1) == BRC_REJECTED);
+  CHECK(brc_bulkhead_grant(&b, 1) == BRC_REFUSED);
   CHECK(brc_bulkhead_grant(&b, 0) == BRC_EINVAL);
   CHECK(brc_bulkhead_reconfigure(&b, 0) == BRC_EINVAL);
   CHECK(brc_bulkhead_reconfigure(&b, BRC_BULKHEAD_MAX + 1) == BRC_EINVAL);

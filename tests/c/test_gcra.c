@@ -14,11 +14,11 @@ static void test_burst_then_rate(void) {
   CHECK(brc_gcra_init(&g, 100 * MS, 5) == BRC_OK);
   for (int i = 0; i < 5; i++)
     CHECK(brc_gcra_acquire(&g, 1, now, 0, &wait) == BRC_OK && wait == 0);
-  CHECK(brc_gcra_acquire(&g, 1, now, 0, &wait) == BRC_LIMITED);
+  CHECK(brc_gcra_acquire(&g, 1, now, 0, &wait) == BRC_REFUSED);
   CHECK_EQ_U64(wait, 100 * MS);
-  CHECK(brc_gcra_acquire(&g, 1, now + 99 * MS, 0, NULL) == BRC_LIMITED);
+  CHECK(brc_gcra_acquire(&g, 1, now + 99 * MS, 0, NULL) == BRC_REFUSED);
   CHECK(brc_gcra_acquire(&g, 1, now + 100 * MS, 0, NULL) == BRC_OK);
-  CHECK(brc_gcra_acquire(&g, 1, now + 100 * MS, 0, NULL) == BRC_LIMITED);
+  CHECK(brc_gcra_acquire(&g, 1, now + 100 * MS, 0, NULL) == BRC_REFUSED);
 }
 
 static void test_weighted_all_or_nothing(void) {
@@ -26,11 +26,11 @@ static void test_weighted_all_or_nothing(void) {
   uint64_t now = SEC, wait = 0;
   brc_gcra_init(&g, 10 * MS, 10);
   CHECK(brc_gcra_acquire(&g, 7, now, 0, NULL) == BRC_OK);
-  CHECK(brc_gcra_acquire(&g, 4, now, 0, &wait) == BRC_LIMITED);
+  CHECK(brc_gcra_acquire(&g, 4, now, 0, &wait) == BRC_REFUSED);
   CHECK_EQ_U64(wait, 10 * MS);
   /* the rejected 4 consumed nothing: 3 are still there */
   CHECK(brc_gcra_acquire(&g, 3, now, 0, NULL) == BRC_OK);
-  CHECK(brc_gcra_acquire(&g, 1, now, 0, NULL) == BRC_LIMITED);
+  CHECK(brc_gcra_acquire(&g, 1, now, 0, NULL) == BRC_REFUSED);
   CHECK(brc_gcra_acquire(&g, 11, now, UINT64_MAX, NULL) == BRC_E2BIG);
   CHECK(brc_gcra_acquire(&g, 0, now, 0, NULL) == BRC_EINVAL);
 }
@@ -42,7 +42,7 @@ static void test_peek_consumes_nothing(void) {
   CHECK(brc_gcra_peek(&g, 2, now, &retry) == BRC_OK && retry == 0);
   CHECK(brc_gcra_peek(&g, 2, now, NULL) == BRC_OK);
   CHECK(brc_gcra_acquire(&g, 2, now, 0, NULL) == BRC_OK);
-  CHECK(brc_gcra_peek(&g, 1, now, &retry) == BRC_LIMITED);
+  CHECK(brc_gcra_peek(&g, 1, now, &retry) == BRC_REFUSED);
   CHECK_EQ_U64(retry, MS);
   CHECK(brc_gcra_peek(&g, 3, now, NULL) == BRC_E2BIG);
 }
@@ -81,7 +81,7 @@ static void test_bookings_are_fifo_and_refundable(void) {
   CHECK(brc_gcra_acquire(&g, 1, now, SEC, &wait) == BRC_OK);
   CHECK_EQ_U64(wait, 200 * MS);
   /* a wait longer than allowed is refused without booking */
-  CHECK(brc_gcra_acquire(&g, 1, now, 250 * MS, &wait) == BRC_LIMITED);
+  CHECK(brc_gcra_acquire(&g, 1, now, 250 * MS, &wait) == BRC_REFUSED);
   CHECK_EQ_U64(wait, 300 * MS);
   /* the third caller gives its slot back: the next booking gets it */
   CHECK(brc_gcra_refund(&g, 1, now) == BRC_OK);
@@ -91,7 +91,7 @@ static void test_bookings_are_fifo_and_refundable(void) {
   for (int i = 0; i < 10; i++)
     brc_gcra_refund(&g, 1, now);
   CHECK(brc_gcra_acquire(&g, 1, now, 0, NULL) == BRC_OK);
-  CHECK(brc_gcra_acquire(&g, 1, now, 0, NULL) == BRC_LIMITED);
+  CHECK(brc_gcra_acquire(&g, 1, now, 0, NULL) == BRC_REFUSED);
 }
 
 static void test_reconfigure_keeps_taken_tokens(void) {
@@ -142,7 +142,7 @@ static void test_matches_token_bucket_model(void) {
       now += dt;
       credit = credit + dt > depth ? depth : credit + dt;
       uint64_t n = 1 + lcg(&seed) % burst, wait = 0;
-      int expect = credit >= n * interval ? BRC_OK : BRC_LIMITED;
+      int expect = credit >= n * interval ? BRC_OK : BRC_REFUSED;
       int got = brc_gcra_acquire(&g, n, now, 0, &wait);
       CHECK(got == expect);
       if (got == BRC_OK)

@@ -1,0 +1,133 @@
+"""The Python hooks brace's compiled base classes call on their subclasses.
+
+Each cdef class of `brace._core` (pyx/*.pxi) keeps the fast path in C and
+hands what is rare - a rejection to report, an exception to classify, a
+queue to wait in - to methods that only its Python subclass defines. This
+module is the one place where that contract is written down: a Protocol per
+compiled base that calls back, naming every hook, its arguments and what it
+returns. tests/test_hooks.py checks that each public class defines them with
+these signatures. RateLimiterCore, BackoffCore and RetryBudgetCore call no
+hook: their subclasses only configure them and read their answers.
+
+Tokens and starts are the compiled side's own: `token` names the state a
+call was permitted in (a breaker's generation), `start` the clock reading
+(ns) when the call began, or 0 when durations are not measured. Hand both
+back unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, Callable, Protocol
+
+from brace.errors import CircuitOpen
+
+__all__ = ["BulkheadHooks", "CircuitBreakerHooks", "GuardOwner", "PolicyHooks", "RetryHooks"]
+
+
+class GuardOwner(Protocol):
+    """What a guard (pyx/guard.h, `brace._core.Guarded`) calls on its owner.
+
+    A decorated sync function's call runs in C while the owner's compiled
+    hooks let it; these methods take the rest. Each gets the call itself
+    (fn, its positional arguments, its keyword arguments), so it can make
+    the call again.
+    """
+
+    def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The whole call, when the compiled check would not let it through in C.
+        Returns what the call returns, or raises."""
+
+    def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      error: BaseException, token: int, start: int) -> Any:  # fmt: skip
+        """fn raised `error`. Returns what the call returns instead, raises (the
+        guard sets `error` as the new exception's context), or returns
+        `brace._core.RERAISE` to re-raise `error` as it was."""
+
+    def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      result: object, token: int, start: int) -> Any:  # fmt: skip
+        """fn returned `result` and the compiled success hook asked Python to
+        look at it (a result predicate). Returns what the call returns."""
+
+    def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                         awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
+        """A plain fn returned an awaitable: its work has not run yet. Returns an
+        awaitable that guards the awaited outcome."""
+
+
+class CircuitBreakerHooks(Protocol):
+    """What CircuitBreakerCore (pyx/breaker.pxi) calls on brace.CircuitBreaker.
+
+    The guard's `_guard_call` is never needed: the breaker's enter hook
+    either permits in C or raises CircuitOpen.
+    """
+
+    def _on_transition(self, from_code: int, to_code: int) -> None:
+        """The state moved (codes are brace.h's BRC_CLOSED..BRC_METRICS_ONLY);
+        called when listeners or a wait function are set (and on manual moves)."""
+
+    def _on_rejected(self, error: CircuitOpen) -> None:
+        """A call was refused with `error` (about to be raised); called only
+        while not_permitted listeners are set."""
+
+    def _on_success(self, duration_ns: int, would_open: bool) -> None:
+        """A success recorded in C; called while success / would_open listeners
+        are set, or when a METRICS_ONLY breaker would have opened."""
+
+    def _on_error(self, error: BaseException, token: int, start: int) -> None:
+        """The call raised: classify (record / ignore filters) and record it."""
+
+    def _check_result(self, result: object, token: int, start: int) -> object:
+        """Apply record_result to a returned value, record it, and return it."""
+
+    def _record_and_tell(self, token: int, failure: bool, start: int, error: BaseException | None = None) -> None:
+        """Record an outcome decided in Python and tell the listeners: `with`'s
+        success when a result predicate is set (a block has no result to judge)."""
+
+    def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      error: BaseException, token: int, start: int) -> object:  # fmt: skip
+        """As GuardOwner._guard_failed."""
+
+    def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      result: object, token: int, start: int) -> object:  # fmt: skip
+        """As GuardOwner._guard_result."""
+
+    def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                         awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
+        """As GuardOwner._guard_awaitable."""
+
+
+class BulkheadHooks(Protocol):
+    """What BulkheadCore (pyx/bulkhead.pxi) calls on brace.Bulkhead.
+
+    The compiled `with`, try_acquire and release run no Python while a slot
+    is free and nobody waits; the rest is the subclass's FIFO queue.
+    """
+
+    def _acquire_slow(self) -> Any:
+        """`with` found no free slot: wait in the queue up to max_wait (or raise
+        BulkheadFull). Returns what `with ... as x` binds."""
+
+    def _handoff(self) -> None:
+        """A released slot must go to the first queued waiter."""
+
+    def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """As GuardOwner._guard_call: the decorated call waits for a slot."""
+
+    def _guard_failed(self, fn: object, args: object, kwargs: object, error: BaseException, token: int,
+                      start: int) -> object:  # fmt: skip
+        """As GuardOwner._guard_failed: the slot goes back."""
+
+    def _guard_awaitable(self, fn: object, args: object, kwargs: object, awaitable: Awaitable[Any], token: int,
+                         start: int) -> Awaitable[Any]:  # fmt: skip
+        """As GuardOwner._guard_awaitable: the slot is held until awaited."""
+
+
+class RetryHooks(GuardOwner, Protocol):
+    """What RetryCore (pyx/retry.pxi) calls on brace.Retry: the guard's four
+    hooks. A first attempt that succeeds stays in C; the rest is Python's."""
+
+
+class PolicyHooks(GuardOwner, Protocol):
+    """What PolicyCore (pyx/policy.pxi) calls on brace.Policy: the guard's four
+    hooks. A first attempt admitted by every stage and successful stays in C."""

@@ -1,0 +1,213 @@
+# brace._core: CircuitBreakerCore, the compiled base of brace.CircuitBreaker; included by _core.pyx.
+
+WINDOW_COUNT_MAX = c.BRC_WINDOW_COUNT_MAX
+WINDOW_TIME_MAX = c.BRC_WINDOW_TIME_MAX
+WINDOW_CALLS_MAX = c.BRC_WINDOW_CALLS_MAX
+HALF_OPEN_CALLS_MAX = c.BRC_HALF_OPEN_CALLS_MAX
+
+cdef double _INF = float("inf")
+
+
+cdef class CircuitBreakerCore:
+    """A circuit breaker's compiled state; configured by brace.CircuitBreaker.
+
+    The hooks below are the closed-state path of every guarded call: one
+    atomic load to permit, one record (a slot swap and a counter add), no
+    clock read unless slow calls are measured or the window is time-based.
+    The Python hooks it calls on its subclass are brace._hooks.CircuitBreakerHooks.
+    """
+
+    cdef c.brc_breaker_t _state
+    cdef c.brc_window_t *_window
+    cdef readonly bint _measure  # read the clock around calls (slow-call detection)
+    cdef uint64_t _slow_ns
+    cdef bint _checks_result     # a result predicate: successes go through Python
+    cdef bint _hooks_transitions # listeners or a wait function: transitions go through Python
+    cdef bint _hooks_calls       # success / error listeners
+    cdef bint _hooks_rejections  # not-permitted listeners
+    cdef object _name
+    cdef object __weakref__      # brace.control finds named breakers through a weak registry
+
+    def __dealloc__(self):
+        PyMem_Free(self._window)
+
+    def _configure(self, *, str name, int window_kind, uint64_t window_size, uint64_t bucket_ns,
+                   double failure_rate, double slow_rate, uint64_t minimum_calls,
+                   uint64_t consecutive_failures, uint64_t half_open_calls, uint64_t max_half_open_ns,
+                   uint64_t wait_base_ns, double wait_multiplier, uint64_t wait_max_ns,
+                   double wait_jitter, object slow_ns, bint checks_result):
+        cdef c.brc_breaker_config_t config
+        cdef uint64_t size = c.brc_window_bytes(window_kind, window_size)
+        if size == 0:
+            raise ValueError("window_size is out of range")
+        self._window = <c.brc_window_t *>PyMem_Malloc(size)
+        if self._window == NULL:
+            raise MemoryError()
+        _check(c.brc_window_init(self._window, window_kind, window_size, bucket_ns), "window")
+        config.failure_rate = failure_rate
+        config.slow_rate = slow_rate
+        config.minimum_calls = minimum_calls
+        config.consecutive_failures = consecutive_failures
+        config.half_open_calls = half_open_calls
+        config.max_half_open = max_half_open_ns
+        config.wait_base = wait_base_ns
+        config.wait_multiplier = wait_multiplier
+        config.wait_max = wait_max_ns
+        config.wait_jitter = wait_jitter
+        _check(c.brc_breaker_init(&self._state, &config), "breaker configuration")
+        self._measure = slow_ns is not None
+        self._slow_ns = slow_ns if slow_ns is not None else 0
+        self._checks_result = checks_result
+        self._name = name
+
+    def _set_hooks(self, bint transitions, bint calls, bint rejections):
+        self._hooks_transitions = transitions
+        self._hooks_calls = calls
+        self._hooks_rejections = rejections
+
+    # -- the guarded call ---------------------------------------------------
+
+    def _guard(self, fn):
+        """A compiled wrapper that calls fn under this breaker (sync functions)."""
+        return c.brc_guard_new(fn, self, _breaker_enter, _breaker_success)
+
+    def call(self, fn, /, *args, **kwargs):
+        """Calls fn(*args, **kwargs) under the breaker; raises CircuitOpen when not permitted."""
+        cdef uint64_t token = 0, start = 0
+        if c.brc_guard_callable_kind(fn, self) != c.BRC_CALLABLE_SYNC:
+            if _guarding_module().sync_entry(fn, self, "CircuitBreaker.call"):
+                # guarded by this breaker already: once is enough
+                return _guarding_module().call_guarded(fn, args, kwargs, "CircuitBreaker.call")
+        _breaker_enter(self, &token, &start)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            self._on_error(error, token, start)
+            raise
+        if c.brc_guard_is_awaitable(result):
+            c.brc_breaker_release(&self._state, token)
+            raise _guarding_module().refuse_awaitable(result, fn, "CircuitBreaker.call")
+        if _breaker_success(self, token, start):
+            return self._check_result(result, token, start)
+        return result
+
+    def __enter__(self):
+        """Permission for the block (raises CircuitOpen); its outcome is recorded by __exit__."""
+        cdef uint64_t token = 0, start = 0
+        _breaker_enter(self, &token, &start)
+        try:
+            c.brc_scope_push(self, token, start)
+        except BaseException:
+            c.brc_breaker_release(&self._state, token)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        cdef uint64_t token = 0, start = 0
+        if not c.brc_scope_pop(self, &token, &start):
+            raise RuntimeError("CircuitBreaker.__exit__ without its __enter__ in this thread and context")
+        if exc is not None:
+            self._on_error(exc, token, start)
+        elif _breaker_success(self, token, start):
+            # A result predicate has no result to judge here: the block succeeded.
+            self._record_and_tell(token, False, start)
+
+    def _enter(self):
+        """Permission for one call: (token, start), or raises CircuitOpen."""
+        cdef uint64_t token = 0, start = 0
+        _breaker_enter(self, &token, &start)
+        return token, start
+
+    def _finish(self, result, uint64_t token, uint64_t start):
+        """Records a returned result; returns the result to give the caller."""
+        if _breaker_success(self, token, start):
+            return self._check_result(result, token, start)
+        return result
+
+    def _record(self, uint64_t token, bint failure, uint64_t start):
+        """Records an outcome decided in Python (an exception, a checked result)."""
+        cdef uint64_t now = 0, duration = 0
+        cdef unsigned outcome = c.BRC_OUTCOME_FAILURE if failure else 0
+        cdef c.brc_breaker_transition_t t
+        if self._measure:
+            now = c.brc_now_ns()
+            duration = now - start
+            if duration >= self._slow_ns:
+                outcome |= c.BRC_OUTCOME_SLOW
+        status = c.brc_breaker_record(&self._state, self._window, token, outcome, duration, now, &t)
+        if t.to:
+            self._on_transition(t.from_, t.to)
+        return status == c.BRC_WOULD_OPEN, duration
+
+    def _release(self, uint64_t token):
+        c.brc_breaker_release(&self._state, token)
+
+    # -- state ----------------------------------------------------------------
+
+    def _transition(self, int state):
+        cdef c.brc_breaker_transition_t t
+        _check(c.brc_breaker_transition(&self._state, self._window, state, c.brc_now_ns(), &t),
+               "state")
+        if t.to:
+            self._on_transition(t.from_, t.to)
+
+    def _set_open_until(self, uint64_t generation, uint64_t until_ns):
+        return c.brc_breaker_set_open_until(&self._state, generation, until_ns) == c.BRC_OK
+
+    def _report(self):
+        """(state, generation, openings, not_permitted, probes_out, retry_after_ns, consecutive)."""
+        cdef c.brc_breaker_report_t r
+        _check(c.brc_breaker_report(&self._state, c.brc_now_ns(), &r), "breaker (not configured)")
+        return r.state, r.generation, r.openings, r.not_permitted, r.probes_out, r.retry_after, r.consecutive
+
+    def _window_counts(self):
+        """(calls, failures, slow_calls, slow_failures, duration_ns) in the window now."""
+        cdef c.brc_window_snapshot_t s
+        _check(c.brc_window_snapshot(self._window, c.brc_now_ns(), &s), "breaker (not configured)")
+        return s.calls, s.failures, s.slow_calls, s.slow_failures, s.duration
+
+
+cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -1:
+    cdef CircuitBreakerCore b = <CircuitBreakerCore>owner
+    cdef c.brc_breaker_transition_t t
+    cdef uint64_t retry_after = 0
+    cdef c.brc_breaker_report_t report
+    cdef int status = c.brc_breaker_acquire(&b._state, 0, token, &retry_after, &t)
+    if t.to:
+        b._on_transition(t.from_, t.to)
+        if status != c.BRC_OK and t.to == c.BRC_OPEN:
+            # re-opened just now: a wait function may have set another end
+            c.brc_breaker_report(&b._state, c.brc_now_ns(), &report)
+            retry_after = report.retry_after
+    if status == c.BRC_OK:
+        if b._measure:
+            start[0] = c.brc_now_ns()
+        return 0
+    error = BaseException.__new__(CircuitOpen, b._name,
+                                  _INF if retry_after == UINT64_MAX else retry_after / 1e9)
+    if b._hooks_rejections:
+        b._on_rejected(error)
+    # Set directly rather than `raise`: Cython's raise would add a traceback
+    # entry for this helper, which costs more than the rest of the rejection.
+    PyErr_SetObject(CircuitOpen, error)
+    return -1
+
+
+cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -1:
+    cdef CircuitBreakerCore b = <CircuitBreakerCore>owner
+    cdef c.brc_breaker_transition_t t
+    cdef uint64_t now = 0, duration = 0
+    cdef unsigned outcome = 0
+    if b._checks_result:
+        return 1
+    if b._measure:
+        now = c.brc_now_ns()
+        duration = now - start
+        if duration >= b._slow_ns:
+            outcome = c.BRC_OUTCOME_SLOW
+    cdef int status = c.brc_breaker_record(&b._state, b._window, token, outcome, duration, now, &t)
+    if t.to:
+        b._on_transition(t.from_, t.to)
+    if b._hooks_calls or status == c.BRC_WOULD_OPEN:
+        b._on_success(duration, status == c.BRC_WOULD_OPEN)
+    return 0

@@ -1,0 +1,44 @@
+# brace._core: RetryBudgetCore, the compiled base of brace.RetryBudget; included by _core.pyx.
+
+BUDGET_BUCKETS = c.BRC_BUDGET_BUCKETS
+BUDGET_TOKEN = c.BRC_BUDGET_TOKEN
+BUDGET_RATIO_MAX = c.BRC_BUDGET_RATIO_MAX
+BUDGET_MIN_PER_SECOND_MAX = c.BRC_BUDGET_MIN_PER_SECOND_MAX
+BUDGET_TTL_MIN = c.BRC_BUDGET_TTL_MIN
+BUDGET_TTL_MAX = c.BRC_BUDGET_TTL_MAX
+
+
+cdef class RetryBudgetCore:
+    """A retry budget's state embedded by value; configured by brace.RetryBudget.
+
+    deposit and try_withdraw are one C call each on brace's clock: a deposit
+    is one atomic add, a withdrawal reads the window and takes one CAS.
+    """
+
+    cdef c.brc_budget_t _state
+
+    def _configure(self, uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns):
+        _check(c.brc_budget_init(&self._state, ratio_milli, min_per_second, ttl_ns),
+               "ratio, min_per_second and ttl")
+
+    def deposit(self):
+        """Records one call: its `ratio` tokens count for the next `ttl`."""
+        cdef int status = c.brc_budget_deposit(&self._state, c.brc_now_ns())
+        if status < 0:
+            _check(status, "retry budget (not configured)")
+
+    def try_withdraw(self):
+        """Takes one token for a retry if the balance covers it; returns whether it did."""
+        cdef int status = c.brc_budget_try_withdraw(&self._state, c.brc_now_ns())
+        if status == c.BRC_OK:
+            return True
+        if status == c.BRC_REFUSED:
+            return False
+        return _check(status, "retry budget (not configured)")
+
+    def _balance(self):
+        """The balance now, in milli-tokens (negative when overdrawn by expiry)."""
+        cdef int64_t out = 0
+        _check(c.brc_budget_balance(&self._state, c.brc_now_ns(), &out),
+               "retry budget (not configured)")
+        return out

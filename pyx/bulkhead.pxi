@@ -1,0 +1,124 @@
+# brace._core: BulkheadCore, the compiled base of brace.Bulkhead; included by _core.pyx.
+
+BULKHEAD_MAX = c.BRC_BULKHEAD_MAX
+
+
+cdef class BulkheadCore:
+    """A bulkhead's permit counter embedded by value; brace.Bulkhead adds the queue.
+
+    try_acquire, release, __enter__ and __exit__ are one CAS each and run no
+    Python code while a permit is free and nobody waits. When they cannot go
+    ahead they call the subclass's slow paths: self._acquire_slow() waits in
+    the FIFO queue (or raises) and returns what __enter__ returns;
+    self._handoff() passes a released permit to the first waiter.
+    The other underscored methods are the C slow-path primitives, which the
+    subclass calls with its queue lock held. The Python hooks it calls on its
+    subclass are brace._hooks.BulkheadHooks.
+    """
+
+    cdef c.brc_bulkhead_t _state
+    cdef object _full_name       # the facts of BulkheadFull, for the compiled
+    cdef object _full_max        # rejection of a bulkhead that does not wait
+    cdef double _full_wait
+    cdef bint _configured
+
+    def _configure(self, name, uint64_t max_concurrent, double max_wait):
+        """Configures the permits (or changes a configured max, permits in use
+        staying in use) and the facts of the compiled BulkheadFull."""
+        if self._configured:
+            _check(c.brc_bulkhead_reconfigure(&self._state, max_concurrent), "max_concurrent")
+        else:
+            _check(c.brc_bulkhead_init(&self._state, max_concurrent), "max_concurrent")
+            self._configured = True
+        self._full_name = name
+        self._full_max = max_concurrent
+        self._full_wait = max_wait
+
+    def try_acquire(self):
+        """Takes a permit if one is free and no call is waiting; returns whether it did."""
+        cdef int status = c.brc_bulkhead_try_acquire(&self._state)
+        if status == c.BRC_OK:
+            return True
+        if status == c.BRC_REFUSED:
+            return False
+        return _check(status, "bulkhead (not configured)")
+
+    def release(self):
+        """Gives a permit back: to the first waiting call if there is one, else to the pool."""
+        _permits_release(self)
+
+    def __enter__(self):
+        if c.brc_bulkhead_try_acquire(&self._state) == c.BRC_OK:
+            return self
+        if self._full_wait == 0 and self._full_max is not None:
+            raise BaseException.__new__(BulkheadFull, self._full_name, self._full_max, self._full_wait)
+        return self._acquire_slow()
+
+    def __exit__(self, exc_type, exc, tb):
+        _permits_release(self)
+
+    def _guard(self, fn):
+        """A compiled wrapper that calls fn in a slot (sync functions); when no
+        slot is free it takes the subclass's self._guard_call(fn, args, kwargs)
+        (see guard.h for the protocol)."""
+        return c.brc_guard_new(fn, self, _permits_enter, _permits_success)
+
+    def _enqueue(self):
+        """Takes a permit freed since try_acquire failed (True), or flags a waiter (False)."""
+        cdef int status = c.brc_bulkhead_enqueue(&self._state)
+        _check(status, "bulkhead (not configured)")
+        return status == c.BRC_OK
+
+    def _pass_or_free(self, uint64_t queued):
+        """For an owned permit: pass it to the first of `queued` waiters (True) or free it."""
+        cdef int status = c.brc_bulkhead_handoff(&self._state, queued)
+        if status < 0:
+            _permits_raise_release(self, status)
+        return status == c.BRC_HANDOFF
+
+    def _grant(self, uint64_t queued):
+        """Takes a new permit for the first of `queued` waiters if one is free."""
+        cdef int status = c.brc_bulkhead_grant(&self._state, queued)
+        _check(status, "bulkhead (not configured)")
+        return status == c.BRC_OK
+
+    def _unflag(self):
+        """The queue emptied without a handoff: lets try_acquire take free permits again."""
+        _check(c.brc_bulkhead_unflag(&self._state), "bulkhead (not configured)")
+
+    def _report(self):
+        """(in_use, max_concurrent, waiters_queued), one consistent snapshot."""
+        cdef c.brc_bulkhead_report_t r
+        _check(c.brc_bulkhead_report(&self._state, &r), "bulkhead (not configured)")
+        return r.in_use, r.max, r.waiters_queued != 0
+
+
+cdef inline int _permits_release(BulkheadCore p) except -1:
+    cdef int status = c.brc_bulkhead_release(&p._state)
+    if status == c.BRC_OK:
+        return 0
+    if status == c.BRC_HANDOFF:
+        p._handoff()
+        return 0
+    return _permits_raise_release(p, status)
+
+
+cdef int _permits_raise_release(BulkheadCore p, int status) except -1:
+    cdef c.brc_bulkhead_report_t r
+    if c.brc_bulkhead_report(&p._state, &r) == c.BRC_OK:
+        raise ValueError("release() without a permit in use: released more often than acquired")
+    return _check(status, "bulkhead (not configured)")
+
+
+cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -1:
+    cdef BulkheadCore p = <BulkheadCore>owner
+    if c.brc_bulkhead_try_acquire(&p._state) == c.BRC_OK:
+        return 0
+    if p._full_wait == 0 and p._full_max is not None:  # does not wait: shed the call here
+        PyErr_SetObject(BulkheadFull, BaseException.__new__(BulkheadFull, p._full_name, p._full_max, p._full_wait))
+        return -1
+    return 1  # full, or callers queued: wait in Python
+
+
+cdef int _permits_success(object owner, uint64_t token, uint64_t start) except -1:
+    return _permits_release(<BulkheadCore>owner)

@@ -1,0 +1,34 @@
+# brace._core: RetryCore, the compiled base of brace.Retry; included by _core.pyx.
+
+cdef class RetryCore:
+    """The compiled part of brace.Retry: the first attempt of a decorated sync
+    function. A success returns at once; a failure, a result to check, or a
+    configuration that needs Python for the whole call (a deadline or attempt
+    timeout, which attempts can read) goes to the subclass's slow paths
+    (guard.h's protocol: brace._hooks.RetryHooks)."""
+
+    cdef bint _whole_call_in_python
+    cdef bint _checks_result
+    cdef object _deposit  # the budget's deposit(), or None
+
+    def _configure_core(self, *, bint whole_call_in_python, bint checks_result, deposit):
+        self._whole_call_in_python = whole_call_in_python
+        self._checks_result = checks_result
+        self._deposit = deposit
+
+    def _guard(self, fn):
+        """A compiled wrapper that calls fn under this retry (sync functions)."""
+        return c.brc_guard_new(fn, self, _retry_enter, _retry_success)
+
+
+cdef int _retry_enter(object owner, uint64_t *token, uint64_t *start) except -1:
+    cdef RetryCore r = <RetryCore>owner
+    if r._whole_call_in_python:
+        return 1
+    if r._deposit is not None:
+        r._deposit()
+    return 0
+
+
+cdef int _retry_success(object owner, uint64_t token, uint64_t start) except -1:
+    return 1 if (<RetryCore>owner)._checks_result else 0
