@@ -130,14 +130,13 @@ class Policy(PolicyCore):
                 admitted = self._try_enter()
                 if admitted is None:
                     return await self._call_async(coroutine_fn, args, kwargs)
-                # _adopt's body, inlined: one coroutine less per call.
                 token, start = admitted
                 try:
                     result = await coroutine_fn(*args, **kwargs)
                 except BaseException as error:
-                    return await self._failed_async(coroutine_fn, args, kwargs, error, token, start)
+                    return await self._first_failed_async(coroutine_fn, args, kwargs, error, token, start)
                 if self._succeeded(token, start):
-                    return await self._result_async(coroutine_fn, args, kwargs, result, token, start)
+                    return await self._first_returned_async(coroutine_fn, args, kwargs, result, token, start)
                 return result
 
             return cast(Callable[P, R], _guarding.mark(guarded_async, self))
@@ -169,28 +168,24 @@ class Policy(PolicyCore):
             return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
         return cast(R, await self._call_async(fn, args, kwargs))
 
-    # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
+    # -- a first attempt admitted in C (pyx/guard.h's slow paths, the async fast path)
 
     def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._call(fn, args, kwargs)
 
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
-        if self._retries_after(error, token, start):
-            return self._finish(lambda: self._continue(fn, args, kwargs, error, start or now_ns()))
-        if self._fallback is None or not isinstance(error, Exception):
+        first = self._after_first_error(error, token, start)
+        if first is not None:
+            return self._call(fn, args, kwargs, first, start or now_ns())
+        if not self._falls_back(error):
             return RERAISE
-        return self._fallback(error)
+        return self._fall_back(error)
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        if self._breaker_obj is not None:
-            result = self._breaker_obj._finish(result, token, start)
-        if self._retry is None or not self._retry._rejects(result):
-            return result
-        return self._finish(lambda: self._continue(fn, args, kwargs, result, start or now_ns()))
+        first = self._after_first_result(result, token, start)
+        return result if first is None else self._call(fn, args, kwargs, first, start or now_ns())
 
     def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                          awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
@@ -200,54 +195,100 @@ class Policy(PolicyCore):
 
     async def _adopt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                      first: Awaitable[Any], token: int, start: int) -> Any:  # fmt: skip
-        """The first attempt, admitted in C, awaited under the policy; then as `_call_async`."""
         try:
             result = await first
         except BaseException as error:
-            return await self._failed_async(fn, args, kwargs, error, token, start)
+            return await self._first_failed_async(fn, args, kwargs, error, token, start)
         if self._succeeded(token, start):
-            return await self._result_async(fn, args, kwargs, result, token, start)
+            return await self._first_returned_async(fn, args, kwargs, result, token, start)
         return result
 
-    # -- attempts -----------------------------------------------------------------
+    async def _first_failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                                  error: BaseException, token: int, start: int) -> Any:  # fmt: skip
+        first = self._after_first_error(error, token, start)
+        if first is not None:
+            return await self._call_async(fn, args, kwargs, first, start or now_ns())
+        if not self._falls_back(error):
+            raise error
+        return self._fall_back(error)
 
-    def _finish(self, run: Callable[[], Any]) -> Any:
-        """Runs the rest of the call; the fallback takes the exception that ends it."""
-        try:
-            return run()
-        except Exception as error:
-            if self._fallback is None or isinstance(error, _guarding.AsyncMisuse):
-                raise
-            return self._fallback(error)
+    async def _first_returned_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                                    kwargs: dict[str, Any], result: object, token: int, start: int) -> Any:  # fmt: skip
+        first = self._after_first_result(result, token, start)
+        return result if first is None else await self._call_async(fn, args, kwargs, first, start or now_ns())
+
+    def _after_first_error(self, error: BaseException, token: int, start: int) -> tuple[bool, Any] | None:
+        """Books attempt 1, admitted in C, which raised: its outcome when the retry takes
+        it on; None: the call ends with `error`."""
+        self._after_error(error, token, start)
+        if self._retry is None or not self._retry._retryable(error):
+            return None
+        return True, error
+
+    def _after_first_result(self, result: object, token: int, start: int) -> tuple[bool, Any] | None:
+        """Books attempt 1, admitted in C, which returned: its outcome when the retry
+        rejects it; None: the call returns `result`."""
+        if self._bulkhead_obj is not None:
+            self._bulkhead_obj.release()
+        if self._breaker_obj is not None:
+            result = self._breaker_obj._finish(result, token, start)
+        if self._retry is None or not self._retry._rejects(result):
+            return None
+        return True, result
+
+    # -- the call -------------------------------------------------------------------
+
+    def _falls_back(self, error: BaseException) -> bool:
+        """Whether the fallback takes the exception that ends a call."""
+        return self._fallback is not None and isinstance(error, Exception) and not isinstance(
+            error, _guarding.AsyncMisuse)
+
+    def _fall_back(self, error: BaseException) -> Any:
+        assert self._fallback is not None and isinstance(error, Exception)
+        return self._fallback(error)
 
     def _call_deadline(self, started: int) -> int | None:
         return _deadline.tighter(None if self._deadline is None else started + self._deadline)
 
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._finish(lambda: self._run(fn, args, kwargs))
-
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = now_ns()
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
+        """A sync call; `first` (begun at `started`): attempt 1's outcome, already booked."""
+        if started is None:
+            started = now_ns()
         deadline = self._call_deadline(started)
-        with _deadline.within(deadline):
-            retry = self._retry
-            if retry is None:
-                return self._attempt(fn, args, kwargs)
-            retry._deposit()
-            failed, outcome = retry._classified(lambda: self._attempt(fn, args, kwargs))
-            return self._continue(fn, args, kwargs, outcome, started) if failed else outcome
+        try:
+            with _deadline.within(deadline):
+                retry = self._retry
+                if retry is None:
+                    return self._attempt(fn, args, kwargs)
+                if first is None:
+                    retry._deposit()
+                return retry._drive(retry._steps(started, deadline),
+                                    lambda: retry._classified(lambda: self._attempt(fn, args, kwargs)), first)  # fmt: skip
+        except Exception as error:
+            if not self._falls_back(error):
+                raise
+            return self._fall_back(error)
 
-    def _continue(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                  outcome: object, started: int) -> Any:  # fmt: skip
-        retry = self._retry
-        assert retry is not None
-        return retry._continue(lambda: retry._classified(lambda: self._attempt(fn, args, kwargs)),
-                               outcome, started, self._call_deadline(started))  # fmt: skip
-
-    def _retries_after(self, error: BaseException, token: int, start: int) -> bool:
-        """Books a first attempt admitted in C that raised; True when the retry takes it on."""
-        self._after_error(error, token, start)
-        return self._retry is not None and self._retry._retryable(error)
+    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                          first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
+        if started is None:
+            started = now_ns()
+        deadline = self._call_deadline(started)
+        try:
+            with _deadline.within(deadline):
+                retry = self._retry
+                if retry is None:
+                    return await self._attempt_async(fn, args, kwargs)
+                if first is None:
+                    retry._deposit()
+                return await retry._drive_async(
+                    retry._steps(started, deadline),
+                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), first)  # fmt: skip
+        except Exception as error:
+            if not self._falls_back(error):
+                raise
+            return self._fall_back(error)
 
     def _after_error(self, error: BaseException, token: int, start: int) -> None:
         if self._bulkhead_obj is not None:
@@ -320,57 +361,6 @@ class Policy(PolicyCore):
         """A sync attempt that timed out has ended: its slot goes back, and the breaker
         books it as the failure it was for the caller (slow, when slow calls count)."""
         self._after_error(Timeout(timeout=(now_ns() - start) / _NS), token, start)
-
-    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = now_ns()
-        deadline = self._call_deadline(started)
-        try:
-            retry = self._retry
-            with _deadline.within(deadline):
-                if retry is None:
-                    return await self._attempt_async(fn, args, kwargs)
-                retry._deposit()
-                return await retry._drive_async(
-                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), deadline,
-                    started=started)  # fmt: skip
-        except Exception as error:
-            if self._fallback is None:
-                raise
-            return self._fallback(error)
-
-    async def _failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                            error: BaseException, token: int, start: int) -> Any:  # fmt: skip
-        """A first attempt admitted in C raised: book it, then retry or fall back."""
-        if self._retries_after(error, token, start):
-            return await self._finish_async(fn, args, kwargs, (True, error), start or now_ns())
-        if self._fallback is None or not isinstance(error, Exception):
-            raise error
-        return self._fallback(error)
-
-    async def _result_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                            result: object, token: int, start: int) -> Any:  # fmt: skip
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        if self._breaker_obj is not None:
-            result = self._breaker_obj._finish(result, token, start)
-        if self._retry is None or not self._retry._rejects(result):
-            return result
-        return await self._finish_async(fn, args, kwargs, (True, result), start or now_ns())
-
-    async def _finish_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                            first: tuple[bool, Any], started: int) -> Any:  # fmt: skip
-        retry = self._retry
-        assert retry is not None
-        deadline = self._call_deadline(started)
-        try:
-            with _deadline.within(deadline):
-                return await retry._drive_async(
-                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), deadline,
-                    first, started)  # fmt: skip
-        except Exception as error:
-            if self._fallback is None:
-                raise
-            return self._fallback(error)
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token, start = self._enter_breaker()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import timedelta
 from types import TracebackType
 from typing import (
@@ -98,6 +98,25 @@ class RetryEvent(NamedTuple):
 Hook = Callable[[RetryEvent], object]
 
 
+# An attempt's (failed, outcome): outcome is what it raised or returned.
+_Outcome = tuple[bool, Any]
+
+
+class Call(NamedTuple):
+    """An effect of the retry loop: make attempt `number`, send back its _Outcome."""
+
+    number: int
+
+
+class Sleep(NamedTuple):
+    """An effect of the retry loop: sleep `seconds` on brace's clock, send back None."""
+
+    seconds: float
+
+
+Steps = Generator[Call | Sleep, "_Outcome | None", Any]
+
+
 class _GiveUp(Exception):
     def __init__(self, reason: GiveUpReason) -> None:
         super().__init__(reason)
@@ -130,6 +149,10 @@ class Attempt:
             return False
         self._outcome, self._failed = exc, True
         return True
+
+    def _report(self) -> _Outcome:
+        """(failed, what the block raised or the result `check` rejected): for the loop."""
+        return self._failed, self._outcome
 
     def check(self, result: R) -> R:
         """Hands a result to `retry_on_result`: a result it rejects fails this attempt."""
@@ -359,46 +382,36 @@ class Retry(RetryCore):
         return cast(R, await self._call_async(fn, args, kwargs))
 
     def __iter__(self) -> Iterator[Attempt]:
-        self._deposit()
-        started, previous, number = now_ns(), None, 1
-        deadline = self._deadline_from(started)
-        tally: _Tally | None = None
+        steps = self._steps(*self._begin())
+        sent: _Outcome | None = None
         while True:
-            attempt = Attempt(self, number)
-            yield attempt
-            if not attempt._failed:
-                return
-            if tally is None and self._classifier is not None:
-                tally = {}
             try:
-                delay, classification = self._plan_or_give_up(
-                    number, attempt._outcome, previous, started, deadline, tally)
-            except _LastResult:
-                return  # the caller holds the result it checked
-            sleep_until(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, attempt._outcome, delay, started, classification=classification)
-            previous, number = delay, number + 1
+                effect = steps.send(sent)
+            except StopIteration:
+                return  # the caller holds the result it accepted or checked
+            if isinstance(effect, Sleep):
+                sleep_until(now_ns() + round(effect.seconds * _NS))
+                sent = None
+            else:
+                attempt = Attempt(self, effect.number)
+                yield attempt
+                sent = attempt._report()
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
-        self._deposit()
-        started, previous, number = now_ns(), None, 1
-        deadline = self._deadline_from(started)
-        tally: _Tally | None = None
+        steps = self._steps(*self._begin())
+        sent: _Outcome | None = None
         while True:
-            attempt = Attempt(self, number)
-            yield attempt
-            if not attempt._failed:
-                return
-            if tally is None and self._classifier is not None:
-                tally = {}
             try:
-                delay, classification = self._plan_or_give_up(
-                    number, attempt._outcome, previous, started, deadline, tally)
-            except _LastResult:
+                effect = steps.send(sent)
+            except StopIteration:
                 return
-            await sleep_until_async(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, attempt._outcome, delay, started, classification=classification)
-            previous, number = delay, number + 1
+            if isinstance(effect, Sleep):
+                await sleep_until_async(now_ns() + round(effect.seconds * _NS))
+                sent = None
+            else:
+                attempt = Attempt(self, effect.number)
+                yield attempt
+                sent = attempt._report()
 
     # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
 
@@ -409,17 +422,13 @@ class Retry(RetryCore):
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
         if not self._retryable(error):
             return RERAISE
-        started = start or now_ns()
-        deadline = self._deadline_from(started)
-        return self._continue(lambda: self._attempt(fn, args, kwargs), error, started, deadline)
+        return self._call(fn, args, kwargs, (True, error), start or now_ns())
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
         if not self._rejects(result):
             return result
-        started = start or now_ns()
-        deadline = self._deadline_from(started)
-        return self._continue(lambda: self._attempt(fn, args, kwargs), result, started, deadline)
+        return self._call(fn, args, kwargs, (True, result), start or now_ns())
 
     def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                          awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
@@ -428,21 +437,104 @@ class Retry(RetryCore):
 
     async def _adopt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                      first: Awaitable[Any], started: int) -> Any:  # fmt: skip
-        deadline = self._deadline_from(started)
-        outcome = await self._classified_async(lambda: first)
-        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), deadline,
-                                       outcome, started)  # fmt: skip
+        with _deadline.within(self._deadline_from(started)):
+            outcome = await self._classified_async(lambda: first)
+        return await self._call_async(fn, args, kwargs, outcome, started)
 
-    # -- the loop ---------------------------------------------------------------
+    # -- the loop, written once ----------------------------------------------------
+    #
+    # _steps() is the whole retry algorithm: it yields effects - Call(number):
+    # make attempt `number` and send back its (failed, outcome); Sleep(seconds):
+    # sleep, then send None - and returns the call's value or raises what ends
+    # it. The drivers below only perform effects (a sync sleep or an awaited
+    # one, a call or an awaited call); the `for` and `async for` forms are
+    # drivers too, whose attempts are the caller's blocks.
 
     def _deposit(self) -> None:
+        """A call starts: the budget (if any) earns its share of retries."""
         if self._budget is not None:
             self._budget.deposit()
+
+    def _begin(self) -> tuple[int, int | None]:
+        """Starts a call: the deposit; (its start, its bound) in ns on brace's clock."""
+        self._deposit()
+        started = now_ns()
+        return started, self._deadline_from(started)
 
     def _deadline_from(self, started: int) -> int | None:
         """The call's bound (ns on brace's clock): its own deadline from `started`, or a
         tighter enclosing one (brace.deadline, an outer retry); None: unbounded."""
         return _deadline.tighter(None if self._deadline is None else started + self._deadline)
+
+    def _steps(self, started: int, deadline: int | None) -> Steps:
+        """The retry loop of one call that began at `started`, bounded by `deadline`."""
+        previous: float | None = None
+        number = 1
+        tally: _Tally | None = None if self._classifier is None else {}
+        while True:
+            sent = yield Call(number)
+            assert sent is not None
+            failed, outcome = sent
+            if not failed:
+                return outcome
+            try:
+                delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
+            except _LastResult as last:
+                return last.value
+            yield Sleep(delay)
+            self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
+            previous, number = delay, number + 1
+
+    @staticmethod
+    def _drive(steps: Steps, attempt: Callable[[], _Outcome], first: _Outcome | None = None) -> Any:
+        """Runs `steps` in this thread; `first`: the outcome of attempt 1, already made."""
+        sent: _Outcome | None = None
+        while True:
+            try:
+                effect = steps.send(sent)
+            except StopIteration as done:
+                return done.value
+            if isinstance(effect, Sleep):
+                sleep_until(now_ns() + round(effect.seconds * _NS))
+                sent = None
+            else:
+                sent, first = (attempt() if first is None else first), None
+
+    @staticmethod
+    async def _drive_async(steps: Steps, attempt: Callable[[], Awaitable[_Outcome]],
+                           first: _Outcome | None = None) -> Any:  # fmt: skip
+        """`_drive` for coroutines: sleeps and attempts are awaited."""
+        sent: _Outcome | None = None
+        while True:
+            try:
+                effect = steps.send(sent)
+            except StopIteration as done:
+                return done.value
+            if isinstance(effect, Sleep):
+                await sleep_until_async(now_ns() + round(effect.seconds * _NS))
+                sent = None
+            else:
+                sent, first = (await attempt() if first is None else first), None
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              first: _Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
+        """A sync call; `first` (with its `started`): attempt 1, already made and booked."""
+        if first is None or started is None:
+            started, deadline = self._begin()
+        else:
+            deadline = self._deadline_from(started)
+        with _deadline.within(deadline):
+            return self._drive(self._steps(started, deadline), lambda: self._attempt(fn, args, kwargs), first)
+
+    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                          first: _Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
+        if first is None or started is None:
+            started, deadline = self._begin()
+        else:
+            deadline = self._deadline_from(started)
+        with _deadline.within(deadline):
+            return await self._drive_async(self._steps(started, deadline),
+                                           lambda: self._attempt_async(fn, args, kwargs), first)  # fmt: skip
 
     def _retryable(self, error: BaseException) -> bool:
         if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse):
@@ -457,72 +549,7 @@ class Retry(RetryCore):
         classifier = self._classifier
         return classifier is not None and classifier.is_failure(result) and classifier.classify(result).retryable
 
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self._deposit()
-        started = now_ns()
-        deadline = self._deadline_from(started)
-        with _deadline.within(deadline):
-            failed, outcome = self._attempt(fn, args, kwargs)
-            if not failed:
-                return outcome
-            return self._continue(lambda: self._attempt(fn, args, kwargs), outcome, started, deadline)
-
-    def _continue(self, attempt: Callable[[], tuple[bool, Any]], outcome: object, started: int,
-                  deadline: int | None) -> Any:  # fmt: skip
-        """Retries after a first failed attempt until one succeeds or it gives up.
-
-        `attempt()` makes one attempt and returns (failed, outcome); `deadline`
-        is the call's bound in ns on brace's clock (None: none). Policy drives
-        it with its own attempts.
-        """
-        previous: float | None = None
-        number = 1
-        tally: _Tally | None = None if self._classifier is None else {}
-        with _deadline.within(deadline):
-            while True:
-                try:
-                    delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline,
-                                                                  tally)  # fmt: skip
-                except _LastResult as last:
-                    return last.value
-                sleep_until(now_ns() + round(delay * _NS))
-                self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
-                previous, number = delay, number + 1
-                failed, outcome = attempt()
-                if not failed:
-                    return outcome
-
-    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self._deposit()
-        started = now_ns()
-        deadline = self._deadline_from(started)
-        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), deadline,
-                                       started=started)  # fmt: skip
-
-    async def _drive_async(self, attempt: Callable[[], Awaitable[tuple[bool, Any]]], deadline: int | None,
-                           first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
-        """The async loop; `first` is the outcome of an attempt already made."""
-        started = now_ns() if started is None else started
-        previous, number = None, 1
-        tally: _Tally | None = None
-        with _deadline.within(deadline):
-            while True:
-                failed, outcome = await attempt() if first is None else first
-                first = None
-                if not failed:
-                    return outcome
-                if tally is None and self._classifier is not None:
-                    tally = {}
-                try:
-                    delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline,
-                                                                  tally)  # fmt: skip
-                except _LastResult as last:
-                    return last.value
-                await sleep_until_async(now_ns() + round(delay * _NS))
-                self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
-                previous, number = delay, number + 1
-
-    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Outcome:
         """One sync attempt, bounded by the active bound (the call's, set by the loop):
         (failed, outcome); exceptions not to retry propagate."""
         timeout = self._attempt_timeout
@@ -534,7 +561,7 @@ class Retry(RetryCore):
             return self._classified(lambda: _sync_result(_worker.run(
                 fn, args, kwargs, deadline_ns=bound, timeout=limit), fn))  # fmt: skip
 
-    def _classified(self, call: Callable[[], Any]) -> tuple[bool, Any]:
+    def _classified(self, call: Callable[[], Any]) -> _Outcome:
         """(failed, what call() raised or returned); exceptions not to retry propagate."""
         try:
             result = call()
@@ -545,13 +572,13 @@ class Retry(RetryCore):
         return self._rejects(result), result
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                             kwargs: dict[str, Any]) -> tuple[bool, Any]:  # fmt: skip
+                             kwargs: dict[str, Any]) -> _Outcome:  # fmt: skip
         """One async attempt, cancelled at the attempt timeout or the active bound (the call's)."""
         bound, limit = _deadline.attempt_bound(self._attempt_timeout)
         return await self._classified_async(lambda: _deadline.bounded(
             _guarding.awaited(fn(*args, **kwargs)), bound, limit))  # fmt: skip
 
-    async def _classified_async(self, call: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
+    async def _classified_async(self, call: Callable[[], Awaitable[Any]]) -> _Outcome:
         try:
             result = await call()
         except BaseException as error:
