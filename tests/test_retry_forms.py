@@ -103,3 +103,14 @@ def test_every_form_gives_up_alike(clock: FakeClock, form: str) -> None:
     assert "retry 'forms' gave up after 2 attempt(s) (attempts)" in getattr(outcome, "__notes__", [])
     assert script.calls == 2
     assert events == [("before_sleep", 1, 1.0, None), ("on_retry", 1, 1.0, None), ("on_giveup", 2, None, "attempts")]
+
+
+def test_an_attempt_tells_how_it_went(clock: FakeClock) -> None:
+    seen: list[tuple[int, bool, object]] = []
+    script = Script(failures=1, bad=1)
+    for attempt in Retry(on=ConnectionError, retry_on_result=lambda result: result == "bad", attempts=3):
+        with attempt:
+            attempt.check(script())
+        seen.append((attempt.number, attempt.failed, attempt.outcome))
+    assert [(number, failed) for number, failed, _ in seen] == [(1, True), (2, True), (3, False)]
+    assert isinstance(seen[0][2], ConnectionError) and seen[1][2] == "bad" and seen[2][2] is None

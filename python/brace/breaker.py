@@ -554,6 +554,31 @@ class CircuitBreaker(Breaker):
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    # -- the stage protocol (brace._stages.AdmissionStage): what a Policy asks of it
+
+    @property
+    def _brace_stage_checks_results(self) -> bool:
+        return self._record_result is not None
+
+    @property
+    def _brace_stage_times_calls(self) -> bool:
+        return self._measure
+
+    def _brace_stage_admit(self) -> int:
+        return self._enter()[0]
+
+    async def _brace_stage_admit_async(self) -> int:
+        return self._enter()[0]
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        self._release(ticket)
+
+    def _brace_stage_failed(self, ticket: int, start: int, error: BaseException) -> None:
+        self._on_error(error, ticket, start)
+
+    def _brace_stage_returned(self, ticket: int, start: int, result: R) -> R:
+        return self._finish(result, ticket, start)
+
     def __repr__(self) -> str:
         name = f"name={self._breaker_name!r}, " if self._breaker_name else ""
         return f"CircuitBreaker({name}state={self.state.value}, window={self._window_kind}:{self._window_size})"

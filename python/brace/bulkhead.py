@@ -309,6 +309,29 @@ class Bulkhead(Permits):
             while self._queue and self._grant(len(self._queue)):
                 self._pass_locked()
 
+    # -- the stage protocol (brace._stages.AdmissionStage): each attempt holds a slot
+
+    _brace_stage_checks_results = False
+    _brace_stage_times_calls = False
+
+    def _brace_stage_admit(self) -> int:
+        self.__enter__()
+        return 0
+
+    async def _brace_stage_admit_async(self) -> int:
+        await self.__aenter__()
+        return 0
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        self.release()
+
+    def _brace_stage_failed(self, ticket: int, start: int, error: BaseException) -> None:
+        self.release()
+
+    def _brace_stage_returned(self, ticket: int, start: int, result: R) -> R:
+        self.release()
+        return result
+
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
         return (

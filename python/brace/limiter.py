@@ -270,6 +270,28 @@ class RateLimiter(Gcra):
     ) -> None:
         return None
 
+    # -- the stage protocol (brace._stages.AdmissionStage): each attempt takes a token
+
+    _brace_stage_checks_results = False
+    _brace_stage_times_calls = False
+
+    def _brace_stage_admit(self) -> int:
+        self.acquire(1, self._max_wait)
+        return 0
+
+    async def _brace_stage_admit_async(self) -> int:
+        await self.acquire_async(1, self._max_wait)
+        return 0
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        self._refund(1)
+
+    def _brace_stage_failed(self, ticket: int, start: int, error: BaseException) -> None:
+        return None  # the attempt ran: its token is spent
+
+    def _brace_stage_returned(self, ticket: int, start: int, result: R) -> R:
+        return result
+
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
         return (

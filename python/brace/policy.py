@@ -13,7 +13,8 @@ from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
 from brace.errors import Timeout
 from brace.limiter import RateLimiter
-from brace.retry import Retry
+from brace._stages import AdmissionStage
+from brace.retry import Retry, drive, drive_async
 
 __all__ = ["Policy"]
 
@@ -61,8 +62,8 @@ class Policy(PolicyCore):
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_fallback", "_deadline", "_retry", "_breaker_obj", "_limiter_obj", "_bulkhead_obj",
-                 "_attempt_timeout", "_name")  # fmt: skip
+    __slots__ = ("_fallback", "_deadline", "_retry", "_breaker", "_limiter", "_bulkhead", "_stages",
+                 "_stages_reversed", "_attempt_timeout", "_name")  # fmt: skip
 
     def __init__(
         self,
@@ -89,26 +90,54 @@ class Policy(PolicyCore):
                                    maximum=_config.THREAD_WAIT_MAX)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        retry_timeout = None if retry is None else retry._attempt_timeout
+        retry_timeout = None if retry is None else retry.attempt_timeout
         if timeout is None or retry_timeout is None:
             timeout = timeout if retry_timeout is None else retry_timeout
         else:
             timeout = min(timeout, retry_timeout)
-        retry_deadline = None if retry is None else retry._deadline
-        own_deadline = None if deadline_s is None else round(deadline_s * _NS)
-        self._deadline = (own_deadline if retry_deadline is None else
-                          retry_deadline if own_deadline is None else min(own_deadline, retry_deadline))  # fmt: skip
+        bounds = [round(seconds * _NS) for seconds in (deadline_s, None if retry is None else retry.deadline)
+                  if seconds is not None]  # fmt: skip
+        self._deadline = min(bounds) if bounds else None
         self._fallback, self._retry, self._attempt_timeout, self._name = fallback, retry, timeout, name
-        self._breaker_obj, self._limiter_obj, self._bulkhead_obj = breaker, limiter, bulkhead
+        self._breaker, self._limiter, self._bulkhead = breaker, limiter, bulkhead
+        # Admission order; what an attempt took goes back, and its outcome is booked, in reverse.
+        stages: tuple[AdmissionStage, ...] = tuple(stage for stage in (breaker, limiter, bulkhead) if stage is not None)
+        self._stages, self._stages_reversed = stages, stages[::-1]
+        budget = None if retry is None else retry.budget
         self._configure_core(
             breaker=breaker, limiter=limiter, bulkhead=bulkhead,
-            deposit=None if retry is None or retry._budget is None else retry._budget.deposit,
+            deposit=None if budget is None else budget.deposit,
             # Bounds the attempts can read (deadline_remaining) need the call in Python.
             whole_call_in_python=timeout is not None or self._deadline is not None,
-            checks_result=(retry is not None and retry._checks_result)
-            or (breaker is not None and breaker._record_result is not None),
-            needs_start=breaker is not None and breaker._measure,
+            checks_result=(retry is not None and retry._brace_stage_checks_results)
+            or any(stage._brace_stage_checks_results for stage in stages),
+            needs_start=any(stage._brace_stage_times_calls for stage in stages),
         )  # fmt: skip
+
+    @property
+    def name(self) -> str | None:
+        """The policy's name, or None."""
+        return self._name
+
+    @property
+    def retry(self) -> Retry | None:
+        """The policy's Retry, or None."""
+        return self._retry
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The policy's CircuitBreaker, or None."""
+        return self._breaker
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The policy's RateLimiter, or None."""
+        return self._limiter
+
+    @property
+    def bulkhead(self) -> Bulkhead | None:
+        """The policy's Bulkhead, or None."""
+        return self._bulkhead
 
     # -- ways to use it -----------------------------------------------------------
 
@@ -220,19 +249,16 @@ class Policy(PolicyCore):
     def _after_first_error(self, error: BaseException, token: int, start: int) -> tuple[bool, Any] | None:
         """Books attempt 1, admitted in C, which raised: its outcome when the retry takes
         it on; None: the call ends with `error`."""
-        self._after_error(error, token, start)
-        if self._retry is None or not self._retry._retryable(error):
+        self._failed(token, start, error)
+        if self._retry is None or not self._retry._brace_stage_retryable(error):
             return None
         return True, error
 
     def _after_first_result(self, result: object, token: int, start: int) -> tuple[bool, Any] | None:
         """Books attempt 1, admitted in C, which returned: its outcome when the retry
         rejects it; None: the call returns `result`."""
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        if self._breaker_obj is not None:
-            result = self._breaker_obj._finish(result, token, start)
-        if self._retry is None or not self._retry._rejects(result):
+        result = self._returned(token, start, result)
+        if self._retry is None or not self._retry._brace_stage_rejects(result):
             return None
         return True, result
 
@@ -262,9 +288,9 @@ class Policy(PolicyCore):
                 if retry is None:
                     return self._attempt(fn, args, kwargs)
                 if first is None:
-                    retry._deposit()
-                return retry._drive(retry._steps(started, deadline),
-                                    lambda: retry._classified(lambda: self._attempt(fn, args, kwargs)), first)  # fmt: skip
+                    retry._brace_stage_begin()
+                return drive(retry._brace_stage_loop(started, deadline),
+                             lambda: retry._brace_stage_classified(lambda: self._attempt(fn, args, kwargs)), first)  # fmt: skip
         except Exception as error:
             if not self._falls_back(error):
                 raise
@@ -281,56 +307,57 @@ class Policy(PolicyCore):
                 if retry is None:
                     return await self._attempt_async(fn, args, kwargs)
                 if first is None:
-                    retry._deposit()
-                return await retry._drive_async(
-                    retry._steps(started, deadline),
-                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), first)  # fmt: skip
+                    retry._brace_stage_begin()
+                return await drive_async(
+                    retry._brace_stage_loop(started, deadline),
+                    lambda: retry._brace_stage_classified_async(lambda: self._attempt_async(fn, args, kwargs)),
+                    first)  # fmt: skip
         except Exception as error:
             if not self._falls_back(error):
                 raise
             return self._fall_back(error)
 
-    def _after_error(self, error: BaseException, token: int, start: int) -> None:
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        if self._breaker_obj is not None:
-            self._breaker_obj._on_error(error, token, start)
+    # -- one attempt through the admission stages -------------------------------------
 
-    def _admit(self) -> tuple[int, int]:
-        """Breaker permission, a limiter token, a bulkhead slot: (token, start) or raises
-        (a rejection marked as one: the operation did not run)."""
-        token, start = self._enter_breaker()
-        try:
-            if self._limiter_obj is not None:
-                self._limiter_obj.acquire(1, self._limiter_obj.max_wait)
-        except BaseException as error:
-            self._give_back(token, refund=False)
-            raise _rejected(error)
-        try:
-            if self._bulkhead_obj is not None:
-                self._bulkhead_obj.__enter__()
-        except BaseException as error:
-            self._give_back(token, refund=True)
-            raise _rejected(error)
-        return token, start
+    def _admit(self) -> int:
+        """Admits an attempt through every stage: its ticket, or raises the rejection
+        (marked as one: the operation did not run) once what it took went back."""
+        ticket = 0
+        for admitted, stage in enumerate(self._stages):
+            try:
+                ticket = stage._brace_stage_admit() or ticket
+            except BaseException as error:
+                self._give_back(admitted, ticket)
+                raise _rejected(error)
+        return ticket
 
-    def _enter_breaker(self) -> tuple[int, int]:
-        if self._breaker_obj is None:
-            return 0, now_ns()
-        try:
-            return self._breaker_obj._enter()
-        except BaseException as error:
-            raise _rejected(error)
+    async def _admit_async(self) -> int:
+        ticket = 0
+        for admitted, stage in enumerate(self._stages):
+            try:
+                ticket = await stage._brace_stage_admit_async() or ticket
+            except BaseException as error:
+                self._give_back(admitted, ticket)
+                raise _rejected(error)
+        return ticket
 
-    def _give_back(self, token: int, *, refund: bool) -> None:
-        """What an attempt took before a rejection goes back: its token, its permission."""
-        if refund and self._limiter_obj is not None:
-            self._limiter_obj._refund(1)
-        if self._breaker_obj is not None:
-            self._breaker_obj._release(token)
+    def _give_back(self, admitted: int, ticket: int) -> None:
+        """The first `admitted` stages admitted an attempt that did not run: undone, in reverse."""
+        for stage in reversed(self._stages[:admitted]):
+            stage._brace_stage_give_back(ticket)
+
+    def _failed(self, ticket: int, start: int, error: BaseException) -> None:
+        for stage in self._stages_reversed:
+            stage._brace_stage_failed(ticket, start, error)
+
+    def _returned(self, ticket: int, start: int, result: object) -> object:
+        for stage in self._stages_reversed:
+            result = stage._brace_stage_returned(ticket, start, result)
+        return result
 
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        token, start = self._admit()
+        ticket = self._admit()
+        start = now_ns()
         try:
             if self._attempt_timeout is None:
                 result = fn(*args, **kwargs)
@@ -339,57 +366,40 @@ class Policy(PolicyCore):
                 assert bound is not None
                 with _deadline.within(bound):
                     result = _worker.run(fn, args, kwargs, deadline_ns=bound, timeout=limit,
-                                         on_late_end=lambda error: self._after_late_end(token, start))  # fmt: skip
+                                         on_late_end=lambda error: self._after_late_end(ticket, start))  # fmt: skip
         except Timeout as error:
             if not error.still_running:
-                self._after_error(error, token, start)
+                self._failed(ticket, start, error)
             # Else the attempt runs on: its slot and permission go back when it ends.
             raise
         except BaseException as error:
-            self._after_error(error, token, start)
+            self._failed(ticket, start, error)
             raise
         if is_awaitable(result):
-            if self._bulkhead_obj is not None:
-                self._bulkhead_obj.release()
-            self._give_back(token, refund=True)
+            self._give_back(len(self._stages), ticket)
             raise _guarding.refuse_awaitable(result, fn, "Policy.call")
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        return result if self._breaker_obj is None else self._breaker_obj._finish(result, token, start)
+        return self._returned(ticket, start, result)
 
-    def _after_late_end(self, token: int, start: int) -> None:
+    def _after_late_end(self, ticket: int, start: int) -> None:
         """A sync attempt that timed out has ended: its slot goes back, and the breaker
         books it as the failure it was for the caller (slow, when slow calls count)."""
-        self._after_error(Timeout(timeout=(now_ns() - start) / _NS), token, start)
+        self._failed(ticket, start, Timeout(timeout=(now_ns() - start) / _NS))
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        token, start = self._enter_breaker()
-        try:
-            if self._limiter_obj is not None:
-                await self._limiter_obj.acquire_async(1, self._limiter_obj.max_wait)
-        except BaseException as error:
-            self._give_back(token, refund=False)
-            raise _rejected(error)
-        try:
-            if self._bulkhead_obj is not None:
-                await self._bulkhead_obj.__aenter__()
-        except BaseException as error:
-            self._give_back(token, refund=True)
-            raise _rejected(error)
+        ticket = await self._admit_async()
+        start = now_ns()
         bound, limit = _deadline.attempt_bound(self._attempt_timeout)
         try:
             result = await _deadline.bounded(_guarding.awaited(fn(*args, **kwargs)), bound, limit)
         except BaseException as error:
-            self._after_error(error, token, start)
+            self._failed(ticket, start, error)
             raise
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        return result if self._breaker_obj is None else self._breaker_obj._finish(result, token, start)
+        return self._returned(ticket, start, result)
 
     def __repr__(self) -> str:
         parts = [f"{name}={value!r}" for name, value in (
-            ("name", self._name), ("retry", self._retry), ("breaker", self._breaker_obj),
-            ("limiter", self._limiter_obj), ("bulkhead", self._bulkhead_obj)) if value is not None]  # fmt: skip
+            ("name", self._name), ("retry", self._retry), ("breaker", self._breaker),
+            ("limiter", self._limiter), ("bulkhead", self._bulkhead)) if value is not None]  # fmt: skip
         return f"Policy({', '.join(parts)})"
 
 

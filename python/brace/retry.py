@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from types import TracebackType
 from typing import (
@@ -33,6 +33,7 @@ from brace import _config, _deadline, _guarding, _worker
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
 from brace._safe import add_note
+from brace._stages import Call, Outcome, Sleep, Steps
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
 from brace.errors import RetryBudgetExhausted, RetryError, Timeout
@@ -98,25 +99,6 @@ class RetryEvent(NamedTuple):
 Hook = Callable[[RetryEvent], object]
 
 
-# An attempt's (failed, outcome): outcome is what it raised or returned.
-_Outcome = tuple[bool, Any]
-
-
-class Call(NamedTuple):
-    """An effect of the retry loop: make attempt `number`, send back its _Outcome."""
-
-    number: int
-
-
-class Sleep(NamedTuple):
-    """An effect of the retry loop: sleep `seconds` on brace's clock, send back None."""
-
-    seconds: float
-
-
-Steps = Generator[Call | Sleep, "_Outcome | None", Any]
-
-
 class _GiveUp(Exception):
     def __init__(self, reason: GiveUpReason) -> None:
         super().__init__(reason)
@@ -128,7 +110,8 @@ class Attempt:
 
     A retryable exception raised inside `with attempt:` is recorded and
     swallowed, and the loop goes on (after the backoff); anything else
-    propagates. `attempt.number` counts from 1.
+    propagates. `attempt.number` counts from 1; `failed` and `outcome` say
+    how it went.
     """
 
     __slots__ = ("number", "_retry", "_outcome", "_failed")
@@ -145,18 +128,25 @@ class Attempt:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        if exc is None or not self._retry._retryable(exc):
+        if exc is None or not self._retry._brace_stage_retryable(exc):
             return False
         self._outcome, self._failed = exc, True
         return True
 
-    def _report(self) -> _Outcome:
-        """(failed, what the block raised or the result `check` rejected): for the loop."""
-        return self._failed, self._outcome
+    @property
+    def failed(self) -> bool:
+        """Whether this attempt failed: its block raised a retryable exception, or `check`
+        rejected its result."""
+        return self._failed
+
+    @property
+    def outcome(self) -> object:
+        """What a failed attempt raised or returned (None while it has not failed)."""
+        return self._outcome
 
     def check(self, result: R) -> R:
         """Hands a result to `retry_on_result`: a result it rejects fails this attempt."""
-        if self._retry._rejects(result):
+        if self._retry._brace_stage_rejects(result):
             self._outcome, self._failed = result, True
         return result
 
@@ -333,6 +323,31 @@ class Retry(RetryCore):
             deposit=None if budget is None else budget.deposit,
         )
 
+    @property
+    def name(self) -> str | None:
+        """The retry's name, or None."""
+        return self._name
+
+    @property
+    def attempts(self) -> int | None:
+        """Attempts in all, the first included (None: a classifier's categories cap them)."""
+        return self._attempts
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds that bound all attempts and sleeps of a call (None: no bound)."""
+        return None if self._deadline is None else self._deadline / _NS
+
+    @property
+    def attempt_timeout(self) -> float | None:
+        """Seconds that bound each attempt (None: no bound)."""
+        return self._attempt_timeout
+
+    @property
+    def budget(self) -> RetryBudget | None:
+        """The RetryBudget its retries draw on, or None."""
+        return self._budget
+
     # -- ways to use it -----------------------------------------------------------
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
@@ -382,8 +397,8 @@ class Retry(RetryCore):
         return cast(R, await self._call_async(fn, args, kwargs))
 
     def __iter__(self) -> Iterator[Attempt]:
-        steps = self._steps(*self._begin())
-        sent: _Outcome | None = None
+        steps = self._brace_stage_loop(*self._begin())
+        sent: Outcome | None = None
         while True:
             try:
                 effect = steps.send(sent)
@@ -395,11 +410,11 @@ class Retry(RetryCore):
             else:
                 attempt = Attempt(self, effect.number)
                 yield attempt
-                sent = attempt._report()
+                sent = attempt.failed, attempt.outcome
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
-        steps = self._steps(*self._begin())
-        sent: _Outcome | None = None
+        steps = self._brace_stage_loop(*self._begin())
+        sent: Outcome | None = None
         while True:
             try:
                 effect = steps.send(sent)
@@ -411,7 +426,7 @@ class Retry(RetryCore):
             else:
                 attempt = Attempt(self, effect.number)
                 yield attempt
-                sent = attempt._report()
+                sent = attempt.failed, attempt.outcome
 
     # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
 
@@ -420,13 +435,13 @@ class Retry(RetryCore):
 
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
-        if not self._retryable(error):
+        if not self._brace_stage_retryable(error):
             return RERAISE
         return self._call(fn, args, kwargs, (True, error), start or now_ns())
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
-        if not self._rejects(result):
+        if not self._brace_stage_rejects(result):
             return result
         return self._call(fn, args, kwargs, (True, result), start or now_ns())
 
@@ -438,26 +453,32 @@ class Retry(RetryCore):
     async def _adopt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                      first: Awaitable[Any], started: int) -> Any:  # fmt: skip
         with _deadline.within(self._deadline_from(started)):
-            outcome = await self._classified_async(lambda: first)
+            outcome = await self._brace_stage_classified_async(lambda: first)
         return await self._call_async(fn, args, kwargs, outcome, started)
 
     # -- the loop, written once ----------------------------------------------------
     #
-    # _steps() is the whole retry algorithm: it yields effects - Call(number):
+    # _brace_stage_loop() is the whole retry algorithm: it yields effects - Call(number):
     # make attempt `number` and send back its (failed, outcome); Sleep(seconds):
     # sleep, then send None - and returns the call's value or raises what ends
-    # it. The drivers below only perform effects (a sync sleep or an awaited
-    # one, a call or an awaited call); the `for` and `async for` forms are
-    # drivers too, whose attempts are the caller's blocks.
+    # it. The drivers (drive and drive_async, below the class) only perform
+    # effects: a sleep or an awaited one, a call or an awaited call; the `for`
+    # and `async for` forms are drivers too, whose attempts are the caller's
+    # blocks. The _brace_stage_* methods are brace._stages.RetryStage: what a
+    # Policy asks of its retry.
 
-    def _deposit(self) -> None:
+    @property
+    def _brace_stage_checks_results(self) -> bool:
+        return self._checks_result
+
+    def _brace_stage_begin(self) -> None:
         """A call starts: the budget (if any) earns its share of retries."""
         if self._budget is not None:
             self._budget.deposit()
 
     def _begin(self) -> tuple[int, int | None]:
         """Starts a call: the deposit; (its start, its bound) in ns on brace's clock."""
-        self._deposit()
+        self._brace_stage_begin()
         started = now_ns()
         return started, self._deadline_from(started)
 
@@ -466,7 +487,7 @@ class Retry(RetryCore):
         tighter enclosing one (brace.deadline, an outer retry); None: unbounded."""
         return _deadline.tighter(None if self._deadline is None else started + self._deadline)
 
-    def _steps(self, started: int, deadline: int | None) -> Steps:
+    def _brace_stage_loop(self, started: int, deadline: int | None) -> Steps:
         """The retry loop of one call that began at `started`, bounded by `deadline`."""
         previous: float | None = None
         number = 1
@@ -485,107 +506,76 @@ class Retry(RetryCore):
             self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
             previous, number = delay, number + 1
 
-    @staticmethod
-    def _drive(steps: Steps, attempt: Callable[[], _Outcome], first: _Outcome | None = None) -> Any:
-        """Runs `steps` in this thread; `first`: the outcome of attempt 1, already made."""
-        sent: _Outcome | None = None
-        while True:
-            try:
-                effect = steps.send(sent)
-            except StopIteration as done:
-                return done.value
-            if isinstance(effect, Sleep):
-                sleep_until(now_ns() + round(effect.seconds * _NS))
-                sent = None
-            else:
-                sent, first = (attempt() if first is None else first), None
-
-    @staticmethod
-    async def _drive_async(steps: Steps, attempt: Callable[[], Awaitable[_Outcome]],
-                           first: _Outcome | None = None) -> Any:  # fmt: skip
-        """`_drive` for coroutines: sleeps and attempts are awaited."""
-        sent: _Outcome | None = None
-        while True:
-            try:
-                effect = steps.send(sent)
-            except StopIteration as done:
-                return done.value
-            if isinstance(effect, Sleep):
-                await sleep_until_async(now_ns() + round(effect.seconds * _NS))
-                sent = None
-            else:
-                sent, first = (await attempt() if first is None else first), None
-
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-              first: _Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
+              first: Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
         """A sync call; `first` (with its `started`): attempt 1, already made and booked."""
         if first is None or started is None:
             started, deadline = self._begin()
         else:
             deadline = self._deadline_from(started)
         with _deadline.within(deadline):
-            return self._drive(self._steps(started, deadline), lambda: self._attempt(fn, args, kwargs), first)
+            return drive(self._brace_stage_loop(started, deadline), lambda: self._attempt(fn, args, kwargs), first)
 
     async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                          first: _Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
+                          first: Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
         if first is None or started is None:
             started, deadline = self._begin()
         else:
             deadline = self._deadline_from(started)
         with _deadline.within(deadline):
-            return await self._drive_async(self._steps(started, deadline),
+            return await drive_async(self._brace_stage_loop(started, deadline),
                                            lambda: self._attempt_async(fn, args, kwargs), first)  # fmt: skip
 
-    def _retryable(self, error: BaseException) -> bool:
+    def _brace_stage_retryable(self, error: BaseException) -> bool:
         if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse):
             return False
         if self._on is not None and not self._on(error):
             return False
         return self._classifier is None or self._classifier.classify(error).retryable
 
-    def _rejects(self, result: object) -> bool:
+    def _brace_stage_rejects(self, result: object) -> bool:
         if self._retry_on_result is not None and self._retry_on_result(result):
             return True
         classifier = self._classifier
         return classifier is not None and classifier.is_failure(result) and classifier.classify(result).retryable
 
-    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Outcome:
+    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         """One sync attempt, bounded by the active bound (the call's, set by the loop):
         (failed, outcome); exceptions not to retry propagate."""
         timeout = self._attempt_timeout
         if timeout is None:
-            return self._classified(lambda: _sync_result(fn(*args, **kwargs), fn))
+            return self._brace_stage_classified(lambda: _sync_result(fn(*args, **kwargs), fn))
         bound, limit = _deadline.attempt_bound(timeout)
         assert bound is not None
         with _deadline.within(bound):
-            return self._classified(lambda: _sync_result(_worker.run(
+            return self._brace_stage_classified(lambda: _sync_result(_worker.run(
                 fn, args, kwargs, deadline_ns=bound, timeout=limit), fn))  # fmt: skip
 
-    def _classified(self, call: Callable[[], Any]) -> _Outcome:
+    def _brace_stage_classified(self, call: Callable[[], Any]) -> Outcome:
         """(failed, what call() raised or returned); exceptions not to retry propagate."""
         try:
             result = call()
         except BaseException as error:
-            if not self._retryable(error):
+            if not self._brace_stage_retryable(error):
                 raise
             return True, error
-        return self._rejects(result), result
+        return self._brace_stage_rejects(result), result
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                             kwargs: dict[str, Any]) -> _Outcome:  # fmt: skip
+                             kwargs: dict[str, Any]) -> Outcome:  # fmt: skip
         """One async attempt, cancelled at the attempt timeout or the active bound (the call's)."""
         bound, limit = _deadline.attempt_bound(self._attempt_timeout)
-        return await self._classified_async(lambda: _deadline.bounded(
+        return await self._brace_stage_classified_async(lambda: _deadline.bounded(
             _guarding.awaited(fn(*args, **kwargs)), bound, limit))  # fmt: skip
 
-    async def _classified_async(self, call: Callable[[], Awaitable[Any]]) -> _Outcome:
+    async def _brace_stage_classified_async(self, call: Callable[[], Awaitable[Any]]) -> Outcome:
         try:
             result = await call()
         except BaseException as error:
-            if not self._retryable(error):
+            if not self._brace_stage_retryable(error):
                 raise
             return True, error
-        return self._rejects(result), result
+        return self._brace_stage_rejects(result), result
 
     def _plan_or_give_up(self, attempt: int, outcome: object, previous: float | None, started: int,
                          deadline: int | None, tally: _Tally | None = None,
@@ -692,6 +682,37 @@ class Retry(RetryCore):
         name = f"name={self._name!r}, " if self._name else ""
         classifier = "" if self._classifier is None else f", classifier={self._classifier!r}"
         return f"Retry({name}attempts={self._attempts}, backoff={self._backoff!r}{classifier})"
+
+
+def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome | None = None) -> Any:
+    """Runs `steps` in this thread; `first`: the outcome of attempt 1, already made."""
+    sent: Outcome | None = None
+    while True:
+        try:
+            effect = steps.send(sent)
+        except StopIteration as done:
+            return done.value
+        if isinstance(effect, Sleep):
+            sleep_until(now_ns() + round(effect.seconds * _NS))
+            sent = None
+        else:
+            sent, first = (attempt() if first is None else first), None
+
+
+async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]],
+                      first: Outcome | None = None) -> Any:  # fmt: skip
+    """`drive` for coroutines: sleeps and attempts are awaited."""
+    sent: Outcome | None = None
+    while True:
+        try:
+            effect = steps.send(sent)
+        except StopIteration as done:
+            return done.value
+        if isinstance(effect, Sleep):
+            await sleep_until_async(now_ns() + round(effect.seconds * _NS))
+            sent = None
+        else:
+            sent, first = (await attempt() if first is None else first), None
 
 
 class _LastResult(Exception):
