@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import enum
-import functools
 import logging
 import math
 import threading
@@ -494,28 +493,20 @@ class CircuitBreaker(Breaker):
         plain function that returns an awaitable gets its awaited outcome
         recorded, as a coroutine function would.
         """
-        if not callable(fn):
-            raise TypeError(f"a CircuitBreaker decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                # _adopt's body, inlined: one coroutine less per call.
-                token, start = self._enter()
-                try:
-                    result = await coroutine_fn(*args, **kwargs)
-                except BaseException as error:
-                    self._on_error(error, token, start)
-                    raise
-                return self._finish(result, token, start)
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            # _adopt's body, inlined: one coroutine less per call.
+            token, start = self._enter()
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                self._on_error(error, token, start)
+                raise
+            return self._finish(result, token, start)
 
-            return cast(Callable[P, R], _guarding.mark(guarded_async, self))
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return guarded_async
 
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Awaits fn(*args, **kwargs) under the breaker (a plain fn's value is used as it is)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -218,23 +217,14 @@ class Bulkhead(Permits):
         So do plain functions that return an awaitable. A function this
         bulkhead already decorates is returned as it is.
         """
-        if not callable(fn):
-            raise TypeError(f"a Bulkhead decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def bulkheaded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                async with self:
-                    return await coroutine_fn(*args, **kwargs)
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def bulkheaded_async(*args: Any, **kwargs: Any) -> Any:
+            async with self:
+                return await fn(*args, **kwargs)
 
-            return cast(Callable[P, R], _guarding.mark(bulkheaded_async, self))
-
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return bulkheaded_async
 
     def _guard_call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A decorated call that found no free slot: wait for one in the queue."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast
+from typing import Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar
 
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, Gcra
+from brace._core import Gcra
 from brace.errors import RateLimited
 
 __all__ = ["RateLimitState", "RateLimiter"]
@@ -225,26 +224,21 @@ class RateLimiter(Gcra):
 
         A function this limiter already decorates is returned as it is.
         """
-        if not callable(fn):
-            raise TypeError(f"a RateLimiter decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard_sync, self._guard_async)
 
-            @functools.wraps(fn)
-            async def limited_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                await self.acquire_async(1, self._max_wait)
-                return await coroutine_fn(*args, **kwargs)
-
-            return cast(Callable[P, R], _guarding.mark(limited_async, self))
-
-        @functools.wraps(fn)
-        def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+    def _guard_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def limited(*args: Any, **kwargs: Any) -> Any:
             self.acquire(1, self._max_wait)
             return fn(*args, **kwargs)
 
-        return _guarding.mark(limited, self)
+        return limited
+
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def limited_async(*args: Any, **kwargs: Any) -> Any:
+            await self.acquire_async(1, self._max_wait)
+            return await fn(*args, **kwargs)
+
+        return limited_async
 
     def __enter__(self) -> RateLimiter:
         self.acquire(1, self._max_wait)

@@ -3,7 +3,6 @@ timeout composed into one guard, whose success path is one compiled wrapper."""
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
@@ -147,31 +146,23 @@ class Policy(PolicyCore):
         A function this policy already decorates is returned as it is. A plain
         function that returns an awaitable gets its awaited outcome guarded.
         """
-        if not callable(fn):
-            raise TypeError(f"a Policy decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                admitted = self._try_enter()
-                if admitted is None:
-                    return await self._call_async(coroutine_fn, args, kwargs)
-                token, start = admitted
-                try:
-                    result = await coroutine_fn(*args, **kwargs)
-                except BaseException as error:
-                    return await self._first_failed_async(coroutine_fn, args, kwargs, error, token, start)
-                if self._succeeded(token, start):
-                    return await self._first_returned_async(coroutine_fn, args, kwargs, result, token, start)
-                return result
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            admitted = self._try_enter()
+            if admitted is None:
+                return await self._call_async(fn, args, kwargs)
+            token, start = admitted
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                return await self._first_failed_async(fn, args, kwargs, error, token, start)
+            if self._succeeded(token, start):
+                return await self._first_returned_async(fn, args, kwargs, result, token, start)
+            return result
 
-            return cast(Callable[P, R], _guarding.mark(guarded_async, self))
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return guarded_async
 
     @overload
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,

@@ -8,7 +8,6 @@ attempts - is Python, where it belongs: it is the rare path.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -356,21 +355,13 @@ class Retry(RetryCore):
         A function this Retry already decorates is returned as it is. A plain
         function that returns an awaitable gets its awaited outcome retried.
         """
-        if not callable(fn):
-            raise TypeError(f"a Retry decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def retried_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self._call_async(coroutine_fn, args, kwargs)
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def retried_async(*args: Any, **kwargs: Any) -> Any:
+            return await self._call_async(fn, args, kwargs)
 
-            return cast(Callable[P, R], _guarding.mark(retried_async, self))
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return retried_async
 
     @overload
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
