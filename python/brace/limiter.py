@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar
+from typing import Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import Gcra
+from brace._core import CALLABLE_GUARDED, Gcra, is_awaitable
 from brace.errors import RateLimited
 
 __all__ = ["RateLimitState", "RateLimiter"]
@@ -62,11 +62,11 @@ class RateLimiter(Gcra):
     decision is one lock-free compare-and-swap in the C core, so one limiter can
     be shared by every thread and task of a process.
 
-    Usable directly (`try_acquire`, `acquire`, `acquire_async`), as a decorator
-    (sync and async functions; each call takes one token) and as a context
-    manager (`with` and `async with`). The decorator and the context managers
-    wait up to `max_wait` for their token and raise `RateLimited` when it cannot
-    come in time.
+    Usable directly (`try_acquire`, `acquire`, `acquire_async`), with `call` /
+    `call_async`, as a decorator (sync and async functions; each call takes one
+    token) and as a context manager (`with` and `async with`). `call`, the
+    decorator and the context managers wait up to `max_wait` for their token
+    and raise `RateLimited` when it cannot come in time.
 
     Args:
         rate: Events per `per`, a number > 0; or a string like "100/s",
@@ -218,6 +218,43 @@ class RateLimiter(Gcra):
         _config.burst_within_depth(new_burst, interval)
         self._reconfigure(interval, new_burst)
         self._events, self._period, self._burst = events, period, new_burst
+
+    @overload
+    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+
+    @overload
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Takes one token (waiting up to max_wait), then calls fn(*args, **kwargs).
+
+        Raises:
+            RateLimited: No token could come within max_wait; fn was not called.
+            TypeError: fn is a coroutine function or returned an awaitable
+                (its work would run unlimited later): use
+                `await limiter.call_async(fn, ...)`.
+        """
+        if _guarding.sync_entry(fn, self, "RateLimiter.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "RateLimiter.call")
+        self.acquire(1, self._max_wait)
+        result = fn(*args, **kwargs)
+        if is_awaitable(result):
+            self._refund(1)  # nothing of its work ran
+            raise _guarding.refuse_awaitable(result, fn, "RateLimiter.call")
+        return result
+
+    async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Takes one token (awaiting up to max_wait), then awaits fn(*args, **kwargs)
+        (a plain fn's value is used as it is).
+
+        Raises:
+            RateLimited: No token could come within max_wait; fn was not called.
+        """
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
+        await self.acquire_async(1, self._max_wait)
+        return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorates fn so that each call first takes one token (waiting up to max_wait).

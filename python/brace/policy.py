@@ -3,7 +3,9 @@ timeout composed into one guard, whose success path is one compiled wrapper."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, Awaitable, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _deadline, _guarding, _worker
@@ -34,10 +36,17 @@ class Policy(PolicyCore):
     (name CircuitOpen, RateLimited or BulkheadFull in its `on` to retry them);
     the fallback receives whatever exception ends the call. Any subset works.
 
+    Use it as a decorator (sync and coroutine functions), with `call` /
+    `call_async`, or around a block: `with policy:` / `async with policy:`
+    admits the block through the breaker, limiter and bulkhead and books its
+    outcome with the breaker; a block cannot be run again, so the retry, the
+    fallback, the deadline and the attempt timeout apply to calls only.
+
     A decorated sync function's first attempt runs every check in C through
     one compiled wrapper; failures, waits and retries continue in Python.
 
     Args:
+        name: A name for repr and notes.
         fallback: Called with the final exception; its return value is the
             call's. None: the exception propagates.
         deadline: Bounds the whole call (seconds > 0 or timedelta): the retry
@@ -55,18 +64,18 @@ class Policy(PolicyCore):
             attempt runs in a worker thread and keeps its bulkhead slot and
             breaker permission until it really ends; one that may still be
             running is retried only by a retry declared idempotent).
-        name: A name for repr and notes.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
     __slots__ = ("_fallback", "_deadline", "_retry", "_breaker", "_limiter", "_bulkhead", "_stages",
-                 "_stages_reversed", "_attempt_timeout", "_name")  # fmt: skip
+                 "_stages_reversed", "_attempt_timeout", "_name", "_blocks")  # fmt: skip
 
     def __init__(
         self,
         *positional: NoReturn,
+        name: str | None = None,
         fallback: Callable[[Exception], Any] | None = None,
         deadline: float | timedelta | None = None,
         retry: Retry | None = None,
@@ -74,7 +83,6 @@ class Policy(PolicyCore):
         limiter: RateLimiter | None = None,
         bulkhead: Bulkhead | None = None,
         attempt_timeout: float | timedelta | None = None,
-        name: str | None = None,
     ) -> None:
         _config.keywords_only("Policy", positional)
         if fallback is not None and not callable(fallback):
@@ -102,6 +110,8 @@ class Policy(PolicyCore):
         # Admission order; what an attempt took goes back, and its outcome is booked, in reverse.
         stages: tuple[AdmissionStage, ...] = tuple(stage for stage in (breaker, limiter, bulkhead) if stage is not None)
         self._stages, self._stages_reversed = stages, stages[::-1]
+        # The (ticket, start) of each open `with policy:` block, per thread and per task.
+        self._blocks: ContextVar[tuple[tuple[int, int], ...]] = ContextVar("brace.Policy blocks")
         budget = None if retry is None else retry.budget
         self._configure_core(
             breaker=breaker, limiter=limiter, bulkhead=bulkhead,
@@ -386,6 +396,36 @@ class Policy(PolicyCore):
             self._failed(ticket, start, error)
             raise
         return self._returned(ticket, start, result)
+
+    # -- a block through the admission stages --------------------------------------
+
+    def __enter__(self) -> Policy:
+        """Admits the block through the breaker, limiter and bulkhead (waiting as they
+        wait); its outcome is booked at the block's end. A block cannot be run again, so
+        the retry, the fallback and the timeouts do not apply to it."""
+        ticket = self._admit()
+        self._blocks.set((*self._blocks.get(()), (ticket, now_ns())))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        blocks = self._blocks.get()
+        ticket, start = blocks[-1]
+        self._blocks.set(blocks[:-1])
+        if exc is None:
+            self._returned(ticket, start, None)
+        else:
+            self._failed(ticket, start, exc)
+
+    async def __aenter__(self) -> Policy:
+        """`with policy:` for coroutines: the limiter's and bulkhead's waits are awaited."""
+        ticket = await self._admit_async()
+        self._blocks.set((*self._blocks.get(()), (ticket, now_ns())))
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:  # fmt: skip
+        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         parts = [f"{name}={value!r}" for name, value in (

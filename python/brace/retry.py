@@ -189,6 +189,7 @@ class Retry(RetryCore):
     are retried like exceptions.
 
     Args:
+        name: A name for events and notes.
         on: Which exceptions to retry: exception types or a predicate.
             Required without a classifier; with one, an error is retried only
             if `on` (when given) accepts it and the classifier calls it retryable.
@@ -196,7 +197,8 @@ class Retry(RetryCore):
             classifier: as well as the failures it finds). A result that only
             this predicate rejects counts against `attempts`, or 3 attempts
             when a classifier leaves `attempts` None.
-        attempts: Attempts in all, >= 1 (1: no retry). None: 3 without a
+        attempts: Attempts in all, the first included, >= 1 (1: no retry; 3:
+            the first and two retries). None: 3 without a
             classifier; with one, no cap beyond each category's max_attempts.
         deadline: Bound on all attempts and sleeps together (seconds > 0 or
             timedelta); None: no bound. It never sleeps past it nor starts an
@@ -233,7 +235,6 @@ class Retry(RetryCore):
         before_sleep: Called with a RetryEvent before each sleep.
         on_retry: Called with a RetryEvent as each retry starts.
         on_giveup: Called with a RetryEvent when it gives up.
-        name: A name for events and notes.
         classifier: A brace.ErrorClassifier deciding what is retried and how
             (see above); None: `on` and `retry_on_result` decide.
 
@@ -250,6 +251,7 @@ class Retry(RetryCore):
     def __init__(
         self,
         *positional: NoReturn,
+        name: str | None = None,
         on: _config.ExceptionFilter | None = None,
         retry_on_result: Callable[[Any], bool] | None = None,
         attempts: int | None = None,
@@ -264,7 +266,6 @@ class Retry(RetryCore):
         before_sleep: Hook | None = None,
         on_retry: Hook | None = None,
         on_giveup: Hook | None = None,
-        name: str | None = None,
         classifier: Classifier | None = None,
     ) -> None:
         _config.keywords_only("Retry", positional)
