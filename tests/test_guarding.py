@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -231,3 +232,38 @@ def test_a_bare_primitive_decorator_says_to_add_parentheses(kind: str) -> None:
 
     with pytest.raises(TypeError, match=rf"brace\.{kind} takes keyword arguments only.*@brace\.{kind}\(\.\.\.\)"):
         getattr(brace, kind)(fetch)
+
+
+GUARDS = {
+    "Retry": lambda: brace.Retry(on=ConnectionError),
+    "Policy": lambda: brace.Policy(),
+    "CircuitBreaker": lambda: brace.CircuitBreaker(name="guard-function"),
+    "Bulkhead": lambda: brace.Bulkhead(max_concurrent=1),
+    "RateLimiter": lambda: brace.RateLimiter(rate="1000/s", burst=10),
+}
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("kind", sorted(GUARDS))
+def test_every_decorator_follows_the_same_rules(kind: str, is_async: bool) -> None:
+    guard = GUARDS[kind]()
+
+    def plain(x: int, *, y: str = "y") -> str:
+        """Its docstring."""
+        return f"{x}{y}"
+
+    async def coroutine(x: int, *, y: str = "y") -> str:
+        """Its docstring."""
+        return f"{x}{y}"
+
+    fn = coroutine if is_async else plain
+    decorated = guard(fn)
+    assert decorated is not fn
+    assert (decorated.__name__, decorated.__doc__, decorated.__wrapped__) == (fn.__name__, "Its docstring.", fn)
+    assert inspect.signature(decorated) == inspect.signature(fn)
+    assert inspect.iscoroutinefunction(decorated) == is_async
+    assert guard(decorated) is decorated
+    result = asyncio.run(decorated(1, y="z")) if is_async else decorated(1, y="z")
+    assert result == "1z"
+    with pytest.raises(TypeError, match=f"a {kind} decorates callables, got int"):
+        guard(3)

@@ -13,6 +13,8 @@
   Python wrappers, whose `guarded_by` names the guard) is called as it is
   by that guard's `call`, and decorating it again returns it unchanged: one
   call is one guarded call, never two.
+
+Every guard's decorator is `guard_function`: these rules live there once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, ParamSpec, TypeGuard, TypeVar, cast
 
 from brace._core import CALLABLE_ASYNC, CALLABLE_GUARDED, CALLABLE_SYNC, CALLABLE_UNKNOWN, callable_kind, is_awaitable
 
@@ -29,6 +31,7 @@ __all__ = [
     "UseCallAsync",
     "awaited",
     "call_guarded",
+    "guard_function",
     "is_async_callable",
     "kind",
     "mark",
@@ -37,6 +40,8 @@ __all__ = [
 ]
 
 F = TypeVar("F")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _PLAIN_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, functools.partial)
 
@@ -159,3 +164,28 @@ def mark(wrapper: F, owner: object) -> F:
     setattr(wrapper, "guarded_by", owner)
     return wrapper
 
+
+
+def guard_function(
+    owner: object,
+    fn: Callable[P, R],
+    guard_sync: Callable[[Callable[..., Any]], Callable[..., Any]],
+    guard_async: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]],
+) -> Callable[P, R]:
+    """What decorating fn with owner returns: fn itself when owner already guards it;
+    guard_async(fn) for a coroutine function (an `async def`, so that it stays one);
+    else guard_sync(fn) (the compiled wrapper, or a Python one). Either carries fn's
+    name, docstring and signature (functools.update_wrapper) and is marked as owner's.
+
+    Raises:
+        TypeError: fn is not callable.
+    """
+    if not callable(fn):
+        raise TypeError(f"a {type(owner).__name__} decorates callables, got {type(fn).__name__}")
+    if kind(fn, owner) == CALLABLE_GUARDED:
+        return fn
+    wrapper = guard_async(fn) if is_async_callable(fn) else guard_sync(fn)
+    functools.update_wrapper(wrapper, fn)
+    if kind(wrapper, owner) != CALLABLE_GUARDED:  # a compiled wrapper names its owner itself
+        mark(wrapper, owner)
+    return cast(Callable[P, R], wrapper)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import functools
 import math
 import threading
 import weakref
@@ -494,28 +493,20 @@ class CircuitBreaker(CircuitBreakerCore):
         plain function that returns an awaitable gets its awaited outcome
         recorded, as a coroutine function would.
         """
-        if not callable(fn):
-            raise TypeError(f"a CircuitBreaker decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                # _adopt's body, inlined: one coroutine less per call.
-                token, start = self._enter()
-                try:
-                    result = await coroutine_fn(*args, **kwargs)
-                except BaseException as error:
-                    self._on_error(error, token, start)
-                    raise
-                return self._finish(result, token, start)
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            # _adopt's body, inlined: one coroutine less per call.
+            token, start = self._enter()
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                self._on_error(error, token, start)
+                raise
+            return self._finish(result, token, start)
 
-            return cast(Callable[P, R], _guarding.mark(guarded_async, self))
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return guarded_async
 
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Awaits fn(*args, **kwargs) under the breaker (a plain fn's value is used as it is)."""
@@ -536,6 +527,31 @@ class CircuitBreaker(CircuitBreakerCore):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+    # -- the stage protocol (brace._stages.AdmissionStage): what a Policy asks of it
+
+    @property
+    def _brace_stage_checks_results(self) -> bool:
+        return self._record_result is not None
+
+    @property
+    def _brace_stage_times_calls(self) -> bool:
+        return self._measure
+
+    def _brace_stage_admit(self) -> int:
+        return self._enter()[0]
+
+    async def _brace_stage_admit_async(self) -> int:
+        return self._enter()[0]
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        self._release(ticket)
+
+    def _brace_stage_failed(self, ticket: int, start: int, error: BaseException) -> None:
+        self._on_error(error, ticket, start)
+
+    def _brace_stage_returned(self, ticket: int, start: int, result: R) -> R:
+        return self._finish(result, ticket, start)
 
     def __repr__(self) -> str:
         name = f"name={self._breaker_name!r}, " if self._breaker_name else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -219,23 +218,14 @@ class Bulkhead(BulkheadCore):
         So do plain functions that return an awaitable. A function this
         bulkhead already decorates is returned as it is.
         """
-        if not callable(fn):
-            raise TypeError(f"a Bulkhead decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def bulkheaded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                async with self:
-                    return await coroutine_fn(*args, **kwargs)
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def bulkheaded_async(*args: Any, **kwargs: Any) -> Any:
+            async with self:
+                return await fn(*args, **kwargs)
 
-            return cast(Callable[P, R], _guarding.mark(bulkheaded_async, self))
-
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return bulkheaded_async
 
     def _guard_call(self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A decorated call that found no free slot: wait for one in the queue."""
@@ -308,6 +298,29 @@ class Bulkhead(BulkheadCore):
             self._max_concurrent, self._max_wait = new_max, new_wait
             while self._queue and self._grant(len(self._queue)):
                 self._pass_locked()
+
+    # -- the stage protocol (brace._stages.AdmissionStage): each attempt holds a slot
+
+    _brace_stage_checks_results = False
+    _brace_stage_times_calls = False
+
+    def _brace_stage_admit(self) -> int:
+        self.__enter__()
+        return 0
+
+    async def _brace_stage_admit_async(self) -> int:
+        await self.__aenter__()
+        return 0
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        self.release()
+
+    def _brace_stage_failed(self, ticket: int, start: int, error: BaseException) -> None:
+        self.release()
+
+    def _brace_stage_returned(self, ticket: int, start: int, result: R) -> R:
+        self.release()
+        return result
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""

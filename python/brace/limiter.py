@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast
+from typing import Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, RateLimiterCore
+from brace._core import CALLABLE_GUARDED, RateLimiterCore, is_awaitable
 from brace.errors import RateLimited
 
 __all__ = ["RateLimitState", "RateLimiter"]
@@ -63,11 +62,11 @@ class RateLimiter(RateLimiterCore):
     decision is one lock-free compare-and-swap in the C core, so one limiter can
     be shared by every thread and task of a process.
 
-    Usable directly (`try_acquire`, `acquire`, `acquire_async`), as a decorator
-    (sync and async functions; each call takes one token) and as a context
-    manager (`with` and `async with`). The decorator and the context managers
-    wait up to `max_wait` for their token and raise `RateLimited` when it cannot
-    come in time.
+    Usable directly (`try_acquire`, `acquire`, `acquire_async`), with `call` /
+    `call_async`, as a decorator (sync and async functions; each call takes one
+    token) and as a context manager (`with` and `async with`). `call`, the
+    decorator and the context managers wait up to `max_wait` for their token
+    and raise `RateLimited` when it cannot come in time.
 
     Args:
         rate: Events per `per`, a number > 0; or a string like "100/s",
@@ -220,31 +219,63 @@ class RateLimiter(RateLimiterCore):
         self._configure(interval, new_burst)
         self._events, self._period, self._burst = events, period, new_burst
 
+    @overload
+    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+
+    @overload
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Takes one token (waiting up to max_wait), then calls fn(*args, **kwargs).
+
+        Raises:
+            RateLimited: No token could come within max_wait; fn was not called.
+            TypeError: fn is a coroutine function or returned an awaitable
+                (its work would run unlimited later): use
+                `await limiter.call_async(fn, ...)`.
+        """
+        if _guarding.sync_entry(fn, self, "RateLimiter.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "RateLimiter.call")
+        self.acquire(1, self._max_wait)
+        result = fn(*args, **kwargs)
+        if is_awaitable(result):
+            self._refund(1)  # nothing of its work ran
+            raise _guarding.refuse_awaitable(result, fn, "RateLimiter.call")
+        return result
+
+    async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Takes one token (awaiting up to max_wait), then awaits fn(*args, **kwargs)
+        (a plain fn's value is used as it is).
+
+        Raises:
+            RateLimited: No token could come within max_wait; fn was not called.
+        """
+        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
+            return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
+        await self.acquire_async(1, self._max_wait)
+        return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
+
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Decorates fn so that each call first takes one token (waiting up to max_wait).
 
         A function this limiter already decorates is returned as it is.
         """
-        if not callable(fn):
-            raise TypeError(f"a RateLimiter decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard_sync, self._guard_async)
 
-            @functools.wraps(fn)
-            async def limited_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                await self.acquire_async(1, self._max_wait)
-                return await coroutine_fn(*args, **kwargs)
-
-            return cast(Callable[P, R], _guarding.mark(limited_async, self))
-
-        @functools.wraps(fn)
-        def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+    def _guard_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def limited(*args: Any, **kwargs: Any) -> Any:
             self.acquire(1, self._max_wait)
             return fn(*args, **kwargs)
 
-        return _guarding.mark(limited, self)
+        return limited
+
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def limited_async(*args: Any, **kwargs: Any) -> Any:
+            await self.acquire_async(1, self._max_wait)
+            return await fn(*args, **kwargs)
+
+        return limited_async
 
     def __enter__(self) -> RateLimiter:
         self.acquire(1, self._max_wait)
@@ -269,6 +300,28 @@ class RateLimiter(RateLimiterCore):
         tb: TracebackType | None,
     ) -> None:
         return None
+
+    # -- the stage protocol (brace._stages.AdmissionStage): each attempt takes a token
+
+    _brace_stage_checks_results = False
+    _brace_stage_times_calls = False
+
+    def _brace_stage_admit(self) -> int:
+        self.acquire(1, self._max_wait)
+        return 0
+
+    async def _brace_stage_admit_async(self) -> int:
+        await self.acquire_async(1, self._max_wait)
+        return 0
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        self._refund(1)
+
+    def _brace_stage_failed(self, ticket: int, start: int, error: BaseException) -> None:
+        return None  # the attempt ran: its token is spent
+
+    def _brace_stage_returned(self, ticket: int, start: int, result: R) -> R:
+        return result
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""

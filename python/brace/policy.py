@@ -3,8 +3,9 @@ timeout composed into one guard, whose success path is one compiled wrapper."""
 
 from __future__ import annotations
 
-import functools
+from contextvars import ContextVar
 from datetime import timedelta
+from types import TracebackType
 from typing import Any, Awaitable, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _deadline, _guarding, _worker
@@ -13,7 +14,8 @@ from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
 from brace.errors import Timeout
 from brace.limiter import RateLimiter
-from brace.retry import Retry
+from brace._stages import AdmissionStage
+from brace.retry import Retry, drive, drive_async
 
 __all__ = ["Policy"]
 
@@ -34,10 +36,17 @@ class Policy(PolicyCore):
     (name CircuitOpen, RateLimited or BulkheadFull in its `on` to retry them);
     the fallback receives whatever exception ends the call. Any subset works.
 
+    Use it as a decorator (sync and coroutine functions), with `call` /
+    `call_async`, or around a block: `with policy:` / `async with policy:`
+    admits the block through the breaker, limiter and bulkhead and books its
+    outcome with the breaker; a block cannot be run again, so the retry, the
+    fallback, the deadline and the attempt timeout apply to calls only.
+
     A decorated sync function's first attempt runs every check in C through
     one compiled wrapper; failures, waits and retries continue in Python.
 
     Args:
+        name: A name for repr and notes.
         fallback: Called with the final exception; its return value is the
             call's. None: the exception propagates.
         deadline: Bounds the whole call (seconds > 0 or timedelta): the retry
@@ -55,18 +64,18 @@ class Policy(PolicyCore):
             attempt runs in a worker thread and keeps its bulkhead slot and
             breaker permission until it really ends; one that may still be
             running is retried only by a retry declared idempotent).
-        name: A name for repr and notes.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_fallback", "_deadline", "_retry", "_breaker_obj", "_limiter_obj", "_bulkhead_obj",
-                 "_attempt_timeout", "_name")  # fmt: skip
+    __slots__ = ("_fallback", "_deadline", "_retry", "_breaker", "_limiter", "_bulkhead", "_stages",
+                 "_stages_reversed", "_attempt_timeout", "_name", "_blocks")  # fmt: skip
 
     def __init__(
         self,
         *positional: NoReturn,
+        name: str | None = None,
         fallback: Callable[[Exception], Any] | None = None,
         deadline: float | timedelta | None = None,
         retry: Retry | None = None,
@@ -74,7 +83,6 @@ class Policy(PolicyCore):
         limiter: RateLimiter | None = None,
         bulkhead: Bulkhead | None = None,
         attempt_timeout: float | timedelta | None = None,
-        name: str | None = None,
     ) -> None:
         _config.keywords_only("Policy", positional)
         if fallback is not None and not callable(fallback):
@@ -89,26 +97,56 @@ class Policy(PolicyCore):
                                    maximum=_config.THREAD_WAIT_MAX)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        retry_timeout = None if retry is None else retry._attempt_timeout
+        retry_timeout = None if retry is None else retry.attempt_timeout
         if timeout is None or retry_timeout is None:
             timeout = timeout if retry_timeout is None else retry_timeout
         else:
             timeout = min(timeout, retry_timeout)
-        retry_deadline = None if retry is None else retry._deadline
-        own_deadline = None if deadline_s is None else round(deadline_s * _NS)
-        self._deadline = (own_deadline if retry_deadline is None else
-                          retry_deadline if own_deadline is None else min(own_deadline, retry_deadline))  # fmt: skip
+        bounds = [round(seconds * _NS) for seconds in (deadline_s, None if retry is None else retry.deadline)
+                  if seconds is not None]  # fmt: skip
+        self._deadline = min(bounds) if bounds else None
         self._fallback, self._retry, self._attempt_timeout, self._name = fallback, retry, timeout, name
-        self._breaker_obj, self._limiter_obj, self._bulkhead_obj = breaker, limiter, bulkhead
+        self._breaker, self._limiter, self._bulkhead = breaker, limiter, bulkhead
+        # Admission order; what an attempt took goes back, and its outcome is booked, in reverse.
+        stages: tuple[AdmissionStage, ...] = tuple(stage for stage in (breaker, limiter, bulkhead) if stage is not None)
+        self._stages, self._stages_reversed = stages, stages[::-1]
+        # The (ticket, start) of each open `with policy:` block, per thread and per task.
+        self._blocks: ContextVar[tuple[tuple[int, int], ...]] = ContextVar("brace.Policy blocks")
+        budget = None if retry is None else retry.budget
         self._configure_core(
             breaker=breaker, limiter=limiter, bulkhead=bulkhead,
-            deposit=None if retry is None or retry._budget is None else retry._budget.deposit,
+            deposit=None if budget is None else budget.deposit,
             # Bounds the attempts can read (deadline_remaining) need the call in Python.
             whole_call_in_python=timeout is not None or self._deadline is not None,
-            checks_result=(retry is not None and retry._checks_result)
-            or (breaker is not None and breaker._record_result is not None),
-            needs_start=breaker is not None and breaker._measure,
+            checks_result=(retry is not None and retry._brace_stage_checks_results)
+            or any(stage._brace_stage_checks_results for stage in stages),
+            needs_start=any(stage._brace_stage_times_calls for stage in stages),
         )  # fmt: skip
+
+    @property
+    def name(self) -> str | None:
+        """The policy's name, or None."""
+        return self._name
+
+    @property
+    def retry(self) -> Retry | None:
+        """The policy's Retry, or None."""
+        return self._retry
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The policy's CircuitBreaker, or None."""
+        return self._breaker
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The policy's RateLimiter, or None."""
+        return self._limiter
+
+    @property
+    def bulkhead(self) -> Bulkhead | None:
+        """The policy's Bulkhead, or None."""
+        return self._bulkhead
 
     # -- ways to use it -----------------------------------------------------------
 
@@ -118,32 +156,23 @@ class Policy(PolicyCore):
         A function this policy already decorates is returned as it is. A plain
         function that returns an awaitable gets its awaited outcome guarded.
         """
-        if not callable(fn):
-            raise TypeError(f"a Policy decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                admitted = self._try_enter()
-                if admitted is None:
-                    return await self._call_async(coroutine_fn, args, kwargs)
-                # _adopt's body, inlined: one coroutine less per call.
-                token, start = admitted
-                try:
-                    result = await coroutine_fn(*args, **kwargs)
-                except BaseException as error:
-                    return await self._failed_async(coroutine_fn, args, kwargs, error, token, start)
-                if self._succeeded(token, start):
-                    return await self._result_async(coroutine_fn, args, kwargs, result, token, start)
-                return result
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            admitted = self._try_enter()
+            if admitted is None:
+                return await self._call_async(fn, args, kwargs)
+            token, start = admitted
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                return await self._first_failed_async(fn, args, kwargs, error, token, start)
+            if self._succeeded(token, start):
+                return await self._first_returned_async(fn, args, kwargs, result, token, start)
+            return result
 
-            return cast(Callable[P, R], _guarding.mark(guarded_async, self))
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return guarded_async
 
     @overload
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
@@ -169,28 +198,24 @@ class Policy(PolicyCore):
             return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
         return cast(R, await self._call_async(fn, args, kwargs))
 
-    # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
+    # -- a first attempt admitted in C (pyx/guard.h's slow paths, the async fast path)
 
     def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._call(fn, args, kwargs)
 
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
-        if self._retries_after(error, token, start):
-            return self._finish(lambda: self._continue(fn, args, kwargs, error, start or now_ns()))
-        if self._fallback is None or not isinstance(error, Exception):
+        first = self._after_first_error(error, token, start)
+        if first is not None:
+            return self._call(fn, args, kwargs, first, start or now_ns())
+        if not self._falls_back(error):
             return RERAISE
-        return self._fallback(error)
+        return self._fall_back(error)
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        if self._breaker_obj is not None:
-            result = self._breaker_obj._finish(result, token, start)
-        if self._retry is None or not self._retry._rejects(result):
-            return result
-        return self._finish(lambda: self._continue(fn, args, kwargs, result, start or now_ns()))
+        first = self._after_first_result(result, token, start)
+        return result if first is None else self._call(fn, args, kwargs, first, start or now_ns())
 
     def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                          awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
@@ -200,96 +225,140 @@ class Policy(PolicyCore):
 
     async def _adopt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                      first: Awaitable[Any], token: int, start: int) -> Any:  # fmt: skip
-        """The first attempt, admitted in C, awaited under the policy; then as `_call_async`."""
         try:
             result = await first
         except BaseException as error:
-            return await self._failed_async(fn, args, kwargs, error, token, start)
+            return await self._first_failed_async(fn, args, kwargs, error, token, start)
         if self._succeeded(token, start):
-            return await self._result_async(fn, args, kwargs, result, token, start)
+            return await self._first_returned_async(fn, args, kwargs, result, token, start)
         return result
 
-    # -- attempts -----------------------------------------------------------------
+    async def _first_failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                                  error: BaseException, token: int, start: int) -> Any:  # fmt: skip
+        first = self._after_first_error(error, token, start)
+        if first is not None:
+            return await self._call_async(fn, args, kwargs, first, start or now_ns())
+        if not self._falls_back(error):
+            raise error
+        return self._fall_back(error)
 
-    def _finish(self, run: Callable[[], Any]) -> Any:
-        """Runs the rest of the call; the fallback takes the exception that ends it."""
-        try:
-            return run()
-        except Exception as error:
-            if self._fallback is None or isinstance(error, _guarding.AsyncMisuse):
-                raise
-            return self._fallback(error)
+    async def _first_returned_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                                    kwargs: dict[str, Any], result: object, token: int, start: int) -> Any:  # fmt: skip
+        first = self._after_first_result(result, token, start)
+        return result if first is None else await self._call_async(fn, args, kwargs, first, start or now_ns())
+
+    def _after_first_error(self, error: BaseException, token: int, start: int) -> tuple[bool, Any] | None:
+        """Books attempt 1, admitted in C, which raised: its outcome when the retry takes
+        it on; None: the call ends with `error`."""
+        self._failed(token, start, error)
+        if self._retry is None or not self._retry._brace_stage_retryable(error):
+            return None
+        return True, error
+
+    def _after_first_result(self, result: object, token: int, start: int) -> tuple[bool, Any] | None:
+        """Books attempt 1, admitted in C, which returned: its outcome when the retry
+        rejects it; None: the call returns `result`."""
+        result = self._returned(token, start, result)
+        if self._retry is None or not self._retry._brace_stage_rejects(result):
+            return None
+        return True, result
+
+    # -- the call -------------------------------------------------------------------
+
+    def _falls_back(self, error: BaseException) -> bool:
+        """Whether the fallback takes the exception that ends a call."""
+        return self._fallback is not None and isinstance(error, Exception) and not isinstance(
+            error, _guarding.AsyncMisuse)
+
+    def _fall_back(self, error: BaseException) -> Any:
+        assert self._fallback is not None and isinstance(error, Exception)
+        return self._fallback(error)
 
     def _call_deadline(self, started: int) -> int | None:
         return _deadline.tighter(None if self._deadline is None else started + self._deadline)
 
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return self._finish(lambda: self._run(fn, args, kwargs))
-
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = now_ns()
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
+        """A sync call; `first` (begun at `started`): attempt 1's outcome, already booked."""
+        if started is None:
+            started = now_ns()
         deadline = self._call_deadline(started)
-        with _deadline.within(deadline):
-            retry = self._retry
-            if retry is None:
-                return self._attempt(fn, args, kwargs)
-            retry._deposit()
-            failed, outcome = retry._classified(lambda: self._attempt(fn, args, kwargs))
-            return self._continue(fn, args, kwargs, outcome, started) if failed else outcome
-
-    def _continue(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                  outcome: object, started: int) -> Any:  # fmt: skip
-        retry = self._retry
-        assert retry is not None
-        return retry._continue(lambda: retry._classified(lambda: self._attempt(fn, args, kwargs)),
-                               outcome, started, self._call_deadline(started))  # fmt: skip
-
-    def _retries_after(self, error: BaseException, token: int, start: int) -> bool:
-        """Books a first attempt admitted in C that raised; True when the retry takes it on."""
-        self._after_error(error, token, start)
-        return self._retry is not None and self._retry._retryable(error)
-
-    def _after_error(self, error: BaseException, token: int, start: int) -> None:
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        if self._breaker_obj is not None:
-            self._breaker_obj._on_error(error, token, start)
-
-    def _admit(self) -> tuple[int, int]:
-        """Breaker permission, a limiter token, a bulkhead slot: (token, start) or raises
-        (a rejection marked as one: the operation did not run)."""
-        token, start = self._enter_breaker()
         try:
-            if self._limiter_obj is not None:
-                self._limiter_obj.acquire(1, self._limiter_obj.max_wait)
-        except BaseException as error:
-            self._give_back(token, refund=False)
-            raise _rejected(error)
-        try:
-            if self._bulkhead_obj is not None:
-                self._bulkhead_obj.__enter__()
-        except BaseException as error:
-            self._give_back(token, refund=True)
-            raise _rejected(error)
-        return token, start
+            with _deadline.within(deadline):
+                retry = self._retry
+                if retry is None:
+                    return self._attempt(fn, args, kwargs)
+                if first is None:
+                    retry._brace_stage_begin()
+                return drive(retry._brace_stage_loop(started, deadline),
+                             lambda: retry._brace_stage_classified(lambda: self._attempt(fn, args, kwargs)), first)  # fmt: skip
+        except Exception as error:
+            if not self._falls_back(error):
+                raise
+            return self._fall_back(error)
 
-    def _enter_breaker(self) -> tuple[int, int]:
-        if self._breaker_obj is None:
-            return 0, now_ns()
+    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                          first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
+        if started is None:
+            started = now_ns()
+        deadline = self._call_deadline(started)
         try:
-            return self._breaker_obj._enter()
-        except BaseException as error:
-            raise _rejected(error)
+            with _deadline.within(deadline):
+                retry = self._retry
+                if retry is None:
+                    return await self._attempt_async(fn, args, kwargs)
+                if first is None:
+                    retry._brace_stage_begin()
+                return await drive_async(
+                    retry._brace_stage_loop(started, deadline),
+                    lambda: retry._brace_stage_classified_async(lambda: self._attempt_async(fn, args, kwargs)),
+                    first)  # fmt: skip
+        except Exception as error:
+            if not self._falls_back(error):
+                raise
+            return self._fall_back(error)
 
-    def _give_back(self, token: int, *, refund: bool) -> None:
-        """What an attempt took before a rejection goes back: its token, its permission."""
-        if refund and self._limiter_obj is not None:
-            self._limiter_obj._refund(1)
-        if self._breaker_obj is not None:
-            self._breaker_obj._release(token)
+    # -- one attempt through the admission stages -------------------------------------
+
+    def _admit(self) -> int:
+        """Admits an attempt through every stage: its ticket, or raises the rejection
+        (marked as one: the operation did not run) once what it took went back."""
+        ticket = 0
+        for admitted, stage in enumerate(self._stages):
+            try:
+                ticket = stage._brace_stage_admit() or ticket
+            except BaseException as error:
+                self._give_back(admitted, ticket)
+                raise _rejected(error)
+        return ticket
+
+    async def _admit_async(self) -> int:
+        ticket = 0
+        for admitted, stage in enumerate(self._stages):
+            try:
+                ticket = await stage._brace_stage_admit_async() or ticket
+            except BaseException as error:
+                self._give_back(admitted, ticket)
+                raise _rejected(error)
+        return ticket
+
+    def _give_back(self, admitted: int, ticket: int) -> None:
+        """The first `admitted` stages admitted an attempt that did not run: undone, in reverse."""
+        for stage in reversed(self._stages[:admitted]):
+            stage._brace_stage_give_back(ticket)
+
+    def _failed(self, ticket: int, start: int, error: BaseException) -> None:
+        for stage in self._stages_reversed:
+            stage._brace_stage_failed(ticket, start, error)
+
+    def _returned(self, ticket: int, start: int, result: object) -> object:
+        for stage in self._stages_reversed:
+            result = stage._brace_stage_returned(ticket, start, result)
+        return result
 
     def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        token, start = self._admit()
+        ticket = self._admit()
+        start = now_ns()
         try:
             if self._attempt_timeout is None:
                 result = fn(*args, **kwargs)
@@ -298,108 +367,70 @@ class Policy(PolicyCore):
                 assert bound is not None
                 with _deadline.within(bound):
                     result = _worker.run(fn, args, kwargs, deadline_ns=bound, timeout=limit,
-                                         on_late_end=lambda error: self._after_late_end(token, start))  # fmt: skip
+                                         on_late_end=lambda error: self._after_late_end(ticket, start))  # fmt: skip
         except Timeout as error:
             if not error.still_running:
-                self._after_error(error, token, start)
+                self._failed(ticket, start, error)
             # Else the attempt runs on: its slot and permission go back when it ends.
             raise
         except BaseException as error:
-            self._after_error(error, token, start)
+            self._failed(ticket, start, error)
             raise
         if is_awaitable(result):
-            if self._bulkhead_obj is not None:
-                self._bulkhead_obj.release()
-            self._give_back(token, refund=True)
+            self._give_back(len(self._stages), ticket)
             raise _guarding.refuse_awaitable(result, fn, "Policy.call")
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        return result if self._breaker_obj is None else self._breaker_obj._finish(result, token, start)
+        return self._returned(ticket, start, result)
 
-    def _after_late_end(self, token: int, start: int) -> None:
+    def _after_late_end(self, ticket: int, start: int) -> None:
         """A sync attempt that timed out has ended: its slot goes back, and the breaker
         books it as the failure it was for the caller (slow, when slow calls count)."""
-        self._after_error(Timeout(timeout=(now_ns() - start) / _NS), token, start)
-
-    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = now_ns()
-        deadline = self._call_deadline(started)
-        try:
-            retry = self._retry
-            with _deadline.within(deadline):
-                if retry is None:
-                    return await self._attempt_async(fn, args, kwargs)
-                retry._deposit()
-                return await retry._drive_async(
-                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), deadline,
-                    started=started)  # fmt: skip
-        except Exception as error:
-            if self._fallback is None:
-                raise
-            return self._fallback(error)
-
-    async def _failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                            error: BaseException, token: int, start: int) -> Any:  # fmt: skip
-        """A first attempt admitted in C raised: book it, then retry or fall back."""
-        if self._retries_after(error, token, start):
-            return await self._finish_async(fn, args, kwargs, (True, error), start or now_ns())
-        if self._fallback is None or not isinstance(error, Exception):
-            raise error
-        return self._fallback(error)
-
-    async def _result_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                            result: object, token: int, start: int) -> Any:  # fmt: skip
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        if self._breaker_obj is not None:
-            result = self._breaker_obj._finish(result, token, start)
-        if self._retry is None or not self._retry._rejects(result):
-            return result
-        return await self._finish_async(fn, args, kwargs, (True, result), start or now_ns())
-
-    async def _finish_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                            first: tuple[bool, Any], started: int) -> Any:  # fmt: skip
-        retry = self._retry
-        assert retry is not None
-        deadline = self._call_deadline(started)
-        try:
-            with _deadline.within(deadline):
-                return await retry._drive_async(
-                    lambda: retry._classified_async(lambda: self._attempt_async(fn, args, kwargs)), deadline,
-                    first, started)  # fmt: skip
-        except Exception as error:
-            if self._fallback is None:
-                raise
-            return self._fallback(error)
+        self._failed(ticket, start, Timeout(timeout=(now_ns() - start) / _NS))
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        token, start = self._enter_breaker()
-        try:
-            if self._limiter_obj is not None:
-                await self._limiter_obj.acquire_async(1, self._limiter_obj.max_wait)
-        except BaseException as error:
-            self._give_back(token, refund=False)
-            raise _rejected(error)
-        try:
-            if self._bulkhead_obj is not None:
-                await self._bulkhead_obj.__aenter__()
-        except BaseException as error:
-            self._give_back(token, refund=True)
-            raise _rejected(error)
+        ticket = await self._admit_async()
+        start = now_ns()
         bound, limit = _deadline.attempt_bound(self._attempt_timeout)
         try:
             result = await _deadline.bounded(_guarding.awaited(fn(*args, **kwargs)), bound, limit)
         except BaseException as error:
-            self._after_error(error, token, start)
+            self._failed(ticket, start, error)
             raise
-        if self._bulkhead_obj is not None:
-            self._bulkhead_obj.release()
-        return result if self._breaker_obj is None else self._breaker_obj._finish(result, token, start)
+        return self._returned(ticket, start, result)
+
+    # -- a block through the admission stages --------------------------------------
+
+    def __enter__(self) -> Policy:
+        """Admits the block through the breaker, limiter and bulkhead (waiting as they
+        wait); its outcome is booked at the block's end. A block cannot be run again, so
+        the retry, the fallback and the timeouts do not apply to it."""
+        ticket = self._admit()
+        self._blocks.set((*self._blocks.get(()), (ticket, now_ns())))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        blocks = self._blocks.get()
+        ticket, start = blocks[-1]
+        self._blocks.set(blocks[:-1])
+        if exc is None:
+            self._returned(ticket, start, None)
+        else:
+            self._failed(ticket, start, exc)
+
+    async def __aenter__(self) -> Policy:
+        """`with policy:` for coroutines: the limiter's and bulkhead's waits are awaited."""
+        ticket = await self._admit_async()
+        self._blocks.set((*self._blocks.get(()), (ticket, now_ns())))
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:  # fmt: skip
+        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         parts = [f"{name}={value!r}" for name, value in (
-            ("name", self._name), ("retry", self._retry), ("breaker", self._breaker_obj),
-            ("limiter", self._limiter_obj), ("bulkhead", self._bulkhead_obj)) if value is not None]  # fmt: skip
+            ("name", self._name), ("retry", self._retry), ("breaker", self._breaker),
+            ("limiter", self._limiter), ("bulkhead", self._bulkhead)) if value is not None]  # fmt: skip
         return f"Policy({', '.join(parts)})"
 
 

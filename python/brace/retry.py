@@ -8,7 +8,6 @@ attempts - is Python, where it belongs: it is the rare path.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -33,6 +32,7 @@ from brace import _config, _deadline, _guarding, _worker
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
 from brace._safe import add_note
+from brace._stages import Call, Outcome, Sleep, Steps
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
 from brace.errors import RetryBudgetExhausted, RetryError, Timeout
@@ -109,7 +109,8 @@ class Attempt:
 
     A retryable exception raised inside `with attempt:` is recorded and
     swallowed, and the loop goes on (after the backoff); anything else
-    propagates. `attempt.number` counts from 1.
+    propagates. `attempt.number` counts from 1; `failed` and `outcome` say
+    how it went.
     """
 
     __slots__ = ("number", "_retry", "_outcome", "_failed")
@@ -126,14 +127,25 @@ class Attempt:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        if exc is None or not self._retry._retryable(exc):
+        if exc is None or not self._retry._brace_stage_retryable(exc):
             return False
         self._outcome, self._failed = exc, True
         return True
 
+    @property
+    def failed(self) -> bool:
+        """Whether this attempt failed: its block raised a retryable exception, or `check`
+        rejected its result."""
+        return self._failed
+
+    @property
+    def outcome(self) -> object:
+        """What a failed attempt raised or returned (None while it has not failed)."""
+        return self._outcome
+
     def check(self, result: R) -> R:
         """Hands a result to `retry_on_result`: a result it rejects fails this attempt."""
-        if self._retry._rejects(result):
+        if self._retry._brace_stage_rejects(result):
             self._outcome, self._failed = result, True
         return result
 
@@ -177,6 +189,7 @@ class Retry(RetryCore):
     are retried like exceptions.
 
     Args:
+        name: A name for events and notes.
         on: Which exceptions to retry: exception types or a predicate.
             Required without a classifier; with one, an error is retried only
             if `on` (when given) accepts it and the classifier calls it retryable.
@@ -184,7 +197,8 @@ class Retry(RetryCore):
             classifier: as well as the failures it finds). A result that only
             this predicate rejects counts against `attempts`, or 3 attempts
             when a classifier leaves `attempts` None.
-        attempts: Attempts in all, >= 1 (1: no retry). None: 3 without a
+        attempts: Attempts in all, the first included, >= 1 (1: no retry; 3:
+            the first and two retries). None: 3 without a
             classifier; with one, no cap beyond each category's max_attempts.
         deadline: Bound on all attempts and sleeps together (seconds > 0 or
             timedelta); None: no bound. It never sleeps past it nor starts an
@@ -221,7 +235,6 @@ class Retry(RetryCore):
         before_sleep: Called with a RetryEvent before each sleep.
         on_retry: Called with a RetryEvent as each retry starts.
         on_giveup: Called with a RetryEvent when it gives up.
-        name: A name for events and notes.
         classifier: A brace.ErrorClassifier deciding what is retried and how
             (see above); None: `on` and `retry_on_result` decide.
 
@@ -238,6 +251,7 @@ class Retry(RetryCore):
     def __init__(
         self,
         *positional: NoReturn,
+        name: str | None = None,
         on: _config.ExceptionFilter | None = None,
         retry_on_result: Callable[[Any], bool] | None = None,
         attempts: int | None = None,
@@ -252,7 +266,6 @@ class Retry(RetryCore):
         before_sleep: Hook | None = None,
         on_retry: Hook | None = None,
         on_giveup: Hook | None = None,
-        name: str | None = None,
         classifier: Classifier | None = None,
     ) -> None:
         _config.keywords_only("Retry", positional)
@@ -310,6 +323,31 @@ class Retry(RetryCore):
             deposit=None if budget is None else budget.deposit,
         )
 
+    @property
+    def name(self) -> str | None:
+        """The retry's name, or None."""
+        return self._name
+
+    @property
+    def attempts(self) -> int | None:
+        """Attempts in all, the first included (None: a classifier's categories cap them)."""
+        return self._attempts
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds that bound all attempts and sleeps of a call (None: no bound)."""
+        return None if self._deadline is None else self._deadline / _NS
+
+    @property
+    def attempt_timeout(self) -> float | None:
+        """Seconds that bound each attempt (None: no bound)."""
+        return self._attempt_timeout
+
+    @property
+    def budget(self) -> RetryBudget | None:
+        """The RetryBudget its retries draw on, or None."""
+        return self._budget
+
     # -- ways to use it -----------------------------------------------------------
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
@@ -318,21 +356,13 @@ class Retry(RetryCore):
         A function this Retry already decorates is returned as it is. A plain
         function that returns an awaitable gets its awaited outcome retried.
         """
-        if not callable(fn):
-            raise TypeError(f"a Retry decorates callables, got {type(fn).__name__}")
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
-            @functools.wraps(fn)
-            async def retried_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self._call_async(coroutine_fn, args, kwargs)
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def retried_async(*args: Any, **kwargs: Any) -> Any:
+            return await self._call_async(fn, args, kwargs)
 
-            return cast(Callable[P, R], _guarding.mark(retried_async, self))
-        guarded = self._guard(fn)
-        functools.update_wrapper(guarded, fn)
-        return cast(Callable[P, R], guarded)
+        return retried_async
 
     @overload
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
@@ -359,46 +389,36 @@ class Retry(RetryCore):
         return cast(R, await self._call_async(fn, args, kwargs))
 
     def __iter__(self) -> Iterator[Attempt]:
-        self._deposit()
-        started, previous, number = now_ns(), None, 1
-        deadline = self._deadline_from(started)
-        tally: _Tally | None = None
+        steps = self._brace_stage_loop(*self._begin())
+        sent: Outcome | None = None
         while True:
-            attempt = Attempt(self, number)
-            yield attempt
-            if not attempt._failed:
-                return
-            if tally is None and self._classifier is not None:
-                tally = {}
             try:
-                delay, classification = self._plan_or_give_up(
-                    number, attempt._outcome, previous, started, deadline, tally)
-            except _LastResult:
-                return  # the caller holds the result it checked
-            sleep_until(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, attempt._outcome, delay, started, classification=classification)
-            previous, number = delay, number + 1
+                effect = steps.send(sent)
+            except StopIteration:
+                return  # the caller holds the result it accepted or checked
+            if isinstance(effect, Sleep):
+                sleep_until(now_ns() + round(effect.seconds * _NS))
+                sent = None
+            else:
+                attempt = Attempt(self, effect.number)
+                yield attempt
+                sent = attempt.failed, attempt.outcome
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
-        self._deposit()
-        started, previous, number = now_ns(), None, 1
-        deadline = self._deadline_from(started)
-        tally: _Tally | None = None
+        steps = self._brace_stage_loop(*self._begin())
+        sent: Outcome | None = None
         while True:
-            attempt = Attempt(self, number)
-            yield attempt
-            if not attempt._failed:
-                return
-            if tally is None and self._classifier is not None:
-                tally = {}
             try:
-                delay, classification = self._plan_or_give_up(
-                    number, attempt._outcome, previous, started, deadline, tally)
-            except _LastResult:
+                effect = steps.send(sent)
+            except StopIteration:
                 return
-            await sleep_until_async(now_ns() + round(delay * _NS))
-            self._emit(self._on_retry, number, attempt._outcome, delay, started, classification=classification)
-            previous, number = delay, number + 1
+            if isinstance(effect, Sleep):
+                await sleep_until_async(now_ns() + round(effect.seconds * _NS))
+                sent = None
+            else:
+                attempt = Attempt(self, effect.number)
+                yield attempt
+                sent = attempt.failed, attempt.outcome
 
     # -- the compiled wrapper's slow paths (pyx/guard.h) ------------------------
 
@@ -407,19 +427,15 @@ class Retry(RetryCore):
 
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
-        if not self._retryable(error):
+        if not self._brace_stage_retryable(error):
             return RERAISE
-        started = start or now_ns()
-        deadline = self._deadline_from(started)
-        return self._continue(lambda: self._attempt(fn, args, kwargs), error, started, deadline)
+        return self._call(fn, args, kwargs, (True, error), start or now_ns())
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
-        if not self._rejects(result):
+        if not self._brace_stage_rejects(result):
             return result
-        started = start or now_ns()
-        deadline = self._deadline_from(started)
-        return self._continue(lambda: self._attempt(fn, args, kwargs), result, started, deadline)
+        return self._call(fn, args, kwargs, (True, result), start or now_ns())
 
     def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                          awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
@@ -428,137 +444,130 @@ class Retry(RetryCore):
 
     async def _adopt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                      first: Awaitable[Any], started: int) -> Any:  # fmt: skip
-        deadline = self._deadline_from(started)
-        outcome = await self._classified_async(lambda: first)
-        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), deadline,
-                                       outcome, started)  # fmt: skip
+        with _deadline.within(self._deadline_from(started)):
+            outcome = await self._brace_stage_classified_async(lambda: first)
+        return await self._call_async(fn, args, kwargs, outcome, started)
 
-    # -- the loop ---------------------------------------------------------------
+    # -- the loop, written once ----------------------------------------------------
+    #
+    # _brace_stage_loop() is the whole retry algorithm: it yields effects - Call(number):
+    # make attempt `number` and send back its (failed, outcome); Sleep(seconds):
+    # sleep, then send None - and returns the call's value or raises what ends
+    # it. The drivers (drive and drive_async, below the class) only perform
+    # effects: a sleep or an awaited one, a call or an awaited call; the `for`
+    # and `async for` forms are drivers too, whose attempts are the caller's
+    # blocks. The _brace_stage_* methods are brace._stages.RetryStage: what a
+    # Policy asks of its retry.
 
-    def _deposit(self) -> None:
+    @property
+    def _brace_stage_checks_results(self) -> bool:
+        return self._checks_result
+
+    def _brace_stage_begin(self) -> None:
+        """A call starts: the budget (if any) earns its share of retries."""
         if self._budget is not None:
             self._budget.deposit()
+
+    def _begin(self) -> tuple[int, int | None]:
+        """Starts a call: the deposit; (its start, its bound) in ns on brace's clock."""
+        self._brace_stage_begin()
+        started = now_ns()
+        return started, self._deadline_from(started)
 
     def _deadline_from(self, started: int) -> int | None:
         """The call's bound (ns on brace's clock): its own deadline from `started`, or a
         tighter enclosing one (brace.deadline, an outer retry); None: unbounded."""
         return _deadline.tighter(None if self._deadline is None else started + self._deadline)
 
-    def _retryable(self, error: BaseException) -> bool:
+    def _brace_stage_loop(self, started: int, deadline: int | None) -> Steps:
+        """The retry loop of one call that began at `started`, bounded by `deadline`."""
+        previous: float | None = None
+        number = 1
+        tally: _Tally | None = None if self._classifier is None else {}
+        while True:
+            sent = yield Call(number)
+            assert sent is not None
+            failed, outcome = sent
+            if not failed:
+                return outcome
+            try:
+                delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
+            except _LastResult as last:
+                return last.value
+            yield Sleep(delay)
+            self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
+            previous, number = delay, number + 1
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              first: Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
+        """A sync call; `first` (with its `started`): attempt 1, already made and booked."""
+        if first is None or started is None:
+            started, deadline = self._begin()
+        else:
+            deadline = self._deadline_from(started)
+        with _deadline.within(deadline):
+            return drive(self._brace_stage_loop(started, deadline), lambda: self._attempt(fn, args, kwargs), first)
+
+    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                          first: Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
+        if first is None or started is None:
+            started, deadline = self._begin()
+        else:
+            deadline = self._deadline_from(started)
+        with _deadline.within(deadline):
+            return await drive_async(self._brace_stage_loop(started, deadline),
+                                           lambda: self._attempt_async(fn, args, kwargs), first)  # fmt: skip
+
+    def _brace_stage_retryable(self, error: BaseException) -> bool:
         if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse):
             return False
         if self._on is not None and not self._on(error):
             return False
         return self._classifier is None or self._classifier.classify(error).retryable
 
-    def _rejects(self, result: object) -> bool:
+    def _brace_stage_rejects(self, result: object) -> bool:
         if self._retry_on_result is not None and self._retry_on_result(result):
             return True
         classifier = self._classifier
         return classifier is not None and classifier.is_failure(result) and classifier.classify(result).retryable
 
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self._deposit()
-        started = now_ns()
-        deadline = self._deadline_from(started)
-        with _deadline.within(deadline):
-            failed, outcome = self._attempt(fn, args, kwargs)
-            if not failed:
-                return outcome
-            return self._continue(lambda: self._attempt(fn, args, kwargs), outcome, started, deadline)
-
-    def _continue(self, attempt: Callable[[], tuple[bool, Any]], outcome: object, started: int,
-                  deadline: int | None) -> Any:  # fmt: skip
-        """Retries after a first failed attempt until one succeeds or it gives up.
-
-        `attempt()` makes one attempt and returns (failed, outcome); `deadline`
-        is the call's bound in ns on brace's clock (None: none). Policy drives
-        it with its own attempts.
-        """
-        previous: float | None = None
-        number = 1
-        tally: _Tally | None = None if self._classifier is None else {}
-        with _deadline.within(deadline):
-            while True:
-                try:
-                    delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline,
-                                                                  tally)  # fmt: skip
-                except _LastResult as last:
-                    return last.value
-                sleep_until(now_ns() + round(delay * _NS))
-                self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
-                previous, number = delay, number + 1
-                failed, outcome = attempt()
-                if not failed:
-                    return outcome
-
-    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self._deposit()
-        started = now_ns()
-        deadline = self._deadline_from(started)
-        return await self._drive_async(lambda: self._attempt_async(fn, args, kwargs), deadline,
-                                       started=started)  # fmt: skip
-
-    async def _drive_async(self, attempt: Callable[[], Awaitable[tuple[bool, Any]]], deadline: int | None,
-                           first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
-        """The async loop; `first` is the outcome of an attempt already made."""
-        started = now_ns() if started is None else started
-        previous, number = None, 1
-        tally: _Tally | None = None
-        with _deadline.within(deadline):
-            while True:
-                failed, outcome = await attempt() if first is None else first
-                first = None
-                if not failed:
-                    return outcome
-                if tally is None and self._classifier is not None:
-                    tally = {}
-                try:
-                    delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline,
-                                                                  tally)  # fmt: skip
-                except _LastResult as last:
-                    return last.value
-                await sleep_until_async(now_ns() + round(delay * _NS))
-                self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
-                previous, number = delay, number + 1
-
-    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    def _attempt(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
         """One sync attempt, bounded by the active bound (the call's, set by the loop):
         (failed, outcome); exceptions not to retry propagate."""
         timeout = self._attempt_timeout
         if timeout is None:
-            return self._classified(lambda: _sync_result(fn(*args, **kwargs), fn))
+            return self._brace_stage_classified(lambda: _sync_result(fn(*args, **kwargs), fn))
         bound, limit = _deadline.attempt_bound(timeout)
         assert bound is not None
         with _deadline.within(bound):
-            return self._classified(lambda: _sync_result(_worker.run(
+            return self._brace_stage_classified(lambda: _sync_result(_worker.run(
                 fn, args, kwargs, deadline_ns=bound, timeout=limit), fn))  # fmt: skip
 
-    def _classified(self, call: Callable[[], Any]) -> tuple[bool, Any]:
+    def _brace_stage_classified(self, call: Callable[[], Any]) -> Outcome:
         """(failed, what call() raised or returned); exceptions not to retry propagate."""
         try:
             result = call()
         except BaseException as error:
-            if not self._retryable(error):
+            if not self._brace_stage_retryable(error):
                 raise
             return True, error
-        return self._rejects(result), result
+        return self._brace_stage_rejects(result), result
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                             kwargs: dict[str, Any]) -> tuple[bool, Any]:  # fmt: skip
+                             kwargs: dict[str, Any]) -> Outcome:  # fmt: skip
         """One async attempt, cancelled at the attempt timeout or the active bound (the call's)."""
         bound, limit = _deadline.attempt_bound(self._attempt_timeout)
-        return await self._classified_async(lambda: _deadline.bounded(
+        return await self._brace_stage_classified_async(lambda: _deadline.bounded(
             _guarding.awaited(fn(*args, **kwargs)), bound, limit))  # fmt: skip
 
-    async def _classified_async(self, call: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
+    async def _brace_stage_classified_async(self, call: Callable[[], Awaitable[Any]]) -> Outcome:
         try:
             result = await call()
         except BaseException as error:
-            if not self._retryable(error):
+            if not self._brace_stage_retryable(error):
                 raise
             return True, error
-        return self._rejects(result), result
+        return self._brace_stage_rejects(result), result
 
     def _plan_or_give_up(self, attempt: int, outcome: object, previous: float | None, started: int,
                          deadline: int | None, tally: _Tally | None = None,
@@ -665,6 +674,37 @@ class Retry(RetryCore):
         name = f"name={self._name!r}, " if self._name else ""
         classifier = "" if self._classifier is None else f", classifier={self._classifier!r}"
         return f"Retry({name}attempts={self._attempts}, backoff={self._backoff!r}{classifier})"
+
+
+def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome | None = None) -> Any:
+    """Runs `steps` in this thread; `first`: the outcome of attempt 1, already made."""
+    sent: Outcome | None = None
+    while True:
+        try:
+            effect = steps.send(sent)
+        except StopIteration as done:
+            return done.value
+        if isinstance(effect, Sleep):
+            sleep_until(now_ns() + round(effect.seconds * _NS))
+            sent = None
+        else:
+            sent, first = (attempt() if first is None else first), None
+
+
+async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]],
+                      first: Outcome | None = None) -> Any:  # fmt: skip
+    """`drive` for coroutines: sleeps and attempts are awaited."""
+    sent: Outcome | None = None
+    while True:
+        try:
+            effect = steps.send(sent)
+        except StopIteration as done:
+            return done.value
+        if isinstance(effect, Sleep):
+            await sleep_until_async(now_ns() + round(effect.seconds * _NS))
+            sent = None
+        else:
+            sent, first = (await attempt() if first is None else first), None
 
 
 class _LastResult(Exception):

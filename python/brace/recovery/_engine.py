@@ -282,7 +282,7 @@ class Recovery:
         self._listeners: tuple[Listener, ...] = ()
         self._book = Book()
         self._replay_book = Book()
-        breaker = None if policy is None else policy._breaker_obj
+        breaker = None if policy is None else policy.breaker
         if breaker is not None:
             breaker.add_listener(self._on_breaker, kinds=("state_transition",))
 

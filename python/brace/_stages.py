@@ -1,0 +1,98 @@
+"""The stage protocol: what a brace.Policy asks of the primitives it composes.
+
+A Policy runs each attempt through its admission stages - breaker, limiter,
+bulkhead, in that order - and lets its retry stage decide on the outcomes.
+It asks them only through the hooks declared here, never through their other
+private names. The hooks are named `_brace_stage_*`: brace's own protocol, not
+part of a primitive's public API; this module is the one place they are
+declared (HOOK_PREFIX lets a check tell them from private attributes).
+
+Times are ns on brace's clock (brace._core.now_ns). A `ticket` is what an
+admission returned: the breaker's permission token; stages that issue none
+return 0 and ignore the one they are given (a Policy has one breaker at most,
+so an attempt has one ticket).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+__all__ = ["HOOK_PREFIX", "AdmissionStage", "Call", "Outcome", "RetryStage", "Sleep", "Steps"]
+
+HOOK_PREFIX = "_brace_stage_"
+
+T = TypeVar("T")
+
+# An attempt's (failed, outcome): outcome is what it raised or returned.
+Outcome = tuple[bool, Any]
+
+
+class Call(NamedTuple):
+    """An effect of the retry loop: make attempt `number`, send back its Outcome."""
+
+    number: int
+
+
+class Sleep(NamedTuple):
+    """An effect of the retry loop: sleep `seconds` on brace's clock, send back None."""
+
+    seconds: float
+
+
+# The retry loop of one call: yields effects, returns the call's value or raises what ends it.
+Steps = Generator[Call | Sleep, Outcome | None, Any]
+
+
+class AdmissionStage(Protocol):
+    """A stage each attempt must pass before it runs: CircuitBreaker, RateLimiter, Bulkhead."""
+
+    @property
+    def _brace_stage_checks_results(self) -> bool:
+        """Whether returned values must go through `_brace_stage_returned` (a result predicate)."""
+
+    @property
+    def _brace_stage_times_calls(self) -> bool:
+        """Whether the stage needs the attempt's start (slow-call detection)."""
+
+    def _brace_stage_admit(self) -> int:
+        """Admits one attempt (waiting if the stage waits) and returns its ticket, or raises
+        the stage's rejection (CircuitOpen, RateLimited, BulkheadFull)."""
+
+    async def _brace_stage_admit_async(self) -> int:
+        """`_brace_stage_admit`, awaiting instead of blocking."""
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        """An admitted attempt did not run (a later stage rejected it): undo the admission."""
+
+    def _brace_stage_failed(self, ticket: int, start: int, error: BaseException) -> None:
+        """An admitted attempt that began at `start` raised `error`."""
+
+    def _brace_stage_returned(self, ticket: int, start: int, result: T) -> T:
+        """An admitted attempt that began at `start` returned `result`; returns it."""
+
+
+class RetryStage(Protocol):
+    """What a Policy asks of its brace.Retry beyond its public configuration."""
+
+    @property
+    def _brace_stage_checks_results(self) -> bool:
+        """Whether returned values must be checked (retry_on_result, a classifier)."""
+
+    def _brace_stage_begin(self) -> None:
+        """A call begins (the budget's deposit)."""
+
+    def _brace_stage_retryable(self, error: BaseException) -> bool:
+        """Whether `error`, raised by an attempt, is retried."""
+
+    def _brace_stage_rejects(self, result: object) -> bool:
+        """Whether `result`, returned by an attempt, is retried."""
+
+    def _brace_stage_loop(self, started: int, deadline: int | None) -> Steps:
+        """The retry loop of a call that began at `started`, bounded by `deadline` (None: none)."""
+
+    def _brace_stage_classified(self, attempt: Callable[[], object]) -> Outcome:
+        """attempt()'s Outcome; what is not retried propagates."""
+
+    async def _brace_stage_classified_async(self, attempt: Callable[[], Awaitable[object]]) -> Outcome:
+        """`_brace_stage_classified` for an awaited attempt."""
