@@ -46,7 +46,7 @@ from typing import Any, Literal, NamedTuple, TextIO
 import brace
 from brace._clock import sleep_until
 from brace._core import now_ns
-from brace.recovery._deadletters import DeadLetterStore, SQLiteDeadLetters, replay
+from brace.recovery import DeadLetterStore, SQLiteDeadLetters, replay
 from brace.recovery._escalation import Escalation
 from brace.recovery._log import JsonLinesSink, MemorySink, RecoveryLog, correlation, correlation_id
 from brace.testing import FakeClock
