@@ -32,7 +32,7 @@ from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
 from brace.recovery import deadletters as deadletter
 from brace._safe import add_note, name_of, safe_repr
 from brace.breaker import BreakerEvent
-from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
+from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
 from brace.recovery.deadletters import DeadLetterStore
 from brace.errors import (
     BulkheadFull,
