@@ -29,11 +29,11 @@ from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, Type
 from brace import _config, _deadline, _guarding
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
-from brace.recovery import _deadletters as deadletter
+from brace.recovery import deadletters as deadletter
 from brace._safe import add_note, name_of, safe_repr
 from brace.breaker import BreakerEvent
-from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
-from brace.recovery._deadletters import DeadLetterStore
+from brace.classify import DEFAULT_CLASSIFIER, Category, Classification, ErrorClassifier
+from brace.recovery.deadletters import DeadLetterStore
 from brace.errors import (
     BulkheadFull,
     CircuitOpen,

@@ -29,7 +29,7 @@ from brace.recovery._control import control
 from brace.recovery._decisions import REASONS, AttemptRecord, Decision, Option, Reason, parse_option
 
 if TYPE_CHECKING:
-    from brace.classify._classifier import Category, Classification
+    from brace.classify import Category, Classification
 
 __all__ = [
     "AttemptRecord",

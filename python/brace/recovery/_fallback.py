@@ -22,7 +22,8 @@ from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
 from brace._safe import describe, name_of, safe_repr
-from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, parse_categories
+from brace.classify import DEFAULT_CLASSIFIER, Category, Classification
+from brace.classify._categories import parse_categories
 from brace.errors import FallbackFailed
 
 
