@@ -75,7 +75,7 @@ def test_what_the_steps_do_not_catch_reaches_the_caller_as_it_was(mode: str) -> 
 
 
 def test_a_call_effect_awaits_an_awaitable_only_on_the_async_path(mode: str) -> None:
-    def steps() -> Generator[Effect, Any, object]:
+    def steps() -> Generator[Effect, Any, Any]:
         return (yield call(doubled_async, 4))
 
     result = run(mode, steps())

@@ -56,8 +56,13 @@ def wait_for(awaitable: object) -> Effect:
     return Effect(None, _guarding.awaited, (awaitable,))
 
 
-def drive(steps: Steps[R]) -> R:
-    """Runs an algorithm's steps in this thread; returns its result or raises its exception."""
+def drive(steps: Steps[R], handover: Callable[[Steps[R], Effect], Awaitable[R]] | None = None) -> R:
+    """Runs an algorithm's steps in this thread; returns its result or raises its exception.
+
+    An effect only a coroutine can do (see `wait_for`) ends the thread's part:
+    `drive` returns handover(steps, effect), the awaitable that runs the rest
+    (default: drive_async(steps, effect)).
+    """
     sent: Any = None
     thrown: BaseException | None = None
     while True:
@@ -67,9 +72,7 @@ def drive(steps: Steps[R]) -> R:
             return stop.value  # type: ignore[no-any-return]
         sent = thrown = None
         if effect.run is None:
-            # Only a coroutine can go on from here (a sync entry met an awaitable it adopts):
-            # the caller receives the coroutine that runs the rest.
-            return drive_async(steps, effect)  # type: ignore[return-value]
+            return (drive_async if handover is None else handover)(steps, effect)  # type: ignore[return-value]
         try:
             sent = effect.run(*effect.args)
         except BaseException as error:  # the algorithm decides, KeyboardInterrupt included

@@ -31,7 +31,7 @@ from brace.policy import Policy
 from brace.recovery import _outbox
 from brace.recovery._correlation import correlation_var
 from brace.recovery._deadletters import DeadLetterStore
-from brace.recovery._drivers import drive, drive_async
+from brace.recovery._drivers import Effect, Steps, drive, drive_async
 from brace.recovery._escalation import EscalationPolicy
 from brace.recovery._events import Listener, RecoveryEvent
 from brace.recovery._fallback import Degraded, Fallback
@@ -291,27 +291,24 @@ class Recovery:
         if self._engine.listeners and correlation_var.get() is None:
             token = correlation_var.set(new_correlation_id())
             try:
-                result = drive(self._engine.steps(run))
+                return drive(self._engine.steps(run), self._rest_async)
             finally:
                 correlation_var.reset(token)
-        else:
-            result = drive(self._engine.steps(run))
-        if run.is_async:  # handed over: the rest runs in the coroutine returned, with an id of its own
-            return self._correlated(result)
-        return result
+        return drive(self._engine.steps(run), self._rest_async)
 
     async def _call_async(self, run: Run) -> Any:
-        return await self._correlated(drive_async(self._engine.steps(run)))
+        return await self._rest_async(self._engine.steps(run), None)
 
-    async def _correlated(self, rest: Awaitable[Any]) -> Any:
-        """Awaits rest of a call with a correlation id, one made for it when listened to and none is set."""
+    async def _rest_async(self, steps: Steps[Any], pending: Effect | None) -> Any:
+        """Runs a call's steps (from `pending` on, when a thread handed them over) in this coroutine,
+        with a correlation id: one made for it when it is listened to and none is set."""
         if self._engine.listeners and correlation_var.get() is None:
             token = correlation_var.set(new_correlation_id())
             try:
-                return await rest
+                return await drive_async(steps, pending)
             finally:
                 correlation_var.reset(token)
-        return await rest
+        return await drive_async(steps, pending)
 
     def __repr__(self) -> str:
         settings = self._settings
