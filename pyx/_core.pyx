@@ -687,3 +687,6 @@ cdef int _policy_success(object owner, uint64_t token, uint64_t start) except -1
     if p._breaker is not None:
         return _breaker_success(p._breaker, token, start)
     return 0
+
+
+include "recovery.pxi"

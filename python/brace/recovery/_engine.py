@@ -18,13 +18,14 @@ brace.recovery._drivers in a thread or a coroutine.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Awaitable, Coroutine, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
-from brace._core import CALLABLE_GUARDED
+from brace._core import CALLABLE_GUARDED, Recovered, RecoveryCore, is_awaitable
 from brace._safe import name_of
 from brace.classify._classifier import ErrorClassifier
 from brace.policy import Policy
@@ -122,7 +123,7 @@ class Recovery:
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_settings", "_engine", "__weakref__")
+    __slots__ = ("_settings", "_engine", "_core", "__weakref__")
 
     def __init__(
         self,
@@ -147,6 +148,8 @@ class Recovery:
                                   feature=feature, dead_letters=dead_letters, idempotent=idempotent,
                                   read_only=read_only, write_ahead=write_ahead, name=name)  # fmt: skip
         self._engine = Engine(self._settings)
+        self._core = RecoveryCore()
+        self._configure_core()
         breaker = None if policy is None else policy._breaker_obj
         if breaker is not None:
             breaker.add_listener(self._engine.on_breaker, kinds=("state_transition",))
@@ -182,11 +185,20 @@ class Recovery:
         policy = self._settings.policy
         attempt = fn if policy is None else policy(fn)
 
-        @functools.wraps(fn)
-        def recovered(*args: P.args, **kwargs: P.kwargs) -> Any:
+        def whole(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             return self._call(Run(operation, args, kwargs, attempt=attempt, attempt_async=attempt_async))
 
-        return _guarding.mark(recovered, self)
+        def rest(args: tuple[Any, ...], kwargs: dict[str, Any], start: int, returned: bool, outcome: Any) -> Any:
+            run = Run(operation, args, kwargs, attempt=attempt, attempt_async=attempt_async)
+            if returned and not is_awaitable(outcome):
+                failure = self._engine.returned(run, outcome, start)
+                if failure is None:
+                    return outcome
+                returned, outcome = False, failure
+            run.made = (start, returned, outcome)
+            return self._call(run)
+
+        return functools.update_wrapper(Recovered(attempt, self._core, self, whole, rest), fn)
 
     @overload
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
@@ -221,6 +233,7 @@ class Recovery:
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {type(listener).__name__}")
         self._engine.listeners = (*self._engine.listeners, listener)
+        self._configure_core()
 
     def remove_listener(self, listener: Listener) -> None:
         """Stops calling listener; ValueError if it was not added."""
@@ -229,6 +242,7 @@ class Recovery:
             raise ValueError(f"listener {listener!r} was not added")
         listeners.remove(listener)
         self._engine.listeners = tuple(listeners)
+        self._configure_core()
 
     @property
     def name(self) -> str | None:
@@ -251,7 +265,10 @@ class Recovery:
         them, so that replays do not change the live recovery rate: see
         `replay_stats()`.
         """
-        return self._engine.book.snapshot()
+        stats = self._engine.book.snapshot()
+        lean = self._core.lean_first_tries  # first-try successes the compiled path only counted
+        return dataclasses.replace(stats, calls=stats.calls + lean, first_try=stats.first_try + lean,
+                                   attempts_made=stats.attempts_made + lean)  # fmt: skip
 
     def replay_stats(self) -> RecoveryStats:
         """What this Recovery did with replayed dead letters, kept apart from `stats()`."""
@@ -270,6 +287,20 @@ class Recovery:
             yield
 
     # -- one call -------------------------------------------------------------------
+
+    def _configure_core(self) -> None:
+        """Tells the compiled first attempt what a call needs from Python (see pyx/recovery.pxi).
+
+        Lean: a success needs nothing but a count - no listener to tell, no
+        write-ahead record, no feature to turn on, no cache to feed, and the
+        classifier's own test of returned values.
+        """
+        settings, listened = self._settings, bool(self._engine.listeners)
+        lean = (not listened and not settings.write_ahead and settings.feature is None
+                and (settings.fallback is None or not settings.fallback.remembers)
+                and type(settings.classifier).is_failure is ErrorClassifier.is_failure)  # fmt: skip
+        self._core._configure(lean=lean, whole_call_in_python=settings.write_ahead, listened=listened,
+                              correlation_var=correlation_var, new_correlation_id=new_correlation_id)  # fmt: skip
 
     def _operation(self, fn: Callable[..., Any]) -> str:
         return self._settings.name if self._settings.name is not None else name_of(fn)

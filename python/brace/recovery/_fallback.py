@@ -355,6 +355,11 @@ class Fallback:
         """The alternatives, in the order they are tried."""
         return self._alternatives
 
+    @property
+    def remembers(self) -> bool:
+        """Whether `remember` keeps anything: the chain has a cached alternative."""
+        return bool(self._caches)
+
     def applies(self, classification: Classification | None) -> bool:
         """Whether this fallback serves failures of this classification.
 

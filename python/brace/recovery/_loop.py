@@ -88,7 +88,7 @@ class Engine(Record):
             # Committed before anything goes out; a replay's letter exists already.
             run.outbox = open_outbox(settings.store(), run.operation, run.args, run.kwargs)
         try:
-            start = now_ns()
+            start = now_ns() if run.made is None else run.made[0]
             while True:
                 ok, outcome = yield from self._attempt(run, start)
                 if ok:
@@ -114,8 +114,14 @@ class Engine(Record):
         """One attempt: (True, the value to return) or (False, the failure to recover from)."""
         if self.settings.write_ahead:
             self.starting(run, start)
+        made, run.made = run.made, None
         try:
-            result = yield Effect(_attempt_sync, _attempt_async, (run,))
+            if made is None:
+                result = yield Effect(_attempt_sync, _attempt_async, (run,))
+            elif made[1]:
+                result = made[2]
+            else:
+                raise made[2]
         except Exception as error:
             if isinstance(error, _guarding.AsyncMisuse) and not run.is_async:
                 raise  # a programming error, not a failure of the call
@@ -128,12 +134,18 @@ class Engine(Record):
                 result = yield wait_for(result)
             except Exception as error:
                 return False, error
+        failure = self.returned(run, result, start)
+        return (True, result) if failure is None else (False, failure)
+
+    def returned(self, run: Run, result: object, start: int) -> FailedResponse | None:
+        """An attempt returned `result` (not an awaitable): the failure it is (an error response),
+        or None: the call succeeded, and is booked."""
         if self.settings.classifier.is_failure(result):
-            return False, FailedResponse(response=result, status=http_status(result))
+            return FailedResponse(response=result, status=http_status(result))
         if run.failed:
             self._verify(run, None, healed=True)
         self.succeeded(run, result, start)
-        return True, result
+        return None
 
     def _recover(self, run: Run, outcome: Exception, start: int) -> Steps[Any]:
         """Retries after a failure until success, or settles the call; raises _Again on RETRY."""

@@ -12,49 +12,40 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from brace import _guarding
+from brace._core import recovery_replays, recovery_replays_add
 from brace.recovery._correlation import correlation_id
 from brace.recovery._deadletters import DeadLetterStore
 
-__all__ = ["Outbox", "open_outbox", "replaying", "replaying_now", "replays_running"]
+__all__ = ["Outbox", "open_outbox", "replaying", "replaying_now"]
 
 _log = logging.getLogger("brace")
 
 # Set while dead letters are replayed, so that a replay that fails again does not
 # dead-letter its call a second time (the letter it replays stays in the store).
 _replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("brace_replaying", default=False)
-# Replays running anywhere in the process: while there are none, a call's success
-# path need not read the context variable.
-_replays = [0]
-_replays_lock = threading.Lock()
 
 
 def replaying_now() -> bool:
     """Whether this thread or task is inside `replaying()`."""
-    return _replays[0] > 0 and _replaying.get()
-
-
-def replays_running() -> int:
-    """How many `replaying()` blocks are open in the process, in any thread or task."""
-    return _replays[0]
+    # While no replay runs anywhere in the process (the compiled count), the
+    # context variable need not be read.
+    return recovery_replays() > 0 and _replaying.get()
 
 
 @contextlib.contextmanager
 def replaying() -> Iterator[None]:
     """Within the block (this thread or task), recoveries do not dead-letter calls (see Recovery.replaying)."""
-    with _replays_lock:
-        _replays[0] += 1
+    recovery_replays_add(1)
     token = _replaying.set(True)
     try:
         yield
     finally:
         _replaying.reset(token)
-        with _replays_lock:
-            _replays[0] -= 1
+        recovery_replays_add(-1)
 
 
 class Outbox:

@@ -18,7 +18,7 @@ class Run:
     """One call: its operation and arguments, how attempts are made, and, after its first
     failure, the record recovery keeps (timeline, allowances used, healing in flight)."""
 
-    __slots__ = ("operation", "args", "kwargs", "attempt", "attempt_async", "is_async", "outbox", "number",
+    __slots__ = ("operation", "args", "kwargs", "attempt", "attempt_async", "is_async", "outbox", "number", "made",
                  "failed", "timeline", "tally", "previous", "refreshed", "healing_deadline", "first_failure",
                  "failed_at", "waited", "pending", "actions_log", "retry_decisions", "began", "escalated",
                  "dead_lettered", "undo_due", "not_run")  # fmt: skip
@@ -32,6 +32,9 @@ class Run:
         self.args, self.kwargs = args, kwargs
         self.attempt, self.attempt_async = attempt, attempt_async
         self.is_async = attempt is None
+        # A first attempt made already (by the compiled fast path): when it started, whether
+        # it returned, and its result or exception; None: the steps make every attempt.
+        self.made: tuple[int, bool, Any] | None = None
         self.outbox: Outbox | None = None
         self.number = 1
         self.failed = False  # no attempt has failed yet: the state below is made by the first failure
