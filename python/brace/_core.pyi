@@ -1,6 +1,7 @@
 # Type stub for the compiled core (pyx/_core.pyx and the .pxi files it includes).
 
 from types import TracebackType
+from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, ParamSpec, TypeGuard, TypeVar, overload
 
 from typing_extensions import Self
@@ -156,3 +157,30 @@ class PolicyCore:
         needs_start: bool,
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
+
+def recovery_replays_add(delta: int) -> None: ...
+def recovery_replays() -> int: ...
+
+class RecoveryCore:
+    lean_first_tries: int
+    def configure(
+        self,
+        *,
+        lean: bool,
+        whole_call_in_python: bool,
+        listened: bool,
+        correlation_var: ContextVar[str | None],
+        new_correlation_id: Callable[[], str],
+    ) -> None: ...
+
+class Recovered:
+    guarded_by: object
+    def __init__(
+        self,
+        attempt: Callable[..., Any],
+        core: RecoveryCore,
+        owner: object,
+        whole: Callable[[tuple[Any, ...], dict[str, Any]], Any],
+        rest: Callable[[tuple[Any, ...], dict[str, Any], int, bool, Any], Any],
+    ) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
