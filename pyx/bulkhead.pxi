@@ -21,6 +21,7 @@ cdef class BulkheadCore:
     cdef object _full_max        # rejection of a bulkhead that does not wait
     cdef double _full_wait
     cdef bint _configured
+    cdef bint _rejections_in_python  # someone listens to rejections: raise them in Python
 
     def _configure(self, name, uint64_t max_concurrent, double max_wait):
         """Configures the permits (or changes a configured max, permits in use
@@ -33,6 +34,11 @@ cdef class BulkheadCore:
         self._full_name = name
         self._full_max = max_concurrent
         self._full_wait = max_wait
+
+    def _reject_in_python(self, bint on):
+        """Whether a full bulkhead that does not wait rejects through the subclass's
+        slow path (which tells its listeners) instead of in compiled code."""
+        self._rejections_in_python = on
 
     def try_acquire(self):
         """Takes a permit if one is free and no call is waiting; returns whether it did."""
@@ -50,7 +56,7 @@ cdef class BulkheadCore:
     def __enter__(self):
         if c.brc_bulkhead_try_acquire(&self._state) == c.BRC_OK:
             return self
-        if self._full_wait == 0 and self._full_max is not None:
+        if self._full_wait == 0 and self._full_max is not None and not self._rejections_in_python:
             raise BaseException.__new__(BulkheadFull, self._full_name, self._full_max, self._full_wait)
         return self._acquire_slow()
 
@@ -114,7 +120,7 @@ cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -
     cdef BulkheadCore p = <BulkheadCore>owner
     if c.brc_bulkhead_try_acquire(&p._state) == c.BRC_OK:
         return 0
-    if p._full_wait == 0 and p._full_max is not None:  # does not wait: shed the call here
+    if p._full_wait == 0 and p._full_max is not None and not p._rejections_in_python:  # shed the call here
         PyErr_SetObject(BulkheadFull, BaseException.__new__(BulkheadFull, p._full_name, p._full_max, p._full_wait))
         return -1
     return 1  # full, or callers queued: wait in Python

@@ -87,7 +87,8 @@ COMPILED_PRIVATE = {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
     },
-    brace.Bulkhead: {"_configure", "_guard", "_enqueue", "_pass_or_free", "_grant", "_unflag", "_report"},
+    brace.Bulkhead: {"_configure", "_guard", "_enqueue", "_pass_or_free", "_grant", "_unflag", "_report",
+                    "_reject_in_python"},  # listened-to rejections go through Python, where events are built
     brace.Retry: {"_configure_core", "_guard"},
     brace.Backoff: {"_configure", "_delay_ns"},
     brace.RetryBudget: {"_configure", "_balance"},

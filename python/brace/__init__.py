@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from brace._deadline import deadline, deadline_remaining
 from brace.backoff import Backoff
 from brace.breaker import BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker
-from brace.budget import RetryBudget
-from brace.bulkhead import Bulkhead
+from brace.budget import RetryBudget, RetryBudgetEvent
+from brace.bulkhead import Bulkhead, BulkheadEvent
 from brace.errors import (
     AttemptTimeout,
     BraceError,
@@ -31,7 +31,7 @@ from brace.errors import (
     RetryError,
     Timeout,
 )
-from brace.limiter import RateLimiter, RateLimitState
+from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
 from brace.retry import Attempt, Retry, RetryEvent, retry
 
@@ -163,6 +163,7 @@ __all__ = [
     "BreakerMetrics",
     "BreakerState",
     "Bulkhead",
+    "BulkheadEvent",
     "BulkheadFull",
     "Category",
     "CategoryStats",
@@ -194,6 +195,7 @@ __all__ = [
     "RateLimitState",
     "RateLimited",
     "RateLimiter",
+    "RateLimiterEvent",
     "Recovery",
     "RecoveryEvent",
     "RecoveryFailed",
@@ -203,6 +205,7 @@ __all__ = [
     "ReplayReport",
     "Retry",
     "RetryBudget",
+    "RetryBudgetEvent",
     "RetryBudgetExhausted",
     "RetryError",
     "RetryEvent",

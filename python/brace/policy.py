@@ -148,6 +148,58 @@ class Policy(PolicyCore):
         """The policy's Bulkhead, or None."""
         return self._bulkhead
 
+    # -- events -------------------------------------------------------------------
+
+    @property
+    def event_kinds(self) -> tuple[str, ...]:
+        """The kinds of event this policy's stages emit (add_listener's `kinds`)."""
+        return tuple(sorted({kind for stage in self._observed() for kind in stage.event_kinds}))
+
+    def add_listener(self, listener: Callable[[Any], object], *,
+                     kinds: str | tuple[str, ...] | None = None) -> None:  # fmt: skip
+        """Calls `listener(event)` for the events of every stage of this policy (its retry,
+        breaker, limiter and bulkhead) of the given kinds (default: all).
+
+        Each event is its stage's own (RetryEvent, BreakerEvent, RateLimiterEvent,
+        BulkheadEvent): all begin with (kind, name, at), and `name` tells the
+        stages apart. The stages keep the listener: it hears calls made through
+        them outside this policy too.
+
+        Raises:
+            ValueError: A kind no stage of this policy emits.
+        """
+        wanted = None if kinds is None else frozenset((kinds,) if isinstance(kinds, str) else kinds)
+        known = frozenset(self.event_kinds)
+        if wanted is not None and not wanted <= known:
+            strange = ", ".join(repr(kind) for kind in sorted(wanted - known, key=str))
+            raise ValueError(f"kinds must be among {', '.join(map(repr, sorted(known)))}, got {strange}")
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {type(listener).__name__}")
+        for stage in self._observed():
+            mine = stage.event_kinds if wanted is None else tuple(wanted & frozenset(stage.event_kinds))
+            if mine:
+                stage.add_listener(listener, kinds=mine)  # type: ignore[arg-type]
+
+    def remove_listener(self, listener: Callable[[Any], object]) -> None:
+        """Stops calling `listener` from every stage it was added to by add_listener.
+
+        Raises:
+            ValueError: It was added to no stage.
+        """
+        removed = False
+        for stage in self._observed():
+            try:
+                stage.remove_listener(listener)
+            except ValueError:
+                continue
+            removed = True
+        if not removed:
+            raise ValueError(f"listener was not added to {self!r}")
+
+    def _observed(self) -> tuple[Retry | CircuitBreaker | RateLimiter | Bulkhead, ...]:
+        return tuple(stage for stage in (self._retry, self._breaker, self._limiter, self._bulkhead)
+                     if stage is not None)  # fmt: skip
+
     # -- ways to use it -----------------------------------------------------------
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
