@@ -557,3 +557,19 @@ def test_recovery_takes_a_response_whose_status_only_claims_to_be_an_int() -> No
     """Recovery asks the classifier about every returned value."""
     response = Response({}, mock.Mock(spec=int), "status_code")
     assert brace.Recovery(name="claims")(lambda: response)() is response
+
+
+def test_the_old_timeout_name_still_works_and_says_it_is_deprecated() -> None:
+    import pickle
+
+    from brace import errors
+
+    with pytest.warns(DeprecationWarning, match="brace.Timeout is deprecated: it is brace.AttemptTimeout now"):
+        assert brace.Timeout is brace.AttemptTimeout
+    with pytest.warns(DeprecationWarning, match="brace.Timeout is deprecated"):
+        assert errors.Timeout is brace.AttemptTimeout
+    # A Timeout pickled by an older brace names brace.errors.Timeout: it still loads.
+    old = pickle.dumps(brace.AttemptTimeout(timeout=2.0), protocol=0).replace(b"AttemptTimeout", b"Timeout")
+    with pytest.warns(DeprecationWarning):
+        loaded = pickle.loads(old)
+    assert type(loaded) is brace.AttemptTimeout and loaded.timeout == 2.0

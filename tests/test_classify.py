@@ -154,7 +154,7 @@ ERRORS: list[tuple[str, Callable[[], BaseException], Category]] = [
     ("json.JSONDecodeError", lambda: json.JSONDecodeError("Expecting value", "<html>", 0), C.SCHEMA_MISMATCH),
     ("KeyError", lambda: KeyError("id"), C.UNKNOWN),
     ("OSError without errno", lambda: OSError("something"), C.UNKNOWN),
-    ("brace.Timeout", lambda: brace.Timeout(timeout=2.0), C.TIMEOUT),
+    ("brace.AttemptTimeout", lambda: brace.AttemptTimeout(timeout=2.0), C.TIMEOUT),
     ("brace.RateLimited", lambda: brace.RateLimited(retry_after=1.5, name="api", requested=1, limit=10),
      C.RATE_LIMITED),
     ("brace.BulkheadFull", lambda: brace.BulkheadFull(name="db", max_concurrent=4, max_wait=0.0), C.RATE_LIMITED),
@@ -211,7 +211,7 @@ def test_a_certificate_failure_inside_a_library_error_is_auth_invalid() -> None:
         (brace.CircuitOpen(name="api", retry_after=float("inf")), None),
         (brace.CircuitOpen(name="api", retry_after=0.0), None),  # unknown
         (brace.RateLimited(retry_after=1e9, name="api", requested=1, limit=10), 300.0),  # capped
-        (brace.Timeout(timeout=1.0), None),
+        (brace.AttemptTimeout(timeout=1.0), None),
     ],
 )
 def test_retry_after_of_brace_errors(error: BaseException, retry_after: float | None) -> None:

@@ -29,7 +29,6 @@ from brace.errors import (
     Rejected,
     RetryBudgetExhausted,
     RetryError,
-    Timeout,
 )
 from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
@@ -83,6 +82,7 @@ if TYPE_CHECKING:
     )
     from brace.pushback import http_status, server_delay
     from brace.recovery import Control
+    from brace.errors import AttemptTimeout as Timeout
 
     control: Control
 
@@ -138,6 +138,13 @@ _LAZY: dict[str, str] = {
 def __getattr__(name: str) -> object:
     if name == "testing":
         value: object = importlib.import_module("brace.testing")
+    elif name == "Timeout":  # the old name of AttemptTimeout
+        import warnings
+
+        from brace.errors import TIMEOUT_DEPRECATED
+
+        warnings.warn(TIMEOUT_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return AttemptTimeout  # not cached: every use of the old name is told
     elif name == "control":
         # Through its old module path, so that a later `import brace.control` finds
         # it loaded and leaves this name bound to the Control object.
@@ -214,7 +221,6 @@ __all__ = [
     "Severity",
     "Strategy",
     "Switchboard",
-    "Timeout",
     "ToggleEvent",
     "Treatment",
     "control",

@@ -12,7 +12,7 @@ from brace import _config, _deadline, _guarding, _worker
 from brace._core import CALLABLE_GUARDED, RERAISE, PolicyCore, is_awaitable, now_ns
 from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
-from brace.errors import Timeout
+from brace.errors import AttemptTimeout
 from brace.limiter import RateLimiter
 from brace._stages import AdmissionStage
 from brace.retry import Retry, drive, drive_async
@@ -51,7 +51,7 @@ class Policy(PolicyCore):
             call's. None: the exception propagates.
         deadline: Bounds the whole call (seconds > 0 or timedelta): the retry
             never sleeps past it nor starts an attempt after it; a coroutine
-            attempt running at it is cancelled (brace.Timeout); a sync attempt
+            attempt running at it is cancelled (brace.AttemptTimeout); a sync attempt
             cannot be stopped, but reads its time left with
             brace.deadline_remaining() (with an attempt timeout, the caller
             stops waiting at the deadline).
@@ -420,7 +420,7 @@ class Policy(PolicyCore):
                 with _deadline.within(bound):
                     result = _worker.run(fn, args, kwargs, deadline_ns=bound, timeout=limit,
                                          on_late_end=lambda error: self._after_late_end(ticket, start))  # fmt: skip
-        except Timeout as error:
+        except AttemptTimeout as error:
             if not error.still_running:
                 self._failed(ticket, start, error)
             # Else the attempt runs on: its slot and permission go back when it ends.
@@ -436,7 +436,7 @@ class Policy(PolicyCore):
     def _after_late_end(self, ticket: int, start: int) -> None:
         """A sync attempt that timed out has ended: its slot goes back, and the breaker
         books it as the failure it was for the caller (slow, when slow calls count)."""
-        self._failed(ticket, start, Timeout(timeout=(now_ns() - start) / _NS))
+        self._failed(ticket, start, AttemptTimeout(timeout=(now_ns() - start) / _NS))
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         ticket = await self._admit_async()

@@ -37,7 +37,7 @@ from brace._safe import add_note
 from brace._stages import Call, Outcome, Sleep, Steps
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
-from brace.errors import RetryBudgetExhausted, RetryError, Timeout
+from brace.errors import RetryBudgetExhausted, RetryError, AttemptTimeout
 
 if TYPE_CHECKING:
     from brace.classify import Category, Classification
@@ -214,7 +214,7 @@ class Retry(RetryCore):
         deadline: Bound on all attempts and sleeps together (seconds > 0 or
             timedelta); None: no bound. It never sleeps past it nor starts an
             attempt after it; a coroutine attempt running at it is cancelled
-            (brace.Timeout); a sync attempt cannot be stopped, but reads its
+            (brace.AttemptTimeout); a sync attempt cannot be stopped, but reads its
             time left with brace.deadline_remaining() (with an
             attempt_timeout, the caller stops waiting at the deadline). A
             tighter enclosing bound (brace.deadline, an outer Retry) wins.
@@ -222,16 +222,16 @@ class Retry(RetryCore):
             Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="full"),
             or with a classifier each category's own.
         attempt_timeout: Bound on each attempt (seconds or timedelta). A
-            coroutine is cancelled at it and fails with brace.Timeout. A sync
+            coroutine is cancelled at it and fails with brace.AttemptTimeout. A sync
             attempt runs in one of brace's worker threads (with a copy of the
             caller's contextvars) and the caller stops waiting at the bound
-            with brace.Timeout(still_running=True): Python cannot stop a
+            with brace.AttemptTimeout(still_running=True): Python cannot stop a
             thread, so the attempt runs on until it ends, and what it holds
             (a Policy's bulkhead slot, a breaker's probe) stays taken until
             then. Such an attempt is not retried unless `idempotent` is True,
             since the server may still act on it. Inside an attempt,
             brace.deadline_remaining() tells the time left. `on` must accept
-            brace.Timeout (a TimeoutError) for it to be retried.
+            brace.AttemptTimeout (a TimeoutError) for it to be retried.
         idempotent: Whether running the operation twice is harmless (a read,
             a PUT of the same value, a request with an idempotency key): only
             then is a sync attempt that timed out and may still be running
@@ -611,7 +611,7 @@ class Retry(RetryCore):
 
     def _plan(self, attempt: int, outcome: object, previous: float | None, deadline: int | None,
               classification: Classification | None = None, tally: _Tally | None = None) -> float:  # fmt: skip
-        if isinstance(outcome, Timeout) and outcome.still_running and not self._idempotent:
+        if isinstance(outcome, AttemptTimeout) and outcome.still_running and not self._idempotent:
             raise _GiveUp("still_running")
         if self._attempts is not None and attempt >= self._attempts:
             raise _GiveUp("attempts")

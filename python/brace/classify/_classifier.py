@@ -9,7 +9,7 @@ and whether the server's own wait (Retry-After and friends) is honoured.
 Rules are tried in order, the first that matches decides:
 
 1. the user's rules (`ErrorClassifier.rule(...)`), in the order given;
-2. brace's own errors (Timeout, RateLimited, BulkheadFull, CircuitOpen);
+2. brace's own errors (AttemptTimeout, RateLimited, BulkheadFull, CircuitOpen);
 3. exceptions of HTTP and data libraries, recognised by duck typing (the
    (top-level module, class name) pairs of the error's MRO, most derived
    first), so brace imports none of them: httpx, httpcore, requests, urllib3,
@@ -53,7 +53,7 @@ from brace.classify._recognize import (
     wrapped,
 )
 from brace.classify._rules import Rule
-from brace.errors import BulkheadFull, CircuitOpen, RateLimited, Timeout
+from brace.errors import BulkheadFull, CircuitOpen, RateLimited, AttemptTimeout
 from brace.pushback import http_status, server_wait
 
 _log = logging.getLogger("brace")
@@ -213,8 +213,8 @@ class ErrorClassifier:
                 return _Match(rule.category, rule.name, node, status, rule.overrides), None
         if not self._builtin:
             return None, None
-        if isinstance(node, (Timeout, RateLimited, BulkheadFull, CircuitOpen)):
-            category = (Category.TIMEOUT if isinstance(node, Timeout) else
+        if isinstance(node, (AttemptTimeout, RateLimited, BulkheadFull, CircuitOpen)):
+            category = (Category.TIMEOUT if isinstance(node, AttemptTimeout) else
                         Category.SERVICE_DOWN if isinstance(node, CircuitOpen) else Category.RATE_LIMITED)  # fmt: skip
             return _Match(category, "builtin:brace", node, status, _NO_OVERRIDES), None
         inner = None

@@ -66,7 +66,7 @@ class Recovery:
     retry budget) are not retried: nothing was sent, and a breaker's open
     time is not the server asking for a pause. They go to the fallback or
     escalation at once. A sync attempt that timed out and may still be
-    running (brace.Timeout with still_running) is retried only when the
+    running (brace.AttemptTimeout with still_running) is retried only when the
     operation is `idempotent`. An enclosing deadline (brace.deadline, an
     outer Retry) bounds the retries and the wait for an escalation's
     decision, like `healing_time`.

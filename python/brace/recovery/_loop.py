@@ -27,13 +27,13 @@ from brace._core import is_awaitable, now_ns
 from brace._safe import safe_repr
 from brace.classify import Category, Classification
 from brace.errors import (
+    AttemptTimeout,
     BulkheadFull,
     CircuitOpen,
     FailedResponse,
     FallbackFailed,
     RecoveryFailed,
     RetryBudgetExhausted,
-    Timeout,
 )
 from brace.policy import not_run
 from brace.pushback import http_status
@@ -187,7 +187,7 @@ class Engine(Record):
         """Why this failure is not retried whatever the allowances say, or None."""
         if isinstance(outcome, _LOCAL_REJECTIONS):
             return "rejected_locally"
-        if isinstance(outcome, Timeout) and outcome.still_running and not self.settings.idempotent:
+        if isinstance(outcome, AttemptTimeout) and outcome.still_running and not self.settings.idempotent:
             return "still_running"
         if not classification.retryable:
             return "not_retryable"
