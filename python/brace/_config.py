@@ -253,3 +253,27 @@ def member(kind: type[E], value: object, name: str) -> E:
         return kind(value)
     except ValueError:
         raise ValueError(f"{name} must be {accepted}, got {safe_repr(value)}") from None
+
+
+T = TypeVar("T")
+
+
+def flag(value: object, name: str) -> bool:
+    """A bool parameter, checked: 1 and "yes" are not bools."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def optional_name(value: object, name: str = "name") -> str | None:
+    """A primitive's name: a str, or None."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+    return value
+
+
+def instance_or_none(value: object, kind: type[T], name: str) -> T | None:
+    """A brace object of the given class, or None."""
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} must be a brace.{kind.__name__} or None, got {type(value).__name__}")
+    return value

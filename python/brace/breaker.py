@@ -125,6 +125,44 @@ class BreakerEvent(NamedTuple):
 Listener = Callable[[BreakerEvent], object]
 
 
+def _window(window: object, window_size: object, window_bucket: object, minimum_calls: object,
+            consecutive_failures: object) -> tuple[int, float, int]:  # fmt: skip
+    """The window's (size, bucket seconds, minimum calls), checked against each other."""
+    if window not in ("count", "time"):
+        raise ValueError(f"window must be 'count' or 'time', got {window!r}")
+    size_max = WINDOW_COUNT_MAX if window == "count" else WINDOW_TIME_MAX
+    size = _config.count(window_size, "window_size", maximum=size_max)
+    bucket = _config.positive_duration(window_bucket, "window_bucket")
+    minimum = _config.count(minimum_calls, "minimum_calls", maximum=WINDOW_CALLS_MAX)
+    if window == "count" and minimum > size and consecutive_failures is None:
+        raise ValueError(
+            f"minimum_calls must be at most window_size ({size}) for a count window, "
+            f"which never holds more calls; got {minimum}"
+        )
+    return size, bucket, minimum
+
+
+def _wait_growth(wait_base: float, multiplier: object, max_wait: object, jitter: object) -> float | None:
+    """Checks how the open wait grows (multiplier, jitter) and returns its cap in seconds, if any."""
+    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)):
+        raise TypeError(f"wait_in_open_multiplier must be a number >= 1, got {type(multiplier).__name__}")
+    if not (math.isfinite(multiplier) and multiplier >= 1):
+        raise ValueError(f"wait_in_open_multiplier must be a finite number >= 1, got {multiplier!r}")
+    wait_max = _config.duration(max_wait, "max_wait_in_open", allow_none=True)
+    if wait_max is not None and wait_max < wait_base:
+        raise ValueError(f"max_wait_in_open must be >= wait_in_open ({wait_base:g} s), got {wait_max:g}")
+    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)):
+        raise TypeError(f"wait_in_open_jitter must be a number in [0, 1), got {type(jitter).__name__}")
+    if not (0 <= jitter < 1):
+        raise ValueError(f"wait_in_open_jitter must be a number in [0, 1), got {jitter!r}")
+    return wait_max
+
+
+def _register(name: str, breaker: CircuitBreaker) -> None:
+    with _registry_lock:
+        _registry[name] = breaker
+
+
 def _rate_threshold(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number in (0, 1], got {type(value).__name__}")
@@ -241,37 +279,9 @@ class CircuitBreaker(CircuitBreakerCore):
         failure_rate = _rate_threshold(failure_rate_threshold, "failure_rate_threshold")
         slow_rate = _rate_threshold(slow_call_rate_threshold, "slow_call_rate_threshold")
         slow = _config.duration(slow_call_duration, "slow_call_duration", allow_none=True, positive=True)
-        if window not in ("count", "time"):
-            raise ValueError(f"window must be 'count' or 'time', got {window!r}")
-        size_max = WINDOW_COUNT_MAX if window == "count" else WINDOW_TIME_MAX
-        size = _config.count(window_size, "window_size", maximum=size_max)
-        bucket = _config.positive_duration(window_bucket, "window_bucket")
-        minimum = _config.count(minimum_calls, "minimum_calls", maximum=WINDOW_CALLS_MAX)
-        if window == "count" and minimum > size and consecutive_failures is None:
-            raise ValueError(
-                f"minimum_calls must be at most window_size ({size}) for a count window, "
-                f"which never holds more calls; got {minimum}"
-            )
-        if callable(wait_in_open) and not isinstance(wait_in_open, timedelta):
-            self._wait_fn: Callable[[int], float | timedelta] | None = wait_in_open
-            wait_base = self._wait_from(wait_in_open, 1)
-        else:
-            self._wait_fn = None
-            wait_base = _config.positive_duration(wait_in_open, "wait_in_open")
-        self._first_wait_ns = _ns(wait_base)
-        if isinstance(wait_in_open_multiplier, bool) or not isinstance(wait_in_open_multiplier, (int, float)):
-            raise TypeError(
-                f"wait_in_open_multiplier must be a number >= 1, got {type(wait_in_open_multiplier).__name__}"
-            )
-        if not (math.isfinite(wait_in_open_multiplier) and wait_in_open_multiplier >= 1):
-            raise ValueError(f"wait_in_open_multiplier must be a finite number >= 1, got {wait_in_open_multiplier!r}")
-        wait_max = _config.duration(max_wait_in_open, "max_wait_in_open", allow_none=True)
-        if wait_max is not None and wait_max < wait_base:
-            raise ValueError(f"max_wait_in_open must be >= wait_in_open ({wait_base:g} s), got {wait_max:g}")
-        if isinstance(wait_in_open_jitter, bool) or not isinstance(wait_in_open_jitter, (int, float)):
-            raise TypeError(f"wait_in_open_jitter must be a number in [0, 1), got {type(wait_in_open_jitter).__name__}")
-        if not (0 <= wait_in_open_jitter < 1):
-            raise ValueError(f"wait_in_open_jitter must be a number in [0, 1), got {wait_in_open_jitter!r}")
+        size, bucket, minimum = _window(window, window_size, window_bucket, minimum_calls, consecutive_failures)
+        wait_base = self._first_wait(wait_in_open)
+        wait_max = _wait_growth(wait_base, wait_in_open_multiplier, max_wait_in_open, wait_in_open_jitter)
         probes = _config.count(half_open_calls, "half_open_calls", maximum=HALF_OPEN_CALLS_MAX)
         max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True,
                                          positive=True)
@@ -300,8 +310,18 @@ class CircuitBreaker(CircuitBreakerCore):
         )  # fmt: skip
         self._update_hooks()
         if name is not None:
-            with _registry_lock:
-                _registry[name] = self
+            _register(name, self)
+
+    def _first_wait(self, wait_in_open: WaitInOpen) -> float:
+        """The open wait of the first opening (seconds); keeps a wait function for the later ones."""
+        if callable(wait_in_open) and not isinstance(wait_in_open, timedelta):
+            self._wait_fn: Callable[[int], float | timedelta] | None = wait_in_open
+            wait_base = self._wait_from(wait_in_open, 1)
+        else:
+            self._wait_fn = None
+            wait_base = _config.positive_duration(wait_in_open, "wait_in_open")
+        self._first_wait_ns = _ns(wait_base)
+        return wait_base
 
     @staticmethod
     def _wait_from(wait_fn: Callable[[int], float | timedelta], openings: int) -> float:

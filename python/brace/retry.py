@@ -6,6 +6,10 @@ after a failure - classification, backoff, pushback, sleeping, the next
 attempts - is Python, where it belongs: it is the rare path.
 """
 
+# size: one algorithm (the loop, its planning with and without a classifier, giving up)
+# and the entry forms that share it (decorator, call, for/async for); a fifth of the file
+# is the documentation of its parameters.
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
@@ -283,11 +287,7 @@ class Retry(RetryCore):
         classifier: Classifier | None = None,
     ) -> None:
         _config.keywords_only("Retry", positional)
-        if classifier is not None and not (callable(getattr(classifier, "classify", None))
-                                           and callable(getattr(classifier, "is_failure", None))):
-            raise TypeError("classifier must be a brace.ErrorClassifier (or have its classify() and is_failure()) "
-                            f"or None, got {type(classifier).__name__}")
-        self._classifier = classifier
+        self._classifier = _checked_classifier(classifier)
         if on is None and classifier is None:
             raise TypeError("on must be an exception type, a tuple of them, or a predicate "
                             "(it may be left out only with a classifier), got None")  # fmt: skip
@@ -302,34 +302,22 @@ class Retry(RetryCore):
             self._attempts = _config.count(attempts, "attempts")
         deadline_s = _config.duration(deadline, "deadline", allow_none=True, positive=True)
         self._deadline = None if deadline_s is None else round(deadline_s * _NS)
-        if backoff is not None and not isinstance(backoff, Backoff):
-            raise TypeError(f"backoff must be a brace.Backoff or None, got {type(backoff).__name__}")
-        self._backoff = Backoff.exponential() if backoff is None else backoff
+        self._backoff = _config.instance_or_none(backoff, Backoff, "backoff") or Backoff.exponential()
         self._backoff_given = backoff is not None
         # A sync attempt is waited for on a thread.
         timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True, positive=True,
                                    maximum=_config.THREAD_WAIT_MAX)
         self._attempt_timeout = timeout
-        if not isinstance(idempotent, bool):
-            raise TypeError(f"idempotent must be a bool, got {type(idempotent).__name__}")
-        self._idempotent = idempotent
-        if budget is not None and not isinstance(budget, RetryBudget):
-            raise TypeError(f"budget must be a brace.RetryBudget or None, got {type(budget).__name__}")
-        self._budget = budget
-        if not isinstance(pushback, bool):
-            raise TypeError(f"pushback must be a bool, got {type(pushback).__name__}")
-        self._pushback = pushback
+        self._idempotent = _config.flag(idempotent, "idempotent")
+        self._budget = _config.instance_or_none(budget, RetryBudget, "budget")
+        self._pushback = _config.flag(pushback, "pushback")
         self._pushback_cap = _config.positive_duration(pushback_cap, "pushback_cap")
-        if not isinstance(raise_retry_error, bool):
-            raise TypeError(f"raise_retry_error must be a bool, got {type(raise_retry_error).__name__}")
-        self._raise_retry_error = raise_retry_error
+        self._raise_retry_error = _config.flag(raise_retry_error, "raise_retry_error")
         for hook, hook_name in ((before_sleep, "before_sleep"), (on_retry, "on_retry"), (on_giveup, "on_giveup")):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{hook_name} must be callable or None, got {type(hook).__name__}")
         self._before_sleep, self._on_retry, self._on_giveup = before_sleep, on_retry, on_giveup
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        self._name = name
+        self._name = _config.optional_name(name)
         self._listeners: Listeners[RetryEvent] = Listeners(f"retry {name!r}" if name else "a retry", _EVENT_KINDS)
         self._configure_core(
             # A bound the attempts can read (deadline_remaining) needs the call in Python.
@@ -789,6 +777,14 @@ class _Decorator(Generic[C]):
 #: backoff from 1 s with full jitter); `@brace.retry(on=ConnectionError, attempts=5)`
 #: is `@brace.Retry(...)`, spelled as the decorator people reach for.
 retry = _Decorator(Retry)
+
+
+def _checked_classifier(classifier: object) -> Classifier | None:
+    if classifier is not None and not (callable(getattr(classifier, "classify", None))
+                                       and callable(getattr(classifier, "is_failure", None))):  # fmt: skip
+        raise TypeError("classifier must be a brace.ErrorClassifier (or have its classify() and is_failure()) "
+                        f"or None, got {type(classifier).__name__}")
+    return cast("Classifier | None", classifier)
 
 
 def _server_delay(outcome: object, cap: float) -> float | None:
