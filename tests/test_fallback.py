@@ -470,7 +470,7 @@ def test_on_applies_to_its_categories_only(on: Any) -> None:
         return Category[item] if item.isupper() else item
 
     given = as_categories(on) if isinstance(on, str) else [as_categories(item) for item in on]
-    fb = Fallback(Fallback.value(1), on=given)
+    fb = Fallback(Fallback.value(1), categories=given)
     assert fb.applies(SERVICE_DOWN)
     assert not fb.applies(AUTH_INVALID)
     assert not fb.applies(None)  # unclassified failures never match a filter
@@ -478,7 +478,7 @@ def test_on_applies_to_its_categories_only(on: Any) -> None:
 
 @pytest.mark.parametrize("way", WAYS)
 def test_used_on_its_own_a_filtered_fallback_classifies_with_the_default_classifier(way: str) -> None:
-    fb = Fallback(Fallback.value(1), on="network_error")
+    fb = Fallback(Fallback.value(1), categories="network_error")
 
     def unavailable() -> None:
         raise brace.CircuitOpen(name="db", retry_after=3.0)  # SERVICE_DOWN
@@ -550,14 +550,22 @@ def test_bad_input_is_refused_naming_the_parameter(make: Callable[[], object], e
 
 @pytest.mark.parametrize(
     ("on", "error", "message"),
-    [("nope", ValueError, "on must be a brace.Category or one of 'timeout', "),
+    [("nope", ValueError, "categories must be a brace.Category or one of 'timeout', "),
      (["timeout", 5], TypeError, "got int"),
-     ([], ValueError, "on must name at least one category"),
-     (3, TypeError, "on must be a Category, its value, or an iterable")],
+     ([], ValueError, "categories must name at least one category"),
+     (3, TypeError, "categories must be a Category, its value, or an iterable")],
 )  # fmt: skip
-def test_bad_categories_are_refused_naming_on(on: Any, error: type[Exception], message: str) -> None:
+def test_bad_categories_are_refused_naming_categories(on: Any, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=re.escape(message)):
-        Fallback(replica, on=on)
+        Fallback(replica, categories=on)
+
+
+def test_on_is_the_deprecated_name_of_categories() -> None:
+    with pytest.warns(DeprecationWarning, match=r"Fallback\(on=\) is deprecated: it is categories= now"):
+        fb = Fallback(replica, on="service_down")
+    assert fb.applies(SERVICE_DOWN) and not fb.applies(AUTH_INVALID)
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="not both"):
+        Fallback(replica, on="service_down", categories="network_error")
 
 
 class Opaque(Exception):

@@ -407,7 +407,7 @@ class TestFallback:
     def test_a_fallback_limited_to_categories_lets_others_escalate(
         self, clock: FakeClock, run: Callable[..., Any]
     ) -> None:
-        recovery = Recovery(fallback=Fallback(Fallback.value("cached"), on=["service_down"]), escalation=quiet())
+        recovery = Recovery(fallback=Fallback(Fallback.value("cached"), categories=["service_down"]), escalation=quiet())
         with pytest.raises(RecoveryFailed) as caught:
             run(recovery, Service(then=lambda: requests_status(404)))
         assert caught.value.reason == "not_retryable"

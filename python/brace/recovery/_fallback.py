@@ -13,6 +13,7 @@ import functools
 import inspect
 import logging
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass
@@ -240,27 +241,31 @@ class Fallback:
     decorator (sync and coroutine functions), `call(fn, ...)` or
     `await call_async(fn, ...)`: it runs fn, remembers a success, and serves
     on an Exception (BaseExceptions such as KeyboardInterrupt or
-    CancelledError propagate). Used on its own with `on` set, it classifies
-    the failure with brace.classify.DEFAULT_CLASSIFIER to apply the filter.
+    CancelledError propagate). Used on its own with `categories` set, it
+    classifies the failure with brace.classify.DEFAULT_CLASSIFIER to apply
+    the filter.
 
     Args:
         *alternatives: One or more alternatives, in the order to try them.
-        on: The failures to fall back on, when classified: a brace.Category,
+        name: A name for errors and messages.
+        categories: The failures to fall back on, by category (the word
+            brace.HealingAction uses for the same idea): a brace.Category,
             its string value (e.g. "service_down"), an iterable of them, or
             None for every failure.
-        name: A name for errors and messages.
+        on: The old name of `categories`; deprecated (on= is an exception
+            filter on brace.Retry, a different idea).
 
     Raises:
-        ValueError: No alternative, or `on` names no known category.
+        ValueError: No alternative, or `categories` names no known category.
         TypeError: An alternative is neither callable nor made by the
-            factories above; or `on` or `name` is of the wrong type.
+            factories above; or `categories` or `name` is of the wrong type.
     """
 
     __slots__ = ("_alternatives", "_caches", "_on", "_name")
 
-    def __init__(self, *alternatives: Alternative | Callable[..., Any],
-                 on: Category | str | Iterable[Category | str] | None = None,
-                 name: str | None = None) -> None:  # fmt: skip
+    def __init__(self, *alternatives: Alternative | Callable[..., Any], name: str | None = None,
+                 categories: Category | str | Iterable[Category | str] | None = None,
+                 on: Category | str | Iterable[Category | str] | None = None) -> None:  # fmt: skip
         if not alternatives:
             raise ValueError("alternatives must hold at least one alternative, got none")
         chain: list[Alternative] = []
@@ -283,7 +288,15 @@ class Fallback:
                 )
         self._alternatives = tuple(chain)
         self._caches = tuple(a for a in chain if isinstance(a, _Cached))
-        self._on = None if on is None else parse_categories(on, "on")
+        if on is not None:
+            warnings.warn("Fallback(on=) is deprecated: it is categories= now (on= filters exceptions on "
+                          "brace.Retry)", DeprecationWarning, stacklevel=2)  # fmt: skip
+            if categories is not None:
+                raise TypeError("give categories or its deprecated old name on, not both")
+            categories, parameter = on, "on"
+        else:
+            parameter = "categories"
+        self._on = None if categories is None else parse_categories(categories, parameter)
         self._name = _checked_name(name)
 
     # -- alternatives -------------------------------------------------------------
