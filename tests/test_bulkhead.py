@@ -641,6 +641,10 @@ class TestReconfigure:
         bh = brace.Bulkhead(max_concurrent=1)
         bh.reconfigure(max_wait=timedelta(seconds=2))
         assert (bh.max_wait, bh.max_concurrent) == (2.0, 1)
+        bh.reconfigure(max_concurrent=2)  # max_wait left out: kept
+        assert bh.max_wait == 2.0
+        bh.reconfigure(max_wait=None)  # None: as long as it takes, as in the constructor
+        assert bh.max_wait is None
 
     def test_bad_values_change_nothing(self) -> None:
         bh = brace.Bulkhead(max_concurrent=3, max_wait=1.0)
@@ -662,14 +666,13 @@ class TestReconfigure:
         ({"max_concurrent": True}, TypeError, "max_concurrent must be an int from 1 to 2**31 - 1, got bool"),
         ({"max_concurrent": "4"}, TypeError, "max_concurrent must be an int from 1 to 2**31 - 1, got str"),
         ({"max_concurrent": None}, TypeError, "max_concurrent must be an int from 1 to 2**31 - 1, got NoneType"),
-        ({"max_wait": -0.1}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, got -0.1"),
-        ({"max_wait": math.nan}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, got nan"),
-        ({"max_wait": math.inf}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, got inf"),
+        ({"max_wait": -0.1}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, or None, got -0.1"),
+        ({"max_wait": math.nan}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, or None, got nan"),
+        ({"max_wait": math.inf}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, or None, got inf"),
         ({"max_wait": timedelta(seconds=-1)}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09"),
-        ({"max_wait": 1e300}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, got 1e+300"),
-        ({"max_wait": None}, TypeError, "max_wait must be seconds (float), a timedelta, got NoneType"),
-        ({"max_wait": "1s"}, TypeError, "max_wait must be seconds (float), a timedelta, got str"),
-        ({"max_wait": True}, TypeError, "max_wait must be seconds (float), a timedelta, got bool"),
+        ({"max_wait": 1e300}, ValueError, "max_wait must be 0 or a finite number of seconds from 1e-09 to 4.61169e+09, or None, got 1e+300"),
+        ({"max_wait": "1s"}, TypeError, "max_wait must be seconds (float), a timedelta or None, got str"),
+        ({"max_wait": True}, TypeError, "max_wait must be seconds (float), a timedelta or None, got bool"),
         ({"name": 3}, TypeError, "name must be a str or None, got int"),
     ],
 )
@@ -731,3 +734,39 @@ def test_fast_paths_match_a_counter_model(steps: list[tuple[str, int]]) -> None:
             max_concurrent = size
         assert (bh.in_use, bh.available) == (in_use, max(0, max_concurrent - in_use))
 
+
+class TestMaxWaitNone:
+    """max_wait=None: a call waits as long as it takes, as on the limiter; only a deadline ends it."""
+
+    @pytest.mark.parametrize("way", WAYS)
+    def test_a_call_waits_until_a_slot_frees(self, way: str) -> None:
+        bh = brace.Bulkhead(max_concurrent=1, max_wait=None)
+        assert bh.try_acquire()
+        queued = threading.Event()
+        ran: list[str] = []
+
+        def release_once_queued() -> None:
+            for _ in range(60_000):  # up to a minute: a guard against a hang, not a measure
+                if bh.waiting:
+                    break
+                time.sleep(0.001)
+            queued.set()
+            bh.release()
+
+        releaser = threading.Thread(target=release_once_queued)
+        releaser.start()
+        use(bh, way, lambda: ran.append("ran"))
+        releaser.join(timeout=60)
+        assert queued.is_set() and ran == ["ran"]
+        assert_fully_usable(bh)
+
+    @pytest.mark.parametrize("way", ["with", "async with"])
+    def test_a_deadline_ends_the_wait_with_the_facts(self, way: str) -> None:
+        with brace.testing.fake_clock():
+            bh = brace.Bulkhead(name="pool", max_concurrent=1, max_wait=None)
+            bh.try_acquire()
+            with brace.deadline(5.0), pytest.raises(brace.BulkheadFull) as info:
+                use(bh, way, lambda: None)
+        assert info.value.max_wait is None
+        assert str(info.value) == "bulkhead 'pool' is full (1 concurrent calls); waited until the call's deadline"
+        assert (bh.in_use, bh.waiting) == (1, 0)

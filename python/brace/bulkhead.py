@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -49,14 +50,14 @@ class BulkheadEvent(NamedTuple):
         name: The bulkhead's name, or None.
         at: When it happened, seconds on brace's clock.
         max_concurrent: The bulkhead's size then.
-        max_wait: Seconds the call was allowed to wait.
+        max_wait: Seconds the call was allowed to wait (None: no limit but its deadline).
     """
 
     kind: EventKind
     name: str | None
     at: float
     max_concurrent: int
-    max_wait: float
+    max_wait: float | None
 
 
 Listener = Callable[[BulkheadEvent], object]
@@ -72,8 +73,8 @@ class _ThreadWaiter:
         self._parked = threading.Lock()
         self._parked.acquire()
 
-    def park(self, deadline_ns: int) -> bool:
-        """Blocks until woken (True) or until brace's clock reaches deadline_ns (False)."""
+    def park(self, deadline_ns: int | None) -> bool:
+        """Blocks until woken (True) or until brace's clock reaches deadline_ns (False; None: never)."""
         return _clock.wait(lambda seconds: self._parked.acquire(timeout=-1 if seconds is None else seconds),
                            deadline_ns)  # fmt: skip
 
@@ -103,15 +104,22 @@ class _TaskWaiter:
 _Waiter = _ThreadWaiter | _TaskWaiter
 
 
+def _compiled_wait(max_wait: float | None) -> float:
+    """max_wait as the compiled base keeps it (it sheds a call at once only when this is 0)."""
+    return math.inf if max_wait is None else max_wait
+
+
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
-def _wait_limit(value: object) -> float:
-    seconds = _config.duration(value, "max_wait", maximum=_config.THREAD_WAIT_MAX)
-    assert seconds is not None
-    return seconds
+def _wait_limit(value: object) -> float | None:
+    return _config.duration(value, "max_wait", maximum=_config.THREAD_WAIT_MAX, allow_none=True)
+
+
+# reconfigure()'s "leave max_wait as it is": None there means "wait as long as it takes".
+_KEEP: Any = object()
 
 
 class Bulkhead(BulkheadCore):
@@ -145,7 +153,9 @@ class Bulkhead(BulkheadCore):
     Args:
         max_concurrent: Calls that may run at once, 1 to 2**31 - 1.
         max_wait: How long a call waits for a slot: 0 or 1 ns to 2**62 ns
-            (seconds or a timedelta); 0 fails at once when the bulkhead is full.
+            (seconds or a timedelta); 0 fails at once when the bulkhead is
+            full; None waits as long as it takes (an enclosing brace.deadline
+            still ends the wait).
         name: A name for messages and metrics.
 
     Raises:
@@ -167,7 +177,7 @@ class Bulkhead(BulkheadCore):
         self,
         *positional: NoReturn,
         max_concurrent: int,
-        max_wait: float | timedelta = 0.0,
+        max_wait: float | timedelta | None = 0.0,
         name: str | None = None,
     ) -> None:
         _config.keywords_only("Bulkhead", positional)
@@ -184,7 +194,7 @@ class Bulkhead(BulkheadCore):
         # paths never take it.
         self._lock = threading.Lock()
         self._queue: OrderedDict[_Waiter, None] = OrderedDict()
-        self._configure(name, self._max_concurrent, self._max_wait)
+        self._configure(name, self._max_concurrent, _compiled_wait(self._max_wait))
 
     @property
     def name(self) -> str | None:
@@ -197,7 +207,7 @@ class Bulkhead(BulkheadCore):
         return self._max_concurrent
 
     @property
-    def max_wait(self) -> float:
+    def max_wait(self) -> float | None:
         """Seconds a call waits for a slot before `BulkheadFull`."""
         return self._max_wait
 
@@ -317,7 +327,7 @@ class Bulkhead(BulkheadCore):
         self,
         *,
         max_concurrent: int | None = None,
-        max_wait: float | timedelta | None = None,
+        max_wait: float | timedelta | None = _KEEP,
     ) -> None:
         """Changes the number of slots and/or the wait while in use.
 
@@ -335,9 +345,9 @@ class Bulkhead(BulkheadCore):
             if max_concurrent is None
             else _config.count(max_concurrent, "max_concurrent", maximum=BULKHEAD_MAX)
         )
-        new_wait = self._max_wait if max_wait is None else _wait_limit(max_wait)
+        new_wait = self._max_wait if max_wait is _KEEP else _wait_limit(max_wait)
         with self._lock:
-            self._configure(self._name, new_max, new_wait)
+            self._configure(self._name, new_max, _compiled_wait(new_wait))
             self._max_concurrent, self._max_wait = new_max, new_wait
             while self._queue and self._grant(len(self._queue)):
                 self._pass_locked()
@@ -374,15 +384,13 @@ class Bulkhead(BulkheadCore):
 
     # ---- slow paths: the compiled fast paths call _acquire_slow and _handoff
 
-    def _wait_deadline(self) -> int:
-        """When a wait starting now ends: after max_wait, or at an enclosing deadline."""
-        bound = _deadline.tighter(now_ns() + round(self._max_wait * _NS))
-        assert bound is not None
-        return bound
+    def _wait_deadline(self) -> int | None:
+        """When a wait starting now ends: after max_wait, or at an enclosing deadline (None: never)."""
+        return _deadline.tighter(None if self._max_wait is None else now_ns() + round(self._max_wait * _NS))
 
     def _acquire_slow(self) -> Bulkhead:
         """`with`'s wait: queues the thread and blocks up to max_wait for a slot."""
-        if not self._max_wait:
+        if self._max_wait == 0:
             raise self._full()
         deadline = self._wait_deadline()
         waiter = _ThreadWaiter()
@@ -402,7 +410,7 @@ class Bulkhead(BulkheadCore):
         """`async with`'s wait: queues the task and awaits up to max_wait for a slot."""
         import asyncio  # loaded with the event loop, not with brace
 
-        if not self._max_wait:
+        if self._max_wait == 0:
             raise self._full()
         deadline = self._wait_deadline()
         waiter = _TaskWaiter(asyncio.get_running_loop())

@@ -108,10 +108,11 @@ class BulkheadFull(Rejected):
     Attributes:
         name: The bulkhead's name, or None.
         max_concurrent: Its number of slots.
-        max_wait: Seconds the call waited for one.
+        max_wait: Seconds the call could wait for one (None: the bulkhead
+            waits as long as it takes, and this call's deadline came first).
     """
 
-    def __init__(self, *, name: str | None, max_concurrent: int, max_wait: float) -> None:
+    def __init__(self, *, name: str | None, max_concurrent: int, max_wait: float | None) -> None:
         super().__init__(name, max_concurrent, max_wait)
 
     # Facts in `args`, like CircuitOpen's: a full bulkhead that does not wait
@@ -126,12 +127,13 @@ class BulkheadFull(Rejected):
         return cast(int, self.args[1])
 
     @property
-    def max_wait(self) -> float:
-        return cast(float, self.args[2])
+    def max_wait(self) -> float | None:
+        return cast("float | None", self.args[2])
 
     def __str__(self) -> str:
         who = f"bulkhead {self.name!r}" if self.name else "bulkhead"
-        return f"{who} is full ({self.max_concurrent} concurrent calls); waited {self.max_wait:.6g} s"
+        waited = "until the call's deadline" if self.max_wait is None else f"{self.max_wait:.6g} s"
+        return f"{who} is full ({self.max_concurrent} concurrent calls); waited {waited}"
 
     def __reduce__(self) -> str | tuple[object, ...]:
         facts = {"name": self.name, "max_concurrent": self.max_concurrent, "max_wait": self.max_wait}
