@@ -9,7 +9,6 @@ operation itself.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import threading
@@ -544,20 +543,20 @@ class Fallback:
                 f"a Fallback decorates callables, got {type(fn).__name__} (to decorate, write "
                 f"@brace.Fallback(alternative, ...): a bare @brace.Fallback makes the function an alternative)"
             )
-        if _guarding.kind(fn, self) == CALLABLE_GUARDED:
-            return fn
+        return _guarding.guard_function(self, fn, self._guard_sync, self._guard_async)
+
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         operation = name_of(fn)
-        if _guarding.is_async_callable(fn):
-            coroutine_fn = fn
 
-            @functools.wraps(fn)
-            async def with_fallback_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self._call_async(operation, coroutine_fn, args, kwargs)
+        async def with_fallback_async(*args: Any, **kwargs: Any) -> Any:
+            return await self._call_async(operation, fn, args, kwargs)
 
-            return _guarding.mark(with_fallback_async, self)
+        return with_fallback_async
 
-        @functools.wraps(fn)
-        def with_fallback(*args: P.args, **kwargs: P.kwargs) -> Any:
+    def _guard_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        operation = name_of(fn)
+
+        def with_fallback(*args: Any, **kwargs: Any) -> Any:
             try:
                 result = fn(*args, **kwargs)
             except Exception as error:
@@ -570,7 +569,7 @@ class Fallback:
             self.remember(args, kwargs, result, operation=operation)
             return result
 
-        return _guarding.mark(with_fallback, self)
+        return with_fallback
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""

@@ -24,7 +24,6 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable
 
 from brace import _config
