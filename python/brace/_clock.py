@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from brace._core import clock_advance, clock_advance_to, clock_freeze, clock_is_frozen, clock_thaw, now_ns
+from brace._config import NS_PER_SECOND
 
 if TYPE_CHECKING:
     import asyncio
@@ -45,7 +46,6 @@ __all__ = [
     "wait_async",
 ]
 
-_NS = 1_000_000_000
 # How often a wait under the frozen clock looks at the clock, in real seconds:
 # short, because a test that advances the clock expects its effect at once.
 _SLICE = 0.002
@@ -112,7 +112,7 @@ def sleep_until(deadline_ns: int) -> None:
         remaining = deadline_ns - now_ns()
         if remaining <= 0:
             return
-        time.sleep(remaining / _NS)
+        time.sleep(remaining / NS_PER_SECOND)
 
 
 async def sleep_until_async(deadline_ns: int) -> None:
@@ -128,7 +128,7 @@ async def sleep_until_async(deadline_ns: int) -> None:
         remaining = deadline_ns - now_ns()
         if remaining <= 0:
             return
-        await asyncio.sleep(remaining / _NS)
+        await asyncio.sleep(remaining / NS_PER_SECOND)
 
 
 class _Pending:
@@ -200,7 +200,7 @@ def wait(happened: Callable[[float | None], bool], deadline_ns: int | None) -> b
                 remaining = deadline_ns - now_ns()
                 if remaining <= 0:
                     return happened(0)
-                if happened(min(remaining / _NS, 1.0)):
+                if happened(min(remaining / NS_PER_SECOND, 1.0)):
                     return True
                 continue
             if deadline_ns is not None and now_ns() >= deadline_ns:
@@ -238,7 +238,7 @@ async def wait_async(future: asyncio.Future[Any], deadline_ns: int | None) -> bo
                 remaining = deadline_ns - now_ns()
                 if remaining <= 0:
                     return future.done()
-                await asyncio.wait((future,), timeout=min(remaining / _NS, 1.0))
+                await asyncio.wait((future,), timeout=min(remaining / NS_PER_SECOND, 1.0))
                 continue
             if deadline_ns is not None and now_ns() >= deadline_ns:
                 return future.done()

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 from brace import _clock, _config
 from brace._core import now_ns
 from brace.errors import AttemptTimeout
+from brace._config import NS_PER_SECOND
 
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["attempt_bound", "bounded", "current_ns", "deadline", "deadline_remaining", "tighter", "within"]
 
-_NS = 1_000_000_000
 
 _current: contextvars.ContextVar[int | None] = contextvars.ContextVar("brace_deadline", default=None)
 
@@ -50,11 +50,11 @@ def attempt_bound(timeout: float | None) -> tuple[int | None, float]:
     """(when an attempt starting now must end, its time limit in seconds): its own
     timeout, or the active bound when that is tighter; (None, 0.0) when unbounded."""
     start = now_ns()
-    own = None if timeout is None else start + round(timeout * _NS)
+    own = None if timeout is None else start + round(timeout * NS_PER_SECOND)
     bound = tighter(own)
     if bound is None:
         return None, 0.0
-    return bound, timeout if bound == own and timeout is not None else max(0, bound - start) / _NS
+    return bound, timeout if bound == own and timeout is not None else max(0, bound - start) / NS_PER_SECOND
 
 
 @contextmanager
@@ -85,7 +85,7 @@ def deadline_remaining() -> float | None:
     bound = _current.get()
     if bound is None:
         return None
-    return max(0, bound - now_ns()) / _NS
+    return max(0, bound - now_ns()) / NS_PER_SECOND
 
 
 @contextmanager
@@ -106,7 +106,7 @@ def deadline(seconds: float | timedelta) -> Iterator[None]:
         ValueError, TypeError: For seconds that are not a finite duration > 0.
     """
     length = _config.positive_duration(seconds, "seconds")
-    with within(now_ns() + round(length * _NS)):
+    with within(now_ns() + round(length * NS_PER_SECOND)):
         yield
 
 

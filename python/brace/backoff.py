@@ -20,6 +20,7 @@ from brace._core import (
     BackoffCore,
     rng_uniform,
 )
+from brace._config import NS_PER_SECOND
 
 __all__ = ["Backoff", "BackoffKind", "DelayFunction", "Jitter"]
 
@@ -37,7 +38,6 @@ _JITTERS: dict[str, int] = {
 }
 _JITTER_NAMES = ", ".join(map(repr, _JITTERS))
 
-_NS = 1e9
 _U64_MAX = (1 << 64) - 1
 
 
@@ -50,7 +50,7 @@ def _seconds(value: object, name: str) -> float:
 
 
 def _ns(seconds: float) -> int:
-    return round(seconds * _NS)
+    return round(seconds * NS_PER_SECOND)
 
 
 def _positive_seconds(value: object, name: str, why: str) -> float:
@@ -307,7 +307,7 @@ class Backoff(BackoffCore):
         self = cls._build(
             "constant",
             (("delay", delay_s),) + _jitter_settings(jitter, factor_f),
-            max_seconds=max_ns / _NS,
+            max_seconds=max_ns / NS_PER_SECOND,
         )
         self._configure(BACKOFF_CONSTANT, _ns(delay_s), max_ns, 1.0, 0, jitter_code, factor_f)
         return self
@@ -377,7 +377,7 @@ class Backoff(BackoffCore):
             return _seconds(fn(attempt, outcome), "fn's result")
         previous_ns = 0 if previous is None else _ns(_seconds(previous, "previous"))
         # Every attempt past 2^64 - 1 has the same delay as that one.
-        return self._delay_ns(attempt if attempt <= _U64_MAX else _U64_MAX, previous_ns) / _NS
+        return self._delay_ns(attempt if attempt <= _U64_MAX else _U64_MAX, previous_ns) / NS_PER_SECOND
 
     def scaled(self, factor: float) -> Backoff:
         """The same schedule with every duration (initial, max, increment,

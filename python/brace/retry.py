@@ -42,6 +42,7 @@ from brace._stages import Call, Outcome, Sleep, Steps
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
 from brace.errors import RetryBudgetExhausted, RetryError, AttemptTimeout
+from brace._config import NS_PER_SECOND
 
 if TYPE_CHECKING:
     from brace.classify import Category, Classification
@@ -51,7 +52,6 @@ __all__ = ["Attempt", "Retry", "RetryEvent", "retry"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_NS = 1_000_000_000
 
 GiveUpReason = Literal["attempts", "deadline", "budget", "still_running"]
 # Per call, with a classifier: retries made so far and the last delay, by the
@@ -301,7 +301,7 @@ class Retry(RetryCore):
         else:
             self._attempts = _config.count(attempts, "attempts")
         deadline_s = _config.duration(deadline, "deadline", allow_none=True, positive=True)
-        self._deadline = None if deadline_s is None else round(deadline_s * _NS)
+        self._deadline = None if deadline_s is None else round(deadline_s * NS_PER_SECOND)
         self._backoff = _config.instance_or_none(backoff, Backoff, "backoff") or Backoff.exponential()
         self._backoff_given = backoff is not None
         # A sync attempt is waited for on a thread.
@@ -339,7 +339,7 @@ class Retry(RetryCore):
     @property
     def deadline(self) -> float | None:
         """Seconds that bound all attempts and sleeps of a call (None: no bound)."""
-        return None if self._deadline is None else self._deadline / _NS
+        return None if self._deadline is None else self._deadline / NS_PER_SECOND
 
     @property
     def attempt_timeout(self) -> float | None:
@@ -400,7 +400,7 @@ class Retry(RetryCore):
             except StopIteration:
                 return  # the caller holds the result it accepted or checked
             if isinstance(effect, Sleep):
-                sleep_until(now_ns() + round(effect.seconds * _NS))
+                sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 sent = None
             else:
                 attempt = Attempt(self, effect.number)
@@ -416,7 +416,7 @@ class Retry(RetryCore):
             except StopIteration:
                 return
             if isinstance(effect, Sleep):
-                await sleep_until_async(now_ns() + round(effect.seconds * _NS))
+                await sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 sent = None
             else:
                 attempt = Attempt(self, effect.number)
@@ -612,7 +612,7 @@ class Retry(RetryCore):
         else:
             key, delay, retries = self._plan_classified(attempt, outcome, previous, classification, tally)
         # An attempt that would start at the bound or after it has no time to run.
-        if deadline is not None and now_ns() + round(delay * _NS) >= deadline:
+        if deadline is not None and now_ns() + round(delay * NS_PER_SECOND) >= deadline:
             raise _GiveUp("deadline")
         if self._budget is not None and not self._budget.try_withdraw():
             raise _GiveUp("budget")
@@ -670,7 +670,7 @@ class Retry(RetryCore):
         if hook is None and not listened:
             return
         now = now_ns()
-        event = RetryEvent(kind, self._name, now / _NS, attempt, outcome, delay, (now - started) / _NS, reason,
+        event = RetryEvent(kind, self._name, now / NS_PER_SECOND, attempt, outcome, delay, (now - started) / NS_PER_SECOND, reason,
                            classification)  # fmt: skip
         if hook is not None:
             try:
@@ -708,7 +708,7 @@ def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome | None = 
         except StopIteration as done:
             return done.value
         if isinstance(effect, Sleep):
-            sleep_until(now_ns() + round(effect.seconds * _NS))
+            sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
             sent = None
         else:
             sent, first = (attempt() if first is None else first), None
@@ -724,7 +724,7 @@ async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]],
         except StopIteration as done:
             return done.value
         if isinstance(effect, Sleep):
-            await sleep_until_async(now_ns() + round(effect.seconds * _NS))
+            await sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
             sent = None
         else:
             sent, first = (await attempt() if first is None else first), None

@@ -9,10 +9,10 @@ from datetime import timedelta
 from brace import _clock, _config
 from brace._core import now_ns, rng_seed
 from brace.recovery.deadletters import MemoryDeadLetters, set_default_store
+from brace._config import NS_PER_SECOND
 
 __all__ = ["FakeClock", "dead_letters_in_memory", "fake_clock", "seed"]
 
-_NS = 1_000_000_000
 
 
 class FakeClock:
@@ -20,7 +20,7 @@ class FakeClock:
 
     def now(self) -> float:
         """brace's current time in seconds (monotonic; only differences matter)."""
-        return now_ns() / _NS
+        return now_ns() / NS_PER_SECOND
 
     def now_ns(self) -> int:
         """brace's current time in integer nanoseconds: exact, for comparing instants."""
@@ -30,13 +30,13 @@ class FakeClock:
         """Moves the clock forward by `duration` (seconds >= 0 or a timedelta)."""
         seconds = _config.duration(duration, "duration")
         assert seconds is not None
-        _clock.advance(round(seconds * _NS))
+        _clock.advance(round(seconds * NS_PER_SECOND))
 
     def advance_to(self, when: float) -> None:
         """Moves the clock forward to `when` (seconds, as `now()` reads); never back."""
         seconds = _config.duration(when, "when")
         assert seconds is not None
-        _clock.advance_to(round(seconds * _NS))
+        _clock.advance_to(round(seconds * NS_PER_SECOND))
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from brace.classify import DEFAULT_CLASSIFIER, Category, Classification
 from brace.classify._categories import parse_categories
 from brace.errors import FallbackFailed
 from brace.recovery._drivers import Steps, drive, drive_async, wait_for
+from brace._config import NS_PER_SECOND
 
 
 __all__ = ["Alternative", "Degraded", "Fallback"]
@@ -35,7 +36,6 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _log = logging.getLogger("brace")
-_NS = 1_000_000_000
 
 _Served = tuple[object, float | None]  # an alternative's value, and its age if cached
 
@@ -156,7 +156,7 @@ class _Cached(Alternative):
 
     def __init__(self, max_age: float, key: Callable[..., Hashable] | None, max_entries: int, name: str) -> None:
         super().__init__(name)
-        self._max_age_ns = round(max_age * _NS)
+        self._max_age_ns = round(max_age * NS_PER_SECOND)
         self._key = key
         self._max_entries = max_entries
         self._lock = threading.Lock()
@@ -208,9 +208,9 @@ class _Cached(Alternative):
             if age_ns > self._max_age_ns:
                 # Time only moves on: it can never be served again.
                 del self._entries[key]
-                raise _Miss(f"entry {age_ns / _NS:.6g} s old, max_age {self._max_age_ns / _NS:.6g} s")
+                raise _Miss(f"entry {age_ns / NS_PER_SECOND:.6g} s old, max_age {self._max_age_ns / NS_PER_SECOND:.6g} s")
             self._entries.move_to_end(key)
-        return value, age_ns / _NS
+        return value, age_ns / NS_PER_SECOND
 
 
 def _checked_name(name: object) -> str | None:

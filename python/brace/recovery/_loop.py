@@ -46,11 +46,11 @@ from brace.recovery._healing import HealingAction, HealingContext
 from brace.recovery._outbox import open_outbox, replaying_now
 from brace.recovery._record import Record
 from brace.recovery._run import Run
+from brace._config import NS_PER_SECOND
 
 __all__ = ["Engine"]
 
 _log = logging.getLogger("brace")
-_NS = 1_000_000_000
 # A handler that always answers "retry" must not keep an operation alive
 # forever: after this many RETRY decisions in one call, RETRY is no longer offered.
 _MAX_RETRY_DECISIONS = 3
@@ -154,7 +154,7 @@ class Engine(Record):
             if isinstance(planned, str):
                 return (yield from self._settle(run, classification, outcome, planned))
             yield from self._heal(run, classification, outcome)
-            yield Effect(sleep_until, sleep_until_async, (run.failed_at + round(planned * _NS),))
+            yield Effect(sleep_until, sleep_until_async, (run.failed_at + round(planned * NS_PER_SECOND),))
             start = now_ns()
             ok, outcome = yield from self._attempt(run, start)
             if ok:
@@ -169,7 +169,7 @@ class Engine(Record):
         if not ran:
             run.not_run += 1
         run.timeline.append(AttemptRecord(
-            number=run.number, started=start / _NS, duration=(end - start) / _NS, outcome="failure",
+            number=run.number, started=start / NS_PER_SECOND, duration=(end - start) / NS_PER_SECOND, outcome="failure",
             error=outcome, classification=classification,
             actions=tuple(run.actions_log), delay=run.waited))  # fmt: skip
         run.failed_at = end
@@ -200,7 +200,7 @@ class Engine(Record):
         if used >= classification.max_attempts:
             return "attempts"
         delay = classification.delay(used + 1, previous=run.previous.get(category))
-        retry_at = end + round(delay * _NS)
+        retry_at = end + round(delay * NS_PER_SECOND)
         if retry_at > run.healing_deadline:
             return "healing_time"
         bound = _deadline.current_ns()
@@ -320,7 +320,7 @@ class Engine(Record):
             before = context.classification
             fixed = healed or classification is None or classification.category is not before.category
             self.settings.healing_stats.record(before.category, strategy, healed=fixed,
-                                               seconds=(now - failed_at) / _NS)  # fmt: skip
+                                               seconds=(now - failed_at) / NS_PER_SECOND)  # fmt: skip
             if not fixed and action is not None and action.undo is not None:
                 run.undo_due.append((action, context))
         run.pending = []

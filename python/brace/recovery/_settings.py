@@ -13,10 +13,10 @@ from brace.recovery.deadletters import DeadLetterStore
 from brace.recovery._escalation import EscalationPolicy, LoggingHandler
 from brace.recovery._fallback import Fallback
 from brace.recovery._healing import HealingAction, HealingStats
+from brace._config import NS_PER_SECOND
 
 __all__ = ["Settings"]
 
-_NS = 1_000_000_000
 
 
 class Settings:
@@ -53,7 +53,7 @@ class Settings:
             if value is not None and not isinstance(value, kind):
                 raise TypeError(f"{param} must be a brace.{kind.__name__} or None, got {type(value).__name__}")
         self.actions = _actions(healing)
-        self.healing_time_ns = round(_config.positive_duration(healing_time, "healing_time") * _NS)
+        self.healing_time_ns = round(_config.positive_duration(healing_time, "healing_time") * NS_PER_SECOND)
         for flag, param in ((idempotent, "idempotent"), (read_only, "read_only"), (write_ahead, "write_ahead")):
             if not isinstance(flag, bool):
                 raise TypeError(f"{param} must be a bool, got {type(flag).__name__}")

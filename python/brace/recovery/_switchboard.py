@@ -9,11 +9,11 @@ from typing import Callable, NamedTuple, cast
 
 from brace._core import now_ns
 from brace.breaker import BreakerEvent, BreakerState, CircuitBreaker
+from brace._config import NS_PER_SECOND
 
 __all__ = ["Switchboard", "ToggleEvent", "switches"]
 
 _log = logging.getLogger("brace")
-_NS = 1_000_000_000
 
 # The feature's state while a followed breaker is in each state; HALF_OPEN is
 # absent: the feature stays off while the probes decide.
@@ -145,7 +145,7 @@ class Switchboard:
             self._states[name] = on
             if self._defaults.setdefault(name, True):
                 self._off += -1 if on else 1
-            self._pending.append(ToggleEvent(name, on, previous, reason, by, now_ns() / _NS))
+            self._pending.append(ToggleEvent(name, on, previous, reason, by, now_ns() / NS_PER_SECOND))
             self._deliver()
         return True
 
