@@ -1161,15 +1161,26 @@ def recovery_cases() -> list[Case]:
 
 
 def recovery_section(settings: Settings) -> Section:
-    return Section(
+    section = Section(
         "recovery", "recovery layer, success path: decorated call of a one-argument function",
         OVERHEAD_METHOD, time_cases(recovery_cases(), settings), reference=BRACE_RECOVERY, baseline=BARE_CALL,
         notes=[
-            "brace.Recovery is Python (the judgment on top of the compiled primitives): its success path "
-            "books the call in its stats; with a log, every call also makes a correlation id and an event",
+            "brace.Recovery's judgment is Python; a decorated function's first attempt is compiled: a "
+            "quiet Recovery's success is only counted in its stats; with a log, every call also makes a "
+            "correlation id and an event",
             "no peer classifies, heals, falls back and escalates; tenacity's retry is shown for scale only",
         ],
     )  # fmt: skip
+    section.bars = recovery_bars(section.figures())
+    return section
+
+
+def recovery_bars(overheads: dict[str, float]) -> list[Bar]:
+    return [
+        Bar("brace @Recovery() success-path overhead (median)", overheads[BRACE_RECOVERY], 100.0, "ns", True),
+        Bar("brace @Recovery() with a memory log, success-path overhead (median)",
+            overheads[BRACE_RECOVERY_LOGGED], 500.0, "ns", True),
+    ]  # fmt: skip
 
 
 POLICY_NOTE = (

@@ -22,7 +22,7 @@ cdef class BulkheadCore:
     cdef tuple _full_facts       # BulkheadFull's args, for the compiled rejection
     cdef double _full_wait       # of a bulkhead that does not wait (max_wait 0)
     cdef bint _configured
-    cdef bint _hooks_rejections  # "rejected" listeners: a compiled rejection calls self._on_rejected
+    cdef bint _rejections_in_python  # someone listens to rejections: raise them in Python
 
     def _configure(self, name, uint64_t max_concurrent, double max_wait):
         """Configures the permits (or changes a configured max, permits in use
@@ -34,6 +34,11 @@ cdef class BulkheadCore:
             self._configured = True
         self._full_facts = (name, max_concurrent, max_wait)
         self._full_wait = max_wait
+
+    def _reject_in_python(self, bint on):
+        """Whether a full bulkhead that does not wait rejects through the subclass's
+        slow path (which tells its listeners) instead of in compiled code."""
+        self._rejections_in_python = on
 
     def try_acquire(self):
         """Takes a permit if one is free and no call is waiting; returns whether it did."""
@@ -48,9 +53,6 @@ cdef class BulkheadCore:
         """Gives a permit back: to the first waiting call if there is one, else to the pool."""
         _permits_release(self)
 
-    def _set_rejection_hook(self, bint listening):
-        """Whether a rejection made in C calls self._on_rejected(error) before raising it."""
-        self._hooks_rejections = listening
 
     def _guard(self, fn):
         """A compiled wrapper that calls fn in a slot (sync functions); when no
@@ -109,14 +111,11 @@ cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -
     cdef BulkheadCore p = <BulkheadCore>owner
     if c.brc_bulkhead_try_acquire(&p._state) == c.BRC_OK:
         return 0
-    if p._full_wait != 0 or p._full_facts is None:
-        return 1  # full, or callers queued: wait in Python
+    if p._full_wait != 0 or p._full_facts is None or p._rejections_in_python:
+        return 1  # full, or callers queued, or listened to: wait or reject in Python
     # Does not wait: shed the call here.
-    error = c.brc_guard_rejection(BulkheadFull, p._full_facts)
-    if p._hooks_rejections:
-        owner._on_rejected(error)
     # Set directly, as the breaker's: a `raise` would add a traceback entry for this helper.
-    PyErr_SetObject(BulkheadFull, error)
+    PyErr_SetObject(BulkheadFull, c.brc_guard_rejection(BulkheadFull, p._full_facts))
     return -1
 
 

@@ -26,7 +26,8 @@ cdef class RateLimiterCore:
     below the class: call, with, async with) take a token in C; one that is
     not there now is waited for in Python (the subclass's _guard_call,
     _call_slow, _enter_slow, _enter_slow_async), unless it cannot come within
-    max_wait: that call is refused in C with RateLimited and its facts.
+    max_wait: that call is refused in C with RateLimited and its facts (in
+    Python, which tells the listeners, while someone listens to rejections).
     """
 
     cdef c.brc_gcra_t _state
@@ -34,7 +35,7 @@ cdef class RateLimiterCore:
     cdef uint64_t _max_wait_ns       # UINT64_MAX: the guards wait as long as needed
     cdef object _name                # the facts of RateLimited, for the compiled rejection
     cdef object _burst
-    cdef bint _hooks_rejections      # "rejected" listeners: a compiled rejection calls self._on_rejected
+    cdef bint _rejections_in_python  # someone listens to rejections: refuse in Python
 
     def _configure(self, uint64_t interval_ns, uint64_t burst, name, max_wait_ns):
         """Configures a full bucket, or changes a configured one keeping its tokens taken,
@@ -49,9 +50,10 @@ cdef class RateLimiterCore:
         self._name = name
         self._burst = burst
 
-    def _set_rejection_hook(self, bint listening):
-        """Whether a rejection made in C calls self._on_rejected(error) before raising it."""
-        self._hooks_rejections = listening
+    def _reject_in_python(self, bint on):
+        """Whether the guards leave a refusal to the subclass's slow paths (which tell
+        its listeners) instead of raising it in compiled code."""
+        self._rejections_in_python = on
 
     def _guard(self, fn):
         """A compiled wrapper that takes a token, then calls fn (sync functions)."""
@@ -118,13 +120,10 @@ cdef int _limiter_enter(object owner, uint64_t *token, uint64_t *start) except -
     cdef int status = c.brc_gcra_acquire(&limiter._state, 1, c.brc_now_ns(), 0, &wait)
     if status == c.BRC_OK:
         return 0
-    if status != c.BRC_REFUSED or wait <= limiter._max_wait_ns:
+    if status != c.BRC_REFUSED or wait <= limiter._max_wait_ns or limiter._rejections_in_python:
         return 1
-    error = c.brc_guard_rejection(RateLimited, (wait / 1e9, limiter._name, 1, limiter._burst))
-    if limiter._hooks_rejections:
-        owner._on_rejected(error)
     # Set directly, as the breaker's: a `raise` would add a traceback entry for this helper.
-    PyErr_SetObject(RateLimited, error)
+    PyErr_SetObject(RateLimited, c.brc_guard_rejection(RateLimited, (wait / 1e9, limiter._name, 1, limiter._burst)))
     return -1
 
 

@@ -73,8 +73,8 @@ def _deadline(seconds: object) -> None:
 DURATIONS: list[tuple[str, Callable[..., object], str]] = [
     ("per", lambda v, tmp: brace.RateLimiter(rate=1, per=v), "s>0*"),
     ("max_wait", lambda v, tmp: brace.RateLimiter(rate=1, max_wait=v), "s>=0?"),
-    ("timeout", lambda v, tmp: brace.RateLimiter(rate=1).acquire(timeout=v), "s>=0?"),
-    ("timeout", lambda v, tmp: asyncio.run(brace.RateLimiter(rate=1).acquire_async(timeout=v)), "s>=0?"),
+    ("max_wait", lambda v, tmp: brace.RateLimiter(rate=1).acquire(max_wait=v), "s>=0?"),
+    ("max_wait", lambda v, tmp: asyncio.run(brace.RateLimiter(rate=1).acquire_async(max_wait=v)), "s>=0?"),
     ("per", lambda v, tmp: brace.RateLimiter(rate=1).reconfigure(per=v), "s>0*"),
     ("slow_call_duration", lambda v, tmp: brace.CircuitBreaker(slow_call_duration=v), "s>0?"),
     ("window_bucket", lambda v, tmp: brace.CircuitBreaker(window="time", window_bucket=v), "s>0"),
@@ -238,7 +238,7 @@ def test_the_longest_accepted_waits_work(value: Any) -> None:
     with brace.testing.fake_clock():
         limiter = brace.RateLimiter(rate=1, max_wait=value)
         limiter.acquire()
-        assert limiter.acquire(timeout=value) == 1.0
+        assert limiter.acquire(max_wait=value) == 1.0
         with limiter:
             pass
         breaker = brace.CircuitBreaker(consecutive_failures=1, wait_in_open=value, max_wait_in_half_open=value)
@@ -557,3 +557,19 @@ def test_recovery_takes_a_response_whose_status_only_claims_to_be_an_int() -> No
     """Recovery asks the classifier about every returned value."""
     response = Response({}, mock.Mock(spec=int), "status_code")
     assert brace.Recovery(name="claims")(lambda: response)() is response
+
+
+def test_the_old_timeout_name_still_works_and_says_it_is_deprecated() -> None:
+    import pickle
+
+    from brace import errors
+
+    with pytest.warns(DeprecationWarning, match="brace.Timeout is deprecated: it is brace.AttemptTimeout now"):
+        assert brace.Timeout is brace.AttemptTimeout
+    with pytest.warns(DeprecationWarning, match="brace.Timeout is deprecated"):
+        assert errors.Timeout is brace.AttemptTimeout
+    # A Timeout pickled by an older brace names brace.errors.Timeout: it still loads.
+    old = pickle.dumps(brace.AttemptTimeout(timeout=2.0), protocol=0).replace(b"AttemptTimeout", b"Timeout")
+    with pytest.warns(DeprecationWarning):
+        loaded = pickle.loads(old)
+    assert type(loaded) is brace.AttemptTimeout and loaded.timeout == 2.0

@@ -251,7 +251,7 @@ class TestEvents:
             (BreakerState.OPEN, BreakerState.HALF_OPEN),
             (BreakerState.HALF_OPEN, BreakerState.CLOSED),
         ]
-        assert all(e.breaker == "api" and e.kind == "state_transition" for e in seen)
+        assert all(e.name == e.breaker == "api" and e.kind == "state_transition" for e in seen)
 
     def test_every_kind(self, clock: FakeClock) -> None:
         cb = tripping(ignore=KeyError)
@@ -288,7 +288,8 @@ class TestEvents:
         cb.add_listener(broken)
         with caplog.at_level(logging.ERROR, logger="brace"):
             assert cb.call(lambda: 7) == 7
-        assert "listener of breaker 'api' failed" in caplog.text
+        assert "a listener (TestEvents.test_a_failing_listener_is_logged_not_raised.<locals>.broken) of breaker " \
+               "'api' failed on a 'success' event" in caplog.text  # fmt: skip
 
     def test_remove_listener(self) -> None:
         cb = tripping()

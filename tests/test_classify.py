@@ -154,7 +154,7 @@ ERRORS: list[tuple[str, Callable[[], BaseException], Category]] = [
     ("json.JSONDecodeError", lambda: json.JSONDecodeError("Expecting value", "<html>", 0), C.SCHEMA_MISMATCH),
     ("KeyError", lambda: KeyError("id"), C.UNKNOWN),
     ("OSError without errno", lambda: OSError("something"), C.UNKNOWN),
-    ("brace.Timeout", lambda: brace.Timeout(timeout=2.0), C.TIMEOUT),
+    ("brace.AttemptTimeout", lambda: brace.AttemptTimeout(timeout=2.0), C.TIMEOUT),
     ("brace.RateLimited", lambda: brace.RateLimited(retry_after=1.5, name="api", requested=1, limit=10),
      C.RATE_LIMITED),
     ("brace.BulkheadFull", lambda: brace.BulkheadFull(name="db", max_concurrent=4, max_wait=0.0), C.RATE_LIMITED),
@@ -211,7 +211,7 @@ def test_a_certificate_failure_inside_a_library_error_is_auth_invalid() -> None:
         (brace.CircuitOpen(name="api", retry_after=float("inf")), None),
         (brace.CircuitOpen(name="api", retry_after=0.0), None),  # unknown
         (brace.RateLimited(retry_after=1e9, name="api", requested=1, limit=10), 300.0),  # capped
-        (brace.Timeout(timeout=1.0), None),
+        (brace.AttemptTimeout(timeout=1.0), None),
     ],
 )
 def test_retry_after_of_brace_errors(error: BaseException, retry_after: float | None) -> None:
@@ -838,3 +838,27 @@ def test_delay_is_the_servers_wait_when_honoured_else_the_backoff() -> None:
     quiet = ErrorClassifier(treatments={"rate_limited": {"backoff": constant, "pushback": False}})
     assert quiet.classify(brace.RateLimited(retry_after=9.0, name=None, requested=1, limit=1)).delay(1) == 4.0
     assert classifier.classify(TimeoutError()).delay(3) == 4.0
+
+
+def test_classification_works_in_a_python_without_ssl() -> None:
+    # brace.classify does not import ssl (no TLS error exists before ssl is loaded), so a
+    # Python built without it classifies too. In a subprocess: this one has ssl loaded.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['ssl'] = None\n"
+        "from brace.classify import DEFAULT_CLASSIFIER\n"
+        "print(DEFAULT_CLASSIFIER.classify(ConnectionResetError()).category.value,\n"
+        "      DEFAULT_CLASSIFIER.classify(OSError(5, 'io')).category.value)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["network_error", "unknown"]
+
+
+def test_tls_and_resolver_errors_are_recognised_from_their_c_modules() -> None:
+    # What the recogniser reads once ssl and socket are loaded (this module imports both).
+    assert DEFAULT_CLASSIFIER.classify(ssl.SSLZeroReturnError("closed")).category is Category.NETWORK_ERROR
+    assert DEFAULT_CLASSIFIER.classify(socket.herror(1, "unknown host")).category is Category.NETWORK_ERROR

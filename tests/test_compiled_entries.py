@@ -280,3 +280,30 @@ def test_a_limiter_refuses_at_once_a_token_beyond_max_wait() -> None:
         with pytest.raises(brace.RateLimited) as info:
             limiter.call(target, 1)
         assert 2.0 < info.value.retry_after <= 5.0
+
+
+LISTENED = {"bulkhead": (full_bulkhead, brace.BulkheadFull), "limiter": (empty_limiter, brace.RateLimited)}
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("primitive", LISTENED)
+def test_rejections_reach_the_listeners_only_while_someone_listens(
+    primitive: str, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make, error_type = LISTENED[primitive]
+    guard = make()
+    events: list[Any] = []
+    guard.add_listener(events.append, kinds=("rejected",))
+    with pytest.raises(error_type) as info:
+        FORMS[form](guard)
+    check_facts(info.value)
+    assert [event.kind for event in events] == ["rejected"]
+    guard.remove_listener(events.append)
+    # Nobody listens: the compiled path refuses, and the Python one (which builds
+    # events) is not reached.
+    slow = "_full" if primitive == "bulkhead" else "_book"
+    monkeypatch.setattr(type(guard), slow, lambda *args: pytest.fail("the Python rejection path ran"))
+    with pytest.raises(error_type) as info:
+        FORMS[form](guard)
+    check_facts(info.value)
+    assert len(events) == 1

@@ -82,10 +82,10 @@ def test_bad_n(method: str, n: object, error: type[Exception], message: str) -> 
     ("timeout", "error"),
     [(-1, ValueError), (math.nan, ValueError), (math.inf, ValueError), ("1", TypeError)],
 )
-def test_bad_timeout(timeout: object, error: type[Exception]) -> None:
+def test_bad_max_wait(timeout: object, error: type[Exception]) -> None:
     lim = brace.RateLimiter(rate=1)
-    with pytest.raises(error, match="^timeout must be"):
-        lim.acquire(timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(error, match="^max_wait must be"):
+        lim.acquire(max_wait=timeout)  # type: ignore[arg-type]
 
 
 def test_a_subclass_of_int_is_accepted_as_n() -> None:

@@ -32,8 +32,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from brace import Degraded, Recovery, RecoveryFailed
 from brace.classify import Category
 from brace._safe import safe_repr
-from brace.recovery import _deadletters as deadletter
-from brace.recovery._deadletters import (
+from brace.recovery import ReplayReport, replay, replay_async
+from brace.recovery.deadletters import (
     INTERRUPTED,
     Status,
     DeadLetter,
@@ -41,13 +41,12 @@ from brace.recovery._deadletters import (
     InFlightCall,
     MemoryDeadLetters,
     Owner,
-    ReplayReport,
     SQLiteDeadLetters,
     default_store,
-    replay,
-    replay_async,
     set_default_store,
 )
+from brace.recovery.deadletters import _process as process
+from brace.recovery.deadletters import _schema as schema
 from brace.recovery_log import correlation_id
 from brace.testing import FakeClock
 from hostile import Recipe, Sly, built, recipes
@@ -911,11 +910,11 @@ def test_an_outbox_id_must_be_a_str(store: DeadLetterStore) -> None:
 
 def begun_by(store: DeadLetterStore, owner: Owner, monkeypatch: pytest.MonkeyPatch, *args: Any) -> str:
     """A call begun as if by the process `owner`."""
-    monkeypatch.setattr(deadletter, "_process", owner)
+    monkeypatch.setattr(process, "_process", owner)
     try:
         return begin(store, "charge", *args, currency="EUR")
     finally:
-        monkeypatch.setattr(deadletter, "_process", None)
+        monkeypatch.setattr(process, "_process", None)
 
 
 def test_the_calls_of_a_process_that_ended_become_interrupted_dead_letters(
@@ -955,20 +954,20 @@ def test_concurrent_recoveries_recover_each_call_once(store: DeadLetterStore,
 
 
 def test_whether_a_process_runs_is_told_only_where_it_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
-    me = deadletter._this_process()
+    me = process.this_process()
     host, pid = me.host, me.pid
     assert me.started  # Linux: from /proc
-    assert deadletter._running(me) is True
-    assert deadletter._running(Owner(host, pid, "")) is True  # begun where start times are unknown: the pid
-    assert deadletter._running(Owner(host, pid, "another-boot/1")) is False  # the pid is another process's now
-    assert deadletter._running(Owner("another-host", pid, me.started)) is None
+    assert process.running(me) is True
+    assert process.running(Owner(host, pid, "")) is True  # begun where start times are unknown: the pid
+    assert process.running(Owner(host, pid, "another-boot/1")) is False  # the pid is another process's now
+    assert process.running(Owner("another-host", pid, me.started)) is None
     with monkeypatch.context() as patched:
-        patched.setattr(deadletter, "_started", lambda pid: None)  # /proc hides it (hidepid)
-        assert deadletter._running(me) is None
+        patched.setattr(process, "_started", lambda pid: None)  # /proc hides it (hidepid)
+        assert process.running(me) is None
     for answer, running in ((PermissionError(1, "not yours"), True), (ProcessLookupError(3, "no such"), False)):
         with monkeypatch.context() as patched:
             patched.setattr(os, "kill", functools.partial(answering, answer))
-            assert deadletter._running(me) is running  # another user's process exists; a missing one ended
+            assert process.running(me) is running  # another user's process exists; a missing one ended
 
 
 def answering(error: OSError, pid: int, signal: int) -> None:
@@ -1122,7 +1121,7 @@ def test_a_file_of_schema_version_2_is_migrated_with_its_letters_counted(tmp_pat
     path = tmp_path / "letters.sqlite3"
     with sqlite3.connect(path) as connection:
         connection.executescript(VERSION_1)
-        connection.executescript(deadletter._MIGRATIONS[1] + "PRAGMA user_version = 2;")
+        connection.executescript(schema.MIGRATIONS[1] + "PRAGMA user_version = 2;")
         connection.execute("UPDATE dead_letters SET served = 'cache' WHERE seq = 1")
     connection.close()
     with SQLiteDeadLetters(path) as store:

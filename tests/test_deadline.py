@@ -137,7 +137,7 @@ def test_an_async_attempt_running_at_the_deadline_is_cancelled(form: str) -> Non
         with brace.deadline(0.2):
             return await brace.Retry(on=ConnectionError, attempts=3, backoff=NO_WAIT).call_async(slow)
 
-    with pytest.raises(brace.Timeout) as info:
+    with pytest.raises(brace.AttemptTimeout) as info:
         asyncio.run(run())
     assert cancelled == ["cancelled"]
     assert info.value.still_running is False
@@ -151,7 +151,7 @@ def test_an_async_attempt_timeout_under_a_fake_clock_follows_the_clock() -> None
             await asyncio.sleep(LONG)  # ...and then would hang
 
         start = clock.now_ns()
-        with pytest.raises(brace.Timeout) as info:
+        with pytest.raises(brace.AttemptTimeout) as info:
             asyncio.run(brace.Retry(on=ConnectionError, attempt_timeout=5.0).call_async(slow))
         assert info.value.timeout == 5.0
         assert clock.now_ns() - start == 10 * 10**9
@@ -186,9 +186,9 @@ def test_a_timed_out_sync_attempt_that_may_still_run_is_retried_only_when_idempo
         release.wait(LONG)
         return "late"
 
-    retry = brace.Retry(on=brace.Timeout, attempts=3, backoff=NO_WAIT, attempt_timeout=0.02, idempotent=idempotent)
+    retry = brace.Retry(on=brace.AttemptTimeout, attempts=3, backoff=NO_WAIT, attempt_timeout=0.02, idempotent=idempotent)
     try:
-        with pytest.raises(brace.Timeout) as info:
+        with pytest.raises(brace.AttemptTimeout) as info:
             retry.call(hangs)
     finally:
         release.set()
@@ -215,7 +215,7 @@ def test_a_timeout_error_raised_by_the_function_itself_is_not_relabelled(way: st
         else:
             asyncio.run(retry.call_async(raising_async))
     assert info.value is own
-    assert not isinstance(info.value, brace.Timeout)
+    assert not isinstance(info.value, brace.AttemptTimeout)
 
 
 def test_a_timed_out_sync_attempt_keeps_its_bulkhead_slot_until_it_really_ends() -> None:
@@ -239,7 +239,7 @@ def test_a_timed_out_sync_attempt_keeps_its_bulkhead_slot_until_it_really_ends()
     for _ in range(20):
         try:
             policy.call(hangs)
-        except brace.Timeout:
+        except brace.AttemptTimeout:
             outcomes.append("timeout")
         except brace.BulkheadFull:
             outcomes.append("full")
@@ -260,7 +260,7 @@ def test_the_late_outcome_of_a_timed_out_attempt_is_logged(caplog: pytest.LogCap
         ended.set()
         raise ValueError("what the late attempt found")
 
-    with caplog.at_level(logging.WARNING, logger="brace"), pytest.raises(brace.Timeout):
+    with caplog.at_level(logging.WARNING, logger="brace"), pytest.raises(brace.AttemptTimeout):
         brace.Retry(on=ValueError, attempts=1, attempt_timeout=0.02).call(hangs_then_fails)
     release.set()
     eventually(lambda: any(record.exc_info and record.exc_info[0] is ValueError for record in caplog.records))
@@ -271,7 +271,7 @@ def test_an_idle_sync_attempt_timeout_under_a_fake_clock_jumps_instead_of_waitin
     with brace.testing.fake_clock() as clock:
         start = clock.now_ns()
         try:
-            with pytest.raises(brace.Timeout) as info:
+            with pytest.raises(brace.AttemptTimeout) as info:
                 # An hour's timeout: only the clock's jump can end this attempt's wait.
                 brace.Retry(on=ConnectionError, attempt_timeout=3600.0).call(lambda: release.wait(LONG))
         finally:
@@ -289,7 +289,7 @@ def test_a_sync_attempt_timeout_under_a_fake_clock_ends_when_the_clock_passes_it
             return release.wait(LONG)
 
         try:
-            with pytest.raises(brace.Timeout):
+            with pytest.raises(brace.AttemptTimeout):
                 brace.Retry(on=ConnectionError, attempt_timeout=5.0).call(slow)
         finally:
             release.set()

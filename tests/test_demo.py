@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 import brace
-from brace._cli import _demo as demo
+from brace._cli import demo
 from brace.__main__ import main
 from brace._core import now_ns
 
@@ -299,7 +299,7 @@ def test_the_report_gives_one_recovery_rate(default_report: dict[str, Any], how:
 
 def test_the_demo_recovers_with_braces_default_treatments() -> None:
     from brace.classify import DEFAULT_TREATMENTS
-    from brace._cli._demo import RecordsAPI, RecordsClient, Settings, build_recovery
+    from brace._cli.demo import RecordsAPI, RecordsClient, Settings, build_recovery
 
     api = RecordsAPI(Settings(), origin_ns=1, speed=1.0)
     recovery = build_recovery(RecordsClient(api), brace.MemoryDeadLetters(), speed=1.0,

@@ -129,7 +129,7 @@ class TestAcquire:
         lim.try_acquire()
         start = clock.now()
         with pytest.raises(brace.RateLimited) as info:
-            lim.acquire(timeout=timeout)
+            lim.acquire(max_wait=timeout)
         assert clock.now() == start  # no sleep in vain
         error = info.value
         assert (error.name, error.requested, error.limit) == ("sheets", 1, 1)
@@ -141,7 +141,7 @@ class TestAcquire:
     def test_timeout_that_is_just_enough(self, clock: FakeClock) -> None:
         lim = brace.RateLimiter(rate=1, burst=1)
         lim.try_acquire()
-        assert lim.acquire(timeout=1.0) == pytest.approx(1.0)
+        assert lim.acquire(max_wait=1.0) == pytest.approx(1.0)
 
     def test_an_interrupted_wait_gives_its_tokens_back(self, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
         lim = brace.RateLimiter(rate=1, burst=1)
@@ -177,7 +177,7 @@ class TestAcquireAsync:
         lim = brace.RateLimiter(rate=1, burst=1)
         lim.try_acquire()
         with pytest.raises(brace.RateLimited):
-            asyncio.run(lim.acquire_async(timeout=0.1))
+            asyncio.run(lim.acquire_async(max_wait=0.1))
 
     def test_cancelled_waiter_gives_its_slot_to_the_next(self, clock: FakeClock) -> None:
         lim = brace.RateLimiter(rate=10, burst=1)
@@ -333,3 +333,52 @@ def test_rate_limited_pickles_with_its_facts() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.retry_after, copy.name, copy.requested, copy.limit) == (1.5, "x", 2, 3)
     assert str(copy) == str(error)
+
+
+class TestEvents:
+    @pytest.mark.parametrize("form", ["acquire", "acquire_async", "call", "with", "decorator"])
+    def test_a_rejection_is_an_event_with_its_facts(self, clock: FakeClock, form: str) -> None:
+        lim = brace.RateLimiter(name="api", rate=1, burst=1, max_wait=0)
+        seen: list[brace.RateLimiterEvent] = []
+        lim.add_listener(seen.append, kinds=("rejected",))
+        assert lim.try_acquire()
+
+        def go() -> None:
+            if form == "acquire":
+                lim.acquire(max_wait=0)
+            elif form == "acquire_async":
+                asyncio.run(lim.acquire_async(max_wait=0))
+            elif form == "call":
+                lim.call(lambda: None)
+            elif form == "with":
+                with lim:
+                    pass
+            else:
+                lim(lambda: None)()
+
+        with pytest.raises(brace.RateLimited) as rejected:
+            go()
+        [event] = seen
+        assert (event.kind, event.name, event.requested) == ("rejected", "api", 1)
+        assert event.retry_after == rejected.value.retry_after
+        assert event.at == now_ns() / 1e9  # the frozen clock's instant: exact
+
+    def test_no_listener_after_removal(self, clock: FakeClock) -> None:
+        lim = brace.RateLimiter(rate=1, burst=1)
+        seen: list[brace.RateLimiterEvent] = []
+        lim.add_listener(seen.append)
+        lim.remove_listener(seen.append)
+        lim.try_acquire()
+        with pytest.raises(brace.RateLimited):
+            lim.acquire(max_wait=0)
+        assert seen == []
+
+
+def test_acquire_timeout_is_the_deprecated_name_of_max_wait(clock: FakeClock) -> None:
+    lim = brace.RateLimiter(rate=1, burst=1)
+    lim.try_acquire()
+    with pytest.warns(DeprecationWarning, match=r"acquire\(timeout=\) is deprecated: it is max_wait="):
+        with pytest.raises(brace.RateLimited):
+            lim.acquire(timeout=0.5)
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="not both"):
+        lim.acquire(max_wait=1, timeout=1)

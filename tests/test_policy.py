@@ -169,8 +169,8 @@ class TestAsync:
         async def hang() -> None:
             await asyncio.sleep(3600)
 
-        policy = Policy(retry=brace.Retry(on=brace.Timeout, attempts=2, backoff=NO_WAIT), attempt_timeout=0.02)
-        with pytest.raises(brace.Timeout):
+        policy = Policy(retry=brace.Retry(on=brace.AttemptTimeout, attempts=2, backoff=NO_WAIT), attempt_timeout=0.02)
+        with pytest.raises(brace.AttemptTimeout):
             asyncio.run(policy.call_async(hang))
 
 

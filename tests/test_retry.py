@@ -253,8 +253,8 @@ class TestAttemptTimeout:
             calls.append(1)
             await asyncio.sleep(3600)
 
-        retry = Retry(on=brace.Timeout, attempts=2, attempt_timeout=0.05, backoff=Backoff.constant(delay=0.0))
-        with pytest.raises(brace.Timeout) as info:
+        retry = Retry(on=brace.AttemptTimeout, attempts=2, attempt_timeout=0.05, backoff=Backoff.constant(delay=0.0))
+        with pytest.raises(brace.AttemptTimeout) as info:
             asyncio.run(retry.call_async(hang))
         assert calls == [1, 1]
         assert isinstance(info.value, TimeoutError)
@@ -268,7 +268,7 @@ class TestAttemptTimeout:
             finished.set()
             return "too late"
 
-        with pytest.raises(brace.Timeout):
+        with pytest.raises(brace.AttemptTimeout):
             Retry(on=TimeoutError, attempts=1, attempt_timeout=0.05).call(slow)
         assert not finished.is_set()  # the caller did not wait for the attempt
         caller_gave_up.set()

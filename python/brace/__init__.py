@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from brace._deadline import deadline, deadline_remaining
 from brace.backoff import Backoff
 from brace.breaker import BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker
-from brace.budget import RetryBudget
-from brace.bulkhead import Bulkhead
+from brace.budget import RetryBudget, RetryBudgetEvent
+from brace.bulkhead import Bulkhead, BulkheadEvent
 from brace.errors import (
     AttemptTimeout,
     BraceError,
@@ -29,9 +29,8 @@ from brace.errors import (
     Rejected,
     RetryBudgetExhausted,
     RetryError,
-    Timeout,
 )
-from brace.limiter import RateLimiter, RateLimitState
+from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
 from brace.retry import Attempt, Retry, RetryEvent, retry
 
@@ -83,6 +82,7 @@ if TYPE_CHECKING:
     )
     from brace.pushback import http_status, server_delay
     from brace.recovery import Control
+    from brace.errors import AttemptTimeout as Timeout
 
     control: Control
 
@@ -138,6 +138,13 @@ _LAZY: dict[str, str] = {
 def __getattr__(name: str) -> object:
     if name == "testing":
         value: object = importlib.import_module("brace.testing")
+    elif name == "Timeout":  # the old name of AttemptTimeout
+        import warnings
+
+        from brace.errors import TIMEOUT_DEPRECATED
+
+        warnings.warn(TIMEOUT_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return AttemptTimeout  # not cached: every use of the old name is told
     elif name == "control":
         # Through its old module path, so that a later `import brace.control` finds
         # it loaded and leaves this name bound to the Control object.
@@ -163,6 +170,7 @@ __all__ = [
     "BreakerMetrics",
     "BreakerState",
     "Bulkhead",
+    "BulkheadEvent",
     "BulkheadFull",
     "Category",
     "CategoryStats",
@@ -194,6 +202,7 @@ __all__ = [
     "RateLimitState",
     "RateLimited",
     "RateLimiter",
+    "RateLimiterEvent",
     "Recovery",
     "RecoveryEvent",
     "RecoveryFailed",
@@ -203,6 +212,7 @@ __all__ = [
     "ReplayReport",
     "Retry",
     "RetryBudget",
+    "RetryBudgetEvent",
     "RetryBudgetExhausted",
     "RetryError",
     "RetryEvent",
@@ -211,7 +221,6 @@ __all__ = [
     "Severity",
     "Strategy",
     "Switchboard",
-    "Timeout",
     "ToggleEvent",
     "Treatment",
     "control",

@@ -8,7 +8,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Iterable
 from datetime import timedelta
-from typing import Any, Callable, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
 from brace import _config, _guarding
 from brace._core import (
@@ -22,6 +22,7 @@ from brace._core import (
     is_awaitable,
     now_ns,
 )
+from brace._listeners import Listeners
 from brace._logger import logger
 from brace.errors import CircuitOpen
 
@@ -45,9 +46,7 @@ def named_breakers() -> dict[str, CircuitBreaker]:
 
 WaitInOpen = Union[float, timedelta, Callable[[int], Union[float, timedelta]]]
 EventKind = Literal["state_transition", "not_permitted", "success", "error", "ignored_error", "would_open"]
-_EVENT_KINDS: frozenset[str] = frozenset(
-    ("state_transition", "not_permitted", "success", "error", "ignored_error", "would_open")
-)
+_EVENT_KINDS = ("state_transition", "not_permitted", "success", "error", "ignored_error", "would_open")
 
 
 class BreakerState(enum.Enum):
@@ -101,7 +100,8 @@ class BreakerEvent(NamedTuple):
     Attributes:
         kind: "state_transition", "not_permitted", "success", "error",
             "ignored_error" or "would_open" (a METRICS_ONLY breaker crossed a threshold).
-        breaker: The breaker's name, or None.
+        name: The breaker's name, or None (also as `breaker`, its older name).
+        at: When it happened, seconds on brace's clock.
         from_state: The state left (state_transition only).
         to_state: The state entered (state_transition only).
         duration: Seconds the call took, when measured (slow-call detection on).
@@ -109,11 +109,17 @@ class BreakerEvent(NamedTuple):
     """
 
     kind: EventKind
-    breaker: str | None
+    name: str | None
+    at: float
     from_state: BreakerState | None = None
     to_state: BreakerState | None = None
     duration: float | None = None
     error: BaseException | None = None
+
+    @property
+    def breaker(self) -> str | None:
+        """The breaker's name: `name`, under the field's older name."""
+        return self.name
 
 
 Listener = Callable[[BreakerEvent], object]
@@ -198,6 +204,9 @@ class CircuitBreaker(CircuitBreakerCore):
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
+    #: The kinds of event this primitive emits (add_listener's `kinds`).
+    event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
+
     __slots__ = (
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
@@ -276,7 +285,8 @@ class CircuitBreaker(CircuitBreakerCore):
         self._window_kind = window
         self._window_size = size
         self._minimum_calls = minimum
-        self._listeners: list[tuple[Listener, frozenset[str]]] = []
+        self._listeners: Listeners[BreakerEvent] = Listeners(f"breaker {name!r}" if name else "a breaker",
+                                                             _EVENT_KINDS)  # fmt: skip
         self._not_permitted_offset = 0
         self._configure(
             name=name, window_kind=1 if window == "count" else 2, window_size=size,
@@ -348,48 +358,32 @@ class CircuitBreaker(CircuitBreakerCore):
 
     # -- events -----------------------------------------------------------------
 
-    def add_listener(self, listener: Listener, *, kinds: Iterable[EventKind] | None = None) -> None:
+    def add_listener(self, listener: Listener, *, kinds: Iterable[EventKind] | EventKind | None = None) -> None:
         """Calls `listener(event)` for every event of the given kinds (default: all).
 
         Listeners run in the calling thread; an exception in one is logged to
         the "brace" logger, never raised into the call. With no listener for a
         kind, that kind costs nothing.
         """
-        if not callable(listener):
-            raise TypeError(f"listener must be callable, got {type(listener).__name__}")
-        wanted = _EVENT_KINDS if kinds is None else frozenset(kinds)
-        unknown = wanted - _EVENT_KINDS
-        if unknown:
-            raise ValueError(f"kinds must be among {sorted(_EVENT_KINDS)}, got {sorted(unknown)}")
-        self._listeners.append((listener, wanted))
+        self._listeners.add(listener, kinds)
         self._update_hooks()
 
     def remove_listener(self, listener: Listener) -> None:
         """Stops calling `listener`. Raises ValueError if it was not added."""
-        for index, (known, _) in enumerate(self._listeners):
-            if known == listener:
-                del self._listeners[index]
-                self._update_hooks()
-                return
-        raise ValueError("listener was not added to this breaker")
-
-    def _listening(self, kind: str) -> bool:
-        return any(kind in kinds for _, kinds in self._listeners)
+        self._listeners.remove(listener)
+        self._update_hooks()
 
     def _update_hooks(self) -> None:
+        wants = self._listeners.wants
         self._set_hooks(
-            self._wait_fn is not None or self._listening("state_transition"),
-            self._listening("success") or self._listening("would_open"),
-            self._listening("not_permitted"),
+            self._wait_fn is not None or wants("state_transition"),
+            wants("success") or wants("would_open"),
+            wants("not_permitted"),
         )
 
-    def _emit(self, event: BreakerEvent) -> None:
-        for listener, kinds in self._listeners:
-            if event.kind in kinds:
-                try:
-                    listener(event)
-                except Exception:
-                    logger().exception("brace: a listener of breaker %r failed", self._breaker_name)
+    def _emit(self, kind: EventKind, **facts: Any) -> None:
+        if self._listeners.wants(kind):
+            self._listeners.emit(BreakerEvent(kind, self._breaker_name, now_ns() / _NS, **facts), kind)
 
     # -- called by the compiled core (rare paths) ------------------------------
 
@@ -411,17 +405,16 @@ class CircuitBreaker(CircuitBreakerCore):
         if to_state is BreakerState.OPEN and self._wait_fn is not None:
             generation, openings = self._report()[1:3]
             self._set_open_until(generation, now_ns() + self._wait_ns(self._wait_fn, max(openings, 1)))
-        if self._listeners:
-            self._emit(BreakerEvent("state_transition", self._breaker_name, _STATES[from_code], to_state))
+        self._emit("state_transition", from_state=_STATES[from_code], to_state=to_state)
 
     def _on_rejected(self, error: CircuitOpen) -> None:
-        self._emit(BreakerEvent("not_permitted", self._breaker_name, error=error))
+        self._emit("not_permitted", error=error)
 
     def _on_success(self, duration_ns: int, would_open: bool) -> None:
         duration = duration_ns / _NS if duration_ns else None
-        self._emit(BreakerEvent("success", self._breaker_name, duration=duration))
+        self._emit("success", duration=duration)
         if would_open:
-            self._emit(BreakerEvent("would_open", self._breaker_name))
+            self._emit("would_open")
 
     def _on_error(self, error: BaseException, token: int, start: int) -> None:
         """Classifies an exception raised by a guarded call, and records it."""
@@ -435,8 +428,8 @@ class CircuitBreaker(CircuitBreakerCore):
             # Cancellation, KeyboardInterrupt and ignored errors: the permission
             # (maybe a half-open probe slot) is given back, nothing counts.
             self._release(token)
-            if isinstance(error, Exception) and self._listeners:
-                self._emit(BreakerEvent("ignored_error", self._breaker_name, error=error))
+            if isinstance(error, Exception):
+                self._emit("ignored_error", error=error)
             return
         self._record_and_tell(token, failure, start, error)
 
@@ -466,10 +459,9 @@ class CircuitBreaker(CircuitBreakerCore):
         would_open, duration_ns = self._record(token, failure, start)
         if self._listeners:
             duration = duration_ns / _NS if duration_ns else None
-            self._emit(BreakerEvent("error" if failure else "success", self._breaker_name,
-                                    duration=duration, error=error if failure else None))  # fmt: skip
+            self._emit("error" if failure else "success", duration=duration, error=error if failure else None)
             if would_open:
-                self._emit(BreakerEvent("would_open", self._breaker_name))
+                self._emit("would_open")
 
     def _guard_awaitable(self, fn: object, args: object, kwargs: object, awaitable: Awaitable[Any], token: int,
                          start: int) -> Awaitable[Any]:  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Callable, ClassVar, Literal, NamedTuple
 
 from brace._safe import safe_repr
 from brace import _config
@@ -15,9 +16,11 @@ from brace._core import (
     BUDGET_TTL_MAX,
     BUDGET_TTL_MIN,
     RetryBudgetCore,
+    now_ns,
 )
+from brace._listeners import Listeners
 
-__all__ = ["RetryBudget"]
+__all__ = ["RetryBudget", "RetryBudgetEvent"]
 
 # The core keeps the balance in milli-tokens: a withdrawal costs BUDGET_TOKEN.
 _MILLI = BUDGET_TOKEN
@@ -25,6 +28,29 @@ _RATIO_MIN = 1 / _MILLI
 _RATIO_MAX = BUDGET_RATIO_MAX / _MILLI
 _TTL_MIN = BUDGET_TTL_MIN / _config.NS_PER_SECOND
 _TTL_MAX = BUDGET_TTL_MAX / _config.NS_PER_SECOND
+
+
+EventKind = Literal["exhausted"]
+_EVENT_KINDS = ("exhausted",)
+
+
+class RetryBudgetEvent(NamedTuple):
+    """What a budget's listener receives.
+
+    Attributes:
+        kind: "exhausted": a withdrawal was refused, so a retry was not made.
+        name: The budget's name, or None.
+        at: When it happened, seconds on brace's clock.
+        balance: Tokens left then (below one).
+    """
+
+    kind: EventKind
+    name: str | None
+    at: float
+    balance: float
+
+
+Listener = Callable[[RetryBudgetEvent], object]
 
 
 def _ratio_milli(value: object) -> int:
@@ -84,16 +110,21 @@ class RetryBudget(RetryBudgetCore):
             tokens).
         ttl: How long deposits and withdrawals count: seconds (float) or a
             timedelta, from 0.001 to 3600.
+        name: A name for messages, events and metrics.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_ratio_milli", "_min_per_second", "_ttl_ns")
+    #: The kinds of event this primitive emits (add_listener's `kinds`).
+    event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
+
+    __slots__ = ("_name", "_ratio_milli", "_min_per_second", "_ttl_ns", "_listeners")
 
     def __init__(
         self,
         *,
+        name: str | None = None,
         ratio: float = 0.2,
         min_per_second: int = 10,
         ttl: float | timedelta = 10.0,
@@ -103,7 +134,43 @@ class RetryBudget(RetryBudgetCore):
             min_per_second, "min_per_second", minimum=0, maximum=BUDGET_MIN_PER_SECOND_MAX
         )
         self._ttl_ns = _ttl_ns(ttl)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
+        self._name = name
+        self._listeners: Listeners[RetryBudgetEvent] = Listeners(
+            f"retry budget {name!r}" if name else "a retry budget", _EVENT_KINDS
+        )
         self._configure(self._ratio_milli, self._min_per_second, self._ttl_ns)
+
+    @property
+    def name(self) -> str | None:
+        """The budget's name, or None."""
+        return self._name
+
+    def try_withdraw(self) -> bool:
+        """Withdraws one token for a retry if the balance covers it; returns whether it did.
+
+        One compare-and-swap in the C core; a refusal is told to the
+        "exhausted" listeners.
+        """
+        if RetryBudgetCore.try_withdraw(self):
+            return True
+        if self._listeners.wants("exhausted"):
+            event = RetryBudgetEvent("exhausted", self._name, now_ns() / _config.NS_PER_SECOND, self.balance)
+            self._listeners.emit(event, "exhausted")
+        return False
+
+    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
+        """Calls `listener(event)` for each RetryBudgetEvent of the given kinds (default: all).
+
+        An exception in a listener is logged to the "brace" logger, never
+        raised into the call.
+        """
+        self._listeners.add(listener, kinds)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stops calling `listener`. Raises ValueError if it was not added."""
+        self._listeners.remove(listener)
 
     @property
     def ratio(self) -> float:
@@ -132,7 +199,8 @@ class RetryBudget(RetryBudgetCore):
         return self._balance() / _MILLI
 
     def __repr__(self) -> str:
+        name = f"name={self._name!r}, " if self._name else ""
         return (
-            f"RetryBudget(ratio={self.ratio:g}, min_per_second={self._min_per_second}, "
+            f"RetryBudget({name}ratio={self.ratio:g}, min_per_second={self._min_per_second}, "
             f"ttl={self.ttl:g})"
         )

@@ -6,21 +6,58 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, ParamSpec, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Literal,
+    NamedTuple,
+    NoReturn,
+    ParamSpec,
+    TypeVar,
+    cast,
+)
 
 from brace import _clock, _config, _deadline, _guarding
 from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, BulkheadCore, is_awaitable, now_ns
+from brace._listeners import Listeners
 from brace.errors import BulkheadFull
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Bulkhead"]
+__all__ = ["Bulkhead", "BulkheadEvent"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1_000_000_000
+
+EventKind = Literal["rejected"]
+_EVENT_KINDS = ("rejected",)
+
+
+class BulkheadEvent(NamedTuple):
+    """What a bulkhead's listener receives.
+
+    Attributes:
+        kind: "rejected": no slot came free within max_wait (the caller got
+            BulkheadFull).
+        name: The bulkhead's name, or None.
+        at: When it happened, seconds on brace's clock.
+        max_concurrent: The bulkhead's size then.
+        max_wait: Seconds the call was allowed to wait.
+    """
+
+    kind: EventKind
+    name: str | None
+    at: float
+    max_concurrent: int
+    max_wait: float
+
+
+Listener = Callable[[BulkheadEvent], object]
 
 
 class _ThreadWaiter:
@@ -113,7 +150,10 @@ class Bulkhead(BulkheadCore):
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue")
+    #: The kinds of event this primitive emits (add_listener's `kinds`).
+    event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
+
+    __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue", "_listeners")
 
     def __new__(cls, *positional: object, **config: object) -> Bulkhead:
         # Before __init__ binds its required keywords, so that a bare
@@ -136,6 +176,8 @@ class Bulkhead(BulkheadCore):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self._name = name
+        self._listeners: Listeners[BulkheadEvent] = Listeners(f"bulkhead {name!r}" if name else "a bulkhead",
+                                                              _EVENT_KINDS)  # fmt: skip
         # Guards the queue and every slow-path call into the core; the fast
         # paths never take it.
         self._lock = threading.Lock()
@@ -395,6 +437,23 @@ class Bulkhead(BulkheadCore):
                 return
 
     def _full(self) -> BulkheadFull:
+        if self._listeners.wants("rejected"):
+            event = BulkheadEvent("rejected", self._name, now_ns() / _NS, self._max_concurrent, self._max_wait)
+            self._listeners.emit(event, "rejected")
         return BulkheadFull(
             name=self._name, max_concurrent=self._max_concurrent, max_wait=self._max_wait
         )
+
+    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
+        """Calls `listener(event)` for each BulkheadEvent of the given kinds (default: all).
+
+        A listener runs in the calling thread; an exception in one is logged to
+        the "brace" logger, never raised into the call.
+        """
+        self._listeners.add(listener, kinds)
+        self._reject_in_python(self._listeners.wants("rejected"))
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stops calling `listener`. Raises ValueError if it was not added."""
+        self._listeners.remove(listener)
+        self._reject_in_python(self._listeners.wants("rejected"))

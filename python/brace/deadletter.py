@@ -2,7 +2,7 @@
 
 Import these names from brace or brace.recovery."""
 
-from brace.recovery._deadletters import (
+from brace.recovery import (
     INTERRUPTED,
     DeadLetter,
     DeadLetterStore,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import cast
 
 __all__ = [
@@ -16,7 +17,6 @@ __all__ = [
     "Rejected",
     "RetryBudgetExhausted",
     "RetryError",
-    "Timeout",
 ]
 
 
@@ -287,5 +287,14 @@ def _rebuild(
     return error
 
 
-# The old name, kept so existing code and pickles keep working; deprecated.
-Timeout = AttemptTimeout
+def __getattr__(name: str) -> object:
+    # brace.errors.Timeout: the old name of AttemptTimeout, kept (with a warning) so that
+    # existing code and pickles keep working.
+    if name == "Timeout":
+        warnings.warn(TIMEOUT_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return AttemptTimeout
+    raise AttributeError(f"module 'brace.errors' has no attribute {name!r}")
+
+
+TIMEOUT_DEPRECATED = ("brace.Timeout is deprecated: it is brace.AttemptTimeout now (the old name clashed with "
+                      "asyncio.Timeout and httpx.Timeout)")  # fmt: skip

@@ -2,20 +2,58 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar, cast
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    ClassVar,
+    Literal,
+    NamedTuple,
+    NoReturn,
+    ParamSpec,
+    TypeVar,
+    cast,
+)
 
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable
+from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable, now_ns
+from brace._listeners import Listeners
 from brace.errors import RateLimited
 
-__all__ = ["RateLimitState", "RateLimiter"]
+__all__ = ["RateLimitState", "RateLimiter", "RateLimiterEvent"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1e9
+
+EventKind = Literal["rejected"]
+_EVENT_KINDS = ("rejected",)
+
+
+class RateLimiterEvent(NamedTuple):
+    """What a limiter's listener receives.
+
+    Attributes:
+        kind: "rejected": tokens could not come within the wait allowed
+            (the caller got RateLimited).
+        name: The limiter's name, or None.
+        at: When it happened, seconds on brace's clock.
+        requested: The tokens asked for.
+        retry_after: Seconds until they would have been available.
+    """
+
+    kind: EventKind
+    name: str | None
+    at: float
+    requested: int
+    retry_after: float
+
+
+Listener = Callable[[RateLimiterEvent], object]
 
 
 class RateLimitState(NamedTuple):
@@ -83,7 +121,10 @@ class RateLimiter(RateLimiterCore):
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait")
+    #: The kinds of event this primitive emits (add_listener's `kinds`).
+    event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
+
+    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait", "_listeners")
 
     def __new__(cls, *positional: object, **config: object) -> RateLimiter:
         # Before __init__ binds its required keywords, so that a bare
@@ -94,11 +135,11 @@ class RateLimiter(RateLimiterCore):
     def __init__(
         self,
         *positional: NoReturn,
+        name: str | None = None,
         rate: float | str,
         per: float | timedelta | None = None,
         burst: int = 1,
         max_wait: float | timedelta | None = None,
-        name: str | None = None,
     ) -> None:
         _config.keywords_only("RateLimiter", positional)
         events, period = _config.rate(rate, per)
@@ -108,6 +149,9 @@ class RateLimiter(RateLimiterCore):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self._name = name
+        self._listeners: Listeners[RateLimiterEvent] = Listeners(
+            f"rate limiter {name!r}" if name else "a rate limiter", _EVENT_KINDS
+        )
         self._events, self._period = events, period
         self._configure(interval, self._burst, name, self._max_wait_ns())
 
@@ -131,26 +175,29 @@ class RateLimiter(RateLimiterCore):
         """Seconds the decorator and context managers wait for a token (None: no limit)."""
         return self._max_wait
 
-    def acquire(self, n: int = 1, timeout: float | timedelta | None = None) -> float:
+    def acquire(self, n: int = 1, max_wait: float | timedelta | None = None, *,
+                timeout: float | timedelta | None = None) -> float:  # fmt: skip
         """Takes n tokens, sleeping until they are available.
 
         The tokens are booked at once, so waiters are served in the order they
-        called; when they cannot come within `timeout`, raises at once instead
+        called; when they cannot come within `max_wait`, raises at once instead
         of sleeping in vain. Sleeps follow `brace.testing.fake_clock()`.
 
         Args:
             n: Tokens to take, from 1 to `burst`.
-            timeout: The longest wait in seconds (or timedelta); None waits as
-                long as needed.
+            max_wait: The longest wait in seconds (or timedelta); None waits as
+                long as needed. (Unlike the constructor's max_wait, which the
+                decorator and context managers use, this is per call.)
+            timeout: The old name of max_wait; deprecated.
 
         Returns:
             The seconds waited (0.0 when the tokens were there).
 
         Raises:
-            RateLimited: The tokens cannot come within `timeout`; its
+            RateLimited: The tokens cannot come within `max_wait`; its
                 `retry_after` says when they would.
         """
-        ready_ns, wait_ns = self._book(n, timeout)
+        ready_ns, wait_ns = self._book(n, _max_wait(max_wait, timeout))
         if wait_ns:
             try:
                 sleep_until(ready_ns)
@@ -159,12 +206,13 @@ class RateLimiter(RateLimiterCore):
                 raise
         return wait_ns / _NS
 
-    async def acquire_async(self, n: int = 1, timeout: float | timedelta | None = None) -> float:
+    async def acquire_async(self, n: int = 1, max_wait: float | timedelta | None = None, *,
+                            timeout: float | timedelta | None = None) -> float:  # fmt: skip
         """`acquire` for coroutines: awaits instead of blocking the thread.
 
         A cancelled wait gives its booked tokens back to the limiter.
         """
-        ready_ns, wait_ns = self._book(n, timeout)
+        ready_ns, wait_ns = self._book(n, _max_wait(max_wait, timeout))
         if wait_ns:
             try:
                 await sleep_until_async(ready_ns)
@@ -173,10 +221,13 @@ class RateLimiter(RateLimiterCore):
                 raise
         return wait_ns / _NS
 
-    def _book(self, n: int, timeout: object) -> tuple[int, int]:
-        max_wait = _config.duration(timeout, "timeout", allow_none=True)
-        booked, now, wait = self._reserve(n, None if max_wait is None else round(max_wait * _NS))
+    def _book(self, n: int, max_wait: object) -> tuple[int, int]:
+        seconds = _config.duration(max_wait, "max_wait", allow_none=True)
+        booked, now, wait = self._reserve(n, None if seconds is None else round(seconds * _NS))
         if not booked:
+            if self._listeners.wants("rejected"):
+                event = RateLimiterEvent("rejected", self._name, now_ns() / _NS, n, wait / _NS)
+                self._listeners.emit(event, "rejected")
             raise RateLimited(
                 retry_after=wait / _NS, name=self._name, requested=n, limit=self._burst
             )
@@ -184,6 +235,20 @@ class RateLimiter(RateLimiterCore):
 
     def _max_wait_ns(self) -> int | None:
         return None if self._max_wait is None else round(self._max_wait * _NS)
+
+    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
+        """Calls `listener(event)` for each RateLimiterEvent of the given kinds (default: all).
+
+        A listener runs in the calling thread; an exception in one is logged to
+        the "brace" logger, never raised into the call.
+        """
+        self._listeners.add(listener, kinds)
+        self._reject_in_python(self._listeners.wants("rejected"))
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stops calling `listener`. Raises ValueError if it was not added."""
+        self._listeners.remove(listener)
+        self._reject_in_python(self._listeners.wants("rejected"))
 
     def state(self) -> RateLimitState:
         """The limit, remaining tokens, retry_after and reset_after, now."""
@@ -254,7 +319,7 @@ class RateLimiter(RateLimiterCore):
 
     def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def limited_async(*args: Any, **kwargs: Any) -> Any:
-            await self.acquire_async(1, self._max_wait)
+            await self.__aenter__()  # the token taken (or refused) in C when it need not wait
             return await fn(*args, **kwargs)
 
         return limited_async
@@ -292,11 +357,11 @@ class RateLimiter(RateLimiterCore):
     _brace_stage_times_calls = False
 
     def _brace_stage_admit(self) -> int:
-        self.acquire(1, self._max_wait)
+        self.__enter__()
         return 0
 
     async def _brace_stage_admit_async(self) -> int:
-        await self.acquire_async(1, self._max_wait)
+        await self.__aenter__()
         return 0
 
     def _brace_stage_give_back(self, ticket: int) -> None:
@@ -314,3 +379,14 @@ class RateLimiter(RateLimiterCore):
             f"RateLimiter({name}rate={self._events:g}, per={self._period:g}, "
             f"burst={self._burst}, max_wait={self._max_wait!r})"
         )
+
+
+def _max_wait(max_wait: object, timeout: object) -> object:
+    """acquire()'s wait, from max_wait or from its deprecated old name."""
+    if timeout is None:
+        return max_wait
+    warnings.warn("acquire(timeout=) is deprecated: it is max_wait= now, the name the constructor, the "
+                  "bulkhead and the policy use for the same idea", DeprecationWarning, stacklevel=3)  # fmt: skip
+    if max_wait is not None:
+        raise TypeError("give max_wait or its deprecated old name timeout, not both")
+    return timeout

@@ -12,7 +12,7 @@ from brace import _config, _deadline, _guarding, _worker
 from brace._core import CALLABLE_GUARDED, RERAISE, PolicyCore, is_awaitable, now_ns
 from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
-from brace.errors import Timeout
+from brace.errors import AttemptTimeout
 from brace.limiter import RateLimiter
 from brace._stages import AdmissionStage
 from brace.retry import Retry, drive, drive_async
@@ -51,7 +51,7 @@ class Policy(PolicyCore):
             call's. None: the exception propagates.
         deadline: Bounds the whole call (seconds > 0 or timedelta): the retry
             never sleeps past it nor starts an attempt after it; a coroutine
-            attempt running at it is cancelled (brace.Timeout); a sync attempt
+            attempt running at it is cancelled (brace.AttemptTimeout); a sync attempt
             cannot be stopped, but reads its time left with
             brace.deadline_remaining() (with an attempt timeout, the caller
             stops waiting at the deadline).
@@ -147,6 +147,58 @@ class Policy(PolicyCore):
     def bulkhead(self) -> Bulkhead | None:
         """The policy's Bulkhead, or None."""
         return self._bulkhead
+
+    # -- events -------------------------------------------------------------------
+
+    @property
+    def event_kinds(self) -> tuple[str, ...]:
+        """The kinds of event this policy's stages emit (add_listener's `kinds`)."""
+        return tuple(sorted({kind for stage in self._observed() for kind in stage.event_kinds}))
+
+    def add_listener(self, listener: Callable[[Any], object], *,
+                     kinds: str | tuple[str, ...] | None = None) -> None:  # fmt: skip
+        """Calls `listener(event)` for the events of every stage of this policy (its retry,
+        breaker, limiter and bulkhead) of the given kinds (default: all).
+
+        Each event is its stage's own (RetryEvent, BreakerEvent, RateLimiterEvent,
+        BulkheadEvent): all begin with (kind, name, at), and `name` tells the
+        stages apart. The stages keep the listener: it hears calls made through
+        them outside this policy too.
+
+        Raises:
+            ValueError: A kind no stage of this policy emits.
+        """
+        wanted = None if kinds is None else frozenset((kinds,) if isinstance(kinds, str) else kinds)
+        known = frozenset(self.event_kinds)
+        if wanted is not None and not wanted <= known:
+            strange = ", ".join(repr(kind) for kind in sorted(wanted - known, key=str))
+            raise ValueError(f"kinds must be among {', '.join(map(repr, sorted(known)))}, got {strange}")
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {type(listener).__name__}")
+        for stage in self._observed():
+            mine = stage.event_kinds if wanted is None else tuple(wanted & frozenset(stage.event_kinds))
+            if mine:
+                stage.add_listener(listener, kinds=mine)  # type: ignore[arg-type]
+
+    def remove_listener(self, listener: Callable[[Any], object]) -> None:
+        """Stops calling `listener` from every stage it was added to by add_listener.
+
+        Raises:
+            ValueError: It was added to no stage.
+        """
+        removed = False
+        for stage in self._observed():
+            try:
+                stage.remove_listener(listener)
+            except ValueError:
+                continue
+            removed = True
+        if not removed:
+            raise ValueError(f"listener was not added to {self!r}")
+
+    def _observed(self) -> tuple[Retry | CircuitBreaker | RateLimiter | Bulkhead, ...]:
+        return tuple(stage for stage in (self._retry, self._breaker, self._limiter, self._bulkhead)
+                     if stage is not None)  # fmt: skip
 
     # -- ways to use it -----------------------------------------------------------
 
@@ -368,7 +420,7 @@ class Policy(PolicyCore):
                 with _deadline.within(bound):
                     result = _worker.run(fn, args, kwargs, deadline_ns=bound, timeout=limit,
                                          on_late_end=lambda error: self._after_late_end(ticket, start))  # fmt: skip
-        except Timeout as error:
+        except AttemptTimeout as error:
             if not error.still_running:
                 self._failed(ticket, start, error)
             # Else the attempt runs on: its slot and permission go back when it ends.
@@ -384,7 +436,7 @@ class Policy(PolicyCore):
     def _after_late_end(self, ticket: int, start: int) -> None:
         """A sync attempt that timed out has ended: its slot goes back, and the breaker
         books it as the failure it was for the caller (slow, when slow calls count)."""
-        self._failed(ticket, start, Timeout(timeout=(now_ns() - start) / _NS))
+        self._failed(ticket, start, AttemptTimeout(timeout=(now_ns() - start) / _NS))
 
     async def _attempt_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         ticket = await self._admit_async()

@@ -8,7 +8,6 @@ attempts - is Python, where it belongs: it is the rare path.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from types import TracebackType
@@ -17,6 +16,7 @@ from typing import (
     Any,
     Awaitable,
     Callable,
+    ClassVar,
     Generic,
     Literal,
     NamedTuple,
@@ -31,12 +31,13 @@ from typing import (
 from brace import _config, _deadline, _guarding, _worker
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
+from brace._listeners import Listeners
+from brace._logger import logger
 from brace._safe import add_note
 from brace._stages import Call, Outcome, Sleep, Steps
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
-from brace.errors import RetryBudgetExhausted, RetryError, Timeout
-from brace.pushback import server_delay
+from brace.errors import RetryBudgetExhausted, RetryError, AttemptTimeout
 
 if TYPE_CHECKING:
     from brace.classify import Category, Classification
@@ -46,7 +47,6 @@ __all__ = ["Attempt", "Retry", "RetryEvent", "retry"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_log = logging.getLogger("brace")
 _NS = 1_000_000_000
 
 GiveUpReason = Literal["attempts", "deadline", "budget", "still_running"]
@@ -69,11 +69,19 @@ class Classifier(Protocol):
     def is_failure(self, result: object, /) -> bool: ...
 
 
+EventKind = Literal["sleep", "retry", "give_up"]
+_EVENT_KINDS = ("sleep", "retry", "give_up")
+
+
 class RetryEvent(NamedTuple):
-    """What the before_sleep, on_retry and on_giveup hooks receive.
+    """What the before_sleep, on_retry and on_giveup hooks, and the listeners, receive.
 
     Attributes:
+        kind: "sleep" (a retry is about to wait: before_sleep), "retry" (the
+            wait is over and the next attempt starts: on_retry) or "give_up"
+            (on_giveup).
         name: The retry's name, or None.
+        at: When it happened, seconds on brace's clock.
         attempt: Attempts made so far.
         outcome: What the last attempt raised or returned.
         delay: Seconds about to be slept (before_sleep, on_retry), else None.
@@ -86,7 +94,9 @@ class RetryEvent(NamedTuple):
             retry_on_result rejected).
     """
 
+    kind: EventKind
     name: str | None
+    at: float
     attempt: int
     outcome: object
     delay: float | None
@@ -96,6 +106,7 @@ class RetryEvent(NamedTuple):
 
 
 Hook = Callable[[RetryEvent], object]
+Listener = Hook
 
 
 class _GiveUp(Exception):
@@ -203,7 +214,7 @@ class Retry(RetryCore):
         deadline: Bound on all attempts and sleeps together (seconds > 0 or
             timedelta); None: no bound. It never sleeps past it nor starts an
             attempt after it; a coroutine attempt running at it is cancelled
-            (brace.Timeout); a sync attempt cannot be stopped, but reads its
+            (brace.AttemptTimeout); a sync attempt cannot be stopped, but reads its
             time left with brace.deadline_remaining() (with an
             attempt_timeout, the caller stops waiting at the deadline). A
             tighter enclosing bound (brace.deadline, an outer Retry) wins.
@@ -211,16 +222,16 @@ class Retry(RetryCore):
             Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="full"),
             or with a classifier each category's own.
         attempt_timeout: Bound on each attempt (seconds or timedelta). A
-            coroutine is cancelled at it and fails with brace.Timeout. A sync
+            coroutine is cancelled at it and fails with brace.AttemptTimeout. A sync
             attempt runs in one of brace's worker threads (with a copy of the
             caller's contextvars) and the caller stops waiting at the bound
-            with brace.Timeout(still_running=True): Python cannot stop a
+            with brace.AttemptTimeout(still_running=True): Python cannot stop a
             thread, so the attempt runs on until it ends, and what it holds
             (a Policy's bulkhead slot, a breaker's probe) stays taken until
             then. Such an attempt is not retried unless `idempotent` is True,
             since the server may still act on it. Inside an attempt,
             brace.deadline_remaining() tells the time left. `on` must accept
-            brace.Timeout (a TimeoutError) for it to be retried.
+            brace.AttemptTimeout (a TimeoutError) for it to be retried.
         idempotent: Whether running the operation twice is harmless (a read,
             a PUT of the same value, a request with an idempotency key): only
             then is a sync attempt that timed out and may still be running
@@ -242,10 +253,13 @@ class Retry(RetryCore):
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
+    #: The kinds of event this primitive emits (add_listener's `kinds`).
+    event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
+
     __slots__ = (
         "_on", "_retry_on_result", "_attempts", "_deadline", "_backoff", "_attempt_timeout",
         "_budget", "_pushback", "_pushback_cap", "_raise_retry_error", "_before_sleep",
-        "_on_retry", "_on_giveup", "_name", "_classifier", "_backoff_given", "_checks_result", "_idempotent",
+        "_on_retry", "_on_giveup", "_name", "_classifier", "_listeners", "_backoff_given", "_checks_result", "_idempotent",
     )  # fmt: skip
 
     def __init__(
@@ -316,6 +330,7 @@ class Retry(RetryCore):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self._name = name
+        self._listeners: Listeners[RetryEvent] = Listeners(f"retry {name!r}" if name else "a retry", _EVENT_KINDS)
         self._configure_core(
             # A bound the attempts can read (deadline_remaining) needs the call in Python.
             whole_call_in_python=timeout is not None or self._deadline is not None,
@@ -495,7 +510,7 @@ class Retry(RetryCore):
             except _LastResult as last:
                 return last.value
             yield Sleep(delay)
-            self._emit(self._on_retry, number, outcome, delay, started, classification=classification)
+            self._emit(self._on_retry, "retry", number, outcome, delay, started, classification=classification)
             previous, number = delay, number + 1
 
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -580,10 +595,10 @@ class Retry(RetryCore):
         except _GiveUp as give_up:
             reason = give_up.reason
         else:
-            self._emit(self._before_sleep, attempt, outcome, delay, started, classification=classification)
+            self._emit(self._before_sleep, "sleep", attempt, outcome, delay, started, classification=classification)
             return delay, classification
         # Raised outside the handler, so the internal _GiveUp is no one's context.
-        self._emit(self._on_giveup, attempt, outcome, None, started, reason, classification)
+        self._emit(self._on_giveup, "give_up", attempt, outcome, None, started, reason, classification)
         raise self._giving_up(attempt, outcome, reason, classification)
 
     def _classification(self, outcome: object) -> Classification | None:
@@ -596,12 +611,12 @@ class Retry(RetryCore):
 
     def _plan(self, attempt: int, outcome: object, previous: float | None, deadline: int | None,
               classification: Classification | None = None, tally: _Tally | None = None) -> float:  # fmt: skip
-        if isinstance(outcome, Timeout) and outcome.still_running and not self._idempotent:
+        if isinstance(outcome, AttemptTimeout) and outcome.still_running and not self._idempotent:
             raise _GiveUp("still_running")
         if self._attempts is not None and attempt >= self._attempts:
             raise _GiveUp("attempts")
         if tally is None:
-            delay = server_delay(outcome, cap=self._pushback_cap) if self._pushback else None
+            delay = _server_delay(outcome, self._pushback_cap) if self._pushback else None
             if delay is None:
                 delay = self._backoff.delay(attempt, previous=previous, outcome=outcome)
             else:
@@ -631,7 +646,7 @@ class Retry(RetryCore):
             raise _GiveUp("attempts")
         delay: float | None = None
         if self._pushback and (classification is None or classification.pushback):
-            delay = (server_delay(outcome, cap=self._pushback_cap) if classification is None
+            delay = (_server_delay(outcome, self._pushback_cap) if classification is None
                      else classification.retry_after)  # fmt: skip
             if delay is not None:
                 delay = min(after_server_wait(delay), self._pushback_cap)
@@ -660,15 +675,35 @@ class Retry(RetryCore):
         error.__cause__ = cause
         return error
 
-    def _emit(self, hook: Hook | None, attempt: int, outcome: object, delay: float | None, started: int,
-              reason: GiveUpReason | None = None, classification: Classification | None = None) -> None:  # fmt: skip
-        if hook is None:
+    def _emit(self, hook: Hook | None, kind: EventKind, attempt: int, outcome: object, delay: float | None,
+              started: int, reason: GiveUpReason | None = None,
+              classification: Classification | None = None) -> None:  # fmt: skip
+        listened = self._listeners.wants(kind)
+        if hook is None and not listened:
             return
-        event = RetryEvent(self._name, attempt, outcome, delay, (now_ns() - started) / _NS, reason, classification)
-        try:
-            hook(event)
-        except Exception:
-            _log.exception("brace: a hook of retry %r failed", self._name)
+        now = now_ns()
+        event = RetryEvent(kind, self._name, now / _NS, attempt, outcome, delay, (now - started) / _NS, reason,
+                           classification)  # fmt: skip
+        if hook is not None:
+            try:
+                hook(event)
+            except Exception:
+                logger().exception("brace: a hook of retry %r failed", self._name)
+        if listened:
+            self._listeners.emit(event, kind)
+
+    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
+        """Calls `listener(event)` for each RetryEvent of the given kinds (default: all).
+
+        The same events as the before_sleep, on_retry and on_giveup hooks, for
+        as many listeners as wanted; an exception in one is logged to the
+        "brace" logger, never raised into the call.
+        """
+        self._listeners.add(listener, kinds)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stops calling `listener`. Raises ValueError if it was not added."""
+        self._listeners.remove(listener)
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
@@ -754,3 +789,11 @@ class _Decorator(Generic[C]):
 #: backoff from 1 s with full jitter); `@brace.retry(on=ConnectionError, attempts=5)`
 #: is `@brace.Retry(...)`, spelled as the decorator people reach for.
 retry = _Decorator(Retry)
+
+
+def _server_delay(outcome: object, cap: float) -> float | None:
+    """The server's requested wait (brace.pushback.server_delay), read only after a failure:
+    the header parser loads then, not with `import brace`."""
+    from brace.pushback import server_delay
+
+    return server_delay(outcome, cap=cap)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from brace import _clock, _config
 from brace._core import now_ns, rng_seed
-from brace.recovery._deadletters import MemoryDeadLetters, set_default_store
+from brace.recovery.deadletters import MemoryDeadLetters, set_default_store
 
 __all__ = ["FakeClock", "dead_letters_in_memory", "fake_clock", "seed"]
 

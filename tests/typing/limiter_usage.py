@@ -25,7 +25,7 @@ assert_type(fetch("a", page=2), bytes)
 keeps_coroutine_type: Callable[[str], Coroutine[Any, Any, int]] = fetch_async
 loses_nothing: Callable[[str], Coroutine[Any, Any, str]] = fetch_async  # type: ignore[assignment]
 assert_type(lim.try_acquire(2), bool)
-assert_type(lim.acquire(timeout=1.0), float)
+assert_type(lim.acquire(max_wait=1.0), float)
 assert_type(lim.state().retry_after, float)
 assert_type(lim.state().headers(), dict[str, str])
 
@@ -39,4 +39,4 @@ async def use_async() -> None:
         pass
     with lim as entered:
         assert_type(entered, brace.RateLimiter)
-    await lim.acquire_async(1, timeout=0.5)
+    await lim.acquire_async(1, max_wait=0.5)

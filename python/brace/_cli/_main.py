@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         "tokens, a schema change and missing records, called through brace.Recovery; reports what was "
         "recovered, escalated, dead-lettered and lost, and exits 1 when a target is missed.",
     )
-    from brace._cli import _demo as demo_module
+    from brace._cli import demo as demo_module
 
     demo_module.add_arguments(demo)
     tour = commands.add_parser("tour", help="a short tour of the rate limiter, with its cost per call")

@@ -27,9 +27,9 @@ def _show_admission() -> None:
         clock.advance(0.2)
         _say(f"   0.2 s later, try_acquire()     -> {lim.try_acquire()}  (one token came back)")
         try:
-            lim.acquire(timeout=0.1)
+            lim.acquire(max_wait=0.1)
         except brace.RateLimited as error:
-            _say(f"   acquire(timeout=0.1)           -> raises at once: {error}")
+            _say(f"   acquire(max_wait=0.1)          -> raises at once: {error}")
         start = clock.now()
         lim.acquire()
         _say(f"   acquire()                      -> waited {clock.now() - start:.3f} s "

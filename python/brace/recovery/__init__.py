@@ -4,7 +4,8 @@ Classification decides what a failure is; the engine (Recovery) retries, heals,
 falls back, escalates to a person and dead-letters, and logs every attempt.
 Its parts, each in its own private module: events and correlation ids, the log
 and its sinks, statistics, healing actions, fallbacks, escalation and decisions,
-the operator's control and switchboard, and the dead-letter stores.
+the operator's control and switchboard, the dead-letter stores (the deadletters
+package) and replay, which runs dead letters through a Recovery.
 """
 
 from brace.recovery._engine import (
@@ -55,19 +56,21 @@ from brace.recovery._switchboard import (
     ToggleEvent,
     switches,
 )
-from brace.recovery._deadletters import (
+from brace.recovery.deadletters import (
     INTERRUPTED,
     DeadLetter,
     DeadLetterStore,
     InFlightCall,
     MemoryDeadLetters,
     Owner,
-    ReplayReport,
     SQLiteDeadLetters,
     default_store,
+    set_default_store,
+)
+from brace.recovery._replay import (
+    ReplayReport,
     replay,
     replay_async,
-    set_default_store,
 )
 
 __all__ = [

@@ -17,7 +17,7 @@ from brace.breaker import BreakerState, CircuitBreaker, named_breakers
 from brace.recovery._decisions import Decision, Option, parse_option
 
 if TYPE_CHECKING:
-    from brace.classify._classifier import Category
+    from brace.classify import Category
 
 __all__ = ["Control", "control"]
 
@@ -31,7 +31,7 @@ _BREAKER_ACTIONS: dict[str, Callable[[CircuitBreaker], None]] = {
 
 
 def _category_key(category: object) -> str:
-    from brace.classify._classifier import Category
+    from brace.classify import Category
 
     if isinstance(category, Category):
         return category.value

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from brace import _config
 
 if TYPE_CHECKING:
-    from brace.classify._classifier import Classification
+    from brace.classify import Classification
 
 __all__ = ["REASONS", "AttemptRecord", "Decision", "Option", "Reason", "parse_option"]
 

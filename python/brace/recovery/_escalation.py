@@ -26,10 +26,11 @@ from brace import _clock, _config, _deadline
 from brace._safe import describe, error_dict, name_of, safe_repr, safe_str, type_name
 from brace._core import now_ns
 from brace.recovery._control import control
+from brace.recovery._drivers import Effect, Steps, drive, drive_async, wait_for
 from brace.recovery._decisions import REASONS, AttemptRecord, Decision, Option, Reason, parse_option
 
 if TYPE_CHECKING:
-    from brace.classify._classifier import Category, Classification
+    from brace.classify import Category, Classification
 
 __all__ = [
     "AttemptRecord",
@@ -570,40 +571,35 @@ class EscalationPolicy:
 
     def escalate(self, escalation: Escalation) -> Decision:
         """Tells the handlers and returns the decision (blocking up to `wait` for one)."""
+        return drive(self.escalating(escalation, is_async=False))
+
+    async def escalate_async(self, escalation: Escalation) -> Decision:
+        """`escalate()` for a coroutine: awaits async handlers and the wait."""
+        return await drive_async(self.escalating(escalation, is_async=True))
+
+    def escalating(self, escalation: Escalation, *, is_async: bool) -> Steps[Decision]:
+        """`escalate` (is_async False) or `escalate_async` as steps for brace.recovery's
+        drivers: what brace.Recovery runs inside a recovered call."""
         self._force(escalation)
         for handler in self._handlers:
-            if inspect.iscoroutinefunction(handler):
+            if not is_async and inspect.iscoroutinefunction(handler):
                 self._failed(escalation, handler, "async handler in a sync recovery")
                 continue
             try:
                 result = handler(escalation)
+                if is_async and inspect.isawaitable(result):
+                    result = yield wait_for(result)
             except Exception as error:
                 self._failed(escalation, handler, describe(error), error)
                 continue
-            if inspect.isawaitable(result):
+            if inspect.isawaitable(result):  # on the sync path: it cannot be awaited here
                 if inspect.iscoroutine(result):
                     result.close()  # never awaited: close it so that Python does not warn
                 self._failed(escalation, handler, "async handler in a sync recovery")
                 continue
             self._take(escalation, handler, result)
         if escalation.decision is None and self._wait is not None:
-            escalation.wait(self._wait)
-        return self._conclude(escalation)
-
-    async def escalate_async(self, escalation: Escalation) -> Decision:
-        """`escalate()` for a coroutine: awaits async handlers and the wait."""
-        self._force(escalation)
-        for handler in self._handlers:
-            try:
-                result = handler(escalation)
-                if inspect.isawaitable(result):
-                    result = await result
-            except Exception as error:
-                self._failed(escalation, handler, describe(error), error)
-                continue
-            self._take(escalation, handler, result)
-        if escalation.decision is None and self._wait is not None:
-            await escalation.wait_async(self._wait)
+            yield Effect(escalation.wait, escalation.wait_async, (self._wait,))
         return self._conclude(escalation)
 
     @staticmethod

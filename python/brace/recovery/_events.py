@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Literal, NamedTuple
 
 if TYPE_CHECKING:
-    from brace.classify._classifier import Classification
+    from brace.classify import Classification
 
 __all__ = ["EventKind", "Listener", "RecoveryEvent", "StopReason"]
 

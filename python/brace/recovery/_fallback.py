@@ -22,8 +22,10 @@ from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
 from brace._safe import describe, name_of, safe_repr
-from brace.classify._classifier import DEFAULT_CLASSIFIER, Category, Classification, parse_categories
+from brace.classify import DEFAULT_CLASSIFIER, Category, Classification
+from brace.classify._categories import parse_categories
 from brace.errors import FallbackFailed
+from brace.recovery._drivers import Steps, drive, drive_async, wait_for
 
 
 __all__ = ["Alternative", "Degraded", "Fallback"]
@@ -354,6 +356,11 @@ class Fallback:
         """The alternatives, in the order they are tried."""
         return self._alternatives
 
+    @property
+    def remembers(self) -> bool:
+        """Whether `remember` keeps anything: the chain has a cached alternative."""
+        return bool(self._caches)
+
     def applies(self, classification: Classification | None) -> bool:
         """Whether this fallback serves failures of this classification.
 
@@ -382,22 +389,7 @@ class Fallback:
         Raises:
             FallbackFailed: Every alternative failed; `error` is the cause.
         """
-        failures: list[str] = []
-        for alternative in self._alternatives:
-            try:
-                value, age = alternative._produce(operation, args, kwargs, error)
-                if inspect.isawaitable(value):
-                    if inspect.iscoroutine(value):
-                        value.close()  # never awaited: close it without a warning
-                    raise TypeError("returned an awaitable; serve it with serve_async")
-            except _Miss as miss:
-                failures.append(f"{alternative.name}: miss ({miss})")
-                continue
-            except Exception as exc:
-                failures.append(f"{alternative.name}: {describe(exc)}")
-                continue
-            return Degraded(value, alternative.source, error, classification, age, tuple(failures))
-        raise FallbackFailed(name=self._name, failures=tuple(failures)) from error
+        return drive(self.serving(args, kwargs, error, classification, operation=operation, is_async=False))
 
     async def serve_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException,
                           classification: Classification | None, *, operation: str = "") -> Degraded[Any]:  # fmt: skip
@@ -406,12 +398,23 @@ class Fallback:
         Raises:
             FallbackFailed: Every alternative failed; `error` is the cause.
         """
+        steps = self.serving(args, kwargs, error, classification, operation=operation, is_async=True)
+        return await drive_async(steps)
+
+    def serving(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: BaseException,
+                classification: Classification | None, *, operation: str, is_async: bool) -> Steps[Degraded[Any]]:  # fmt: skip
+        """`serve` (is_async False) or `serve_async` as steps for brace.recovery's drivers:
+        what brace.Recovery runs inside a recovered call."""
         failures: list[str] = []
         for alternative in self._alternatives:
             try:
                 value, age = alternative._produce(operation, args, kwargs, error)
                 if inspect.isawaitable(value):
-                    value = await value
+                    if not is_async:
+                        if inspect.iscoroutine(value):
+                            value.close()  # never awaited: close it without a warning
+                        raise TypeError("returned an awaitable; serve it with serve_async")
+                    value = yield wait_for(value)
             except _Miss as miss:
                 failures.append(f"{alternative.name}: miss ({miss})")
                 continue

@@ -23,7 +23,8 @@ from typing import Any, Callable, NamedTuple
 from brace import _config
 from brace._safe import name_of, safe_repr
 from brace._core import rng_uniform
-from brace.classify._classifier import Category, Classification, parse_categories
+from brace.classify import Category, Classification
+from brace.classify._categories import parse_categories
 
 __all__ = ["HealingAction", "HealingContext", "HealingStats", "StrategyRecord"]
 

@@ -32,7 +32,7 @@ from brace._safe import error_dict, safe_repr
 from brace.recovery._correlation import correlation, correlation_id, new_correlation_id
 
 if TYPE_CHECKING:
-    from brace.classify._classifier import Classification
+    from brace.classify import Classification
     from brace.recovery._events import RecoveryEvent
 
 __all__ = [

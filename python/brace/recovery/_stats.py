@@ -21,7 +21,7 @@ from array import array
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from brace.classify._classifier import Category
+from brace.classify import Category
 
 __all__ = ["RELATIVE_ERROR", "CategoryStats", "RecoveryStats"]
 
