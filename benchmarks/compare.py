@@ -23,6 +23,8 @@ timed in timeit loops; each async case is one coroutine per sample that awaits
    of a brace.Policy-decorated function over the bare call, and of a
    Policy-decorated coroutine function over a bare await, with stacked peer
    decorators for reference;
+8. rejections: an open breaker, a full bulkhead and an empty limiter refusing
+   a call through each form (call, decorator, with, async with);
 then what brace's success paths allocate (1,000,000 calls each).
 
     python benchmarks/compare.py            # full run, about 95 s on 2 cores
@@ -635,7 +637,11 @@ def open_breaker_bars(timings: list[Timing]) -> list[Bar]:
 
 def breaker_allocations() -> list[AllocationCheck]:
     guarded = brace.CircuitBreaker(name="bench-allocations")(target)
-    return [allocation_check(f"{BRACE_BREAKER}-guarded f(1)", call_loop(guarded, 1))]
+    call = brace.CircuitBreaker(name="bench-allocations-call").call
+    return [
+        allocation_check(f"{BRACE_BREAKER}-guarded f(1)", call_loop(guarded, 1)),
+        allocation_check(BRACE_BREAKER_CALL, call_loop(lambda x: call(target, x), 1)),
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -821,12 +827,128 @@ def policy_async_cases(event_loop: EventLoop) -> list[Case]:
 
 
 def policy_async_bars(overheads: dict[str, float]) -> list[Bar]:
-    return [Bar("brace async policy-await overhead (median)", overheads[BRACE_POLICY_ASYNC], 400.0, "ns", True)]
+    return [Bar("brace async policy-await overhead (median)", overheads[BRACE_POLICY_ASYNC], 150.0, "ns", True)]
 
 
 def policy_allocations() -> list[AllocationCheck]:
     guarded = full_policy("bench-policy-allocations").policy(target)
     return [allocation_check(f"{BRACE_POLICY}-decorated f(1)", call_loop(guarded, 1))]
+
+
+# ---------------------------------------------------------------------------
+# Section 8: rejections through every form
+# ---------------------------------------------------------------------------
+
+REJECTION_FORMS = ("call", "decorator", "with", "async with")
+# Shorter samples: twelve rejecting cases would otherwise add half a minute.
+REJECTION_SECONDS_PER_SAMPLE = 0.05
+
+
+def rejecting_guards() -> list[tuple[str, Any, type[BaseException]]]:
+    """An OPEN breaker (tripped by failures), a full bulkhead and an empty limiter,
+    neither waiting: each refuses every call of the run."""
+    breaker = brace.CircuitBreaker(name="bench-rejects", consecutive_failures=TRIP_AFTER,
+                                   wait_in_open=OPEN_FOR_SECONDS)  # fmt: skip
+    for _ in range(TRIP_AFTER):
+        try:
+            breaker.call(fail, 1)
+        except ConnectionError:
+            pass
+    bulkhead = brace.Bulkhead(max_concurrent=1, name="bench-rejects")
+    bulkhead.try_acquire()
+    limiter = brace.RateLimiter(rate=1, per=OPEN_FOR_SECONDS, max_wait=0, name="bench-rejects")
+    limiter.try_acquire()
+    return [("breaker OPEN", breaker, brace.CircuitOpen), ("bulkhead full", bulkhead, brace.BulkheadFull),
+            ("limiter empty", limiter, brace.RateLimited)]  # fmt: skip
+
+
+def rejection_name(what: str, form: str) -> str:
+    return f"brace {what}: {form}"
+
+
+def async_with_rejections(event_loop: EventLoop, guard: Any, error: type[BaseException]) -> Measure:
+    """Times `number` rejected `async with guard:` blocks inside one coroutine."""
+
+    async def blocks(number: int) -> float:
+        loop = itertools.repeat(None, number)
+        start = time.perf_counter()
+        for _ in loop:
+            try:
+                async with guard:
+                    pass
+            except error:
+                pass
+        return time.perf_counter() - start
+
+    def measure(number: int) -> float:
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return float(event_loop.run(blocks(number)))
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    return measure
+
+
+def rejection_cases(event_loop: EventLoop) -> list[Case]:
+    cases = [rejection_case(RAISE_BASELINE, raising, ValueError)]
+    for what, guard, error in rejecting_guards():
+        guarded = guard(target)
+        refused_at_once = rejects(lambda x, guard=guard: guard.call(target, x), error)
+
+        def async_check(guard: Any = guard, error: type[BaseException] = error) -> str | None:
+            async def block() -> None:
+                async with guard:
+                    pass
+
+            try:
+                event_loop.run(block())
+            except error:
+                return None
+            return f"the block was not rejected with {error.__name__}"
+
+        cases += [
+            Case(rejection_name(what, "call"),
+                 timeit_measure("try:\n    call(f, 1)\nexcept error:\n    pass", call=guard.call, f=target,
+                                error=error),
+                 refused_at_once),
+            Case(rejection_name(what, "decorator"), rejection_measure(guarded, error), rejects(guarded, error)),
+            Case(rejection_name(what, "with"),
+                 timeit_measure("try:\n    with guard:\n        pass\nexcept error:\n    pass", guard=guard,
+                                error=error),
+                 refused_at_once),
+            Case(rejection_name(what, "async with"), async_with_rejections(event_loop, guard, error), async_check),
+        ]  # fmt: skip
+    return cases
+
+
+def rejection_bars(timings: list[Timing]) -> list[Bar]:
+    return [Bar(f"{timing.name} median", timing.median_ns, 250.0, "ns", True)
+            for timing in timings if timing.name.startswith("brace ")]  # fmt: skip
+
+
+def rejection_section(settings: Settings) -> Section:
+    event_loop = EventLoop()
+    try:
+        timings = time_cases(rejection_cases(event_loop),
+                             Settings(settings.repeats, min(settings.seconds_per_sample, REJECTION_SECONDS_PER_SAMPLE)))
+    finally:
+        event_loop.close()
+    return Section(
+        "rejections", "rejections through every form: call, decorator, with, async with",
+        "timeit loop of the statement inside try/except (async with: N blocks in one coroutine, timed "
+        "inside it, gc off); the figure is the whole rejected call",
+        timings, reference=rejection_name("breaker OPEN", "call"), bars=rejection_bars(timings),
+        notes=[
+            f"a breaker tripped OPEN by {TRIP_AFTER} failures ({OPEN_FOR_SECONDS:g} s to wait), a bulkhead "
+            "of 1 slot held (max_wait=0), a limiter of 1 token taken (max_wait=0): each raises its "
+            "rejection with its facts, and fn is never called",
+            "the baseline is a Python function raising a new ValueError: the floor of any rejection by "
+            "exception",
+        ],
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -1345,6 +1467,7 @@ SECTIONS: dict[str, Callable[[Settings, list[AllocationCheck]], Section]] = {
     "policy": policy_section,
     "policy_async": lambda settings, _: policy_async_section(settings),
     "recovery": lambda settings, _: recovery_section(settings),
+    "rejections": lambda settings, _: rejection_section(settings),
 }
 
 
@@ -1382,7 +1505,7 @@ def main() -> None:
         for key, allocs in [
             ("breaker", breaker_allocs), ("breaker_async", []), ("breaker_open", []),
             ("bulkhead", bulkhead_allocs), ("bulkhead_decorator", []), ("retry", retry_allocs),
-            ("policy", policy_allocs), ("policy_async", []), ("recovery", []),
+            ("policy", policy_allocs), ("policy_async", []), ("recovery", []), ("rejections", []),
         ]
         if not args.only or key in args.only
     ]  # fmt: skip

@@ -597,7 +597,7 @@ def build_recovery(client: SyncRecords | AsyncRecords, store: brace.DeadLetterSt
             brace.HealingAction(client.adapt_schema, categories="schema_mismatch", name="adapt_schema"),
         ],
         fallback=brace.Fallback(brace.Fallback.cached(max_age=3600.0),
-                                on=["service_down", "timeout", "network_error", "rate_limited"]),  # fmt: skip
+                                categories=["service_down", "timeout", "network_error", "rate_limited"]),  # fmt: skip
         dead_letters=store,
     )
 

@@ -15,7 +15,7 @@ from libc.stdint cimport UINT64_MAX, int64_t, uint64_t
 
 cimport cbrace as c
 
-from brace.errors import BulkheadFull, CircuitOpen
+from brace.errors import BulkheadFull, CircuitOpen, RateLimited
 
 
 cdef int _check(int status, str context) except -1:

@@ -65,52 +65,12 @@ cdef class CircuitBreakerCore:
         self._hooks_calls = calls
         self._hooks_rejections = rejections
 
-    # -- the guarded call ---------------------------------------------------
+    # -- the guarded call: the decorator's wrapper here; call, with and async
+    # with are compiled entries (entries.h) installed below the class
 
     def _guard(self, fn):
         """A compiled wrapper that calls fn under this breaker (sync functions)."""
         return c.brc_guard_new(fn, self, _breaker_enter, _breaker_success)
-
-    def call(self, fn, /, *args, **kwargs):
-        """Calls fn(*args, **kwargs) under the breaker; raises CircuitOpen when not permitted."""
-        cdef uint64_t token = 0, start = 0
-        if c.brc_guard_callable_kind(fn, self) != c.BRC_CALLABLE_SYNC:
-            if _guarding_module().sync_entry(fn, self, "CircuitBreaker.call"):
-                # guarded by this breaker already: once is enough
-                return _guarding_module().call_guarded(fn, args, kwargs, "CircuitBreaker.call")
-        _breaker_enter(self, &token, &start)
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as error:
-            self._on_error(error, token, start)
-            raise
-        if c.brc_guard_is_awaitable(result):
-            c.brc_breaker_release(&self._state, token)
-            raise _guarding_module().refuse_awaitable(result, fn, "CircuitBreaker.call")
-        if _breaker_success(self, token, start):
-            return self._check_result(result, token, start)
-        return result
-
-    def __enter__(self):
-        """Permission for the block (raises CircuitOpen); its outcome is recorded by __exit__."""
-        cdef uint64_t token = 0, start = 0
-        _breaker_enter(self, &token, &start)
-        try:
-            c.brc_scope_push(self, token, start)
-        except BaseException:
-            c.brc_breaker_release(&self._state, token)
-            raise
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        cdef uint64_t token = 0, start = 0
-        if not c.brc_scope_pop(self, &token, &start):
-            raise RuntimeError("CircuitBreaker.__exit__ without its __enter__ in this thread and context")
-        if exc is not None:
-            self._on_error(exc, token, start)
-        elif _breaker_success(self, token, start):
-            # A result predicate has no result to judge here: the block succeeded.
-            self._record_and_tell(token, False, start)
 
     def _enter(self):
         """Permission for one call: (token, start), or raises CircuitOpen."""
@@ -183,8 +143,7 @@ cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -
         if b._measure:
             start[0] = c.brc_now_ns()
         return 0
-    error = BaseException.__new__(CircuitOpen, b._name,
-                                  _INF if retry_after == UINT64_MAX else retry_after / 1e9)
+    error = c.brc_guard_rejection(CircuitOpen, (b._name, _INF if retry_after == UINT64_MAX else retry_after / 1e9))
     if b._hooks_rejections:
         b._on_rejected(error)
     # Set directly rather than `raise`: Cython's raise would add a traceback
@@ -211,3 +170,34 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
     if b._hooks_calls or status == c.BRC_WOULD_OPEN:
         b._on_success(duration, status == c.BRC_WOULD_OPEN)
     return 0
+
+
+# -- the entries (entries.h): cb.call, with cb, async with cb ---------------
+
+cdef int _breaker_give_back(object owner, uint64_t token) except -1:
+    c.brc_breaker_release(&(<CircuitBreakerCore>owner)._state, token)
+    return 0
+
+
+cdef int _breaker_exit_result(object owner, uint64_t token, uint64_t start) except -1:
+    # A result predicate has no result to judge at a block's end: the block succeeded.
+    owner._record_and_tell(token, False, start)
+    return 0
+
+
+cdef int _breaker_exit_failed(object owner, object error, uint64_t token, uint64_t start) except -1:
+    owner._on_error(error, token, start)
+    return 0
+
+
+cdef c.brc_entry_hooks_t _breaker_entries
+_breaker_entries.name = "CircuitBreaker"
+_breaker_entries.scoped = True  # a block's permission and start, per thread and context (scopes.h)
+_breaker_entries.enter = _breaker_enter
+_breaker_entries.success = _breaker_success
+_breaker_entries.give_back = _breaker_give_back
+_breaker_entries.refuse = _refuse_awaitable
+_breaker_entries.exit_result = _breaker_exit_result
+_breaker_entries.exit_failed = _breaker_exit_failed
+c.brc_entry_install(CircuitBreakerCore, &_breaker_entries,
+                    c.BRC_ENTRY_CALL | c.BRC_ENTRY_WITH | c.BRC_ENTRY_ASYNC_WITH)

@@ -6,10 +6,12 @@ BULKHEAD_MAX = c.BRC_BULKHEAD_MAX
 cdef class BulkheadCore:
     """A bulkhead's permit counter embedded by value; brace.Bulkhead adds the queue.
 
-    try_acquire, release, __enter__ and __exit__ are one CAS each and run no
-    Python code while a permit is free and nobody waits. When they cannot go
-    ahead they call the subclass's slow paths: self._acquire_slow() waits in
-    the FIFO queue (or raises) and returns what __enter__ returns;
+    try_acquire, release and the compiled entries installed below the class
+    (call, with, async with: entries.h) are one CAS each and run no Python
+    code while a permit is free and nobody waits. When they cannot go ahead
+    they call the subclass's slow paths: self._acquire_slow() waits in the
+    FIFO queue (or raises) and returns what __enter__ returns (and
+    self._enter_slow_async() for async with, self._call_slow(...) for call);
     self._handoff() passes a released permit to the first waiter.
     The other underscored methods are the C slow-path primitives, which the
     subclass calls with its queue lock held. The Python hooks it calls on its
@@ -17,9 +19,8 @@ cdef class BulkheadCore:
     """
 
     cdef c.brc_bulkhead_t _state
-    cdef object _full_name       # the facts of BulkheadFull, for the compiled
-    cdef object _full_max        # rejection of a bulkhead that does not wait
-    cdef double _full_wait
+    cdef tuple _full_facts       # BulkheadFull's args, for the compiled rejection
+    cdef double _full_wait       # of a bulkhead that does not wait (max_wait 0)
     cdef bint _configured
     cdef bint _rejections_in_python  # someone listens to rejections: raise them in Python
 
@@ -31,8 +32,7 @@ cdef class BulkheadCore:
         else:
             _check(c.brc_bulkhead_init(&self._state, max_concurrent), "max_concurrent")
             self._configured = True
-        self._full_name = name
-        self._full_max = max_concurrent
+        self._full_facts = (name, max_concurrent, max_wait)
         self._full_wait = max_wait
 
     def _reject_in_python(self, bint on):
@@ -53,15 +53,6 @@ cdef class BulkheadCore:
         """Gives a permit back: to the first waiting call if there is one, else to the pool."""
         _permits_release(self)
 
-    def __enter__(self):
-        if c.brc_bulkhead_try_acquire(&self._state) == c.BRC_OK:
-            return self
-        if self._full_wait == 0 and self._full_max is not None and not self._rejections_in_python:
-            raise BaseException.__new__(BulkheadFull, self._full_name, self._full_max, self._full_wait)
-        return self._acquire_slow()
-
-    def __exit__(self, exc_type, exc, tb):
-        _permits_release(self)
 
     def _guard(self, fn):
         """A compiled wrapper that calls fn in a slot (sync functions); when no
@@ -120,11 +111,44 @@ cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -
     cdef BulkheadCore p = <BulkheadCore>owner
     if c.brc_bulkhead_try_acquire(&p._state) == c.BRC_OK:
         return 0
-    if p._full_wait == 0 and p._full_max is not None and not p._rejections_in_python:  # shed the call here
-        PyErr_SetObject(BulkheadFull, BaseException.__new__(BulkheadFull, p._full_name, p._full_max, p._full_wait))
-        return -1
-    return 1  # full, or callers queued: wait in Python
+    if p._full_wait != 0 or p._full_facts is None or p._rejections_in_python:
+        return 1  # full, or callers queued, or listened to: wait or reject in Python
+    # Does not wait: shed the call here.
+    # Set directly, as the breaker's: a `raise` would add a traceback entry for this helper.
+    PyErr_SetObject(BulkheadFull, c.brc_guard_rejection(BulkheadFull, p._full_facts))
+    return -1
 
 
 cdef int _permits_success(object owner, uint64_t token, uint64_t start) except -1:
     return _permits_release(<BulkheadCore>owner)
+
+
+# -- the entries (entries.h): bh.call, with bh, async with bh ----------------
+
+cdef int _permits_give_back(object owner, uint64_t token) except -1:
+    return _permits_release(<BulkheadCore>owner)
+
+
+cdef object _permits_enter_slow(object owner):
+    return owner._acquire_slow()
+
+
+cdef object _permits_enter_slow_async(object owner):
+    return owner._enter_slow_async()
+
+
+cdef int _permits_exit_failed(object owner, object error, uint64_t token, uint64_t start) except -1:
+    return _permits_release(<BulkheadCore>owner)
+
+
+cdef c.brc_entry_hooks_t _bulkhead_entries
+_bulkhead_entries.name = "Bulkhead"
+_bulkhead_entries.enter = _permits_enter
+_bulkhead_entries.success = _permits_success
+_bulkhead_entries.give_back = _permits_give_back
+_bulkhead_entries.refuse = _refuse_awaitable
+_bulkhead_entries.enter_slow = _permits_enter_slow
+_bulkhead_entries.enter_slow_async = _permits_enter_slow_async
+_bulkhead_entries.exit_failed = _permits_exit_failed
+c.brc_entry_install(BulkheadCore, &_bulkhead_entries,
+                    c.BRC_ENTRY_CALL | c.BRC_ENTRY_WITH | c.BRC_ENTRY_ASYNC_WITH)

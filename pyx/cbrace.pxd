@@ -107,11 +107,31 @@ cdef extern from "guard.h":
     object brc_guard_new(object fn, object owner, brc_guard_enter_fn enter, brc_guard_success_fn success)
     bint brc_guard_is_awaitable(object obj)
     int brc_guard_callable_kind(object fn, object owner)
+    object brc_guard_rejection(object type, tuple args)
     enum:
         BRC_CALLABLE_SYNC
         BRC_CALLABLE_ASYNC
         BRC_CALLABLE_GUARDED
         BRC_CALLABLE_UNKNOWN
+
+
+cdef extern from "entries.h":
+    ctypedef struct brc_entry_hooks_t:
+        const char *name
+        int scoped
+        brc_guard_enter_fn enter
+        brc_guard_success_fn success
+        int (*give_back)(object owner, uint64_t token) except -1
+        object (*refuse)(object result, object fn, const char *entry)
+        object (*enter_slow)(object owner)
+        object (*enter_slow_async)(object owner)
+        int (*exit_result)(object owner, uint64_t token, uint64_t start) except -1
+        int (*exit_failed)(object owner, object error, uint64_t token, uint64_t start) except -1
+    enum:
+        BRC_ENTRY_CALL
+        BRC_ENTRY_WITH
+        BRC_ENTRY_ASYNC_WITH
+    int brc_entry_install(object type, const brc_entry_hooks_t *hooks, int which) except -1
 
 
 cdef extern from "scopes.h":

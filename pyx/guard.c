@@ -44,26 +44,27 @@ fail:
   return -1;
 }
 
-static PyObject *brc__guard_slow_call(brc_guard_object *g, PyObject *const *args, size_t nargsf,
-                                      PyObject *kwnames) {
+PyObject *brc_guard_slow_call(PyObject *owner, PyObject *method, PyObject *fn, PyObject *const *args,
+                              size_t nargsf, PyObject *kwnames) {
   PyObject *tuple, *kwargs;
   if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
     return NULL;
-  PyObject *result = PyObject_CallMethodObjArgs(g->owner, brc__guard_str_call, g->fn, tuple, kwargs, NULL);
+  PyObject *result = PyObject_CallMethodObjArgs(owner, method, fn, tuple, kwargs, NULL);
   Py_DECREF(tuple);
   Py_DECREF(kwargs);
   return result;
 }
 
 /* owner.<method>(fn, args, kwargs, outcome, token, start) */
-static PyObject *brc__guard_ask(brc_guard_object *g, PyObject *method, PyObject *const *args, size_t nargsf,
-                                PyObject *kwnames, PyObject *outcome, uint64_t token, uint64_t start) {
+static PyObject *brc__guard_ask(PyObject *owner, PyObject *fn, PyObject *method, PyObject *const *args,
+                                size_t nargsf, PyObject *kwnames, PyObject *outcome, uint64_t token,
+                                uint64_t start) {
   PyObject *tuple, *kwargs, *answer = NULL;
   if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
     return NULL;
   PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
   if (t && s)
-    answer = PyObject_CallMethodObjArgs(g->owner, method, g->fn, tuple, kwargs, outcome, t, s, NULL);
+    answer = PyObject_CallMethodObjArgs(owner, method, fn, tuple, kwargs, outcome, t, s, NULL);
   Py_XDECREF(t);
   Py_XDECREF(s);
   Py_DECREF(tuple);
@@ -102,10 +103,10 @@ static void brc__guard_restore_error(PyObject *error) {
 #endif
 }
 
-static PyObject *brc__guard_failed(brc_guard_object *g, PyObject *const *args, size_t nargsf, PyObject *kwnames,
-                                   uint64_t token, uint64_t start) {
+PyObject *brc_guard_failed(PyObject *owner, PyObject *fn, PyObject *const *args, size_t nargsf, PyObject *kwnames,
+                           uint64_t token, uint64_t start) {
   PyObject *error = brc__guard_take_error();
-  PyObject *answer = brc__guard_ask(g, brc__guard_str_failed, args, nargsf, kwnames, error, token, start);
+  PyObject *answer = brc__guard_ask(owner, fn, brc__guard_str_failed, args, nargsf, kwnames, error, token, start);
   if (answer == brc__guard_reraise) { /* the call's own exception, untouched */
     Py_DECREF(answer);
     brc__guard_restore_error(error);
@@ -131,19 +132,26 @@ static PyObject *brc__guard_vectorcall(PyObject *self, PyObject *const *args, si
   uint64_t token = 0, start = 0;
   int rc = g->enter(g->owner, &token, &start);
   if (rc != 0)
-    return rc > 0 ? brc__guard_slow_call(g, args, nargsf, kwnames) : NULL;
+    return rc > 0 ? brc_guard_slow_call(g->owner, brc__guard_str_call, g->fn, args, nargsf, kwnames) : NULL;
   PyObject *result = PyObject_Vectorcall(g->fn, args, nargsf, kwnames);
   if (!result)
-    return brc__guard_failed(g, args, nargsf, kwnames, token, start);
+    return brc_guard_failed(g->owner, g->fn, args, nargsf, kwnames, token, start);
   if (brc_guard_is_awaitable(result)) { /* its work runs when awaited: guard that */
-    PyObject *adopted = brc__guard_ask(g, brc__guard_str_awaitable, args, nargsf, kwnames, result, token, start);
+    PyObject *adopted =
+        brc__guard_ask(g->owner, g->fn, brc__guard_str_awaitable, args, nargsf, kwnames, result, token, start);
     Py_DECREF(result);
     return adopted;
   }
-  rc = g->success(g->owner, token, start);
+  return brc_guard_succeeded(g->owner, g->fn, g->success, args, nargsf, kwnames, result, token, start);
+}
+
+PyObject *brc_guard_succeeded(PyObject *owner, PyObject *fn, brc_guard_success_fn success, PyObject *const *args,
+                              size_t nargsf, PyObject *kwnames, PyObject *result, uint64_t token, uint64_t start) {
+  int rc = success(owner, token, start);
   if (rc == 0)
     return result;
-  PyObject *given = rc < 0 ? NULL : brc__guard_ask(g, brc__guard_str_result, args, nargsf, kwnames, result, token, start);
+  PyObject *given =
+      rc < 0 ? NULL : brc__guard_ask(owner, fn, brc__guard_str_result, args, nargsf, kwnames, result, token, start);
   Py_DECREF(result);
   return given;
 }
@@ -262,4 +270,8 @@ int brc_guard_callable_kind(PyObject *fn, PyObject *owner) {
     return BRC_CALLABLE_UNKNOWN;
   int flags = ((PyCodeObject *)PyFunction_GET_CODE(fn))->co_flags;
   return flags & (CO_COROUTINE | CO_ITERABLE_COROUTINE) ? BRC_CALLABLE_ASYNC : BRC_CALLABLE_SYNC;
+}
+
+PyObject *brc_guard_rejection(PyObject *type, PyObject *args) {
+  return ((PyTypeObject *)type)->tp_new((PyTypeObject *)type, args, NULL);
 }

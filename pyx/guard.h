@@ -60,6 +60,27 @@ int brc_guard_ready(PyObject *reraise);
 PyObject *brc_guard_new(PyObject *fn, PyObject *owner, brc_guard_enter_fn enter,
                         brc_guard_success_fn success);
 
+/* The guard's steps, shared with the compiled entry points (entries.h), for
+ * a call of `fn` with a vectorcall's arguments under `owner`. Each returns a
+ * new reference, or NULL with an exception set; call with the GIL held.
+ *   brc_guard_slow_call  owner.<method>(fn, args, kwargs): a whole call in Python
+ *   brc_guard_failed     fn raised (the exception is set): owner._guard_failed(...)
+ *   brc_guard_succeeded  fn returned `result` (stolen): success(), and
+ *                        owner._guard_result(...) when it answers 1 */
+PyObject *brc_guard_slow_call(PyObject *owner, PyObject *method, PyObject *fn, PyObject *const *args,
+                              size_t nargsf, PyObject *kwnames);
+PyObject *brc_guard_failed(PyObject *owner, PyObject *fn, PyObject *const *args, size_t nargsf, PyObject *kwnames,
+                           uint64_t token, uint64_t start);
+PyObject *brc_guard_succeeded(PyObject *owner, PyObject *fn, brc_guard_success_fn success, PyObject *const *args,
+                              size_t nargsf, PyObject *kwnames, PyObject *result, uint64_t token, uint64_t start);
+
+/* A rejection's exception (CircuitOpen, BulkheadFull, RateLimited: their
+ * facts are their args), made as BaseException.__new__(type, *args) makes
+ * it - no __init__, no message formatted - but by a direct call of the
+ * type's tp_new, with no argument tuple built for the call itself. A new
+ * reference, or NULL with an exception set. */
+PyObject *brc_guard_rejection(PyObject *type, PyObject *args);
+
 /* What the sync entry points (cb.call(fn, ...), ...) learn about fn before
  * calling it, cheaply for plain functions, methods and builtins:
  *   BRC_CALLABLE_SYNC     a plain function (or a guard of another owner)

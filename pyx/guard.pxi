@@ -31,3 +31,8 @@ cdef object _guarding_module():
         from brace import _guarding as module
         _guarding = module
     return _guarding
+
+
+cdef object _refuse_awaitable(object result, object fn, const char *entry):
+    """The error a sync entry point raises for a plain fn that returned an awaitable."""
+    return _guarding_module().refuse_awaitable(result, fn, entry.decode())

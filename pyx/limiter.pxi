@@ -20,19 +20,44 @@ cdef uint64_t _as_n_slow(object n) except 0:
 
 
 cdef class RateLimiterCore:
-    """A GCRA token bucket embedded by value; configured by brace.RateLimiter."""
+    """A GCRA token bucket embedded by value; configured by brace.RateLimiter.
+
+    Its guards (the decorator's compiled wrapper, and the entries installed
+    below the class: call, with, async with) take a token in C; one that is
+    not there now is waited for in Python (the subclass's _guard_call,
+    _call_slow, _enter_slow, _enter_slow_async), unless it cannot come within
+    max_wait: that call is refused in C with RateLimited and its facts (in
+    Python, which tells the listeners, while someone listens to rejections).
+    """
 
     cdef c.brc_gcra_t _state
     cdef bint _configured
+    cdef uint64_t _max_wait_ns       # UINT64_MAX: the guards wait as long as needed
+    cdef object _name                # the facts of RateLimited, for the compiled rejection
+    cdef object _burst
+    cdef bint _rejections_in_python  # someone listens to rejections: refuse in Python
 
-    def _configure(self, uint64_t interval_ns, uint64_t burst):
-        """Configures a full bucket, or changes a configured one keeping its tokens taken."""
+    def _configure(self, uint64_t interval_ns, uint64_t burst, name, max_wait_ns):
+        """Configures a full bucket, or changes a configured one keeping its tokens taken,
+        and the guards' wait (max_wait_ns, None: no limit) and rejection facts."""
         if self._configured:
             _check(c.brc_gcra_reconfigure(&self._state, interval_ns, burst, c.brc_now_ns()),
                    "rate and burst")
         else:
             _check(c.brc_gcra_init(&self._state, interval_ns, burst), "rate and burst")
             self._configured = True
+        self._max_wait_ns = UINT64_MAX if max_wait_ns is None else <uint64_t>max_wait_ns
+        self._name = name
+        self._burst = burst
+
+    def _reject_in_python(self, bint on):
+        """Whether the guards leave a refusal to the subclass's slow paths (which tell
+        its listeners) instead of raising it in compiled code."""
+        self._rejections_in_python = on
+
+    def _guard(self, fn):
+        """A compiled wrapper that takes a token, then calls fn (sync functions)."""
+        return c.brc_guard_new(fn, self, _limiter_enter, _limiter_success)
 
     cdef int _raise_n(self, int status, object n) except -1:
         cdef c.brc_gcra_report_t report
@@ -85,3 +110,54 @@ cdef class RateLimiterCore:
         cdef c.brc_gcra_report_t r
         _check(c.brc_gcra_report(&self._state, c.brc_now_ns(), &r), "limiter (not configured)")
         return r.limit, r.remaining, r.retry_after, r.reset_after
+
+
+cdef int _limiter_enter(object owner, uint64_t *token, uint64_t *start) except -1:
+    """A token now (0); or the guard waits for it in Python (1); or RateLimited, when it
+    cannot come within max_wait (-1)."""
+    cdef RateLimiterCore limiter = <RateLimiterCore>owner
+    cdef uint64_t wait = 0
+    cdef int status = c.brc_gcra_acquire(&limiter._state, 1, c.brc_now_ns(), 0, &wait)
+    if status == c.BRC_OK:
+        return 0
+    if status != c.BRC_REFUSED or wait <= limiter._max_wait_ns or limiter._rejections_in_python:
+        return 1
+    # Set directly, as the breaker's: a `raise` would add a traceback entry for this helper.
+    PyErr_SetObject(RateLimited, c.brc_guard_rejection(RateLimited, (wait / 1e9, limiter._name, 1, limiter._burst)))
+    return -1
+
+
+cdef int _limiter_success(object owner, uint64_t token, uint64_t start) except -1:
+    return 0  # the token is spent whatever the call did
+
+
+# -- the entries (entries.h): limiter.call, with limiter, async with limiter --
+
+cdef int _limiter_give_back(object owner, uint64_t token) except -1:
+    c.brc_gcra_refund(&(<RateLimiterCore>owner)._state, 1, c.brc_now_ns())
+    return 0
+
+
+cdef object _limiter_enter_slow(object owner):
+    return owner._enter_slow()
+
+
+cdef object _limiter_enter_slow_async(object owner):
+    return owner._enter_slow_async()
+
+
+cdef int _limiter_exit_failed(object owner, object error, uint64_t token, uint64_t start) except -1:
+    return 0  # the block ran: its token is spent
+
+
+cdef c.brc_entry_hooks_t _limiter_entries
+_limiter_entries.name = "RateLimiter"
+_limiter_entries.enter = _limiter_enter
+_limiter_entries.success = _limiter_success
+_limiter_entries.give_back = _limiter_give_back
+_limiter_entries.refuse = _refuse_awaitable
+_limiter_entries.enter_slow = _limiter_enter_slow
+_limiter_entries.enter_slow_async = _limiter_enter_slow_async
+_limiter_entries.exit_failed = _limiter_exit_failed
+c.brc_entry_install(RateLimiterCore, &_limiter_entries,
+                    c.BRC_ENTRY_CALL | c.BRC_ENTRY_WITH | c.BRC_ENTRY_ASYNC_WITH)

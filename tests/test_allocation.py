@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,73 @@ def breaker_with() -> Callable[[], object]:
     return enter_and_exit
 
 
+def breaker_call() -> Callable[[], object]:
+    call = brace.CircuitBreaker(name="alloc-call").call
+    return lambda: call(abs, -1)
+
+
+def bulkhead_call() -> Callable[[], object]:
+    call = brace.Bulkhead(max_concurrent=10).call
+    return lambda: call(abs, -1)
+
+
+def limiter_call() -> Callable[[], object]:
+    call = brace.RateLimiter(rate=1e9, burst=10**9).call
+    return lambda: call(abs, -1)
+
+
+def limiter_decorated_call() -> Callable[[], object]:
+    guarded = brace.RateLimiter(rate=1e9, burst=10**9)(abs)
+    return lambda: guarded(-1)
+
+
+def limiter_with() -> Callable[[], object]:
+    limiter = brace.RateLimiter(rate=1e9, burst=10**9)
+
+    def enter_and_exit() -> None:
+        with limiter:
+            pass
+
+    return enter_and_exit
+
+
+def async_with(make: Callable[[], Any]) -> Callable[[], Callable[[], object]]:
+    """`async with` on a fresh guard, driven by hand: the compiled __aenter__ and
+    __aexit__ return awaitables already done, so no event loop is needed."""
+
+    def factory() -> Callable[[], object]:
+        guard = make()
+
+        async def block() -> None:
+            async with guard:
+                pass
+
+        def run() -> None:
+            coroutine = block()
+            try:
+                coroutine.send(None)
+            except StopIteration:
+                return
+            raise AssertionError("the block waited")
+
+        return run
+
+    factory.__name__ = f"async_with_{make.__name__}"
+    return factory
+
+
+def new_breaker() -> brace.CircuitBreaker:
+    return brace.CircuitBreaker(name="alloc-async-with")
+
+
+def new_bulkhead() -> brace.Bulkhead:
+    return brace.Bulkhead(max_concurrent=10)
+
+
+def new_limiter() -> brace.RateLimiter:
+    return brace.RateLimiter(rate=1e9, burst=10**9)
+
+
 def bulkhead_try_acquire_and_release() -> Callable[[], object]:
     bh = brace.Bulkhead(max_concurrent=10)
     return lambda: bh.try_acquire() and bh.release()
@@ -87,8 +155,10 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 @pytest.mark.parametrize(
     "make",
     [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, policy_decorated_call,
-     bulkhead_with, breaker_with,
+     bulkhead_with, breaker_with, breaker_call, bulkhead_call, limiter_call, limiter_decorated_call, limiter_with,
+     async_with(new_breaker), async_with(new_bulkhead), async_with(new_limiter),
      bulkhead_try_acquire_and_release, bulkhead_refuses, bulkhead_decorated_call],  # fmt: skip
+    ids=lambda make: make.__name__,
 )
 def test_a_million_calls_allocate_nothing(make: Callable[[], Callable[[], object]]) -> None:
     call = make()

@@ -20,6 +20,7 @@ from brace import _hooks
 PAIRS = [
     (brace.CircuitBreaker, _hooks.CircuitBreakerHooks),
     (brace.Bulkhead, _hooks.BulkheadHooks),
+    (brace.RateLimiter, _hooks.RateLimiterHooks),
     (brace.Retry, _hooks.RetryHooks),
     (brace.Policy, _hooks.PolicyHooks),
 ]
@@ -82,13 +83,13 @@ def test_an_error_raised_by_a_hook_has_the_calls_error_as_its_context() -> None:
 # is one C call with a documented job; anything else a base needs is cdef and
 # invisible from Python. Adding one here is a decision, not an accident.
 COMPILED_PRIVATE = {
-    brace.RateLimiter: {"_configure", "_reserve", "_refund", "_report"},
+    brace.RateLimiter: {"_configure", "_reject_in_python", "_guard", "_reserve", "_refund", "_report"},
     brace.CircuitBreaker: {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
     },
-    brace.Bulkhead: {"_configure", "_guard", "_enqueue", "_pass_or_free", "_grant", "_unflag", "_report",
-                    "_reject_in_python"},  # listened-to rejections go through Python, where events are built
+    brace.Bulkhead: {"_configure", "_reject_in_python", "_guard", "_enqueue", "_pass_or_free", "_grant", "_unflag",
+                     "_report"},  # listened-to rejections go through Python, where events are built
     brace.Retry: {"_configure_core", "_guard"},
     brace.Backoff: {"_configure", "_delay_ns"},
     brace.RetryBudget: {"_configure", "_balance"},

@@ -34,7 +34,31 @@ def rng_seed(seed: int) -> None: ...
 def rng_uniform() -> float: ...
 
 class RateLimiterCore:
-    def _configure(self, interval_ns: int, burst: int) -> None: ...
+    def _configure(self, interval_ns: int, burst: int, name: str | None, max_wait_ns: int | None) -> None: ...
+    def _reject_in_python(self, on: bool) -> None: ...
+    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
+    @overload
+    def call(
+        self, fn: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> UseCallAsync:
+        """A coroutine function: refused (AsyncMisuse, a TypeError); use call_async."""
+    @overload
+    def call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Calls fn(*args, **kwargs) under this guard; raises its rejection when not admitted."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def __aenter__(self) -> Awaitable[Self]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
     def try_acquire(self, n: int = 1) -> bool:
         """Takes n tokens if all are available now; returns whether it did."""
     def peek(self, n: int = 1) -> bool:
@@ -65,7 +89,7 @@ class CircuitBreakerCore:
         """A coroutine function: refused (AsyncMisuse, a TypeError); use call_async."""
     @overload
     def call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Calls fn(*args, **kwargs) under the breaker; raises CircuitOpen when not permitted."""
+        """Calls fn(*args, **kwargs) under this guard; raises its rejection when not admitted."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -73,6 +97,13 @@ class CircuitBreakerCore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+    def __aenter__(self) -> Awaitable[Self]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
     def _enter(self) -> tuple[int, int]: ...
     def _finish(self, result: _T, token: int, start: int) -> _T: ...
     def _record(self, token: int, failure: bool, start: int) -> tuple[bool, int]: ...
@@ -94,6 +125,14 @@ class BulkheadCore:
         """Takes a permit if one is free and no call is waiting; returns whether it did."""
     def release(self) -> None:
         """Gives a permit back: to the first waiting call if there is one, else to the pool."""
+    @overload
+    def call(
+        self, fn: Callable[_P, Awaitable[_T]], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> UseCallAsync:
+        """A coroutine function: refused (AsyncMisuse, a TypeError); use call_async."""
+    @overload
+    def call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Calls fn(*args, **kwargs) under this guard; raises its rejection when not admitted."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -101,6 +140,13 @@ class BulkheadCore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+    def __aenter__(self) -> Awaitable[Self]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Awaitable[None]: ...
     def _enqueue(self) -> bool: ...
     def _pass_or_free(self, queued: int) -> bool: ...
     def _grant(self, queued: int) -> bool: ...

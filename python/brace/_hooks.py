@@ -6,7 +6,7 @@ queue to wait in - to methods that only its Python subclass defines. This
 module is the one place where that contract is written down: a Protocol per
 compiled base that calls back, naming every hook, its arguments and what it
 returns. tests/test_hooks.py checks that each public class defines them with
-these signatures. RateLimiterCore, BackoffCore and RetryBudgetCore call no
+these signatures. BackoffCore and RetryBudgetCore call no
 hook: their subclasses only configure them and read their answers.
 
 Tokens and starts are the compiled side's own: `token` names the state a
@@ -22,7 +22,8 @@ from typing import Any, Callable, Protocol
 
 from brace.errors import CircuitOpen
 
-__all__ = ["BulkheadHooks", "CircuitBreakerHooks", "GuardOwner", "PolicyHooks", "RetryHooks"]
+__all__ = ["BulkheadHooks", "CircuitBreakerHooks", "EntryOwner", "GuardOwner", "PolicyHooks", "RateLimiterHooks",
+           "RetryHooks"]
 
 
 class GuardOwner(Protocol):
@@ -55,7 +56,18 @@ class GuardOwner(Protocol):
         awaitable that guards the awaited outcome."""
 
 
-class CircuitBreakerHooks(Protocol):
+class EntryOwner(Protocol):
+    """What a compiled `call` entry (pyx/entries.h) calls on its owner: the calls
+    it cannot make in C."""
+
+    def _call_slow(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The whole `call(fn, *args, **kwargs)`, when fn is not a plain function
+        (a coroutine function, one guarded already, a partial, ...) or the
+        compiled check would not admit it now (it may wait). Returns what the
+        call returns, or raises."""
+
+
+class CircuitBreakerHooks(EntryOwner, Protocol):
     """What CircuitBreakerCore (pyx/breaker.pxi) calls on brace.CircuitBreaker.
 
     The guard's `_guard_call` is never needed: the breaker's enter hook
@@ -97,7 +109,7 @@ class CircuitBreakerHooks(Protocol):
         """As GuardOwner._guard_awaitable."""
 
 
-class BulkheadHooks(Protocol):
+class BulkheadHooks(EntryOwner, Protocol):
     """What BulkheadCore (pyx/bulkhead.pxi) calls on brace.Bulkhead.
 
     The compiled `with`, try_acquire and release run no Python while a slot
@@ -107,6 +119,10 @@ class BulkheadHooks(Protocol):
     def _acquire_slow(self) -> Any:
         """`with` found no free slot: wait in the queue up to max_wait (or raise
         BulkheadFull). Returns what `with ... as x` binds."""
+
+    def _enter_slow_async(self) -> Awaitable[Any]:
+        """`async with` found no free slot: the wait, to await. Returns what
+        `async with ... as x` binds."""
 
     def _handoff(self) -> None:
         """A released slot must go to the first queued waiter."""
@@ -121,6 +137,31 @@ class BulkheadHooks(Protocol):
     def _guard_awaitable(self, fn: object, args: object, kwargs: object, awaitable: Awaitable[Any], token: int,
                          start: int) -> Awaitable[Any]:  # fmt: skip
         """As GuardOwner._guard_awaitable: the slot is held until awaited."""
+
+
+class RateLimiterHooks(EntryOwner, Protocol):
+    """What RateLimiterCore (pyx/limiter.pxi) calls on brace.RateLimiter.
+
+    Its guards take a token in C, and refuse in C a call whose token cannot
+    come within max_wait; a token that comes later is waited for here.
+    """
+
+    def _enter_slow(self) -> Any:
+        """`with` found no token now: wait for it. Returns what `with ... as x` binds."""
+
+    def _enter_slow_async(self) -> Awaitable[Any]:
+        """`async with` found no token now: the wait, to await."""
+
+    def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """As GuardOwner._guard_call: the decorated call waits for its token."""
+
+    def _guard_failed(self, fn: object, args: object, kwargs: object, error: BaseException, token: int,
+                      start: int) -> object:  # fmt: skip
+        """As GuardOwner._guard_failed: the token is spent."""
+
+    def _guard_awaitable(self, fn: object, args: object, kwargs: object, awaitable: Awaitable[Any], token: int,
+                         start: int) -> Awaitable[Any]:  # fmt: skip
+        """As GuardOwner._guard_awaitable: returned as it is (its token is taken)."""
 
 
 class RetryHooks(GuardOwner, Protocol):

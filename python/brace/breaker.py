@@ -8,7 +8,6 @@ import threading
 import weakref
 from collections.abc import Awaitable, Iterable
 from datetime import timedelta
-from types import TracebackType
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
 from brace import _config, _guarding
@@ -20,6 +19,7 @@ from brace._core import (
     WINDOW_COUNT_MAX,
     WINDOW_TIME_MAX,
     CircuitBreakerCore,
+    is_awaitable,
     now_ns,
 )
 from brace._listeners import Listeners
@@ -520,6 +520,22 @@ class CircuitBreaker(CircuitBreakerCore):
 
         return guarded_async
 
+    def _call_slow(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`call`'s rare path (pyx/entries.h): fn is not a plain function the compiled
+        entry could judge (a coroutine function, one guarded already, a partial, ...)."""
+        if _guarding.sync_entry(fn, self, "CircuitBreaker.call"):
+            return _guarding.call_guarded(fn, args, kwargs, "CircuitBreaker.call")
+        token, start = self._enter()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            self._on_error(error, token, start)
+            raise
+        if is_awaitable(result):
+            self._release(token)
+            raise _guarding.refuse_awaitable(result, fn, "CircuitBreaker.call")
+        return self._finish(result, token, start)
+
     async def call_async(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Awaits fn(*args, **kwargs) under the breaker (a plain fn's value is used as it is)."""
         if _guarding.kind(fn, self) == CALLABLE_GUARDED:
@@ -531,14 +547,6 @@ class CircuitBreaker(CircuitBreakerCore):
             self._on_error(error, token, start)
             raise
         return cast(R, await self._adopt(_guarding.awaited(first), token, start))
-
-    async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     # -- the stage protocol (brace._stages.AdmissionStage): what a Policy asks of it
 

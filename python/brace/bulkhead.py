@@ -7,7 +7,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable
 from datetime import timedelta
-from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -19,7 +18,6 @@ from typing import (
     ParamSpec,
     TypeVar,
     cast,
-    overload,
 )
 
 from brace import _clock, _config, _deadline, _guarding
@@ -227,22 +225,9 @@ class Bulkhead(BulkheadCore):
         """Calls queued for a slot now."""
         return len(self._queue)
 
-    @overload
-    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
-             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
-
-    @overload
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Calls fn(*args, **kwargs) in a slot, waiting up to max_wait for one.
-
-        Raises:
-            BulkheadFull: No slot came free within max_wait; fn was not called.
-            TypeError: fn is a coroutine function or returned an awaitable
-                (the slot would be free before its work ran): use
-                `await bh.call_async(fn, ...)`.
-        """
+    def _call_slow(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`call`'s rare path (pyx/entries.h): no free slot (wait for one), or fn is not a
+        plain function the compiled entry could judge."""
         if _guarding.sync_entry(fn, self, "Bulkhead.call"):
             return _guarding.call_guarded(fn, args, kwargs, "Bulkhead.call")
         with self:
@@ -310,18 +295,10 @@ class Bulkhead(BulkheadCore):
         finally:
             self.release()
 
-    async def __aenter__(self) -> Bulkhead:
-        if not self.try_acquire():
-            await self._acquire_slow_async()
+    async def _enter_slow_async(self) -> Bulkhead:
+        """`async with`'s wait, when no slot is free now (pyx/entries.h)."""
+        await self._acquire_slow_async()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
 
     def reconfigure(
         self,
@@ -389,7 +366,7 @@ class Bulkhead(BulkheadCore):
         return _deadline.tighter(None if self._max_wait is None else now_ns() + round(self._max_wait * _NS))
 
     def _acquire_slow(self) -> Bulkhead:
-        """`with`'s wait: queues the thread and blocks up to max_wait for a slot."""
+        """`with`'s and call's wait: queues the thread and blocks up to max_wait for a slot."""
         if self._max_wait == 0:
             raise self._full()
         deadline = self._wait_deadline()
@@ -482,9 +459,9 @@ class Bulkhead(BulkheadCore):
         the "brace" logger, never raised into the call.
         """
         self._listeners.add(listener, kinds)
-        self._reject_in_python(bool(self._listeners))
+        self._reject_in_python(self._listeners.wants("rejected"))
 
     def remove_listener(self, listener: Listener) -> None:
         """Stops calling `listener`. Raises ValueError if it was not added."""
         self._listeners.remove(listener)
-        self._reject_in_python(bool(self._listeners))
+        self._reject_in_python(self._listeners.wants("rejected"))

@@ -58,14 +58,35 @@ class RateLimited(Rejected):
     """
 
     def __init__(self, *, retry_after: float, name: str | None, requested: int, limit: int) -> None:
-        self.retry_after = retry_after
-        self.name = name
-        self.requested = requested
-        self.limit = limit
-        who = f"rate limiter {name!r}" if name else "rate limiter"
-        super().__init__(
-            f"{who} did not admit {requested} token(s) in time; retry after {retry_after:.6g} s"
-        )
+        super().__init__(retry_after, name, requested, limit)
+
+    # Facts in `args`, like CircuitOpen's: a limiter's compiled rejection
+    # builds these with BaseException.__new__ alone, and the message is made
+    # only when someone reads it.
+    @property
+    def retry_after(self) -> float:
+        return cast(float, self.args[0])
+
+    @property
+    def name(self) -> str | None:
+        return cast("str | None", self.args[1])
+
+    @property
+    def requested(self) -> int:
+        return cast(int, self.args[2])
+
+    @property
+    def limit(self) -> int:
+        return cast(int, self.args[3])
+
+    def __str__(self) -> str:
+        who = f"rate limiter {self.name!r}" if self.name else "rate limiter"
+        return f"{who} did not admit {self.requested} token(s) in time; retry after {self.retry_after:.6g} s"
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        facts = {"retry_after": self.retry_after, "name": self.name, "requested": self.requested,
+                 "limit": self.limit}  # fmt: skip
+        return _rebuild, (type(self), facts, self.__dict__.get("__notes__"))
 
 
 class CircuitOpen(Rejected):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from datetime import timedelta
-from types import TracebackType
 from typing import (
     Any,
     Awaitable,
@@ -16,12 +15,11 @@ from typing import (
     ParamSpec,
     TypeVar,
     cast,
-    overload,
 )
 
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, RateLimiterCore, is_awaitable, now_ns
+from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable, now_ns
 from brace._listeners import Listeners
 from brace.errors import RateLimited
 
@@ -155,7 +153,7 @@ class RateLimiter(RateLimiterCore):
             f"rate limiter {name!r}" if name else "a rate limiter", _EVENT_KINDS
         )
         self._events, self._period = events, period
-        self._configure(interval, self._burst)
+        self._configure(interval, self._burst, name, self._max_wait_ns())
 
     @property
     def name(self) -> str | None:
@@ -235,6 +233,9 @@ class RateLimiter(RateLimiterCore):
             )
         return now + wait, wait
 
+    def _max_wait_ns(self) -> int | None:
+        return None if self._max_wait is None else round(self._max_wait * _NS)
+
     def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
         """Calls `listener(event)` for each RateLimiterEvent of the given kinds (default: all).
 
@@ -242,10 +243,12 @@ class RateLimiter(RateLimiterCore):
         the "brace" logger, never raised into the call.
         """
         self._listeners.add(listener, kinds)
+        self._reject_in_python(self._listeners.wants("rejected"))
 
     def remove_listener(self, listener: Listener) -> None:
         """Stops calling `listener`. Raises ValueError if it was not added."""
         self._listeners.remove(listener)
+        self._reject_in_python(self._listeners.wants("rejected"))
 
     def state(self) -> RateLimitState:
         """The limit, remaining tokens, retry_after and reset_after, now."""
@@ -280,25 +283,12 @@ class RateLimiter(RateLimiterCore):
         interval = _config.interval_ns(events, period)
         new_burst = self._burst if burst is None else _config.count(burst, "burst", maximum=None)
         _config.burst_within_depth(new_burst, interval)
-        self._configure(interval, new_burst)
+        self._configure(interval, new_burst, self._name, self._max_wait_ns())
         self._events, self._period, self._burst = events, period, new_burst
 
-    @overload
-    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
-             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
-
-    @overload
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Takes one token (waiting up to max_wait), then calls fn(*args, **kwargs).
-
-        Raises:
-            RateLimited: No token could come within max_wait; fn was not called.
-            TypeError: fn is a coroutine function or returned an awaitable
-                (its work would run unlimited later): use
-                `await limiter.call_async(fn, ...)`.
-        """
+    def _call_slow(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`call`'s rare path (pyx/entries.h): no token now (wait up to max_wait), or fn
+        is not a plain function the compiled entry could judge."""
         if _guarding.sync_entry(fn, self, "RateLimiter.call"):
             return _guarding.call_guarded(fn, args, kwargs, "RateLimiter.call")
         self.acquire(1, self._max_wait)
@@ -325,45 +315,41 @@ class RateLimiter(RateLimiterCore):
 
         A function this limiter already decorates is returned as it is.
         """
-        return _guarding.guard_function(self, fn, self._guard_sync, self._guard_async)
-
-    def _guard_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def limited(*args: Any, **kwargs: Any) -> Any:
-            self.acquire(1, self._max_wait)
-            return fn(*args, **kwargs)
-
-        return limited
+        return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
     def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def limited_async(*args: Any, **kwargs: Any) -> Any:
-            await self.acquire_async(1, self._max_wait)
+            await self.__aenter__()  # the token taken (or refused) in C when it need not wait
             return await fn(*args, **kwargs)
 
         return limited_async
 
-    def __enter__(self) -> RateLimiter:
+    # -- the compiled guards' slow paths (pyx/guard.h, pyx/entries.h): no token now
+
+    def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A decorated call with no token now: wait for one up to max_wait."""
+        self.acquire(1, self._max_wait)
+        return fn(*args, **kwargs)
+
+    def _guard_failed(self, fn: object, args: object, kwargs: object, error: BaseException, token: int,
+                      start: int) -> object:  # fmt: skip
+        """A decorated call raised: its token is spent, the error propagates as it was."""
+        return RERAISE
+
+    def _guard_awaitable(self, fn: object, args: object, kwargs: object, awaitable: Awaitable[Any], token: int,
+                         start: int) -> Awaitable[Any]:  # fmt: skip
+        """A decorated plain function returned an awaitable: it ran on its token, as it is."""
+        return awaitable
+
+    def _enter_slow(self) -> RateLimiter:
+        """`with`'s wait for a token that comes within max_wait."""
         self.acquire(1, self._max_wait)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    async def __aenter__(self) -> RateLimiter:
+    async def _enter_slow_async(self) -> RateLimiter:
+        """`async with`'s wait for a token that comes within max_wait."""
         await self.acquire_async(1, self._max_wait)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     # -- the stage protocol (brace._stages.AdmissionStage): each attempt takes a token
 
@@ -371,11 +357,11 @@ class RateLimiter(RateLimiterCore):
     _brace_stage_times_calls = False
 
     def _brace_stage_admit(self) -> int:
-        self.acquire(1, self._max_wait)
+        self.__enter__()
         return 0
 
     async def _brace_stage_admit_async(self) -> int:
-        await self.acquire_async(1, self._max_wait)
+        await self.__aenter__()
         return 0
 
     def _brace_stage_give_back(self, ticket: int) -> None:

@@ -36,14 +36,14 @@ assert_type(bh.in_use, int)
 assert_type(bh.available, int)
 assert_type(bh.waiting, int)
 assert_type(bh.max_concurrent, int)
-assert_type(bh.max_wait, float)
+assert_type(bh.max_wait, float | None)
 assert_type(bh.name, str | None)
 
 query(1)  # type: ignore[arg-type]
 query("a", limits=2)  # type: ignore[call-arg]
 bh.call(query, "a", page=2)  # type: ignore[arg-type, call-arg]
 brace.Bulkhead(max_concurrent="2")  # type: ignore[arg-type]
-brace.Bulkhead(max_concurrent=2, max_wait=None)  # type: ignore[arg-type]
+brace.Bulkhead(max_concurrent=2, max_wait=None)  # waits as long as it takes
 brace.Bulkhead(2)  # type: ignore[arg-type, call-arg]
 bh.reconfigure(max_concurrent=20, max_wait=1.0)
 
