@@ -48,6 +48,12 @@ def policy_decorated_call() -> Callable[[], object]:
     return lambda: guarded(-1)
 
 
+def recovery_decorated_call() -> Callable[[], object]:
+    recovery = brace.Recovery(escalation=brace.EscalationPolicy(), dead_letters=brace.MemoryDeadLetters())
+    guarded = recovery(abs)
+    return lambda: guarded(-1)
+
+
 def bulkhead_with() -> Callable[[], object]:
     bh = brace.Bulkhead(max_concurrent=10)
 
@@ -87,7 +93,7 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 @pytest.mark.parametrize(
     "make",
     [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, policy_decorated_call,
-     bulkhead_with, breaker_with,
+     recovery_decorated_call, bulkhead_with, breaker_with,
      bulkhead_try_acquire_and_release, bulkhead_refuses, bulkhead_decorated_call],  # fmt: skip
 )
 def test_a_million_calls_allocate_nothing(make: Callable[[], Callable[[], object]]) -> None:
