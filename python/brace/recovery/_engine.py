@@ -33,7 +33,7 @@ from brace.recovery import _outbox
 from brace.recovery._correlation import correlation_var, new_correlation_id
 from brace.recovery.deadletters import DeadLetterStore
 from brace.recovery._drivers import Effect, Steps, drive, drive_async
-from brace.recovery._escalation import EscalationPolicy
+from brace.recovery._escalation_policy import EscalationPolicy
 from brace.recovery._events import Listener, RecoveryEvent
 from brace.recovery._fallback import Degraded, Fallback
 from brace.recovery._healing import HealingAction, HealingStats
