@@ -1,112 +1,138 @@
 # ---- recovery ----------------------------------------------------------------
 # Included by _core.pyx. brace.Recovery's algorithm is Python (brace.recovery._loop);
 # this is the one thing a recovered call does millions of times: a first attempt
-# that succeeds, when nothing needs the per-attempt record.
+# that succeeds, decided in C (pyx/recovered.c) with nothing but a count, and, when
+# someone listens, one compact record handed to the listeners (recovered.h).
 
-import types as _types
+import os as _os
+from collections import deque as _deque
 
+from cpython.object cimport PyObject
 
-cdef inline bint _plain_result(object result):
-    """Whether result is never a failure to ErrorClassifier's is_failure (which looks
-    for an HTTP response): exactly a builtin without instance attributes."""
-    cdef type kind = type(result)
-    return (result is None or kind is int or kind is str or kind is bool or kind is float or kind is dict
-            or kind is list or kind is tuple or kind is bytes or kind is set or kind is frozenset)
+cdef extern from "recovered.h":
+    ctypedef struct brc_recovery_state:
+        int fast
+        int whole_call_in_python
+        PyObject *targets
+        PyObject *correlation_var
+        PyObject *report
+        uint64_t first_tries
+    object brc_recovered_new(object attempt, object state_owner, brc_recovery_state *state, object owner,
+                             object operation, object whole, object rest)
+    int brc_recovered_ready() except -1
+    Py_ssize_t brc__recovery_replays
+    int brc_correlation_restart(object prefix) except -1
+    object brc_correlation_new()
 
-# `Recovery.replaying()` blocks open in the process: while there is one, a success
-# may belong to a replay's books, which only the Python path tells apart.
-cdef Py_ssize_t _recovery_replays = 0
+brc_recovered_ready()
 
 
 def recovery_replays_add(Py_ssize_t delta):
     """Counts a `Recovery.replaying()` block in (+1) or out (-1) (the GIL makes it atomic)."""
-    global _recovery_replays
-    _recovery_replays += delta
+    global brc__recovery_replays
+    brc__recovery_replays += delta
 
 
 def recovery_replays():
     """How many `Recovery.replaying()` blocks are open in the process."""
-    return _recovery_replays
+    return brc__recovery_replays
+
+
+def _restart_correlation_ids():
+    """Correlation ids from now on: a random prefix of 64 bits (16 hex digits), a serial
+    from 0; drawn again in a forked child, so that ids stay unique across processes."""
+    brc_correlation_restart(_os.urandom(8).hex())
+
+
+_restart_correlation_ids()
+_os.register_at_fork(after_in_child=_restart_correlation_ids)
+
+
+def new_correlation_id():
+    """A fresh correlation id: 32 hex digits, unique across processes (like a uuid4, at a
+    fraction of its cost: a logged call without an id gets one)."""
+    return brc_correlation_new()
 
 
 cdef class RecoveryCore:
     """The compiled part of brace.Recovery: what a call's first attempt needs from Python
-    (nothing but a count when lean; the whole call with write-ahead; a correlation id
-    around it when listened to), and the count of lean first-try successes."""
+    (see recovered.h), and the count of first-try successes decided in C."""
 
-    cdef bint _lean
-    cdef bint _whole_call_in_python
-    cdef bint _listened
+    cdef brc_recovery_state _state
+    # The references behind the state's borrowed pointers.
+    cdef tuple _targets
     cdef object _correlation_var
-    cdef object _new_correlation_id
-    cdef readonly unsigned long long lean_first_tries
+    cdef object _report
 
-    def configure(self, *, bint lean, bint whole_call_in_python, bint listened, correlation_var,
-                   new_correlation_id):
-        self._lean = lean
-        self._whole_call_in_python = whole_call_in_python
-        self._listened = listened
-        self._correlation_var = correlation_var
-        self._new_correlation_id = new_correlation_id
+    def __cinit__(self):
+        self._targets = ()
+        self._state.targets = <PyObject *>self._targets
+        self._correlation_var = None
+        self._state.correlation_var = <PyObject *>self._correlation_var
+        self._report = None
+        self._state.report = <PyObject *>self._report
+
+    def configure(self, *, bint fast, bint whole_call_in_python, tuple targets, correlation_var, report):
+        """fast: a first-try success with a plain result needs only a count and the targets told;
+        targets: callables taking a first-try record (operation, start ns, duration ns,
+        correlation id), empty when nobody listens; report(target, operation, error): a target raised."""
+        self._targets, self._correlation_var, self._report = targets, correlation_var, report
+        self._state.targets = <PyObject *>targets
+        self._state.correlation_var = <PyObject *>correlation_var
+        self._state.report = <PyObject *>report
+        self._state.fast = fast
+        self._state.whole_call_in_python = whole_call_in_python
+
+    @property
+    def first_tries(self):
+        """First-try successes decided in C (counted nowhere else)."""
+        return self._state.first_tries
+
+    def recovered(self, attempt, owner, str operation, whole, rest):
+        """A sync function decorated by this core's Recovery (a brace._core.Recovered)."""
+        return brc_recovered_new(attempt, self, &self._state, owner, operation, whole, rest)
 
 
-cdef class Recovered:
-    """A sync function decorated by a brace.Recovery (compiled).
+cdef class Tally:
+    """A count that threads add to without a lock: each add is one C step under the GIL.
+    Called with anything, it counts the call (a first-try target that only counts)."""
 
-    The first attempt runs here; when the Recovery is lean, a success with a
-    plain result (None, a number, a str, a container) returns at once,
-    counted. Anything else - a failure, another result, an awaitable, a
-    Recovery that records more - goes to Python: `whole(args, kwargs)` for
-    the whole call (write-ahead records come before the attempt), else
-    `rest(args, kwargs, start, returned, outcome)` after the first attempt
-    made here (within the call's correlation id, made here when listened to).
-    """
+    cdef readonly unsigned long long value
 
-    cdef object _attempt
-    cdef object _whole
-    cdef object _rest
-    cdef RecoveryCore _core
-    cdef readonly object guarded_by
-    cdef dict __dict__          # functools.update_wrapper writes __name__, __wrapped__, ... here
-    cdef object __weakref__
+    def add(self):
+        self.value += 1
 
-    def __init__(self, attempt, RecoveryCore core, owner, whole, rest):
-        self._attempt = attempt
-        self._core = core
-        self.guarded_by = owner
-        self._whole = whole
-        self._rest = rest
+    def __call__(self, record):
+        self.value += 1
 
-    def __call__(self, *args, **kwargs):
-        cdef RecoveryCore core = self._core
-        if core._lean and not _recovery_replays:
-            return self._first(args, kwargs, True)
-        if core._whole_call_in_python:
-            return self._whole(args, kwargs)
-        if core._listened and core._correlation_var.get() is None:
-            token = core._correlation_var.set(core._new_correlation_id())
-            try:
-                return self._first(args, kwargs, False)
-            finally:
-                core._correlation_var.reset(token)
-        return self._first(args, kwargs, False)
 
-    cdef object _first(self, tuple args, dict kwargs, bint lean):
-        cdef uint64_t start = c.brc_now_ns()
-        try:
-            result = self._attempt(*args, **kwargs)
-        except Exception as error:
-            return self._rest(args, kwargs, start, False, error)
-        if lean and _plain_result(result):
-            self._core.lean_first_tries += 1
-            return result
-        return self._rest(args, kwargs, start, True, result)
+cdef class EventRing:
+    """The newest `capacity` items, and how many older ones were pushed out: appends take no
+    lock (each is one C step under the GIL), so an eviction is never miscounted."""
 
-    def __get__(self, obj, objtype):
-        """Decorating a method: bind like a function does."""
-        if obj is None:
-            return self
-        return _types.MethodType(self, obj)
+    cdef object _items
+    cdef Py_ssize_t _capacity
+    cdef readonly unsigned long long evicted
 
-    def __repr__(self):
-        return f"<brace recovered {self._attempt!r}>"
+    def __init__(self, Py_ssize_t capacity):
+        self._items = _deque(maxlen=capacity)
+        self._capacity = capacity
+
+    def append(self, item):
+        if len(self._items) == self._capacity:
+            self.evicted += 1
+        self._items.append(item)
+
+    def items(self):
+        """The items held, oldest first (a copy)."""
+        return list(self._items)
+
+    def clear(self):
+        self._items.clear()
+
+    @property
+    def capacity(self):
+        return self._capacity
+
+    def __len__(self):
+        return len(self._items)

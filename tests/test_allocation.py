@@ -49,6 +49,12 @@ def policy_decorated_call() -> Callable[[], object]:
     return lambda: guarded(-1)
 
 
+def recovery_decorated_call() -> Callable[[], object]:
+    recovery = brace.Recovery(escalation=brace.EscalationPolicy(), dead_letters=brace.MemoryDeadLetters())
+    guarded = recovery(abs)
+    return lambda: guarded(-1)
+
+
 def bulkhead_with() -> Callable[[], object]:
     bh = brace.Bulkhead(max_concurrent=10)
 
@@ -155,7 +161,7 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 @pytest.mark.parametrize(
     "make",
     [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, policy_decorated_call,
-     bulkhead_with, breaker_with, breaker_call, bulkhead_call, limiter_call, limiter_decorated_call, limiter_with,
+     recovery_decorated_call, bulkhead_with, breaker_with, breaker_call, bulkhead_call, limiter_call, limiter_decorated_call, limiter_with,
      async_with(new_breaker), async_with(new_bulkhead), async_with(new_limiter),
      bulkhead_try_acquire_and_release, bulkhead_refuses, bulkhead_decorated_call],  # fmt: skip
     ids=lambda make: make.__name__,

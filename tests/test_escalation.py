@@ -294,7 +294,7 @@ def test_explain_shows_the_status_the_decision_and_handler_errors() -> None:
         operation="report", classification=dataclasses.replace(classified(failure), status=504, retry_after=2.5),
         error=failure, reason="attempts", options=(Option.ABORT, Option.USE),
     )  # fmt: skip
-    esc._record_handler_error("pager: ConnectionError: down")
+    esc.record_handler_error("pager: ConnectionError: down")
     esc.decide("use", [1, 2], by="ann")
     text = esc.explain()
     assert "Failure: TIMEOUT (severity MEDIUM, HTTP status 504; rule " in text
@@ -337,7 +337,7 @@ def test_a_failed_result_is_explained_as_a_result() -> None:
 
 def test_to_dict_is_json_without_live_objects(clock: FakeClock) -> None:
     esc = escalation(correlation_id="req-42")
-    esc._record_handler_error("pager: boom")
+    esc.record_handler_error("pager: boom")
     esc.decide(Option.USE, object(), by="ann")
     data = json.loads(json.dumps(esc.to_dict()))
     assert data["operation"] == "fetch_user"

@@ -113,3 +113,50 @@ def test_a_decorated_method_binds_like_a_function() -> None:
     assert Client(10).add(5) == 15
     assert Client.add.__name__ == "add" and Client.add.__wrapped__ is not None
     assert Client.add.guarded_by is recovery
+
+
+@pytest.mark.parametrize("listened", [False, True])
+def test_positional_and_keyword_arguments_reach_every_attempt(listened: bool) -> None:
+    recovery = quiet()
+    if listened:
+        recovery.add_listener(RecoveryLog(MemorySink()))
+    seen: list[tuple[int, int, int]] = []
+
+    @recovery
+    def add(a: int, b: int, *, c: int = 0) -> int:
+        seen.append((a, b, c))
+        if len(seen) == 2:  # the second call fails once: its retry gets the same arguments
+            raise ConnectionResetError("reset")
+        return a + b + c
+
+    assert add(1, 2) == 3
+    assert add(1, b=2, c=3) == 6
+    assert seen == [(1, 2, 0), (1, 2, 3), (1, 2, 3)]
+    assert recovery.stats().recovered == 1
+
+
+@pytest.mark.parametrize("listened", [False, True])
+def test_an_exception_that_is_not_an_exception_passes_through(listened: bool) -> None:
+    recovery = quiet()
+    if listened:
+        recovery.add_listener(RecoveryLog(MemorySink()))
+
+    @recovery
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert brace.correlation_id() is None  # the call's own id was reset
+
+
+def test_a_listened_first_try_record_is_the_event_the_steps_make() -> None:
+    fast, steps = MemorySink(), MemorySink()
+    recovery = quiet(name="op")
+    recovery.add_listener(RecoveryLog(fast))
+    slow = quiet(name="op", write_ahead=True, read_only=True)  # every call through the steps
+    slow.add_listener(RecoveryLog(steps))
+    with brace.testing.fake_clock(), brace.correlation("job"):
+        recovery(lambda: 1)()
+        slow(lambda: 1)()
+    assert fast.events() == [each for each in steps.events() if each.kind == "attempt"]

@@ -769,3 +769,112 @@ def test_a_forked_child_makes_other_ids() -> None:
     mine = new_correlation_id()
     assert len(child) == len(mine) == 32
     assert child[:16] != mine[:16]  # the prefix was drawn again in the child
+
+
+def called(form: str, recovery: brace.Recovery, fn: Callable[[int], int], item: int) -> int:
+    """fn(item) recovered in one of the four ways: decorated (sync: the compiled first
+    attempt; async: the steps), or through call / call_async."""
+
+    async def coroutine_fn(x: int) -> int:
+        return fn(x)
+
+    if form == "decorated":
+        return recovery(fn)(item)
+    if form == "call":
+        return recovery.call(fn, item)  # type: ignore[return-value]
+    if form == "decorated_async":
+        return asyncio.run(recovery(coroutine_fn)(item))  # type: ignore[arg-type]
+    return asyncio.run(recovery.call_async(coroutine_fn, item))  # type: ignore[return-value]
+
+
+FORMS = ["decorated", "call", "decorated_async", "call_async"]
+
+
+class TestFirstTryRecords:
+    """A first-try success the compiled first attempt decides reaches every sink as the event
+    the steps would have made (made only when a sink reads it), in order, counted."""
+
+    @pytest.mark.parametrize("form", FORMS)
+    def test_every_first_try_reaches_every_sink_as_one_event(self, form: str, clock: FakeClock, sink_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+        memory, seen, jsonl = MemorySink(), [], JsonLinesSink(sink_path)
+        log = RecoveryLog(memory, jsonl, LoggingSink(), seen.append)
+        recovery = brace.Recovery(name="fetch", escalation=brace.EscalationPolicy(),
+                                  dead_letters=brace.MemoryDeadLetters())  # fmt: skip
+        recovery.add_listener(log)
+        caplog.set_level(logging.INFO, logger="brace.recovery")
+        for item in range(20):
+            with correlation(f"job-{item}"):
+                assert called(form, recovery, lambda x: x, item) == item
+        log.close()
+        expected = [RecoveryEvent("attempt", "fetch", 1, clock.now_ns() / 1e9, 0.0, "success",
+                                  correlation_id=f"job-{item}") for item in range(20)]  # fmt: skip
+        assert memory.events() == seen == expected
+        lines = read_lines(sink_path)
+        assert all(line.pop("time") > 0 for line in lines)
+        assert lines == [event_dict(each) for each in expected]
+        assert [record.brace_event for record in caplog.records] == [event_dict(each) for each in expected]  # type: ignore[attr-defined]
+        assert log.events_by_kind() == {"attempt": 20}
+        assert recovery.stats().first_try == 20
+
+    def test_events_of_calls_keep_their_order_with_failures_between(self) -> None:
+        memory = MemorySink()
+        recovery = brace.Recovery(name="fetch", escalation=brace.EscalationPolicy(),
+                                  dead_letters=brace.MemoryDeadLetters())  # fmt: skip
+        recovery.add_listener(RecoveryLog(memory))
+        failures = iter([True, False])
+
+        @recovery
+        def fetch(fail: bool) -> str:
+            if fail and next(failures):
+                raise ConnectionResetError("reset")
+            return "ok"
+
+        assert [fetch(False), fetch(True), fetch(False)] == ["ok"] * 3
+        kinds = [(each.kind, each.outcome) for each in memory.events()]
+        assert kinds == [("attempt", "success"), ("attempt", "failure"), ("attempt", "success"),
+                         ("recovered", "success"), ("attempt", "success")]  # fmt: skip
+        ids = [each.correlation_id for each in memory.events()]
+        assert None not in ids and ids[1] == ids[2] == ids[3] and len({ids[0], ids[1], ids[4]}) == 3
+
+    def test_threads_lose_no_first_try_and_miscount_no_eviction(self) -> None:
+        memory = MemorySink(capacity=1000)
+        log = RecoveryLog(memory)
+        recovery = brace.Recovery(escalation=brace.EscalationPolicy(), dead_letters=brace.MemoryDeadLetters())
+        recovery.add_listener(log)
+        same = recovery(lambda x: x)
+        workers = [threading.Thread(target=lambda: [same(n) for n in range(3000)]) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(LONG)
+        assert log.events_by_kind() == {"attempt": 18_000}
+        assert (len(memory), memory.evicted) == (1000, 17_000)
+        assert len({each.correlation_id for each in memory.events()}) == 1000  # an id of its own per call
+
+    def test_a_sink_or_listener_that_raises_on_a_first_try_is_reported_and_the_others_still_get_it(
+            self, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+        def broken(event: RecoveryEvent) -> None:
+            raise RuntimeError("sink down")
+
+        memory, seen = MemorySink(), []
+        log = RecoveryLog(broken, memory)
+        recovery = brace.Recovery(name="op", escalation=brace.EscalationPolicy(),
+                                  dead_letters=brace.MemoryDeadLetters())  # fmt: skip
+        recovery.add_listener(lambda event: 1 / 0)
+        recovery.add_listener(log)
+        recovery.add_listener(seen.append)
+        same = recovery(lambda x: x)
+        assert [same(1), same(2)] == [1, 2]
+        assert len(memory) == len(seen) == 2 and log.events_by_kind() == {"attempt": 2}
+        messages = [record.getMessage() for record in caplog.records]
+        assert messages.count("brace: a listener of recovery 'op' failed") == 2
+        assert any("recovery log sink" in message and "failure 1" in message for message in messages)
+
+    def test_a_memory_sink_reads_a_record_as_its_event_and_keeps_it_compact(self) -> None:
+        memory = MemorySink(capacity=2)
+        memory._brace_first_try(("fetch", 3_000_000_000, 500_000_000, "job"))
+        memory(event())
+        memory._brace_first_try(("fetch", 4_000_000_000, 0, None))
+        assert memory.events() == [event(), RecoveryEvent("attempt", "fetch", 1, 4.0, 0.0, "success")]
+        assert memory.evicted == 1

@@ -207,27 +207,47 @@ class PolicyCore:
 
 def recovery_replays_add(delta: int) -> None: ...
 def recovery_replays() -> int: ...
+def new_correlation_id() -> str:
+    """A fresh correlation id: 32 hex digits, unique across processes."""
 
 class RecoveryCore:
-    lean_first_tries: int
+    @property
+    def first_tries(self) -> int: ...
     def configure(
         self,
         *,
-        lean: bool,
+        fast: bool,
         whole_call_in_python: bool,
-        listened: bool,
+        targets: tuple[Callable[[tuple[str, int, int, str | None]], object], ...],
         correlation_var: ContextVar[str | None],
-        new_correlation_id: Callable[[], str],
+        report: Callable[[Callable[..., object], str, BaseException], object],
     ) -> None: ...
+    def recovered(
+        self,
+        attempt: Callable[..., Any],
+        owner: object,
+        operation: str,
+        whole: Callable[[tuple[Any, ...], dict[str, Any]], Any],
+        rest: Callable[[tuple[Any, ...], dict[str, Any], int, bool, Any], Any],
+    ) -> Recovered: ...
 
 class Recovered:
     guarded_by: object
-    def __init__(
-        self,
-        attempt: Callable[..., Any],
-        core: RecoveryCore,
-        owner: object,
-        whole: Callable[[tuple[Any, ...], dict[str, Any]], Any],
-        rest: Callable[[tuple[Any, ...], dict[str, Any], int, bool, Any], Any],
-    ) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+class Tally:
+    @property
+    def value(self) -> int: ...
+    def add(self) -> None: ...
+    def __call__(self, record: object, /) -> None: ...
+
+class EventRing:
+    def __init__(self, capacity: int) -> None: ...
+    @property
+    def evicted(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    def append(self, item: object, /) -> None: ...
+    def items(self) -> list[Any]: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...

@@ -2,16 +2,8 @@
 
 Import these names from brace or brace.recovery."""
 
-from brace.recovery._escalation import (
-    AttemptRecord,
-    Decision,
-    Escalation,
-    EscalationHandler,
-    EscalationPolicy,
-    LoggingHandler,
-    Option,
-    QueueHandler,
-)
+from brace.recovery._escalation import AttemptRecord, Decision, Escalation, Option
+from brace.recovery._escalation_policy import EscalationHandler, EscalationPolicy, LoggingHandler, QueueHandler
 
 __all__ = [
     "AttemptRecord",

@@ -41,10 +41,12 @@ from brace.recovery._escalation import (
     AttemptRecord,
     Decision,
     Escalation,
+    Option,
+)
+from brace.recovery._escalation_policy import (
     EscalationHandler,
     EscalationPolicy,
     LoggingHandler,
-    Option,
     QueueHandler,
 )
 from brace.recovery._control import (

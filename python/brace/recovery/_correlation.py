@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import itertools
-import os
-import uuid
 from collections.abc import Iterator
+
+from brace._core import new_correlation_id
 
 __all__ = ["correlation", "correlation_id", "correlation_var", "new_correlation_id"]
 
@@ -31,24 +30,8 @@ def correlation_id() -> str | None:
     return correlation_var.get()
 
 
-# Ids are a random per-process prefix and a counter: unique like uuid4s (the
-# prefix is 64 random bits, drawn again in a forked child), at a fraction of
-# their cost, which matters because a logged call without an id gets one.
-_prefix = uuid.uuid4().hex[:16]
-_serial = itertools.count()
-
-
-def _new_process() -> None:
-    global _prefix, _serial
-    _prefix, _serial = uuid.uuid4().hex[:16], itertools.count()
-
-
-os.register_at_fork(after_in_child=_new_process)
-
-
-def new_correlation_id() -> str:
-    """A fresh correlation id: 32 hex digits, unique across processes."""
-    return f"{_prefix}{next(_serial):016x}"
+# `new_correlation_id()` is compiled (pyx/recovered.c): a random per-process prefix and a
+# serial, which the recovered calls also use when they make an id in C.
 
 
 @contextlib.contextmanager

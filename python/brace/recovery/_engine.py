@@ -25,19 +25,18 @@ from datetime import timedelta
 from typing import Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
-from brace._core import CALLABLE_GUARDED, Recovered, RecoveryCore, is_awaitable
+from brace._core import CALLABLE_GUARDED, RecoveryCore, is_awaitable
 from brace._safe import name_of
 from brace.classify import ErrorClassifier
 from brace.policy import Policy
 from brace.recovery import _outbox
-from brace.recovery._correlation import correlation_var
+from brace.recovery._correlation import correlation_var, new_correlation_id
 from brace.recovery.deadletters import DeadLetterStore
 from brace.recovery._drivers import Effect, Steps, drive, drive_async
-from brace.recovery._escalation import EscalationPolicy
+from brace.recovery._escalation_policy import EscalationPolicy
 from brace.recovery._events import Listener, RecoveryEvent
 from brace.recovery._fallback import Degraded, Fallback
 from brace.recovery._healing import HealingAction, HealingStats
-from brace.recovery._log import new_correlation_id
 from brace.recovery._loop import Engine
 from brace.recovery._run import Run
 from brace.recovery._settings import Settings
@@ -198,7 +197,7 @@ class Recovery:
             run.made = (start, returned, outcome)
             return self._call(run)
 
-        return functools.update_wrapper(Recovered(attempt, self._core, self, whole, rest), fn)
+        return functools.update_wrapper(self._core.recovered(attempt, self, operation, whole, rest), fn)
 
     @overload
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
@@ -266,9 +265,9 @@ class Recovery:
         `replay_stats()`.
         """
         stats = self._engine.book.snapshot()
-        lean = self._core.lean_first_tries  # first-try successes the compiled path only counted
-        return dataclasses.replace(stats, calls=stats.calls + lean, first_try=stats.first_try + lean,
-                                   attempts_made=stats.attempts_made + lean)  # fmt: skip
+        fast = self._core.first_tries  # first-try successes the compiled first attempt decided
+        return dataclasses.replace(stats, calls=stats.calls + fast, first_try=stats.first_try + fast,
+                                   attempts_made=stats.attempts_made + fast)  # fmt: skip
 
     def replay_stats(self) -> RecoveryStats:
         """What this Recovery did with replayed dead letters, kept apart from `stats()`."""
@@ -289,18 +288,18 @@ class Recovery:
     # -- one call -------------------------------------------------------------------
 
     def _configure_core(self) -> None:
-        """Tells the compiled first attempt what a call needs from Python (see pyx/recovery.pxi).
+        """Tells the compiled first attempt what a call needs from Python (see pyx/recovered.h).
 
-        Lean: a success needs nothing but a count - no listener to tell, no
-        write-ahead record, no feature to turn on, no cache to feed, and the
-        classifier's own test of returned values.
+        Fast: a first-try success needs nothing but a count and the record
+        handed to the listeners - no write-ahead record, no feature to turn
+        on, no cache to feed, and the classifier's own test of returned values.
         """
-        settings, listened = self._settings, bool(self._engine.listeners)
-        lean = (not listened and not settings.write_ahead and settings.feature is None
+        settings, engine = self._settings, self._engine
+        fast = (not settings.write_ahead and settings.feature is None
                 and (settings.fallback is None or not settings.fallback.remembers)
                 and type(settings.classifier).is_failure is ErrorClassifier.is_failure)  # fmt: skip
-        self._core.configure(lean=lean, whole_call_in_python=settings.write_ahead, listened=listened,
-                              correlation_var=correlation_var, new_correlation_id=new_correlation_id)  # fmt: skip
+        self._core.configure(fast=fast, whole_call_in_python=settings.write_ahead, targets=engine.first_try_targets(),
+                             correlation_var=correlation_var, report=engine.report_target)  # fmt: skip
 
     def _operation(self, fn: Callable[..., Any]) -> str:
         return self._settings.name if self._settings.name is not None else name_of(fn)

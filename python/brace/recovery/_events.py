@@ -5,12 +5,14 @@ Below the engine, the log and the dead-letter stores, which all speak it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal, NamedTuple
+from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from brace.classify import Classification
 
-__all__ = ["EventKind", "Listener", "RecoveryEvent", "StopReason"]
+__all__ = ["EventKind", "FirstTry", "FirstTryTargets", "Listener", "RecoveryEvent", "StopReason", "first_try_event"]
+
+_NS = 1_000_000_000
 
 EventKind = Literal["attempt_started", "attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter",
                     "breaker"]
@@ -62,3 +64,30 @@ class RecoveryEvent(NamedTuple):
 
 
 Listener = Callable[[RecoveryEvent], object]
+
+
+FirstTry = tuple[str, int, int, "str | None"]
+"""A first attempt that succeeded, as the compiled first attempt hands it to listeners:
+(operation, start ns on brace's clock, duration ns, correlation id). `first_try_event`
+makes the RecoveryEvent of it, when something reads it."""
+
+
+def first_try_event(record: FirstTry) -> RecoveryEvent:
+    """The "attempt" event of a first-try success, as the recovery's steps would have made it."""
+    operation, start, duration, correlation_id = record
+    return RecoveryEvent("attempt", operation, 1, start / _NS, duration / _NS, "success",
+                         correlation_id=correlation_id)  # fmt: skip
+
+
+class FirstTryTargets(Protocol):
+    """A listener that takes first-try successes as compact records (brace.RecoveryLog).
+
+    `_brace_first_try_targets()` returns callables taking a FirstTry which,
+    together, do what calling the listener with `first_try_event(record)`
+    would; the listener's set of them is fixed. A Recovery calls them
+    from compiled code, so a success nobody reads costs no event.
+    """
+
+    def __call__(self, event: RecoveryEvent, /) -> object: ...
+
+    def _brace_first_try_targets(self) -> tuple[Callable[[FirstTry], object], ...]: ...

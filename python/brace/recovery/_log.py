@@ -24,15 +24,16 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TypeAlias, Union
 
 from brace import _config
+from brace._core import EventRing, Tally
 from brace._safe import error_dict, safe_repr
 from brace.recovery._correlation import correlation, correlation_id, new_correlation_id
+from brace.recovery._events import FirstTry, RecoveryEvent, first_try_event
 
 if TYPE_CHECKING:
     from brace.classify import Classification
-    from brace.recovery._events import RecoveryEvent
 
 __all__ = [
     "JsonLinesSink",
@@ -119,6 +120,9 @@ def _line(data: dict[str, object]) -> str:
 
 # -- sinks ---------------------------------------------------------------------------
 
+# What a JsonLinesSink queues: an event, or a first-try success as its compact record.
+_Queued: TypeAlias = Union[RecoveryEvent, FirstTry]
+
 
 class LoggingSink:
     """Logs each event as one readable line, its fields in the record's `brace_event` extra.
@@ -160,6 +164,11 @@ class LoggingSink:
                 _log.exception("brace: LoggingSink(%r) failed to log an event (failure %d)", self._logger.name,
                                failures)  # fmt: skip
 
+    def _brace_first_try(self, record: FirstTry) -> None:
+        """A first-try success, as its record: an event made only when the logger is enabled."""
+        if self._logger.isEnabledFor(self._level):
+            self(first_try_event(record))
+
     def close(self) -> None:
         """Nothing to release: the logger's handlers belong to the application."""
 
@@ -171,7 +180,8 @@ class MemorySink:
     """Keeps the last `capacity` events in memory: a ring buffer for tests and dashboards.
 
     When full, each new event evicts the oldest, counted in `evicted`.
-    Thread-safe.
+    Thread-safe, without a lock on the logging path: a first-try success is
+    kept as its compact record and read as its RecoveryEvent.
 
     Args:
         capacity: How many events it holds, an int >= 1 (default 10 000).
@@ -180,49 +190,44 @@ class MemorySink:
         TypeError, ValueError: For a capacity that is not an int >= 1.
     """
 
-    __slots__ = ("_events", "_lock", "_evicted")
+    __slots__ = ("_ring", "_brace_first_try")
 
     def __init__(self, capacity: int = 10_000) -> None:
-        self._events: deque[RecoveryEvent] = deque(maxlen=_config.count(capacity, "capacity"))
-        self._lock = threading.Lock()
-        self._evicted = 0
+        self._ring = EventRing(_config.count(capacity, "capacity"))
+        # A first-try record goes in as it is (brace.RecoveryLog hands it over from compiled code).
+        self._brace_first_try: Callable[[FirstTry], object] = self._ring.append
 
     def __call__(self, event: RecoveryEvent) -> None:
-        with self._lock:
-            if len(self._events) == self._events.maxlen:
-                self._evicted += 1
-            self._events.append(event)
+        self._ring.append(event)
 
     def events(self) -> list[RecoveryEvent]:
         """The events held, oldest first (a copy)."""
-        with self._lock:
-            return list(self._events)
+        return [first_try_event(item) if type(item) is tuple else item for item in self._ring.items()]
 
     def clear(self) -> None:
         """Forgets the events held (`evicted` keeps its count)."""
-        with self._lock:
-            self._events.clear()
+        self._ring.clear()
 
     @property
     def capacity(self) -> int:
         """How many events it holds at most."""
-        capacity = self._events.maxlen
-        assert capacity is not None
+        capacity: int = self._ring.capacity
         return capacity
 
     @property
     def evicted(self) -> int:
         """How many events were pushed out by newer ones."""
-        return self._evicted
+        evicted: int = self._ring.evicted
+        return evicted
 
     def close(self) -> None:
         """Nothing to release: the events stay readable."""
 
     def __len__(self) -> int:
-        return len(self._events)
+        return len(self._ring)
 
     def __repr__(self) -> str:
-        return f"MemorySink(capacity={self.capacity}, held={len(self)}, evicted={self._evicted})"
+        return f"MemorySink(capacity={self.capacity}, held={len(self)}, evicted={self.evicted})"
 
 
 class JsonLinesSink:
@@ -288,7 +293,7 @@ class JsonLinesSink:
         # writer's progress. Callers waiting for room wait on locks of their own (_Waiter).
         self._has_items = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
-        self._pending: deque[tuple[float, RecoveryEvent]] = deque()
+        self._pending: deque[tuple[float, _Queued]] = deque()
         self._waiters: deque[_Waiter] = deque()  # callers waiting for room, first come first
         self._accepted = 0  # events queued so far
         self._done = 0  # of those, events written and flushed (or failed and reported)
@@ -309,6 +314,14 @@ class JsonLinesSink:
         if event.kind == "attempt_started":
             self._write_through(stamp, event)
             return
+        self._queue(stamp, event)
+
+    def _brace_first_try(self, record: FirstTry) -> None:
+        """A first-try success, queued as its record: the writer thread makes its line."""
+        self._queue(time.time(), record)
+
+    def _queue(self, stamp: float, event: _Queued) -> None:
+        """Queues an event or a first-try record logged at `stamp`, waiting for room as above."""
         # Real time, not brace's clock: the wait is for the writer thread.
         deadline = time.monotonic() + _FULL_WAIT
         if not self._lock.acquire(timeout=_FULL_WAIT):
@@ -345,7 +358,7 @@ class JsonLinesSink:
             self._guarded(lambda: self._file.write(line))
             self._guarded(self._file.flush)
 
-    def _enqueue(self, entry: tuple[float, RecoveryEvent]) -> None:
+    def _enqueue(self, entry: tuple[float, _Queued]) -> None:
         """Queues an event (the lock held)."""
         self._pending.append(entry)
         self._accepted += 1
@@ -470,7 +483,7 @@ class _Waiter:
 
     __slots__ = ("entry", "claims", "handed")
 
-    def __init__(self, entry: tuple[float, RecoveryEvent]) -> None:
+    def __init__(self, entry: tuple[float, _Queued]) -> None:
         self.entry = entry
         self.claims: list[tuple[bool]] = []
         self.handed = threading.Lock()  # released by the writer or close() once they decided
@@ -483,8 +496,9 @@ class _Waiter:
         return self.claims[0] is mine
 
 
-def _json_line(stamp: float, event: RecoveryEvent) -> str:
-    return json.dumps({"time": stamp, **event_dict(event)}) + "\n"
+def _json_line(stamp: float, event: _Queued) -> str:
+    data = event_dict(event if isinstance(event, RecoveryEvent) else first_try_event(event))
+    return json.dumps({"time": stamp, **data}) + "\n"
 
 
 # -- the listener ----------------------------------------------------------------------
@@ -507,7 +521,7 @@ class RecoveryLog:
         TypeError: For a sink that is not callable.
     """
 
-    __slots__ = ("_sinks", "_lock", "_counts", "_failures")
+    __slots__ = ("_sinks", "_lock", "_counts", "_first_tries", "_failures", "_targets")
 
     def __init__(self, *sinks: Callable[[RecoveryEvent], object]) -> None:
         for sink in sinks:
@@ -516,25 +530,47 @@ class RecoveryLog:
         self._sinks = sinks
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._first_tries = Tally()  # "attempt" events handed over as first-try records
         self._failures = [0] * len(sinks)
+        # A first-try record: counted, then each sink in order gets it: brace's own sinks
+        # take it as it is (and report their own failures), any other sink its event.
+        targets = (self._first_try_target(index, sink) for index, sink in enumerate(sinks))
+        self._targets: tuple[Callable[[FirstTry], object], ...] = (self._first_tries, *targets)
 
     def __call__(self, event: RecoveryEvent) -> None:
         with self._lock:
             self._counts[event.kind] += 1
         for index, sink in enumerate(self._sinks):
-            try:
-                sink(event)
-            except Exception:
-                with self._lock:
-                    self._failures[index] += 1
-                    failures = self._failures[index]
-                if failures % _REPORT_EVERY == 1:
-                    _log.exception("brace: recovery log sink %s failed (failure %d)", safe_repr(sink), failures)
+            self._deliver(index, sink, event)
+
+    def _deliver(self, index: int, sink: Callable[[RecoveryEvent], object], event: RecoveryEvent) -> None:
+        try:
+            sink(event)
+        except Exception:
+            with self._lock:
+                self._failures[index] += 1
+                failures = self._failures[index]
+            if failures % _REPORT_EVERY == 1:
+                _log.exception("brace: recovery log sink %s failed (failure %d)", safe_repr(sink), failures)
+
+    def _first_try_target(self, index: int, sink: Callable[[RecoveryEvent], object]) -> Callable[[FirstTry], object]:
+        compact: Callable[[FirstTry], object] | None = getattr(sink, "_brace_first_try", None)
+        if compact is not None:
+            return compact
+        return lambda record: self._deliver(index, sink, first_try_event(record))
+
+    def _brace_first_try_targets(self) -> tuple[Callable[[FirstTry], object], ...]:
+        """What a Recovery calls with a first-try success (brace.recovery._events.FirstTryTargets)."""
+        return self._targets
 
     def events_by_kind(self) -> dict[str, int]:
         """How many events of each kind were logged (kinds never seen are absent)."""
         with self._lock:
-            return dict(self._counts)
+            counts = dict(self._counts)
+        first_tries: int = self._first_tries.value
+        if first_tries:
+            counts["attempt"] = counts.get("attempt", 0) + first_tries
+        return counts
 
     def close(self) -> None:
         """Closes the sinks that have a close() (a failure is logged, and the others still close)."""

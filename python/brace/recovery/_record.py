@@ -7,7 +7,7 @@ The algorithm (brace.recovery._loop) decides; this module records what it decide
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from brace._core import now_ns
 from brace._safe import add_note, safe_repr
@@ -15,7 +15,7 @@ from brace.breaker import BreakerEvent
 from brace.classify import Classification
 from brace.errors import FallbackFailed, RecoveryFailed
 from brace.recovery._correlation import correlation_id
-from brace.recovery._events import EventKind, Listener, RecoveryEvent
+from brace.recovery._events import EventKind, FirstTry, Listener, RecoveryEvent, first_try_event
 from brace.recovery._fallback import Degraded
 from brace.recovery._outbox import replaying_now
 from brace.recovery._run import Run
@@ -59,6 +59,28 @@ class Record:
                 listener(event)
             except Exception:
                 _log.exception("brace: a listener of recovery %r failed", event.operation)
+
+    def first_try_targets(self) -> tuple[Callable[[FirstTry], object], ...]:
+        """What the compiled first attempt calls with the record of a first-try success, in the
+        listeners' order: a RecoveryLog's own targets (brace.recovery._events.FirstTryTargets),
+        or, for any other listener, one that hands it the event."""
+        targets: list[Callable[[FirstTry], object]] = []
+        for listener in self.listeners:
+            compact = getattr(listener, "_brace_first_try_targets", None)
+            targets.extend(compact() if compact is not None else (self._telling(listener),))
+        return tuple(targets)
+
+    @staticmethod
+    def _telling(listener: Listener) -> Callable[[FirstTry], object]:
+        def tell(record: FirstTry) -> None:
+            listener(first_try_event(record))
+
+        return tell
+
+    @staticmethod
+    def report_target(target: Callable[[FirstTry], object], operation: str, error: BaseException) -> None:
+        """A first-try target raised (the compiled first attempt carries on with the others)."""
+        _log.error("brace: a listener of recovery %r failed", operation, exc_info=error)
 
     def starting(self, run: Run, start: int) -> None:
         """With write_ahead, the record of an attempt about to go out (a durable sink writes it through)."""

@@ -10,7 +10,7 @@ from brace.classify import DEFAULT_CLASSIFIER, ErrorClassifier
 from brace.policy import Policy
 from brace.recovery import deadletters as deadletter
 from brace.recovery.deadletters import DeadLetterStore
-from brace.recovery._escalation import EscalationPolicy, LoggingHandler
+from brace.recovery._escalation_policy import EscalationPolicy, LoggingHandler
 from brace.recovery._fallback import Fallback
 from brace.recovery._healing import HealingAction, HealingStats
 from brace._config import NS_PER_SECOND
