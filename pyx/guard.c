@@ -7,6 +7,8 @@
 
 #include <structmember.h>
 
+#include "capi.h"
+
 typedef struct {
   PyObject_HEAD
   vectorcallfunc vectorcall;
@@ -21,33 +23,10 @@ typedef struct {
 static PyObject *brc__guard_str_call, *brc__guard_str_failed, *brc__guard_str_result, *brc__guard_str_awaitable,
     *brc__guard_reraise;
 
-/* The call's arguments as a tuple and a dict (rare paths only). */
-static int brc__guard_pack(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **tuple,
-                           PyObject **kwargs) {
-  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-  *tuple = PyTuple_New(nargs);
-  *kwargs = PyDict_New();
-  if (!*tuple || !*kwargs)
-    goto fail;
-  for (Py_ssize_t i = 0; i < nargs; i++) {
-    Py_INCREF(args[i]);
-    PyTuple_SET_ITEM(*tuple, i, args[i]);
-  }
-  for (Py_ssize_t i = 0; i < nkw; i++)
-    if (PyDict_SetItem(*kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
-      goto fail;
-  return 0;
-fail:
-  Py_CLEAR(*tuple);
-  Py_CLEAR(*kwargs);
-  return -1;
-}
-
 PyObject *brc_guard_slow_call(PyObject *owner, PyObject *method, PyObject *fn, PyObject *const *args,
                               size_t nargsf, PyObject *kwnames) {
   PyObject *tuple, *kwargs;
-  if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
+  if (brc_pack_call(args, nargsf, kwnames, &tuple, &kwargs) < 0)
     return NULL;
   PyObject *result = PyObject_CallMethodObjArgs(owner, method, fn, tuple, kwargs, NULL);
   Py_DECREF(tuple);
@@ -60,7 +39,7 @@ static PyObject *brc__guard_ask(PyObject *owner, PyObject *fn, PyObject *method,
                                 size_t nargsf, PyObject *kwnames, PyObject *outcome, uint64_t token,
                                 uint64_t start) {
   PyObject *tuple, *kwargs, *answer = NULL;
-  if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
+  if (brc_pack_call(args, nargsf, kwnames, &tuple, &kwargs) < 0)
     return NULL;
   PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
   if (t && s)
@@ -72,48 +51,17 @@ static PyObject *brc__guard_ask(PyObject *owner, PyObject *fn, PyObject *method,
   return answer;
 }
 
-/* The exception being raised, taken out of the thread state (a new
- * reference, normalised, its traceback attached), and the reverse (steals
- * the reference). Python 3.12 keeps only the exception object, and
- * deprecates PyErr_Fetch / PyErr_Restore; before 3.12 those are the way. */
-static PyObject *brc__guard_take_error(void) {
-#if PY_VERSION_HEX >= 0x030C0000
-  return PyErr_GetRaisedException();
-#else
-  PyObject *type, *value, *traceback;
-  PyErr_Fetch(&type, &value, &traceback);
-  PyErr_NormalizeException(&type, &value, &traceback);
-  if (traceback && value)
-    PyException_SetTraceback(value, traceback);
-  Py_XDECREF(type);
-  Py_XDECREF(traceback);
-  return value;
-#endif
-}
-
-static void brc__guard_restore_error(PyObject *error) {
-#if PY_VERSION_HEX >= 0x030C0000
-  PyErr_SetRaisedException(error);
-#else
-  if (!error)
-    return;
-  PyObject *type = (PyObject *)Py_TYPE(error);
-  Py_INCREF(type);
-  PyErr_Restore(type, error, PyException_GetTraceback(error));
-#endif
-}
-
 PyObject *brc_guard_failed(PyObject *owner, PyObject *fn, PyObject *const *args, size_t nargsf, PyObject *kwnames,
                            uint64_t token, uint64_t start) {
-  PyObject *error = brc__guard_take_error();
+  PyObject *error = brc_take_error();
   PyObject *answer = brc__guard_ask(owner, fn, brc__guard_str_failed, args, nargsf, kwnames, error, token, start);
   if (answer == brc__guard_reraise) { /* the call's own exception, untouched */
     Py_DECREF(answer);
-    brc__guard_restore_error(error);
+    brc_restore_error(error);
     return NULL;
   }
   if (!answer) { /* the owner raised: its error, with the call's as context */
-    PyObject *raised = brc__guard_take_error();
+    PyObject *raised = brc_take_error();
     PyObject *context = raised ? PyException_GetContext(raised) : NULL; /* a new reference */
     if (context)
       Py_DECREF(context);
@@ -121,7 +69,7 @@ PyObject *brc_guard_failed(PyObject *owner, PyObject *fn, PyObject *const *args,
       Py_INCREF(error);
       PyException_SetContext(raised, error); /* steals the reference */
     }
-    brc__guard_restore_error(raised);
+    brc_restore_error(raised);
   }
   Py_XDECREF(error);
   return answer;
@@ -181,16 +129,6 @@ static void brc__guard_dealloc(PyObject *self) {
   Py_TYPE(self)->tp_free(self);
 }
 
-/* Decorating a method: bind like a function does. */
-static PyObject *brc__guard_get(PyObject *self, PyObject *obj, PyObject *type) {
-  (void)type;
-  if (obj == NULL || obj == Py_None) {
-    Py_INCREF(self);
-    return self;
-  }
-  return PyMethod_New(self, obj);
-}
-
 static PyObject *brc__guard_repr(PyObject *self) {
   return PyUnicode_FromFormat("<brace guarded %R>", ((brc_guard_object *)self)->fn);
 }
@@ -217,7 +155,7 @@ static PyTypeObject brc__guard_type = {
     .tp_traverse = brc__guard_traverse,
     .tp_clear = brc__guard_clear,
     .tp_dealloc = brc__guard_dealloc,
-    .tp_descr_get = brc__guard_get,
+    .tp_descr_get = brc_bind_as_method,
     .tp_repr = brc__guard_repr,
     .tp_members = brc__guard_members,
     .tp_getset = brc__guard_getset,

@@ -7,6 +7,8 @@
 
 #include <structmember.h>
 
+#include "capi.h"
+
 #include "brace.h"
 
 typedef struct {
@@ -66,62 +68,10 @@ static inline int brc__plain_result(PyObject *result) {
          kind == &PyBytes_Type || kind == &PySet_Type || kind == &PyFrozenSet_Type;
 }
 
-/* The call's arguments as a tuple and a dict (for the Python paths). */
-static int brc__recovered_pack(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **tuple,
-                               PyObject **kwargs) {
-  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-  *tuple = PyTuple_New(nargs);
-  *kwargs = PyDict_New();
-  if (!*tuple || !*kwargs)
-    goto fail;
-  for (Py_ssize_t i = 0; i < nargs; i++) {
-    Py_INCREF(args[i]);
-    PyTuple_SET_ITEM(*tuple, i, args[i]);
-  }
-  for (Py_ssize_t i = 0; i < nkw; i++)
-    if (PyDict_SetItem(*kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0)
-      goto fail;
-  return 0;
-fail:
-  Py_CLEAR(*tuple);
-  Py_CLEAR(*kwargs);
-  return -1;
-}
-
-/* The exception being raised, taken out of the thread state (a new reference,
- * its traceback attached; NULL if none), and the reverse (steals it). */
-static PyObject *brc__recovered_take_error(void) {
-#if PY_VERSION_HEX >= 0x030C0000
-  return PyErr_GetRaisedException();
-#else
-  PyObject *type, *value, *traceback;
-  PyErr_Fetch(&type, &value, &traceback);
-  PyErr_NormalizeException(&type, &value, &traceback);
-  if (traceback && value)
-    PyException_SetTraceback(value, traceback);
-  Py_XDECREF(type);
-  Py_XDECREF(traceback);
-  return value;
-#endif
-}
-
-static void brc__recovered_restore_error(PyObject *error) {
-#if PY_VERSION_HEX >= 0x030C0000
-  PyErr_SetRaisedException(error);
-#else
-  if (!error)
-    return;
-  PyObject *type = (PyObject *)Py_TYPE(error);
-  Py_INCREF(type);
-  PyErr_Restore(type, error, PyException_GetTraceback(error));
-#endif
-}
-
 static PyObject *brc__recovered_whole(brc_recovered_object *r, PyObject *const *args, size_t nargsf,
                                       PyObject *kwnames) {
   PyObject *tuple, *kwargs;
-  if (brc__recovered_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
+  if (brc_pack_call(args, nargsf, kwnames, &tuple, &kwargs) < 0)
     return NULL;
   PyObject *result = PyObject_CallFunctionObjArgs(r->whole, tuple, kwargs, NULL);
   Py_DECREF(tuple);
@@ -135,12 +85,12 @@ static PyObject *brc__recovered_rest(brc_recovered_object *r, PyObject *const *a
                                      PyObject *kwnames, uint64_t start, PyObject *outcome) {
   PyObject *returned = outcome ? Py_True : Py_False;
   if (!outcome) {
-    outcome = brc__recovered_take_error();
+    outcome = brc_take_error();
     if (!outcome)
       return NULL;
   }
   PyObject *tuple, *kwargs, *answer = NULL;
-  if (brc__recovered_pack(args, nargsf, kwnames, &tuple, &kwargs) == 0) {
+  if (brc_pack_call(args, nargsf, kwnames, &tuple, &kwargs) == 0) {
     PyObject *started = PyLong_FromUnsignedLongLong(start);
     if (started)
       answer = PyObject_CallFunctionObjArgs(r->rest, tuple, kwargs, started, returned, outcome, NULL);
@@ -178,7 +128,7 @@ static int brc__recovered_tell(brc_recovered_object *r, uint64_t start, uint64_t
       Py_DECREF(done);
       continue;
     }
-    PyObject *error = brc__recovered_take_error();
+    PyObject *error = brc_take_error();
     PyObject *reported = PyObject_CallFunctionObjArgs(r->state->report, target, r->operation, error, NULL);
     Py_XDECREF(error);
     if (!reported) {
@@ -230,12 +180,12 @@ static PyObject *brc__recovered_vectorcall(PyObject *self, PyObject *const *args
   }
   result = brc__recovered_first(r, args, nargsf, kwnames, fast, correlation_id);
   if (token) {
-    PyObject *error = brc__recovered_take_error();
+    PyObject *error = brc_take_error();
     if (PyContextVar_Reset(correlation_var, token) < 0) {
       Py_CLEAR(result);
       Py_XDECREF(error);
     } else {
-      brc__recovered_restore_error(error);
+      brc_restore_error(error);
     }
   }
 done:
@@ -279,16 +229,6 @@ static void brc__recovered_dealloc(PyObject *self) {
   Py_TYPE(self)->tp_free(self);
 }
 
-/* Decorating a method: bind like a function does. */
-static PyObject *brc__recovered_get(PyObject *self, PyObject *obj, PyObject *type) {
-  (void)type;
-  if (obj == NULL || obj == Py_None) {
-    Py_INCREF(self);
-    return self;
-  }
-  return PyMethod_New(self, obj);
-}
-
 static PyObject *brc__recovered_repr(PyObject *self) {
   return PyUnicode_FromFormat("<brace recovered %R>", ((brc_recovered_object *)self)->attempt);
 }
@@ -315,7 +255,7 @@ static PyTypeObject brc__recovered_type = {
     .tp_traverse = brc__recovered_traverse,
     .tp_clear = brc__recovered_clear,
     .tp_dealloc = brc__recovered_dealloc,
-    .tp_descr_get = brc__recovered_get,
+    .tp_descr_get = brc_bind_as_method,
     .tp_repr = brc__recovered_repr,
     .tp_members = brc__recovered_members,
     .tp_getset = brc__recovered_getset,
