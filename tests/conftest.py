@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 import brace
 from brace._core import clock_advance_to, now_ns
@@ -58,3 +59,21 @@ def no_coroutine_left_unawaited() -> Iterator[None]:
         warnings.simplefilter("error", RuntimeWarning)
         yield
         gc.collect()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Everything alive once the tests are collected (modules, hypothesis, fixtures' code)
+    # lives for the whole run: moved out of the collector's sight, so that the gc.collect()
+    # of a test (no_coroutine_left_unawaited) scans only what tests made, not the world.
+    gc.collect()
+    gc.freeze()
+
+
+# The inner loop (`pytest -m "not slow"`) runs every property test, on fewer examples;
+# the README's command runs them on Hypothesis's full default.
+settings.register_profile("inner", max_examples=15)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("markexpr", "").replace(" ", "") == "notslow":
+        settings.load_profile("inner")

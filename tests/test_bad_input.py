@@ -519,6 +519,7 @@ _OUTCOMES = (
 )
 
 
+@pytest.mark.slow  # many examples: the README's command runs it, the inner loop does not
 @settings(max_examples=300, deadline=None)
 @given(_OUTCOMES)
 def test_responses_never_make_brace_raise(outcome: object) -> None:

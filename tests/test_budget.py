@@ -93,6 +93,7 @@ def run(budget: RetryBudget, model: BudgetModel, ops: list[tuple[str, int]], ste
         assert budget.balance == model.balance(_core.now_ns()) / 1000
 
 
+@pytest.mark.slow  # many examples: the README's command runs it, the inner loop does not
 @settings(max_examples=200, deadline=None)
 @given(**config, ops=st.lists(operation, max_size=50))
 def test_matches_the_sliding_window_model_on_bucket_boundaries(
@@ -106,6 +107,7 @@ def test_matches_the_sliding_window_model_on_bucket_boundaries(
         run(budget, model, ops, ttl_ns // BUCKETS)
 
 
+@pytest.mark.slow  # many examples: the README's command runs it, the inner loop does not
 @settings(max_examples=200, deadline=None)
 @given(**config, ops=st.lists(operation, max_size=50), step_ns=st.integers(1, 10**9))
 def test_matches_the_bucketed_model_at_any_time(

@@ -591,6 +591,7 @@ def test_a_long_chain_that_cycles_ends(where: str) -> None:
     assert DEFAULT_CLASSIFIER.classify(top if where == "top" else bottom).category is C.TIMEOUT
 
 
+@pytest.mark.slow  # reads an endless chain up to its bound: the README's command runs it, the inner loop does not
 def test_a_chain_made_up_as_it_is_read_ends() -> None:
     class Endless(Exception):
         """Its reason is a new error every time it is read: a chain with no end."""
@@ -812,6 +813,7 @@ exceptions = st.recursive(
 outcomes = st.one_of(exceptions, scalars, headers, st.builds(lambda: MockLike()))
 
 
+@pytest.mark.slow  # many examples: the README's command runs it, the inner loop does not
 @pytest.mark.filterwarnings("ignore:code property is deprecated:DeprecationWarning")  # aiohttp's, read by duck typing
 @settings(max_examples=300, deadline=None)
 @given(outcome=outcomes, refreshed=st.booleans())

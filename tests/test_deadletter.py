@@ -722,9 +722,9 @@ class SQLiteAccounting(Accounting):
     store_kind = "sqlite"
 
 
-TestMemoryAccounting = Accounting.TestCase
+TestMemoryAccounting = pytest.mark.slow(Accounting.TestCase)  # a state machine over many runs
 TestMemoryAccounting.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
-TestSQLiteAccounting = SQLiteAccounting.TestCase
+TestSQLiteAccounting = pytest.mark.slow(SQLiteAccounting.TestCase)
 TestSQLiteAccounting.settings = settings(max_examples=25, stateful_step_count=30, deadline=None)
 
 

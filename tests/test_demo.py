@@ -20,6 +20,8 @@ from brace._cli import demo
 from brace.__main__ import main
 from brace._core import now_ns
 
+pytestmark = pytest.mark.slow  # runs the demo program
+
 TOP_LEVEL_KEYS = {"transient_recovery_rate", "mean_recovery_time", "p95_recovery_time", "lost", "attempts_made",
                   "attempts_logged", "escalated", "dead_lettered", "by_category", "targets",
                   "all_targets_met"}  # fmt: skip

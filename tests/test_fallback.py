@@ -408,6 +408,7 @@ def test_the_cache_stays_bounded_and_consistent_under_threads(clock: FakeClock) 
     assert len(cache._entries) == 8  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow  # many examples: the README's command runs it, the inner loop does not
 @settings(max_examples=200, deadline=None)
 @given(
     max_entries=st.integers(1, 4),

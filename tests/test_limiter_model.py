@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,6 +52,7 @@ operation = st.one_of(
 )
 
 
+@pytest.mark.slow  # many examples: the README's command runs it, the inner loop does not
 @settings(max_examples=300, deadline=None)
 @given(
     events=st.integers(1, 1000),

@@ -12,6 +12,8 @@ import pytest
 
 import brace
 
+pytestmark = pytest.mark.slow  # runs the command line in subprocesses
+
 SCRIPT = Path(sysconfig.get_path("scripts")) / "brace"
 WAYS = {"script": [str(SCRIPT)], "module": [sys.executable, "-m", "brace"]}
 

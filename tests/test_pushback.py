@@ -978,6 +978,7 @@ def cap_seconds(cap: float | timedelta) -> float:
     return cap.total_seconds() if isinstance(cap, timedelta) else float(cap)
 
 
+@pytest.mark.slow  # many examples: the README's command runs it, the inner loop does not
 @settings(max_examples=500, deadline=None)
 @given(headers, caps, nows, containers)
 def test_arbitrary_headers_never_raise_and_stay_in_range(
