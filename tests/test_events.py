@@ -103,6 +103,8 @@ def every_primitive() -> dict[str, Any]:
         "bulkhead": bulkhead,
         "retry": retry,
         "budget": brace.RetryBudget(name="g"),
+        "recovery": brace.Recovery(name="rec", dead_letters=brace.MemoryDeadLetters()),
+        "fallback": brace.Fallback(brace.Fallback.value(0), name="f"),
         "policy": brace.Policy(name="p", retry=brace.Retry(on=OSError), breaker=brace.CircuitBreaker(),
                                limiter=brace.RateLimiter(rate=10), bulkhead=brace.Bulkhead(max_concurrent=2)),
     }  # fmt: skip
@@ -166,3 +168,70 @@ def test_a_policy_listener_hears_every_stage(clock: FakeClock) -> None:
         policy.remove_listener(seen.append)
     with pytest.raises(ValueError, match="kinds must be among"):
         policy.add_listener(seen.append, kinds="sleep")  # no retry in this policy
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_recovery_listener_gets_only_its_kinds_first_tries_included(clock: FakeClock, asynchronous: bool) -> None:
+    recovery = brace.Recovery(name="sync", dead_letters=brace.MemoryDeadLetters(),
+                              escalation=brace.EscalationPolicy(handlers=[]))  # fmt: skip
+    attempts: list[brace.RecoveryEvent] = []
+    dead: list[brace.RecoveryEvent] = []
+    everything: list[brace.RecoveryEvent] = []
+    recovery.add_listener(attempts.append, kinds="attempt")
+    recovery.add_listener(dead.append, kinds=("dead_letter",))
+    recovery.add_listener(everything.append)
+
+    def fine() -> int:
+        return 1
+
+    def broken() -> int:
+        raise ValueError("not retryable")
+
+    async def fine_async() -> int:
+        return 1
+
+    if asynchronous:
+        assert asyncio.run(recovery.call_async(fine_async)) == 1
+    else:
+        assert recovery(fine)() == 1  # the compiled first attempt
+    with pytest.raises(brace.RecoveryFailed):
+        recovery.call(broken)
+    assert [(event.kind, event.outcome) for event in attempts] == [("attempt", "success"), ("attempt", "failure")]
+    assert [event.kind for event in dead] == ["dead_letter"]
+    assert {event.kind for event in everything} >= {"attempt", "dead_letter", "escalation"}
+    assert all(event.name == event.operation == "sync" for event in everything)
+    recovery.remove_listener(attempts.append)
+    assert recovery(fine)() == 1
+    assert len(attempts) == 2
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_fallback_tells_what_it_served_and_when_it_could_not(clock: FakeClock, asynchronous: bool) -> None:
+    def missing(*args: object) -> object:
+        raise LookupError("no replica")
+
+    fallback = brace.Fallback(missing, brace.Fallback.value("spare", name="spare"), name="reads")
+    empty = brace.Fallback(missing, name="nothing")
+    seen: list[brace.FallbackEvent] = []
+    fallback.add_listener(seen.append)
+    empty.add_listener(seen.append, kinds="failed")
+
+    def broken() -> str:
+        raise ConnectionError("down")
+
+    async def broken_async() -> str:
+        raise ConnectionError("down")
+
+    if asynchronous:
+        served = asyncio.run(fallback.call_async(broken_async))
+        with pytest.raises(brace.FallbackFailed):
+            asyncio.run(empty.call_async(broken_async))
+    else:
+        served = fallback.call(broken)
+        with pytest.raises(brace.FallbackFailed):
+            empty.call(broken)
+    assert isinstance(served, brace.Degraded) and served.value == "spare"
+    assert [(event.kind, event.name, event.source) for event in seen] == [
+        ("served", "reads", "fallback:spare"), ("failed", "nothing", None)]
+    assert all(isinstance(event.error, ConnectionError) and event.at == now_ns() / NS for event in seen)
+    assert seen[0].failures[0].endswith("missing: LookupError: no replica")

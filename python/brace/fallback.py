@@ -6,10 +6,12 @@ from brace.recovery._fallback import (
     Alternative,
     Degraded,
     Fallback,
+    FallbackEvent,
 )
 
 __all__ = [
     "Alternative",
     "Degraded",
     "Fallback",
+    "FallbackEvent",
 ]

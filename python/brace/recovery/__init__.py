@@ -36,6 +36,7 @@ from brace.recovery._fallback import (
     Alternative,
     Degraded,
     Fallback,
+    FallbackEvent,
 )
 from brace.recovery._escalation import (
     AttemptRecord,
@@ -88,6 +89,7 @@ __all__ = [
     "EscalationHandler",
     "EscalationPolicy",
     "Fallback",
+    "FallbackEvent",
     "HealingAction",
     "HealingContext",
     "HealingStats",

@@ -22,11 +22,11 @@ import dataclasses
 import functools
 from collections.abc import Awaitable, Coroutine, Iterable, Iterator
 from datetime import timedelta
-from typing import Any, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
+from typing import Any, Callable, ClassVar, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, RecoveryCore, is_awaitable
-from brace._safe import name_of
+from brace._safe import name_of, safe_repr
 from brace.classify import ErrorClassifier
 from brace.policy import Policy
 from brace.recovery import _outbox
@@ -34,8 +34,9 @@ from brace.recovery._correlation import correlation_var, new_correlation_id
 from brace.recovery.deadletters import DeadLetterStore
 from brace.recovery._drivers import Effect, Steps, drive, drive_async
 from brace.recovery._escalation_policy import EscalationPolicy
-from brace.recovery._events import Listener, RecoveryEvent
-from brace.recovery._fallback import Degraded, Fallback
+from brace.recovery._events import EVENT_KINDS, EventKind, FirstTry, Listener, RecoveryEvent, first_try_event
+from brace.recovery._fallback import Fallback
+from brace.recovery._served import Degraded
 from brace.recovery._healing import HealingAction, HealingStats
 from brace.recovery._loop import Engine
 from brace.recovery._run import Run
@@ -227,21 +228,29 @@ class Recovery:
         run = Run(self._operation(fn), args, kwargs, attempt=None, attempt_async=self._attempt_async(fn))
         return cast("R | Degraded[R]", await self._call_async(run))
 
-    def add_listener(self, listener: Listener) -> None:
-        """Calls listener(RecoveryEvent) for every step of every call (failures are logged)."""
+    #: The kinds of RecoveryEvent a Recovery emits (add_listener's `kinds`).
+    event_kinds: ClassVar[tuple[str, ...]] = EVENT_KINDS
+
+    def add_listener(self, listener: Listener, *, kinds: EventKind | Iterable[EventKind] | None = None) -> None:
+        """Calls listener(RecoveryEvent) for every step of every call of the given kinds (default:
+        all; failures of the listener are logged, never raised into the call)."""
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {type(listener).__name__}")
+        if kinds is not None:
+            listener = _Kinds(listener, _checked_kinds(kinds))
         self._engine.listeners = (*self._engine.listeners, listener)
         self._configure_core()
 
     def remove_listener(self, listener: Listener) -> None:
-        """Stops calling listener; ValueError if it was not added."""
+        """Stops calling listener (its first registration); ValueError if it was not added."""
         listeners = list(self._engine.listeners)
-        if listener not in listeners:
-            raise ValueError(f"listener {listener!r} was not added")
-        listeners.remove(listener)
-        self._engine.listeners = tuple(listeners)
-        self._configure_core()
+        for index, known in enumerate(listeners):
+            if known == listener or (isinstance(known, _Kinds) and known.listener == listener):
+                del listeners[index]
+                self._engine.listeners = tuple(listeners)
+                self._configure_core()
+                return
+        raise ValueError(f"listener {safe_repr(listener)} was not added")
 
     @property
     def name(self) -> str | None:
@@ -346,3 +355,40 @@ class Recovery:
         parts += [f"healing={[action.name for action in settings.actions]}"] if settings.actions else []
         parts += [f"fallback={settings.fallback!r}"] if settings.fallback is not None else []
         return f"Recovery({', '.join(parts)})"
+
+
+class _Kinds:
+    """A listener that asked for some kinds of event only."""
+
+    __slots__ = ("listener", "kinds")
+
+    def __init__(self, listener: Listener, kinds: frozenset[str]) -> None:
+        self.listener = listener
+        self.kinds = kinds
+
+    def __call__(self, event: RecoveryEvent) -> object:
+        return self.listener(event) if event.kind in self.kinds else None
+
+    def _brace_first_try_targets(self) -> tuple[Callable[[FirstTry], object], ...]:
+        """The compiled first attempt's successes are "attempt" events: the listener's own
+        targets when it wants them (a RecoveryLog's), none when it does not."""
+        if "attempt" not in self.kinds:
+            return ()
+        compact = getattr(self.listener, "_brace_first_try_targets", None)
+        if compact is not None:
+            return tuple(compact())
+        listener = self.listener
+        return (lambda record: listener(first_try_event(record)),)
+
+
+def _checked_kinds(kinds: object) -> frozenset[str]:
+    items = (kinds,) if isinstance(kinds, str) else kinds
+    try:
+        wanted: frozenset[str] = frozenset(cast("Iterable[str]", items))
+    except TypeError:
+        raise TypeError(f"kinds must be an iterable of str or None, got {type(kinds).__name__}") from None
+    accepted = ", ".join(repr(kind) for kind in sorted(EVENT_KINDS))
+    strange = sorted(safe_repr(kind) for kind in wanted - set(EVENT_KINDS))
+    if not wanted or strange:
+        raise ValueError(f"kinds must be among {accepted}, got {', '.join(strange) or 'none'}")
+    return wanted

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Callable, Literal, NamedTuple, Protocol
 if TYPE_CHECKING:
     from brace.classify import Classification
 
-__all__ = ["EventKind", "FirstTry", "FirstTryTargets", "Listener", "RecoveryEvent", "StopReason", "first_try_event"]
+__all__ = ["EVENT_KINDS", "EventKind", "FirstTry", "FirstTryTargets", "Listener", "RecoveryEvent", "StopReason", "first_try_event"]
 
 _NS = 1_000_000_000
 
 EventKind = Literal["attempt_started", "attempt", "heal", "undo", "fallback", "escalation", "recovered", "dead_letter",
                     "breaker"]
+EVENT_KINDS: tuple[str, ...] = ("attempt_started", "attempt", "heal", "undo", "fallback", "escalation", "recovered",
+                                "dead_letter", "breaker")
 StopReason = Literal["not_retryable", "attempts", "healing_time", "deadline", "fallback_failed",
                      "rejected_locally", "still_running", "recovery_error"]
 
@@ -31,7 +33,8 @@ class RecoveryEvent(NamedTuple):
             and was decided), "recovered" (a call that had failed succeeded),
             "dead_letter" (a given-up call went to the dead-letter store),
             "breaker" (a breaker of the Recovery's policy changed state).
-        operation: The operation's name.
+        operation: The operation's name (also as `name`, the field every
+            brace event begins with: (kind, name, at)).
         attempt: The attempt number the step belongs to (1 for the first).
         at: When the step began, seconds on brace's clock.
         duration: Seconds it took ("recovered": from the first failure to the success).
@@ -61,6 +64,11 @@ class RecoveryEvent(NamedTuple):
     detail: str = ""
     correlation_id: str | None = None
     ran: bool = True
+
+    @property
+    def name(self) -> str:
+        """The operation's name: `operation`, under the name every brace event uses."""
+        return self.operation
 
 
 Listener = Callable[[RecoveryEvent], object]

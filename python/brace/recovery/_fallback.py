@@ -15,21 +15,22 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Coroutine, Hashable, Iterable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, Callable, ClassVar, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
+from brace._listeners import Listeners
 from brace._safe import describe, name_of, safe_repr
 from brace.classify import DEFAULT_CLASSIFIER, Category, Classification
 from brace.classify._categories import parse_categories
 from brace.errors import FallbackFailed
 from brace.recovery._drivers import Steps, drive, drive_async, wait_for
+from brace.recovery._served import EVENT_KINDS, Degraded, EventKind, FallbackEvent
 from brace._config import NS_PER_SECOND
 
 
-__all__ = ["Alternative", "Degraded", "Fallback"]
+__all__ = ["Alternative", "Degraded", "Fallback", "FallbackEvent"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,43 +39,6 @@ T = TypeVar("T")
 _log = logging.getLogger("brace")
 
 _Served = tuple[object, float | None]  # an alternative's value, and its age if cached
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class Degraded(Generic[T]):
-    """A value that stands in for an operation's result, and where it came from.
-
-    Attributes:
-        value: The value served.
-        source: Where it came from: "fallback:<name>" (an alternative of a
-            Fallback), "cache" (a cached result), "decision:use" or
-            "decision:skip" (an escalation's decision).
-        error: The failure it stands in for, or None.
-        classification: That failure's brace.Classification, or None when it
-            was not classified (e.g. a Fallback used on its own).
-        age: Seconds since a cached value was stored (cache only), else None.
-        failures: The alternatives tried before this one, one line each: its
-            name and why it produced nothing.
-    """
-
-    value: T
-    source: str
-    error: BaseException | None = None
-    classification: Classification | None = None
-    age: float | None = None
-    failures: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        parts = [safe_repr(self.value), f"source={self.source!r}"]
-        if self.age is not None:
-            parts.append(f"age={self.age:.6g}")
-        if self.error is not None:
-            parts.append(f"error={safe_repr(self.error)}")
-        if self.classification is not None:
-            parts.append(f"category={self.classification.category.value!r}")
-        if self.failures:
-            parts.append(f"failures={self.failures!r}")
-        return f"Degraded({', '.join(parts)})"
 
 
 class _Miss(Exception):
@@ -260,7 +224,10 @@ class Fallback:
             factories above; or `categories` or `name` is of the wrong type.
     """
 
-    __slots__ = ("_alternatives", "_caches", "_on", "_name")
+    #: The kinds of FallbackEvent a Fallback emits (add_listener's `kinds`).
+    event_kinds: ClassVar[tuple[str, ...]] = EVENT_KINDS
+
+    __slots__ = ("_alternatives", "_caches", "_on", "_name", "_listeners")
 
     def __init__(self, *alternatives: Alternative | Callable[..., Any], name: str | None = None,
                  categories: Category | str | Iterable[Category | str] | None = None,
@@ -297,6 +264,9 @@ class Fallback:
             parameter = "categories"
         self._on = None if categories is None else parse_categories(categories, parameter)
         self._name = _checked_name(name)
+        self._listeners: Listeners[FallbackEvent] = Listeners(
+            f"fallback {self._name!r}" if self._name else "a fallback", EVENT_KINDS
+        )
 
     # -- alternatives -------------------------------------------------------------
 
@@ -433,8 +403,28 @@ class Fallback:
             except Exception as exc:
                 failures.append(f"{alternative.name}: {describe(exc)}")
                 continue
-            return Degraded(value, alternative.source, error, classification, age, tuple(failures))
+            served = Degraded(value, alternative.source, error, classification, age, tuple(failures))
+            if self._listeners.wants("served"):
+                self._listeners.emit(FallbackEvent("served", self._name, now_ns() / NS_PER_SECOND, operation,
+                                                   alternative.source, error, tuple(failures)), "served")  # fmt: skip
+            return served
+        if self._listeners.wants("failed"):
+            self._listeners.emit(FallbackEvent("failed", self._name, now_ns() / NS_PER_SECOND, operation, None, error,
+                                               tuple(failures)), "failed")  # fmt: skip
         raise FallbackFailed(name=self._name, failures=tuple(failures)) from error
+
+    def add_listener(self, listener: Callable[[FallbackEvent], object], *,
+                     kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:  # fmt: skip
+        """Calls `listener(event)` for each FallbackEvent of the given kinds (default: all).
+
+        An exception in a listener is logged to the "brace" logger, never
+        raised into the call.
+        """
+        self._listeners.add(listener, kinds)
+
+    def remove_listener(self, listener: Callable[[FallbackEvent], object]) -> None:
+        """Stops calling `listener`. Raises ValueError if it was not added."""
+        self._listeners.remove(listener)
 
     def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: object, *,
                  operation: str = "") -> None:  # fmt: skip

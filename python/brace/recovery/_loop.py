@@ -41,7 +41,7 @@ from brace.recovery._correlation import correlation_id
 from brace.recovery._drivers import Effect, Steps, call, wait_for
 from brace.recovery._escalation import AttemptRecord, Decision, Escalation, Option
 from brace.recovery._events import StopReason
-from brace.recovery._fallback import Degraded
+from brace.recovery._served import Degraded
 from brace.recovery._healing import HealingAction, HealingContext
 from brace.recovery._outbox import open_outbox, replaying_now
 from brace.recovery._record import Record

@@ -16,7 +16,7 @@ from brace.classify import Classification
 from brace.errors import FallbackFailed, RecoveryFailed
 from brace.recovery._correlation import correlation_id
 from brace.recovery._events import EventKind, FirstTry, Listener, RecoveryEvent, first_try_event
-from brace.recovery._fallback import Degraded
+from brace.recovery._served import Degraded
 from brace.recovery._outbox import replaying_now
 from brace.recovery._run import Run
 from brace.recovery._settings import Settings

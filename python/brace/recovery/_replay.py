@@ -16,7 +16,7 @@ from brace import _config
 from brace._safe import describe, safe_repr
 from brace.classify import DEFAULT_CLASSIFIER
 from brace.recovery._engine import Recovery
-from brace.recovery._fallback import Degraded
+from brace.recovery._served import Degraded
 from brace.recovery._log import correlation
 from brace.recovery.deadletters import DeadLetter, DeadLetterStore
 from brace.recovery.deadletters._store import PAGE, PageReader
