@@ -190,7 +190,7 @@ def test_decorator_keeps_the_signature() -> None:
         ({"breaker": "b"}, TypeError, "breaker must be a brace.CircuitBreaker or None, got str"),
         ({"limiter": 1.0}, TypeError, "limiter must be a brace.RateLimiter or None, got float"),
         ({"bulkhead": object()}, TypeError, "bulkhead must be a brace.Bulkhead or None, got object"),
-        ({"fallback": 1}, TypeError, "fallback must be callable or None, got int"),
+        ({"fallback": 1}, TypeError, "fallback must be a brace.Fallback, a function of the final exception, or None, got int"),
         ({"deadline": -1}, ValueError, "deadline must be a finite number of seconds from 1e-09 to 4.61169e+09, or None"),
         ({"deadline": 0}, ValueError, "deadline must be a finite number of seconds from 1e-09 to 4.61169e+09, or None, got 0"),
         ({"attempt_timeout": float("nan")}, ValueError, "attempt_timeout must be a finite number"),

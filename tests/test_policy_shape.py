@@ -112,3 +112,46 @@ def test_rate_limiter_call_refuses_coroutines_and_refunds(clock: FakeClock) -> N
     with pytest.raises(TypeError, match="call_async"):
         limiter.call(returns_awaitable)
     assert limiter.state().remaining == 1
+
+
+# ---- fallback=: one idea with brace.Fallback ---------------------------------------------------
+
+
+def _down(key: str) -> str:
+    raise ConnectionError(f"down: {key}")
+
+
+async def _down_async(key: str) -> str:
+    raise ConnectionError(f"down: {key}")
+
+
+def _policy_call(policy: brace.Policy, asynchronous: bool) -> Any:
+    if asynchronous:
+        return asyncio.run(policy.call_async(_down_async, "k"))
+    return policy.call(_down, "k")
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_policy_serves_a_brace_fallback_as_a_degraded_value(asynchronous: bool) -> None:
+    def replica(key: str) -> str:
+        return f"replica of {key}"
+
+    policy = brace.Policy(fallback=brace.Fallback(replica, name="reads"),
+                          retry=brace.Retry(on=ConnectionError, attempts=2, backoff=brace.Backoff.constant(delay=0)))  # fmt: skip
+    served = _policy_call(policy, asynchronous)
+    assert isinstance(served, brace.Degraded)
+    assert served.value == "replica of k" and served.source.endswith(".replica")
+    assert isinstance(served.error, ConnectionError)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_brace_fallback_with_categories_lets_other_failures_through(asynchronous: bool) -> None:
+    policy = brace.Policy(fallback=brace.Fallback(brace.Fallback.value("spare"), categories="auth_expired"))
+    with pytest.raises(ConnectionError, match="down: k"):
+        _policy_call(policy, asynchronous)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_function_of_the_error_is_the_simplest_fallback(asynchronous: bool) -> None:
+    policy = brace.Policy(fallback=lambda error: f"instead of {type(error).__name__}")
+    assert _policy_call(policy, asynchronous) == "instead of ConnectionError"

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-__all__ = ["HOOK_PREFIX", "AdmissionStage", "Call", "Outcome", "RetryStage", "Sleep", "Steps"]
+__all__ = ["HOOK_PREFIX", "AdmissionStage", "Call", "FallbackStage", "Outcome", "RetryStage", "Sleep", "Steps",
+           "ValueFromError"]
 
 HOOK_PREFIX = "_brace_stage_"
 
@@ -96,3 +97,36 @@ class RetryStage(Protocol):
 
     async def _brace_stage_classified_async(self, attempt: Callable[[], Awaitable[object]]) -> Outcome:
         """`_brace_stage_classified` for an awaited attempt."""
+
+
+class FallbackStage(Protocol):
+    """What a call returns instead of failing: a brace.Fallback (its alternatives, a Degraded
+    value), or ValueFromError around a plain function of the error. One idea, one word:
+    `fallback=` on Policy and Recovery, and brace.Fallback itself."""
+
+    def _brace_stage_fall_back(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                               error: Exception) -> Any:  # fmt: skip
+        """The value for a call of fn(*args, **kwargs) that ended with `error`, or raises
+        (`error` itself when this fallback does not take it)."""
+
+    async def _brace_stage_fall_back_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                                           kwargs: dict[str, Any], error: Exception) -> Any:  # fmt: skip
+        """`_brace_stage_fall_back` for coroutines (an alternative's awaitable is awaited)."""
+
+
+class ValueFromError:
+    """The simplest fallback: a function given the final exception, whose return value is the
+    call's (brace.Fallback.from_error's idea, without the Degraded wrapper)."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[Exception], Any]) -> None:
+        self.function = function
+
+    def _brace_stage_fall_back(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                               error: Exception) -> Any:  # fmt: skip
+        return self.function(error)
+
+    async def _brace_stage_fall_back_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                                           kwargs: dict[str, Any], error: Exception) -> Any:  # fmt: skip
+        return self.function(error)

@@ -14,7 +14,7 @@ from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
 from brace.errors import AttemptTimeout
 from brace.limiter import RateLimiter
-from brace._stages import AdmissionStage
+from brace._stages import AdmissionStage, FallbackStage, ValueFromError
 from brace.retry import Retry, drive, drive_async
 
 __all__ = ["Policy"]
@@ -47,8 +47,13 @@ class Policy(PolicyCore):
 
     Args:
         name: A name for repr and notes.
-        fallback: Called with the final exception; its return value is the
-            call's. None: the exception propagates.
+        fallback: What the call returns instead of failing, as in brace.Recovery:
+            a brace.Fallback (its alternatives in order, served as a
+            brace.Degraded; with `categories`, only for those failures), or
+            a function given the final exception whose return value is the
+            call's. A Fallback's cached alternatives learn only from the
+            calls it decorates itself or a Recovery makes: a Policy does not
+            feed them. None: the exception propagates.
         deadline: Bounds the whole call (seconds > 0 or timedelta): the retry
             never sleeps past it nor starts an attempt after it; a coroutine
             attempt running at it is cancelled (brace.AttemptTimeout); a sync attempt
@@ -76,7 +81,7 @@ class Policy(PolicyCore):
         self,
         *positional: NoReturn,
         name: str | None = None,
-        fallback: Callable[[Exception], Any] | None = None,
+        fallback: Callable[[Exception], Any] | FallbackStage | None = None,
         deadline: float | timedelta | None = None,
         retry: Retry | None = None,
         breaker: CircuitBreaker | None = None,
@@ -85,8 +90,7 @@ class Policy(PolicyCore):
         attempt_timeout: float | timedelta | None = None,
     ) -> None:
         _config.keywords_only("Policy", positional)
-        if fallback is not None and not callable(fallback):
-            raise TypeError(f"fallback must be callable or None, got {type(fallback).__name__}")
+        stage = _fallback_stage(fallback)
         for value, kind, param in ((retry, Retry, "retry"), (breaker, CircuitBreaker, "breaker"),
                                    (limiter, RateLimiter, "limiter"), (bulkhead, Bulkhead, "bulkhead")):  # fmt: skip
             if value is not None and not isinstance(value, kind):
@@ -105,7 +109,7 @@ class Policy(PolicyCore):
         bounds = [round(seconds * _NS) for seconds in (deadline_s, None if retry is None else retry.deadline)
                   if seconds is not None]  # fmt: skip
         self._deadline = min(bounds) if bounds else None
-        self._fallback, self._retry, self._attempt_timeout, self._name = fallback, retry, timeout, name
+        self._fallback, self._retry, self._attempt_timeout, self._name = stage, retry, timeout, name
         self._breaker, self._limiter, self._bulkhead = breaker, limiter, bulkhead
         # Admission order; what an attempt took goes back, and its outcome is booked, in reverse.
         stages: tuple[AdmissionStage, ...] = tuple(stage for stage in (breaker, limiter, bulkhead) if stage is not None)
@@ -262,7 +266,7 @@ class Policy(PolicyCore):
             return self._call(fn, args, kwargs, first, start or now_ns())
         if not self._falls_back(error):
             return RERAISE
-        return self._fall_back(error)
+        return self._fall_back(fn, args, kwargs, error)
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
@@ -292,7 +296,7 @@ class Policy(PolicyCore):
             return await self._call_async(fn, args, kwargs, first, start or now_ns())
         if not self._falls_back(error):
             raise error
-        return self._fall_back(error)
+        return await self._fall_back_async(fn, args, kwargs, error)
 
     async def _first_returned_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
                                     kwargs: dict[str, Any], result: object, token: int, start: int) -> Any:  # fmt: skip
@@ -322,9 +326,15 @@ class Policy(PolicyCore):
         return self._fallback is not None and isinstance(error, Exception) and not isinstance(
             error, _guarding.AsyncMisuse)
 
-    def _fall_back(self, error: BaseException) -> Any:
+    def _fall_back(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   error: BaseException) -> Any:  # fmt: skip
         assert self._fallback is not None and isinstance(error, Exception)
-        return self._fallback(error)
+        return self._fallback._brace_stage_fall_back(fn, args, kwargs, error)
+
+    async def _fall_back_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                               error: BaseException) -> Any:  # fmt: skip
+        assert self._fallback is not None and isinstance(error, Exception)
+        return await self._fallback._brace_stage_fall_back_async(fn, args, kwargs, error)
 
     def _call_deadline(self, started: int) -> int | None:
         return _deadline.tighter(None if self._deadline is None else started + self._deadline)
@@ -347,7 +357,7 @@ class Policy(PolicyCore):
         except Exception as error:
             if not self._falls_back(error):
                 raise
-            return self._fall_back(error)
+            return self._fall_back(fn, args, kwargs, error)
 
     async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                           first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
@@ -368,7 +378,7 @@ class Policy(PolicyCore):
         except Exception as error:
             if not self._falls_back(error):
                 raise
-            return self._fall_back(error)
+            return await self._fall_back_async(fn, args, kwargs, error)
 
     # -- one attempt through the admission stages -------------------------------------
 
@@ -497,3 +507,14 @@ def _rejected(error: BaseException) -> BaseException:
 def not_run(error: BaseException) -> bool:
     """Whether a Policy rejected the attempt that raised `error` before running it."""
     return bool(getattr(error, "__dict__", {}).get("_brace_not_run"))
+
+
+def _fallback_stage(fallback: object) -> FallbackStage | None:
+    """Policy's `fallback=`: a brace.Fallback (anything with the fallback stage's hooks), or a
+    plain function of the final exception."""
+    if fallback is None or hasattr(fallback, "_brace_stage_fall_back"):
+        return cast("FallbackStage | None", fallback)
+    if not callable(fallback):
+        raise TypeError(f"fallback must be a brace.Fallback, a function of the final exception, or None, "
+                        f"got {type(fallback).__name__}")
+    return ValueFromError(fallback)

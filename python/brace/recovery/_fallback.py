@@ -513,6 +513,22 @@ class Fallback:
         """Standalone, an `on` filter needs a classification: the default classifier's."""
         return None if self._on is None else DEFAULT_CLASSIFIER.classify(error)
 
+    # -- the fallback stage of a brace.Policy (brace._stages.FallbackStage) -----------
+
+    def _brace_stage_fall_back(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                               error: Exception) -> Any:  # fmt: skip
+        classification = self._classified(error)
+        if not self.applies(classification):
+            raise error
+        return self.serve(args, kwargs, error, classification, operation=name_of(fn))
+
+    async def _brace_stage_fall_back_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                                           kwargs: dict[str, Any], error: Exception) -> Any:  # fmt: skip
+        classification = self._classified(error)
+        if not self.applies(classification):
+            raise error
+        return await self.serve_async(args, kwargs, error, classification, operation=name_of(fn))
+
     @overload
     def __call__(
         self, fn: Callable[P, Coroutine[Any, Any, R]]
