@@ -5,6 +5,8 @@
  */
 #include "guard.h"
 
+#include "awaiting.h"
+
 #include <structmember.h>
 
 typedef struct {
@@ -21,8 +23,7 @@ typedef struct {
 static PyObject *brc__guard_str_call, *brc__guard_str_failed, *brc__guard_str_result, *brc__guard_str_awaitable,
     *brc__guard_reraise;
 
-/* The call's arguments as a tuple and a dict (rare paths only). */
-static int brc__guard_pack(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **tuple,
+int brc_guard_pack(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **tuple,
                            PyObject **kwargs) {
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -47,7 +48,7 @@ fail:
 PyObject *brc_guard_slow_call(PyObject *owner, PyObject *method, PyObject *fn, PyObject *const *args,
                               size_t nargsf, PyObject *kwnames) {
   PyObject *tuple, *kwargs;
-  if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
+  if (brc_guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
     return NULL;
   PyObject *result = PyObject_CallMethodObjArgs(owner, method, fn, tuple, kwargs, NULL);
   Py_DECREF(tuple);
@@ -60,7 +61,7 @@ static PyObject *brc__guard_ask(PyObject *owner, PyObject *fn, PyObject *method,
                                 size_t nargsf, PyObject *kwnames, PyObject *outcome, uint64_t token,
                                 uint64_t start) {
   PyObject *tuple, *kwargs, *answer = NULL;
-  if (brc__guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
+  if (brc_guard_pack(args, nargsf, kwnames, &tuple, &kwargs) < 0)
     return NULL;
   PyObject *t = PyLong_FromUnsignedLongLong(token), *s = PyLong_FromUnsignedLongLong(start);
   if (t && s)
@@ -72,11 +73,9 @@ static PyObject *brc__guard_ask(PyObject *owner, PyObject *fn, PyObject *method,
   return answer;
 }
 
-/* The exception being raised, taken out of the thread state (a new
- * reference, normalised, its traceback attached), and the reverse (steals
- * the reference). Python 3.12 keeps only the exception object, and
- * deprecates PyErr_Fetch / PyErr_Restore; before 3.12 those are the way. */
-static PyObject *brc__guard_take_error(void) {
+/* Python 3.12 keeps only the exception object, and deprecates PyErr_Fetch /
+ * PyErr_Restore; before 3.12 those are the way. */
+PyObject *brc_guard_take_error(void) {
 #if PY_VERSION_HEX >= 0x030C0000
   return PyErr_GetRaisedException();
 #else
@@ -91,7 +90,7 @@ static PyObject *brc__guard_take_error(void) {
 #endif
 }
 
-static void brc__guard_restore_error(PyObject *error) {
+void brc_guard_restore_error(PyObject *error) {
 #if PY_VERSION_HEX >= 0x030C0000
   PyErr_SetRaisedException(error);
 #else
@@ -105,15 +104,15 @@ static void brc__guard_restore_error(PyObject *error) {
 
 PyObject *brc_guard_failed(PyObject *owner, PyObject *fn, PyObject *const *args, size_t nargsf, PyObject *kwnames,
                            uint64_t token, uint64_t start) {
-  PyObject *error = brc__guard_take_error();
+  PyObject *error = brc_guard_take_error();
   PyObject *answer = brc__guard_ask(owner, fn, brc__guard_str_failed, args, nargsf, kwnames, error, token, start);
   if (answer == brc__guard_reraise) { /* the call's own exception, untouched */
     Py_DECREF(answer);
-    brc__guard_restore_error(error);
+    brc_guard_restore_error(error);
     return NULL;
   }
   if (!answer) { /* the owner raised: its error, with the call's as context */
-    PyObject *raised = brc__guard_take_error();
+    PyObject *raised = brc_guard_take_error();
     PyObject *context = raised ? PyException_GetContext(raised) : NULL; /* a new reference */
     if (context)
       Py_DECREF(context);
@@ -121,7 +120,7 @@ PyObject *brc_guard_failed(PyObject *owner, PyObject *fn, PyObject *const *args,
       Py_INCREF(error);
       PyException_SetContext(raised, error); /* steals the reference */
     }
-    brc__guard_restore_error(raised);
+    brc_guard_restore_error(raised);
   }
   Py_XDECREF(error);
   return answer;
@@ -262,6 +261,9 @@ int brc_guard_callable_kind(PyObject *fn, PyObject *owner) {
     return ((brc_guard_object *)fn)->owner == owner ? BRC_CALLABLE_GUARDED : BRC_CALLABLE_SYNC;
   if (PyCFunction_Check(fn))
     return BRC_CALLABLE_SYNC;
+  PyObject *guarded_by;
+  if (brc_awaiting_is_guard(fn, &guarded_by))
+    return guarded_by == owner ? BRC_CALLABLE_GUARDED : BRC_CALLABLE_ASYNC;
   if (!PyFunction_Check(fn))
     return BRC_CALLABLE_UNKNOWN;
   /* A function with attributes may be a wrapper (functools.wraps, a marked

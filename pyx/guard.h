@@ -74,6 +74,18 @@ PyObject *brc_guard_failed(PyObject *owner, PyObject *fn, PyObject *const *args,
 PyObject *brc_guard_succeeded(PyObject *owner, PyObject *fn, brc_guard_success_fn success, PyObject *const *args,
                               size_t nargsf, PyObject *kwnames, PyObject *result, uint64_t token, uint64_t start);
 
+/* Helpers of the rare paths, shared with the coroutine guard (awaiting.h).
+ *   brc_guard_pack          a vectorcall's arguments as a new tuple and a new
+ *                           dict: 0, or -1 with an exception set (both NULL)
+ *   brc_guard_take_error    the exception being raised, taken out of the
+ *                           thread state: a new reference, normalised, its
+ *                           traceback attached (NULL when none is set)
+ *   brc_guard_restore_error sets it as the one being raised (steals it; NULL:
+ *                           nothing) */
+int brc_guard_pack(PyObject *const *args, size_t nargsf, PyObject *kwnames, PyObject **tuple, PyObject **kwargs);
+PyObject *brc_guard_take_error(void);
+void brc_guard_restore_error(PyObject *error);
+
 /* A rejection's exception (CircuitOpen, BulkheadFull, RateLimited: their
  * facts are their args), made as BaseException.__new__(type, *args) makes
  * it - no __init__, no message formatted - but by a direct call of the
@@ -85,6 +97,7 @@ PyObject *brc_guard_rejection(PyObject *type, PyObject *args);
  * calling it, cheaply for plain functions, methods and builtins:
  *   BRC_CALLABLE_SYNC     a plain function (or a guard of another owner)
  *   BRC_CALLABLE_ASYNC    a coroutine function: its calls return coroutines
+ *                         (also another owner's coroutine guard, awaiting.h)
  *   BRC_CALLABLE_GUARDED  already guarded by `owner` (its decorator or a
  *                         Python wrapper of owner's with guarded_by = owner)
  *   BRC_CALLABLE_UNKNOWN  anything else: Python must look (partials,
