@@ -386,12 +386,39 @@ static int brc__proxy_clear(PyObject *self) {
   return 0;
 }
 
+/* Proxies of calls with few arguments are kept for the next calls (an
+ * await is done with its proxy at once): a call then allocates only fn's
+ * coroutine. Touched with the GIL held only. */
+#define BRC__PROXY_KEPT_SIZES 4
+#define BRC__PROXY_KEPT_EACH 16
+static brc_awaiting_proxy *brc__proxy_kept[BRC__PROXY_KEPT_SIZES][BRC__PROXY_KEPT_EACH];
+static int brc__proxy_kept_count[BRC__PROXY_KEPT_SIZES];
+
 static void brc__proxy_dealloc(PyObject *self) {
-  if (PyObject_CallFinalizerFromDealloc(self) < 0)
+  /* A finished proxy has nothing to finalize (the common case: skip the call). */
+  if (((brc_awaiting_proxy *)self)->state != BRC__AWAIT_DONE && PyObject_CallFinalizerFromDealloc(self) < 0)
     return; /* resurrected */
   PyObject_GC_UnTrack(self);
   brc__proxy_clear(self);
+  Py_ssize_t size = Py_SIZE(self);
+  /* One the garbage collector finalized stays marked so: it is not kept, or a later
+   * call's proxy would never be finalized. */
+  if (size < BRC__PROXY_KEPT_SIZES && brc__proxy_kept_count[size] < BRC__PROXY_KEPT_EACH &&
+      !PyObject_GC_IsFinalized(self)) {
+    brc__proxy_kept[size][brc__proxy_kept_count[size]++] = (brc_awaiting_proxy *)self;
+    return;
+  }
   Py_TYPE(self)->tp_free(self);
+}
+
+/* A proxy for n arguments: a kept one, or a new one (untracked; NULL with an
+ * exception set). */
+static brc_awaiting_proxy *brc__proxy_new(Py_ssize_t n) {
+  if (n < BRC__PROXY_KEPT_SIZES && brc__proxy_kept_count[n] > 0) {
+    brc_awaiting_proxy *p = brc__proxy_kept[n][--brc__proxy_kept_count[n]];
+    return (brc_awaiting_proxy *)PyObject_InitVar((PyVarObject *)p, &brc__awaiting_proxy_type, n);
+  }
+  return PyObject_GC_NewVar(brc_awaiting_proxy, &brc__awaiting_proxy_type, n);
 }
 
 static PyAsyncMethods brc__proxy_async = {
@@ -426,7 +453,7 @@ static PyTypeObject brc__awaiting_proxy_type = {
 
 static PyObject *brc__awaiting_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   Py_ssize_t n = PyVectorcall_NARGS(nargsf) + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
-  brc_awaiting_proxy *p = PyObject_GC_NewVar(brc_awaiting_proxy, &brc__awaiting_proxy_type, n);
+  brc_awaiting_proxy *p = brc__proxy_new(n);
   if (!p)
     return NULL;
   Py_INCREF(self);
