@@ -32,6 +32,7 @@ typedef struct {
   PyObject *kwnames;
   uint64_t token, start;
   int state;
+  int running; /* inside send, throw or close: a nested one is refused, as a coroutine's is */
   PyObject *args[1]; /* the call's arguments, then its keyword values (ob_size of them) */
 } brc_awaiting_proxy;
 
@@ -95,15 +96,41 @@ static PyObject *brc__proxy_ask(brc_awaiting_proxy *p, PyObject *method, PyObjec
   return iter;
 }
 
-/* One step of the owner's coroutine, with the first attempt's failure (if
- * any) as the exception being handled, as inside an `except` block. */
-static PySendResult brc__proxy_send_owner(brc_awaiting_proxy *p, PyObject *arg, PyObject **result) {
+static PySendResult brc__proxy_throw_into(PyObject *iter, PyObject *args, PyObject **result);
+
+/* An exception thrown in that comes out of the owner's coroutine passed
+ * through the `except` block handling `failure`: as Python does, it gets
+ * `failure` as its __context__ (unless that would make a cycle). */
+static void brc__proxy_chain(PyObject *failure) {
+  PyObject *error = brc_guard_take_error();
+  if (error && error != failure) {
+    PyObject *link = failure, *context;
+    while ((context = PyException_GetContext(link)) != NULL) {
+      Py_DECREF(context); /* only compared: the chain holds it */
+      if (context == error) {
+        PyException_SetContext(link, NULL);
+        break;
+      }
+      link = context;
+    }
+    Py_INCREF(failure);
+    PyException_SetContext(error, failure);
+  }
+  brc_guard_restore_error(error);
+}
+
+/* One step of the owner's coroutine - a send of `arg`, or a throw of
+ * `thrown` (throw's arguments) - with the first attempt's failure (if any)
+ * as the exception being handled, as inside an `except` block. */
+static PySendResult brc__proxy_step_owner(brc_awaiting_proxy *p, PyObject *arg, PyObject *thrown,
+                                          PyObject **result) {
+#define BRC__STEP (thrown ? brc__proxy_throw_into(p->iter, thrown, result) : PyIter_Send(p->iter, arg, result))
   if (!p->failure)
-    return PyIter_Send(p->iter, arg, result);
+    return BRC__STEP;
 #if PY_VERSION_HEX >= 0x030B0000
   PyObject *handled = PyErr_GetHandledException();
   PyErr_SetHandledException(p->failure);
-  PySendResult status = PyIter_Send(p->iter, arg, result);
+  PySendResult status = BRC__STEP;
   PyErr_SetHandledException(handled);
   Py_XDECREF(handled);
 #else
@@ -112,9 +139,12 @@ static PySendResult brc__proxy_send_owner(brc_awaiting_proxy *p, PyObject *arg, 
   Py_INCREF(Py_TYPE(p->failure));
   Py_INCREF(p->failure);
   PyErr_SetExcInfo((PyObject *)Py_TYPE(p->failure), p->failure, PyException_GetTraceback(p->failure));
-  PySendResult status = PyIter_Send(p->iter, arg, result);
+  PySendResult status = BRC__STEP;
   PyErr_SetExcInfo(type, value, traceback);
 #endif
+#undef BRC__STEP
+  if (thrown && status == PYGEN_ERROR)
+    brc__proxy_chain(p->failure);
   return status;
 }
 
@@ -127,7 +157,7 @@ static PySendResult brc__proxy_hand_over(brc_awaiting_proxy *p, PyObject *iter, 
     return PYGEN_ERROR;
   }
   p->state = BRC__AWAIT_OWNER;
-  PySendResult status = brc__proxy_send_owner(p, Py_None, result);
+  PySendResult status = brc__proxy_step_owner(p, Py_None, NULL, result);
   if (status != PYGEN_NEXT)
     brc__proxy_finish(p);
   return status;
@@ -137,6 +167,10 @@ static PySendResult brc__proxy_hand_over(brc_awaiting_proxy *p, PyObject *iter, 
 static PySendResult brc__proxy_failed(brc_awaiting_proxy *p, PyObject **result) {
   PyObject *error = brc_guard_take_error();
   Py_CLEAR(p->iter);
+  if (!error) {
+    PyErr_SetString(PyExc_SystemError, "brace: an awaited attempt failed with no exception set");
+    return brc__proxy_hand_over(p, NULL, result);
+  }
   PyObject *iter = brc__proxy_ask(p, brc__awaiting_str_failed, error);
   Py_XSETREF(p->failure, error);
   return brc__proxy_hand_over(p, iter, result);
@@ -178,7 +212,7 @@ static PySendResult brc__proxy_start(brc_awaiting_proxy *p, PyObject **result) {
   return PYGEN_NEXT; /* the caller sends on */
 }
 
-static PySendResult brc__proxy_am_send(PyObject *self, PyObject *arg, PyObject **result) {
+static PySendResult brc__proxy_advance(PyObject *self, PyObject *arg, PyObject **result) {
   brc_awaiting_proxy *p = (brc_awaiting_proxy *)self;
   PySendResult status;
   switch (p->state) {
@@ -198,7 +232,7 @@ static PySendResult brc__proxy_am_send(PyObject *self, PyObject *arg, PyObject *
       return status;
     return status == PYGEN_RETURN ? brc__proxy_returned(p, result) : brc__proxy_failed(p, result);
   case BRC__AWAIT_OWNER:
-    status = brc__proxy_send_owner(p, arg, result);
+    status = brc__proxy_step_owner(p, arg, NULL, result);
     if (status != PYGEN_NEXT)
       brc__proxy_finish(p);
     return status;
@@ -220,6 +254,27 @@ static PyObject *brc__proxy_as_method(PySendResult status, PyObject *result) {
     Py_DECREF(stop);
   }
   return NULL;
+}
+
+/* Whether the proxy is running already (a ValueError is set); else it is, now. */
+static int brc__proxy_busy(brc_awaiting_proxy *p) {
+  if (!p->running) {
+    p->running = 1;
+    return 0;
+  }
+  PyErr_SetString(PyExc_ValueError, "coroutine already executing");
+  return 1;
+}
+
+static PySendResult brc__proxy_am_send(PyObject *self, PyObject *arg, PyObject **result) {
+  brc_awaiting_proxy *p = (brc_awaiting_proxy *)self;
+  if (brc__proxy_busy(p)) {
+    *result = NULL;
+    return PYGEN_ERROR;
+  }
+  PySendResult status = brc__proxy_advance(self, arg, result);
+  p->running = 0;
+  return status;
 }
 
 static PyObject *brc__proxy_send(PyObject *self, PyObject *arg) {
@@ -270,8 +325,7 @@ static PySendResult brc__proxy_throw_into(PyObject *iter, PyObject *args, PyObje
   return *result ? PYGEN_RETURN : PYGEN_ERROR;
 }
 
-static PyObject *brc__proxy_throw(PyObject *self, PyObject *args) {
-  brc_awaiting_proxy *p = (brc_awaiting_proxy *)self;
+static PyObject *brc__proxy_throw_step(brc_awaiting_proxy *p, PyObject *args) {
   if (PyTuple_GET_SIZE(args) < 1 || PyTuple_GET_SIZE(args) > 3)
     return PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", PyTuple_GET_SIZE(args));
   PyObject *result;
@@ -285,7 +339,7 @@ static PyObject *brc__proxy_throw(PyObject *self, PyObject *args) {
       status = brc__proxy_failed(p, &result);
     return brc__proxy_as_method(status, result);
   case BRC__AWAIT_OWNER:
-    status = brc__proxy_throw_into(p->iter, args, &result);
+    status = brc__proxy_step_owner(p, NULL, args, &result);
     if (status != PYGEN_NEXT)
       brc__proxy_finish(p);
     return brc__proxy_as_method(status, result);
@@ -296,9 +350,7 @@ static PyObject *brc__proxy_throw(PyObject *self, PyObject *args) {
   }
 }
 
-static PyObject *brc__proxy_close(PyObject *self, PyObject *unused) {
-  (void)unused;
-  brc_awaiting_proxy *p = (brc_awaiting_proxy *)self;
+static PyObject *brc__proxy_close_step(brc_awaiting_proxy *p) {
   PyObject *result = NULL;
   PySendResult status;
   switch (p->state) {
@@ -337,6 +389,25 @@ static PyObject *brc__proxy_close(PyObject *self, PyObject *unused) {
     Py_RETURN_NONE;
   }
   return NULL;
+}
+
+static PyObject *brc__proxy_throw(PyObject *self, PyObject *args) {
+  brc_awaiting_proxy *p = (brc_awaiting_proxy *)self;
+  if (brc__proxy_busy(p))
+    return NULL;
+  PyObject *result = brc__proxy_throw_step(p, args);
+  p->running = 0;
+  return result;
+}
+
+static PyObject *brc__proxy_close(PyObject *self, PyObject *unused) {
+  (void)unused;
+  brc_awaiting_proxy *p = (brc_awaiting_proxy *)self;
+  if (brc__proxy_busy(p))
+    return NULL;
+  PyObject *result = brc__proxy_close_step(p);
+  p->running = 0;
+  return result;
 }
 
 static PyObject *brc__proxy_await(PyObject *self) {
@@ -390,8 +461,12 @@ static int brc__proxy_clear(PyObject *self) {
  * await is done with its proxy at once): a call then allocates only fn's
  * coroutine. Touched with the GIL held only. */
 #define BRC__PROXY_KEPT_SIZES 4
+#ifdef Py_GIL_DISABLED /* no GIL to guard the kept ones */
+#define BRC__PROXY_KEPT_EACH 0
+#else
 #define BRC__PROXY_KEPT_EACH 16
-static brc_awaiting_proxy *brc__proxy_kept[BRC__PROXY_KEPT_SIZES][BRC__PROXY_KEPT_EACH];
+#endif
+static brc_awaiting_proxy *brc__proxy_kept[BRC__PROXY_KEPT_SIZES][BRC__PROXY_KEPT_EACH + 1];
 static int brc__proxy_kept_count[BRC__PROXY_KEPT_SIZES];
 
 static void brc__proxy_dealloc(PyObject *self) {
@@ -464,6 +539,7 @@ static PyObject *brc__awaiting_vectorcall(PyObject *self, PyObject *const *args,
   p->kwnames = kwnames;
   p->token = p->start = 0;
   p->state = BRC__AWAIT_NEW;
+  p->running = 0;
   for (Py_ssize_t i = 0; i < n; i++) {
     Py_INCREF(args[i]);
     p->args[i] = args[i];

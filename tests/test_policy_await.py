@@ -338,3 +338,47 @@ def test_warnings_stay_quiet_for_awaited_calls() -> None:
         warnings.simplefilter("error")
         assert asyncio.run(guarded()) == "ok"
         gc.collect()
+
+
+def test_a_call_that_sends_into_itself_is_refused_as_a_coroutine_would_be() -> None:
+    parts = everything()
+    calls: list[Any] = []
+
+    async def reentrant() -> str:
+        with pytest.raises(ValueError, match="already executing"):
+            calls[0].send(None)
+        return "ok"
+
+    calls.append(Policy(**parts)(reentrant)())
+    assert asyncio.run(calls[0]) == "ok"
+    assert booked(parts) == (1, 0, 0)
+
+
+def test_cancellation_during_a_retry_wait_propagates_and_books_the_attempts() -> None:
+    parts = everything(retry=brace.Retry(on=ConnectionError, attempts=3, backoff=Backoff.constant(delay=3600.0)))
+
+    async def broken() -> None:
+        raise ConnectionError("down")
+
+    guarded = Policy(**parts)(broken)
+    contexts: list[BaseException | None] = []
+
+    async def caller() -> None:
+        try:
+            await guarded()
+        except asyncio.CancelledError as error:
+            contexts.append(error.__context__)
+            raise
+
+    async def main() -> None:
+        task = asyncio.create_task(caller())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Thrown in while the first failure was being handled, as in a Python wrapper.
+        assert [type(context) for context in contexts] == [ConnectionError]
+
+    asyncio.run(main())
+    assert booked(parts) == (1, 1, 0)
