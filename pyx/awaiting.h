@@ -2,9 +2,9 @@
  * awaiting.h - the compiled wrapper around a guarded coroutine function
  * (binding layer).
  *
- * A Python `async def` wrapper costs a coroutine, its frame and the
- * *args/**kwargs packing on every call (~300 ns on a loaded machine) before
- * it admits anything. A coroutine guard (brace._core.GuardedCoroutine, made
+ * A Python `async def` wrapper costs a coroutine, its frame and the packing
+ * of its positional and keyword arguments on every call (~300 ns on a
+ * loaded machine) before it admits anything. A coroutine guard (brace._core.GuardedCoroutine, made
  * by brc_awaiting_new) is called by vectorcall and returns an awaiting proxy
  * (brace._core.GuardedAwait) holding the call's arguments in itself. The
  * proxy is a coroutine to asyncio (send, throw, close, __await__): on its
