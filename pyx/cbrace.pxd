@@ -115,6 +115,11 @@ cdef extern from "guard.h":
         BRC_CALLABLE_UNKNOWN
 
 
+cdef extern from "awaiting.h":
+    int brc_awaiting_ready() except -1
+    object brc_awaiting_new(object fn, object owner, brc_guard_enter_fn enter, brc_guard_success_fn success)
+
+
 cdef extern from "entries.h":
     ctypedef struct brc_entry_hooks_t:
         const char *name

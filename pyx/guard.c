@@ -5,6 +5,8 @@
  */
 #include "guard.h"
 
+#include "awaiting.h"
+
 #include <structmember.h>
 
 #include "capi.h"
@@ -200,6 +202,9 @@ int brc_guard_callable_kind(PyObject *fn, PyObject *owner) {
     return ((brc_guard_object *)fn)->owner == owner ? BRC_CALLABLE_GUARDED : BRC_CALLABLE_SYNC;
   if (PyCFunction_Check(fn))
     return BRC_CALLABLE_SYNC;
+  PyObject *guarded_by;
+  if (brc_awaiting_is_guard(fn, &guarded_by))
+    return guarded_by == owner ? BRC_CALLABLE_GUARDED : BRC_CALLABLE_ASYNC;
   if (!PyFunction_Check(fn))
     return BRC_CALLABLE_UNKNOWN;
   /* A function with attributes may be a wrapper (functools.wraps, a marked

@@ -85,6 +85,7 @@ PyObject *brc_guard_rejection(PyObject *type, PyObject *args);
  * calling it, cheaply for plain functions, methods and builtins:
  *   BRC_CALLABLE_SYNC     a plain function (or a guard of another owner)
  *   BRC_CALLABLE_ASYNC    a coroutine function: its calls return coroutines
+ *                         (also another owner's coroutine guard, awaiting.h)
  *   BRC_CALLABLE_GUARDED  already guarded by `owner` (its decorator or a
  *                         Python wrapper of owner's with guarded_by = owner)
  *   BRC_CALLABLE_UNKNOWN  anything else: Python must look (partials,

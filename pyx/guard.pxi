@@ -4,6 +4,7 @@
 # What an owner's _guard_failed returns to re-raise the call's exception as it was.
 RERAISE = object()
 c.brc_guard_ready(RERAISE)
+c.brc_awaiting_ready()
 
 CALLABLE_SYNC = c.BRC_CALLABLE_SYNC
 CALLABLE_ASYNC = c.BRC_CALLABLE_ASYNC

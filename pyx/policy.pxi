@@ -30,16 +30,14 @@ cdef class PolicyCore:
         """A compiled wrapper that calls fn under this policy (sync functions)."""
         return c.brc_guard_new(fn, self, _policy_enter, _policy_success)
 
-    def _try_enter(self):
-        """For coroutines: (token, start) when every check passed in C, else
-        None (nothing taken: the caller takes the Python path)."""
-        cdef uint64_t token = 0, start = 0
-        if _policy_enter(self, &token, &start):
-            return None
-        return token, start
+    def _guard_coroutine(self, fn):
+        """A compiled wrapper that calls the coroutine function fn under this
+        policy (pyx/awaiting.h): its calls return proxies to await."""
+        return c.brc_awaiting_new(fn, self, _policy_enter, _policy_success)
 
     def _succeeded(self, uint64_t token, uint64_t start):
-        """For coroutines: books a success; True when Python must check the result."""
+        """For awaitables a decorated plain function returned: books a success;
+        True when Python must check the result."""
         return _policy_success(self, token, start) != 0
 
 

@@ -49,6 +49,29 @@ def policy_decorated_call() -> Callable[[], object]:
     return lambda: guarded(-1)
 
 
+def policy_decorated_await() -> Callable[[], object]:
+    """A Policy-decorated coroutine function's call, driven as `await` drives it: the
+    coroutine and the proxy it returns are freed when the call ends."""
+    policy = brace.Policy(
+        retry=brace.Retry(on=ConnectionError), breaker=brace.CircuitBreaker(name="alloc"),
+        limiter=brace.RateLimiter(rate=1e9, burst=10**9), bulkhead=brace.Bulkhead(max_concurrent=10),
+    )  # fmt: skip
+
+    async def negate(x: int) -> int:
+        return -x
+
+    guarded = policy(negate)
+
+    def call() -> object:
+        try:
+            guarded(1).send(None)
+        except StopIteration as stop:
+            return stop.value
+        raise AssertionError("the call did not end at once")
+
+    return call
+
+
 def recovery_decorated_call() -> Callable[[], object]:
     recovery = brace.Recovery(escalation=brace.EscalationPolicy(), dead_letters=brace.MemoryDeadLetters())
     guarded = recovery(abs)
@@ -161,6 +184,7 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 @pytest.mark.parametrize(
     "make",
     [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, policy_decorated_call,
+     policy_decorated_await,
      recovery_decorated_call, bulkhead_with, breaker_with, breaker_call, bulkhead_call, limiter_call, limiter_decorated_call, limiter_with,
      async_with(new_breaker), async_with(new_bulkhead), async_with(new_limiter),
      bulkhead_try_acquire_and_release, bulkhead_refuses, bulkhead_decorated_call],  # fmt: skip

@@ -93,7 +93,7 @@ COMPILED_PRIVATE = {
     brace.Retry: {"_configure_core", "_guard"},
     brace.Backoff: {"_configure", "_delay_ns"},
     brace.RetryBudget: {"_configure", "_balance"},
-    brace.Policy: {"_configure_core", "_guard", "_try_enter", "_succeeded"},
+    brace.Policy: {"_configure_core", "_guard", "_guard_coroutine", "_succeeded"},
 }
 
 

@@ -20,6 +20,7 @@ Every guard's decorator is `guard_function`: these rules live there once.
 from __future__ import annotations
 
 import functools
+import sys
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeGuard, TypeVar, cast
@@ -31,6 +32,7 @@ __all__ = [
     "UseCallAsync",
     "awaited",
     "call_guarded",
+    "coroutine_function",
     "guard_function",
     "is_async_callable",
     "kind",
@@ -125,11 +127,11 @@ def refuse_awaitable(result: object, fn: object, entry: str) -> AsyncMisuse:
     """The error for a plain function that returned an awaitable to a sync entry point.
 
     A coroutine is closed first (it never started: nothing of it ran, and
-    Python does not warn that it was never awaited).
+    Python - or a compiled guard's proxy - does not warn that it was never awaited).
     """
-    import inspect
+    from collections.abc import Coroutine
 
-    if inspect.iscoroutine(result):
+    if isinstance(result, Coroutine):  # a native coroutine, or a compiled guard's (pyx/awaiting.h)
         result.close()
     return AsyncMisuse(
         f"{entry}() called {_name(fn)}, which returned {type(result).__name__}, an awaitable: its work "
@@ -164,6 +166,28 @@ def mark(wrapper: F, owner: object) -> F:
     setattr(wrapper, "guarded_by", owner)
     return wrapper
 
+
+
+async def _compiled_coroutine_function(*args: Any, **kwargs: Any) -> Any:
+    """Never called: its code object marks compiled wrappers as coroutine functions."""
+
+
+def coroutine_function(wrapper: F) -> F:
+    """Marks a compiled wrapper whose calls return awaitables (pyx/awaiting.h) as a
+    coroutine function, for inspect.iscoroutinefunction and asyncio alike.
+
+    Python 3.12 reads inspect.markcoroutinefunction's mark; before it, inspect
+    accepts a function-like object (__code__, __defaults__, __kwdefaults__)
+    whose code has the coroutine flag: an `async def`'s code gives it that.
+    """
+    import inspect
+
+    if sys.version_info >= (3, 12):
+        return cast(F, inspect.markcoroutinefunction(cast(Callable[..., Any], wrapper)))
+    setattr(wrapper, "__code__", _compiled_coroutine_function.__code__)
+    setattr(wrapper, "__defaults__", None)
+    setattr(wrapper, "__kwdefaults__", None)
+    return wrapper
 
 
 def guard_function(

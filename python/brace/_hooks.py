@@ -22,8 +22,8 @@ from typing import Any, Callable, Protocol
 
 from brace.errors import CircuitOpen
 
-__all__ = ["BulkheadHooks", "CircuitBreakerHooks", "EntryOwner", "GuardOwner", "PolicyHooks", "RateLimiterHooks",
-           "RetryHooks"]
+__all__ = ["BulkheadHooks", "CircuitBreakerHooks", "CoroutineGuardOwner", "EntryOwner", "GuardOwner", "PolicyHooks",
+           "RateLimiterHooks", "RetryHooks"]
 
 
 class GuardOwner(Protocol):
@@ -54,6 +54,27 @@ class GuardOwner(Protocol):
                          awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip
         """A plain fn returned an awaitable: its work has not run yet. Returns an
         awaitable that guards the awaited outcome."""
+
+
+class CoroutineGuardOwner(Protocol):
+    """What a coroutine guard (pyx/awaiting.h, `brace._core.GuardedCoroutine`) calls on
+    its owner. A call's first attempt, admitted and successful, runs in C; each of these
+    returns a coroutine that the call's proxy awaits in its place, whose outcome is the
+    call's. Each gets the call itself (fn, its positional and keyword arguments)."""
+
+    def _guard_call_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Awaitable[Any]:  # fmt: skip
+        """The whole call, when the compiled check would not let it through in C."""
+
+    def _guard_failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                            error: BaseException, token: int, start: int) -> Awaitable[Any]:  # fmt: skip
+        """The first attempt raised `error` (fn, its coroutine, or what was thrown into
+        it: a CancelledError, a GeneratorExit): book it, then retry, fall back or raise."""
+
+    def _guard_result_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                            result: object, token: int, start: int) -> Awaitable[Any]:  # fmt: skip
+        """The first attempt returned `result` and the compiled success hook asked
+        Python to look at it. Resolves to what the call returns."""
 
 
 class EntryOwner(Protocol):
@@ -169,6 +190,7 @@ class RetryHooks(GuardOwner, Protocol):
     hooks. A first attempt that succeeds stays in C; the rest is Python's."""
 
 
-class PolicyHooks(GuardOwner, Protocol):
+class PolicyHooks(GuardOwner, CoroutineGuardOwner, Protocol):
     """What PolicyCore (pyx/policy.pxi) calls on brace.Policy: the guard's four
-    hooks. A first attempt admitted by every stage and successful stays in C."""
+    hooks and the coroutine guard's three. A first attempt admitted by every
+    stage and successful stays in C."""

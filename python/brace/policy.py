@@ -215,20 +215,9 @@ class Policy(PolicyCore):
         return _guarding.guard_function(self, fn, self._guard, self._guard_async)
 
     def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-            admitted = self._try_enter()
-            if admitted is None:
-                return await self._call_async(fn, args, kwargs)
-            token, start = admitted
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as error:
-                return await self._first_failed_async(fn, args, kwargs, error, token, start)
-            if self._succeeded(token, start):
-                return await self._first_returned_async(fn, args, kwargs, result, token, start)
-            return result
-
-        return guarded_async
+        # A compiled wrapper whose calls return proxies (pyx/awaiting.h): the first
+        # attempt's admission and success stay in C, the rest comes back here.
+        return _guarding.coroutine_function(self._guard_coroutine(fn))
 
     @overload
     def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
@@ -254,7 +243,7 @@ class Policy(PolicyCore):
             return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
         return cast(R, await self._call_async(fn, args, kwargs))
 
-    # -- a first attempt admitted in C (pyx/guard.h's slow paths, the async fast path)
+    # -- a first attempt admitted in C (the slow paths of pyx/guard.h and pyx/awaiting.h)
 
     def _guard_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self._call(fn, args, kwargs)
@@ -284,12 +273,15 @@ class Policy(PolicyCore):
         try:
             result = await first
         except BaseException as error:
-            return await self._first_failed_async(fn, args, kwargs, error, token, start)
+            return await self._guard_failed_async(fn, args, kwargs, error, token, start)
         if self._succeeded(token, start):
-            return await self._first_returned_async(fn, args, kwargs, result, token, start)
+            return await self._guard_result_async(fn, args, kwargs, result, token, start)
         return result
 
-    async def _first_failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+    async def _guard_call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return await self._call_async(fn, args, kwargs)
+
+    async def _guard_failed_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                                   error: BaseException, token: int, start: int) -> Any:  # fmt: skip
         first = self._after_first_error(error, token, start)
         if first is not None:
@@ -298,7 +290,7 @@ class Policy(PolicyCore):
             raise error
         return await self._fall_back_async(fn, args, kwargs, error)
 
-    async def _first_returned_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
+    async def _guard_result_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
                                     kwargs: dict[str, Any], result: object, token: int, start: int) -> Any:  # fmt: skip
         first = self._after_first_result(result, token, start)
         return result if first is None else await self._call_async(fn, args, kwargs, first, start or now_ns())

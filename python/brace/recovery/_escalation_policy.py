@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 import queue as queue_module
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Coroutine, Iterable
 from datetime import timedelta
 from typing import Callable, Union
 
@@ -223,7 +223,7 @@ class EscalationPolicy:
                 self._failed(escalation, handler, describe(error), error)
                 continue
             if inspect.isawaitable(result):  # on the sync path: it cannot be awaited here
-                if inspect.iscoroutine(result):
+                if isinstance(result, Coroutine):  # a coroutine, or brace's compiled one
                     result.close()  # never awaited: close it so that Python does not warn
                 self._failed(escalation, handler, "async handler in a sync recovery")
                 continue

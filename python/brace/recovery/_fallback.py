@@ -393,7 +393,7 @@ class Fallback:
                 value, age = alternative._produce(operation, args, kwargs, error)
                 if inspect.isawaitable(value):
                     if not is_async:
-                        if inspect.iscoroutine(value):
+                        if isinstance(value, Coroutine):  # a coroutine, or brace's compiled one
                             value.close()  # never awaited: close it without a warning
                         raise TypeError("returned an awaitable; serve it with serve_async")
                     value = yield wait_for(value)
