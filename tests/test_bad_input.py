@@ -130,7 +130,7 @@ COUNTS: list[tuple[str, Callable[..., object], tuple[int, int | None]]] = [
     ("max_entries", lambda v, tmp: brace.Fallback.cached(max_age=1, max_entries=v), (1, 2**63 - 1)),
     ("capacity", lambda v, tmp: brace.MemorySink(capacity=v), (1, 2**63 - 1)),
     ("max_queue", lambda v, tmp: brace.JsonLinesSink(tmp / "events.jsonl", max_queue=v), (1, 2**63 - 1)),
-    ("max_attempts", lambda v, tmp: Treatment(True, True, 1, "retry", v, Backoff.constant()), (0, 2**63 - 1)),
+    ("retries", lambda v, tmp: Treatment(True, True, 1, "retry", v, Backoff.constant()), (0, 2**63 - 1)),
     ("value", lambda v, tmp: brace.testing.seed(v), (0, 2**64 - 1)),
 ]  # fmt: skip
 

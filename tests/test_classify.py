@@ -354,13 +354,13 @@ DEFAULTS = [
 RIDING_OUT = {C.RATE_LIMITED: 8.0, C.SERVICE_DOWN: 4.0}
 
 
-@pytest.mark.parametrize(("category", "transient", "retryable", "severity", "strategy", "max_attempts"), DEFAULTS)
+@pytest.mark.parametrize(("category", "transient", "retryable", "severity", "strategy", "retries"), DEFAULTS)
 def test_default_treatments(category: Category, transient: bool, retryable: bool, severity: Severity,
-                            strategy: Strategy, max_attempts: int) -> None:  # fmt: skip
+                            strategy: Strategy, retries: int) -> None:  # fmt: skip
     treatment = DEFAULT_TREATMENTS[category]
     assert (treatment.transient, treatment.retryable, treatment.severity, treatment.strategy,
-            treatment.max_attempts, treatment.pushback) == (transient, retryable, severity, strategy,
-                                                            max_attempts, True)  # fmt: skip
+            treatment.retries, treatment.pushback) == (transient, retryable, severity, strategy,
+                                                            retries, True)  # fmt: skip
     assert treatment.backoff.kind == "exponential"
     if category in RIDING_OUT:
         assert (treatment.backoff.jitter, treatment.backoff.max) == ("equal", RIDING_OUT[category])
@@ -374,7 +374,7 @@ def test_default_treatments(category: Category, transient: bool, retryable: bool
 def test_the_default_waits_ride_out_a_ten_second_outage_whatever_the_jitter(category: Category, seed: int) -> None:
     brace.testing.seed(seed)
     treatment = DEFAULT_TREATMENTS[category]
-    waits = [treatment.backoff.delay(retry) for retry in range(1, treatment.max_attempts + 1)]
+    waits = [treatment.backoff.delay(retry) for retry in range(1, treatment.retries + 1)]
     assert sum(waits) >= 10.0  # so the last retry comes after the outage is over
     assert max(waits) <= RIDING_OUT[category]  # and none waits long after it
 
@@ -388,7 +388,7 @@ def test_describe() -> None:
     assert DEFAULT_CLASSIFIER.classify(ssl.SSLCertVerificationError("x")).describe() == (
         "AUTH_INVALID (not transient, not retryable, severity CRITICAL; escalate)"
     )
-    one_more = ErrorClassifier(treatments={C.TIMEOUT: {"max_attempts": 1}}).classify(TimeoutError())
+    one_more = ErrorClassifier(treatments={C.TIMEOUT: {"retries": 1}}).classify(TimeoutError())
     assert one_more.describe().endswith("retry with backoff; up to 1 more attempt)")
 
 
@@ -407,18 +407,18 @@ def test_treatment_overrides_by_mapping_and_by_treatment() -> None:
     patient = brace.Backoff.constant(delay=5.0)
     custom = Treatment(True, True, "low", "retry", 9, patient, pushback=False)  # type: ignore[arg-type]
     classifier = ErrorClassifier(treatments={
-        C.TIMEOUT: {"max_attempts": 7, "strategy": "retry", "severity": 4},
+        C.TIMEOUT: {"retries": 7, "strategy": "retry", "severity": 4},
         "rate_limited": custom,
-        C.NOT_FOUND: {"retryable": True, "max_attempts": 1},
+        C.NOT_FOUND: {"retryable": True, "retries": 1},
     })  # fmt: skip
     timeout = classifier.classify(TimeoutError())
-    assert (timeout.max_attempts, timeout.strategy, timeout.severity) == (7, Strategy.RETRY, Severity.CRITICAL)
+    assert (timeout.retries, timeout.strategy, timeout.severity) == (7, Strategy.RETRY, Severity.CRITICAL)
     assert timeout.backoff == DEFAULT_TREATMENTS[C.TIMEOUT].backoff  # fields not named keep the default
     limited = classifier.classify(httpx_status_error(429))
     assert limited.treatment == custom
     assert (custom.severity, custom.strategy, limited.backoff) == (Severity.LOW, Strategy.RETRY, patient)
     assert classifier.classify(httpx_status_error(404)).retryable
-    assert DEFAULT_CLASSIFIER.treatment(C.TIMEOUT).max_attempts == 3  # the defaults are untouched
+    assert DEFAULT_CLASSIFIER.treatment(C.TIMEOUT).retries == 3  # the defaults are untouched
 
 
 # -- user rules -----------------------------------------------------------------------
@@ -474,13 +474,13 @@ def test_builtin_false_runs_only_the_user_rules() -> None:
 
 
 def test_rule_overrides_apply_to_what_the_rule_classifies() -> None:
-    rule = ErrorClassifier.rule(C.SERVICE_DOWN, status=503, max_attempts=5, strategy="retry", pushback=False)
+    rule = ErrorClassifier.rule(C.SERVICE_DOWN, status=503, retries=5, strategy="retry", pushback=False)
     classifier = ErrorClassifier(rules=[rule], treatments={C.SERVICE_DOWN: {"severity": Severity.CRITICAL}})
     verdict = classifier.classify(httpx_status_error(503))
-    assert (verdict.max_attempts, verdict.strategy, verdict.pushback) == (5, Strategy.RETRY, False)
+    assert (verdict.retries, verdict.strategy, verdict.pushback) == (5, Strategy.RETRY, False)
     assert verdict.severity is Severity.CRITICAL  # the classifier's treatment, under the rule's overrides
-    assert classifier.classify(brace.CircuitOpen(name=None, retry_after=1.0)).max_attempts == 10
-    assert dict(rule.overrides) == {"max_attempts": 5, "strategy": Strategy.RETRY, "pushback": False}
+    assert classifier.classify(brace.CircuitOpen(name=None, retry_after=1.0)).retries == 10
+    assert dict(rule.overrides) == {"retries": 5, "strategy": Strategy.RETRY, "pushback": False}
     assert rule.name == "user:service_down"
     assert "status=[503]" in repr(rule)
 
@@ -627,7 +627,7 @@ RULE_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"message": re.compile(b"x")}, TypeError, "message must be a str pattern"),
     ({"types": KeyError, "name": 3}, TypeError, "name must be a str or None, got int"),
     ({"types": KeyError, "tries": 3}, ValueError, "rule 'user:timeout' has no field 'tries'; the fields are"),
-    ({"types": KeyError, "max_attempts": -1}, ValueError, "rule 'user:timeout': max_attempts must be an int from 0 to 2**63 - 1"),
+    ({"types": KeyError, "retries": -1}, ValueError, "rule 'user:timeout': retries must be an int from 0 to 2**63 - 1"),
     ({"types": KeyError, "strategy": "pray"}, ValueError,
      "rule 'user:timeout': strategy must be a brace.Strategy or one of 'retry_with_backoff'"),
     ({"types": KeyError, "backoff": 1.0}, TypeError, "rule 'user:timeout': backoff must be a brace.Backoff"),
@@ -648,14 +648,14 @@ CLASSIFIER_ERRORS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"treatments": {"slow": {}}}, ValueError, "treatments' keys must be a brace.Category or one of 'timeout'"),
     ({"treatments": {C.TIMEOUT: 3}}, TypeError,
      "treatments['timeout'] must be a brace.Treatment or a mapping of its fields, got int"),
-    ({"treatments": {C.TIMEOUT: {"retries": 3}}}, ValueError,
-     "treatments['timeout'] has no field 'retries'; the fields are transient, retryable, severity, strategy, "
-     "max_attempts, backoff, pushback"),
-    ({"treatments": {C.TIMEOUT: {"max_attempts": -1}}}, ValueError,
-     "treatments['timeout']: max_attempts must be an int from 0 to 2**63 - 1, got -1"),
-    ({"treatments": {C.TIMEOUT: {"max_attempts": 2.5}}}, TypeError,
-     "treatments['timeout']: max_attempts must be an int from 0 to 2**63 - 1, got float"),
-    ({"treatments": {C.TIMEOUT: {"max_attempts": True}}}, TypeError, "max_attempts must be an int from 0 to 2**63 - 1, got bool"),
+    ({"treatments": {C.TIMEOUT: {"attempts": 3}}}, ValueError,
+     "treatments['timeout'] has no field 'attempts'; the fields are transient, retryable, severity, strategy, "
+     "retries, backoff, pushback"),
+    ({"treatments": {C.TIMEOUT: {"retries": -1}}}, ValueError,
+     "treatments['timeout']: retries must be an int from 0 to 2**63 - 1, got -1"),
+    ({"treatments": {C.TIMEOUT: {"retries": 2.5}}}, TypeError,
+     "treatments['timeout']: retries must be an int from 0 to 2**63 - 1, got float"),
+    ({"treatments": {C.TIMEOUT: {"retries": True}}}, TypeError, "retries must be an int from 0 to 2**63 - 1, got bool"),
     ({"treatments": {C.TIMEOUT: {"strategy": "hope"}}}, ValueError,
      "treatments['timeout']: strategy must be a brace.Strategy or one of 'retry_with_backoff', 'wait_for_server'"),
     ({"treatments": {C.TIMEOUT: {"severity": 5}}}, ValueError, "severity must be a brace.Severity, 1 to 4"),
@@ -864,3 +864,16 @@ def test_tls_and_resolver_errors_are_recognised_from_their_c_modules() -> None:
     # What the recogniser reads once ssl and socket are loaded (this module imports both).
     assert DEFAULT_CLASSIFIER.classify(ssl.SSLZeroReturnError("closed")).category is Category.NETWORK_ERROR
     assert DEFAULT_CLASSIFIER.classify(socket.herror(1, "unknown host")).category is Category.NETWORK_ERROR
+
+
+def test_max_attempts_is_the_deprecated_name_of_retries() -> None:
+    with pytest.warns(DeprecationWarning, match="max_attempts is deprecated: it is retries now"):
+        classifier = ErrorClassifier(treatments={C.TIMEOUT: {"max_attempts": 4}})
+    assert classifier.treatment(C.TIMEOUT).retries == 4
+    with pytest.warns(DeprecationWarning, match="max_attempts is deprecated"):
+        rule = ErrorClassifier.rule(C.TIMEOUT, types=KeyError, max_attempts=2)
+    assert dict(rule.overrides) == {"retries": 2}
+    with pytest.warns(DeprecationWarning, match="max_attempts is deprecated"):
+        assert classifier.classify(TimeoutError()).max_attempts == 4
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="not both"):
+        ErrorClassifier(treatments={C.TIMEOUT: {"max_attempts": 4, "retries": 4}})

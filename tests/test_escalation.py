@@ -352,7 +352,7 @@ def test_to_dict_is_json_without_live_objects(clock: FakeClock) -> None:
     assert classification["category"] == "timeout"
     assert classification["severity"] == 2
     assert classification["strategy"] == "retry_with_backoff"
-    assert classification["max_attempts"] == 3
+    assert classification["retries"] == 3
     assert classification["backoff"].startswith("Backoff.")
     assert "error" not in classification
     assert data["timeline"][1] == {

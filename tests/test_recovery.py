@@ -320,7 +320,7 @@ class TestHealing:
 
     def test_the_healing_time_bound_escalates(self, clock: FakeClock, run: Callable[..., Any]) -> None:
         classifier = ErrorClassifier(treatments={
-            "timeout": {"max_attempts": 10, "backoff": Backoff.constant(delay=2.0, jitter="none")}})  # fmt: skip
+            "timeout": {"retries": 10, "backoff": Backoff.constant(delay=2.0, jitter="none")}})  # fmt: skip
         service = Service(then=lambda: TimeoutError("slow"))
         started = clock.now()
         with pytest.raises(RecoveryFailed) as caught:
@@ -554,7 +554,7 @@ def model(script: list[str], classifier: ErrorClassifier) -> tuple[str, int]:
     tally: dict[Category, int] = {}
     for number, name in enumerate(script, start=1):
         classification = classifier.classify(OUTCOMES[name]())
-        allowance = classification.max_attempts if classification.retryable else 0
+        allowance = classification.retries if classification.retryable else 0
         if tally.get(classification.category, 0) >= allowance:
             return "escalated", number
         tally[classification.category] = tally.get(classification.category, 0) + 1

@@ -35,8 +35,8 @@ def status_error(status: int, retry_after: str | None = None) -> httpx.HTTPStatu
 EXACT = ErrorClassifier(treatments={
     C.TIMEOUT: {"backoff": Backoff.exponential(initial=1.0, multiplier=2.0, max=30.0, jitter="none")},
     C.NETWORK_ERROR: {"backoff": Backoff.constant(delay=10.0)},
-    C.SERVICE_DOWN: {"backoff": Backoff.constant(delay=3.0), "max_attempts": 3},
-    C.RATE_LIMITED: {"backoff": Backoff.constant(delay=5.0), "max_attempts": 5},
+    C.SERVICE_DOWN: {"backoff": Backoff.constant(delay=3.0), "retries": 3},
+    C.RATE_LIMITED: {"backoff": Backoff.constant(delay=5.0), "retries": 5},
     C.INTERNAL_ERROR: {"backoff": Backoff.constant(delay=0.5)},
 })  # fmt: skip
 
@@ -170,8 +170,8 @@ def test_attempts_caps_the_total(clock: FakeClock) -> None:
 
 def test_treatment_and_rule_overrides_change_the_allowance(clock: FakeClock) -> None:
     classifier = ErrorClassifier(
-        rules=[ErrorClassifier.rule(C.TIMEOUT, types=KeyError, max_attempts=1, backoff=ONE_SECOND)],
-        treatments={C.NOT_FOUND: {"retryable": True, "max_attempts": 2, "backoff": ONE_SECOND}},
+        rules=[ErrorClassifier.rule(C.TIMEOUT, types=KeyError, retries=1, backoff=ONE_SECOND)],
+        treatments={C.NOT_FOUND: {"retryable": True, "retries": 2, "backoff": ONE_SECOND}},
     )
     keys = Script(clock, [KeyError("a")] * 5)
     with pytest.raises(KeyError):

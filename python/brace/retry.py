@@ -197,7 +197,7 @@ class Retry(RetryCore):
     With a `classifier` (a brace.ErrorClassifier), each failure is classified
     and retried the way its category's treatment says: only retryable
     categories are retried, each failure of category c earns at most c's
-    `max_attempts` retries per call, the delay before the k-th retry of c is
+    `retries` retries per call, the delay before the k-th retry of c is
     c's backoff at k (unless `backoff` is given), and the server's wait is
     honoured when the treatment's `pushback` is set too. Returned responses
     the classifier calls failures (HTTP status >= 400) of a retryable category
@@ -214,7 +214,7 @@ class Retry(RetryCore):
             when a classifier leaves `attempts` None.
         attempts: Attempts in all, the first included, >= 1 (1: no retry; 3:
             the first and two retries). None: 3 without a
-            classifier; with one, no cap beyond each category's max_attempts.
+            classifier; with one, no cap beyond each category's retries.
         deadline: Bound on all attempts and sleeps together (seconds > 0 or
             timedelta); None: no bound. It never sleeps past it nor starts an
             attempt after it; a coroutine attempt running at it is cancelled
@@ -626,7 +626,7 @@ class Retry(RetryCore):
         """(the tally's key, the delay, the key's retries with this one) under a classifier."""
         if classification is not None and classification.retryable:
             key: Category | None = classification.category
-            allowance = classification.max_attempts
+            allowance = classification.retries
         else:
             key, allowance = None, (_UNCLASSIFIED_ATTEMPTS if self._attempts is None else self._attempts) - 1
         done, last = tally.get(key, (0, None))

@@ -4,6 +4,7 @@ what to do (Strategy), and how each category is treated (Treatment, DEFAULT_TREA
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -115,8 +116,10 @@ class Treatment:
             without being transient: an expired token, once refreshed).
         severity: How bad it is.
         strategy: What to do about it.
-        max_attempts: How many more attempts a failure of this category earns
-            within one call, >= 0 (0: none).
+        retries: How many more attempts (retries) a failure of this category
+            earns within one call, >= 0 (0: none). (`attempts` elsewhere in
+            brace counts all attempts, the first included; this counts only
+            the ones after it. Its old name `max_attempts` still reads.)
         backoff: The delays between those attempts.
         pushback: Whether to honour the server's wait (Retry-After, ...).
 
@@ -129,9 +132,15 @@ class Treatment:
     retryable: bool
     severity: Severity
     strategy: Strategy
-    max_attempts: int
+    retries: int
     backoff: Backoff
     pushback: bool = True
+
+    @property
+    def max_attempts(self) -> int:
+        """The old name of `retries` (deprecated)."""
+        warnings.warn(RETRIES_RENAMED, DeprecationWarning, stacklevel=2)
+        return self.retries
 
     def __post_init__(self) -> None:
         parse_flag(self.transient, "transient")
@@ -140,7 +149,7 @@ class Treatment:
         # Frozen: the coerced values go in the way dataclasses' own __init__ puts them.
         object.__setattr__(self, "severity", _severity(self.severity))
         object.__setattr__(self, "strategy", _strategy(self.strategy))
-        _config.count(self.max_attempts, "max_attempts", minimum=0)
+        _config.count(self.retries, "retries", minimum=0)
         if not isinstance(self.backoff, Backoff):
             raise TypeError(f"backoff must be a brace.Backoff, got {type(self.backoff).__name__}")
 
@@ -152,9 +161,9 @@ def _exponential(initial: float = 1.0) -> Backoff:
     return Backoff.exponential(initial=initial, multiplier=2.0, max=30.0, jitter="full")
 
 
-def _treatment(transient: bool, retryable: bool, severity: Severity, strategy: Strategy, max_attempts: int,
+def _treatment(transient: bool, retryable: bool, severity: Severity, strategy: Strategy, retries: int,
                initial: float = 1.0) -> Treatment:  # fmt: skip
-    return Treatment(transient, retryable, severity, strategy, max_attempts, _exponential(initial), True)
+    return Treatment(transient, retryable, severity, strategy, retries, _exponential(initial), True)
 
 
 _S = Strategy
@@ -190,8 +199,23 @@ DEFAULT_TREATMENTS: Final[Mapping[Category, Treatment]] = MappingProxyType({
 """The treatment of each category unless an ErrorClassifier overrides it."""
 
 
+RETRIES_RENAMED = ("max_attempts is deprecated: it is retries now (more attempts after the first; `attempts` "
+                   "in brace counts all of them)")  # fmt: skip
+
+
+def renamed(overrides: Mapping[str, object]) -> dict[str, object]:
+    """Treatment overrides with the deprecated name max_attempts read as retries."""
+    if "max_attempts" not in overrides:
+        return dict(overrides)
+    warnings.warn(RETRIES_RENAMED, DeprecationWarning, stacklevel=3)
+    if "retries" in overrides:
+        raise TypeError("give retries or its deprecated old name max_attempts, not both")
+    return {("retries" if key == "max_attempts" else key): value for key, value in overrides.items()}
+
+
 def overridden(treatment: Treatment, overrides: Mapping[str, object], where: str) -> Treatment:
     """treatment with the fields `overrides` names replaced, validated; errors say `where`."""
+    overrides = renamed(overrides)
     unknown = sorted(safe_str(name) for name in overrides if name not in _FIELDS)
     if unknown:
         raise ValueError(f"{where} has no field {', '.join(map(repr, unknown))}; the fields are {', '.join(_FIELDS)}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from brace.backoff import Backoff, after_server_wait
-from brace.classify._categories import STRATEGY_TEXT, Category, Severity, Strategy, Treatment
+from brace.classify._categories import RETRIES_RENAMED, STRATEGY_TEXT, Category, Severity, Strategy, Treatment
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +15,7 @@ class Classification:
 
     Attributes:
         category: The kind of failure.
-        transient, retryable, severity, strategy, max_attempts, backoff,
+        transient, retryable, severity, strategy, retries, backoff,
             pushback: The treatment (see brace.Treatment), the category's
             with the matching rule's overrides.
         retry_after: Seconds the server asked to wait (Retry-After and the
@@ -35,7 +36,7 @@ class Classification:
     retryable: bool
     severity: Severity
     strategy: Strategy
-    max_attempts: int
+    retries: int
     backoff: Backoff
     pushback: bool
     retry_after: float | None
@@ -45,9 +46,15 @@ class Classification:
     pushback_ignored: str | None = None
 
     @property
+    def max_attempts(self) -> int:
+        """The old name of `retries` (deprecated)."""
+        warnings.warn(RETRIES_RENAMED, DeprecationWarning, stacklevel=2)
+        return self.retries
+
+    @property
     def treatment(self) -> Treatment:
         """The treatment applied, as a brace.Treatment."""
-        return Treatment(self.transient, self.retryable, self.severity, self.strategy, self.max_attempts,
+        return Treatment(self.transient, self.retryable, self.severity, self.strategy, self.retries,
                          self.backoff, self.pushback)  # fmt: skip
 
     def delay(self, retry: int, *, previous: float | None = None) -> float:
@@ -71,7 +78,7 @@ class Classification:
         facts.append(f"severity {self.severity.name}")
         parts = [", ".join(facts), STRATEGY_TEXT[self.strategy]]
         if self.retryable:
-            more = self.max_attempts
+            more = self.retries
             parts.append("no more attempts" if more == 0 else f"up to {more} more attempt{'s' if more != 1 else ''}")
         if self.retry_after is not None:
             parts.append(f"server asked {self.retry_after:.1f} s")

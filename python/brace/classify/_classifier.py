@@ -82,7 +82,7 @@ class ErrorClassifier:
         rules: User rules (see `ErrorClassifier.rule`), tried first, in order.
         treatments: Overrides of DEFAULT_TREATMENTS, by Category (or its value):
             a Treatment, or a mapping of the fields to change
-            ({"max_attempts": 5}).
+            ({"retries": 5}).
         builtin: Whether the built-in rules run after the user's.
         pushback_cap: The longest server-asked wait reported in
             `Classification.retry_after`, seconds or timedelta (longer waits
@@ -250,7 +250,7 @@ class ErrorClassifier:
             retryable=treatment.retryable,
             severity=treatment.severity,
             strategy=treatment.strategy,
-            max_attempts=treatment.max_attempts,
+            retries=treatment.retries,
             backoff=treatment.backoff,
             pushback=treatment.pushback,
             retry_after=retry_after,

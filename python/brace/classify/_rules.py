@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any, Union
 
 from brace._safe import safe_repr
-from brace.classify._categories import DEFAULT_TREATMENTS, Category, overridden, parse_category
+from brace.classify._categories import DEFAULT_TREATMENTS, Category, overridden, parse_category, renamed
 from brace.classify._recognize import attribute
 
 _log = logging.getLogger("brace")
@@ -68,7 +68,7 @@ class Rule:
 
     Build rules with `ErrorClassifier.rule(...)` (the same arguments); every
     matcher given must match. Extra keyword arguments override fields of the
-    category's treatment for what this rule classifies (`max_attempts=5`).
+    category's treatment for what this rule classifies (`retries=5`).
 
     Args:
         category: A brace.Category or its value ("rate_limited").
@@ -81,7 +81,7 @@ class Rule:
         message: A regular expression searched in str(outcome).
         name: The rule's name in classifications; default "user:<category>".
         **treatment_overrides: Treatment fields (transient, retryable,
-            severity, strategy, max_attempts, backoff, pushback).
+            severity, strategy, retries, backoff, pushback).
 
     Raises:
         ValueError, TypeError: For no matcher at all, an unknown category or
@@ -116,6 +116,7 @@ class Rule:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self.name: str = f"user:{self.category.value}" if name is None else name
+        treatment_overrides = renamed(treatment_overrides)
         checked = overridden(DEFAULT_TREATMENTS[self.category], treatment_overrides, f"rule {self.name!r}")
         # The coerced values ("retry" -> Strategy.RETRY), so applying them cannot fail later.
         self.overrides: Mapping[str, object] = MappingProxyType(

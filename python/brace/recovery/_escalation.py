@@ -167,7 +167,7 @@ class Escalation:
         if self.reason == "attempts":
             return (
                 f"attempts exhausted: {_plural(self.attempts, 'attempt')}, "
-                f"{name} allows {_plural(c.max_attempts, 'retry', 'retries')}"
+                f"{name} allows {_plural(c.retries, 'retry', 'retries')}"
             )
         if self.reason == "healing_time":
             return f"healing time ran out: {name} was not healed within the time allowed"
@@ -194,7 +194,7 @@ class Escalation:
         last = "error" if isinstance(self.error, BaseException) else "result"
         lines.append(f"Last {last}: {describe(self.error)}")
         nature = "transient" if c.transient else "not transient"
-        retry = f"retryable up to {_plural(c.max_attempts, 'more time')}" if c.retryable else "not retryable"
+        retry = f"retryable up to {_plural(c.retries, 'more time')}" if c.retryable else "not retryable"
         server = f"; the server asked to wait {c.retry_after:g} s" if c.retry_after is not None else ""
         lines.append(f"Classifier: {nature}, {retry}; suggests {c.strategy.value}{server}")
         lines.append(f"Why recovery stopped: {self.reason_text()}")

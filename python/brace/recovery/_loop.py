@@ -197,7 +197,7 @@ class Engine(Record):
         """The wait before the next attempt (its allowance taken), or why there is none."""
         category = classification.category
         used = run.tally.get(category, 0)
-        if used >= classification.max_attempts:
+        if used >= classification.retries:
             return "attempts"
         delay = classification.delay(used + 1, previous=run.previous.get(category))
         retry_at = end + round(delay * NS_PER_SECOND)
