@@ -14,9 +14,10 @@ import brace
 from brace.testing import FakeClock
 
 
-@pytest.mark.parametrize("kind", [brace.Retry, brace.Policy, brace.CircuitBreaker])
+@pytest.mark.parametrize("kind", [brace.Retry, brace.Policy, brace.CircuitBreaker, brace.RateLimiter, brace.Bulkhead,
+                                  brace.RetryBudget, brace.Recovery])
 def test_name_comes_first_and_everything_is_a_keyword(kind: type) -> None:
-    parameters = list(inspect.signature(kind).parameters.values())
+    parameters = list(inspect.signature(kind.__init__).parameters.values())[1:]  # self aside
     assert parameters[0].kind is inspect.Parameter.VAR_POSITIONAL or parameters[0].name == "name"
     keywords = [parameter for parameter in parameters if parameter.kind is not inspect.Parameter.VAR_POSITIONAL]
     assert keywords[0].name == "name"

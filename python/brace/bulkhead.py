@@ -174,9 +174,9 @@ class Bulkhead(BulkheadCore):
     def __init__(
         self,
         *positional: NoReturn,
+        name: str | None = None,
         max_concurrent: int,
         max_wait: float | timedelta | None = 0.0,
-        name: str | None = None,
     ) -> None:
         _config.keywords_only("Bulkhead", positional)
         self._max_concurrent = _config.count(

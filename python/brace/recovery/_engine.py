@@ -128,6 +128,7 @@ class Recovery:
     def __init__(
         self,
         *positional: NoReturn,
+        name: str | None = None,
         classifier: ErrorClassifier | None = None,
         policy: Policy | None = None,
         healing: Iterable[HealingAction] = (),
@@ -140,7 +141,6 @@ class Recovery:
         idempotent: bool = False,
         read_only: bool = False,
         write_ahead: bool = False,
-        name: str | None = None,
     ) -> None:
         _config.keywords_only("Recovery", positional)
         self._settings = Settings(classifier=classifier, policy=policy, healing=healing, fallback=fallback,
