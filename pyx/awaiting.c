@@ -575,16 +575,6 @@ static void brc__awaiting_dealloc(PyObject *self) {
   Py_TYPE(self)->tp_free(self);
 }
 
-/* Decorating a method: bind like a function does. */
-static PyObject *brc__awaiting_get(PyObject *self, PyObject *obj, PyObject *type) {
-  (void)type;
-  if (obj == NULL || obj == Py_None) {
-    Py_INCREF(self);
-    return self;
-  }
-  return PyMethod_New(self, obj);
-}
-
 static PyObject *brc__awaiting_repr(PyObject *self) {
   return PyUnicode_FromFormat("<brace guarded coroutine function %R>", ((brc_awaiting_guard *)self)->fn);
 }
@@ -611,7 +601,7 @@ static PyTypeObject brc__awaiting_guard_type = {
     .tp_traverse = brc__awaiting_traverse,
     .tp_clear = brc__awaiting_clear,
     .tp_dealloc = brc__awaiting_dealloc,
-    .tp_descr_get = brc__awaiting_get,
+    .tp_descr_get = brc_bind_as_method,
     .tp_repr = brc__awaiting_repr,
     .tp_members = brc__awaiting_members,
     .tp_getset = brc__awaiting_getset,

@@ -19,7 +19,7 @@ from typing import Callable, Generic, TypeVar
 from brace._logger import logger
 from brace._safe import name_of, safe_repr
 
-__all__ = ["Listeners"]
+__all__ = ["Listeners", "Observable"]
 
 E = TypeVar("E")
 
@@ -93,3 +93,33 @@ class Listeners(Generic[E]):
         if strange:
             raise ValueError(f"kinds must be among {accepted}, got {', '.join(strange)}")
         return wanted
+
+
+class Observable(Generic[E]):
+    """add_listener / remove_listener, written once for every primitive that keeps its
+    listeners in `self._listeners`; `_listeners_changed()` lets one react (a compiled
+    fast path that must now call into Python, or may stop doing so)."""
+
+    __slots__ = ()
+
+    _listeners: Listeners[E]
+
+    def add_listener(self, listener: Callable[[E], object], *, kinds: Iterable[str] | str | None = None) -> None:
+        """Calls `listener(event)` for every event of the given kinds (default: all; see
+        `event_kinds`). A listener runs in the thread of the call it observes; an exception
+        in one is logged to the "brace" logger, never raised into the call.
+
+        Raises:
+            TypeError: listener is not callable, or kinds is not an iterable of str.
+            ValueError: kinds names a kind this object never emits.
+        """
+        self._listeners.add(listener, kinds)
+        self._listeners_changed()
+
+    def remove_listener(self, listener: Callable[[E], object]) -> None:
+        """Stops calling `listener` (its first registration). ValueError if it was not added."""
+        self._listeners.remove(listener)
+        self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        """Called after each add or remove; nothing by default."""

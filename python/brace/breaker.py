@@ -6,7 +6,7 @@ import enum
 import math
 import threading
 import weakref
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
@@ -22,7 +22,7 @@ from brace._core import (
     is_awaitable,
     now_ns,
 )
-from brace._listeners import Listeners
+from brace._listeners import Listeners, Observable
 from brace._logger import logger
 from brace.errors import CircuitOpen
 
@@ -181,7 +181,7 @@ def _wait_cap_ns(wait_base: float, multiplier: float, wait_max: float | None) ->
     return _ns(wait_base) if multiplier == 1 else _config.MAX_DEPTH_NS
 
 
-class CircuitBreaker(CircuitBreakerCore):
+class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     """A circuit breaker with resilience4j's semantics.
 
     CLOSED, it permits every call and records outcomes in a sliding window;
@@ -378,19 +378,7 @@ class CircuitBreaker(CircuitBreakerCore):
 
     # -- events -----------------------------------------------------------------
 
-    def add_listener(self, listener: Listener, *, kinds: Iterable[EventKind] | EventKind | None = None) -> None:
-        """Calls `listener(event)` for every event of the given kinds (default: all).
-
-        Listeners run in the calling thread; an exception in one is logged to
-        the "brace" logger, never raised into the call. With no listener for a
-        kind, that kind costs nothing.
-        """
-        self._listeners.add(listener, kinds)
-        self._update_hooks()
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stops calling `listener`. Raises ValueError if it was not added."""
-        self._listeners.remove(listener)
+    def _listeners_changed(self) -> None:
         self._update_hooks()
 
     def _update_hooks(self) -> None:

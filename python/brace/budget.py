@@ -18,7 +18,7 @@ from brace._core import (
     RetryBudgetCore,
     now_ns,
 )
-from brace._listeners import Listeners
+from brace._listeners import Listeners, Observable
 
 __all__ = ["RetryBudget", "RetryBudgetEvent"]
 
@@ -77,7 +77,7 @@ def _ttl_ns(value: object) -> int:
     return round(seconds * _config.NS_PER_SECOND)
 
 
-class RetryBudget(RetryBudgetCore):
+class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
     """A retry budget (Finagle's): retries may add at most `ratio` to the calls.
 
     Every call deposits `ratio` tokens; every retry withdraws one, and is
@@ -159,18 +159,6 @@ class RetryBudget(RetryBudgetCore):
             event = RetryBudgetEvent("exhausted", self._name, now_ns() / _config.NS_PER_SECOND, self.balance)
             self._listeners.emit(event, "exhausted")
         return False
-
-    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
-        """Calls `listener(event)` for each RetryBudgetEvent of the given kinds (default: all).
-
-        An exception in a listener is logged to the "brace" logger, never
-        raised into the call.
-        """
-        self._listeners.add(listener, kinds)
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stops calling `listener`. Raises ValueError if it was not added."""
-        self._listeners.remove(listener)
 
     @property
     def ratio(self) -> float:

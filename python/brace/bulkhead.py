@@ -22,7 +22,7 @@ from typing import (
 
 from brace import _clock, _config, _deadline, _guarding
 from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, BulkheadCore, is_awaitable, now_ns
-from brace._listeners import Listeners
+from brace._listeners import Listeners, Observable
 from brace.errors import BulkheadFull
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def _wait_limit(value: object) -> float | None:
 _KEEP: Any = object()
 
 
-class Bulkhead(BulkheadCore):
+class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
     """A bulkhead: at most `max_concurrent` calls run at once.
 
     A call that finds every slot taken waits up to `max_wait` seconds for one,
@@ -452,16 +452,5 @@ class Bulkhead(BulkheadCore):
             name=self._name, max_concurrent=self._max_concurrent, max_wait=self._max_wait
         )
 
-    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
-        """Calls `listener(event)` for each BulkheadEvent of the given kinds (default: all).
-
-        A listener runs in the calling thread; an exception in one is logged to
-        the "brace" logger, never raised into the call.
-        """
-        self._listeners.add(listener, kinds)
-        self._reject_in_python(self._listeners.wants("rejected"))
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stops calling `listener`. Raises ValueError if it was not added."""
-        self._listeners.remove(listener)
+    def _listeners_changed(self) -> None:
         self._reject_in_python(self._listeners.wants("rejected"))

@@ -20,7 +20,7 @@ from typing import (
 from brace import _config, _guarding
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable, now_ns
-from brace._listeners import Listeners
+from brace._listeners import Listeners, Observable
 from brace.errors import RateLimited
 
 __all__ = ["RateLimitState", "RateLimiter", "RateLimiterEvent"]
@@ -91,7 +91,7 @@ def _ceil_seconds(seconds: float) -> int:
     return whole if whole == seconds else whole + 1
 
 
-class RateLimiter(RateLimiterCore):
+class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
     """A rate limiter: `rate` events per `per` seconds, with bursts of `burst`.
 
     A GCRA token bucket (the algorithm of governor and redis-cell): the bucket
@@ -236,18 +236,7 @@ class RateLimiter(RateLimiterCore):
     def _max_wait_ns(self) -> int | None:
         return None if self._max_wait is None else round(self._max_wait * _NS)
 
-    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
-        """Calls `listener(event)` for each RateLimiterEvent of the given kinds (default: all).
-
-        A listener runs in the calling thread; an exception in one is logged to
-        the "brace" logger, never raised into the call.
-        """
-        self._listeners.add(listener, kinds)
-        self._reject_in_python(self._listeners.wants("rejected"))
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stops calling `listener`. Raises ValueError if it was not added."""
-        self._listeners.remove(listener)
+    def _listeners_changed(self) -> None:
         self._reject_in_python(self._listeners.wants("rejected"))
 
     def state(self) -> RateLimitState:

@@ -182,7 +182,7 @@ class Policy(PolicyCore):
         for stage in self._observed():
             mine = stage.event_kinds if wanted is None else tuple(wanted & frozenset(stage.event_kinds))
             if mine:
-                stage.add_listener(listener, kinds=mine)  # type: ignore[arg-type]
+                stage.add_listener(listener, kinds=mine)
 
     def remove_listener(self, listener: Callable[[Any], object]) -> None:
         """Stops calling `listener` from every stage it was added to by add_listener.

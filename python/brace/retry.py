@@ -35,7 +35,7 @@ from typing import (
 from brace import _config, _deadline, _guarding, _worker
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_ns
-from brace._listeners import Listeners
+from brace._listeners import Listeners, Observable
 from brace._logger import logger
 from brace._safe import add_note
 from brace._stages import Call, Outcome, Sleep, Steps
@@ -168,7 +168,7 @@ class Attempt:
         return f"<brace.Attempt {self.number}>"
 
 
-class Retry(RetryCore):
+class Retry(RetryCore, Observable[RetryEvent]):
     """Retries a call on the failures you name, with backoff, until it succeeds or gives up.
 
     Use it as a decorator (sync and coroutine functions), with `call` /
@@ -679,19 +679,6 @@ class Retry(RetryCore):
                 logger().exception("brace: a hook of retry %r failed", self._name)
         if listened:
             self._listeners.emit(event, kind)
-
-    def add_listener(self, listener: Listener, *, kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:
-        """Calls `listener(event)` for each RetryEvent of the given kinds (default: all).
-
-        The same events as the before_sleep, on_retry and on_giveup hooks, for
-        as many listeners as wanted; an exception in one is logged to the
-        "brace" logger, never raised into the call.
-        """
-        self._listeners.add(listener, kinds)
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stops calling `listener`. Raises ValueError if it was not added."""
-        self._listeners.remove(listener)
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""

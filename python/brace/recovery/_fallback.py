@@ -20,13 +20,13 @@ from typing import Any, Callable, ClassVar, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, is_awaitable, now_ns
-from brace._listeners import Listeners
+from brace._listeners import Listeners, Observable
 from brace._safe import describe, name_of, safe_repr
 from brace.classify import DEFAULT_CLASSIFIER, Category, Classification
 from brace.classify._categories import parse_categories
 from brace.errors import FallbackFailed
 from brace.recovery._drivers import Steps, drive, drive_async, wait_for
-from brace.recovery._served import EVENT_KINDS, Degraded, EventKind, FallbackEvent
+from brace.recovery._served import EVENT_KINDS, Degraded, FallbackEvent
 from brace._config import NS_PER_SECOND
 
 
@@ -183,7 +183,7 @@ def _checked_name(name: object) -> str | None:
     return name
 
 
-class Fallback:
+class Fallback(Observable[FallbackEvent]):
     """Serves a value from the first alternative that has one when an operation fails.
 
     Alternatives are tried in order; one that raises (or a cache with no
@@ -412,19 +412,6 @@ class Fallback:
             self._listeners.emit(FallbackEvent("failed", self._name, now_ns() / NS_PER_SECOND, operation, None, error,
                                                tuple(failures)), "failed")  # fmt: skip
         raise FallbackFailed(name=self._name, failures=tuple(failures)) from error
-
-    def add_listener(self, listener: Callable[[FallbackEvent], object], *,
-                     kinds: EventKind | tuple[EventKind, ...] | None = None) -> None:  # fmt: skip
-        """Calls `listener(event)` for each FallbackEvent of the given kinds (default: all).
-
-        An exception in a listener is logged to the "brace" logger, never
-        raised into the call.
-        """
-        self._listeners.add(listener, kinds)
-
-    def remove_listener(self, listener: Callable[[FallbackEvent], object]) -> None:
-        """Stops calling `listener`. Raises ValueError if it was not added."""
-        self._listeners.remove(listener)
 
     def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: object, *,
                  operation: str = "") -> None:  # fmt: skip
