@@ -14,12 +14,12 @@ The entries are an immutable tuple replaced on each change, so that emitting
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, TypeVar, cast
 
 from brace._logger import logger
 from brace._safe import name_of, safe_repr
 
-__all__ = ["Listeners", "Observable"]
+__all__ = ["Listeners", "Observable", "checked_kinds"]
 
 E = TypeVar("E")
 
@@ -50,7 +50,7 @@ class Listeners(Generic[E]):
         """
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {type(listener).__name__}")
-        wanted = self._kinds if kinds is None else self._checked(kinds)
+        wanted = self._kinds if kinds is None else checked_kinds(kinds, self._kinds)
         self._entries = (*self._entries, (listener, wanted))
         self._wanted = self._wanted | wanted
 
@@ -80,19 +80,27 @@ class Listeners(Generic[E]):
                     logger().exception("brace: a listener (%s) of %s failed on a %r event",
                                        name_of(listener), self._owner, kind)  # fmt: skip
 
-    def _checked(self, kinds: Iterable[str] | str) -> frozenset[str]:
-        items = (kinds,) if isinstance(kinds, str) else kinds
-        try:
-            wanted = frozenset(items)
-        except TypeError:
-            raise TypeError(f"kinds must be an iterable of str or None, got {type(kinds).__name__}") from None
-        accepted = ", ".join(repr(kind) for kind in sorted(self._kinds))
-        if not wanted:
-            raise ValueError(f"kinds must name at least one of {accepted} (or be None for all)")
-        strange = sorted(safe_repr(kind) for kind in wanted - self._kinds)
-        if strange:
-            raise ValueError(f"kinds must be among {accepted}, got {', '.join(strange)}")
-        return wanted
+
+def checked_kinds(kinds: object, accepted: Iterable[str]) -> frozenset[str]:
+    """The kinds an add_listener asked for, checked against those its object emits.
+
+    Raises:
+        TypeError: kinds is not a str or an iterable of them.
+        ValueError: kinds names none, or one outside `accepted`.
+    """
+    items = (kinds,) if isinstance(kinds, str) else kinds
+    try:
+        wanted: frozenset[str] = frozenset(cast("Iterable[str]", items))
+    except TypeError:
+        raise TypeError(f"kinds must be an iterable of str or None, got {type(kinds).__name__}") from None
+    known = frozenset(accepted)
+    shown = ", ".join(repr(kind) for kind in sorted(known))
+    if not wanted:
+        raise ValueError(f"kinds must name at least one of {shown} (or be None for all)")
+    strange = sorted(safe_repr(kind) for kind in wanted - known)
+    if strange:
+        raise ValueError(f"kinds must be among {shown}, got {', '.join(strange)}")
+    return wanted
 
 
 class Observable(Generic[E]):

@@ -14,6 +14,7 @@ from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
 from brace.errors import AttemptTimeout
 from brace.limiter import RateLimiter
+from brace._listeners import checked_kinds
 from brace._stages import AdmissionStage, FallbackStage, ValueFromError
 from brace.retry import Retry, drive, drive_async
 
@@ -172,11 +173,7 @@ class Policy(PolicyCore):
         Raises:
             ValueError: A kind no stage of this policy emits.
         """
-        wanted = None if kinds is None else frozenset((kinds,) if isinstance(kinds, str) else kinds)
-        known = frozenset(self.event_kinds)
-        if wanted is not None and not wanted <= known:
-            strange = ", ".join(repr(kind) for kind in sorted(wanted - known, key=str))
-            raise ValueError(f"kinds must be among {', '.join(map(repr, sorted(known)))}, got {strange}")
+        wanted = None if kinds is None else checked_kinds(kinds, self.event_kinds)
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {type(listener).__name__}")
         for stage in self._observed():

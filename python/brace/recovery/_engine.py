@@ -26,6 +26,7 @@ from typing import Any, Callable, ClassVar, NoReturn, ParamSpec, TypeVar, cast, 
 
 from brace import _config, _guarding
 from brace._core import CALLABLE_GUARDED, RecoveryCore, is_awaitable
+from brace._listeners import checked_kinds
 from brace._safe import name_of, safe_repr
 from brace.classify import ErrorClassifier
 from brace.policy import Policy
@@ -237,7 +238,7 @@ class Recovery:
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {type(listener).__name__}")
         if kinds is not None:
-            listener = _Kinds(listener, _checked_kinds(kinds))
+            listener = _Kinds(listener, checked_kinds(kinds, EVENT_KINDS))
         self._engine.listeners = (*self._engine.listeners, listener)
         self._configure_core()
 
@@ -379,16 +380,3 @@ class _Kinds:
             return tuple(compact())
         listener = self.listener
         return (lambda record: listener(first_try_event(record)),)
-
-
-def _checked_kinds(kinds: object) -> frozenset[str]:
-    items = (kinds,) if isinstance(kinds, str) else kinds
-    try:
-        wanted: frozenset[str] = frozenset(cast("Iterable[str]", items))
-    except TypeError:
-        raise TypeError(f"kinds must be an iterable of str or None, got {type(kinds).__name__}") from None
-    accepted = ", ".join(repr(kind) for kind in sorted(EVENT_KINDS))
-    strange = sorted(safe_repr(kind) for kind in wanted - set(EVENT_KINDS))
-    if not wanted or strange:
-        raise ValueError(f"kinds must be among {accepted}, got {', '.join(strange) or 'none'}")
-    return wanted
