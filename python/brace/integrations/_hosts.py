@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from brace import _config
 from brace.breaker import CircuitBreaker
