@@ -117,14 +117,14 @@ class AdaptiveRateState(NamedTuple):
     Attributes:
         rate: The fill rate in requests per second, or None while not limiting
             (no throttle yet and no initial_rate).
-        burst: The tokens the bucket holds when full, or None while not limiting.
+        burst: The tokens the bucket holds when full.
         measured_rate: The smoothed rate of calls recorded, requests per second.
         last_max_rate: The rate the last throttle happened at (the cubic's plateau).
         last_throttle_at: When the server last throttled, seconds on brace's clock, or None.
     """
 
     rate: float | None
-    burst: int | None
+    burst: int
     measured_rate: float
     last_max_rate: float
     last_throttle_at: float | None
@@ -158,8 +158,13 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
             until then.
         min_rate: The lowest fill rate, requests per second (AWS: 0.5).
         max_rate: The highest fill rate, or None for no cap.
-        burst: Tokens the bucket holds when full, an int >= 1; None (the
-            default, as AWS): one second of the fill rate, at least 1.
+        burst: Tokens the bucket holds when full, an int >= 1, the same at
+            every rate (default 1: calls are paced evenly at the fill rate).
+            The AWS SDKs' bucket holds one second of the fill rate instead;
+            a fixed burst is what keeps the tokens available across a rate
+            change here (brace.RateLimiter.reconfigure keeps the tokens
+            taken, so a bucket that shrank at each cut would make callers
+            wait out tokens taken at the old rate).
         max_wait: How long `call`, the decorator and `with` wait for a token:
             seconds or a timedelta, 0, or None to wait as long as needed.
         throttled: Which outcomes (a result, or an Exception raised) are
@@ -186,7 +191,7 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
         initial_rate: float | None = None,
         min_rate: float = 0.5,
         max_rate: float | None = None,
-        burst: int | None = None,
+        burst: int = 1,
         max_wait: float | timedelta | None = None,
         throttled: Callable[[object], bool] = throttling,
     ) -> None:
@@ -198,7 +203,7 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
         start = _per_second(initial_rate, "initial_rate", low=self._min_rate, allow_none=True)
         if start is not None and start > ceiling:
             raise ValueError(f"initial_rate must be at most max_rate ({ceiling:g}), got {start:g}")
-        self._burst = None if burst is None else _config.burst_within_depth(
+        self._burst = _config.burst_within_depth(
             _config.count(burst, "burst", maximum=None), _config.interval_ns(self._min_rate, 1.0))
         self._max_wait = _config.duration(max_wait, "max_wait", allow_none=True)
         self._throttled = _predicate(throttled, "throttled")
@@ -320,11 +325,10 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
         """Makes `rate`, kept within [min_rate, max_rate], the bucket's fill rate (the lock held)."""
         ceiling = _RATE_CEILING if self._max_rate is None else self._max_rate
         rate = min(max(rate, self._min_rate), ceiling)
-        burst = max(1, int(rate)) if self._burst is None else self._burst
         if self._limiter is None:
-            self._limiter = RateLimiter(name=self._name, rate=rate, burst=burst, max_wait=self._max_wait)
+            self._limiter = RateLimiter(name=self._name, rate=rate, burst=self._burst, max_wait=self._max_wait)
         elif rate != self._fill:
-            self._limiter.reconfigure(rate=rate, burst=burst)
+            self._limiter.reconfigure(rate=rate)
         self._fill = rate
 
     def state(self) -> AdaptiveRateState:
@@ -334,7 +338,7 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
             last = self._last_throttle_ns
             return AdaptiveRateState(
                 None if limiter is None else self._fill,
-                None if limiter is None else limiter.burst,
+                self._burst,
                 self._measured,
                 self._last_max_rate,
                 None if last is None else last / _NS,
