@@ -65,17 +65,20 @@ THROTTLE_BUCKETS = 12
 _WINDOW_MIN = 0.001
 
 
-def _per_second(value: object, name: str, *, low: float = _RATE_FLOOR, allow_none: bool = False) -> float | None:
-    """A rate in requests per second, from `low` to 1e9 (or None when allowed)."""
-    if value is None and allow_none:
-        return None
+def _per_second(value: object, name: str, *, low: float = _RATE_FLOOR, or_none: bool = False) -> float:
+    """A rate in requests per second, from `low` to 1e9 (`or_none`: None is accepted too, says the error)."""
     accepted = f"a finite number of requests per second from {low:g} to {_RATE_CEILING:g}"
-    accepted += ", or None" if allow_none else ""
+    accepted += ", or None" if or_none else ""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}")
     if not low <= value <= _RATE_CEILING:  # NaN fails too
         raise ValueError(f"{name} must be {accepted}, got {safe_repr(value)}")
     return float(value)
+
+
+def _optional_per_second(value: object, name: str, *, low: float) -> float | None:
+    """`_per_second`, or None."""
+    return None if value is None else _per_second(value, name, low=low, or_none=True)
 
 
 def _predicate(value: object, name: str) -> Callable[[object], bool]:
@@ -198,9 +201,9 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
         _config.keywords_only("AdaptiveRateLimiter", positional)
         self._name = _config.optional_name(name)
         self._min_rate = _per_second(min_rate, "min_rate")
-        self._max_rate = _per_second(max_rate, "max_rate", low=self._min_rate, allow_none=True)
+        self._max_rate = _optional_per_second(max_rate, "max_rate", low=self._min_rate)
         ceiling = _RATE_CEILING if self._max_rate is None else self._max_rate
-        start = _per_second(initial_rate, "initial_rate", low=self._min_rate, allow_none=True)
+        start = _optional_per_second(initial_rate, "initial_rate", low=self._min_rate)
         if start is not None and start > ceiling:
             raise ValueError(f"initial_rate must be at most max_rate ({ceiling:g}), got {start:g}")
         self._burst = _config.burst_within_depth(
