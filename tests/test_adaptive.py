@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import brace
-from brace._core import now_ns, rng_uniform
+from brace._core import rng_uniform
 from brace.adaptive import overloaded, throttling
 from brace.testing import FakeClock
 
@@ -451,6 +452,31 @@ def test_every_form_counts_and_judges_outcomes(clock: FakeClock) -> None:
     custom.call(lambda: "ok")
     custom.call(lambda: "busy")
     assert custom.state()[:2] == (2, 1)
+
+
+def test_threads_share_one_of_each_and_lose_no_count(clock: FakeClock) -> None:
+    throttle = brace.ClientThrottle()
+    limiter = brace.AdaptiveRateLimiter(initial_rate=1e6, burst=1000)
+    start = threading.Barrier(8)
+
+    def work(index: int) -> None:
+        start.wait(timeout=60)
+        for step in range(1000):
+            throttle.record(True)  # accepted first, so nothing is ever shed
+            assert throttle.try_acquire()
+            if (index + step) % 7 == 0:
+                limiter.record_throttle()
+            else:
+                limiter.record_success()
+            limiter.try_acquire()
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert throttle.state() == (8000, 8000, 0.0)
+    assert limiter.rate is not None and 0.5 <= limiter.rate <= 1e6
 
 
 # ---- bad input

@@ -363,7 +363,8 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
-        return f"AdaptiveRateLimiter({name}rate={self.rate!r}, min_rate={self._min_rate:g}, max_rate={self._max_rate!r})"
+        return (f"AdaptiveRateLimiter({name}rate={self.rate!r}, min_rate={self._min_rate:g}, "
+                f"max_rate={self._max_rate!r}, burst={self._burst})")  # fmt: skip
 
 
 ThrottleEventKind = Literal["rejected"]
