@@ -34,10 +34,27 @@ def open_breaker() -> brace.CircuitBreaker:
     return breaker
 
 
+def empty_adaptive_limiter() -> brace.AdaptiveRateLimiter:
+    limiter = brace.AdaptiveRateLimiter(name="aws", max_wait=0)
+    limiter.record_throttle()  # limiting from now on, at the floor (0.5/s, burst 1)
+    assert limiter.try_acquire()
+    return limiter
+
+
+def shedding_throttle() -> brace.ClientThrottle:
+    throttle = brace.ClientThrottle(name="shed", k=1.0)
+    for _ in range(1000):  # refused by the backend, every one: the next is shed with p = 1000/1001
+        throttle.try_acquire()
+    brace.testing.seed(1)  # a seed whose next draw is below that
+    return throttle
+
+
 REJECTING: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
     "bulkhead": (full_bulkhead, brace.BulkheadFull, "rejected"),
     "limiter": (empty_limiter, brace.RateLimited, "rejected"),
     "breaker": (open_breaker, brace.CircuitOpen, "not_permitted"),
+    "adaptive limiter": (empty_adaptive_limiter, brace.RateLimited, "rejected"),
+    "client throttle": (shedding_throttle, brace.Throttled, "rejected"),
 }
 
 
@@ -103,6 +120,8 @@ def every_primitive() -> dict[str, Any]:
         "bulkhead": bulkhead,
         "retry": retry,
         "budget": brace.RetryBudget(name="g"),
+        "adaptive limiter": brace.AdaptiveRateLimiter(name="a"),
+        "client throttle": brace.ClientThrottle(name="t"),
         "recovery": brace.Recovery(name="rec", dead_letters=brace.MemoryDeadLetters()),
         "fallback": brace.Fallback(brace.Fallback.value(0), name="f"),
         "policy": brace.Policy(name="p", retry=brace.Retry(on=OSError), breaker=brace.CircuitBreaker(),
@@ -132,6 +151,18 @@ def test_a_spent_budget_is_an_event(clock: FakeClock) -> None:
     assert not budget.try_withdraw()  # half a token is not a retry
     [event] = seen
     assert event == brace.RetryBudgetEvent("exhausted", "db", now_ns() / NS, 0.5)
+
+
+def test_a_throttle_is_an_event_with_the_new_rate(clock: FakeClock) -> None:
+    limiter = brace.AdaptiveRateLimiter(name="s3", initial_rate=40.0)
+    seen: list[brace.AdaptiveRateEvent] = []
+    limiter.add_listener(seen.append, kinds="throttled")
+    limiter.record_success()
+    limiter.record_throttle()
+    [event] = seen
+    assert limiter.rate is not None and limiter.rate < 40.0
+    assert event == brace.AdaptiveRateEvent("throttled", "s3", now_ns() / NS, limiter.rate,
+                                            limiter.state().measured_rate, None)  # fmt: skip
 
 
 def test_a_retry_tells_its_listeners_what_its_hooks_hear(clock: FakeClock) -> None:

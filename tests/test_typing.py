@@ -32,4 +32,5 @@ def test_decorators_keep_signatures_for_type_checkers() -> None:
         ROOT / "tests" / "typing" / "fallback_usage.py",
         ROOT / "tests" / "typing" / "recovery_usage.py",
         ROOT / "tests" / "typing" / "sync_entry_usage.py",
+        ROOT / "tests" / "typing" / "adaptive_usage.py",
     )

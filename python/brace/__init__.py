@@ -29,6 +29,7 @@ from brace.errors import (
     Rejected,
     RetryBudgetExhausted,
     RetryError,
+    Throttled,
 )
 from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
@@ -36,6 +37,14 @@ from brace.retry import Attempt, Retry, RetryEvent, retry
 
 if TYPE_CHECKING:
     from brace import testing
+    from brace.adaptive import (
+        AdaptiveRateEvent,
+        AdaptiveRateLimiter,
+        AdaptiveRateState,
+        ClientThrottle,
+        ClientThrottleEvent,
+        ClientThrottleState,
+    )
     from brace.classify import (
         Category,
         Classification,
@@ -91,10 +100,16 @@ __version__ = "0.1.0"
 
 # The names that load on first use: name -> the module that defines it.
 _LAZY: dict[str, str] = {
+    "AdaptiveRateEvent": "brace.adaptive",
+    "AdaptiveRateLimiter": "brace.adaptive",
+    "AdaptiveRateState": "brace.adaptive",
     "AttemptRecord": "brace.recovery",
     "Category": "brace.classify",
     "CategoryStats": "brace.recovery",
     "Classification": "brace.classify",
+    "ClientThrottle": "brace.adaptive",
+    "ClientThrottleEvent": "brace.adaptive",
+    "ClientThrottleState": "brace.adaptive",
     "DeadLetter": "brace.recovery",
     "DeadLetterStore": "brace.recovery",
     "Decision": "brace.recovery",
@@ -163,6 +178,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 __all__ = [
+    "AdaptiveRateEvent",
+    "AdaptiveRateLimiter",
+    "AdaptiveRateState",
     "Attempt",
     "AttemptRecord",
     "AttemptTimeout",
@@ -179,6 +197,9 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpen",
     "Classification",
+    "ClientThrottle",
+    "ClientThrottleEvent",
+    "ClientThrottleState",
     "DeadLetter",
     "DeadLetterStore",
     "Decision",
@@ -224,6 +245,7 @@ __all__ = [
     "Severity",
     "Strategy",
     "Switchboard",
+    "Throttled",
     "ToggleEvent",
     "Treatment",
     "control",

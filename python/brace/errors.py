@@ -17,6 +17,7 @@ __all__ = [
     "Rejected",
     "RetryBudgetExhausted",
     "RetryError",
+    "Throttled",
 ]
 
 
@@ -40,7 +41,8 @@ class Rejected(BraceError):
 
     The common base of the local rejections: a rate limiter out of tokens
     (RateLimited), an open breaker (CircuitOpen), a full bulkhead
-    (BulkheadFull) and a spent retry budget (RetryBudgetExhausted). Catch it
+    (BulkheadFull), a spent retry budget (RetryBudgetExhausted) and a client
+    throttle shedding load (Throttled). Catch it
     to tell "brace held this call back" from "the call failed". Retrying at
     once would be refused again; brace.Recovery settles such a call at once
     (reason "rejected_locally") instead of retrying it.
@@ -171,6 +173,32 @@ class RetryBudgetExhausted(Rejected):
     def __init__(self, *, attempts: int) -> None:
         self.attempts = attempts
         super().__init__(f"retry budget exhausted after {attempts} attempt(s)")
+
+
+class Throttled(Rejected):
+    """A client throttle (brace.ClientThrottle) shed the call locally.
+
+    The backend has been refusing calls for overload, so the throttle turned
+    this one away before sending it, with the probability its counts gave
+    (Google SRE's client-side throttling).
+
+    Attributes:
+        name: The throttle's name, or None.
+        probability: The probability with which calls were being rejected.
+        requests: Requests counted over the throttle's window (before this one).
+        accepts: Those of them the backend accepted.
+    """
+
+    def __init__(self, *, name: str | None, probability: float, requests: int, accepts: int) -> None:
+        self.name = name
+        self.probability = probability
+        self.requests = requests
+        self.accepts = accepts
+        who = f"client throttle {name!r}" if name else "client throttle"
+        super().__init__(
+            f"{who} shed the call locally (reject probability {probability:.3g}: the backend accepted "
+            f"{accepts} of {requests} requests in its window)"
+        )
 
 
 class RetryError(BraceError):
