@@ -159,8 +159,12 @@ class HedgedCall:
             self.rules.histogram.record_ns(outcome.elapsed_ns)
 
     def late(self, outcome: Outcome) -> None:
-        """An attempt ended after the call was decided: recorded and told, never raised."""
-        self.record(outcome)
+        """An attempt ended after the call was decided: told ("late"), never raised.
+
+        Not recorded in the histogram, as a cancelled coroutine is not (and as
+        tower's Hedge records only the responses it used): a loser's latency is
+        the tail hedging already cut, and counting it would hold a percentile
+        delay at that tail instead of at what the calls wait for."""
         self.emit("late", outcome.attempt, outcome.elapsed_ns, outcome.error)
 
     def exhausted(self) -> bool:

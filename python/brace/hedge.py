@@ -276,7 +276,8 @@ class Hedge(Observable[HedgeEvent]):
                 raise call.primary_failure()
 
     @staticmethod
-    def _attempt(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, BaseException | None]:
+    def _attempt(fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> tuple[Any, BaseException | None]:  # fmt: skip
         """One sync attempt's (result, error); an awaitable returned is refused (an error)."""
         try:
             result = fn(*args, **kwargs)
