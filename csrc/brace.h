@@ -588,6 +588,69 @@ int brc_budget_try_withdraw(brc_budget_t *b, uint64_t now);
  * returned. */
 int brc_budget_balance(brc_budget_t *b, uint64_t now, int64_t *out);
 
+/* ---- latency histogram ---- */
+/* Recent latencies in log-scale buckets, for percentile questions ("how slow
+ * is the 95th percentile lately?") such as a hedging delay's. A duration in
+ * ns falls in one of BRC_HISTOGRAM_BUCKETS buckets:
+ *   0                      [0, 2^10) ns (under ~1 us: one bucket)
+ *   1 + 8 * (o - 10) + s   [(8 + s) << (o - 3), (9 + s) << (o - 3)) for the
+ *                          octave o = floor(log2 d), 10 <= o < 38, s in 0..7
+ *   BRC_HISTOGRAM_BUCKETS-1 [2^38, ...) ns (over ~275 s: one bucket)
+ * So a bucket is 1/8 of its octave wide (12.5% of its lower bound at most),
+ * and a percentile, read as its bucket's midpoint, is within 6.25% of the
+ * exact one for durations from 1.024 us to 275 s.
+ *
+ * Recency (tower's rotating histogram, without the lock): time is cut into
+ * windows of window_ns (numbered now / window_ns); a percentile reads the
+ * current window and the one before it, so it covers between one and two
+ * windows of the most recent latencies, and what was recorded longer ago
+ * than two windows is forgotten. Two sets of buckets alternate (window
+ * number & 1). Each bucket word is lap << 40 | count (lap = window number
+ * / 2, mod 2^24); a word of another lap belongs to an expired window and
+ * reads as 0, so expiry subtracts nothing: the first record of a new window
+ * replaces the expired word with one CAS. One more word holds the newest
+ * window any caller has used: a caller whose `now` is behind it records in
+ * that window, and the caller that moves it forward first clears, in the set
+ * it enters, any word left from 2^24 laps before (it would pass for live).
+ * A bucket counts at most 2^40 - 1 durations per window (more are not
+ * counted). `now` must come from one monotonic clock (brc_now_ns). */
+
+#define BRC_HISTOGRAM_BUCKETS 226
+#define BRC_HISTOGRAM_WINDOW_MIN UINT64_C(1000000)       /* ns: 1 ms */
+#define BRC_HISTOGRAM_WINDOW_MAX UINT64_C(86400000000000) /* ns: 1 day */
+#define BRC_HISTOGRAM_PPM UINT32_C(1000000)              /* q_ppm of the maximum */
+
+typedef struct brc_histogram_s {
+  uint64_t window;         /* ns per window; 0: not configured */
+  _Atomic uint64_t newest; /* the newest window any caller has used */
+  _Atomic uint64_t counts[2][BRC_HISTOGRAM_BUCKETS]; /* lap << 40 | count */
+} brc_histogram_t;
+
+/* Configures `h` empty, with windows of window_ns ns
+ * (BRC_HISTOGRAM_WINDOW_MIN..BRC_HISTOGRAM_WINDOW_MAX). Returns BRC_OK or
+ * BRC_EINVAL (h unchanged). Not thread-safe against concurrent use of `h`:
+ * call it before sharing `h`. */
+int brc_histogram_init(brc_histogram_t *h, uint64_t window_ns);
+
+/* Records one duration (ns, any value; see the buckets above) at `now` (ns).
+ * Returns BRC_OK, or BRC_EINVAL when `h` is not configured. Thread-safe,
+ * lock-free (one CAS on the duration's bucket; a caller entering a new
+ * window also clears aliased words of its set), no allocation. */
+int brc_histogram_record(brc_histogram_t *h, uint64_t now, uint64_t duration_ns);
+
+/* The q-th quantile of the durations recorded in the current and the
+ * previous window at `now`: q_ppm in parts per million (950000: the 95th
+ * percentile), 0..BRC_HISTOGRAM_PPM, by nearest rank (the duration at rank
+ * max(1, ceil(q * count)) in ascending order), given as its bucket's
+ * midpoint in ns (2^9 for the lowest bucket, 2^38 for the highest) into
+ * *value_ns, and the number of durations read into *count (0: *value_ns is
+ * 0). Either pointer may be NULL. Returns BRC_OK, or BRC_EINVAL when `h` is
+ * not configured or q_ppm is out of range (outputs untouched). Thread-safe,
+ * lock-free, writes nothing to `h`; exact once concurrent records have
+ * returned. */
+int brc_histogram_percentile(brc_histogram_t *h, uint64_t now, uint32_t q_ppm, uint64_t *value_ns,
+                             uint64_t *count);
+
 #ifdef __cplusplus
 }
 #endif

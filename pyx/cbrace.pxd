@@ -201,3 +201,20 @@ cdef extern from "brace.h" nogil:
     int brc_budget_deposit(brc_budget_t *b, uint64_t now)
     int brc_budget_try_withdraw(brc_budget_t *b, uint64_t now)
     int brc_budget_balance(brc_budget_t *b, uint64_t now, int64_t *out)
+
+
+# ---- latency histogram
+from libc.stdint cimport uint32_t
+
+cdef extern from "brace.h" nogil:
+    int BRC_HISTOGRAM_BUCKETS
+    uint64_t BRC_HISTOGRAM_WINDOW_MIN
+    uint64_t BRC_HISTOGRAM_WINDOW_MAX
+    uint32_t BRC_HISTOGRAM_PPM
+
+    ctypedef struct brc_histogram_t:
+        pass
+    int brc_histogram_init(brc_histogram_t *h, uint64_t window_ns)
+    int brc_histogram_record(brc_histogram_t *h, uint64_t now, uint64_t duration_ns)
+    int brc_histogram_percentile(brc_histogram_t *h, uint64_t now, uint32_t q_ppm, uint64_t *value_ns,
+                                 uint64_t *count)

@@ -1,7 +1,7 @@
 """brace: resilience policies with a compiled, lock-free core.
 
 The public API; see README.md for a tour. The primitives (limiter, breaker,
-bulkhead, retry, budget, backoff, Policy) load with `import brace`; the
+bulkhead, retry, budget, backoff, hedge, latency histogram, Policy) load with `import brace`; the
 recovery layer (brace.recovery, brace.classify) and brace.testing load the
 first time one of their names is used, so a service that only rate-limits
 never imports sqlite3, ssl or asyncio on brace's account.
@@ -31,6 +31,8 @@ from brace.errors import (
     RetryError,
     Throttled,
 )
+from brace.hedge import Hedge, HedgeEvent
+from brace.histogram import LatencyHistogram
 from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
 from brace.retry import Attempt, Retry, RetryEvent, retry
@@ -214,8 +216,11 @@ __all__ = [
     "HealingAction",
     "HealingContext",
     "HealingStats",
+    "Hedge",
+    "HedgeEvent",
     "InFlightCall",
     "JsonLinesSink",
+    "LatencyHistogram",
     "LoggingHandler",
     "LoggingSink",
     "MemoryDeadLetters",

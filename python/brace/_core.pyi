@@ -195,6 +195,17 @@ class RetryBudgetCore:
         """Takes one token for a retry if the balance covers it; returns whether it did."""
     def _balance(self) -> int: ...
 
+HISTOGRAM_WINDOW_MIN: int
+HISTOGRAM_WINDOW_MAX: int
+HISTOGRAM_PPM: int
+
+class LatencyHistogramCore:
+    def _configure(self, window_ns: int) -> None: ...
+    def _record_ns(self, duration_ns: int) -> None:
+        """Records one duration in ns at brace's clock now."""
+    def _percentile_ns(self, q_ppm: int) -> tuple[int, int]:
+        """(duration in ns at the q_ppm-th millionth, durations read) over the last windows."""
+
 class PolicyCore:
     def _succeeded(self, token: int, start: int) -> bool: ...
     def _configure_core(

@@ -24,13 +24,13 @@ import itertools
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from brace import _clock
 from brace._logger import logger
 from brace.errors import AttemptTimeout
 
-__all__ = ["run"]
+__all__ = ["run", "start"]
 
 _IDLE_SECONDS = 60.0
 
@@ -111,13 +111,43 @@ def _name(fn: object) -> str:
     return name if isinstance(name, str) else type(fn).__name__
 
 
+class _Runnable(Protocol):
+    def run(self, idle: Callable[[], None]) -> None: ...
+
+
+Ended = Callable[[Any, BaseException | None], None]
+
+
+class _Started:
+    """A call started without a caller waiting for it: its outcome goes to `ended`."""
+
+    __slots__ = ("fn", "args", "kwargs", "context", "ended")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], ended: Ended) -> None:
+        self.fn, self.args, self.kwargs, self.ended = fn, args, kwargs, ended
+        self.context = contextvars.copy_context()
+
+    def run(self, idle: Callable[[], None]) -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = self.context.run(self.fn, *self.args, **self.kwargs)
+        except BaseException as caught:  # handed to `ended`, never raised into the worker
+            error = caught
+        idle()
+        try:
+            self.ended(result, error)
+        except BaseException:
+            logger().exception("brace: handing the outcome of %r on failed", _name(self.fn))
+
+
 class _Worker:
     """A worker thread's mailbox: `wake` is held until it is handed a job."""
 
     __slots__ = ("job", "wake")
 
-    def __init__(self, job: _Job) -> None:
-        self.job: _Job | None = job
+    def __init__(self, job: _Runnable) -> None:
+        self.job: _Runnable | None = job
         self.wake = threading.Lock()
         self.wake.acquire()
 
@@ -130,7 +160,7 @@ class _Pool:
         self._idle: list[_Worker] = []
         self._names = itertools.count(1)
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: _Runnable) -> None:
         with self._lock:
             if self._idle:
                 worker = self._idle.pop()
@@ -189,3 +219,10 @@ def run(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *
     if not ended and job.abandon(on_late_end):
         raise AttemptTimeout(timeout=timeout, still_running=True)
     return job.outcome()
+
+
+def start(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], ended: Ended) -> None:
+    """Starts fn(*args, **kwargs) in a worker (in a copy of the caller's context) and returns
+    at once; `ended(result, error)` runs in the worker when fn ends (error None: it returned).
+    An exception of `ended` is logged, never raised into the worker."""
+    _pool.submit(_Started(fn, args, kwargs, ended))

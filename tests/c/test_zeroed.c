@@ -136,6 +136,17 @@ static void test_budget(void) {
   CHECK(all_zero(&b, sizeof b));
 }
 
+static void test_histogram(void) {
+  brc_histogram_t h;
+  memset(&h, 0, sizeof h);
+  uint64_t value = 7, count = 7;
+  CHECK(brc_histogram_record(&h, NOW, 1000) == BRC_EINVAL);
+  CHECK(brc_histogram_percentile(&h, NOW, 500000, &value, &count) == BRC_EINVAL);
+  CHECK_EQ_U64(value, 7);
+  CHECK_EQ_U64(count, 7);
+  CHECK(all_zero(&h, sizeof h));
+}
+
 int main(void) {
   test_gcra();
   test_window();
@@ -143,5 +154,6 @@ int main(void) {
   test_bulkhead();
   test_backoff();
   test_budget();
+  test_histogram();
   CHECK_DONE();
 }
