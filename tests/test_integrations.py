@@ -278,3 +278,36 @@ def test_one_failing_host_opens_its_own_breaker_only(kind: str) -> None:
             bad.send("GET", "/r")
         assert good.send("GET", "/r").status == 200
     assert len(failing.received) == 3 and len(table) == 2
+
+
+# -- adaptive client-side limits per host ---------------------------------------------------------------
+
+def _no_retry(host: str) -> brace.Policy:
+    return brace.Policy(name=host)
+
+
+def test_an_adaptive_rate_starts_limiting_at_the_first_throttle(kind: str) -> None:
+    table = hosts(policy=_no_retry, adaptive="rate")
+    with serving({"/r": [Reply(), Reply(), Reply(429), Reply()]}) as server, fake_time():
+        caller = make(kind, server.url, hosts=table)
+        statuses = [caller.send("GET", "/r").status for _ in range(4)]
+        host = table.host(server.url)
+    assert statuses == [200, 200, 429, 200]
+    limiter = host.adaptive
+    assert isinstance(limiter, brace.AdaptiveRateLimiter)
+    assert limiter.rate is not None and limiter.state().last_throttle_at is not None
+
+
+def test_a_client_throttle_sheds_requests_to_an_overloaded_host(kind: str) -> None:
+    table = hosts(policy=_no_retry, adaptive="throttle")
+    with serving({"/r": [Reply(503)]}) as server, fake_time():
+        brace.testing.seed(3)
+        caller = make(kind, server.url, hosts=table)
+        outcomes = []
+        for _ in range(40):
+            try:
+                outcomes.append(caller.send("GET", "/r").status)
+            except brace.Throttled:
+                outcomes.append("shed")
+    assert outcomes.count("shed") > 10  # the backend refused everything: most requests stay home
+    assert len(server.received) == outcomes.count(503) == 40 - outcomes.count("shed")

@@ -34,6 +34,7 @@ from brace import _clock
 from brace._core import new_correlation_id, now_ns
 from brace._config import NS_PER_SECOND
 from brace._deadline import deadline_remaining
+from brace.adaptive import AdaptiveRateLimiter, ClientThrottle, overloaded, throttling
 from brace.errors import AttemptTimeout
 from brace.pushback import server_wait
 from brace.recovery import RecoveryEvent, correlation_id
@@ -48,6 +49,8 @@ Response = TypeVar("Response")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 IDEMPOTENCY_KEY = "Idempotency-Key"
+# The fields by which a successful answer can say that the quota is spent.
+_QUOTA_FIELDS = ("RateLimit", "RateLimit-Remaining", "X-RateLimit-Remaining")
 # Statuses whose wait, when the answer gives one, pauses every caller of the host.
 _PAUSING = frozenset({429, 503})
 
@@ -65,9 +68,16 @@ class Wire(Protocol):
 
     def status(self, response: Any, /) -> int: ...
 
+    def response_header(self, response: Any, name: str, /) -> str | None: ...
+
 
 class _Pause(NamedTuple):
     seconds: float
+
+
+class _Turn(NamedTuple):
+    limiter: AdaptiveRateLimiter
+    max_wait: float | None
 
 
 class _Token(NamedTuple):
@@ -87,7 +97,7 @@ Result = TypeVar("Result")
 # A client's way to send one attempt: the request and its timeout in seconds (None: the client's own).
 Send = Callable[[Request, "float | None"], Result]
 
-_Effect = Union[_Pause, _Token, _Send, _Release]
+_Effect = Union[_Pause, _Turn, _Token, _Send, _Release]
 _Steps = Generator[_Effect, Any, Any]
 
 
@@ -160,6 +170,8 @@ class Exchange(Generic[Request, Response]):
             try:
                 if isinstance(effect, _Pause):
                     _clock.sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
+                elif isinstance(effect, _Turn):
+                    effect.limiter.acquire(effect.max_wait)
                 elif isinstance(effect, _Token):
                     sent = effect.credentials.token()
                 elif isinstance(effect, _Send):
@@ -183,6 +195,8 @@ class Exchange(Generic[Request, Response]):
             try:
                 if isinstance(effect, _Pause):
                     await _clock.sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
+                elif isinstance(effect, _Turn):
+                    await effect.limiter.acquire_async(effect.max_wait)
                 elif isinstance(effect, _Token):
                     sent = await effect.credentials.token_async()
                 elif isinstance(effect, _Send):
@@ -202,6 +216,11 @@ class Exchange(Generic[Request, Response]):
                 raise HostThrottled(host=host.key, retry_after=pause,
                                     waited=self.hosts.throttle == "wait")  # fmt: skip
             yield _Pause(pause)
+        adaptive = host.adaptive
+        if isinstance(adaptive, AdaptiveRateLimiter):
+            yield _Turn(adaptive, deadline_remaining())  # RateLimited when its turn lies past the deadline
+        elif adaptive is not None:
+            adaptive.acquire()  # brace.Throttled when shed
         headers: dict[str, str] = {}
         token = None
         credentials = self.credentials
@@ -221,9 +240,15 @@ class Exchange(Generic[Request, Response]):
             response = yield _Send(request, timeout)
         except Exception as error:
             self._logged(plan, start, "failure", error)
+            if isinstance(adaptive, AdaptiveRateLimiter):
+                adaptive.record_success()  # not throttled: the AWS rate only learns from throttling
             raise
         status = wire.status(response)
         self._learn(host, response, status, token)
+        if isinstance(adaptive, AdaptiveRateLimiter):
+            adaptive.record_throttle() if throttling(response) else adaptive.record_success()
+        elif adaptive is not None:
+            adaptive.record(not overloaded(response))
         if status >= 400:
             # Read to its end (the client then returns the connection to its pool) and kept,
             # so that the caller still reads the body of the answer it is given at the end.
@@ -235,6 +260,8 @@ class Exchange(Generic[Request, Response]):
         """What the answer says for every caller: a pause of the host, a refused token."""
         if status == 401 and token is not None and self.credentials is not None:
             self.credentials.expire(token)
+        if status < 400 and not any(self.wire.response_header(response, name) for name in _QUOTA_FIELDS):
+            return  # the common success: no quota fields to read
         wait = server_wait(response, cap=self.hosts.max_pause).seconds
         if wait and (status in _PAUSING or status < 400):
             # On a success, a wait is only ever the reset of a spent quota (RateLimit

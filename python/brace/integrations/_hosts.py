@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from brace import _config
+from brace.adaptive import AdaptiveRateLimiter, ClientThrottle
 from brace.breaker import CircuitBreaker
 from brace.budget import RetryBudget
 from brace.errors import Rejected
@@ -60,12 +61,14 @@ class Host(NamedTuple):
         once: The same breaker, limiter and bulkhead without the retry: for
             requests that must not be sent twice.
         gate: The pause the host asked for, shared by its callers.
+        adaptive: The host's adaptive client-side limit (Hosts' `adaptive`), or None.
     """
 
     key: str
     policy: Policy
     once: Policy
     gate: Gate
+    adaptive: AdaptiveRateLimiter | ClientThrottle | None = None
 
 
 class Hosts:
@@ -82,13 +85,25 @@ class Hosts:
             rejected at once), or "reject" at once with HostThrottled.
         max_pause: The longest pause a host's answer may impose on its
             callers (seconds or timedelta, > 0): longer waits are shortened.
+        adaptive: A client-side limit per host that learns from the server,
+            for servers that throttle without saying how much they allow
+            (with RateLimit headers, the shared pause is exact and needs none):
+            "rate": a brace.AdaptiveRateLimiter (the AWS SDK's adaptive mode:
+            after the first throttling answer, the rate follows CUBIC and
+            requests wait for their turn within their deadline), when the
+            server throttles you and you want to settle at its rate;
+            "throttle": a brace.ClientThrottle (Google SRE's client-side
+            throttling: shed requests locally with probability
+            max(0, (requests - 2 x accepts) / (requests + 1)) over 2 minutes,
+            raising brace.Throttled), when a backend is overloaded and you
+            want to shed load in proportion to its refusals; None: neither.
 
     Raises:
         TypeError, ValueError: For arguments outside these ranges.
     """
 
     def __init__(self, *, policy: Policy | PolicyFactory | None = None, max_hosts: int = 1024,
-                 throttle: str = "wait", max_pause: float = 300.0) -> None:  # fmt: skip
+                 throttle: str = "wait", max_pause: float = 300.0, adaptive: str | None = None) -> None:  # fmt: skip
         if policy is None:
             factory: PolicyFactory = default_policy
         elif isinstance(policy, Policy):
@@ -101,6 +116,9 @@ class Hosts:
                             f"got {safe_repr(policy)}")  # fmt: skip
         if throttle not in ("wait", "reject"):
             raise ValueError(f"throttle must be 'wait' or 'reject', got {safe_repr(throttle)}")
+        if adaptive not in (None, "rate", "throttle"):
+            raise ValueError(f"adaptive must be 'rate', 'throttle' or None, got {safe_repr(adaptive)}")
+        self.adaptive = adaptive
         self._factory = factory
         self._max_hosts = _config.count(max_hosts, "max_hosts", minimum=1, maximum=MAX_HOSTS_LIMIT)
         self.throttle = throttle
@@ -133,7 +151,12 @@ class Hosts:
         if not isinstance(policy, Policy):
             raise TypeError(f"the policy function returned {safe_repr(policy)} for host {key!r}, not a brace.Policy")
         once = Policy(name=policy.name, breaker=policy.breaker, limiter=policy.limiter, bulkhead=policy.bulkhead)
-        return Host(key, policy, once, Gate())
+        adaptive: AdaptiveRateLimiter | ClientThrottle | None = None
+        if self.adaptive == "rate":
+            adaptive = AdaptiveRateLimiter(name=key)
+        elif self.adaptive == "throttle":
+            adaptive = ClientThrottle(name=key)
+        return Host(key, policy, once, Gate(), adaptive)
 
     def __len__(self) -> int:
         return len(self._hosts)
@@ -142,7 +165,7 @@ class Hosts:
         return key in self._hosts
 
     def __repr__(self) -> str:
-        return f"<Hosts {len(self._hosts)}/{self._max_hosts} throttle={self.throttle!r}>"
+        return f"<Hosts {len(self._hosts)}/{self._max_hosts} throttle={self.throttle!r} adaptive={self.adaptive!r}>"
 
 
 _default: Hosts | None = None

@@ -51,6 +51,11 @@ class _Wire:
         request.headers.update(headers)
 
     @staticmethod
+    def response_header(response: aiohttp.ClientResponse, name: str) -> str | None:
+        value = response.headers.get(name)
+        return None if value is None else str(value)
+
+    @staticmethod
     def status(response: aiohttp.ClientResponse) -> int:
         return response.status
 

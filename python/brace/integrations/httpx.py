@@ -51,6 +51,11 @@ class _Wire:
         request.headers.update(headers)
 
     @staticmethod
+    def response_header(response: httpx.Response, name: str) -> str | None:
+        value = response.headers.get(name)
+        return None if value is None else str(value)
+
+    @staticmethod
     def status(response: httpx.Response) -> int:
         return response.status_code
 

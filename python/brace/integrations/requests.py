@@ -53,6 +53,11 @@ class _Wire:
         request.headers.update(headers)
 
     @staticmethod
+    def response_header(response: requests.Response, name: str) -> str | None:
+        value = response.headers.get(name)
+        return None if value is None else str(value)
+
+    @staticmethod
     def status(response: requests.Response) -> int:
         return response.status_code
 

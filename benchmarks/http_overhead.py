@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""What brace's HTTP integrations add to a request: httpx and requests, plain and through brace,
+against a local keep-alive server.
+
+The server runs in a process of its own (a threaded http.server answering 2 bytes), so that
+its threads do not take the client's GIL. Each case sends `--requests` GETs over one
+keep-alive connection per repeat; the cases' repeats are interleaved round-robin so that the
+noise of a shared machine falls on all of them alike, and the median time per request over
+repeats is reported, with the overhead of brace's case over the plain client's in the same
+run. Then what one request allocates (tracemalloc: blocks alive after 1,000 requests, and
+the peak), plain and through brace, and the cost of the decisions alone (a host's pause
+and its adaptive limit, checked without sending).
+
+    python benchmarks/http_overhead.py               # about a minute
+    python benchmarks/http_overhead.py --quick       # a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+import tracemalloc
+from collections.abc import Callable
+
+import httpx
+import requests
+
+import brace
+from brace.integrations import Hosts
+from brace.integrations.httpx import Transport
+from brace.integrations.requests import Adapter
+
+SERVER = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # the answer's two writes must not wait for a delayed ACK
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
+    return process, f"http://127.0.0.1:{port}"
+
+
+def clients(url: str) -> dict[str, Callable[[], object]]:
+    """Each case: a pre-bound call making one request (its client made once, kept alive)."""
+    plain_httpx = httpx.Client(base_url=url, transport=httpx.HTTPTransport(retries=0))
+    brace_httpx = httpx.Client(base_url=url, transport=Transport(hosts=Hosts()))
+    brace_httpx_adaptive = httpx.Client(base_url=url, transport=Transport(hosts=Hosts(adaptive="rate")))
+    plain_requests = requests.Session()
+    brace_requests = requests.Session()
+    brace_requests.mount("http://", Adapter(hosts=Hosts()))
+    path = url + "/r"
+    return {
+        "httpx Client.get": lambda: plain_httpx.get("/r"),
+        "httpx Client.get through brace Transport": lambda: brace_httpx.get("/r"),
+        "httpx ... Transport, Hosts(adaptive='rate')": lambda: brace_httpx_adaptive.get("/r"),
+        "requests Session.get": lambda: plain_requests.get(path),
+        "requests Session.get through brace Adapter": lambda: brace_requests.get(path),
+    }
+
+
+def time_cases(cases: dict[str, Callable[[], object]], number: int, repeats: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for case in cases.values():
+        case()  # connect, warm up
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, case in cases.items():
+                samples[name].append(timeit.timeit(case, number=number) / number)
+    finally:
+        gc.enable()
+    return samples
+
+
+def allocations(case: Callable[[], object], calls: int = 1000) -> tuple[int, int]:
+    """(bytes alive after `calls` requests, peak bytes above the start) under tracemalloc."""
+    case()
+    gc.collect()
+    tracemalloc.start()
+    start, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    for _ in range(calls):
+        case()
+    gc.collect()
+    end, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return end - start, peak - start
+
+
+def decisions(number: int) -> dict[str, float]:
+    """The success path's decisions alone, ns per check: a host's pause, its adaptive limit."""
+    table = Hosts(adaptive="rate")
+    host = table.host("http://example:80")
+    throttle = Hosts(adaptive="throttle").host("http://example:80")
+    adaptive, shed = host.adaptive, throttle.adaptive
+    assert isinstance(adaptive, brace.AdaptiveRateLimiter) and isinstance(shed, brace.ClientThrottle)
+    return {
+        "Hosts.host(key) (the table's lookup)": timeit.timeit(lambda: table.host("http://example:80"), number=number) / number * 1e9,
+        "Gate.remaining() (the host's pause)": timeit.timeit(host.gate.remaining, number=number) / number * 1e9,
+        "AdaptiveRateLimiter.try_acquire()": timeit.timeit(adaptive.try_acquire, number=number) / number * 1e9,
+        "ClientThrottle.try_acquire()": timeit.timeit(shed.try_acquire, number=number) / number * 1e9,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200, help="requests per repeat and case")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="20 requests x 3 repeats")
+    args = parser.parse_args(argv)
+    number, repeats = (20, 3) if args.quick else (args.requests, args.repeats)
+    process, url = start_server()
+    try:
+        cases = clients(url)
+        started = time.monotonic()
+        samples = time_cases(cases, number, repeats)
+        print(f"brace HTTP integrations: overhead per request, keep-alive GET of 2 bytes on loopback")
+        print(f"python {sys.version.split()[0]}; httpx {httpx.__version__}, requests {requests.__version__}; "
+              f"{repeats} repeats x {number} requests per case, interleaved; {time.monotonic() - started:.0f} s")
+        print()
+        print(f"{'case':48} {'median us':>10} {'min us':>9} {'overhead':>9}")
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        for name, values in samples.items():
+            base = medians["httpx Client.get" if name.startswith("httpx") else "requests Session.get"]
+            overhead = "" if medians[name] is base else f"{(medians[name] / base - 1) * 100:+.1f}%"
+            print(f"{name:48} {medians[name] * 1e6:10.1f} {min(values) * 1e6:9.1f} {overhead:>9}")
+        print()
+        print("allocations over 1,000 requests (tracemalloc): alive after / peak above start")
+        for name, case in cases.items():
+            alive, peak = allocations(case, 100 if args.quick else 1000)
+            print(f"  {name:46} {alive:+9,d} B {peak:+9,d} B")
+        print()
+        print("the success path's decisions alone, ns per check (median of 5):")
+        runs = [decisions(10_000 if args.quick else 200_000) for _ in range(5)]
+        for name in runs[0]:
+            print(f"  {name:46} {statistics.median(run[name] for run in runs):8.1f} ns")
+    finally:
+        process.terminate()
+        process.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
