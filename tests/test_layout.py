@@ -5,7 +5,7 @@
 - no private name crosses a module boundary: not imported (`from m import _x`)
   and not read off another module's objects (`obj._x`, where this module
   defines no `_x`);
-- the layers stay in order: primitives -> classification -> recovery -> programs,
+- the layers stay in order: primitives -> classification -> recovery -> HTTP integrations -> programs,
   each importing only the layers below it;
 - no module over 600 lines and no function over 60 (its docstring aside) without a
   reason written at its top (a `# size: ...` comment);
