@@ -46,7 +46,9 @@ class HTTPError(Exception):
 @dataclass
 class AwsModel:
     """The client rate limiter of the AWS SDKs' adaptive retry mode, step by step as their
-    specification writes it (times in ns of brace's clock, rates in requests per second)."""
+    specification writes it (times in ns of brace's clock, rates in requests per second),
+    with brace's one change: a throttle before the first half-second bucket has ended reads
+    the rate from the calls counted so far, where the SDKs read 0."""
 
     now: int
     min_fill_rate: float = 0.5
@@ -74,8 +76,10 @@ class AwsModel:
 
     def update_client_sending_rate(self, throttled: bool) -> None:
         self.update_measured_rate()
+        measured = self.measured_tx_rate
         if throttled:
-            rate_to_use = min(self.measured_tx_rate, self.fill_rate) if self.enabled else self.measured_tx_rate
+            measured = measured or self.request_count * NS / max(self.now - self.last_tx_rate_bucket, NS // 20)
+            rate_to_use = min(measured, self.fill_rate) if self.enabled else measured
             self.last_max_rate = rate_to_use
             self.time_window = (self.last_max_rate * (1 - 0.7) / 0.4) ** (1 / 3)
             self.last_throttle_time = self.now
@@ -85,7 +89,7 @@ class AwsModel:
             self.time_window = (self.last_max_rate * (1 - 0.7) / 0.4) ** (1 / 3)
             dt = (self.now - self.last_throttle_time) / NS
             calculated_rate = 0.4 * (dt - self.time_window) ** 3 + self.last_max_rate
-        new_rate = min(calculated_rate, 2 * self.measured_tx_rate)
+        new_rate = min(calculated_rate, 2 * measured)
         self.fill_rate = max(new_rate, self.min_fill_rate)
 
     @property
@@ -178,7 +182,9 @@ def test_admission_follows_the_fill_rate_and_burst(clock: FakeClock) -> None:
 
 def test_min_rate_max_rate_and_a_fixed_burst_bound_the_bucket(clock: FakeClock) -> None:
     limiter = brace.AdaptiveRateLimiter(min_rate=2.0, max_rate=10.0, burst=3)
-    limiter.record_throttle()  # nothing measured yet: the floor
+    clock.advance(0.5)  # a bucket with no call in it: a measured rate of 0
+    limiter.record_success()
+    limiter.record_throttle()  # the floor
     assert limiter.state()[:2] == (2.0, 3)
     for _ in range(1000):
         clock.advance(0.01)
@@ -531,3 +537,33 @@ def test_bad_runtime_input_names_its_parameter() -> None:
         brace.AdaptiveRateLimiter(print)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"@brace.ClientThrottle\(...\)"):
         brace.ClientThrottle(print)  # type: ignore[arg-type]
+
+
+def test_a_throttle_before_the_first_measurement_reads_the_calls_so_far(clock: FakeClock) -> None:
+    # The AWS SDKs read a measured rate of 0 here and fall to the 0.5/s floor.
+    clock.advance_to((clock.now_ns() // NS + 1))  # the start of a whole second
+    limiter = brace.AdaptiveRateLimiter()
+    for _ in range(10):
+        clock.advance(0.01)
+        limiter.record_success()
+    limiter.record_throttle()  # 11 calls in 0.1 s: 110/s
+    assert limiter.rate == pytest.approx(0.7 * 110)
+
+
+def test_the_answers_of_calls_in_flight_together_cut_the_rate_once(clock: FakeClock) -> None:
+    limiter = brace.AdaptiveRateLimiter()
+    for _ in range(100):
+        clock.advance(0.01)
+        limiter.record_success()
+    sent = clock.now()
+    clock.advance(0.01)
+    limiter.record_throttle(sent_at=sent)
+    cut = limiter.rate
+    for _ in range(7):  # the other callers' answers, sent before the cut
+        limiter.record_throttle(sent_at=sent)
+    assert limiter.rate == cut
+    clock.advance(0.01)
+    limiter.record_throttle(sent_at=clock.now())  # sent after the cut: a new loss
+    assert limiter.rate is not None and cut is not None and limiter.rate < cut
+    with pytest.raises(TypeError, match="sent_at"):
+        limiter.record_throttle(sent_at="now")  # type: ignore[arg-type]

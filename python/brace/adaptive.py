@@ -54,6 +54,8 @@ BETA = 0.7
 SCALE = 0.4
 SMOOTH = 0.8
 MEASURE_BUCKET_NS = _NS // 2
+# The shortest stretch of a running bucket whose count is read as a rate.
+_MIN_PARTIAL_NS = 50_000_000
 MEASURED_HEADROOM = 2.0
 # Rates brace's GCRA can keep (one token per ns at most); the floor keeps a
 # rate a person could mean (one request per ~17 minutes).
@@ -298,17 +300,35 @@ class AdaptiveRateLimiter(FeedbackGuard, Observable[AdaptiveRateEvent]):
             cubic = SCALE * (since - self._plateau_in) ** 3 + self._last_max_rate
             self._set_rate(min(cubic, MEASURED_HEADROOM * self._measured))
 
-    def record_throttle(self) -> None:
+    def record_throttle(self, *, sent_at: float | None = None) -> None:
         """Tells the limiter the server throttled a call: the rate is cut to BETA x the
-        rate the calls went at, and limiting starts if it had not."""
+        rate the calls went at, and limiting starts if it had not.
+
+        Args:
+            sent_at: When the throttled call was sent, seconds on brace's clock (as events'
+                `at`). A call sent before the last cut was throttled at the rate already
+                cut for: it is counted but cuts nothing more, as TCP's congestion control
+                reduces its window once per loss event, so that the answers of the calls
+                that were in flight together do not cut the rate once each.
+        """
+        if sent_at is not None and (isinstance(sent_at, bool) or not isinstance(sent_at, (int, float))):
+            raise TypeError(f"sent_at must be seconds on brace's clock (a float) or None, got {safe_repr(sent_at)}")
         with self._lock:
             now = now_ns()
+            if sent_at is not None and self._last_throttle_ns is not None \
+                    and sent_at * _NS < self._last_throttle_ns:
+                self._measure(now)
+                return
             self._measure(now)
-            sent_at = self._measured if self._limiter is None else min(self._measured, self._fill)
-            self._last_max_rate = sent_at
-            self._plateau_in = (sent_at * (1 - BETA) / SCALE) ** (1 / 3)
+            # Before the first half-second bucket ends there is no measured rate: the AWS SDKs
+            # then cut to the minimum rate and crawl back up for seconds. The calls counted so
+            # far in the running bucket say what the rate was.
+            measured = self._measured or self._count * _NS / max(now - self._bucket_ns, _MIN_PARTIAL_NS)
+            went_at = measured if self._limiter is None else min(measured, self._fill)
+            self._last_max_rate = went_at
+            self._plateau_in = (went_at * (1 - BETA) / SCALE) ** (1 / 3)
             self._last_throttle_ns = now
-            self._set_rate(min(sent_at * BETA, MEASURED_HEADROOM * self._measured))
+            self._set_rate(min(went_at * BETA, MEASURED_HEADROOM * measured))
             rate, measured = self._fill, self._measured
         if self._listeners.wants("throttled"):
             event = AdaptiveRateEvent("throttled", self._name, now / _NS, rate, measured, None)

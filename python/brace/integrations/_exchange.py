@@ -244,9 +244,14 @@ class Exchange(Generic[Request, Response]):
                 adaptive.record_success()  # not throttled: the AWS rate only learns from throttling
             raise
         status = wire.status(response)
-        self._learn(host, response, status, token)
+        told = self._learn(host, response, status, token)
         if isinstance(adaptive, AdaptiveRateLimiter):
-            adaptive.record_throttle() if throttling(response) else adaptive.record_success()
+            # A throttle that said how long to wait is the host's pause's to handle, exactly;
+            # the adaptive rate learns from the ones that did not.
+            if status in _PAUSING and throttling(response) and not told:
+                adaptive.record_throttle(sent_at=start / NS_PER_SECOND)
+            elif status not in _PAUSING:
+                adaptive.record_success()
         elif adaptive is not None:
             adaptive.record(not overloaded(response))
         if status >= 400:
@@ -256,17 +261,19 @@ class Exchange(Generic[Request, Response]):
         self._logged(plan, start, "failure" if status >= 400 else "success", response)
         return response
 
-    def _learn(self, host: Host, response: object, status: int, token: str | None) -> None:
-        """What the answer says for every caller: a pause of the host, a refused token."""
+    def _learn(self, host: Host, response: object, status: int, token: str | None) -> bool:
+        """What the answer says for every caller: a pause of the host, a refused token.
+        Returns whether the answer said how long to wait."""
         if status == 401 and token is not None and self.credentials is not None:
             self.credentials.expire(token)
         if status < 400 and not any(self.wire.response_header(response, name) for name in _QUOTA_FIELDS):
-            return  # the common success: no quota fields to read
+            return False  # the common success: no quota fields to read
         wait = server_wait(response, cap=self.hosts.max_pause).seconds
         if wait and (status in _PAUSING or status < 400):
             # On a success, a wait is only ever the reset of a spent quota (RateLimit
             # remaining 0): the next request would be refused.
             host.gate.close_for(wait)
+        return wait is not None
 
     def _logged(self, plan: _Plan, start: int, outcome: str, what: object) -> None:
         log = self.log
