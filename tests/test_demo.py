@@ -130,6 +130,8 @@ def test_permanent_failures_are_dead_lettered_not_lost() -> None:
         (["--clock", "slow"], "argument --clock: invalid choice: 'slow'"),
         (["--seed", "-1"], "argument --seed: must be an integer from 0 to 2**64 - 1, got -1"),
         (["--log", "/no/such/dir/log.jsonl"], "--log: the directory of '/no/such/dir/log.jsonl' does not exist"),
+        (["--http", "--clock", "fake"], "--clock and --speed apply to the simulated service only"),
+        (["--http", "--speed", "10"], "--clock and --speed apply to the simulated service only"),
     ],
 )
 def test_bad_options_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -308,3 +310,50 @@ def test_the_demo_recovers_with_braces_default_treatments() -> None:
                               on_escalation=lambda escalation: None)  # fmt: skip
     classifier = recovery._classifier
     assert all(classifier.treatment(category) == treatment for category, treatment in DEFAULT_TREATMENTS.items())
+
+
+# -- --http: the same scenario against a real server on 127.0.0.1, through httpx and brace's transport --
+
+
+def test_http_json_report_meets_the_targets() -> None:
+    result = _demo("--http", "--calls", "150", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert TOP_LEVEL_KEYS <= set(report) and set(report["by_category"]) == set(demo.CATEGORIES)
+    _assert_targets_met(report)
+    assert report["settings"]["http"] and report["settings"]["clock"] == "real"
+    rows = [*report["by_category"].values(), report["first_try_row"]]
+    for key in ("calls", "escalated", "dead_lettered", "attempts_made", "attempts_logged"):
+        assert sum(row[key] for row in rows) == report[key], key
+    # The Recovery saw each call, and each of its attempts was one request before the transport's resends.
+    assert report["brace_agrees"]
+    categories = report["by_category"]
+    assert sum(categories[name]["injected"] for name in ("timeout", "network_error", "rate_limited",
+                                                         "service_down")) > 0  # fmt: skip
+    # Tokens live 5 s: a 401 came, and the transport's Credentials fetched a new one.
+    assert categories["auth_expired"]["injected"] > 0 and report["http"]["token_refreshes"] >= 2
+    # The payload's shape changed after 60 requests: the Recovery's healing action adapted.
+    assert categories["schema_mismatch"]["injected"] > 0
+    healed = {item["strategy"]: item["healed"] for item in report["healing"] if item["category"] == "schema_mismatch"}
+    assert healed.get("adapt_schema", 0) >= 1
+
+
+def test_http_missing_records_are_escalated_and_dead_lettered_not_lost() -> None:
+    result = _demo("--http", "--calls", "40", "--permanent-rate", "0.5", "--json")
+    report = json.loads(result.stdout)
+    assert report["lost"] == 0
+    missing = report["by_category"]["not_found"]
+    assert missing["recovered"] == 0 and missing["escalated"] == missing["dead_lettered"] == missing["calls"] > 5
+    # The replay sends them again (through the transport, logged), and they stay dead, for a person.
+    replayed = report["replay"]
+    assert replayed["still_dead"] == replayed["letters"] == report["dead_lettered"]
+    assert replayed["attempts_logged"] == replayed["attempts_made"] >= replayed["letters"]
+    assert report["attempts_logged"] == report["attempts_made"]
+
+
+def test_http_without_httpx_says_how_to_get_it() -> None:
+    hide_httpx = "import sys; sys.modules['httpx'] = None; from brace.__main__ import main; sys.exit(main())"
+    result = subprocess.run([sys.executable, "-c", hide_httpx, "demo", "--http"], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert "pip install httpx" in result.stderr and result.stdout == ""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from brace._cli.demo._render import Progress, render_plain, render_rich
 from brace._cli.demo._run import run
-from brace._cli.demo._settings import Settings
+from brace._cli.demo._settings import HTTP_INTERVAL, HTTP_TOKEN_LIFETIME, Settings
 
 
 def _rich_available() -> bool:
@@ -20,6 +20,34 @@ def _rich_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _httpx_available() -> bool:
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _settings(args: argparse.Namespace, error: Callable[[str], Any]) -> Settings:
+    """The run the options ask for; a bad combination goes to `error`."""
+    if args.http and (args.clock is not None or args.speed is not None):
+        error("--clock and --speed apply to the simulated service only: --http runs in real seconds")
+    if args.clock != "real" and not args.http and (args.speed is not None or args.workers is not None):
+        error("--speed and --workers apply to --clock real only")
+    defaults = Settings()
+    return Settings(
+        calls=args.calls, seed=args.seed, clock="real" if args.http else args.clock or defaults.clock,
+        speed=1.0 if args.http else (defaults.speed if args.speed is None else args.speed),
+        workers=defaults.workers if args.workers is None else args.workers,
+        interval=args.interval or (HTTP_INTERVAL if args.http else defaults.interval),
+        timeout_rate=args.timeout_rate, reset_rate=args.reset_rate, throttle_rate=args.throttle_rate,
+        outage_rate=args.outage_rate,
+        token_lifetime=args.token_lifetime or (HTTP_TOKEN_LIFETIME if args.http else defaults.token_lifetime),
+        drift_at=args.drift_at, permanent_rate=args.permanent_rate, dead_letters=args.dead_letters, log=args.log,
+        http=args.http,
+    )  # fmt: skip
 
 
 def main(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
@@ -37,17 +65,11 @@ def main(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
         args: The options `add_arguments` defined.
         error: Reports a bad combination of options and exits 2 (argparse's parser.error).
     """
-    if args.clock == "fake" and (args.speed is not None or args.workers is not None):
-        error("--speed and --workers apply to --clock real only")
-    defaults = Settings()
-    settings = Settings(
-        calls=args.calls, seed=args.seed, clock=args.clock,
-        speed=defaults.speed if args.speed is None else args.speed,
-        workers=defaults.workers if args.workers is None else args.workers,
-        interval=args.interval, timeout_rate=args.timeout_rate, reset_rate=args.reset_rate,
-        throttle_rate=args.throttle_rate, outage_rate=args.outage_rate, token_lifetime=args.token_lifetime,
-        drift_at=args.drift_at, permanent_rate=args.permanent_rate, dead_letters=args.dead_letters, log=args.log,
-    )  # fmt: skip
+    settings = _settings(args, error)
+    if settings.http and not _httpx_available():
+        print("brace demo --http calls its server through httpx, which is not installed: pip install httpx",
+              file=sys.stderr)  # fmt: skip
+        return 2
     for path, option in ((args.dead_letters, "--dead-letters"), (args.log, "--log")):
         if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             error(f"{option}: the directory of {path!r} does not exist")

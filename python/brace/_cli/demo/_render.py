@@ -69,6 +69,11 @@ def _verdict_sections(report: dict[str, Any]) -> _Sections:
 
 def _summary(report: dict[str, Any]) -> str:
     settings = report["settings"]
+    if settings["http"]:
+        return (f"brace demo --http: {report['calls']} calls to a chaos server on {report['http']['server']}, "
+                f"through httpx with brace's transport and one brace.Recovery, over {report['simulated_time']:.0f} "
+                f"seconds ({settings['workers']} threads, seed {settings['seed']}); wall time "
+                f"{report['wall_time']:.2f} s.")  # fmt: skip
     clock = ("fake clock" if settings["clock"] == "fake" else
              f"real clock at {settings['speed']:g}x, {settings['workers']} threads")  # fmt: skip
     return (f"brace demo: {report['calls']} calls through one brace.Recovery over {report['simulated_time']:.0f} "
@@ -76,13 +81,14 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def _notes(report: dict[str, Any]) -> list[str]:
-    settings, replayed = report["settings"], report["replay"]
+    settings, replayed, http = report["settings"], report["replay"], report.get("http")
     notes = [
         "Rows: calls by the category of their first failure; the transient categories ("
         + ", ".join(name for name in CATEGORIES if name in TRANSIENT) + ") pass by themselves. injected: "
         "failed responses of that kind the service produced (any attempt). mean s, p95 s: from a call's first "
-        "failure to its success, in simulated seconds. attempts: requests the service received; logged: attempt "
-        "events read back from the recovery log.",
+        f"failure to its success, in {'' if http else 'simulated '}seconds. attempts: requests the "
+        + ("server received on its socket; logged: the transport's attempt events (one per request sent)"
+           if http else "service received; logged: attempt events") + " read back from the recovery log.",
         "Transient recovery rate (the verdict's first target): recovered / calls of the 'all transient' row, "
         "where recovered means the call ended in its value with no person involved. Of the transient calls not "
         f"recovered, {report['transient_then_permanent']} got past the transient failure and then met a "
@@ -90,6 +96,12 @@ def _notes(report: dict[str, Any]) -> list[str]:
         "Fault episodes: " + ", ".join(f"{name} {count}" for name, count in sorted(report["episodes"].items()))
         + f"; the payload's shape changed after {round(settings['drift_at'] * settings['calls'])} requests.",
     ]
+    if http:
+        notes.append(f"Over HTTP ({http['client']}): brace.integrations.httpx.Transport with brace's default host "
+                     "policy sent again what it retries, paused the host on 429 "
+                     f"({http['host_pauses']} pauses) and refreshed the token after a 401 ({http['token_refreshes']} "
+                     "tokens); the brace.Recovery around each call adapted to the new payload shape, escalated "
+                     "missing records and held a cached fallback.")  # fmt: skip
     by_category: dict[str, list[str]] = {}
     for item in report["healing"]:
         by_category.setdefault(item["category"], []).append(f"{item['strategy']} {item['healed']}/"

@@ -3,7 +3,6 @@ arrival times, and the replay of the dead letters it left."""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -18,18 +17,16 @@ import brace
 from brace._clock import sleep_until
 from brace._config import NS_PER_SECOND
 from brace._core import now_ns
-from brace._cli.demo._report import account, targets
-from brace._cli.demo._scenario import OPERATION, Call, Ended, workload
-from brace._cli.demo._service import RecordsAPI, RecordsClient, record
+from brace._cli.demo._report import Chaos, account, targets
+from brace._cli.demo._scenario import CATEGORIES, OPERATION, Call, Ended, call_through, workload
+from brace._cli.demo._service import RecordsAPI, RecordsClient
 from brace._cli.demo._settings import Settings
+from brace._cli.demo._sinks import Sinks
 from brace.recovery import (
     DeadLetterStore,
     Escalation,
-    JsonLinesSink,
-    MemorySink,
-    RecoveryLog,
+    RecoveryStats,
     SQLiteDeadLetters,
-    correlation,
     replay,
 )
 from brace.testing import FakeClock
@@ -69,43 +66,6 @@ def build_recovery(client: RecordsClient, store: DeadLetterStore, *, speed: floa
 
 
 
-class Sinks:
-    """The recovery log's sink, and how to read back what reached it."""
-
-    def __init__(self, path: str | None, calls: int) -> None:
-        self.path = path
-        self.memory: MemorySink | None = None
-        self.file: JsonLinesSink | None = None
-        if path is None:
-            # Roomy enough to keep every event of the run: an eviction would show as attempts not logged.
-            self.memory = MemorySink(capacity=max(10_000, 64 * calls))
-            self.log = RecoveryLog(self.memory)
-        else:
-            open(path, "w", encoding="utf-8").close()
-            self.file = JsonLinesSink(path)
-            self.log = RecoveryLog(self.file)
-
-    def attempts(self) -> Counter[str]:
-        """Attempt events that reached the sink, by correlation id."""
-        found: Counter[str] = Counter()
-        if self.memory is not None:
-            for event in self.memory.events():
-                if event.kind == "attempt":
-                    found[event.correlation_id or ""] += 1
-            return found
-        assert self.file is not None and self.path is not None
-        self.file.flush(timeout=30.0)
-        with open(self.path, encoding="utf-8") as lines:
-            for line in lines:
-                event = json.loads(line)
-                if event["kind"] == "attempt":
-                    found[event["correlation_id"] or ""] += 1
-        return found
-
-    def close(self) -> None:
-        self.log.close()
-
-
 class Run:
     """One chaos run: the service, the client, the recovery, and what each call did."""
 
@@ -132,33 +92,17 @@ class Run:
     def fetch_record(self, record_id: int) -> dict[str, Any]:
         return self.client.get_record(record_id)
 
+    def agrees(self, stats: RecoveryStats, first_failures: dict[str, int], calls: int) -> bool:
+        """brace's record agrees with the service's: the same calls under the same categories,
+        one attempt of the Recovery per request received."""
+        failed = {name: (stats.by_category[name].failed if name in stats.by_category else 0) for name in CATEGORIES}
+        return failed == first_failures and stats.attempts_made == self.api.requests and stats.calls == calls
+
     def one(self, call: Call) -> Ended:
-        with correlation(call.correlation):
-            try:
-                value = self.recovery.call(self.fetch_record, call.record_id)
-            except brace.RecoveryFailed as failed:
-                return self._given_up(call, failed)
-            except Exception as error:  # anything else reaching the caller is a loss
-                return Ended(call, "lost", f"raised {type(error).__name__}: {error}")
-        if isinstance(value, brace.Degraded):
-            return Ended(call, "degraded", value.source)
-        if value != record(call.record_id):
-            return Ended(call, "wrong_value", repr(value))
-        return Ended(call, "value")
-
-    def _given_up(self, call: Call, failed: brace.RecoveryFailed) -> Ended:
-        if failed.dead_letter is None:
-            return Ended(call, "lost", "RecoveryFailed without a dead letter")
-        try:
-            letter = self.store.get(failed.dead_letter)
-        except KeyError:
-            return Ended(call, "lost", f"dead letter {failed.dead_letter} is not in the store")
-        if (letter.operation, letter.args, letter.correlation_id) != (OPERATION, (call.record_id,), call.correlation):
-            return Ended(call, "lost", f"dead letter {letter.id} does not hold this call")
-        return Ended(call, "dead_letter", letter.id)
+        return call_through(self.recovery, self.store, self.fetch_record, call)
 
 
-def _drive(run: Run, clock: FakeClock | None, progress: Callable[[Ended], None]) -> list[Ended]:
+def _drive(run: Chaos, clock: FakeClock | None, progress: Callable[[Ended], None]) -> list[Ended]:
     """Makes the calls at their arrival times; returns how each ended, in call order.
 
     With the fake clock, one caller: a call arriving while the previous one is
@@ -204,15 +148,26 @@ def run(settings: Settings, progress: Callable[[Ended], None] | None = None) -> 
         else:
             store = SQLiteDeadLetters(settings.dead_letters)
         stack.callback(store.close)
-        sinks = Sinks(settings.log, settings.calls)
+        # Over HTTP the attempts counted are the transport's, one per request; the Recovery's
+        # own events go to the same log.
+        sinks = Sinks(settings.log, settings.calls, operation=OPERATION, exclude=settings.http)
         stack.callback(sinks.close)
         clock = stack.enter_context(brace.testing.fake_clock()) if settings.clock == "fake" else None
-        chaos = Run(settings, store, sinks, calls)
+        chaos: Chaos
+        facts: Callable[[], dict[str, Any] | None] = lambda: None
+        if settings.http:
+            from brace._cli.demo._http_run import HTTPRun  # needs httpx, which only --http does
+
+            http_run = stack.enter_context(HTTPRun(settings, store, sinks, calls))
+            chaos, facts = http_run, http_run.facts
+        else:
+            chaos = Run(settings, store, sinks, calls)
         ended = _drive(chaos, clock, progress or (lambda _: None))
         report = account(chaos, ended)
         report["replay"] = _replay_letters(chaos, {ended_call.detail for ended_call in ended
                                            if ended_call.outcome == "dead_letter"})  # fmt: skip
         report["simulated_time"] = chaos.api.now()
+        report["http"] = facts()
     report["wall_time"] = time.perf_counter() - wall
     report["lost"] += report["replay"]["unaccounted"]
     report["targets"] = targets(report)
@@ -221,7 +176,7 @@ def run(settings: Settings, progress: Callable[[Ended], None] | None = None) -> 
 
 
 
-def _replay_letters(run: Run, letters: set[str]) -> dict[str, Any]:
+def _replay_letters(run: Chaos, letters: set[str]) -> dict[str, Any]:
     """Replays the dead letters once through the recovery, and checks that each is accounted for."""
     made_before = run.api.requests
     logged_before = sum(run.sinks.attempts().values())

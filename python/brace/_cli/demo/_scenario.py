@@ -1,14 +1,16 @@
 """The scenario: the calls made (a Poisson workload), the fault kinds and their categories,
-and how a call can end."""
+and how a call can end (a call made through the recovery, checked)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, NamedTuple
 
-from brace._cli.demo._service import RECORDS
+import brace
+from brace._cli.demo._service import RECORDS, record
 from brace._cli.demo._settings import Settings
+from brace.recovery import DeadLetterStore, correlation
 
 # The operation's name: the Recovery's, and its dead letters' (what replay looks up).
 OPERATION = "fetch_record"
@@ -58,3 +60,33 @@ def workload(settings: Settings) -> list[Call]:
         calls.append(Call(index, at, record_id))
         at += rng.expovariate(1.0 / settings.interval)
     return calls
+
+
+def call_through(recovery: brace.Recovery, store: DeadLetterStore, fetch: Callable[[int], dict[str, Any]],
+                 call: Call) -> Ended:  # fmt: skip
+    """Makes `call` through `recovery` under its correlation id, and checks how it ended: the
+    record's true value, a Degraded one, or a dead letter in `store` holding the call."""
+    with correlation(call.correlation):
+        try:
+            value = recovery.call(fetch, call.record_id)
+        except brace.RecoveryFailed as failed:
+            return _given_up(store, call, failed)
+        except Exception as error:  # anything else reaching the caller is a loss
+            return Ended(call, "lost", f"raised {type(error).__name__}: {error}")
+    if isinstance(value, brace.Degraded):
+        return Ended(call, "degraded", value.source)
+    if value != record(call.record_id):
+        return Ended(call, "wrong_value", repr(value))
+    return Ended(call, "value")
+
+
+def _given_up(store: DeadLetterStore, call: Call, failed: brace.RecoveryFailed) -> Ended:
+    if failed.dead_letter is None:
+        return Ended(call, "lost", "RecoveryFailed without a dead letter")
+    try:
+        letter = store.get(failed.dead_letter)
+    except KeyError:
+        return Ended(call, "lost", f"dead letter {failed.dead_letter} is not in the store")
+    if (letter.operation, letter.args, letter.correlation_id) != (OPERATION, (call.record_id,), call.correlation):
+        return Ended(call, "lost", f"dead letter {letter.id} does not hold this call")
+    return Ended(call, "dead_letter", letter.id)

@@ -187,7 +187,7 @@ class RecordsClient:
         response = self._api.get(record_id, connection=self.connection, region=self.region, token=self.token,
                                  schema=schema, correlation=correlation_id())  # fmt: skip
         response.raise_for_status()
-        return _parse(schema, response.json())
+        return parse_record(schema, response.json())
 
     # The healing actions.
     def reconnect(self, context: brace.HealingContext) -> None:
@@ -204,7 +204,8 @@ class RecordsClient:
         self.schema = 2
 
 
-def _parse(schema: int, payload: dict[str, Any]) -> dict[str, Any]:
+def parse_record(schema: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """A record from a payload of `schema` (1: as it was; 2: the provider's new shape): KeyError if it is not one."""
     if schema == 1:
         return {"id": payload["id"], "values": list(payload["values"])}
     return {"id": payload["record"]["id"], "values": list(payload["record"]["cells"])}

@@ -30,6 +30,10 @@ class Settings:
         permanent_rate: A call asks for a record that does not exist (404).
         dead_letters: The SQLite dead-letter file to keep, or None for a temporary one.
         log: A JSON-lines file for the recovery log (overwritten), or None for memory.
+        http: Call a real HTTP server on 127.0.0.1 through httpx and brace's transport
+            (brace.integrations.httpx) instead of the simulated service: the clock is
+            real, durations are real seconds, the fault windows last 1-3 s and the
+            client's timeout is 1 s (see `http_settings`).
     """
 
     calls: int = 3000
@@ -47,7 +51,13 @@ class Settings:
     permanent_rate: float = 0.01
     dead_letters: str | None = None
     log: str | None = None
+    http: bool = False
 
+
+# --http: the same scenario in real seconds, fast enough that 300 calls take seconds.
+# The other durations of an --http run are the server's (brace._cli.demo._http_server).
+HTTP_INTERVAL = 0.04
+HTTP_TOKEN_LIFETIME = 5.0
 
 
 def _probability(text: str) -> float:
@@ -90,15 +100,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calls", type=_positive(int), default=d.calls, help=f"calls to make (default {d.calls})")
     parser.add_argument("--seed", type=_seed, default=d.seed,
                         help=f"seeds the workload, the faults and brace's jitter (default {d.seed})")
-    parser.add_argument("--clock", choices=("fake", "real"), default=d.clock,
+    parser.add_argument("--http", action="store_true",
+                        help="call a real HTTP server on 127.0.0.1 through httpx and brace's transport "
+                             "(brace.integrations.httpx) instead of the simulated service: real seconds, "
+                             "1-3 s fault windows; needs httpx")  # fmt: skip
+    parser.add_argument("--clock", choices=("fake", "real"), default=None,
                         help="fake: brace's clock frozen, waits advance it (default); real: waits are slept, "
                              "divided by --speed")  # fmt: skip
     parser.add_argument("--speed", type=_positive(float), default=None,
                         help=f"--clock real: simulated seconds per real second (default {d.speed:g})")
     parser.add_argument("--workers", type=_positive(int), default=None,
                         help=f"--clock real: threads calling concurrently (default {d.workers})")
-    parser.add_argument("--interval", type=_positive(float), default=d.interval,
-                        help=f"mean simulated seconds between calls (default {d.interval:g})")
+    parser.add_argument("--interval", type=_positive(float), default=None,
+                        help=f"mean simulated seconds between calls (default {d.interval:g}; "
+                             f"--http: {HTTP_INTERVAL:g} real seconds)")  # fmt: skip
     faults = parser.add_argument_group("faults (probabilities from 0 to 1)")
     for name, meaning in (("timeout", "a request hangs until the client's 2 s timeout"),
                           ("reset", "a request's connection is reset (broken until reconnected)"),
@@ -108,8 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = getattr(d, f"{name}_rate")
         faults.add_argument(f"--{name}-rate", type=_probability, default=default,
                             help=f"{meaning}; per {'call' if name == 'permanent' else 'request'} (default {default:g})")
-    faults.add_argument("--token-lifetime", type=_positive(float), default=d.token_lifetime,
-                        help=f"simulated seconds an access token lives (default {d.token_lifetime:g})")
+    faults.add_argument("--token-lifetime", type=_positive(float), default=None,
+                        help=f"simulated seconds an access token lives (default {d.token_lifetime:g}; "
+                             f"--http: {HTTP_TOKEN_LIFETIME:g} real seconds)")  # fmt: skip
     faults.add_argument("--drift-at", type=_probability, default=d.drift_at,
                         help=f"the payload's shape changes after this fraction of --calls requests "
                              f"(default {d.drift_at:g})")  # fmt: skip
