@@ -57,15 +57,18 @@ class Host(NamedTuple):
     Attributes:
         key: The host's key (scheme://host:port unless the table's `key` says otherwise).
         policy: The policy of requests that may be sent again (idempotent).
-        once: The same breaker, limiter and bulkhead without the retry: for
-            requests that must not be sent twice.
+        once: The same breaker, limiter and bulkhead without the retry and
+            without the hedge: for requests that must not be sent twice.
         gate: The pause the host asked for, shared by its callers.
+        releasing: `policy` with its hedge releasing the responses of losing
+            copies, per client's way to release one (made on first use).
     """
 
     key: str
     policy: Policy
     once: Policy
     gate: Gate
+    releasing: dict[Callable[[object], object], Policy]
 
 
 class Hosts:
@@ -132,8 +135,9 @@ class Hosts:
         policy = self._factory(key)
         if not isinstance(policy, Policy):
             raise TypeError(f"the policy function returned {safe_repr(policy)} for host {key!r}, not a brace.Policy")
+        # Neither retry nor hedge: a request that must not be sent twice is sent once.
         once = Policy(name=policy.name, breaker=policy.breaker, limiter=policy.limiter, bulkhead=policy.bulkhead)
-        return Host(key, policy, once, Gate())
+        return Host(key, policy, once, Gate(), {})
 
     def __len__(self) -> int:
         return len(self._hosts)
