@@ -153,6 +153,20 @@ def test_latencies_go_to_the_histogram_and_set_a_percentile_delay(still_clock: F
     assert hedge.current_delay() == 0.002  # never below min_delay
 
 
+def test_a_percentile_in_a_spike_of_slow_latencies_steps_below_it(still_clock: FakeClock) -> None:
+    histogram = brace.LatencyHistogram(min_samples=1)
+    hedge = brace.Hedge(delay="p95", histogram=histogram)
+    for _ in range(94):
+        histogram.record(0.002)
+    for _ in range(6):  # 6% alike at 40 ms: the 95th and the 97.5th percentiles both in their bucket
+        histogram.record(0.040)
+    assert histogram.percentile(95) == histogram.percentile(97.5) == pytest.approx(0.040, rel=0.07)
+    assert hedge.current_delay() == histogram.percentile(90) == pytest.approx(0.002, rel=0.07)
+    for spread in range(1, 40):  # a tail spread over many buckets: the plain percentile
+        histogram.record(0.040 + spread * 0.050)
+    assert hedge.current_delay() == histogram.percentile(95)
+
+
 def test_a_percentile_delay_makes_its_own_histogram() -> None:
     hedge = brace.Hedge(delay="p99.9")
     assert hedge.histogram is not None and hedge.delay == "p99.9"

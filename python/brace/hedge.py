@@ -75,7 +75,13 @@ class Hedge(Observable[HedgeEvent]):
     A percentile `delay` ("p95") hedges when an attempt is slower than that
     percentile of recent latency (every attempt that ends is recorded in
     `histogram`); until the histogram holds its `min_samples`, `initial_delay`
-    is used, and never less than `min_delay`.
+    is used, and never less than `min_delay`. "pQ" means: hedge about the
+    (100 - Q)% slowest calls. When the Q-th percentile falls in a spike of
+    latencies - one histogram bucket holding the Q-th and the (100 + Q)/2-th
+    (with "p95" on a server whose answers are 5% slow, the slow answers'
+    bucket) - the delay is the latency just below the spike: hedging at the
+    spike would hedge almost no call (the slow ones end as their copy starts),
+    while below it hedges the spike's calls, about (100 - Q)% of them.
 
     Args:
         name: A name for messages and events.
@@ -214,6 +220,8 @@ class Hedge(Observable[HedgeEvent]):
         seconds = histogram.percentile(self._quantile)
         if seconds is None:
             return self._initial_ns
+        if histogram.percentile((self._quantile + 100) / 2) == seconds:
+            seconds = _below_spike(histogram, self._quantile, seconds)
         return max(self._min_ns, round(seconds * _config.NS_PER_SECOND))
 
     # -- the forms every primitive has -------------------------------------
@@ -388,6 +396,21 @@ class Hedge(Observable[HedgeEvent]):
         name = f"name={self._name!r}, " if self._name else ""
         return (f"Hedge({name}delay={self._delay!r}, max_hedged={self._max_hedged}, "
                 f"mode={self._rules.mode!r})")  # fmt: skip
+
+
+def _below_spike(histogram: LatencyHistogram, quantile: float, spike: float) -> float:
+    """The highest percentile of `histogram` below the bucket `spike` (the quantile-th
+    percentile) is read from: binary search over the rank, to 1/1000 of a percent."""
+    low, high = 0.0, quantile  # percentile(low) < spike is what is searched; percentile(high) == spike
+    if histogram.percentile(low) == spike:
+        return spike  # nothing below the spike: every call is in it
+    while high - low > 0.001:
+        middle = (low + high) / 2
+        if cast(float, histogram.percentile(middle)) < spike:
+            low = middle
+        else:
+            high = middle
+    return cast(float, histogram.percentile(low))
 
 
 def _discard(value: object) -> Callable[[Any], object] | None:
