@@ -23,6 +23,7 @@ class Reply:
     body: bytes = b"ok"
     delay: float = 0.0  # seconds before the answer (real time)
     reset: bool = False  # close the connection without an answer
+    hold: threading.Event | None = None  # answer only once the test sets it
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class ScriptedServer:
                 reply = server._reply(got)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.hold is not None:
+                    reply.hold.wait(30.0)
                 if reply.reset:
                     self.close_connection = True
                     self.connection.close()

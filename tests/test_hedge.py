@@ -153,6 +153,20 @@ def test_latencies_go_to_the_histogram_and_set_a_percentile_delay(still_clock: F
     assert hedge.current_delay() == 0.002  # never below min_delay
 
 
+def test_a_percentile_in_a_spike_of_slow_latencies_steps_below_it(still_clock: FakeClock) -> None:
+    histogram = brace.LatencyHistogram(min_samples=1)
+    hedge = brace.Hedge(delay="p95", histogram=histogram)
+    for _ in range(94):
+        histogram.record(0.002)
+    for _ in range(6):  # 6% alike at 40 ms: the 95th and the 97.5th percentiles both in their bucket
+        histogram.record(0.040)
+    assert histogram.percentile(95) == histogram.percentile(97.5) == pytest.approx(0.040, rel=0.07)
+    assert hedge.current_delay() == histogram.percentile(90) == pytest.approx(0.002, rel=0.07)
+    for spread in range(1, 40):  # a tail spread over many buckets: the plain percentile
+        histogram.record(0.040 + spread * 0.050)
+    assert hedge.current_delay() == histogram.percentile(95)
+
+
 def test_a_percentile_delay_makes_its_own_histogram() -> None:
     hedge = brace.Hedge(delay="p99.9")
     assert hedge.histogram is not None and hedge.delay == "p99.9"
@@ -376,6 +390,7 @@ def test_the_sync_call_refuses_a_coroutine_function() -> None:
         ({"initial_delay": -1}, ValueError, "initial_delay"),
         ({"min_delay": float("nan")}, ValueError, "min_delay"),
         ({"executor": 3}, TypeError, "executor"),
+        ({"discard": 3}, TypeError, "discard must be a callable"),
         ({"name": 3}, TypeError, "name"),
     ],
 )
@@ -393,3 +408,114 @@ def test_listener_kinds_are_checked() -> None:
     with pytest.raises(ValueError, match="kinds"):
         brace.Hedge().add_listener(print, kinds=["slow"])
     assert "hedged" in brace.Hedge.event_kinds
+
+
+# -- discard: losers' results are released, never leaked ------------------------
+
+
+class Resource:
+    """A result that holds something until it is closed (an HTTP response and its connection)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.closed = label, False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_late_losers_result_is_discarded_before_late_is_told(still_clock: FakeClock) -> None:
+    discarded: list[str] = []
+    hedge = brace.Hedge(delay=1.0, discard=lambda resource: discarded.append(resource.label))
+    seen = Recorder(hedge)
+    release = threading.Event()
+    made: list[Resource] = []
+
+    def fetch() -> Resource:
+        resource = Resource("primary" if not made else "hedge")
+        made.append(resource)
+        if resource.label == "primary":
+            still_clock.advance(1.5)
+            release.wait(WAIT)
+        return resource
+
+    assert hedge.call(fetch).label == "hedge"
+    assert discarded == []
+    release.set()
+    seen.wait_for("late")
+    assert discarded == ["primary"]  # the winner is the caller's: never discarded
+
+
+def test_results_reported_together_leave_the_losers_to_discard(still_clock: FakeClock) -> None:
+    resources: list[Resource] = []
+    both = threading.Barrier(2)
+    hedge = brace.Hedge(mode="parallel", max_hedged=1, discard=Resource.close)
+    seen = Recorder(hedge)
+
+    def fetch() -> Resource:
+        resource = Resource(f"attempt {len(resources)}")
+        resources.append(resource)
+        both.wait(WAIT)  # both end at about the same time: one may be taken with the winner
+        return resource
+
+    winner = hedge.call(fetch)
+    seen.wait_for("late")
+    assert sorted(r.closed for r in resources) == [False, True]
+    assert not winner.closed
+
+
+def test_a_failing_discard_is_told_never_raised(still_clock: FakeClock) -> None:
+    def broken(result: object) -> None:
+        raise OSError("cannot close")
+
+    hedge = brace.Hedge(mode="parallel", max_hedged=1, discard=broken)
+    seen = Recorder(hedge)
+    assert hedge.call(lambda: "value") == "value"
+    seen.wait_for("late")
+    failed = [e for e in seen.events if e.kind == "discard_failed"]
+    assert len(failed) == 1 and isinstance(failed[0].error, OSError)
+
+
+def test_a_sync_call_refuses_a_discard_that_needs_awaiting(still_clock: FakeClock) -> None:
+    async def close(result: object) -> None:
+        pass
+
+    hedge = brace.Hedge(mode="parallel", max_hedged=1, discard=close)
+    seen = Recorder(hedge)
+    assert hedge.call(lambda: "value") == "value"
+    seen.wait_for("late")
+    failed = [e for e in seen.events if e.kind == "discard_failed"]
+    assert len(failed) == 1 and "plain function" in str(failed[0].error)
+
+
+def test_async_a_loser_done_before_its_cancel_is_discarded_and_awaited(still_clock: FakeClock) -> None:
+    closed: list[str] = []
+
+    async def aclose(resource: Resource) -> None:
+        await asyncio.sleep(0)
+        closed.append(resource.label)
+
+    hedge = brace.Hedge(mode="parallel", max_hedged=2, discard=aclose)
+    seen = Recorder(hedge)
+    labels = iter(["primary", "hedge 1", "hedge 2"])
+
+    async def fetch() -> Resource:
+        return Resource(next(labels))  # no await: every copy is done when the caller wakes
+
+    async def main() -> str:
+        resource = await hedge.call_async(fetch)
+        assert len(closed) == 2  # awaited before the call returned
+        return resource.label
+
+    assert asyncio.run(main()) == "primary"
+    assert closed == ["hedge 1", "hedge 2"]
+    assert seen.kinds()[-2:] == [("late", 1), ("late", 2)]
+
+
+def test_with_discard_shares_the_histogram_and_the_listeners(still_clock: FakeClock) -> None:
+    hedge = brace.Hedge(delay="p90", max_hedged=1)
+    closing = hedge.with_discard(Resource.close)
+    seen = Recorder(hedge)
+    assert hedge.discard is None and closing.discard is Resource.close
+    assert closing.histogram is hedge.histogram and closing.delay == "p90"
+    closing.call(lambda: 1)
+    assert ("won", 0) in seen.kinds()

@@ -14,7 +14,7 @@ import threading
 from typing import Any, Callable, Literal, NamedTuple
 
 from brace import _config, _guarding
-from brace._core import now_ns
+from brace._core import is_awaitable, now_ns
 from brace._listeners import Listeners
 from brace._safe import add_note, describe
 from brace.budget import RetryBudget
@@ -23,7 +23,7 @@ from brace.histogram import LatencyHistogram
 __all__ = ["EventKind", "HedgeEvent", "HedgedCall", "Mode", "Outcome", "Race", "Rules", "Verdict"]
 
 Mode = Literal["latency", "fallback", "parallel"]
-EventKind = Literal["hedged", "failed", "won", "cancelled", "late", "budget_exhausted"]
+EventKind = Literal["hedged", "failed", "won", "cancelled", "late", "budget_exhausted", "discard_failed"]
 Verdict = Literal["won", "final", "next"]
 
 
@@ -40,7 +40,10 @@ class HedgeEvent(NamedTuple):
             decided (a coroutine is cancelled; a sync attempt runs on to its
             end in its worker); "late": an attempt that ended after the call
             was decided, with its error if it failed (its outcome is not
-            used); "budget_exhausted": the budget refused a hedge.
+            used; a result it returned has gone to the hedge's `discard`
+            when this is told); "budget_exhausted": the budget refused a
+            hedge; "discard_failed": `discard` raised `error` on a loser's
+            result (never raised into the caller).
         name: The hedge's name, or None.
         at: When it happened, seconds on brace's clock.
         attempt: The attempt: 0 is the primary, 1 the first hedge, ...
@@ -77,6 +80,8 @@ class Rules(NamedTuple):
     budget: RetryBudget | None
     histogram: LatencyHistogram | None
     listeners: Listeners[HedgeEvent]
+    # Given each loser's result (a sync call's late one; a coroutine's done before its cancel).
+    discard: Callable[[Any], object] | None = None
 
 
 class HedgedCall:
@@ -85,13 +90,17 @@ class HedgedCall:
     Args:
         rules: The hedge's configuration.
         delay_ns: How long an attempt runs before the next starts (latency mode).
+        stops: Failures after which no copy starts, whatever `on` says (a
+            brace.Policy's rejections: the next copy would be rejected too);
+            the attempts running go on. None: none.
     """
 
-    __slots__ = ("rules", "delay_ns", "starts", "failures", "settled", "may_hedge")
+    __slots__ = ("rules", "delay_ns", "stops", "starts", "failures", "settled", "may_hedge")
 
-    def __init__(self, rules: Rules, delay_ns: int) -> None:
+    def __init__(self, rules: Rules, delay_ns: int, stops: Callable[[BaseException], bool] | None = None) -> None:
         self.rules = rules
         self.delay_ns = delay_ns
+        self.stops = stops
         self.starts: list[int] = []  # when each attempt started, ns
         self.failures: dict[int, BaseException] = {}
         self.settled = 0
@@ -134,14 +143,19 @@ class HedgedCall:
     def settle(self, outcome: Outcome) -> Verdict:
         """What an attempt's outcome means for the call."""
         self.settled += 1
-        self.record(outcome)
         error = outcome.error
+        stops = error is not None and self.stops is not None and self.stops(error)
+        if not stops:  # a rejection's time says nothing of the operation's latency
+            self.record(outcome)
         if error is None:
             self.emit("won", outcome.attempt, outcome.elapsed_ns)
             return "won"
-        if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse) or not self.accepts(error):
+        if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse) or (
+                not stops and not self.accepts(error)):
             self.emit("won", outcome.attempt, outcome.elapsed_ns, error)
             return "final"
+        if stops:
+            self.may_hedge = False
         self.failures[outcome.attempt] = error
         self.emit("failed", outcome.attempt, outcome.elapsed_ns, error)
         return "next"
@@ -159,13 +173,46 @@ class HedgedCall:
             self.rules.histogram.record_ns(outcome.elapsed_ns)
 
     def late(self, outcome: Outcome) -> None:
-        """An attempt ended after the call was decided: told ("late"), never raised.
+        """An attempt ended after the call was decided: its result goes to `discard`, then
+        it is told ("late"), never raised.
 
         Not recorded in the histogram, as a cancelled coroutine is not (and as
         tower's Hedge records only the responses it used): a loser's latency is
         the tail hedging already cut, and counting it would hold a percentile
         delay at that tail instead of at what the calls wait for."""
+        discarding = self._discard(outcome)
+        if discarding is not None:  # a sync call's discard must not need awaiting
+            close = getattr(discarding, "close", None)
+            if callable(close):
+                close()  # a coroutine never awaited: closed, not left to warn
+            self._discard_failed(outcome, TypeError(
+                "brace.Hedge: discard returned an awaitable in a sync call; give a plain function"))
         self.emit("late", outcome.attempt, outcome.elapsed_ns, outcome.error)
+
+    async def late_async(self, outcome: Outcome) -> None:
+        """`late` in a coroutine: an awaitable that `discard` returns is awaited."""
+        discarding = self._discard(outcome)
+        if discarding is not None:
+            try:
+                await discarding
+            except Exception as error:
+                self._discard_failed(outcome, error)
+        self.emit("late", outcome.attempt, outcome.elapsed_ns, outcome.error)
+
+    def _discard(self, outcome: Outcome) -> Any:
+        """A loser's result to `discard`: what it returned when that is awaitable, else None."""
+        discard = self.rules.discard
+        if discard is None or outcome.error is not None:
+            return None
+        try:
+            returned = discard(outcome.result)
+        except Exception as error:
+            self._discard_failed(outcome, error)
+            return None
+        return returned if is_awaitable(returned) else None
+
+    def _discard_failed(self, outcome: Outcome, error: BaseException) -> None:
+        self.emit("discard_failed", outcome.attempt, outcome.elapsed_ns, error)
 
     def exhausted(self) -> bool:
         """Every attempt started has ended (so, when no other may start, all failed)."""
@@ -213,6 +260,11 @@ class Race:
 
     def wait(self, seconds: float | None) -> bool:
         return self.signal.wait(seconds)
+
+    def untake(self, outcomes: list[Outcome]) -> None:
+        """Outcomes taken but not settled (the call was decided first): back, to be late."""
+        with self.lock:
+            self.outcomes[:0] = outcomes
 
     def take(self) -> list[Outcome]:
         """The outcomes reported since the last take, in the order of their attempts."""

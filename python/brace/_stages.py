@@ -1,7 +1,8 @@
 """The stage protocol: what a brace.Policy asks of the primitives it composes.
 
 A Policy runs each attempt through its admission stages - breaker, limiter,
-bulkhead, in that order - and lets its retry stage decide on the outcomes.
+bulkhead, in that order - and lets its retry stage decide on the outcomes; a
+hedge stage, between the two, races copies of an attempt, each admitted on its own.
 It asks them only through the hooks declared here, never through their other
 private names. The hooks are named `_brace_stage_*`: brace's own protocol, not
 part of a primitive's public API; this module is the one place they are
@@ -18,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-__all__ = ["HOOK_PREFIX", "AdmissionStage", "Call", "FallbackStage", "Outcome", "RetryStage", "Sleep", "Steps",
-           "ValueFromError"]
+__all__ = ["HOOK_PREFIX", "AdmissionStage", "Call", "FallbackStage", "HedgeStage", "Outcome", "RetryStage", "Sleep",
+           "Steps", "ValueFromError"]
 
 HOOK_PREFIX = "_brace_stage_"
 
@@ -97,6 +98,18 @@ class RetryStage(Protocol):
 
     async def _brace_stage_classified_async(self, attempt: Callable[[], Awaitable[object]]) -> Outcome:
         """`_brace_stage_classified` for an awaited attempt."""
+
+
+class HedgeStage(Protocol):
+    """What a Policy asks of its brace.Hedge: one attempt group of hedged copies."""
+
+    def _brace_stage_hedged(self, attempt: Callable[[], Any], stops: Callable[[BaseException], bool]) -> Any:
+        """The group's outcome: attempt() and its copies raced, the winner's value returned or
+        the group's failure raised; after a failure `stops` accepts, no copy starts."""
+
+    async def _brace_stage_hedged_async(self, attempt: Callable[[], Awaitable[Any]],
+                                        stops: Callable[[BaseException], bool]) -> Any:  # fmt: skip
+        """`_brace_stage_hedged` with each copy a task."""
 
 
 class FallbackStage(Protocol):

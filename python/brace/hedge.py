@@ -60,13 +60,28 @@ class Hedge(Observable[HedgeEvent]):
     per other failure. Losers are cancelled in coroutines (and awaited, so no
     task is left pending); sync attempts run in worker threads (brace's pool,
     or `executor`) and cannot be stopped: a loser runs to its end, and its
-    outcome is recorded (the histogram, a "late" event) and never raised.
-    In "fallback" mode sync attempts run in the calling thread.
+    outcome is told (a "late" event) and never raised. A loser's result goes
+    to `discard` (an HTTP response to close, so that its connection returns to
+    its pool): a sync loser's when it ends, a coroutine loser's when it had
+    returned before it could be cancelled. In "fallback" mode sync attempts
+    run in the calling thread.
+
+    In a brace.Policy (`Policy(hedge=...)`) the hedge sits between the retry
+    and the breaker: each copy passes the breaker, limiter, bulkhead and
+    attempt timeout, a copy those reject stops the group's hedging (the next
+    would be rejected too: the copies running go on), and the retry sees one
+    outcome per group.
 
     A percentile `delay` ("p95") hedges when an attempt is slower than that
     percentile of recent latency (every attempt that ends is recorded in
     `histogram`); until the histogram holds its `min_samples`, `initial_delay`
-    is used, and never less than `min_delay`.
+    is used, and never less than `min_delay`. "pQ" means: hedge about the
+    (100 - Q)% slowest calls. When the Q-th percentile falls in a spike of
+    latencies - one histogram bucket holding the Q-th and the (100 + Q)/2-th
+    (with "p95" on a server whose answers are 5% slow, the slow answers'
+    bucket) - the delay is the latency just below the spike: hedging at the
+    spike would hedge almost no call (the slow ones end as their copy starts),
+    while below it hedges the spike's calls, about (100 - Q)% of them.
 
     Args:
         name: A name for messages and events.
@@ -88,6 +103,11 @@ class Hedge(Observable[HedgeEvent]):
         min_delay: The least delay a percentile gives (default 0).
         executor: A concurrent.futures.Executor for sync attempts (default:
             brace's worker threads).
+        discard: Called with the result of each attempt that returned but
+            lost; in coroutines it may return an awaitable (an `async def`),
+            which is awaited before the call returns. What it raises is told
+            as a "discard_failed" event, never raised. None: losers' results
+            are dropped.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
@@ -112,6 +132,7 @@ class Hedge(Observable[HedgeEvent]):
         initial_delay: float | timedelta = 2.0,
         min_delay: float | timedelta = 0.0,
         executor: Executor | None = None,
+        discard: Callable[[Any], object] | None = None,
     ) -> None:
         _config.keywords_only("Hedge", positional)
         self._name = _config.optional_name(name)
@@ -134,7 +155,7 @@ class Hedge(Observable[HedgeEvent]):
         )
         self._rules = Rules(self._name, mode, 1 + self._max_hedged, _config.exception_filter(on, "on"),
                             _config.instance_or_none(budget, RetryBudget, "budget"), histogram,
-                            self._listeners)  # fmt: skip
+                            self._listeners, _discard(discard))  # fmt: skip
 
     @staticmethod
     def _ns(value: object, name: str) -> int:
@@ -172,6 +193,21 @@ class Hedge(Observable[HedgeEvent]):
         """The histogram of attempt latencies, or None (a fixed delay and none given)."""
         return self._rules.histogram
 
+    @property
+    def discard(self) -> Callable[[Any], object] | None:
+        """What losers' results are given to, or None."""
+        return self._rules.discard
+
+    def with_discard(self, discard: Callable[[Any], object] | None) -> Hedge:
+        """This hedge with another `discard`: the same configuration, and the same
+        histogram, budget and listeners (a client library's way to release what its
+        losing attempts return, e.g. brace.integrations' HTTP responses)."""
+        copy = Hedge.__new__(Hedge)
+        for slot in Hedge.__slots__:
+            setattr(copy, slot, getattr(self, slot))
+        copy._rules = self._rules._replace(discard=_discard(discard))
+        return copy
+
     def current_delay(self) -> float:
         """The delay a call starting now would use, in seconds."""
         return self._delay_ns() / _config.NS_PER_SECOND
@@ -184,6 +220,8 @@ class Hedge(Observable[HedgeEvent]):
         seconds = histogram.percentile(self._quantile)
         if seconds is None:
             return self._initial_ns
+        if histogram.percentile((self._quantile + 100) / 2) == seconds:
+            seconds = _below_spike(histogram, self._quantile, seconds)
         return max(self._min_ns, round(seconds * _config.NS_PER_SECOND))
 
     # -- the forms every primitive has -------------------------------------
@@ -233,8 +271,9 @@ class Hedge(Observable[HedgeEvent]):
 
     # -- sync --------------------------------------------------------------
 
-    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = HedgedCall(self._rules, self._delay_ns())
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              stops: Callable[[BaseException], bool] | None = None) -> Any:  # fmt: skip
+        call = HedgedCall(self._rules, self._delay_ns(), stops)
         if self._rules.mode == "fallback":
             return self._call_in_turn(call, fn, args, kwargs)
         race = Race(call)
@@ -248,11 +287,13 @@ class Hedge(Observable[HedgeEvent]):
                     if call.hedge("slow"):
                         self._start(race, fn, args, kwargs)
                     continue
-                for outcome in race.take():
+                taken = race.take()
+                for index, outcome in enumerate(taken):
                     verdict = call.settle(outcome)
-                    if verdict == "won":
-                        return outcome.result
-                    if verdict == "final":
+                    if verdict != "next":
+                        race.untake(taken[index + 1:])  # losers: late, their results discarded
+                        if verdict == "won":
+                            return outcome.result
                         raise cast(BaseException, outcome.error)
                     if call.hedge("failed"):
                         self._start(race, fn, args, kwargs)
@@ -308,10 +349,11 @@ class Hedge(Observable[HedgeEvent]):
 
     # -- async -------------------------------------------------------------
 
-    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                          stops: Callable[[BaseException], bool] | None = None) -> Any:  # fmt: skip
         import asyncio  # loaded with the event loop, not with brace
 
-        call = HedgedCall(self._rules, self._delay_ns())
+        call = HedgedCall(self._rules, self._delay_ns(), stops)
         tasks: dict[asyncio.Task[tuple[Any, BaseException | None]], int] = {}
 
         def start() -> None:
@@ -341,10 +383,41 @@ class Hedge(Observable[HedgeEvent]):
         finally:
             await _cancel(call, tasks)
 
+    # -- as a brace.Policy's stage (brace._stages.HedgeStage) ----------------------
+
+    def _brace_stage_hedged(self, attempt: Callable[[], Any], stops: Callable[[BaseException], bool]) -> Any:
+        return self._call(attempt, (), {}, stops)
+
+    async def _brace_stage_hedged_async(self, attempt: Callable[[], Awaitable[Any]],
+                                        stops: Callable[[BaseException], bool]) -> Any:  # fmt: skip
+        return await self._call_async(attempt, (), {}, stops)
+
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
         return (f"Hedge({name}delay={self._delay!r}, max_hedged={self._max_hedged}, "
                 f"mode={self._rules.mode!r})")  # fmt: skip
+
+
+def _below_spike(histogram: LatencyHistogram, quantile: float, spike: float) -> float:
+    """The highest percentile of `histogram` below the bucket `spike` (the quantile-th
+    percentile) is read from: binary search over the rank, to 1/1000 of a percent."""
+    low, high = 0.0, quantile  # percentile(low) < spike is what is searched; percentile(high) == spike
+    if histogram.percentile(low) == spike:
+        return spike  # nothing below the spike: every call is in it
+    while high - low > 0.001:
+        middle = (low + high) / 2
+        if cast(float, histogram.percentile(middle)) < spike:
+            low = middle
+        else:
+            high = middle
+    return cast(float, histogram.percentile(low))
+
+
+def _discard(value: object) -> Callable[[Any], object] | None:
+    if value is not None and not callable(value):
+        raise TypeError(f"discard must be a callable of a losing attempt's result or None, "
+                        f"got {type(value).__name__}")
+    return cast("Callable[[Any], object] | None", value)
 
 
 def _future_ended(future: Future[tuple[Any, BaseException | None]],
@@ -411,4 +484,4 @@ async def _cancel(call: HedgedCall, tasks: dict[asyncio.Task[tuple[Any, BaseExce
             continue
         error = task.exception()
         result, failure = (None, error) if error is not None else task.result()
-        call.late(Outcome(attempt, result, failure, now_ns() - call.starts[attempt]))
+        await call.late_async(Outcome(attempt, result, failure, now_ns() - call.starts[attempt]))

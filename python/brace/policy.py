@@ -1,4 +1,4 @@
-"""brace.Policy: fallback, deadline, retry, breaker, limiter, bulkhead and attempt
+"""brace.Policy: fallback, deadline, retry, hedge, breaker, limiter, bulkhead and attempt
 timeout composed into one guard, whose success path is one compiled wrapper."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from brace._core import CALLABLE_GUARDED, RERAISE, PolicyCore, is_awaitable, now
 from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
 from brace.errors import AttemptTimeout
+from brace.hedge import Hedge
 from brace.limiter import RateLimiter
 from brace._listeners import checked_kinds
 from brace._stages import AdmissionStage, FallbackStage, ValueFromError
@@ -29,13 +30,16 @@ _NS = 1_000_000_000
 class Policy(PolicyCore):
     """Every resilience primitive around one call, in this order (docs/architecture.md says why):
 
-    fallback -> deadline -> retry -> breaker -> limiter -> bulkhead -> attempt
-    timeout -> fn. Each attempt asks the breaker (an open breaker consumes no
-    limiter token), takes a limiter token (waiting up to the limiter's
-    max_wait), then a bulkhead slot (waiting up to its max_wait); the retry
-    decides on the attempt's outcome, including the rejections of the others
-    (name CircuitOpen, RateLimited or BulkheadFull in its `on` to retry them);
-    the fallback receives whatever exception ends the call. Any subset works.
+    fallback -> deadline -> retry -> hedge -> breaker -> limiter -> bulkhead ->
+    attempt timeout -> fn. Each attempt asks the breaker (an open breaker
+    consumes no limiter token), takes a limiter token (waiting up to the
+    limiter's max_wait), then a bulkhead slot (waiting up to its max_wait);
+    the retry decides on the attempt's outcome, including the rejections of
+    the others (name CircuitOpen, RateLimited or BulkheadFull in its `on` to
+    retry them); the fallback receives whatever exception ends the call. A
+    hedge makes each of the retry's attempts a group of racing copies, each
+    copy passing the breaker, limiter, bulkhead and attempt timeout on its
+    own; the retry sees the group's one outcome. Any subset works.
 
     Use it as a decorator (sync and coroutine functions), with `call` /
     `call_async`, or around a block: `with policy:` / `async with policy:`
@@ -44,7 +48,8 @@ class Policy(PolicyCore):
     fallback, the deadline and the attempt timeout apply to calls only.
 
     A decorated sync function's first attempt runs every check in C through
-    one compiled wrapper; failures, waits and retries continue in Python.
+    one compiled wrapper; failures, waits and retries continue in Python
+    (a policy with a deadline, an attempt timeout or a hedge runs in Python).
 
     Args:
         name: A name for repr and notes.
@@ -63,6 +68,9 @@ class Policy(PolicyCore):
             stops waiting at the deadline).
         retry: A brace.Retry (its own deadline and attempt timeout apply
             too: the tighter of each pair wins).
+        hedge: A brace.Hedge: each attempt races copies of itself (in worker
+            threads for sync functions, as tasks for coroutines); only for
+            idempotent operations.
         breaker: A brace.CircuitBreaker.
         limiter: A brace.RateLimiter: each attempt takes one token.
         bulkhead: A brace.Bulkhead: each attempt holds one slot.
@@ -75,8 +83,8 @@ class Policy(PolicyCore):
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_fallback", "_deadline", "_retry", "_breaker", "_limiter", "_bulkhead", "_stages",
-                 "_stages_reversed", "_attempt_timeout", "_name", "_blocks")  # fmt: skip
+    __slots__ = ("_fallback", "_deadline", "_retry", "_hedge", "_breaker", "_limiter", "_bulkhead", "_stages",
+                 "_stages_reversed", "_attempt_timeout", "_name", "_blocks", "_parts")  # fmt: skip
 
     def __init__(
         self,
@@ -89,10 +97,11 @@ class Policy(PolicyCore):
         limiter: RateLimiter | None = None,
         bulkhead: Bulkhead | None = None,
         attempt_timeout: float | timedelta | None = None,
+        hedge: Hedge | None = None,
     ) -> None:
         _config.keywords_only("Policy", positional)
         stage = _fallback_stage(fallback)
-        for value, kind, param in ((retry, Retry, "retry"), (breaker, CircuitBreaker, "breaker"),
+        for value, kind, param in ((retry, Retry, "retry"), (hedge, Hedge, "hedge"), (breaker, CircuitBreaker, "breaker"),
                                    (limiter, RateLimiter, "limiter"), (bulkhead, Bulkhead, "bulkhead")):  # fmt: skip
             if value is not None and not isinstance(value, kind):
                 raise TypeError(f"{param} must be a brace.{kind.__name__} or None, got {type(value).__name__}")
@@ -110,7 +119,10 @@ class Policy(PolicyCore):
         bounds = [round(seconds * _NS) for seconds in (deadline_s, None if retry is None else retry.deadline)
                   if seconds is not None]  # fmt: skip
         self._deadline = min(bounds) if bounds else None
-        self._fallback, self._retry, self._attempt_timeout, self._name = stage, retry, timeout, name
+        self._fallback, self._retry, self._hedge, self._attempt_timeout, self._name = stage, retry, hedge, timeout, name
+        # What with_hedge builds its copy from.
+        self._parts: dict[str, Any] = dict(name=name, fallback=stage, deadline=deadline, retry=retry, breaker=breaker,
+                                           limiter=limiter, bulkhead=bulkhead, attempt_timeout=attempt_timeout)
         self._breaker, self._limiter, self._bulkhead = breaker, limiter, bulkhead
         # Admission order; what an attempt took goes back, and its outcome is booked, in reverse.
         stages: tuple[AdmissionStage, ...] = tuple(stage for stage in (breaker, limiter, bulkhead) if stage is not None)
@@ -121,8 +133,9 @@ class Policy(PolicyCore):
         self._configure_core(
             breaker=breaker, limiter=limiter, bulkhead=bulkhead,
             deposit=None if budget is None else budget.deposit,
-            # Bounds the attempts can read (deadline_remaining) need the call in Python.
-            whole_call_in_python=timeout is not None or self._deadline is not None,
+            # Bounds the attempts can read (deadline_remaining) need the call in Python; so do
+            # hedged copies, each admitted on its own.
+            whole_call_in_python=timeout is not None or self._deadline is not None or hedge is not None,
             checks_result=(retry is not None and retry._brace_stage_checks_results)
             or any(stage._brace_stage_checks_results for stage in stages),
             needs_start=any(stage._brace_stage_times_calls for stage in stages),
@@ -137,6 +150,16 @@ class Policy(PolicyCore):
     def retry(self) -> Retry | None:
         """The policy's Retry, or None."""
         return self._retry
+
+    @property
+    def hedge(self) -> Hedge | None:
+        """The policy's Hedge, or None."""
+        return self._hedge
+
+    def with_hedge(self, hedge: Hedge | None) -> Policy:
+        """A policy of the same stages (the same retry, breaker, limiter and bulkhead
+        objects, the same fallback and timeouts) with this hedge instead (None: none)."""
+        return Policy(**self._parts, hedge=hedge)
 
     @property
     def breaker(self) -> CircuitBreaker | None:
@@ -163,9 +186,9 @@ class Policy(PolicyCore):
     def add_listener(self, listener: Callable[[Any], object], *,
                      kinds: str | tuple[str, ...] | None = None) -> None:  # fmt: skip
         """Calls `listener(event)` for the events of every stage of this policy (its retry,
-        breaker, limiter and bulkhead) of the given kinds (default: all).
+        hedge, breaker, limiter and bulkhead) of the given kinds (default: all).
 
-        Each event is its stage's own (RetryEvent, BreakerEvent, RateLimiterEvent,
+        Each event is its stage's own (RetryEvent, HedgeEvent, BreakerEvent, RateLimiterEvent,
         BulkheadEvent): all begin with (kind, name, at), and `name` tells the
         stages apart. The stages keep the listener: it hears calls made through
         them outside this policy too.
@@ -197,8 +220,8 @@ class Policy(PolicyCore):
         if not removed:
             raise ValueError(f"listener was not added to {self!r}")
 
-    def _observed(self) -> tuple[Retry | CircuitBreaker | RateLimiter | Bulkhead, ...]:
-        return tuple(stage for stage in (self._retry, self._breaker, self._limiter, self._bulkhead)
+    def _observed(self) -> tuple[Retry | Hedge | CircuitBreaker | RateLimiter | Bulkhead, ...]:
+        return tuple(stage for stage in (self._retry, self._hedge, self._breaker, self._limiter, self._bulkhead)
                      if stage is not None)  # fmt: skip
 
     # -- ways to use it -----------------------------------------------------------
@@ -338,11 +361,11 @@ class Policy(PolicyCore):
             with _deadline.within(deadline):
                 retry = self._retry
                 if retry is None:
-                    return self._attempt(fn, args, kwargs)
+                    return self._hedged(fn, args, kwargs)
                 if first is None:
                     retry._brace_stage_begin()
                 return drive(retry._brace_stage_loop(started, deadline),
-                             lambda: retry._brace_stage_classified(lambda: self._attempt(fn, args, kwargs)), first)  # fmt: skip
+                             lambda: retry._brace_stage_classified(lambda: self._hedged(fn, args, kwargs)), first)  # fmt: skip
         except Exception as error:
             if not self._falls_back(error):
                 raise
@@ -357,17 +380,30 @@ class Policy(PolicyCore):
             with _deadline.within(deadline):
                 retry = self._retry
                 if retry is None:
-                    return await self._attempt_async(fn, args, kwargs)
+                    return await self._hedged_async(fn, args, kwargs)
                 if first is None:
                     retry._brace_stage_begin()
                 return await drive_async(
                     retry._brace_stage_loop(started, deadline),
-                    lambda: retry._brace_stage_classified_async(lambda: self._attempt_async(fn, args, kwargs)),
+                    lambda: retry._brace_stage_classified_async(lambda: self._hedged_async(fn, args, kwargs)),
                     first)  # fmt: skip
         except Exception as error:
             if not self._falls_back(error):
                 raise
             return await self._fall_back_async(fn, args, kwargs, error)
+
+    # -- one attempt: a group of hedged copies, or one copy ----------------------------
+
+    def _hedged(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._hedge is None:
+            return self._attempt(fn, args, kwargs)
+        # A copy the breaker, limiter or bulkhead rejected stops the hedging: the next would be too.
+        return self._hedge._brace_stage_hedged(lambda: self._attempt(fn, args, kwargs), not_run)
+
+    async def _hedged_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._hedge is None:
+            return await self._attempt_async(fn, args, kwargs)
+        return await self._hedge._brace_stage_hedged_async(lambda: self._attempt_async(fn, args, kwargs), not_run)
 
     # -- one attempt through the admission stages -------------------------------------
 
@@ -480,7 +516,7 @@ class Policy(PolicyCore):
 
     def __repr__(self) -> str:
         parts = [f"{name}={value!r}" for name, value in (
-            ("name", self._name), ("retry", self._retry), ("breaker", self._breaker),
+            ("name", self._name), ("retry", self._retry), ("hedge", self._hedge), ("breaker", self._breaker),
             ("limiter", self._limiter), ("bulkhead", self._bulkhead)) if value is not None]  # fmt: skip
         return f"Policy({', '.join(parts)})"
 

@@ -19,9 +19,14 @@ carry out, in a thread or in a coroutine:
 5. log the attempt (one "attempt" event per request sent, with its
    correlation id; `resend_count` is its attempt number less one).
 
+A host policy with a brace.Hedge sends hedged copies of idempotent requests;
+the answer of a copy that lost is released by the client's `discard` (closed,
+so that its connection returns to the pool), unless the hedge has a discard
+of its own.
+
 Requests that are not idempotent (RFC 9110: POST, PATCH, CONNECT; any method
 the server may apply twice) are sent once, through the same breaker, limiter
-and bulkhead but without the retry, unless they carry an `Idempotency-Key`
+and bulkhead but without the retry and the hedge, unless they carry an `Idempotency-Key`
 header (which the exchange adds itself with `idempotency_key=True`).
 """
 
@@ -41,6 +46,7 @@ from brace.recovery import RecoveryEvent, correlation_id
 from brace.integrations._credentials import Credentials
 from brace.integrations._errors import HostThrottled
 from brace.integrations._hosts import Host, Hosts
+from brace.policy import Policy
 
 __all__ = ["IDEMPOTENT_METHODS", "Exchange", "Wire"]
 
@@ -139,19 +145,21 @@ class Exchange(Generic[Request, Response]):
         plan = _Plan(f"{method} {host.key}", correlation_id() or new_correlation_id(), key)
         return host, plan, idempotent
 
-    def send(self, request: Request, send: Send[Request, Response],
-             release: Callable[[Response], object]) -> Response:  # fmt: skip
+    def send(self, request: Request, send: Send[Request, Response], release: Callable[[Response], object],
+             discard: Callable[[Response], object]) -> Response:  # fmt: skip
         """The request through its host's policy, in this thread: `send` sends one attempt
-        (the request and its timeout, None: the client's), `release` reads a failed answer's body."""
+        (the request and its timeout, None: the client's), `release` reads a failed answer's
+        body, `discard` closes the answer of a hedged copy that lost."""
         host, plan, idempotent = self._plan(request)
-        policy = host.policy if idempotent else host.once
+        policy = _policy(host, idempotent, discard)
         return policy.call(self._attempt, host, request, plan, send, release)
 
     async def send_async(self, request: Request, send: Send[Request, Awaitable[Response]],
-                         release: Callable[[Response], Awaitable[object]]) -> Response:  # fmt: skip
-        """`send` in a coroutine: `send` and `release` return awaitables."""
+                         release: Callable[[Response], Awaitable[object]],
+                         discard: Callable[[Response], object]) -> Response:  # fmt: skip
+        """`send` in a coroutine: `send` and `release` return awaitables (`discard` may)."""
         host, plan, idempotent = self._plan(request)
-        policy = host.policy if idempotent else host.once
+        policy = _policy(host, idempotent, discard)
         return await policy.call_async(self._attempt_async, host, request, plan, send, release)
 
     # -- one attempt: the steps, and their two drivers ------------------------------------------------
@@ -284,3 +292,16 @@ class Exchange(Generic[Request, Response]):
                           (end - start) / NS_PER_SECOND, outcome, error=None if outcome == "success" else what,
                           detail=f"resend_count={plan.attempts - 1}", correlation_id=plan.correlation))  # fmt: skip
 
+
+def _policy(host: Host, idempotent: bool, discard: Callable[[Any], object]) -> Policy:
+    """The policy a request goes through: `once` if it must not be sent twice; else the
+    host's, whose hedge (if any, and without a discard of its own) releases losers' answers."""
+    if not idempotent:
+        return host.once
+    hedge = host.policy.hedge
+    if hedge is None or hedge.discard is not None:
+        return host.policy
+    releasing = host.releasing.get(discard)
+    if releasing is None:  # one per client kind: a race makes two, and either serves
+        releasing = host.releasing.setdefault(discard, host.policy.with_hedge(hedge.with_discard(discard)))
+    return releasing

@@ -58,9 +58,11 @@ class Host(NamedTuple):
     Attributes:
         key: The host's key (scheme://host:port unless the table's `key` says otherwise).
         policy: The policy of requests that may be sent again (idempotent).
-        once: The same breaker, limiter and bulkhead without the retry: for
-            requests that must not be sent twice.
+        once: The same breaker, limiter and bulkhead without the retry and
+            without the hedge: for requests that must not be sent twice.
         gate: The pause the host asked for, shared by its callers.
+        releasing: `policy` with its hedge releasing the responses of losing
+            copies, per client's way to release one (made on first use).
         adaptive: The host's adaptive client-side limit (Hosts' `adaptive`), or None.
     """
 
@@ -68,6 +70,7 @@ class Host(NamedTuple):
     policy: Policy
     once: Policy
     gate: Gate
+    releasing: dict[Callable[[object], object], Policy]
     adaptive: AdaptiveRateLimiter | ClientThrottle | None = None
 
 
@@ -150,13 +153,14 @@ class Hosts:
         policy = self._factory(key)
         if not isinstance(policy, Policy):
             raise TypeError(f"the policy function returned {safe_repr(policy)} for host {key!r}, not a brace.Policy")
+        # Neither retry nor hedge: a request that must not be sent twice is sent once.
         once = Policy(name=policy.name, breaker=policy.breaker, limiter=policy.limiter, bulkhead=policy.bulkhead)
         adaptive: AdaptiveRateLimiter | ClientThrottle | None = None
         if self.adaptive == "rate":
             adaptive = AdaptiveRateLimiter(name=key)
         elif self.adaptive == "throttle":
             adaptive = ClientThrottle(name=key)
-        return Host(key, policy, once, Gate(), adaptive)
+        return Host(key, policy, once, Gate(), {}, adaptive)
 
     def __len__(self) -> int:
         return len(self._hosts)

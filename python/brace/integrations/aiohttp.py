@@ -103,5 +103,6 @@ class Middleware:
                 raise AttemptTimeout(timeout=bound)
             return task.result()
 
-        response: aiohttp.ClientResponse = await self._exchange.send_async(request, attempt, _release)
+        response: aiohttp.ClientResponse = await self._exchange.send_async(request, attempt, _release,
+                                                                           aiohttp.ClientResponse.release)  # fmt: skip
         return response

@@ -105,7 +105,7 @@ class Transport(httpx.BaseTransport):
         return self._exchange.hosts
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response: httpx.Response = self._exchange.send(request, self._send, _release)
+        response: httpx.Response = self._exchange.send(request, self._send, _release, httpx.Response.close)
         return response
 
     def _send(self, request: httpx.Request, timeout: float | None) -> httpx.Response:
@@ -144,7 +144,8 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         return self._exchange.hosts
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response: httpx.Response = await self._exchange.send_async(request, self._send, _release_async)
+        response: httpx.Response = await self._exchange.send_async(request, self._send, _release_async,
+                                                                   httpx.Response.aclose)  # fmt: skip
         return response
 
     async def _send(self, request: httpx.Request, timeout: float | None) -> httpx.Response:

@@ -107,5 +107,5 @@ class Adapter(requests.adapters.HTTPAdapter):
             return super(Adapter, self).send(prepared, stream=stream, timeout=_bounded(timeout, bound),
                                              verify=verify, cert=cert, proxies=proxies)  # fmt: skip
 
-        response: requests.Response = self._exchange.send(request, attempt, _release)
+        response: requests.Response = self._exchange.send(request, attempt, _release, requests.Response.close)
         return response
