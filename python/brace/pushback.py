@@ -210,6 +210,14 @@ def http_status(outcome: object) -> int | None:
     Returns:
         A three-digit status code (100-999), or None if none was found.
     """
+    # The common case first, cheaply: a response with a plain int `status_code` (httpx,
+    # requests) - the answer the general walk below would give.
+    try:
+        status = outcome.status_code  # type: ignore[attr-defined]
+        if type(status) is int and 100 <= status <= 999 and hasattr(outcome, "headers"):
+            return status
+    except Exception:
+        pass
     response = _response(outcome)
     if response is None:
         return None

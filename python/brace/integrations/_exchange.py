@@ -48,15 +48,15 @@ from brace.integrations._errors import HostThrottled
 from brace.integrations._hosts import Host, Hosts
 from brace.policy import Policy
 
-__all__ = ["IDEMPOTENT_METHODS", "Exchange", "Wire"]
+__all__ = ["IDEMPOTENT_METHODS", "QUOTA_FIELDS", "Exchange", "Wire"]
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 IDEMPOTENCY_KEY = "Idempotency-Key"
-# The fields by which a successful answer can say that the quota is spent.
-_QUOTA_FIELDS = ("RateLimit", "RateLimit-Remaining", "X-RateLimit-Remaining")
+# The fields by which a successful answer can say that the quota is spent, lowercase.
+QUOTA_FIELDS = frozenset({"ratelimit", "ratelimit-remaining", "x-ratelimit-remaining"})
 # Statuses whose wait, when the answer gives one, pauses every caller of the host.
 _PAUSING = frozenset({429, 503})
 
@@ -74,7 +74,9 @@ class Wire(Protocol):
 
     def status(self, response: Any, /) -> int: ...
 
-    def response_header(self, response: Any, name: str, /) -> str | None: ...
+    def has_quota_fields(self, response: Any, /) -> bool:
+        """Whether the answer has any of QUOTA_FIELDS (one pass over its header names)."""
+        ...
 
 
 class _Pause(NamedTuple):
@@ -138,10 +140,13 @@ class Exchange(Generic[Request, Response]):
         wire = self.wire
         method = wire.method(request).upper()
         host = self.hosts.host(wire.host(request))
-        key = wire.header(request, IDEMPOTENCY_KEY)
-        if key is None and self.idempotency_key and method not in IDEMPOTENT_METHODS:
-            key = new_correlation_id()
-        idempotent = method in IDEMPOTENT_METHODS or key is not None
+        if method in IDEMPOTENT_METHODS:
+            key, idempotent = None, True  # a key of the caller's own stays on the request as it is
+        else:
+            key = wire.header(request, IDEMPOTENCY_KEY)
+            if key is None and self.idempotency_key:
+                key = new_correlation_id()
+            idempotent = key is not None
         plan = _Plan(f"{method} {host.key}", correlation_id() or new_correlation_id(), key)
         return host, plan, idempotent
 
@@ -176,14 +181,14 @@ class Exchange(Generic[Request, Response]):
                 return done.value  # type: ignore[no-any-return]
             sent, failed = None, None
             try:
-                if isinstance(effect, _Pause):
+                if isinstance(effect, _Send):  # the one effect of every attempt, first
+                    sent = send(effect.request, effect.timeout)
+                elif isinstance(effect, _Pause):
                     _clock.sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 elif isinstance(effect, _Turn):
                     effect.limiter.acquire(effect.max_wait)
                 elif isinstance(effect, _Token):
                     sent = effect.credentials.token()
-                elif isinstance(effect, _Send):
-                    sent = send(effect.request, effect.timeout)
                 else:
                     release(effect.response)
             except Exception as error:
@@ -201,14 +206,14 @@ class Exchange(Generic[Request, Response]):
                 return done.value  # type: ignore[no-any-return]
             sent, failed = None, None
             try:
-                if isinstance(effect, _Pause):
+                if isinstance(effect, _Send):
+                    sent = await send(effect.request, effect.timeout)
+                elif isinstance(effect, _Pause):
                     await _clock.sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 elif isinstance(effect, _Turn):
                     await effect.limiter.acquire_async(effect.max_wait)
                 elif isinstance(effect, _Token):
                     sent = await effect.credentials.token_async()
-                elif isinstance(effect, _Send):
-                    sent = await send(effect.request, effect.timeout)
                 else:
                     await release(effect.response)
             except Exception as error:
@@ -274,7 +279,7 @@ class Exchange(Generic[Request, Response]):
         Returns whether the answer said how long to wait."""
         if status == 401 and token is not None and self.credentials is not None:
             self.credentials.expire(token)
-        if status < 400 and not any(self.wire.response_header(response, name) for name in _QUOTA_FIELDS):
+        if status < 400 and not self.wire.has_quota_fields(response):
             return False  # the common success: no quota fields to read
         wait = server_wait(response, cap=self.hosts.max_pause).seconds
         if wait and (status in _PAUSING or status < 400):

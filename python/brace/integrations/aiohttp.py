@@ -22,6 +22,7 @@ import aiohttp
 
 from brace.errors import AttemptTimeout
 from brace.integrations._credentials import Credentials
+from brace.integrations._exchange import QUOTA_FIELDS
 from brace.integrations._hosts import Hosts
 from brace.integrations._options import DEFAULT_CORRELATION_HEADER, exchange
 from brace.recovery import RecoveryEvent
@@ -51,9 +52,8 @@ class _Wire:
         request.headers.update(headers)
 
     @staticmethod
-    def response_header(response: aiohttp.ClientResponse, name: str) -> str | None:
-        value = response.headers.get(name)
-        return None if value is None else str(value)
+    def has_quota_fields(response: aiohttp.ClientResponse) -> bool:
+        return any(name in response.headers for name in QUOTA_FIELDS)  # a case-insensitive multidict
 
     @staticmethod
     def status(response: aiohttp.ClientResponse) -> int:

@@ -22,11 +22,14 @@ from collections.abc import Callable
 import httpx
 
 from brace.integrations._credentials import Credentials
+from brace.integrations._exchange import QUOTA_FIELDS
 from brace.integrations._hosts import Hosts
 from brace.integrations._options import DEFAULT_CORRELATION_HEADER, exchange
 from brace.recovery import RecoveryEvent
 
 __all__ = ["AsyncTransport", "Transport"]
+
+_QUOTA_NAMES = frozenset(name.encode() for name in QUOTA_FIELDS)  # httpx keeps raw names as bytes
 
 
 class _Wire:
@@ -39,7 +42,8 @@ class _Wire:
     @staticmethod
     def host(request: httpx.Request) -> str:
         url = request.url
-        return f"{url.scheme}://{url.host}:{url.port}" if url.port is not None else f"{url.scheme}://{url.host}"
+        port = url.port
+        return f"{url.scheme}://{url.host}:{port}" if port is not None else f"{url.scheme}://{url.host}"
 
     @staticmethod
     def header(request: httpx.Request, name: str) -> str | None:
@@ -48,25 +52,30 @@ class _Wire:
 
     @staticmethod
     def set_headers(request: httpx.Request, headers: dict[str, str]) -> None:
-        request.headers.update(headers)
+        fields = request.headers
+        for name, value in headers.items():  # one at a time: update() builds a Headers first
+            fields[name] = value
 
     @staticmethod
-    def response_header(response: httpx.Response, name: str) -> str | None:
-        value = response.headers.get(name)
-        return None if value is None else str(value)
+    def has_quota_fields(response: httpx.Response) -> bool:
+        return any(name.lower() in _QUOTA_NAMES for name, _ in response.headers.raw)
 
     @staticmethod
     def status(response: httpx.Response) -> int:
         return response.status_code
 
 
+_PHASES = ("connect", "read", "write", "pool")
+
+
 def _bounded(request: httpx.Request, timeout: float | None) -> httpx.Request:
     """The request with each of its timeouts no longer than `timeout` (brace's deadline)."""
-    if timeout is not None:
-        own = request.extensions.get("timeout") or {}
+    if timeout is None:
+        return request
+    own = request.extensions.get("timeout") or {}
+    if any(own.get(phase) is None or own[phase] > timeout for phase in _PHASES):
         request.extensions["timeout"] = {
-            phase: timeout if own.get(phase) is None else min(own[phase], timeout)
-            for phase in ("connect", "read", "write", "pool")
+            phase: timeout if own.get(phase) is None else min(own[phase], timeout) for phase in _PHASES
         }
     return request
 
