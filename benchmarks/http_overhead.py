@@ -13,6 +13,11 @@ and its adaptive limit, checked without sending).
 
     python benchmarks/http_overhead.py               # about a minute
     python benchmarks/http_overhead.py --quick       # a few seconds
+
+Instructions per request, which a busy machine does not change: run one case's requests under
+valgrind twice, with `--count 200` and `--count 0`, and divide the difference by 200:
+
+    valgrind --tool=callgrind python benchmarks/http_overhead.py --case "httpx Client.get" --count 200
 """
 
 from __future__ import annotations
@@ -130,14 +135,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per repeat and case")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="20 requests x 3 repeats")
+    parser.add_argument("--case", help="only send --count requests of this case (after 20 to warm up), print nothing")
+    parser.add_argument("--count", type=int, default=200)
     args = parser.parse_args(argv)
+    if args.case is not None:
+        process, url = start_server()
+        try:
+            case = clients(url)[args.case]
+            for _ in range(20 + args.count):
+                case()
+        finally:
+            process.terminate()
+            process.wait()
+        return 0
     number, repeats = (20, 3) if args.quick else (args.requests, args.repeats)
     process, url = start_server()
     try:
         cases = clients(url)
         started = time.monotonic()
         samples = time_cases(cases, number, repeats)
-        print(f"brace HTTP integrations: overhead per request, keep-alive GET of 2 bytes on loopback")
+        print("brace HTTP integrations: overhead per request, keep-alive GET of 2 bytes on loopback")
         print(f"python {sys.version.split()[0]}; httpx {httpx.__version__}, requests {requests.__version__}; "
               f"{repeats} repeats x {number} requests per case, interleaved; {time.monotonic() - started:.0f} s")
         print()

@@ -39,7 +39,7 @@ from brace import _clock
 from brace._core import new_correlation_id, now_ns
 from brace._config import NS_PER_SECOND
 from brace._deadline import deadline_remaining
-from brace.adaptive import AdaptiveRateLimiter, ClientThrottle, overloaded, throttling
+from brace.adaptive import AdaptiveRateLimiter, overloaded, throttling
 from brace.errors import AttemptTimeout
 from brace.pushback import server_wait
 from brace.recovery import RecoveryEvent, correlation_id
