@@ -311,3 +311,14 @@ def test_a_client_throttle_sheds_requests_to_an_overloaded_host(kind: str) -> No
                 outcomes.append("shed")
     assert outcomes.count("shed") > 10  # the backend refused everything: most requests stay home
     assert len(server.received) == outcomes.count(503) == 40 - outcomes.count("shed")
+
+
+def test_every_client_names_a_host_alike(kind: str) -> None:
+    # One table for all clients: a host's state is shared only if they agree on its key.
+    table = hosts()
+    with serving() as server:
+        make(kind, server.url, hosts=table).send("GET", "/r")
+    assert server.url in table and len(table) == 1  # scheme://host:port, as given
+    assert brace.integrations.origin("HTTP", "Example.com", 80) == "http://example.com"
+    assert brace.integrations.origin("https", "example.com", 443) == "https://example.com"
+    assert brace.integrations.origin("https", "example.com", 8443) == "https://example.com:8443"

@@ -14,6 +14,6 @@ from __future__ import annotations
 from brace.integrations._credentials import Credentials
 from brace.integrations._errors import HostThrottled
 from brace.integrations._exchange import IDEMPOTENT_METHODS
-from brace.integrations._hosts import Host, Hosts, default_hosts, default_policy
+from brace.integrations._hosts import Host, Hosts, default_hosts, default_policy, origin
 
-__all__ = ["IDEMPOTENT_METHODS", "Credentials", "Host", "HostThrottled", "Hosts", "default_hosts", "default_policy"]
+__all__ = ["IDEMPOTENT_METHODS", "Credentials", "Host", "HostThrottled", "Hosts", "default_hosts", "default_policy", "origin"]

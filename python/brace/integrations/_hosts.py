@@ -27,10 +27,24 @@ from brace.retry import Retry
 from brace._safe import safe_repr
 from brace.integrations._gate import Gate
 
-__all__ = ["Host", "Hosts", "PolicyFactory", "default_hosts", "default_policy"]
+__all__ = ["Host", "Hosts", "PolicyFactory", "default_hosts", "default_policy", "origin"]
 
 PolicyFactory = Callable[[str], Policy]
 MAX_HOSTS_LIMIT = 1_000_000
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def origin(scheme: str, host: str | None, port: int | None) -> str:
+    """A host's key: scheme://host[:port], the port left out when it is the scheme's default,
+    so that every client names a host alike (httpx and urllib leave a default port out,
+    yarl fills it in)."""
+    scheme = scheme.lower()
+    host = (host or "").lower()
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 def _server_error(result: object) -> bool:

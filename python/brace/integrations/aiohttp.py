@@ -23,7 +23,7 @@ import aiohttp
 from brace.errors import AttemptTimeout
 from brace.integrations._credentials import Credentials
 from brace.integrations._exchange import QUOTA_FIELDS
-from brace.integrations._hosts import Hosts
+from brace.integrations._hosts import Hosts, origin
 from brace.integrations._options import DEFAULT_CORRELATION_HEADER, exchange
 from brace.recovery import RecoveryEvent
 
@@ -41,7 +41,7 @@ class _Wire:
     @staticmethod
     def host(request: aiohttp.ClientRequest) -> str:
         url = request.url
-        return f"{url.scheme}://{url.host}:{url.port}" if url.port is not None else f"{url.scheme}://{url.host}"
+        return origin(url.scheme, url.host, url.port)
 
     @staticmethod
     def header(request: aiohttp.ClientRequest, name: str) -> str | None:

@@ -23,7 +23,7 @@ import httpx
 
 from brace.integrations._credentials import Credentials
 from brace.integrations._exchange import QUOTA_FIELDS
-from brace.integrations._hosts import Hosts
+from brace.integrations._hosts import Hosts, origin
 from brace.integrations._options import DEFAULT_CORRELATION_HEADER, exchange
 from brace.recovery import RecoveryEvent
 
@@ -42,8 +42,7 @@ class _Wire:
     @staticmethod
     def host(request: httpx.Request) -> str:
         url = request.url
-        port = url.port
-        return f"{url.scheme}://{url.host}:{port}" if port is not None else f"{url.scheme}://{url.host}"
+        return origin(url.scheme, url.host, url.port)
 
     @staticmethod
     def header(request: httpx.Request, name: str) -> str | None:

@@ -23,7 +23,7 @@ import requests.adapters
 
 from brace.integrations._credentials import Credentials
 from brace.integrations._exchange import QUOTA_FIELDS
-from brace.integrations._hosts import Hosts
+from brace.integrations._hosts import Hosts, origin
 from brace.integrations._options import DEFAULT_CORRELATION_HEADER, exchange
 from brace.recovery import RecoveryEvent
 
@@ -42,7 +42,7 @@ class _Wire:
     @staticmethod
     def host(request: requests.PreparedRequest) -> str:
         parts = urlsplit(request.url or "")
-        return f"{parts.scheme}://{parts.hostname}:{parts.port}" if parts.port else f"{parts.scheme}://{parts.hostname}"
+        return origin(parts.scheme, parts.hostname, parts.port)
 
     @staticmethod
     def header(request: requests.PreparedRequest, name: str) -> str | None:
