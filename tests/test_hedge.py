@@ -519,3 +519,15 @@ def test_with_discard_shares_the_histogram_and_the_listeners(still_clock: FakeCl
     assert closing.histogram is hedge.histogram and closing.delay == "p90"
     closing.call(lambda: 1)
     assert ("won", 0) in seen.kinds()
+
+
+def test_a_spike_across_two_buckets_is_a_spike_too(still_clock: FakeClock) -> None:
+    # Slow answers of 40-44 ms straddle a bucket edge: p95 and p97.5 in neighbouring buckets.
+    histogram = brace.LatencyHistogram(min_samples=1)
+    hedge = brace.Hedge(delay="p95", histogram=histogram)
+    for _ in range(940):
+        histogram.record(0.002)
+    for index in range(60):
+        histogram.record(0.040 + 0.004 * index / 59)
+    assert histogram.percentile(95) != histogram.percentile(97.5)
+    assert hedge.current_delay() == pytest.approx(0.002, rel=0.07)

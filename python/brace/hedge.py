@@ -27,6 +27,13 @@ R = TypeVar("R")
 _EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 _MODES: tuple[str, ...] = get_args(Mode)
 _MAX_HEDGED = 10
+# A spike of latencies: the Q-th and the (100 + Q)/2-th percentiles within two of the
+# histogram's buckets (8 per power of two) of each other - a spike of equal latencies
+# straddles a bucket edge as often as not.
+_SPIKE_WIDTH = 2 ** (2 / 8)
+# ... and apart from the calls below it, at least this many times faster: in a dense tail
+# the latencies just below the percentile are about as slow, and the percentile stands.
+_SPIKE_GAP = 2.0
 
 
 def _delay(value: object) -> float | str:
@@ -77,11 +84,13 @@ class Hedge(Observable[HedgeEvent]):
     `histogram`); until the histogram holds its `min_samples`, `initial_delay`
     is used, and never less than `min_delay`. "pQ" means: hedge about the
     (100 - Q)% slowest calls. When the Q-th percentile falls in a spike of
-    latencies - one histogram bucket holding the Q-th and the (100 + Q)/2-th
-    (with "p95" on a server whose answers are 5% slow, the slow answers'
-    bucket) - the delay is the latency just below the spike: hedging at the
-    spike would hedge almost no call (the slow ones end as their copy starts),
-    while below it hedges the spike's calls, about (100 - Q)% of them.
+    latencies - the Q-th and the (100 + Q)/2-th within two histogram buckets
+    (~19%) of each other (with "p95" on a server whose answers are 5% slow,
+    the slow answers) and the calls below it are at least twice as fast
+    (a dense tail is no spike) - the delay is the latency just below the spike:
+    hedging at the spike would hedge almost no call (the slow ones end as
+    their copy starts), while below it hedges the spike's calls, about
+    (100 - Q)% of them.
 
     Args:
         name: A name for messages and events.
@@ -220,8 +229,10 @@ class Hedge(Observable[HedgeEvent]):
         seconds = histogram.percentile(self._quantile)
         if seconds is None:
             return self._initial_ns
-        if histogram.percentile((self._quantile + 100) / 2) == seconds:
-            seconds = _below_spike(histogram, self._quantile, seconds)
+        if cast(float, histogram.percentile((self._quantile + 100) / 2)) <= seconds * _SPIKE_WIDTH:
+            below = _below_spike(histogram, self._quantile, seconds / _SPIKE_WIDTH)
+            if below * _SPIKE_GAP <= seconds:  # a spike apart from the faster calls, not a dense tail
+                seconds = below
         return max(self._min_ns, round(seconds * _config.NS_PER_SECOND))
 
     # -- the forms every primitive has -------------------------------------
@@ -399,11 +410,11 @@ class Hedge(Observable[HedgeEvent]):
 
 
 def _below_spike(histogram: LatencyHistogram, quantile: float, spike: float) -> float:
-    """The highest percentile of `histogram` below the bucket `spike` (the quantile-th
-    percentile) is read from: binary search over the rank, to 1/1000 of a percent."""
-    low, high = 0.0, quantile  # percentile(low) < spike is what is searched; percentile(high) == spike
-    if histogram.percentile(low) == spike:
-        return spike  # nothing below the spike: every call is in it
+    """The highest percentile of `histogram` below `spike` (the spike's lower edge, under
+    the quantile-th percentile): binary search over the rank, to 1/1000 of a percent."""
+    low, high = 0.0, quantile  # percentile(low) < spike is what is searched; percentile(high) >= spike
+    if cast(float, histogram.percentile(low)) >= spike:
+        return cast(float, histogram.percentile(quantile))  # nothing below the spike: every call is in it
     while high - low > 0.001:
         middle = (low + high) / 2
         if cast(float, histogram.percentile(middle)) < spike:
