@@ -72,10 +72,13 @@ def _bounded(request: httpx.Request, timeout: float | None) -> httpx.Request:
     if timeout is None:
         return request
     own = request.extensions.get("timeout") or {}
-    if any(own.get(phase) is None or own[phase] > timeout for phase in _PHASES):
-        request.extensions["timeout"] = {
-            phase: timeout if own.get(phase) is None else min(own[phase], timeout) for phase in _PHASES
-        }
+    for phase in _PHASES:
+        value = own.get(phase)
+        if value is None or value > timeout:  # the deadline is tighter: rebuild them all
+            request.extensions["timeout"] = {
+                phase: timeout if own.get(phase) is None else min(own[phase], timeout) for phase in _PHASES
+            }
+            break
     return request
 
 
