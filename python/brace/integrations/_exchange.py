@@ -112,10 +112,11 @@ _Steps = Generator[_Effect, Any, Any]
 class _Plan:
     """One logical request: what every attempt of it shares."""
 
-    __slots__ = ("operation", "correlation", "key", "attempts")
+    __slots__ = ("method", "host", "correlation", "key", "attempts")
 
-    def __init__(self, operation: str, correlation: str, key: str | None) -> None:
-        self.operation = operation
+    def __init__(self, method: str, host: str, correlation: str, key: str | None) -> None:
+        self.method = method
+        self.host = host
         self.correlation = correlation
         self.key = key
         self.attempts = 0
@@ -147,7 +148,7 @@ class Exchange(Generic[Request, Response]):
             if key is None and self.idempotency_key:
                 key = new_correlation_id()
             idempotent = key is not None
-        plan = _Plan(f"{method} {host.key}", correlation_id() or new_correlation_id(), key)
+        plan = _Plan(method, host.key, correlation_id() or new_correlation_id(), key)
         return host, plan, idempotent
 
     def send(self, request: Request, send: Send[Request, Response], release: Callable[[Response], object],
@@ -293,7 +294,7 @@ class Exchange(Generic[Request, Response]):
         if log is None:
             return
         end = now_ns()
-        log(RecoveryEvent("attempt", plan.operation, plan.attempts, start / NS_PER_SECOND,
+        log(RecoveryEvent("attempt", f"{plan.method} {plan.host}", plan.attempts, start / NS_PER_SECOND,
                           (end - start) / NS_PER_SECOND, outcome, error=None if outcome == "success" else what,
                           detail=f"resend_count={plan.attempts - 1}", correlation_id=plan.correlation))  # fmt: skip
 

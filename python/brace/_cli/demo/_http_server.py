@@ -22,14 +22,13 @@ import socket
 import struct
 import sys
 import threading
-from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from brace._config import NS_PER_SECOND
 from brace._core import now_ns
-from brace._cli.demo._service import RECORDS, record
+from brace._cli.demo._service import RECORDS, Books, record
 from brace._cli.demo._settings import Settings
 
 __all__ = ["CLIENT_TIMEOUT", "CORRELATION_HEADER", "ChaosServer"]
@@ -100,34 +99,20 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the server keeps its own access log (ChaosServer.ledger)."""
 
 
-class ChaosServer:
-    """The records API with the scenario's faults, on 127.0.0.1. Use as a context manager.
-
-    Attributes (read under `snapshot` for a consistent view):
-        requests: Requests to /records received.
-        injected: Faults served, by kind.
-        episodes: Windows of 429s, outages.
-        ledger: Correlation id -> (kind, ns on brace's clock) of each of its requests, in
-            arrival order; the time is when the client had its answer (for a slow answer:
-            when it gave up waiting).
-    """
+class ChaosServer(Books):
+    """The records API with the scenario's faults, on 127.0.0.1, keeping the same books as the
+    simulated service (brace._cli.demo._service.Books). Use as a context manager."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._drift_after = round(settings.drift_at * settings.calls)
         self._rng = random.Random(f"{settings.seed}:faults")
-        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._tokens: dict[str, float] = {}
         self._throttled_until = -math.inf
         self._down_until = -math.inf
         self._origin = now_ns()
         self._http: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.requests = 0
-        self.injected: Counter[str] = Counter()
-        self.episodes: Counter[str] = Counter()
-        self.ledger: dict[str, list[tuple[str, int]]] = {}
 
     @property
     def url(self) -> str:
@@ -159,17 +144,6 @@ class ChaosServer:
         """Seconds since the server started."""
         return (now_ns() - self._origin) / NS_PER_SECOND
 
-    def snapshot(self) -> tuple[dict[str, list[tuple[str, int]]], int, Counter[str]]:
-        """Copies of the ledger, the requests received and the faults injected, taken together."""
-        with self._lock:
-            return {key: list(entries) for key, entries in self.ledger.items()}, self.requests, Counter(self.injected)
-
-    def expire_count(self) -> int:
-        """Tokens that expired before now (each meant a 401 to whoever still held it)."""
-        now = self.now()
-        with self._lock:
-            return sum(1 for expiry in self._tokens.values() if expiry <= now)
-
     # -- serving ----------------------------------------------------------------------------------
 
     def serve(self, handler: _Handler) -> None:
@@ -195,22 +169,15 @@ class ChaosServer:
         _respond(handler, reply)
 
     def _issue_token(self) -> _Reply:
-        with self._lock:
-            token = f"token-{len(self._tokens) + 1}"
-            self._tokens[token] = self.now() + self.settings.token_lifetime
-        return _Reply("ok", 200, {"access_token": token, "token_type": "Bearer"})
+        return _Reply("ok", 200, {"access_token": self.issue_token(), "token_type": "Bearer"})
 
     def _record_request(self, handler: _Handler, record_id: int) -> _Reply:
         token = handler.headers.get("Authorization", "").removeprefix("Bearer ")
         schema = handler.headers.get("X-Schema", "1")
         with self._lock:
             reply = self._decide(record_id, token, schema)
-            self.requests += 1
-            if reply.kind != "ok":
-                self.injected[reply.kind] += 1
             answered = now_ns() + (round(CLIENT_TIMEOUT * NS_PER_SECOND) if reply.kind == "timeout" else 0)
-            correlation = handler.headers.get(CORRELATION_HEADER) or ""
-            self.ledger.setdefault(correlation, []).append((reply.kind, answered))
+            self._book(reply.kind, handler.headers.get(CORRELATION_HEADER) or "", answered)
         return reply
 
     def _decide(self, record_id: int, token: str, schema: str) -> _Reply:
@@ -231,7 +198,7 @@ class ChaosServer:
             self.episodes["outages"] += 1
         if now < self._down_until:
             return _Reply("outage", 503, {"error": "service unavailable"})
-        if self._tokens.get(token, -math.inf) <= now:
+        if self._expired(token, now):
             return _Reply("expired_token", 401, {"error": "token expired"},
                           (("WWW-Authenticate", 'Bearer error="invalid_token"'),))  # fmt: skip
         if not 1 <= record_id <= RECORDS:

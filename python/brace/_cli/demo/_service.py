@@ -62,7 +62,61 @@ def record(record_id: int) -> dict[str, Any]:
     return {"id": record_id, "values": [f"r{record_id}c{column}" for column in range(3)]}
 
 
-class RecordsAPI:
+class Books:
+    """What a chaos service counts, under one lock: the ground truth of the demo's accounting.
+
+    Attributes (read under `snapshot` for a consistent view):
+        requests: Requests for records received.
+        injected: Faults served, by kind.
+        episodes: Throttle windows and outages begun.
+        ledger: Correlation id -> (kind, ns on brace's clock) of each of its requests, in
+            arrival order; the time is when the client had its answer (for a slow answer:
+            when it gave up waiting).
+    A service says what `now()` is and books each request with `_book`, its lock held.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings  # the fault rates: a test may change them between requests
+        self._lock = threading.Lock()
+        self._tokens: dict[str, float] = {}  # token -> when it expires, in the service's seconds
+        self.requests = 0
+        self.injected: Counter[str] = Counter()
+        self.episodes: Counter[str] = Counter()
+        self.ledger: dict[str, list[tuple[str, int]]] = {}
+
+    def now(self) -> float:
+        """The service's seconds since it began."""
+        raise NotImplementedError
+
+    def issue_token(self) -> str:
+        with self._lock:
+            token = f"token-{len(self._tokens) + 1}"
+            self._tokens[token] = self.now() + self.settings.token_lifetime
+            return token
+
+    def _expired(self, token: str, now: float) -> bool:
+        return self._tokens.get(token, -math.inf) <= now
+
+    def _book(self, kind: str, correlation: str, answered_ns: int) -> None:
+        """Counts one request (the lock held)."""
+        self.requests += 1
+        if kind != "ok":
+            self.injected[kind] += 1
+        self.ledger.setdefault(correlation, []).append((kind, answered_ns))
+
+    def snapshot(self) -> tuple[dict[str, list[tuple[str, int]]], int, Counter[str]]:
+        """Copies of the ledger, the requests received and the faults injected, taken together."""
+        with self._lock:
+            return {key: list(entries) for key, entries in self.ledger.items()}, self.requests, Counter(self.injected)
+
+    def expire_count(self) -> int:
+        """Tokens that expired by now (each meant 401s to whoever still held it)."""
+        now = self.now()
+        with self._lock:
+            return sum(1 for expiry in self._tokens.values() if expiry <= now)
+
+
+class RecordsAPI(Books):
     """The records service and its faults, in simulated seconds. Thread-safe.
 
     It counts what it received and what it did, per fault kind and per
@@ -71,23 +125,17 @@ class RecordsAPI:
     """
 
     def __init__(self, settings: Settings, *, origin_ns: int, speed: float) -> None:
-        self.settings = settings  # the fault rates: a test may change them between requests
+        super().__init__(settings)
         self._origin = origin_ns
         self._speed = speed
         # The provider deploys its new payload shape after this many requests.
         self._drift_after = round(settings.drift_at * settings.calls)
         self._received = 0
         self._rng = random.Random(f"{settings.seed}:faults")
-        self._lock = threading.Lock()
         self._connections = itertools.count(1)
         self._broken: set[int] = set()
-        self._tokens: dict[str, float] = {}
         self._throttled_until = -math.inf
         self._down_until = dict.fromkeys(_REGIONS, -math.inf)
-        self.requests = 0
-        self.injected: Counter[str] = Counter()
-        self.episodes: Counter[str] = Counter()  # throttle windows, outages, token expiries
-        self.ledger: dict[str, list[tuple[str, int]]] = {}  # correlation id -> (kind, end ns)
 
     def now(self) -> float:
         """Simulated seconds since the run began."""
@@ -96,12 +144,6 @@ class RecordsAPI:
     def connect(self) -> int:
         with self._lock:
             return next(self._connections)
-
-    def issue_token(self) -> str:
-        with self._lock:
-            token = f"token-{len(self._tokens) + 1}"
-            self._tokens[token] = self.now() + self.settings.token_lifetime
-            return token
 
     def get(self, record_id: int, *, connection: int, region: str, token: str, schema: int,
             correlation: str | None) -> Response:  # fmt: skip
@@ -112,10 +154,7 @@ class RecordsAPI:
             # The server never answers; the client gives up after its timeout.
             sleep_until(now_ns() + round(_CLIENT_TIMEOUT / self._speed * NS_PER_SECOND))
         with self._lock:
-            self.requests += 1
-            if kind != "ok":
-                self.injected[kind] += 1
-            self.ledger.setdefault(correlation or "", []).append((kind, now_ns()))
+            self._book(kind, correlation or "", now_ns())
         if kind == "timeout":
             raise TimeoutError(f"GET /records/{record_id}: no response within {_CLIENT_TIMEOUT:g} s")
         if kind == "reset":
@@ -145,7 +184,7 @@ class RecordsAPI:
             self.episodes["outages"] += 1
         if now < self._down_until[region]:
             return "outage", Response(503, {"error": f"region {region} unavailable"})
-        if self._tokens.get(token, -math.inf) <= now:
+        if self._expired(token, now):
             return "expired_token", Response(401, {"error": "token expired"}, {"WWW-Authenticate": "Bearer"})
         if not 1 <= record_id <= RECORDS:
             return "not_found", Response(404, {"error": f"no record {record_id}"})
@@ -155,17 +194,6 @@ class RecordsAPI:
         # The provider's new shape; a client still declaring schema 1 cannot read it.
         payload = {"schema": 2, "record": {"id": truth["id"], "cells": truth["values"]}}
         return ("schema_drift" if schema == 1 else "ok"), Response(200, payload)
-
-    def snapshot(self) -> tuple[dict[str, list[tuple[str, int]]], int, Counter[str]]:
-        """Copies of the ledger, the requests received and the faults injected, taken together."""
-        with self._lock:
-            return {key: list(entries) for key, entries in self.ledger.items()}, self.requests, Counter(self.injected)
-
-    def expire_count(self) -> int:
-        """Tokens that expired before the run's end (each meant 401s until a refresh)."""
-        now = self.now()
-        with self._lock:
-            return sum(1 for expiry in self._tokens.values() if expiry <= now)
 
 
 class RecordsClient:
