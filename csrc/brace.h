@@ -17,6 +17,7 @@
 #define BRACE_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -35,6 +36,7 @@ extern "C" {
   XX(WOULD_OPEN, 2, "a metrics-only breaker reached a threshold")                   \
   XX(HANDOFF, 3, "handoff: pass the released permit to the first waiter")           \
   XX(STALE, 4, "stale: the state the call names has moved on, nothing changed")     \
+  XX(FULL, 5, "full: no room for another key now, nothing was taken")               \
   XX(E2BIG, -7, "request larger than the limiter's burst can ever admit")           \
   XX(EINVAL, -22, "invalid argument")                                               \
   XX(ERANGE, -34, "value overflows the 64-bit nanosecond clock")
@@ -650,6 +652,125 @@ int brc_histogram_record(brc_histogram_t *h, uint64_t now, uint64_t duration_ns)
  * returned. */
 int brc_histogram_percentile(brc_histogram_t *h, uint64_t now, uint32_t q_ppm, uint64_t *value_ns,
                              uint64_t *count);
+
+/* ---- keyed rate limiter ---- */
+/* One GCRA bucket per key (all with the same interval and burst), in a
+ * fixed-size open-addressing table that lives in one caller-given, zeroed
+ * block of brc_keyed_bytes(capacity) bytes: a header (configuration and
+ * counters), then `capacity` entries of 16 bytes, pointer-free, so the block
+ * may be placed in any memory (a process's heap, a shared mapping).
+ *
+ * Keys are 64-bit hashes (brc_hash64 / brc_hash64_u64 make them): two keys
+ * with the same hash share one bucket. The hashes 0 and UINT64_MAX mark
+ * empty and vacated entries, so a hash of 0 is taken as 1 and UINT64_MAX as
+ * UINT64_MAX - 1. An entry is (key, tat): tat is the key's GCRA theoretical
+ * arrival time in ns, and tat <= now means a full bucket, which is the same
+ * as no entry at all; so a full key may be evicted at any time without
+ * losing anything it was owed.
+ *
+ * A key lives in the BRC_KEYED_PROBE entries from hash & (capacity - 1)
+ * (its window, wrapping around). A key not in its window takes an entry of
+ * the window whose bucket is full (the least recently used one: the
+ * smallest tat; empty entries first); when every entry of the window holds
+ * a key whose bucket is not full, the table is full for that key
+ * (BRC_FULL). Taking an entry: its tat is swapped for a marker (the top bit,
+ * and the taker's `now`), then its key, then the taker looks for a copy of
+ * its key installed at the same time elsewhere in the window (one of two
+ * such copies always gives way), then the tat is released with the new
+ * key's first decision. Callers that meet a marker wait for it to go;
+ * a marker older than BRC_KEYED_STALE_NS (by the caller's `now`) is taken
+ * over, so a process that dies while taking an entry cannot wedge it.
+ *
+ * `now` must be below 2^62 ns (146 years of a monotonic clock); tats then
+ * stay below 2^63 and never collide with markers. */
+
+#define BRC_KEYED_PROBE 32                            /* entries in a key's window */
+#define BRC_KEYED_CAPACITY_MIN UINT64_C(64)           /* entries, a power of two */
+#define BRC_KEYED_CAPACITY_MAX (UINT64_C(1) << 32)    /* entries, a power of two */
+#define BRC_KEYED_STALE_NS UINT64_C(1000000000)       /* ns: a marker this old is taken over */
+
+typedef struct brc_keyed_entry_s {
+  _Atomic uint64_t key; /* hash; 0: empty, UINT64_MAX: vacated */
+  _Atomic uint64_t tat; /* ns; <= now: bucket full; top bit: marker */
+} brc_keyed_entry_t;
+
+typedef struct brc_keyed_s {
+  uint64_t capacity; /* entries, a power of two; 0: not configured */
+  uint64_t interval; /* ns per token, as brc_gcra_t's */
+  uint64_t burst;    /* tokens */
+  uint64_t reserved;
+  _Atomic uint64_t admitted;  /* decisions that took tokens */
+  _Atomic uint64_t rejected;  /* decisions refused for want of tokens (BRC_REFUSED) */
+  _Atomic uint64_t full;      /* decisions refused for want of an entry (BRC_FULL) */
+  _Atomic uint64_t evictions; /* entries taken from another key (whose bucket was full) */
+  brc_keyed_entry_t entries[];
+} brc_keyed_t;
+
+typedef struct brc_keyed_counters_s {
+  uint64_t admitted;
+  uint64_t rejected;
+  uint64_t full;
+  uint64_t evictions;
+} brc_keyed_counters_t;
+
+/* Bytes of a table of `capacity` entries (header included): a power of two
+ * from BRC_KEYED_CAPACITY_MIN to BRC_KEYED_CAPACITY_MAX; 0 for any other
+ * capacity. Thread-safe. */
+uint64_t brc_keyed_bytes(uint64_t capacity);
+
+/* Configures the table in `t`, a zeroed block of brc_keyed_bytes(capacity)
+ * bytes, with every key's bucket full. interval and burst as for
+ * brc_gcra_init (interval >= 1 ns, burst >= 1, interval * burst <=
+ * BRC_DURATION_MAX). Returns BRC_OK, BRC_EINVAL (capacity out of range, or
+ * interval / burst 0) or BRC_ERANGE (interval * burst too long); `t`
+ * unchanged on error. Not thread-safe against concurrent use of `t`: call
+ * it before sharing `t`. */
+int brc_keyed_init(brc_keyed_t *t, uint64_t capacity, uint64_t interval, uint64_t burst);
+
+/* Takes n tokens (1..burst) from the bucket of `hash` at `now` (ns), all or
+ * nothing, exactly as brc_gcra_acquire(g, n, now, 0, ...) on that key's own
+ * limiter. Returns BRC_OK (taken), BRC_REFUSED (not enough tokens, nothing
+ * taken), BRC_FULL (the key has no entry and its window has no full bucket
+ * to evict: nothing taken, the key's bucket counts as empty), BRC_EINVAL (n
+ * == 0, `t` not configured), BRC_E2BIG (n > burst) or BRC_ERANGE (now >=
+ * 2^62). *report (may be NULL) receives, on OK and REFUSED, the key's state
+ * after the decision as brc_gcra_report gives it; on BRC_FULL, limit and
+ * remaining 0, and retry_after = reset_after = the ns until the first entry
+ * of the window is full again (its key evictable). Thread-safe, lock-free
+ * (waits only while another caller holds an entry of the key's window for
+ * a few instructions), no allocation. */
+int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
+                      brc_gcra_report_t *report);
+
+/* The state of `hash`'s bucket at `now` (an absent key reports a full
+ * bucket) into *report, as brc_gcra_report. Takes nothing, writes nothing to
+ * `t`. Returns BRC_OK, BRC_EINVAL (`t` not configured; *report untouched)
+ * or BRC_ERANGE (now >= 2^62). Thread-safe, lock-free. */
+int brc_keyed_state(brc_keyed_t *t, uint64_t hash, uint64_t now, brc_gcra_report_t *report);
+
+/* One token for each of `count` hashes, in order, at `now`: admitted[i] = 1
+ * when brc_keyed_acquire(t, hashes[i], 1, now, NULL) returned BRC_OK, else 0.
+ * Returns BRC_OK when every decision was OK or REFUSED; BRC_FULL when at least
+ * one key found the table full (its admitted[i] is 0, and the other keys
+ * were still decided); BRC_EINVAL / BRC_ERANGE as acquire, then nothing was
+ * decided or written. Thread-safe as acquire, no allocation. */
+int brc_keyed_acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
+                           uint8_t *admitted);
+
+/* The table's counters into *out (each exact once concurrent calls have
+ * returned). Returns BRC_OK or BRC_EINVAL (`t` not configured). Thread-safe. */
+int brc_keyed_counters(brc_keyed_t *t, brc_keyed_counters_t *out);
+
+/* A stable 64-bit hash of `len` bytes: the same in every process, build and
+ * platform (bytes read little-endian; xxHash64-style rounds, murmur3's fmix64
+ * finalizer; not cryptographic: keys chosen by an attacker can collide).
+ * Thread-safe, pure. */
+uint64_t brc_hash64(const void *bytes, size_t len);
+
+/* A stable 64-bit hash of an integer key (splitmix64's finalizer): a
+ * bijection, so distinct integers share a bucket only when their hashes are
+ * the two a table remaps (0 and UINT64_MAX). Thread-safe, pure. */
+uint64_t brc_hash64_u64(uint64_t value);
 
 #ifdef __cplusplus
 }

@@ -1,28 +1,9 @@
 #include "brace.h"
+#include "gcra_math.h"
 
 #ifndef __SIZEOF_INT128__
 #include <math.h>
 #endif
-
-typedef struct {
-  uint64_t interval;
-  uint64_t burst;
-  uint64_t seq;
-} brc__gcra_config_t;
-
-static inline void brc__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-static int brc__gcra_valid(uint64_t interval, uint64_t burst) {
-  if (interval == 0 || burst == 0)
-    return BRC_EINVAL;
-  if (burst > BRC_DURATION_MAX / interval)
-    return BRC_ERANGE;
-  return BRC_OK;
-}
 
 /* Seqlock read of the configuration, then of the TAT it applies to. Returns 0
  * when a reconfigure overlapped, and the caller retries. The TAT is read
@@ -41,24 +22,6 @@ static inline int brc__gcra_snapshot(brc_gcra_t *g, brc__gcra_config_t *c, uint6
   c->burst = atomic_load_explicit(&g->burst, memory_order_acquire);
   *tat = atomic_load_explicit(&g->tat, memory_order_acquire);
   return atomic_load_explicit(&g->seq, memory_order_relaxed) == c->seq;
-}
-
-static inline int brc__gcra_check_n(const brc__gcra_config_t *c, uint64_t n) {
-  if (c->interval == 0 || n == 0)
-    return BRC_EINVAL;
-  if (n > c->burst)
-    return BRC_E2BIG;
-  return BRC_OK;
-}
-
-/* ns from `now` until n tokens are admitted (0: admitted now). n <= burst. */
-static inline uint64_t brc__gcra_wait(const brc__gcra_config_t *c, uint64_t tat, uint64_t n,
-                                      uint64_t now) {
-  uint64_t debt = tat > now ? tat - now : 0;
-  uint64_t cost = c->interval * n;
-  uint64_t due = debt > UINT64_MAX - cost ? UINT64_MAX : debt + cost; /* debt after taking n */
-  uint64_t depth = c->interval * c->burst;
-  return due > depth ? due - depth : 0;
 }
 
 int brc_gcra_init(brc_gcra_t *g, uint64_t interval, uint64_t burst) {
@@ -91,7 +54,7 @@ int brc_gcra_acquire(brc_gcra_t *g, uint64_t n, uint64_t now, uint64_t max_wait,
     uint64_t start = tat > now ? tat : now;
     if (start > UINT64_MAX - c.interval * n)
       return BRC_ERANGE;
-    if (atomic_compare_exchange_weak_explicit(&g->tat, &tat, start + c.interval * n,
+    if (atomic_compare_exchange_weak_explicit(&g->tat, &tat, brc__gcra_after(&c, tat, n, now),
                                               memory_order_acq_rel, memory_order_relaxed)) {
       if (wait)
         *wait = need;
@@ -140,12 +103,7 @@ int brc_gcra_report(brc_gcra_t *g, uint64_t now, brc_gcra_report_t *out) {
   }
   if (c.interval == 0)
     return BRC_EINVAL;
-  uint64_t debt = tat > now ? tat - now : 0;
-  uint64_t depth = c.interval * c.burst;
-  out->limit = c.burst;
-  out->remaining = debt >= depth ? 0 : (depth - debt) / c.interval;
-  out->retry_after = brc__gcra_wait(&c, tat, 1, now);
-  out->reset_after = debt;
+  brc__gcra_fill_report(&c, tat, now, out);
   return BRC_OK;
 }
 

@@ -36,12 +36,12 @@ static void test_values_names_and_messages_are_distinct(void) {
 
 static void test_signs_follow_the_convention(void) {
   CHECK(BRC_OK == 0);
-  CHECK(BRC_REFUSED > 0 && BRC_WOULD_OPEN > 0 && BRC_HANDOFF > 0 && BRC_STALE > 0);
+  CHECK(BRC_REFUSED > 0 && BRC_WOULD_OPEN > 0 && BRC_HANDOFF > 0 && BRC_STALE > 0 && BRC_FULL > 0);
   CHECK(BRC_EINVAL < 0 && BRC_E2BIG < 0 && BRC_ERANGE < 0);
 }
 
 static void test_unknown_codes_say_so(void) {
-  int unknown[] = {99, -1, -999, 5};
+  int unknown[] = {99, -1, -999, 50};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     CHECK(strcmp(brc_strerror(unknown[i]), "unknown status") == 0);
     CHECK(strcmp(brc_status_name(unknown[i]), "BRC_UNKNOWN") == 0);
