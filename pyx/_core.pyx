@@ -15,7 +15,7 @@ from libc.stdint cimport UINT64_MAX, int64_t, uint64_t
 
 cimport cbrace as c
 
-from brace.errors import BulkheadFull, CircuitOpen, RateLimited
+from brace.errors import BulkheadFull, CircuitOpen, KeyTableFull, RateLimited
 
 
 cdef int _check(int status, str context) except -1:
@@ -37,6 +37,7 @@ include "clock.pxi"
 include "rng.pxi"
 include "guard.pxi"
 include "limiter.pxi"
+include "keyed.pxi"
 include "breaker.pxi"
 include "retry.pxi"
 include "bulkhead.pxi"

@@ -218,3 +218,31 @@ cdef extern from "brace.h" nogil:
     int brc_histogram_record(brc_histogram_t *h, uint64_t now, uint64_t duration_ns)
     int brc_histogram_percentile(brc_histogram_t *h, uint64_t now, uint32_t q_ppm, uint64_t *value_ns,
                                  uint64_t *count)
+
+
+# ---- keyed rate limiter and stable hashes
+from libc.stdint cimport uint8_t
+
+cdef extern from "brace.h" nogil:
+    int BRC_FULL
+    int BRC_KEYED_PROBE
+    uint64_t BRC_KEYED_CAPACITY_MIN
+    uint64_t BRC_KEYED_CAPACITY_MAX
+    uint64_t BRC_KEYED_STALE_NS
+
+    ctypedef struct brc_keyed_t:
+        pass
+    ctypedef struct brc_keyed_counters_t:
+        uint64_t admitted
+        uint64_t rejected
+        uint64_t full
+        uint64_t evictions
+    uint64_t brc_keyed_bytes(uint64_t capacity)
+    int brc_keyed_init(brc_keyed_t *t, uint64_t capacity, uint64_t interval, uint64_t burst)
+    int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now, brc_gcra_report_t *report)
+    int brc_keyed_state(brc_keyed_t *t, uint64_t hash, uint64_t now, brc_gcra_report_t *report)
+    int brc_keyed_acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
+                               uint8_t *admitted, brc_gcra_report_t *full)
+    int brc_keyed_counters(brc_keyed_t *t, brc_keyed_counters_t *out)
+    uint64_t brc_hash64(const void *bytes, size_t len)
+    uint64_t brc_hash64_u64(uint64_t value)

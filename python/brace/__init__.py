@@ -1,6 +1,6 @@
 """brace: resilience policies with a compiled, lock-free core.
 
-The public API; see README.md for a tour. The primitives (limiter, breaker,
+The public API; see README.md for a tour. The primitives (limiter, keyed limiter, breaker,
 bulkhead, retry, budget, backoff, hedge, latency histogram, Policy) load with `import brace`; the
 recovery layer (brace.recovery, brace.classify) and brace.testing load the
 first time one of their names is used, so a service that only rate-limits
@@ -24,6 +24,7 @@ from brace.errors import (
     CircuitOpen,
     FailedResponse,
     FallbackFailed,
+    KeyTableFull,
     RateLimited,
     RecoveryFailed,
     Rejected,
@@ -33,6 +34,7 @@ from brace.errors import (
 )
 from brace.hedge import Hedge, HedgeEvent
 from brace.histogram import LatencyHistogram
+from brace.keyed import KeyedRateLimiter, KeyedRateLimiterMetrics
 from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
 from brace.retry import Attempt, Retry, RetryEvent, retry
@@ -220,6 +222,9 @@ __all__ = [
     "HedgeEvent",
     "InFlightCall",
     "JsonLinesSink",
+    "KeyTableFull",
+    "KeyedRateLimiter",
+    "KeyedRateLimiterMetrics",
     "LatencyHistogram",
     "LoggingHandler",
     "LoggingSink",

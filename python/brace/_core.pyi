@@ -4,7 +4,9 @@ from types import TracebackType
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, ParamSpec, TypeGuard, TypeVar, overload
 
-from typing_extensions import Self
+import numpy
+from numpy.typing import NDArray
+from typing_extensions import Buffer, Self
 
 from brace._guarding import UseCallAsync
 
@@ -66,6 +68,34 @@ class RateLimiterCore:
     def _reserve(self, n: int, max_wait_ns: int | None) -> tuple[bool, int, int]: ...
     def _refund(self, n: int) -> None: ...
     def _report(self) -> tuple[int, int, int, int]: ...
+
+KEYED_CAPACITY_MIN: int
+KEYED_CAPACITY_MAX: int
+KEYED_PROBE: int
+KEYED_STALE_NS: int
+
+def key_hash(key: str | bytes | int) -> int: ...
+
+class KeyedRateLimiterCore:
+    def _configure(self, capacity: int, interval_ns: int, burst: int, name: str | None) -> None: ...
+    def try_acquire(self, key: str | bytes | int, n: int = 1) -> bool:
+        """Takes n tokens (1 to burst) from key's bucket if all are there now; returns whether it did.
+
+        Raises:
+            KeyTableFull: The table has no room for the key now.
+        """
+    def try_acquire_many(self, keys: Buffer) -> NDArray[numpy.bool_] | memoryview:
+        """One token for each key of a contiguous buffer of 8-byte ints (a numpy int64 or
+        uint64 array, an array.array('q')), in order, in one C loop; each decides as
+        try_acquire(int(k)). Returns the decisions as a numpy bool array when numpy is
+        importable, else as a memoryview of bools.
+
+        Raises:
+            KeyTableFull: Some key found no room; every key was still decided, and
+                the decisions are in its `admitted`.
+        """
+    def _report(self, key: str | bytes | int) -> tuple[int, int, int, int]: ...
+    def _counters(self) -> tuple[int, int, int, int]: ...
 
 WINDOW_COUNT_MAX: int
 WINDOW_TIME_MAX: int

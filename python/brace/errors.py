@@ -12,6 +12,7 @@ __all__ = [
     "CircuitOpen",
     "FailedResponse",
     "FallbackFailed",
+    "KeyTableFull",
     "RateLimited",
     "RecoveryFailed",
     "Rejected",
@@ -41,8 +42,9 @@ class Rejected(BraceError):
 
     The common base of the local rejections: a rate limiter out of tokens
     (RateLimited), an open breaker (CircuitOpen), a full bulkhead
-    (BulkheadFull), a spent retry budget (RetryBudgetExhausted) and a client
-    throttle shedding load (Throttled). Catch it
+    (BulkheadFull), a spent retry budget (RetryBudgetExhausted), a client
+    throttle shedding load (Throttled) and a keyed limiter with no room for
+    another key (KeyTableFull). Catch it
     to tell "brace held this call back" from "the call failed". Retrying at
     once would be refused again; brace.Recovery settles such a call at once
     (reason "rejected_locally") instead of retrying it.
@@ -198,6 +200,35 @@ class Throttled(Rejected):
         super().__init__(
             f"{who} shed the call locally (reject probability {probability:.3g}: the backend accepted "
             f"{accepts} of {requests} requests in its window)"
+        )
+
+
+class KeyTableFull(Rejected):
+    """A keyed rate limiter had no room for the key: every entry it could use
+    holds a key whose bucket is not yet full again. Nothing was taken.
+
+    Not a refusal for want of tokens (the key may have had them all): the
+    table is too small for the keys in use at once, so give the limiter a
+    larger max_keys.
+
+    Attributes:
+        name: The limiter's name, or None.
+        capacity: Its table's entries.
+        retry_after: Seconds until an entry the key could use is free.
+        admitted: For a batch (try_acquire_many): its decisions, every key
+            decided (the keys admitted took their token, the others nothing);
+            None for a single key.
+    """
+
+    def __init__(self, *, name: str | None, capacity: int, retry_after: float, admitted: object = None) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.retry_after = retry_after
+        self.admitted = admitted
+        who = f"keyed rate limiter {name!r}" if name else "keyed rate limiter"
+        super().__init__(
+            f"{who} has no room for another key (table of {capacity} entries full); "
+            f"retry after {retry_after:.6g} s or raise max_keys"
         )
 
 
