@@ -749,13 +749,19 @@ int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
 int brc_keyed_state(brc_keyed_t *t, uint64_t hash, uint64_t now, brc_gcra_report_t *report);
 
 /* One token for each of `count` hashes, in order, at `now`: admitted[i] = 1
- * when brc_keyed_acquire(t, hashes[i], 1, now, NULL) returned BRC_OK, else 0.
+ * when brc_keyed_acquire(t, hashes[i], 1, now, ...) returned BRC_OK, else 0.
  * Returns BRC_OK when every decision was OK or REFUSED; BRC_FULL when at least
- * one key found the table full (its admitted[i] is 0, and the other keys
- * were still decided); BRC_EINVAL / BRC_ERANGE as acquire, then nothing was
- * decided or written. Thread-safe as acquire, no allocation. */
+ * one key found the table full (its admitted[i] is 0, the keys after it were
+ * still decided, and *full (may be NULL) receives the report of the first
+ * such key); BRC_EINVAL / BRC_ERANGE as acquire, then nothing was decided or
+ * written. Thread-safe as acquire, no allocation. */
 int brc_keyed_acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
-                           uint8_t *admitted);
+                           uint8_t *admitted, brc_gcra_report_t *full);
+
+/* brc_keyed_acquire_many for integer keys: hashes values[i] with
+ * brc_hash64_u64 first (an array of int64 or uint64 keys, as they are). */
+int brc_keyed_acquire_many_u64(brc_keyed_t *t, const uint64_t *values, size_t count,
+                               uint64_t now, uint8_t *admitted, brc_gcra_report_t *full);
 
 /* The table's counters into *out (each exact once concurrent calls have
  * returned). Returns BRC_OK or BRC_EINVAL (`t` not configured). Thread-safe. */

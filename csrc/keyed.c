@@ -277,20 +277,35 @@ int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
   return brc__acquire(t, &c, brc__key(hash), n, now, report);
 }
 
-int brc_keyed_acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
-                           uint8_t *admitted) {
+static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
+                             uint8_t *admitted, brc_gcra_report_t *full, int integers) {
   int rc = brc__check(t, now);
   if (rc != BRC_OK)
     return rc;
   brc__gcra_config_t c = brc__config(t);
   rc = BRC_OK;
   for (size_t i = 0; i < count; i++) {
-    int one = brc__acquire(t, &c, brc__key(hashes[i]), 1, now, NULL);
+    brc_gcra_report_t report;
+    uint64_t hash = integers ? brc_hash64_u64(hashes[i]) : hashes[i];
+    int one = brc__acquire(t, &c, brc__key(hash), 1, now, rc == BRC_OK ? &report : NULL);
     admitted[i] = (uint8_t)(one == BRC_OK);
-    if (one == BRC_FULL)
+    if (one == BRC_FULL && rc == BRC_OK) {
       rc = BRC_FULL;
+      if (full)
+        *full = report;
+    }
   }
   return rc;
+}
+
+int brc_keyed_acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
+                           uint8_t *admitted, brc_gcra_report_t *full) {
+  return brc__acquire_many(t, hashes, count, now, admitted, full, 0);
+}
+
+int brc_keyed_acquire_many_u64(brc_keyed_t *t, const uint64_t *values, size_t count,
+                               uint64_t now, uint8_t *admitted, brc_gcra_report_t *full) {
+  return brc__acquire_many(t, values, count, now, admitted, full, 1);
 }
 
 int brc_keyed_state(brc_keyed_t *t, uint64_t hash, uint64_t now, brc_gcra_report_t *report) {

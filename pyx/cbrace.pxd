@@ -243,6 +243,8 @@ cdef extern from "brace.h" nogil:
     int brc_keyed_state(brc_keyed_t *t, uint64_t hash, uint64_t now, brc_gcra_report_t *report)
     int brc_keyed_acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
                                uint8_t *admitted, brc_gcra_report_t *full)
+    int brc_keyed_acquire_many_u64(brc_keyed_t *t, const uint64_t *values, size_t count, uint64_t now,
+                                   uint8_t *admitted, brc_gcra_report_t *full)
     int brc_keyed_counters(brc_keyed_t *t, brc_keyed_counters_t *out)
     uint64_t brc_hash64(const void *bytes, size_t len)
     uint64_t brc_hash64_u64(uint64_t value)

@@ -17,8 +17,8 @@ KEYED_STALE_NS = c.BRC_KEYED_STALE_NS
 
 
 cdef inline uint64_t _key_hash(object key) except? 0:
-    """The key's stable 64-bit hash: a str's UTF-8 bytes, bytes as they are, an int's
-    64-bit two's complement (so n and n - 2**64 are one key); see key_hash."""
+    """The key's stable 64-bit hash: a str's UTF-8 bytes, bytes as they are, an int in
+    [-2**63, 2**64) its 64-bit two's complement (so -1 and 2**64 - 1 are one key); see key_hash."""
     cdef Py_ssize_t size
     cdef const char *data
     cdef int overflow = 0
@@ -168,8 +168,8 @@ cdef class KeyedRateLimiterCore:
             admitted = _bools(count)
             PyObject_GetBuffer(admitted, &out_view, PyBUF_WRITABLE | PyBUF_ANY_CONTIGUOUS)
             try:
-                status = c.brc_keyed_acquire_many(self._table, <const uint64_t *>keys_view.buf, <size_t>count,
-                                                  c.brc_now_ns(), <uint8_t *>out_view.buf, &full)
+                status = c.brc_keyed_acquire_many_u64(self._table, <const uint64_t *>keys_view.buf, <size_t>count,
+                                                      c.brc_now_ns(), <uint8_t *>out_view.buf, &full)
             finally:
                 PyBuffer_Release(&out_view)
         finally:

@@ -48,9 +48,10 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
     KeyTableFull (never a silent refusal or admission).
 
     Keys are filed under a stable 64-bit hash (the same in every process, not
-    Python's hash()): a str and its UTF-8 bytes are one key, an int is its
-    64-bit two's complement (n and n - 2**64 are one key), and two keys whose
-    hashes collide (about one pair in 2**64) share a bucket.
+    Python's hash()): a str and its UTF-8 bytes are one key, an int from
+    -2**63 to 2**64 - 1 is its 64-bit two's complement (so -1 and 2**64 - 1 are
+    one key, as in an int64 and a uint64 array), and two keys whose hashes
+    collide (about one pair in 2**64) share a bucket.
 
     Decisions: `try_acquire(key, n=1)` and `try_acquire_many(keys)` (a numpy
     int64/uint64 array, one C loop), both in the C core on brace's clock;

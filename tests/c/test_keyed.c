@@ -46,7 +46,7 @@ static void test_sizes_and_ranges(void) {
   uint64_t hashes[1] = {1};
   CHECK(brc_keyed_acquire(t, 1, 1, SEC, &r) == BRC_EINVAL);
   CHECK(brc_keyed_state(t, 1, SEC, &r) == BRC_EINVAL);
-  CHECK(brc_keyed_acquire_many(t, hashes, 1, SEC, admitted) == BRC_EINVAL);
+  CHECK(brc_keyed_acquire_many(t, hashes, 1, SEC, admitted, NULL) == BRC_EINVAL);
   CHECK(brc_keyed_counters(t, &k) == BRC_EINVAL);
   CHECK_EQ_U64(r.limit, 7);
   CHECK_EQ_U64(k.admitted, 7);
@@ -216,14 +216,19 @@ static void test_the_batch_equals_the_loop(void) {
   uint64_t now = SEC;
   int any_full = 0;
   for (int chunk = 0; chunk < N; chunk += 100, now += 7 * MS) {
-    int rc = brc_keyed_acquire_many(a, hashes + chunk, 100, now, admitted + chunk);
+    brc_gcra_report_t first = {0}, want = {0};
+    int rc = brc_keyed_acquire_many(a, hashes + chunk, 100, now, admitted + chunk, &first);
     int chunk_full = 0;
     for (int i = chunk; i < chunk + 100; i++) {
-      int one = brc_keyed_acquire(b, hashes[i], 1, now, NULL);
+      brc_gcra_report_t r;
+      int one = brc_keyed_acquire(b, hashes[i], 1, now, &r);
       CHECK_EQ_U64(admitted[i], one == BRC_OK);
+      if (one == BRC_FULL && !chunk_full)
+        want = r;
       chunk_full |= one == BRC_FULL;
     }
     CHECK(rc == (chunk_full ? BRC_FULL : BRC_OK));
+    CHECK(memcmp(&first, &want, sizeof first) == 0);
     any_full |= chunk_full;
   }
   CHECK(any_full);
@@ -232,6 +237,15 @@ static void test_the_batch_equals_the_loop(void) {
   brc_keyed_counters(b, &kb);
   CHECK(memcmp(&ka, &kb, sizeof ka) == 0);
   CHECK(ka.evictions > 0);
+  /* integer keys: hashed in the loop, as brc_hash64_u64 would */
+  brc_keyed_t *c = new_table(64, 10 * MS, 3);
+  uint64_t values[3] = {5, UINT64_MAX, 5}, five = brc_hash64_u64(5);
+  CHECK(brc_keyed_acquire_many_u64(c, values, 3, now, admitted, NULL) == BRC_OK);
+  CHECK(admitted[0] == 1 && admitted[1] == 1 && admitted[2] == 1);
+  brc_gcra_report_t r;
+  CHECK(brc_keyed_state(c, five, now, &r) == BRC_OK);
+  CHECK_EQ_U64(r.remaining, 1);
+  free(c);
   free(a);
   free(b);
 }
