@@ -277,6 +277,17 @@ int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
   return brc__acquire(t, &c, brc__key(hash), n, now, report);
 }
 
+/* Keys ahead whose entries a batch prefetches. */
+#define BRC__AHEAD 12
+
+static inline void brc__prefetch(const void *p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1, 1);
+#else
+  (void)p;
+#endif
+}
+
 static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
                              uint8_t *admitted, brc_gcra_report_t *full, int integers) {
   int rc = brc__check(t, now);
@@ -284,8 +295,13 @@ static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t coun
     return rc;
   brc__gcra_config_t c = brc__config(t);
   rc = BRC_OK;
+  uint64_t mask = t->capacity - 1;
   for (size_t i = 0; i < count; i++) {
     brc_gcra_report_t report;
+    if (i + BRC__AHEAD < count) { /* a large table is out of cache: ask for a later key's entry now */
+      uint64_t later = integers ? brc_hash64_u64(hashes[i + BRC__AHEAD]) : hashes[i + BRC__AHEAD];
+      brc__prefetch(&t->entries[brc__key(later) & mask]);
+    }
     uint64_t hash = integers ? brc_hash64_u64(hashes[i]) : hashes[i];
     int one = brc__acquire(t, &c, brc__key(hash), 1, now, rc == BRC_OK ? &report : NULL);
     admitted[i] = (uint8_t)(one == BRC_OK);
