@@ -105,3 +105,17 @@ def test_costs_runs_at_its_smallest_size() -> None:
         rows = [line.split() for line in section.splitlines()[2:]]
         assert rows and all(float(row[-1]) >= 0 for row in rows), section
     assert sections[0].splitlines()[2].split()[0] == "1000"
+
+
+def test_keyed_quick_reports_every_case() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "keyed.py"), "--quick"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {line[:66].strip(): line[66:].split() for line in result.stdout.splitlines()[1:]}
+    assert set(rows) == {f"{case} (1k {unit})" for case, unit in [
+        ("empty loop", "keys"), ("RateLimiter.try_acquire()", "calls"),
+        ("KeyedRateLimiter.try_acquire(str)", "keys"), ("KeyedRateLimiter.try_acquire(int)", "keys"),
+        ("KeyedRateLimiter.try_acquire_many(int64 array)", "keys")]}  # fmt: skip
+    assert all(float(figures[0]) > 0 for figures in rows.values())
