@@ -4,12 +4,14 @@ Cases (every decision admitted: rate 1e9/s, burst 10**9, so the success path):
 
 - `RateLimiter.try_acquire()`: one limiter, the reference;
 - `KeyedRateLimiter.try_acquire(key)` with str keys ("user:12345") and int
-  keys, cycling over 1k keys (max_keys=1k) and over 1M keys (max_keys=1M: a
-  table of 2M entries, 32 MiB, mostly out of the CPU's caches);
+  keys (one limiter each), cycling over 1k keys (max_keys=1k) and over 1M
+  keys (max_keys=1M: a table of 2M entries, 32 MiB, mostly out of the CPU's
+  caches, as are the 1M key objects);
 - `try_acquire_many(keys)` on a numpy int64 array of all the keys: ns per key.
 
 Each per-call case is a `for key in keys: call(key)` loop over the keys (the
-reference calls `try_acquire()` in the same loop), timed with timeit; the
+reference calls `try_acquire()` in the same loop; `hash(key)` shows what
+merely calling a C function on each key object costs), timed with timeit; the
 figure is ns per call, the median over interleaved repeats, and "net" takes
 off the empty loop (`for key in keys: pass`) measured alike.
 
@@ -47,18 +49,23 @@ def cases(sizes: tuple[int, ...]) -> dict[str, Callable[[], float]]:
         strs = [f"user:{key}" for key in ints]
         array = np.arange(size, dtype=np.int64)
         single = brace.RateLimiter(**RATE)
+        # One table per kind of key (each sized for its keys), every key in it before timing.
+        by_str = brace.KeyedRateLimiter(**RATE, max_keys=size)
         keyed = brace.KeyedRateLimiter(**RATE, max_keys=size)
-        for key in strs:  # every key in the table before timing: the steady state
-            keyed.try_acquire(key)
+        for key in strs:
+            by_str.try_acquire(key)
         try:
             keyed.try_acquire_many(array)
         except brace.KeyTableFull:
             pass
         found[f"empty loop ({label} keys)"] = measure("for key in keys: pass", size, keys=ints)
+        # What reading each key object costs (at 1M they are out of cache too): a C call on it.
+        found[f"hash(key), str ({label} keys)"] = measure("for key in keys: h(key)", size, keys=strs, h=hash)
+        found[f"hash(key), int ({label} keys)"] = measure("for key in keys: h(key)", size, keys=ints, h=hash)
         found[f"RateLimiter.try_acquire() ({label} calls)"] = measure(
             "for key in keys: acquire()", size, keys=ints, acquire=single.try_acquire)
         found[f"KeyedRateLimiter.try_acquire(str) ({label} keys)"] = measure(
-            "for key in keys: acquire(key)", size, keys=strs, acquire=keyed.try_acquire)
+            "for key in keys: acquire(key)", size, keys=strs, acquire=by_str.try_acquire)
         found[f"KeyedRateLimiter.try_acquire(int) ({label} keys)"] = measure(
             "for key in keys: acquire(key)", size, keys=ints, acquire=keyed.try_acquire)
         # Every key of one batch owes its token at once: at max_keys, a few in a million find

@@ -3,10 +3,11 @@
 from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBUF_FORMAT, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact
+from cpython.exc cimport PyErr_Clear
 from libc.stdint cimport uint8_t
 
 cdef extern from "Python.h":
-    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size)  # NULL: not UTF-8 (lone surrogates)
     void *PyMem_Calloc(size_t count, size_t size)
     unsigned long long PyLong_AsUnsignedLongLong(object number) except? <unsigned long long>-1
 
@@ -25,8 +26,9 @@ cdef inline uint64_t _key_hash(object key) except? 0:
     cdef long long value
     if PyUnicode_CheckExact(key):
         data = PyUnicode_AsUTF8AndSize(key, &size)
-        return c.brc_hash64(data, <size_t>size)
-    if PyLong_CheckExact(key):
+        if data != NULL:
+            return c.brc_hash64(data, <size_t>size)
+    elif PyLong_CheckExact(key):
         value = PyLong_AsLongLongAndOverflow(key, &overflow)
         if overflow == 0:
             return c.brc_hash64_u64(<uint64_t>value)
@@ -40,6 +42,9 @@ cdef uint64_t _key_hash_slow(object key) except? 0:
         return c.brc_hash64(PyBytes_AS_STRING(key), <size_t>PyBytes_GET_SIZE(key))
     if PyUnicode_Check(key):
         data = PyUnicode_AsUTF8AndSize(key, &size)
+        if data == NULL:
+            PyErr_Clear()
+            raise ValueError(f"key must be a str that UTF-8 can encode (no lone surrogates), got {key!r}")
         return c.brc_hash64(data, <size_t>size)
     if isinstance(key, int) and not isinstance(key, bool):
         number = int(key)

@@ -115,7 +115,8 @@ def test_keyed_quick_reports_every_case() -> None:
     assert result.returncode == 0, result.stderr
     rows = {line[:66].strip(): line[66:].split() for line in result.stdout.splitlines()[1:]}
     assert set(rows) == {f"{case} (1k {unit})" for case, unit in [
-        ("empty loop", "keys"), ("RateLimiter.try_acquire()", "calls"),
+        ("empty loop", "keys"), ("hash(key), str", "keys"), ("hash(key), int", "keys"),
+        ("RateLimiter.try_acquire()", "calls"),
         ("KeyedRateLimiter.try_acquire(str)", "keys"), ("KeyedRateLimiter.try_acquire(int)", "keys"),
         ("KeyedRateLimiter.try_acquire_many(int64 array)", "keys")]}  # fmt: skip
     assert all(float(figures[0]) > 0 for figures in rows.values())

@@ -111,6 +111,13 @@ def test_bad_configuration_names_the_parameter(config: dict[str, object], error:
         brace.KeyedRateLimiter(**settings)  # type: ignore[arg-type]
 
 
+def test_a_str_utf_8_cannot_encode_is_refused() -> None:
+    lim = brace.KeyedRateLimiter(rate=1, burst=1, max_keys=4)
+    with pytest.raises(ValueError, match="key must be a str that UTF-8 can encode"):
+        lim.try_acquire("a\ud800")
+    assert lim.try_acquire("a")
+
+
 def test_keywords_only() -> None:
     with pytest.raises(TypeError, match="keyword arguments only"):
         brace.KeyedRateLimiter(10)  # type: ignore[misc]
