@@ -737,8 +737,11 @@ int brc_keyed_init(brc_keyed_t *t, uint64_t capacity, uint64_t interval, uint64_
  * after the decision as brc_gcra_report gives it; on BRC_FULL, limit and
  * remaining 0, and retry_after = reset_after = the ns until the first entry
  * of the window is full again (its key evictable). Thread-safe, lock-free
- * (waits only while another caller holds an entry of the key's window for
- * a few instructions), no allocation. */
+ * (waits only while another caller holds the key's own entry, for a few
+ * instructions; after a few thousand spins on an entry whose holder does
+ * not finish, a stalled or killed process, it answers BRC_FULL with
+ * retry_after 1 ns until the marker is BRC_KEYED_STALE_NS old), no
+ * allocation. */
 int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
                       brc_gcra_report_t *report);
 
