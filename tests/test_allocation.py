@@ -30,6 +30,31 @@ def limiter_refuses() -> Callable[[], object]:
     return lim.try_acquire
 
 
+def keyed_admits_str() -> Callable[[], object]:
+    lim = brace.KeyedRateLimiter(rate=1e9, burst=10**9, max_keys=100)
+    return lambda: lim.try_acquire("user:42")
+
+
+def keyed_admits_int() -> Callable[[], object]:
+    lim = brace.KeyedRateLimiter(rate=1e9, burst=10**9, max_keys=100)
+    return lambda: lim.try_acquire(2**63 + 5)
+
+
+def keyed_refuses() -> Callable[[], object]:
+    lim = brace.KeyedRateLimiter(rate=1e-3, burst=1, max_keys=100)
+    lim.try_acquire(b"key")
+    return lambda: lim.try_acquire(b"key")
+
+
+def keyed_batch() -> Callable[[], object]:
+    """The batch returns a new array: it must be all it leaves (freed with it)."""
+    import numpy as np
+
+    lim = brace.KeyedRateLimiter(rate=1e9, burst=10**9, max_keys=100)
+    keys = np.arange(4, dtype=np.int64)
+    return lambda: lim.try_acquire_many(keys)
+
+
 def breaker_guarded_call() -> Callable[[], object]:
     guarded = brace.CircuitBreaker(name="alloc")(abs)
     return lambda: guarded(-1)
@@ -183,7 +208,8 @@ def bulkhead_decorated_call() -> Callable[[], object]:
 
 @pytest.mark.parametrize(
     "make",
-    [limiter_admits, limiter_refuses, breaker_guarded_call, retry_decorated_call, policy_decorated_call,
+    [limiter_admits, limiter_refuses, keyed_admits_str, keyed_admits_int, keyed_refuses, keyed_batch,
+     breaker_guarded_call, retry_decorated_call, policy_decorated_call,
      policy_decorated_await,
      recovery_decorated_call, bulkhead_with, breaker_with, breaker_call, bulkhead_call, limiter_call, limiter_decorated_call, limiter_with,
      async_with(new_breaker), async_with(new_bulkhead), async_with(new_limiter),
