@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 from datetime import timedelta
 from typing import (
@@ -17,9 +18,9 @@ from typing import (
     cast,
 )
 
-from brace import _config, _guarding
+from brace import _config, _guarding, _stores
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable, now_ns
+from brace._core import CALLABLE_GUARDED, KIND_GCRA, RERAISE, RateLimiterCore, is_awaitable, now_ns
 from brace._listeners import Listeners, Observable
 from brace.errors import RateLimited
 
@@ -115,16 +116,26 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         max_wait: How long the decorator and context managers wait for a
             token: 0 or 1 ns to 2**62 ns (seconds or a timedelta), or None to
             wait as long as needed.
-        name: A name for messages and metrics.
+        name: A name for messages and metrics; with `store`, required: the
+            limiter's slot in the region (1 to 63 bytes).
+        store: Where the bucket lives. None: in this object, shared by this
+            process's threads. "shm://REGION" (optionally
+            "shm://REGION?size=16M"; default 64M, sparse): in the named
+            shared-memory region, so that every process that creates a
+            RateLimiter with the same store and name takes from one bucket.
+            The first creates it with its rate and burst; the others must
+            give the same ones (ValueError otherwise). See brace.shm.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
+        OSError: The region cannot be opened (PermissionError: another
+            user's; TimeoutError: its creator never finished it).
     """
 
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
 
-    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait", "_listeners")
+    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait", "_listeners", "_store")
 
     def __new__(cls, *positional: object, **config: object) -> RateLimiter:
         # Before __init__ binds its required keywords, so that a bare
@@ -140,6 +151,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         per: float | timedelta | None = None,
         burst: int = 1,
         max_wait: float | timedelta | None = None,
+        store: str | None = None,
     ) -> None:
         _config.keywords_only("RateLimiter", positional)
         events, period = _config.rate(rate, per)
@@ -153,7 +165,20 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             f"rate limiter {name!r}" if name else "a rate limiter", _EVENT_KINDS
         )
         self._events, self._period = events, period
-        self._configure(interval, self._burst, name, self._max_wait_ns())
+        shared = _stores.parse(store)
+        self._store = store
+        if shared is None:
+            self._configure(interval, self._burst, name, self._max_wait_ns())
+            return
+        slot = _stores.slot_name(name, "RateLimiter")
+        region = _stores.region(*shared)
+        if not self._attach(region, slot, interval, self._burst, name, self._max_wait_ns()):
+            raise ValueError(_mismatch(region.slot_info(slot), store, slot, interval, self._burst))
+
+    @property
+    def store(self) -> str | None:
+        """Where the bucket lives: None (in this object) or "shm://REGION"."""
+        return self._store
 
     @property
     def name(self) -> str | None:
@@ -262,7 +287,14 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             rate: As for the constructor.
             per: As for the constructor.
             burst: As for the constructor.
+
+        Raises:
+            ValueError: For a shared limiter (store=): its configuration is
+                fixed by its creator for now.
         """
+        if self._store is not None:
+            raise ValueError(f"reconfigure: the limiter {self._name!r} in store {self._store!r} is shared; its rate "
+                             "and burst are fixed while its region lives (brace.shm.unlink removes it)")  # fmt: skip
         if rate is None:
             events, period = self._events, (
                 self._period if per is None else _config.positive_duration(per, "per")
@@ -364,10 +396,26 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
+        store = f", store={self._store!r}" if self._store is not None else ""
         return (
             f"RateLimiter({name}rate={self._events:g}, per={self._period:g}, "
-            f"burst={self._burst}, max_wait={self._max_wait!r})"
+            f"burst={self._burst}, max_wait={self._max_wait!r}{store})"
         )
+
+
+def _mismatch(stored: tuple[int, bytes] | None, store: object, slot: str, interval: int, burst: int) -> str:
+    """Why a shared limiter's slot refused this configuration: the fields that differ."""
+    where = f"store {store!r} holds {slot!r}"
+    if stored is None or stored[0] != KIND_GCRA or len(stored[1]) != 16:
+        return f"{where} as another kind of primitive; choose another name (or brace.shm.unlink the region)"
+    their_interval, their_burst = struct.unpack("=QQ", stored[1])
+    differ = []
+    if their_interval != interval:
+        differ.append(f"rate: {_NS / their_interval:g}/s there, {_NS / interval:g}/s here")
+    if their_burst != burst:
+        differ.append(f"burst: {their_burst} there, {burst} here")
+    return (f"{where} with another configuration ({'; '.join(differ)}); every process must give the same rate and "
+            "burst (or brace.shm.unlink the region to start afresh)")  # fmt: skip
 
 
 def _max_wait(max_wait: object, timeout: object) -> object:
