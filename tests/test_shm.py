@@ -1,0 +1,212 @@
+"""RateLimiter(store="shm://REGION"): one bucket for many processes.
+
+Real processes (multiprocessing, spawn and fork) share one limiter under a
+frozen clock (each process freezes its own at the same instants) and must
+admit exactly what one limiter admits; under the real clock, never more than
+burst + rate x elapsed. Then the configuration checks, the region's
+permissions, bad store strings, removal and reopening.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import brace
+from brace._core import REGION_CAPACITY_MIN, clock_freeze, clock_thaw, now_ns
+
+SECOND = 1_000_000_000
+RATE, BURST = 100, 50  # one token per 10 ms
+PROCESSES = 4
+ATTEMPTS = 150  # per process and instant: more than a full bucket
+
+# The instants the processes decide at, after a start T: a full bucket, 0.2 s
+# later (20 tokens back), and much later (full again).
+STEPS = (0, SECOND // 5, 1000 * SECOND)
+
+
+@pytest.fixture
+def region() -> Iterator[str]:
+    name = f"brace-test-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    yield name
+    brace.shm.unlink(name)
+
+
+def _shared(region: str, **config: Any) -> brace.RateLimiter:
+    return brace.RateLimiter(**{"rate": RATE, "burst": BURST, "name": "api", "store": f"shm://{region}", **config})
+
+
+def _take(limiter: brace.RateLimiter, start: int, barrier: Any, results: Any) -> None:
+    """At each step's instant, ATTEMPTS requests of 1 or 2 tokens; puts the tokens taken."""
+    taken = []
+    for step in STEPS:
+        clock_freeze(start + step)
+        barrier.wait()  # every process at this instant before any takes
+        taken.append(sum(n for n in (1 + i % 2 for i in range(ATTEMPTS)) if limiter.try_acquire(n)))
+        barrier.wait()  # and all done before any moves on
+    clock_thaw()
+    results.put(taken)
+
+
+def _take_spawned(region: str, start: int, barrier: Any, results: Any) -> None:
+    _take(_shared(region), start, barrier, results)
+
+
+def _reference(start: int) -> list[int]:
+    """What one limiter admits when all the processes' requests come to it."""
+    limiter = brace.RateLimiter(rate=RATE, burst=BURST)
+    taken = []
+    for step in STEPS:
+        clock_freeze(start + step)
+        taken.append(sum(n for n in (1 + i % 2 for i in range(ATTEMPTS * PROCESSES)) if limiter.try_acquire(n)))
+    clock_thaw()
+    return taken
+
+
+@pytest.mark.parametrize("how", ["spawn", "fork-inherited", "fork-own"])
+@pytest.mark.slow
+def test_processes_admit_exactly_what_one_limiter_admits(region: str, how: str) -> None:
+    context = multiprocessing.get_context("spawn" if how == "spawn" else "fork")
+    start = now_ns() + 3600 * SECOND
+    barrier, results = context.Barrier(PROCESSES), context.Queue()
+    if how == "fork-inherited":  # opened here, used by the children as it is
+        inherited = _shared(region)
+        processes = [context.Process(target=_take, args=(inherited, start, barrier, results))
+                     for _ in range(PROCESSES)]  # fmt: skip
+    else:
+        processes = [context.Process(target=_take_spawned, args=(region, start, barrier, results))
+                     for _ in range(PROCESSES)]  # fmt: skip
+    for process in processes:
+        process.start()
+    taken = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join()
+        assert process.exitcode == 0
+    totals = [sum(counts[i] for counts in taken) for i in range(len(STEPS))]
+    assert totals == _reference(start) == [BURST, 20, BURST]
+
+
+def _hammer(region: str, attempts: int, results: Any) -> None:
+    limiter = _shared(region)
+    results.put(sum(limiter.try_acquire() for _ in range(attempts)))
+
+
+@pytest.mark.slow
+def test_under_the_real_clock_never_more_than_burst_plus_rate_times_elapsed(region: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    began = now_ns()
+    processes = [context.Process(target=_hammer, args=(region, 20_000, results)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    admitted = sum(results.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join()
+        assert process.exitcode == 0
+    elapsed = now_ns() - began
+    assert BURST <= admitted <= BURST + RATE * elapsed // SECOND
+
+
+def test_limiters_of_one_slot_share_their_tokens(region: str, clock: Any) -> None:
+    first, second = _shared(region), _shared(region)
+    other = _shared(region, name="other")
+    assert sum(first.try_acquire() + second.try_acquire() for _ in range(BURST)) == BURST
+    assert other.try_acquire(BURST)  # another slot, another bucket
+    assert second.state().remaining == 0
+    clock.advance(0.05)
+    assert first.state().remaining == 5
+    # the compiled paths decide on the shared state too: the decorator, `with`, Policy
+    guarded = first(lambda: "ran")
+    policy = brace.Policy(limiter=second)
+    with first:
+        pass
+    assert guarded() == "ran" and policy.call(lambda: "ran") == "ran"
+    assert first.try_acquire(2) and not second.try_acquire()
+
+
+@pytest.mark.parametrize(
+    ("config", "differs"),
+    [
+        ({"rate": RATE * 2}, ["rate: 100/s there, 200/s here"]),
+        ({"rate": RATE, "per": 2.0}, ["rate: 100/s there, 50/s here"]),
+        ({"burst": BURST + 1}, ["burst: 50 there, 51 here"]),
+        ({"rate": 1, "burst": 1}, ["rate: 100/s there, 1/s here", "burst: 50 there, 1 here"]),
+    ],
+)
+def test_another_configuration_of_a_slot_is_refused_naming_the_fields(
+    region: str, config: dict[str, Any], differs: list[str]
+) -> None:
+    _shared(region)
+    with pytest.raises(ValueError, match="another configuration") as raised:
+        _shared(region, **config)
+    for field in differs:
+        assert field in str(raised.value)
+    assert str(raised.value).count(" there, ") == len(differs)
+    _shared(region, max_wait=1.0)  # the guards' wait is this process's own
+
+
+def test_a_shared_limiter_needs_a_name(region: str) -> None:
+    with pytest.raises(ValueError, match="needs a name="):
+        _shared(region, name=None)
+    with pytest.raises(ValueError, match="1 to 63 bytes"):
+        _shared(region, name="x" * 64)
+
+
+@pytest.mark.parametrize(
+    "store",
+    ["redis://localhost", "shm:/x", "SHM://x", "shm://", "shm://a/b", "shm://sp ace", "shm://x?size=",
+     "shm://x?size=abc", "shm://x?size=1000", "shm://x?size=2048G", "shm://x?colour=blue", "memory", ""],
+)  # fmt: skip
+def test_bad_store_strings_are_refused(store: str) -> None:
+    with pytest.raises(ValueError, match="store"):
+        brace.RateLimiter(rate=1, name="api", store=store)
+
+
+@pytest.mark.parametrize("store", [1, b"shm://x", ["shm://x"]])
+def test_a_store_that_is_not_a_string_is_a_type_error(store: object) -> None:
+    with pytest.raises(TypeError, match="store must be None or 'shm://REGION'"):
+        brace.RateLimiter(rate=1, name="api", store=store)  # type: ignore[arg-type]
+
+
+def test_the_region_is_its_owners_only_and_sized_as_asked(region: str) -> None:
+    limiter = _shared(region, store=f"shm://{region}?size=2M")
+    info = os.stat(f"/dev/shm/{region}")
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert info.st_uid == os.getuid()
+    assert info.st_size == 2 * REGION_CAPACITY_MIN
+    assert limiter.store == f"shm://{region}?size=2M"
+    assert f"store='shm://{region}?size=2M'" in repr(limiter)
+
+
+def test_removal_and_reopening(region: str, clock: Any) -> None:
+    old = _shared(region)
+    assert old.try_acquire(BURST)
+    assert brace.shm.unlink(region) is True
+    assert brace.shm.unlink(region) is False
+    assert not os.path.exists(f"/dev/shm/{region}")
+    assert not old.try_acquire()  # its mapping lives on, with its state
+    fresh = _shared(region, rate=1, burst=3)  # a new region: any configuration, a full bucket
+    assert os.path.exists(f"/dev/shm/{region}")
+    assert fresh.state().remaining == 3 and not old.try_acquire()
+    with pytest.raises(ValueError, match="region name"):
+        brace.shm.unlink("a/b")
+
+
+def test_a_shared_limiter_is_not_reconfigured(region: str) -> None:
+    limiter = _shared(region)
+    with pytest.raises(ValueError, match="shared"):
+        limiter.reconfigure(rate=5)
+    assert limiter.rate == RATE
+
+
+def test_the_c_library_ships_with_its_header() -> None:
+    assert os.path.isfile(os.path.join(brace.get_include(), "brace.h"))
+    assert os.path.isfile(brace.get_library())
+    with open(brace.get_library(), "rb") as library:
+        assert library.read(4) == b"\x7fELF"
