@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
+import shutil
 import stat
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +214,23 @@ def test_the_c_library_ships_with_its_header() -> None:
     assert os.path.isfile(brace.get_library())
     with open(brace.get_library(), "rb") as library:
         assert library.read(4) == b"\x7fELF"
+
+
+@pytest.mark.slow
+def test_the_readmes_c_program_shares_the_limiter_with_python(region: str, tmp_path: Any) -> None:
+    """The README's C example, built against the shipped header and library, takes a token
+    from the bucket of a Python limiter of the same store and name."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    source = re.findall(r"^```c\n(.*?)^```$", readme, re.DOTALL | re.MULTILINE)[0].replace("myservice", region)
+    (tmp_path / "gateway.c").write_text(source)
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, "a C compiler builds the C tests too"
+    program = tmp_path / "gateway"
+    library = brace.get_library()
+    subprocess.run([compiler, str(tmp_path / "gateway.c"), f"-I{brace.get_include()}", library,
+                    f"-Wl,-rpath,{os.path.dirname(library)}", "-o", str(program)], check=True)  # fmt: skip
+    python = brace.RateLimiter(rate="100/hour", burst=20, name="partner-api", store=f"shm://{region}")
+    assert python.try_acquire(19)  # real time: the next token comes back in 36 s
+    assert subprocess.run([program], capture_output=True, text=True, check=True).stdout == "admitted\n"
+    assert subprocess.run([program], capture_output=True, text=True, check=True).stdout == "refused\n"
+    assert not python.try_acquire()
