@@ -60,9 +60,13 @@ cdef class RateLimiterCore:
         """Uses the limiter in region's slot `slot`, claiming and configuring it if no process
         has yet. False (nothing changed) when the slot holds another configuration."""
         cdef c.brc_gcra_t *shared = NULL
+        cdef bytes encoded = slot.encode()
+        cdef const char *slot_name = encoded
+        cdef int status
         if self._configured:
             raise RuntimeError("a configured limiter cannot move into a shared region")
-        status = c.brc_region_gcra(region._region, slot.encode(), interval_ns, burst, &shared)
+        with nogil:  # it may wait (bounded) for another process to finish initialising it
+            status = c.brc_region_gcra(region._region, slot_name, interval_ns, burst, &shared)
         if status == c.BRC_EEXIST:
             return False
         _region_check(status, f"shm://{region.name}, slot {slot!r}")

@@ -39,8 +39,13 @@ cdef class SharedRegion:
     cdef readonly str name
 
     def __cinit__(self, str name, uint64_t capacity):
+        cdef bytes encoded = name.encode()
+        cdef const char *path = encoded
+        cdef int status
         self.name = name
-        _region_check(c.brc_region_open(name.encode(), capacity, &self._region), f"shm://{name}")
+        with nogil:  # it may wait (bounded) for another process to finish creating it
+            status = c.brc_region_open(path, capacity, &self._region)
+        _region_check(status, f"shm://{name}")
 
     def __dealloc__(self):
         c.brc_region_close(self._region)

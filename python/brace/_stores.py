@@ -10,6 +10,7 @@ process's life; a fork()ed child inherits the mapping and its cache entry.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from brace._core import REGION_CAPACITY_MAX, REGION_CAPACITY_MIN, REGION_NAME_MAX, SharedRegion
@@ -25,6 +26,16 @@ _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 _regions: dict[str, SharedRegion] = {}
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while another thread held the lock gets a free one (its mappings stay)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def parse(store: object) -> tuple[str, int] | None:

@@ -230,6 +230,51 @@ static void test_failed_and_dead_claims_free_the_slot(void) {
   brc_region_unlink(name);
 }
 
+static int release_fd = -1; /* the stuck claimer's pipe: readable when it may finish */
+static int claimed_fd = -1; /* written once it holds the slot INITIALISING */
+
+static int stuck_init(void *state, const void *config) {
+  char byte = 1;
+  (void)config;
+  if (write(claimed_fd, &byte, 1) != 1 || read(release_fd, &byte, 1) != 1)
+    return BRC_EINVAL;
+  return brc_gcra_init(state, MS, 4);
+}
+
+static void test_a_live_slow_claimer_is_waited_for_then_timed_out(void) {
+  brc_region_t *r = NULL;
+  brc_gcra_t *g;
+  void *state;
+  int release[2], claimed[2], status = 0;
+  uint64_t config[2] = {MS, 4};
+  char byte = 1;
+  fresh_name("slow");
+  CHECK(brc_region_open(name, CAP, &r) == BRC_OK);
+  CHECK(pipe(release) == 0 && pipe(claimed) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    release_fd = release[0];
+    claimed_fd = claimed[1];
+    _exit(brc_region_slot(r, "slow", BRC_KIND_GCRA, config, sizeof config, sizeof(brc_gcra_t),
+                          stuck_init, &state) == BRC_OK ? 0 : 1);
+  }
+  CHECK(read(claimed[0], &byte, 1) == 1); /* the child's claim is INITIALISING now */
+  /* alive: waited for BRC_REGION_WAIT_NS, then ETIMEDOUT, never taken over */
+  CHECK(brc_region_gcra(r, "slow", MS, 4, &g) == BRC_ETIMEDOUT);
+  CHECK(brc_region_slot_info(r, "slow", &(brc_region_slot_info_t){0}) == BRC_ENOENT);
+  CHECK(write(release[1], &byte, 1) == 1);
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(brc_region_gcra(r, "slow", MS, 4, &g) == BRC_OK); /* the child's, now READY */
+  CHECK(brc_gcra_acquire(g, 4, 10 * MS, 0, NULL) == BRC_OK);
+  for (int i = 0; i < 2; i++) {
+    close(release[i]);
+    close(claimed[i]);
+  }
+  brc_region_close(r);
+  brc_region_unlink(name);
+}
+
 static void test_a_full_region(void) {
   brc_region_t *r = NULL;
   void *state, *again;
@@ -280,6 +325,7 @@ int main(void) {
   test_a_dead_or_absent_creator_is_reported();
   test_config_mismatch_and_read_back();
   test_failed_and_dead_claims_free_the_slot();
+  test_a_live_slow_claimer_is_waited_for_then_timed_out();
   test_a_full_region();
   test_an_unlinked_region_lives_on_for_its_users();
   CHECK_DONE();
