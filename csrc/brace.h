@@ -801,6 +801,17 @@ int brc_region_slot(brc_region_t *r, const char *slot_name, uint32_t kind, const
 int brc_region_gcra(brc_region_t *r, const char *slot_name, uint64_t interval, uint64_t burst,
                     brc_gcra_t **out);
 
+/* The circuit breaker of the slot `slot_name` and its sliding window, both
+ * in the slot's state (the breaker first, the window on the next 64-byte
+ * line), into *breaker and *window: claimed and configured as
+ * brc_window_init(window_kind, window_size, bucket) and
+ * brc_breaker_init(config) by the first process (kind BRC_KIND_BREAKER;
+ * config bytes: the brc_breaker_config_t, then window_kind, window_size
+ * and bucket as uint64_t). Same returns as brc_region_gcra. */
+int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker_config_t *config,
+                       uint64_t window_kind, uint64_t window_size, uint64_t bucket,
+                       brc_breaker_t **breaker, brc_window_t **window);
+
 /* What the READY slot `slot_name` holds into *out. Returns BRC_OK, BRC_ENOENT
  * (no such slot, or not ready) or BRC_EINVAL. Thread-safe. */
 int brc_region_slot_info(brc_region_t *r, const char *slot_name, brc_region_slot_info_t *out);

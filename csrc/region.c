@@ -387,3 +387,51 @@ int brc_region_gcra(brc_region_t *r, const char *slot_name, uint64_t interval, u
     *out = state;
   return rc;
 }
+
+/* A breaker slot's config bytes: the breaker's, then its window's. */
+typedef struct {
+  brc_breaker_config_t breaker;
+  uint64_t window[3]; /* kind, size, bucket */
+} brc__breaker_slot_config_t;
+
+_Static_assert(sizeof(brc__breaker_slot_config_t) == 104, "no padding in a breaker's config bytes");
+_Static_assert(sizeof(brc__breaker_slot_config_t) <= BRC_REGION_CONFIG_MAX, "it fits a slot");
+
+#define BRC__BREAKER_BYTES                                                                          \
+  ((sizeof(brc_breaker_t) + BRC_REGION_ALIGN - 1) & ~(size_t)(BRC_REGION_ALIGN - 1))
+
+static int brc__breaker_slot_init(void *state, const void *config) {
+  brc__breaker_slot_config_t c;
+  int rc;
+  memcpy(&c, config, sizeof c);
+  rc = brc_window_init((brc_window_t *)(void *)((unsigned char *)state + BRC__BREAKER_BYTES),
+                       c.window[0], c.window[1], c.window[2]);
+  return rc != BRC_OK ? rc : brc_breaker_init(state, &c.breaker);
+}
+
+int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker_config_t *config,
+                       uint64_t window_kind, uint64_t window_size, uint64_t bucket,
+                       brc_breaker_t **breaker, brc_window_t **window) {
+  brc__breaker_slot_config_t c;
+  brc_breaker_t probe;
+  uint64_t window_bytes = brc_window_bytes(window_kind, window_size);
+  void *state = NULL;
+  int rc;
+  if (config == NULL || breaker == NULL || window == NULL || window_bytes == 0 ||
+      (window_kind == BRC_WINDOW_TIME && bucket == 0))
+    return BRC_EINVAL;
+  if ((rc = brc_breaker_init(&probe, config)) != BRC_OK)
+    return rc; /* refused before any slot is claimed */
+  memset(&c, 0, sizeof c);
+  c.breaker = *config;
+  c.window[0] = window_kind;
+  c.window[1] = window_size;
+  c.window[2] = window_kind == BRC_WINDOW_TIME ? bucket : 0;
+  rc = brc_region_slot(r, slot_name, BRC_KIND_BREAKER, &c, sizeof c,
+                       BRC__BREAKER_BYTES + (size_t)window_bytes, brc__breaker_slot_init, &state);
+  if (rc == BRC_OK) {
+    *breaker = state;
+    *window = (brc_window_t *)(void *)((unsigned char *)state + BRC__BREAKER_BYTES);
+  }
+  return rc;
+}

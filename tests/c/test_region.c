@@ -196,6 +196,62 @@ static void test_config_mismatch_and_read_back(void) {
   brc_region_unlink(name);
 }
 
+static brc_breaker_config_t breaker_config(void) {
+  brc_breaker_config_t c = {
+      .failure_rate = 0.5, .slow_rate = 1.0, .minimum_calls = 4, .consecutive_failures = 0,
+      .half_open_calls = 1, .max_half_open = 0, .wait_base = 1000 * MS, .wait_multiplier = 1.0,
+      .wait_max = 1000 * MS, .wait_jitter = 0.0};
+  return c;
+}
+
+static void test_a_shared_breaker_and_its_window(void) {
+  brc_region_t *a = NULL, *b = NULL;
+  brc_breaker_t *ba, *bb;
+  brc_window_t *wa, *wb;
+  brc_breaker_config_t c = breaker_config();
+  brc_region_slot_info_t info;
+  brc_window_snapshot_t snap;
+  brc_breaker_report_t report;
+  uint64_t ticket, stored[13];
+  fresh_name("breaker");
+  CHECK(brc_region_open(name, CAP, &a) == BRC_OK);
+  CHECK(brc_region_open(name, CAP, &b) == BRC_OK);
+  CHECK(brc_region_breaker(a, "db", &c, BRC_WINDOW_COUNT, 8, 0, &ba, &wa) == BRC_OK);
+  CHECK(brc_region_breaker(b, "db", &c, BRC_WINDOW_COUNT, 8, 0, &bb, &wb) == BRC_OK);
+  CHECK(((uintptr_t)wa % BRC_REGION_ALIGN) == 0 && (unsigned char *)wa > (unsigned char *)ba);
+  for (int i = 0; i < 4; i++) { /* failures through both handles: one window */
+    brc_breaker_t *x = i % 2 ? ba : bb;
+    CHECK(brc_breaker_acquire(x, 10 * MS, &ticket, NULL, NULL) == BRC_OK);
+    brc_breaker_record(x, i % 2 ? wa : wb, ticket, BRC_OUTCOME_FAILURE, 0, 10 * MS, NULL);
+  }
+  CHECK(brc_window_snapshot(wa, 10 * MS, &snap) == BRC_OK);
+  CHECK_EQ_U64(snap.failures, 4); /* both handles recorded in one window */
+  CHECK(brc_breaker_report(ba, 10 * MS, &report) == BRC_OK);
+  CHECK(report.state == BRC_OPEN);
+  CHECK(brc_breaker_acquire(bb, 20 * MS, &ticket, NULL, NULL) == BRC_REFUSED);
+  /* another configuration, another window: refused, and the stored one reads back */
+  c.failure_rate = 0.25;
+  CHECK(brc_region_breaker(b, "db", &c, BRC_WINDOW_COUNT, 8, 0, &bb, &wb) == BRC_EEXIST);
+  c.failure_rate = 0.5;
+  CHECK(brc_region_breaker(b, "db", &c, BRC_WINDOW_COUNT, 9, 0, &bb, &wb) == BRC_EEXIST);
+  CHECK(brc_region_breaker(b, "db", &c, BRC_WINDOW_TIME, 8, MS, &bb, &wb) == BRC_EEXIST);
+  CHECK(brc_region_slot_info(b, "db", &info) == BRC_OK);
+  CHECK(info.kind == BRC_KIND_BREAKER && info.config_len == sizeof stored);
+  memcpy(stored, info.config, sizeof stored);
+  CHECK_EQ_U64(stored[10], BRC_WINDOW_COUNT);
+  CHECK_EQ_U64(stored[11], 8);
+  CHECK_EQ_U64(stored[12], 0);
+  c.half_open_calls = 0;
+  CHECK(brc_region_breaker(b, "bad", &c, BRC_WINDOW_COUNT, 8, 0, &bb, &wb) == BRC_EINVAL);
+  c.half_open_calls = 1;
+  CHECK(brc_region_breaker(b, "bad", &c, BRC_WINDOW_COUNT, 0, 0, &bb, &wb) == BRC_EINVAL);
+  CHECK(brc_region_breaker(b, "bad", &c, BRC_WINDOW_TIME, 8, 0, &bb, &wb) == BRC_EINVAL);
+  CHECK(brc_region_slot_info(b, "bad", &info) == BRC_ENOENT);
+  brc_region_close(a);
+  brc_region_close(b);
+  brc_region_unlink(name);
+}
+
 static int failing_init(void *state, const void *config) {
   (void)state;
   (void)config;
@@ -324,6 +380,7 @@ int main(void) {
   test_layout_mismatch_is_a_status();
   test_a_dead_or_absent_creator_is_reported();
   test_config_mismatch_and_read_back();
+  test_a_shared_breaker_and_its_window();
   test_failed_and_dead_claims_free_the_slot();
   test_a_live_slow_claimer_is_waited_for_then_timed_out();
   test_a_full_region();

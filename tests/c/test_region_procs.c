@@ -133,10 +133,82 @@ static void run(int moving) {
   CHECK(brc_region_unlink(name) == BRC_OK);
 }
 
+/* A shared breaker's window: every outcome of every thread of every process
+ * is counted once (no update lost), the breaker staying CLOSED. */
+#define OUTCOMES 1000
+static brc_breaker_t *breaker;
+static brc_window_t *window;
+
+/* A window as large as they come, and a minimum no run reaches. */
+static brc_breaker_config_t never_opens(void) {
+  return (brc_breaker_config_t){
+      .failure_rate = 1.0, .slow_rate = 1.0, .minimum_calls = 16384, .consecutive_failures = 0,
+      .half_open_calls = 1, .max_half_open = 0, .wait_base = MS, .wait_multiplier = 1.0,
+      .wait_max = MS, .wait_jitter = 0.0};
+}
+
+static void *record_outcomes(void *arg) {
+  (void)arg;
+  for (int i = 0; i < OUTCOMES; i++) {
+    uint64_t ticket;
+    if (brc_breaker_acquire(breaker, 1000 * MS, &ticket, NULL, NULL) == BRC_OK)
+      brc_breaker_record(breaker, window, ticket, i % 4 == 0 ? BRC_OUTCOME_FAILURE : 0, 0,
+                         1000 * MS, NULL);
+  }
+  return NULL;
+}
+
+static int breaker_child(void) {
+  brc_region_t *r = NULL;
+  pthread_t t[THREADS];
+  brc_breaker_config_t c = never_opens();
+  wait_for_go();
+  if (brc_region_open(name, 4 * BRC_REGION_CAPACITY_MIN, &r) != BRC_OK ||
+      brc_region_breaker(r, "breaker", &c, BRC_WINDOW_COUNT, 16384, 0, &breaker, &window) != BRC_OK)
+    return 10;
+  for (int i = 0; i < THREADS; i++)
+    pthread_create(&t[i], NULL, record_outcomes, NULL);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+  brc_region_close(r);
+  return 0;
+}
+
+static void run_breaker(void) {
+  pid_t pids[PROCS];
+  brc_region_t *r = NULL;
+  brc_window_snapshot_t snap;
+  snprintf(name, sizeof name, "brace-test-%ld-breaker", (long)getpid());
+  brc_region_unlink(name);
+  atomic_store(&ctl->go, 0);
+  for (int i = 0; i < PROCS; i++) {
+    pids[i] = fork();
+    if (pids[i] == 0)
+      _exit(breaker_child());
+  }
+  atomic_store(&ctl->go, 1);
+  for (int i = 0; i < PROCS; i++) {
+    int status = 0;
+    waitpid(pids[i], &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  CHECK(brc_region_open(name, 0, &r) == BRC_OK);
+  if (r != NULL) {
+    brc_breaker_config_t c = never_opens();
+    CHECK(brc_region_breaker(r, "breaker", &c, BRC_WINDOW_COUNT, 16384, 0, &breaker, &window) == BRC_OK);
+    CHECK(brc_window_snapshot(window, 1000 * MS, &snap) == BRC_OK);
+    CHECK_EQ_U64(snap.calls, PROCS * THREADS * OUTCOMES);
+    CHECK_EQ_U64(snap.failures, PROCS * THREADS * OUTCOMES / 4);
+    brc_region_close(r);
+  }
+  CHECK(brc_region_unlink(name) == BRC_OK);
+}
+
 int main(void) {
   ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(ctl != MAP_FAILED);
   run(0);
   run(1);
+  run_breaker();
   CHECK_DONE();
 }
