@@ -235,6 +235,7 @@ cdef extern from "brace.h" nogil:
     int BRC_REGION_CONFIG_MAX
     int BRC_REGION_SLOTS
     int BRC_KIND_GCRA
+    int BRC_KIND_BREAKER
 
     ctypedef struct brc_region_t:
         pass
@@ -251,3 +252,6 @@ cdef extern from "brace.h" nogil:
     int brc_region_slot_info(brc_region_t *r, const char *slot_name, brc_region_slot_info_t *out)
     int brc_region_gcra(brc_region_t *r, const char *slot_name, uint64_t interval, uint64_t burst,
                         brc_gcra_t **out)
+    int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker_config_t *config,
+                           uint64_t window_kind, uint64_t window_size, uint64_t bucket,
+                           brc_breaker_t **breaker, brc_window_t **window)

@@ -1,4 +1,4 @@
-"""RateLimiter(store="shm://REGION"): one bucket for many processes.
+"""RateLimiter and CircuitBreaker with store="shm://REGION": one state for many processes.
 
 Real processes (multiprocessing, spawn and fork) share one limiter under a
 frozen clock (each process freezes its own at the same instants) and must
@@ -234,3 +234,103 @@ def test_the_readmes_c_program_shares_the_limiter_with_python(region: str, tmp_p
     assert subprocess.run([program], capture_output=True, text=True, check=True).stdout == "admitted\n"
     assert subprocess.run([program], capture_output=True, text=True, check=True).stdout == "refused\n"
     assert not python.try_acquire()
+
+
+# -- CircuitBreaker(store=...): one state and one window for every process
+
+def _shared_breaker(region: str, **config: Any) -> brace.CircuitBreaker:
+    settings = {"name": "db", "store": f"shm://{region}", "minimum_calls": 100, "window_size": 100,
+                "failure_rate_threshold": 0.5, "wait_in_open": 3600.0}  # fmt: skip
+    return brace.CircuitBreaker(**{**settings, **config})
+
+
+def _fail(breaker: brace.CircuitBreaker, calls: int) -> None:
+    for _ in range(calls):
+        try:
+            with breaker:
+                raise ConnectionError("down")
+        except ConnectionError:
+            pass
+
+
+def _fail_spawned(region: str, calls: int, barrier: Any) -> None:
+    breaker = _shared_breaker(region)
+    barrier.wait()
+    _fail(breaker, calls)
+
+
+@pytest.mark.parametrize("how", ["spawn", "fork-inherited"])
+@pytest.mark.slow
+def test_processes_fill_one_window_and_open_one_breaker(region: str, how: str) -> None:
+    context = multiprocessing.get_context("spawn" if how == "spawn" else "fork")
+    barrier = context.Barrier(PROCESSES)
+    if how == "fork-inherited":
+        inherited = _shared_breaker(region)
+        processes = [context.Process(target=lambda: (barrier.wait(), _fail(inherited, 25))) for _ in range(PROCESSES)]
+    else:
+        processes = [context.Process(target=_fail_spawned, args=(region, 25, barrier)) for _ in range(PROCESSES)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        assert process.exitcode == 0
+    breaker = _shared_breaker(region)
+    metrics = breaker.metrics()
+    # 4 x 25 failures: the window holds every one, and the 100th opened the breaker for all
+    assert (metrics.calls, metrics.failures, metrics.openings) == (100, 100, 1)
+    assert breaker.state is brace.BreakerState.OPEN
+    with pytest.raises(brace.CircuitOpen):
+        breaker.call(lambda: None)
+
+
+def test_breakers_of_one_slot_share_state_and_window(region: str) -> None:
+    first, second = _shared_breaker(region), _shared_breaker(region)
+    assert first.store == f"shm://{region}"
+    _fail(first, 30)
+    assert second.metrics().failures == 30
+    second.force_open()
+    assert first.state is brace.BreakerState.FORCED_OPEN
+    guarded, policy = first(lambda: "ran"), brace.Policy(breaker=second)
+    with pytest.raises(brace.CircuitOpen):
+        guarded()
+    with pytest.raises(brace.CircuitOpen):
+        policy.call(lambda: "ran")
+    first.reset()
+    assert second.state is brace.BreakerState.CLOSED and second.metrics().calls == 0
+    assert guarded() == "ran" and policy.call(lambda: "ran") == "ran"
+    assert first.metrics().calls == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "differs"),
+    [
+        ({"failure_rate_threshold": 0.25}, ["failure_rate_threshold: 0.5 there, 0.25 here"]),
+        ({"window_size": 200}, ["window_size: 100 there, 200 here"]),
+        ({"window": "time", "window_size": 10}, ["window: count there, time here", "window_size: 100 there, 10 here",
+                                                 "window_bucket: 0 s there, 1 s here"]),
+        ({"wait_in_open": 5.0}, ["wait_in_open: 3600 s there, 5 s here", "max_wait_in_open: 3600 s there, 5 s here"]),
+        ({"consecutive_failures": 3}, ["consecutive_failures: 0 there, 3 here"]),
+    ],
+)  # fmt: skip
+def test_another_configuration_of_a_breakers_slot_is_refused_naming_the_fields(
+    region: str, config: dict[str, Any], differs: list[str]
+) -> None:
+    _shared_breaker(region)
+    with pytest.raises(ValueError, match="another configuration") as raised:
+        _shared_breaker(region, **config)
+    for field in differs:
+        assert field in str(raised.value)
+    assert str(raised.value).count(" there, ") == len(differs)
+    # what each process keeps its own may differ
+    _shared_breaker(region, slow_call_duration=1.0, record=OSError, record_result=lambda result: False)
+
+
+def test_a_slot_of_another_kind_and_a_missing_name(region: str) -> None:
+    _shared(region)  # a RateLimiter named "api"
+    with pytest.raises(ValueError, match="another kind of primitive than a CircuitBreaker"):
+        _shared_breaker(region, name="api")
+    _shared_breaker(region)  # a CircuitBreaker named "db"
+    with pytest.raises(ValueError, match="another kind of primitive than a RateLimiter"):
+        _shared(region, name="db")
+    with pytest.raises(ValueError, match="needs a name="):
+        _shared_breaker(region, name=None)

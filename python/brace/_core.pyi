@@ -38,6 +38,7 @@ REGION_CAPACITY_MAX: int
 REGION_NAME_MAX: int
 REGION_SLOTS: int
 KIND_GCRA: int
+KIND_BREAKER: int
 
 class SharedRegion:
     name: str
@@ -99,7 +100,8 @@ class CircuitBreakerCore:
         failure_rate: float, slow_rate: float, minimum_calls: int, consecutive_failures: int,
         half_open_calls: int, max_half_open_ns: int, wait_base_ns: int, wait_multiplier: float,
         wait_max_ns: int, wait_jitter: float, slow_ns: int | None, checks_result: bool,
-    ) -> None: ...
+        region: SharedRegion | None = None, slot: str | None = None,
+    ) -> bool: ...
     def _set_hooks(self, transitions: bool, calls: bool, rejections: bool) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
     @overload

@@ -15,7 +15,7 @@ import threading
 
 from brace._core import REGION_CAPACITY_MAX, REGION_CAPACITY_MIN, REGION_NAME_MAX, SharedRegion
 
-__all__ = ["DEFAULT_SIZE", "SCHEME", "check_region_name", "parse", "region", "slot_name", "unlink"]
+__all__ = ["DEFAULT_SIZE", "SCHEME", "check_region_name", "mismatch", "parse", "region", "slot_name", "unlink"]
 
 SCHEME = "shm://"
 DEFAULT_SIZE = 64 << 20  # bytes: sparse, so only the pages used cost memory
@@ -93,6 +93,18 @@ def region(name: str, size: int) -> SharedRegion:
         if opened is None:
             opened = _regions[name] = SharedRegion(name, size)
         return opened
+
+
+def mismatch(store: object, slot: str, kind: str, fields: list[tuple[str, object, object]] | None) -> str:
+    """Why a slot refused a configuration: `fields` (parameter, there, here) that differ, or
+    None when the slot holds another kind of primitive."""
+    where = f"store {store!r} holds {slot!r}"
+    if fields is None:
+        return f"{where} as another kind of primitive than a {kind}; choose another name (or brace.shm.unlink " \
+               "the region)"  # fmt: skip
+    differ = "; ".join(f"{field}: {there} there, {here} here" for field, there, here in fields)
+    return (f"{where} with another configuration ({differ}); every process must configure the shared {kind} "
+            "alike (or brace.shm.unlink the region to start afresh)")  # fmt: skip
 
 
 def unlink(name: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import warnings
 from datetime import timedelta
 from typing import (
@@ -18,9 +17,9 @@ from typing import (
     cast,
 )
 
-from brace import _config, _guarding, _stores
+from brace import _config, _guarding, _slots, _stores
 from brace._clock import sleep_until, sleep_until_async
-from brace._core import CALLABLE_GUARDED, KIND_GCRA, RERAISE, RateLimiterCore, is_awaitable, now_ns
+from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable, now_ns
 from brace._listeners import Listeners, Observable
 from brace.errors import RateLimited
 
@@ -173,7 +172,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         slot = _stores.slot_name(name, "RateLimiter")
         region = _stores.region(*shared)
         if not self._attach(region, slot, interval, self._burst, name, self._max_wait_ns()):
-            raise ValueError(_mismatch(region.slot_info(slot), store, slot, interval, self._burst))
+            raise ValueError(_slots.limiter_mismatch(region.slot_info(slot), store, slot, interval, self._burst))
 
     @property
     def store(self) -> str | None:
@@ -401,21 +400,6 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             f"RateLimiter({name}rate={self._events:g}, per={self._period:g}, "
             f"burst={self._burst}, max_wait={self._max_wait!r}{store})"
         )
-
-
-def _mismatch(stored: tuple[int, bytes] | None, store: object, slot: str, interval: int, burst: int) -> str:
-    """Why a shared limiter's slot refused this configuration: the fields that differ."""
-    where = f"store {store!r} holds {slot!r}"
-    if stored is None or stored[0] != KIND_GCRA or len(stored[1]) != 16:
-        return f"{where} as another kind of primitive; choose another name (or brace.shm.unlink the region)"
-    their_interval, their_burst = struct.unpack("=QQ", stored[1])
-    differ = []
-    if their_interval != interval:
-        differ.append(f"rate: {_NS / their_interval:g}/s there, {_NS / interval:g}/s here")
-    if their_burst != burst:
-        differ.append(f"burst: {their_burst} there, {burst} here")
-    return (f"{where} with another configuration ({'; '.join(differ)}); every process must give the same rate and "
-            "burst (or brace.shm.unlink the region to start afresh)")  # fmt: skip
 
 
 def _max_wait(max_wait: object, timeout: object) -> object:
