@@ -678,7 +678,10 @@ int brc_histogram_percentile(brc_histogram_t *h, uint64_t now, uint32_t q_ppm, u
  * brc_region_unlink and the last unmapping (processes that have it open keep
  * using the unlinked one; a new open then creates a fresh region). Slots are
  * never freed: a slot name is bound to its first kind and configuration for
- * the region's life. */
+ * the region's life. A creator or claimer is known by its pid, checked with
+ * kill(pid, 0): the processes sharing a region must share a pid namespace
+ * (containers that share /dev/shm but not their pids would take a live
+ * claimer for a dead one). */
 
 #define BRC_REGION_MAGIC UINT64_C(0x3147455243415242) /* "BRACREG1" little-endian */
 #define BRC_REGION_VERSION 1
