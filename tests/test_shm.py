@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import brace
-from brace._core import REGION_CAPACITY_MIN, clock_freeze, clock_thaw, now_ns
+from brace._core import REGION_CAPACITY_MIN, SharedRegion, clock_freeze, clock_thaw, now_ns
 
 SECOND = 1_000_000_000
 RATE, BURST = 100, 50  # one token per 10 ms
@@ -334,3 +334,35 @@ def test_a_slot_of_another_kind_and_a_missing_name(region: str) -> None:
         _shared(region, name="db")
     with pytest.raises(ValueError, match="needs a name="):
         _shared_breaker(region, name=None)
+
+
+# -- regions that cannot be used: a clear OSError, and unlink as the way out
+
+def _dead_pid() -> int:
+    child = multiprocessing.get_context("fork").Process(target=lambda: None)
+    child.start()
+    child.join()
+    assert child.pid is not None
+    return child.pid
+
+
+def test_a_region_of_another_layout_is_refused(region: str) -> None:
+    SharedRegion(region, REGION_CAPACITY_MIN)  # made, as by another program (this process keeps no mapping)
+    with open(f"/dev/shm/{region}", "r+b") as raw:
+        raw.seek(8)  # brc_region_header_t.version
+        raw.write((2**32).to_bytes(8, "little"))
+    with pytest.raises(OSError, match="made by another layout"):
+        _shared(region)
+    assert brace.shm.unlink(region)
+    assert _shared(region).try_acquire()
+
+
+def test_a_region_whose_creator_died_half_way_is_reported_then_removed(region: str) -> None:
+    with open(f"/dev/shm/{region}", "wb") as raw:  # sized, no magic: what a creator leaves when killed
+        raw.truncate(REGION_CAPACITY_MIN)
+        raw.seek(96)  # brc_region_header_t.creator
+        raw.write(_dead_pid().to_bytes(8, "little"))
+    with pytest.raises(OSError, match="died before finishing it: unlink it"):
+        _shared(region)
+    assert brace.shm.unlink(region)
+    assert _shared(region).try_acquire()
