@@ -815,6 +815,13 @@ int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker
                        uint64_t window_kind, uint64_t window_size, uint64_t bucket,
                        brc_breaker_t **breaker, brc_window_t **window);
 
+/* The retry budget of the slot `slot_name` into *out, claimed and configured
+ * as brc_budget_init(ratio_milli, min_per_second, ttl_ns) by the first
+ * process (kind BRC_KIND_BUDGET; config bytes: the three uint64_t in this
+ * order). Same returns as brc_region_gcra. */
+int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_milli,
+                      uint64_t min_per_second, uint64_t ttl_ns, brc_budget_t **out);
+
 /* What the READY slot `slot_name` holds into *out. Returns BRC_OK, BRC_ENOENT
  * (no such slot, or not ready) or BRC_EINVAL. Thread-safe. */
 int brc_region_slot_info(brc_region_t *r, const char *slot_name, brc_region_slot_info_t *out);

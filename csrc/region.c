@@ -435,3 +435,26 @@ int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker
   }
   return rc;
 }
+
+static int brc__budget_slot_init(void *state, const void *config) {
+  uint64_t c[3];
+  memcpy(c, config, sizeof c);
+  return brc_budget_init(state, c[0], c[1], c[2]);
+}
+
+int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_milli,
+                      uint64_t min_per_second, uint64_t ttl_ns, brc_budget_t **out) {
+  uint64_t config[3] = {ratio_milli, min_per_second, ttl_ns};
+  brc_budget_t probe;
+  void *state = NULL;
+  int rc;
+  if (out == NULL)
+    return BRC_EINVAL;
+  if ((rc = brc_budget_init(&probe, ratio_milli, min_per_second, ttl_ns)) != BRC_OK)
+    return rc; /* refused before any slot is claimed */
+  rc = brc_region_slot(r, slot_name, BRC_KIND_BUDGET, config, sizeof config, sizeof(brc_budget_t),
+                       brc__budget_slot_init, &state);
+  if (rc == BRC_OK)
+    *out = state;
+  return rc;
+}

@@ -236,6 +236,7 @@ cdef extern from "brace.h" nogil:
     int BRC_REGION_SLOTS
     int BRC_KIND_GCRA
     int BRC_KIND_BREAKER
+    int BRC_KIND_BUDGET
 
     ctypedef struct brc_region_t:
         pass
@@ -255,3 +256,5 @@ cdef extern from "brace.h" nogil:
     int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker_config_t *config,
                            uint64_t window_kind, uint64_t window_size, uint64_t bucket,
                            brc_breaker_t **breaker, brc_window_t **window)
+    int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_milli,
+                          uint64_t min_per_second, uint64_t ttl_ns, brc_budget_t **out)

@@ -336,6 +336,74 @@ def test_a_slot_of_another_kind_and_a_missing_name(region: str) -> None:
         _shared_breaker(region, name=None)
 
 
+# -- RetryBudget(store=...): one balance for every process
+
+DEPOSITS = 50  # per process: 0.2 x 4 x 50 = 40 tokens, on a floor of 1/s x 10 s = 10
+
+
+def _shared_budget(region: str, **config: Any) -> brace.RetryBudget:
+    settings = {"name": "retries", "store": f"shm://{region}", "ratio": 0.2, "min_per_second": 1, "ttl": 10.0}
+    return brace.RetryBudget(**{**settings, **config})
+
+
+def _spend(region: str, start: int, barrier: Any, results: Any) -> None:
+    budget = _shared_budget(region)
+    clock_freeze(start)
+    for _ in range(DEPOSITS):
+        budget.deposit()
+    barrier.wait()  # every deposit made before any withdrawal
+    results.put(sum(budget.try_withdraw() for _ in range(100)))
+    clock_thaw()
+
+
+@pytest.mark.slow
+def test_processes_spend_one_balance_exactly(region: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = now_ns() + 3600 * SECOND
+    barrier, results = context.Barrier(PROCESSES), context.Queue()
+    processes = [context.Process(target=_spend, args=(region, start, barrier, results)) for _ in range(PROCESSES)]
+    for process in processes:
+        process.start()
+    withdrawn = sum(results.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join()
+        assert process.exitcode == 0
+    reference = brace.RetryBudget(ratio=0.2, min_per_second=1, ttl=10.0)
+    clock_freeze(start)
+    for _ in range(DEPOSITS * PROCESSES):
+        reference.deposit()
+    expected = sum(reference.try_withdraw() for _ in range(100 * PROCESSES))
+    clock_thaw()
+    assert withdrawn == expected == 50
+
+
+@pytest.mark.parametrize(
+    ("config", "differs"),
+    [({"ratio": 0.25}, ["ratio: 0.2 there, 0.25 here"]), ({"min_per_second": 2}, ["min_per_second: 1 there, 2 here"]),
+     ({"ttl": 5.0, "ratio": 1.0}, ["ratio: 0.2 there, 1 here", "ttl: 10 s there, 5 s here"])],
+)  # fmt: skip
+def test_another_configuration_of_a_budgets_slot_is_refused_naming_the_fields(
+    region: str, config: dict[str, Any], differs: list[str]
+) -> None:
+    first = _shared_budget(region)
+    assert first.store == f"shm://{region}"
+    with pytest.raises(ValueError, match="another configuration") as raised:
+        _shared_budget(region, **config)
+    for field in differs:
+        assert field in str(raised.value)
+    assert str(raised.value).count(" there, ") == len(differs)
+    with pytest.raises(ValueError, match="needs a name="):
+        _shared_budget(region, name=None)
+
+
+def test_budgets_of_one_slot_share_their_balance(region: str, clock: Any) -> None:
+    first, second = _shared_budget(region), _shared_budget(region)
+    for _ in range(10):
+        first.deposit()
+    assert second.balance == first.balance == 12.0
+    assert sum(second.try_withdraw() for _ in range(20)) == 12 and not first.try_withdraw()
+
+
 # -- regions that cannot be used: a clear OSError, and unlink as the way out
 
 def _dead_pid() -> int:

@@ -39,6 +39,7 @@ REGION_NAME_MAX: int
 REGION_SLOTS: int
 KIND_GCRA: int
 KIND_BREAKER: int
+KIND_BUDGET: int
 
 class SharedRegion:
     name: str
@@ -210,7 +211,10 @@ BUDGET_TTL_MIN: int
 BUDGET_TTL_MAX: int
 
 class RetryBudgetCore:
-    def _configure(self, ratio_milli: int, min_per_second: int, ttl_ns: int) -> None: ...
+    def _configure(
+        self, ratio_milli: int, min_per_second: int, ttl_ns: int, region: SharedRegion | None = None,
+        slot: str | None = None,
+    ) -> bool: ...
     def deposit(self) -> None:
         """Records one call: its `ratio` tokens count for the next `ttl`."""
     def try_withdraw(self) -> bool:

@@ -8,12 +8,12 @@ of the primitive's parameters differ, in the words of its constructor.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Callable
 
 from brace import _stores
-from brace._core import KIND_BREAKER, KIND_GCRA
+from brace._core import KIND_BREAKER, KIND_BUDGET, KIND_GCRA
 
-__all__ = ["breaker_mismatch", "limiter_mismatch"]
+__all__ = ["breaker_mismatch", "budget_mismatch", "limiter_mismatch"]
 
 _NS = 1e9
 
@@ -59,3 +59,18 @@ def _shown(key: str, value: Any) -> object:
     if key == "window_kind":
         return "count" if value == 1 else "time"
     return f"{value / _NS:g} s" if key.endswith("_ns") else value
+
+
+def budget_mismatch(stored: tuple[int, bytes] | None, store: object, slot: str, ours: tuple[int, int, int]) -> str:
+    """Why a shared retry budget's slot refused (ratio_milli, min_per_second, ttl_ns)."""
+    if stored is None or stored[0] != KIND_BUDGET or len(stored[1]) != 24:
+        return _stores.mismatch(store, slot, "RetryBudget", None)
+    shown: tuple[tuple[str, Callable[[int], str]], ...] = (
+        ("ratio", lambda milli: f"{milli / 1000:g}"), ("min_per_second", str), ("ttl", lambda ns: f"{ns / _NS:g} s"),
+    )  # fmt: skip
+    fields: list[tuple[str, object, object]] = [
+        (name, show(there), show(here))
+        for (name, show), there, here in zip(shown, struct.unpack("=QQQ", stored[1]), ours)
+        if there != here
+    ]
+    return _stores.mismatch(store, slot, "RetryBudget", fields)

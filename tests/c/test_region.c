@@ -252,6 +252,32 @@ static void test_a_shared_breaker_and_its_window(void) {
   brc_region_unlink(name);
 }
 
+static void test_a_shared_retry_budget(void) {
+  brc_region_t *a = NULL, *b = NULL;
+  brc_budget_t *ba, *bb;
+  int64_t balance = 0;
+  int withdrawn = 0;
+  fresh_name("budget");
+  CHECK(brc_region_open(name, CAP, &a) == BRC_OK);
+  CHECK(brc_region_open(name, CAP, &b) == BRC_OK);
+  /* ratio 0.5, a floor of 1/s over 10 s: 10 tokens, and half a token per call */
+  CHECK(brc_region_budget(a, "retries", 500, 1, 10000 * MS, &ba) == BRC_OK);
+  CHECK(brc_region_budget(b, "retries", 500, 1, 10000 * MS, &bb) == BRC_OK);
+  for (int i = 0; i < 8; i++)
+    CHECK(brc_budget_deposit(i % 2 ? ba : bb, 1000 * MS) == BRC_OK);
+  while (brc_budget_try_withdraw(withdrawn % 2 ? ba : bb, 1000 * MS) == BRC_OK && withdrawn < 100)
+    withdrawn++;
+  CHECK(withdrawn == 14);
+  CHECK(brc_budget_balance(ba, 1000 * MS, &balance) == BRC_OK);
+  CHECK(balance == 0);
+  CHECK(brc_region_budget(b, "retries", 200, 1, 10000 * MS, &bb) == BRC_EEXIST);
+  CHECK(brc_region_budget(b, "retries", 500, 2, 10000 * MS, &bb) == BRC_EEXIST);
+  CHECK(brc_region_budget(b, "bad", 0, 1, 10000 * MS, &bb) == BRC_EINVAL);
+  brc_region_close(a);
+  brc_region_close(b);
+  brc_region_unlink(name);
+}
+
 static int failing_init(void *state, const void *config) {
   (void)state;
   (void)config;
@@ -381,6 +407,7 @@ int main(void) {
   test_a_dead_or_absent_creator_is_reported();
   test_config_mismatch_and_read_back();
   test_a_shared_breaker_and_its_window();
+  test_a_shared_retry_budget();
   test_failed_and_dead_claims_free_the_slot();
   test_a_live_slow_claimer_is_waited_for_then_timed_out();
   test_a_full_region();
