@@ -94,7 +94,8 @@ def main() -> None:
         print(f"RateLimiter.try_acquire(), {PROCESSES} processes at once (ns per call, median)")
         local_ns = contended(None, calls, repeat)
         shared_ns = contended(region, calls, repeat)
-        print(f"  admitted  local {local_ns:6.1f}   shared {shared_ns:6.1f}   shared - local {shared_ns - local_ns:+5.1f}")
+        print(f"  admitted  local {local_ns:6.1f}   shared {shared_ns:6.1f}   "
+              f"shared - local {shared_ns - local_ns:+5.1f}")  # fmt: skip
     finally:
         brace.shm.unlink(region)
 

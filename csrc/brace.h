@@ -30,24 +30,24 @@ extern "C" {
  * brc_strerror() the message. 0 is success, > 0 an outcome that is not an
  * error (each with one meaning, whichever primitive returns it), < 0 an
  * error (errno's numbers, negated, as libuv does). */
-#define BRC_STATUS_MAP(XX)                                                          \
-  XX(OK, 0, "ok")                                                                   \
-  XX(REFUSED, 1, "refused: not admitted now, nothing was taken")                    \
-  XX(WOULD_OPEN, 2, "a metrics-only breaker reached a threshold")                   \
-  XX(HANDOFF, 3, "handoff: pass the released permit to the first waiter")           \
-  XX(STALE, 4, "stale: the state the call names has moved on, nothing changed")     \
-  XX(ENOENT, -2, "no shared region of that name")                                   \
-  XX(EIO, -5, "a system call on the shared region failed (errno says which)")       \
-  XX(E2BIG, -7, "request larger than the limiter's burst can ever admit")           \
-  XX(ENOMEM, -12, "out of memory")                                                  \
-  XX(EACCES, -13, "permission denied: the shared region belongs to another user")  \
-  XX(EEXIST, -17, "the shared slot exists with another kind or configuration")      \
-  XX(EINVAL, -22, "invalid argument")                                               \
-  XX(ENOSPC, -28, "the shared region is full: no free slot or state space")         \
-  XX(ERANGE, -34, "value overflows the 64-bit nanosecond clock")                    \
-  XX(EVERSION, -71, "the shared region was made by another layout (magic, version or struct sizes)") \
-  XX(ETIMEDOUT, -110, "timed out waiting for another process to initialise the shared region or slot") \
-  XX(EOWNERDEAD, -130, "the process creating the shared region died before finishing it: unlink it")
+#define BRC_STATUS_MAP(XX)                                                                   \
+  XX(OK, 0, "ok")                                                                            \
+  XX(REFUSED, 1, "refused: not admitted now, nothing was taken")                             \
+  XX(WOULD_OPEN, 2, "a metrics-only breaker reached a threshold")                            \
+  XX(HANDOFF, 3, "handoff: pass the released permit to the first waiter")                    \
+  XX(STALE, 4, "stale: the state the call names has moved on, nothing changed")              \
+  XX(ENOENT, -2, "no shared region of that name")                                            \
+  XX(EIO, -5, "a system call on the shared region failed (errno says which)")                \
+  XX(E2BIG, -7, "request larger than the limiter's burst can ever admit")                    \
+  XX(ENOMEM, -12, "out of memory")                                                           \
+  XX(EACCES, -13, "permission denied: the shared region belongs to another user")            \
+  XX(EEXIST, -17, "the shared slot exists with another kind or configuration")               \
+  XX(EINVAL, -22, "invalid argument")                                                        \
+  XX(ENOSPC, -28, "the shared region is full: no free slot or state space")                  \
+  XX(ERANGE, -34, "value overflows the 64-bit nanosecond clock")                             \
+  XX(EVERSION, -71, "the shared region has another layout (magic, version or struct sizes)") \
+  XX(ETIMEDOUT, -110, "timed out waiting for another process to set up the region or slot")  \
+  XX(EOWNERDEAD, -130, "the shared region's creator died before finishing it: unlink it")
 
 enum brc_status {
 #define BRC__STATUS_ENUM(name, value, message) BRC_##name = (value),

@@ -260,7 +260,8 @@ static int brc__fill(brc_region_t *r, brc_region_slot_t *s, uint64_t mine, const
                      uint32_t kind, const void *config, size_t config_len, size_t state_bytes,
                      int (*init)(void *, const void *), void **state) {
   brc_region_header_t *h = brc__header(r);
-  uint64_t need = ((uint64_t)state_bytes + BRC_REGION_ALIGN - 1) & ~(uint64_t)(BRC_REGION_ALIGN - 1);
+  const uint64_t align = BRC_REGION_ALIGN;
+  uint64_t need = ((uint64_t)state_bytes + align - 1) & ~(align - 1);
   uint64_t offset = atomic_load_explicit(&h->bump, memory_order_relaxed);
   void *p;
   int rc;
@@ -397,7 +398,7 @@ typedef struct {
 _Static_assert(sizeof(brc__breaker_slot_config_t) == 104, "no padding in a breaker's config bytes");
 _Static_assert(sizeof(brc__breaker_slot_config_t) <= BRC_REGION_CONFIG_MAX, "it fits a slot");
 
-#define BRC__BREAKER_BYTES                                                                          \
+#define BRC__BREAKER_BYTES                                                                         \
   ((sizeof(brc_breaker_t) + BRC_REGION_ALIGN - 1) & ~(size_t)(BRC_REGION_ALIGN - 1))
 
 static int brc__breaker_slot_init(void *state, const void *config) {

@@ -419,7 +419,7 @@ def test_a_region_of_another_layout_is_refused(region: str) -> None:
     with open(f"/dev/shm/{region}", "r+b") as raw:
         raw.seek(8)  # brc_region_header_t.version
         raw.write((2**32).to_bytes(8, "little"))
-    with pytest.raises(OSError, match="made by another layout"):
+    with pytest.raises(OSError, match="has another layout"):
         _shared(region)
     assert brace.shm.unlink(region)
     assert _shared(region).try_acquire()

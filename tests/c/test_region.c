@@ -188,7 +188,8 @@ static void test_config_mismatch_and_read_back(void) {
   CHECK(brc_region_gcra(r, "api", 20 * MS, 5, &g) == BRC_EEXIST);
   CHECK(brc_region_slot(r, "api", 99, config, 0, sizeof(brc_gcra_t), NULL, &state) == BRC_EEXIST);
   CHECK(brc_region_slot_info(r, "api", &info) == BRC_OK);
-  CHECK(info.kind == BRC_KIND_GCRA && info.config_len == 16 && info.state_bytes == sizeof(brc_gcra_t));
+  CHECK(info.kind == BRC_KIND_GCRA && info.config_len == 16);
+  CHECK(info.state_bytes == sizeof(brc_gcra_t));
   memcpy(config, info.config, sizeof config);
   CHECK_EQ_U64(config[0], 10 * MS);
   CHECK_EQ_U64(config[1], 5);

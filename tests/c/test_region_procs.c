@@ -195,7 +195,8 @@ static void run_breaker(void) {
   CHECK(brc_region_open(name, 0, &r) == BRC_OK);
   if (r != NULL) {
     brc_breaker_config_t c = never_opens();
-    CHECK(brc_region_breaker(r, "breaker", &c, BRC_WINDOW_COUNT, 16384, 0, &breaker, &window) == BRC_OK);
+    CHECK(brc_region_breaker(r, "breaker", &c, BRC_WINDOW_COUNT, 16384, 0, &breaker, &window) ==
+          BRC_OK);
     CHECK(brc_window_snapshot(window, 1000 * MS, &snap) == BRC_OK);
     CHECK_EQ_U64(snap.calls, PROCS * THREADS * OUTCOMES);
     CHECK_EQ_U64(snap.failures, PROCS * THREADS * OUTCOMES / 4);
