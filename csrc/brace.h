@@ -9,7 +9,7 @@
  *   - Time is uint64_t nanoseconds of a monotonic clock. Every decision takes the
  *     current time as `now`, so a decision is a pure function of (state, now).
  *   - State structs are fixed-size, pointer-free and updated with C11 atomics, so
- *     they may be shared by threads (and, later, processes) without locks.
+ *     they may be shared by threads (and, in a brc_region_t, processes) without locks.
  *     Treat their fields as private; zero-initialised state is "not configured"
  *     and every call on it returns BRC_EINVAL rather than misbehaving.
  */
