@@ -105,3 +105,14 @@ def test_costs_runs_at_its_smallest_size() -> None:
         rows = [line.split() for line in section.splitlines()[2:]]
         assert rows and all(float(row[-1]) >= 0 for row in rows), section
     assert sections[0].splitlines()[2].split()[0] == "1000"
+
+
+def test_shared_runs_quickly() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "shared.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("  ")] == ["admitted", "rejected", "admitted"]
+    for line in lines[1:3] + lines[4:]:
+        words = line.split()
+        assert words[1] == "local" and float(words[2]) > 0 and words[3] == "shared" and float(words[4]) > 0, line

@@ -35,6 +35,8 @@ from brace.hedge import Hedge, HedgeEvent
 from brace.histogram import LatencyHistogram
 from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
+from brace import shm
+from brace._paths import get_include, get_library
 from brace.retry import Attempt, Retry, RetryEvent, retry
 
 if TYPE_CHECKING:
@@ -258,11 +260,14 @@ __all__ = [
     "correlation_id",
     "deadline",
     "deadline_remaining",
+    "get_include",
+    "get_library",
     "http_status",
     "replay",
     "replay_async",
     "retry",
     "server_delay",
+    "shm",
     "switches",
     "testing",
 ]
