@@ -9,7 +9,7 @@
  *   - Time is uint64_t nanoseconds of a monotonic clock. Every decision takes the
  *     current time as `now`, so a decision is a pure function of (state, now).
  *   - State structs are fixed-size, pointer-free and updated with C11 atomics, so
- *     they may be shared by threads (and, later, processes) without locks.
+ *     they may be shared by threads (and, in a brc_region_t, processes) without locks.
  *     Treat their fields as private; zero-initialised state is "not configured"
  *     and every call on it returns BRC_EINVAL rather than misbehaving.
  */
@@ -30,16 +30,25 @@ extern "C" {
  * brc_strerror() the message. 0 is success, > 0 an outcome that is not an
  * error (each with one meaning, whichever primitive returns it), < 0 an
  * error (errno's numbers, negated, as libuv does). */
-#define BRC_STATUS_MAP(XX)                                                          \
-  XX(OK, 0, "ok")                                                                   \
-  XX(REFUSED, 1, "refused: not admitted now, nothing was taken")                    \
-  XX(WOULD_OPEN, 2, "a metrics-only breaker reached a threshold")                   \
-  XX(HANDOFF, 3, "handoff: pass the released permit to the first waiter")           \
-  XX(STALE, 4, "stale: the state the call names has moved on, nothing changed")     \
-  XX(FULL, 5, "full: no room for another key now, nothing was taken")               \
-  XX(E2BIG, -7, "request larger than the limiter's burst can ever admit")           \
-  XX(EINVAL, -22, "invalid argument")                                               \
-  XX(ERANGE, -34, "value overflows the 64-bit nanosecond clock")
+#define BRC_STATUS_MAP(XX)                                                                   \
+  XX(OK, 0, "ok")                                                                            \
+  XX(REFUSED, 1, "refused: not admitted now, nothing was taken")                             \
+  XX(WOULD_OPEN, 2, "a metrics-only breaker reached a threshold")                            \
+  XX(HANDOFF, 3, "handoff: pass the released permit to the first waiter")                    \
+  XX(STALE, 4, "stale: the state the call names has moved on, nothing changed")              \
+  XX(FULL, 5, "full: no room for another key now, nothing was taken")                        \
+  XX(ENOENT, -2, "no shared region of that name")                                            \
+  XX(EIO, -5, "a system call on the shared region failed (errno says which)")                \
+  XX(E2BIG, -7, "request larger than the limiter's burst can ever admit")                    \
+  XX(ENOMEM, -12, "out of memory")                                                           \
+  XX(EACCES, -13, "permission denied: the shared region belongs to another user")            \
+  XX(EEXIST, -17, "the shared slot exists with another kind or configuration")               \
+  XX(EINVAL, -22, "invalid argument")                                                        \
+  XX(ENOSPC, -28, "the shared region is full: no free slot or state space")                  \
+  XX(ERANGE, -34, "value overflows the 64-bit nanosecond clock")                             \
+  XX(EVERSION, -71, "the shared region has another layout (magic, version or struct sizes)") \
+  XX(ETIMEDOUT, -110, "timed out waiting for another process to set up the region or slot")  \
+  XX(EOWNERDEAD, -130, "the shared region's creator died before finishing it: unlink it")
 
 enum brc_status {
 #define BRC__STATUS_ENUM(name, value, message) BRC_##name = (value),
@@ -780,6 +789,171 @@ uint64_t brc_hash64(const void *bytes, size_t len);
  * bijection, so distinct integers share a bucket only when their hashes are
  * the two a table remaps (0 and UINT64_MAX). Thread-safe, pure. */
 uint64_t brc_hash64_u64(uint64_t value);
+
+
+/* ---- shared-memory region ---------------------------------------------- */
+/* A named POSIX shared-memory object (shm_open) holding a fixed table of
+ * named slots, each with one primitive's state (a brc_gcra_t, ...), so that
+ * processes that open the same region decide on one state. Everything in the
+ * mapping is fixed-size, pointer-free and atomic (offsets, never pointers);
+ * the states are the same structs as in-process ones, so the decision
+ * functions are unchanged and as lock-free. A brc_region_t is the
+ * process-local handle (it holds the mapping's address): a fork()ed child
+ * inherits the mapping and may use its parent's handle and state pointers.
+ *
+ * Layout: a brc_region_header_t at offset 0, then `slots` brc_region_slot_t,
+ * then the states, bump-allocated in 64-byte lines. A region is created with
+ * mode 0600 (its owner only) and its size is fixed at creation; it lives until
+ * brc_region_unlink and the last unmapping (processes that have it open keep
+ * using the unlinked one; a new open then creates a fresh region). Slots are
+ * never freed: a slot name is bound to its first kind and configuration for
+ * the region's life. A creator or claimer is known by its pid, checked with
+ * kill(pid, 0): the processes sharing a region must share a pid namespace
+ * (containers that share /dev/shm but not their pids would take a live
+ * claimer for a dead one). */
+
+#define BRC_REGION_MAGIC UINT64_C(0x3147455243415242) /* "BRACREG1" little-endian */
+#define BRC_REGION_VERSION 1
+#define BRC_REGION_SLOTS 1024       /* slots in a region */
+#define BRC_REGION_NAME_MAX 63      /* bytes in a slot name (and NUL) */
+#define BRC_REGION_CONFIG_MAX 128   /* bytes of configuration a slot keeps */
+#define BRC_REGION_SIZES 8          /* struct sizes checked on open */
+#define BRC_REGION_ALIGN 64         /* states start on a 64-byte line */
+#define BRC_REGION_CAPACITY_MIN UINT64_C(1048576) /* bytes: 1 MiB */
+#define BRC_REGION_CAPACITY_MAX (UINT64_C(1) << 40) /* bytes: 1 TiB */
+#define BRC_REGION_WAIT_NS UINT64_C(2000000000)   /* the longest wait for another process */
+
+/* Slot kinds (the primitive a slot holds); 0 is no kind. */
+#define BRC_KIND_GCRA 1
+#define BRC_KIND_BREAKER 2
+#define BRC_KIND_BULKHEAD 3
+#define BRC_KIND_BUDGET 4
+
+/* Slot status word: BRC_SLOT_* in the low 2 bits, the claimer's pid above. */
+#define BRC_SLOT_EMPTY 0
+#define BRC_SLOT_INITIALISING 1
+#define BRC_SLOT_READY 2
+
+/* The header at offset 0 (for tools and tests; treat it as read-only). The
+ * creator writes every field, then publishes `magic` with a release store;
+ * an opener checks magic, version and the sizes before using anything. */
+typedef struct brc_region_header_s {
+  _Atomic uint64_t magic;    /* BRC_REGION_MAGIC once initialised, 0 before */
+  uint64_t version;          /* BRC_REGION_VERSION */
+  uint64_t sizes[BRC_REGION_SIZES]; /* sizeof brc_gcra_t, brc_breaker_t,
+                                       brc_bulkhead_t, brc_budget_t,
+                                       brc_region_header_t, brc_region_slot_t;
+                                       0 for the later ones */
+  uint64_t capacity;         /* bytes in the region */
+  uint64_t slots;            /* BRC_REGION_SLOTS */
+  _Atomic uint64_t creator;  /* pid of the creating process (0 until known) */
+  _Atomic uint64_t bump;     /* offset of the first free byte for states */
+  uint64_t reserved[2];
+} brc_region_header_t;
+
+/* One slot (for tools and tests): name, kind and configuration are written by
+ * its claimer before `status` becomes READY with a release store, and never
+ * change afterwards. */
+typedef struct brc_region_slot_s {
+  _Atomic uint64_t status;   /* pid << 2 | BRC_SLOT_* */
+  uint32_t kind;             /* BRC_KIND_* (or a caller's own, > 0) */
+  uint32_t config_len;       /* bytes in config */
+  uint64_t offset;           /* of the state from the region's start */
+  uint64_t state_bytes;
+  char name[BRC_REGION_NAME_MAX + 1];
+  unsigned char config[BRC_REGION_CONFIG_MAX];
+  uint64_t reserved[4];      /* 256 bytes in all */
+} brc_region_slot_t;
+
+typedef struct brc_region_s brc_region_t;
+
+/* What a slot holds, from brc_region_slot_info. */
+typedef struct brc_region_slot_info_s {
+  uint32_t kind;
+  uint32_t config_len;
+  uint64_t state_bytes;
+  unsigned char config[BRC_REGION_CONFIG_MAX];
+} brc_region_slot_info_t;
+
+/* Opens the region `name` (1..200 bytes of [A-Za-z0-9._-], an optional
+ * leading '/'), creating it with `capacity` bytes (BRC_REGION_CAPACITY_MIN..
+ * BRC_REGION_CAPACITY_MAX; the pages are not touched, so it stays sparse
+ * until used) and mode 0600 if it does not exist; capacity 0 opens an
+ * existing region only. Creation is race-free: one process creates
+ * (O_CREAT|O_EXCL), the others wait for it to publish the header, at most
+ * BRC_REGION_WAIT_NS. An existing region keeps its own capacity. *out gets a
+ * handle to close with brc_region_close. Returns BRC_OK, or BRC_EINVAL (name
+ * or capacity), BRC_ENOENT (capacity 0, no region), BRC_EVERSION (another
+ * layout), BRC_EACCES, BRC_EOWNERDEAD (its creator died before publishing
+ * the header), BRC_ETIMEDOUT (it did not publish it in time), BRC_ENOMEM,
+ * BRC_EIO (another system error; errno is kept). Thread-safe; may block up to
+ * BRC_REGION_WAIT_NS; not for decision paths. */
+int brc_region_open(const char *name, uint64_t capacity, brc_region_t **out);
+
+/* Unmaps the region and frees the handle (NULL is ignored). Every state
+ * pointer obtained from it becomes invalid; the region itself stays. Not
+ * thread-safe against other use of `r`. */
+void brc_region_close(brc_region_t *r);
+
+/* Removes the region's name (shm_unlink): processes that have it mapped keep
+ * using it; the next brc_region_open creates a fresh one. Returns BRC_OK,
+ * BRC_ENOENT, BRC_EACCES, BRC_EINVAL (name) or BRC_EIO. Thread-safe. */
+int brc_region_unlink(const char *name);
+
+/* The capacity in bytes of an open region, and the bytes its states use. */
+uint64_t brc_region_capacity(const brc_region_t *r);
+uint64_t brc_region_used(const brc_region_t *r);
+
+/* The state of the slot `slot_name` (1..BRC_REGION_NAME_MAX bytes, NUL
+ * excluded) into *state, claiming and initialising the slot if no process
+ * has yet. The first process claims a free slot lock-free (a CAS on its
+ * status: EMPTY -> INITIALISING with its pid), takes `state_bytes` (>= 1) of
+ * zeroed, 64-byte-aligned state space, copies kind (>= 1) and `config`
+ * (config_len 0..BRC_REGION_CONFIG_MAX bytes), calls init(state, config)
+ * (NULL: the zeroed state is the initial one; init returns a status, < 0
+ * abandons the claim and is returned) and publishes READY with a release
+ * store. Other openers wait for READY at most BRC_REGION_WAIT_NS; a claim
+ * whose process died is taken over. A slot that exists with another kind,
+ * state_bytes or config bytes gives BRC_EEXIST (brc_region_slot_info reads
+ * what it holds). Returns BRC_OK, BRC_EEXIST, BRC_EINVAL, BRC_ENOSPC (no free
+ * slot, or not enough space), BRC_ETIMEDOUT, or init's error. Thread-safe
+ * and process-safe; may block; not for decision paths: keep the pointer. */
+int brc_region_slot(brc_region_t *r, const char *slot_name, uint32_t kind, const void *config,
+                    size_t config_len, size_t state_bytes,
+                    int (*init)(void *state, const void *config), void **state);
+
+/* The GCRA limiter of the slot `slot_name` into *out, claimed and configured
+ * as brc_gcra_init(interval, burst) by the first process (kind
+ * BRC_KIND_GCRA; its config bytes are the two uint64_t interval and burst,
+ * in this order and the machine's byte order). Same returns as
+ * brc_region_slot, BRC_EINVAL / BRC_ERANGE for a configuration
+ * brc_gcra_init refuses, and BRC_EEXIST when the slot holds another
+ * configuration (the one given first stays: reconfiguring a shared limiter
+ * is not supported yet). */
+int brc_region_gcra(brc_region_t *r, const char *slot_name, uint64_t interval, uint64_t burst,
+                    brc_gcra_t **out);
+
+/* The circuit breaker of the slot `slot_name` and its sliding window, both
+ * in the slot's state (the breaker first, the window on the next 64-byte
+ * line), into *breaker and *window: claimed and configured as
+ * brc_window_init(window_kind, window_size, bucket) and
+ * brc_breaker_init(config) by the first process (kind BRC_KIND_BREAKER;
+ * config bytes: the brc_breaker_config_t, then window_kind, window_size
+ * and bucket as uint64_t). Same returns as brc_region_gcra. */
+int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker_config_t *config,
+                       uint64_t window_kind, uint64_t window_size, uint64_t bucket,
+                       brc_breaker_t **breaker, brc_window_t **window);
+
+/* The retry budget of the slot `slot_name` into *out, claimed and configured
+ * as brc_budget_init(ratio_milli, min_per_second, ttl_ns) by the first
+ * process (kind BRC_KIND_BUDGET; config bytes: the three uint64_t in this
+ * order). Same returns as brc_region_gcra. */
+int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_milli,
+                      uint64_t min_per_second, uint64_t ttl_ns, brc_budget_t **out);
+
+/* What the READY slot `slot_name` holds into *out. Returns BRC_OK, BRC_ENOENT
+ * (no such slot, or not ready) or BRC_EINVAL. Thread-safe. */
+int brc_region_slot_info(brc_region_t *r, const char *slot_name, brc_region_slot_info_t *out);
 
 #ifdef __cplusplus
 }

@@ -11,9 +11,12 @@ each cdef class calls on its subclass are declared in brace._hooks.
 from cpython.exc cimport PyErr_SetObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.errno cimport errno
 from libc.stdint cimport UINT64_MAX, int64_t, uint64_t
 
 cimport cbrace as c
+
+import os
 
 from brace.errors import BulkheadFull, CircuitOpen, KeyTableFull, RateLimited
 
@@ -36,6 +39,7 @@ DURATION_MAX_NS = c.BRC_DURATION_MAX
 include "clock.pxi"
 include "rng.pxi"
 include "guard.pxi"
+include "region.pxi"
 include "limiter.pxi"
 include "keyed.pxi"
 include "breaker.pxi"

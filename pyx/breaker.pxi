@@ -18,7 +18,10 @@ cdef class CircuitBreakerCore:
     """
 
     cdef c.brc_breaker_t _state
-    cdef c.brc_window_t *_window
+    cdef c.brc_breaker_t *_b         # &_state, or the shared slot's breaker
+    cdef c.brc_window_t *_window     # PyMem_Malloc'd (_owns_window), or the shared slot's
+    cdef bint _owns_window
+    cdef SharedRegion _region        # keeps a shared state's mapping alive
     cdef readonly bint _measure  # read the clock around calls (slow-call detection)
     cdef uint64_t _slow_ns
     cdef bint _checks_result     # a result predicate: successes go through Python
@@ -28,22 +31,33 @@ cdef class CircuitBreakerCore:
     cdef object _name
     cdef object __weakref__      # brace.control finds named breakers through a weak registry
 
+    def __cinit__(self):
+        self._b = &self._state
+
     def __dealloc__(self):
-        PyMem_Free(self._window)
+        if self._owns_window:
+            PyMem_Free(self._window)
 
     def _configure(self, *, str name, int window_kind, uint64_t window_size, uint64_t bucket_ns,
                    double failure_rate, double slow_rate, uint64_t minimum_calls,
                    uint64_t consecutive_failures, uint64_t half_open_calls, uint64_t max_half_open_ns,
                    uint64_t wait_base_ns, double wait_multiplier, uint64_t wait_max_ns,
-                   double wait_jitter, object slow_ns, bint checks_result):
+                   double wait_jitter, object slow_ns, bint checks_result,
+                   SharedRegion region=None, str slot=None):
+        """Configures the breaker and its window: in this object, or (region and slot) in a
+        shared region's slot, claimed by the first process. False (nothing changed) when the
+        slot holds another configuration."""
         cdef c.brc_breaker_config_t config
         cdef uint64_t size = c.brc_window_bytes(window_kind, window_size)
+        cdef bytes encoded
+        cdef const char *slot_name
+        cdef c.brc_breaker_t *shared = NULL
+        cdef c.brc_window_t *shared_window = NULL
+        cdef int status
+        if self._window != NULL:
+            raise RuntimeError("a breaker is configured once")
         if size == 0:
             raise ValueError("window_size is out of range")
-        self._window = <c.brc_window_t *>PyMem_Malloc(size)
-        if self._window == NULL:
-            raise MemoryError()
-        _check(c.brc_window_init(self._window, window_kind, window_size, bucket_ns), "window")
         config.failure_rate = failure_rate
         config.slow_rate = slow_rate
         config.minimum_calls = minimum_calls
@@ -54,11 +68,28 @@ cdef class CircuitBreakerCore:
         config.wait_multiplier = wait_multiplier
         config.wait_max = wait_max_ns
         config.wait_jitter = wait_jitter
-        _check(c.brc_breaker_init(&self._state, &config), "breaker configuration")
+        if region is not None:
+            encoded = slot.encode()
+            slot_name = encoded
+            with nogil:  # it may wait (bounded) for another process to finish initialising it
+                status = c.brc_region_breaker(region._region, slot_name, &config, window_kind,
+                                              window_size, bucket_ns, &shared, &shared_window)
+            if status == c.BRC_EEXIST:
+                return False
+            _region_check(status, f"shm://{region.name}, slot {slot!r}")
+            self._b, self._window, self._region = shared, shared_window, region
+        else:
+            self._window = <c.brc_window_t *>PyMem_Malloc(size)
+            if self._window == NULL:
+                raise MemoryError()
+            self._owns_window = True
+            _check(c.brc_window_init(self._window, window_kind, window_size, bucket_ns), "window")
+            _check(c.brc_breaker_init(&self._state, &config), "breaker configuration")
         self._measure = slow_ns is not None
         self._slow_ns = slow_ns if slow_ns is not None else 0
         self._checks_result = checks_result
         self._name = name
+        return True
 
     def _set_hooks(self, bint transitions, bint calls, bint rejections):
         self._hooks_transitions = transitions
@@ -94,30 +125,30 @@ cdef class CircuitBreakerCore:
             duration = now - start
             if duration >= self._slow_ns:
                 outcome |= c.BRC_OUTCOME_SLOW
-        status = c.brc_breaker_record(&self._state, self._window, token, outcome, duration, now, &t)
+        status = c.brc_breaker_record(self._b, self._window, token, outcome, duration, now, &t)
         if t.to:
             self._on_transition(t.from_, t.to)
         return status == c.BRC_WOULD_OPEN, duration
 
     def _release(self, uint64_t token):
-        c.brc_breaker_release(&self._state, token)
+        c.brc_breaker_release(self._b, token)
 
     # -- state ----------------------------------------------------------------
 
     def _transition(self, int state):
         cdef c.brc_breaker_transition_t t
-        _check(c.brc_breaker_transition(&self._state, self._window, state, c.brc_now_ns(), &t),
+        _check(c.brc_breaker_transition(self._b, self._window, state, c.brc_now_ns(), &t),
                "state")
         if t.to:
             self._on_transition(t.from_, t.to)
 
     def _set_open_until(self, uint64_t generation, uint64_t until_ns):
-        return c.brc_breaker_set_open_until(&self._state, generation, until_ns) == c.BRC_OK
+        return c.brc_breaker_set_open_until(self._b, generation, until_ns) == c.BRC_OK
 
     def _report(self):
         """(state, generation, openings, not_permitted, probes_out, retry_after_ns, consecutive)."""
         cdef c.brc_breaker_report_t r
-        _check(c.brc_breaker_report(&self._state, c.brc_now_ns(), &r), "breaker (not configured)")
+        _check(c.brc_breaker_report(self._b, c.brc_now_ns(), &r), "breaker (not configured)")
         return r.state, r.generation, r.openings, r.not_permitted, r.probes_out, r.retry_after, r.consecutive
 
     def _window_counts(self):
@@ -132,12 +163,12 @@ cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -
     cdef c.brc_breaker_transition_t t
     cdef uint64_t retry_after = 0
     cdef c.brc_breaker_report_t report
-    cdef int status = c.brc_breaker_acquire(&b._state, 0, token, &retry_after, &t)
+    cdef int status = c.brc_breaker_acquire(b._b, 0, token, &retry_after, &t)
     if t.to:
         b._on_transition(t.from_, t.to)
         if status != c.BRC_OK and t.to == c.BRC_OPEN:
             # re-opened just now: a wait function may have set another end
-            c.brc_breaker_report(&b._state, c.brc_now_ns(), &report)
+            c.brc_breaker_report(b._b, c.brc_now_ns(), &report)
             retry_after = report.retry_after
     if status == c.BRC_OK:
         if b._measure:
@@ -164,7 +195,7 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
         duration = now - start
         if duration >= b._slow_ns:
             outcome = c.BRC_OUTCOME_SLOW
-    cdef int status = c.brc_breaker_record(&b._state, b._window, token, outcome, duration, now, &t)
+    cdef int status = c.brc_breaker_record(b._b, b._window, token, outcome, duration, now, &t)
     if t.to:
         b._on_transition(t.from_, t.to)
     if b._hooks_calls or status == c.BRC_WOULD_OPEN:
@@ -175,7 +206,7 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
 # -- the entries (entries.h): cb.call, with cb, async with cb ---------------
 
 cdef int _breaker_give_back(object owner, uint64_t token) except -1:
-    c.brc_breaker_release(&(<CircuitBreakerCore>owner)._state, token)
+    c.brc_breaker_release((<CircuitBreakerCore>owner)._b, token)
     return 0
 
 

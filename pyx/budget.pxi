@@ -16,20 +16,45 @@ cdef class RetryBudgetCore:
     """
 
     cdef c.brc_budget_t _state
+    cdef c.brc_budget_t *_b          # &_state, or the shared slot's state
+    cdef SharedRegion _region        # keeps a shared state's mapping alive
 
-    def _configure(self, uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns):
-        _check(c.brc_budget_init(&self._state, ratio_milli, min_per_second, ttl_ns),
-               "ratio, min_per_second and ttl")
+    def __cinit__(self):
+        self._b = &self._state
+
+    def _configure(self, uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns,
+                   SharedRegion region=None, str slot=None):
+        """Configures the budget: in this object, or (region and slot) in a shared region's
+        slot, claimed by the first process. False (nothing changed) when the slot holds another
+        configuration."""
+        cdef c.brc_budget_t *shared = NULL
+        cdef bytes encoded
+        cdef const char *slot_name
+        cdef int status
+        if region is None:
+            _check(c.brc_budget_init(&self._state, ratio_milli, min_per_second, ttl_ns),
+                   "ratio, min_per_second and ttl")
+            return True
+        encoded = slot.encode()
+        slot_name = encoded
+        with nogil:  # it may wait (bounded) for another process to finish initialising it
+            status = c.brc_region_budget(region._region, slot_name, ratio_milli, min_per_second,
+                                         ttl_ns, &shared)
+        if status == c.BRC_EEXIST:
+            return False
+        _region_check(status, f"shm://{region.name}, slot {slot!r}")
+        self._b, self._region = shared, region
+        return True
 
     def deposit(self):
         """Records one call: its `ratio` tokens count for the next `ttl`."""
-        cdef int status = c.brc_budget_deposit(&self._state, c.brc_now_ns())
+        cdef int status = c.brc_budget_deposit(self._b, c.brc_now_ns())
         if status < 0:
             _check(status, "retry budget (not configured)")
 
     def try_withdraw(self):
         """Takes one token for a retry if the balance covers it; returns whether it did."""
-        cdef int status = c.brc_budget_try_withdraw(&self._state, c.brc_now_ns())
+        cdef int status = c.brc_budget_try_withdraw(self._b, c.brc_now_ns())
         if status == c.BRC_OK:
             return True
         if status == c.BRC_REFUSED:
@@ -39,6 +64,6 @@ cdef class RetryBudgetCore:
     def _balance(self):
         """The balance now, in milli-tokens (negative when overdrawn by expiry)."""
         cdef int64_t out = 0
-        _check(c.brc_budget_balance(&self._state, c.brc_now_ns(), &out),
+        _check(c.brc_budget_balance(self._b, c.brc_now_ns(), &out),
                "retry budget (not configured)")
         return out

@@ -1,6 +1,6 @@
 # Mirrors csrc/brace.h: only what the binding reads. Structs are opaque to
 # Cython; the C compiler knows their size, so cdef classes embed them by value.
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 
 cdef extern from "brace.h" nogil:
     int BRC_OK
@@ -218,6 +218,46 @@ cdef extern from "brace.h" nogil:
     int brc_histogram_record(brc_histogram_t *h, uint64_t now, uint64_t duration_ns)
     int brc_histogram_percentile(brc_histogram_t *h, uint64_t now, uint32_t q_ppm, uint64_t *value_ns,
                                  uint64_t *count)
+
+# ---- shared-memory region
+cdef extern from "brace.h" nogil:
+    int BRC_ENOENT
+    int BRC_EIO
+    int BRC_EACCES
+    int BRC_EEXIST
+    int BRC_ENOSPC
+    int BRC_ETIMEDOUT
+    int BRC_EVERSION
+    int BRC_EOWNERDEAD
+    uint64_t BRC_REGION_CAPACITY_MIN
+    uint64_t BRC_REGION_CAPACITY_MAX
+    int BRC_REGION_NAME_MAX
+    int BRC_REGION_CONFIG_MAX
+    int BRC_REGION_SLOTS
+    int BRC_KIND_GCRA
+    int BRC_KIND_BREAKER
+    int BRC_KIND_BUDGET
+
+    ctypedef struct brc_region_t:
+        pass
+    ctypedef struct brc_region_slot_info_t:
+        uint32_t kind
+        uint32_t config_len
+        uint64_t state_bytes
+        unsigned char config[128]
+    int brc_region_open(const char *name, uint64_t capacity, brc_region_t **out)
+    void brc_region_close(brc_region_t *r)
+    int brc_region_unlink(const char *name)
+    uint64_t brc_region_capacity(const brc_region_t *r)
+    uint64_t brc_region_used(const brc_region_t *r)
+    int brc_region_slot_info(brc_region_t *r, const char *slot_name, brc_region_slot_info_t *out)
+    int brc_region_gcra(brc_region_t *r, const char *slot_name, uint64_t interval, uint64_t burst,
+                        brc_gcra_t **out)
+    int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker_config_t *config,
+                           uint64_t window_kind, uint64_t window_size, uint64_t bucket,
+                           brc_breaker_t **breaker, brc_window_t **window)
+    int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_milli,
+                          uint64_t min_per_second, uint64_t ttl_ns, brc_budget_t **out)
 
 
 # ---- keyed rate limiter and stable hashes

@@ -20,7 +20,9 @@ cdef uint64_t _as_n_slow(object n) except 0:
 
 
 cdef class RateLimiterCore:
-    """A GCRA token bucket embedded by value; configured by brace.RateLimiter.
+    """A GCRA token bucket embedded by value, or in a shared region's slot
+    (_attach); configured by brace.RateLimiter. Every decision goes through
+    the pointer _g: to the embedded _state, or into the region's mapping.
 
     Its guards (the decorator's compiled wrapper, and the entries installed
     below the class: call, with, async with) take a token in C; one that is
@@ -31,21 +33,50 @@ cdef class RateLimiterCore:
     """
 
     cdef c.brc_gcra_t _state
+    cdef c.brc_gcra_t *_g            # &_state, or the shared slot's state
+    cdef SharedRegion _region        # keeps a shared state's mapping alive
     cdef bint _configured
     cdef uint64_t _max_wait_ns       # UINT64_MAX: the guards wait as long as needed
     cdef object _name                # the facts of RateLimited, for the compiled rejection
     cdef object _burst
     cdef bint _rejections_in_python  # someone listens to rejections: refuse in Python
 
+    def __cinit__(self):
+        self._g = &self._state
+
     def _configure(self, uint64_t interval_ns, uint64_t burst, name, max_wait_ns):
         """Configures a full bucket, or changes a configured one keeping its tokens taken,
         and the guards' wait (max_wait_ns, None: no limit) and rejection facts."""
         if self._configured:
-            _check(c.brc_gcra_reconfigure(&self._state, interval_ns, burst, c.brc_now_ns()),
+            _check(c.brc_gcra_reconfigure(self._g, interval_ns, burst, c.brc_now_ns()),
                    "rate and burst")
         else:
-            _check(c.brc_gcra_init(&self._state, interval_ns, burst), "rate and burst")
+            _check(c.brc_gcra_init(self._g, interval_ns, burst), "rate and burst")
             self._configured = True
+        self._set_facts(burst, name, max_wait_ns)
+
+    def _attach(self, SharedRegion region, str slot, uint64_t interval_ns, uint64_t burst, name,
+                max_wait_ns):
+        """Uses the limiter in region's slot `slot`, claiming and configuring it if no process
+        has yet. False (nothing changed) when the slot holds another configuration."""
+        cdef c.brc_gcra_t *shared = NULL
+        cdef bytes encoded = slot.encode()
+        cdef const char *slot_name = encoded
+        cdef int status
+        if self._configured:
+            raise RuntimeError("a configured limiter cannot move into a shared region")
+        with nogil:  # it may wait (bounded) for another process to finish initialising it
+            status = c.brc_region_gcra(region._region, slot_name, interval_ns, burst, &shared)
+        if status == c.BRC_EEXIST:
+            return False
+        _region_check(status, f"shm://{region.name}, slot {slot!r}")
+        self._g = shared
+        self._region = region
+        self._configured = True
+        self._set_facts(burst, name, max_wait_ns)
+        return True
+
+    cdef _set_facts(self, uint64_t burst, name, max_wait_ns):
         self._max_wait_ns = UINT64_MAX if max_wait_ns is None else <uint64_t>max_wait_ns
         self._name = name
         self._burst = burst
@@ -61,14 +92,14 @@ cdef class RateLimiterCore:
 
     cdef int _raise_n(self, int status, object n) except -1:
         cdef c.brc_gcra_report_t report
-        if status == c.BRC_E2BIG and c.brc_gcra_report(&self._state, 0, &report) == c.BRC_OK:
+        if status == c.BRC_E2BIG and c.brc_gcra_report(self._g, 0, &report) == c.BRC_OK:
             raise ValueError(
                 f"n={n} can never be admitted: n must be an int from 1 to burst={report.limit}")
         return _check(status, "limiter (not configured)")
 
     def try_acquire(self, n=1):
         """Takes n tokens if all are available now; returns whether it did."""
-        cdef int status = c.brc_gcra_acquire(&self._state, _as_n(n), c.brc_now_ns(), 0, NULL)
+        cdef int status = c.brc_gcra_acquire(self._g, _as_n(n), c.brc_now_ns(), 0, NULL)
         if status == c.BRC_OK:
             return True
         if status == c.BRC_REFUSED:
@@ -77,7 +108,7 @@ cdef class RateLimiterCore:
 
     def peek(self, n=1):
         """Would try_acquire(n) succeed now? Takes nothing."""
-        cdef int status = c.brc_gcra_peek(&self._state, _as_n(n), c.brc_now_ns(), NULL)
+        cdef int status = c.brc_gcra_peek(self._g, _as_n(n), c.brc_now_ns(), NULL)
         if status == c.BRC_OK:
             return True
         if status == c.BRC_REFUSED:
@@ -94,21 +125,21 @@ cdef class RateLimiterCore:
         cdef uint64_t wait = 0
         cdef uint64_t now = c.brc_now_ns()
         cdef uint64_t limit = UINT64_MAX if max_wait_ns is None else <uint64_t>max_wait_ns
-        cdef int status = c.brc_gcra_acquire(&self._state, _as_n(n), now, limit, &wait)
+        cdef int status = c.brc_gcra_acquire(self._g, _as_n(n), now, limit, &wait)
         if status < 0:
             self._raise_n(status, n)
         return status == c.BRC_OK, now, wait
 
     def _refund(self, n):
         """Gives back n booked tokens that will not be used."""
-        cdef int status = c.brc_gcra_refund(&self._state, _as_n(n), c.brc_now_ns())
+        cdef int status = c.brc_gcra_refund(self._g, _as_n(n), c.brc_now_ns())
         if status < 0:
             self._raise_n(status, n)
 
     def _report(self):
         """(limit, remaining, retry_after_ns, reset_after_ns) at brace's now."""
         cdef c.brc_gcra_report_t r
-        _check(c.brc_gcra_report(&self._state, c.brc_now_ns(), &r), "limiter (not configured)")
+        _check(c.brc_gcra_report(self._g, c.brc_now_ns(), &r), "limiter (not configured)")
         return r.limit, r.remaining, r.retry_after, r.reset_after
 
 
@@ -117,7 +148,7 @@ cdef int _limiter_enter(object owner, uint64_t *token, uint64_t *start) except -
     cannot come within max_wait (-1)."""
     cdef RateLimiterCore limiter = <RateLimiterCore>owner
     cdef uint64_t wait = 0
-    cdef int status = c.brc_gcra_acquire(&limiter._state, 1, c.brc_now_ns(), 0, &wait)
+    cdef int status = c.brc_gcra_acquire(limiter._g, 1, c.brc_now_ns(), 0, &wait)
     if status == c.BRC_OK:
         return 0
     if status != c.BRC_REFUSED or wait <= limiter._max_wait_ns or limiter._rejections_in_python:
@@ -134,7 +165,7 @@ cdef int _limiter_success(object owner, uint64_t token, uint64_t start) except -
 # -- the entries (entries.h): limiter.call, with limiter, async with limiter --
 
 cdef int _limiter_give_back(object owner, uint64_t token) except -1:
-    c.brc_gcra_refund(&(<RateLimiterCore>owner)._state, 1, c.brc_now_ns())
+    c.brc_gcra_refund((<RateLimiterCore>owner)._g, 1, c.brc_now_ns())
     return 0
 
 

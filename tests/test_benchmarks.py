@@ -120,3 +120,14 @@ def test_keyed_quick_reports_every_case() -> None:
         ("KeyedRateLimiter.try_acquire(str)", "keys"), ("KeyedRateLimiter.try_acquire(int)", "keys"),
         ("KeyedRateLimiter.try_acquire_many(int64 array)", "keys")]}  # fmt: skip
     assert all(float(figures[0]) > 0 for figures in rows.values())
+
+
+def test_shared_runs_quickly() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "shared.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("  ")] == ["admitted", "rejected", "admitted"]
+    for line in lines[1:3] + lines[4:]:
+        words = line.split()
+        assert words[1] == "local" and float(words[2]) > 0 and words[3] == "shared" and float(words[4]) > 0, line

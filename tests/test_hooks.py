@@ -83,7 +83,8 @@ def test_an_error_raised_by_a_hook_has_the_calls_error_as_its_context() -> None:
 # is one C call with a documented job; anything else a base needs is cdef and
 # invisible from Python. Adding one here is a decision, not an accident.
 COMPILED_PRIVATE = {
-    brace.RateLimiter: {"_configure", "_reject_in_python", "_guard", "_reserve", "_refund", "_report"},
+    # _attach: a shared limiter (store=) decides on a slot of a shared-memory region
+    brace.RateLimiter: {"_configure", "_attach", "_reject_in_python", "_guard", "_reserve", "_refund", "_report"},
     brace.CircuitBreaker: {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",

@@ -228,7 +228,17 @@ def test_a_throttled_host_pauses_every_caller_until_its_reset(kind: str) -> None
     assert max(limit.after_first_429.values()) <= limit.limit, limit.after_first_429
 
 
-def test_a_spent_quota_pauses_the_host_before_any_429(kind: str) -> None:
+# The forms of a quota in a successful answer, spelled as servers spell them.
+QUOTA_FORMS = {
+    "RateLimit": lambda remaining: (("RateLimit", f"limit=3, remaining={remaining}, reset=30"),),
+    "RateLimit-Remaining": lambda remaining: (("RateLimit-Remaining", str(remaining)), ("RateLimit-Reset", "30")),
+    "x-ratelimit-remaining": lambda remaining: (("x-ratelimit-remaining", str(remaining)),
+                                                ("x-ratelimit-reset", "30")),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("form", QUOTA_FORMS)
+def test_a_spent_quota_pauses_the_host_before_any_429(kind: str, form: str) -> None:
     served = {"n": 0}
     lock = threading.Lock()
 
@@ -236,7 +246,7 @@ def test_a_spent_quota_pauses_the_host_before_any_429(kind: str) -> None:
         with lock:
             served["n"] += 1
             remaining = max(0, 3 - served["n"])
-        return Reply(headers=(("RateLimit", f"limit=3, remaining={remaining}, reset=30"),))
+        return Reply(headers=QUOTA_FORMS[form](remaining))
 
     with serving({"/r": quota}) as server, fake_time() as clock:
         table = hosts(throttle="reject")

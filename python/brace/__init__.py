@@ -37,6 +37,8 @@ from brace.histogram import LatencyHistogram
 from brace.keyed import KeyedRateLimiter, KeyedRateLimiterMetrics
 from brace.limiter import RateLimiter, RateLimiterEvent, RateLimitState
 from brace.policy import Policy
+from brace import shm
+from brace._paths import get_include, get_library
 from brace.retry import Attempt, Retry, RetryEvent, retry
 
 if TYPE_CHECKING:
@@ -263,11 +265,14 @@ __all__ = [
     "correlation_id",
     "deadline",
     "deadline_remaining",
+    "get_include",
+    "get_library",
     "http_status",
     "replay",
     "replay_async",
     "retry",
     "server_delay",
+    "shm",
     "switches",
     "testing",
 ]

@@ -27,20 +27,22 @@ from brace._config import NS_PER_SECOND
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["attempt_bound", "bounded", "current_ns", "deadline", "deadline_remaining", "tighter", "within"]
+__all__ = ["BOUND", "attempt_bound", "bounded", "current_ns", "deadline", "deadline_remaining", "tighter", "within"]
 
 
-_current: contextvars.ContextVar[int | None] = contextvars.ContextVar("brace_deadline", default=None)
+# The instant (ns on brace's clock) the innermost active bound ends. Code that sets it
+# directly (the hot paths, instead of `within`) sets a value from tighter() and resets it.
+BOUND: contextvars.ContextVar[int | None] = contextvars.ContextVar("brace_deadline", default=None)
 
 
 def current_ns() -> int | None:
     """The instant (brace's clock, ns) the innermost active bound ends, or None."""
-    return _current.get()
+    return BOUND.get()
 
 
 def tighter(deadline_ns: int | None) -> int | None:
     """The earlier of deadline_ns and the active bound (None: no bound at all)."""
-    active = _current.get()
+    active = BOUND.get()
     if deadline_ns is None:
         return active
     return deadline_ns if active is None else min(active, deadline_ns)
@@ -62,14 +64,14 @@ def within(deadline_ns: int | None) -> Iterator[int | None]:
     """Makes deadline_ns (ns on brace's clock) the active bound for the block when it
     is tighter than the one active; yields the bound in force."""
     bound = tighter(deadline_ns)
-    if bound == _current.get():
+    if bound == BOUND.get():
         yield bound
         return
-    token = _current.set(bound)
+    token = BOUND.set(bound)
     try:
         yield bound
     finally:
-        _current.reset(token)
+        BOUND.reset(token)
 
 
 def deadline_remaining() -> float | None:
@@ -82,7 +84,7 @@ def deadline_remaining() -> float | None:
 
         response = session.get(url, timeout=brace.deadline_remaining())
     """
-    bound = _current.get()
+    bound = BOUND.get()
     if bound is None:
         return None
     return max(0, bound - now_ns()) / NS_PER_SECOND

@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
-from brace import _config, _guarding
+from brace import _config, _guarding, _slots, _stores
 from brace._core import (
     CALLABLE_GUARDED,
     HALF_OPEN_CALLS_MAX,
@@ -234,6 +234,14 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             predicate (default: every Exception). Others count as successes.
         ignore: Exceptions that count as neither (types or a predicate).
         record_result: A predicate on return values that counts as failures.
+        store: Where the state and window live. None: in this object.
+            "shm://REGION" (see RateLimiter and brace.shm): in a shared-memory
+            region, in the slot named `name` (required), so that every
+            process's breaker of that store and name opens and closes as one.
+            The first process fixes the configuration above (ValueError, naming
+            the fields that differ, for another); slow_call_duration, record,
+            ignore, record_result, a wait_in_open function and listeners stay
+            each process's own (a process sees the transitions it makes).
 
     Every duration is 1 ns to 2**62 ns (~146 years): brace keeps time in
     whole nanoseconds, and nothing shorter or longer is rounded or clamped.
@@ -248,7 +256,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     __slots__ = (
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
-        "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset",
+        "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset", "_store",
     )  # fmt: skip
 
     def __init__(
@@ -272,6 +280,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         record: _config.ExceptionFilter = Exception,
         ignore: _config.ExceptionFilter = (),
         record_result: Callable[[Any], bool] | None = None,
+        store: str | None = None,
     ) -> None:
         _config.keywords_only("CircuitBreaker", positional)
         if name is not None and not isinstance(name, str):
@@ -291,26 +300,36 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         if record_result is not None and not callable(record_result):
             raise TypeError(f"record_result must be a predicate or None, got {type(record_result).__name__}")
         self._record_result = record_result
-        self._breaker_name = name
-        self._window_kind = window
-        self._window_size = size
-        self._minimum_calls = minimum
+        self._breaker_name, self._window_kind, self._window_size, self._minimum_calls = name, window, size, minimum
         self._listeners: Listeners[BreakerEvent] = Listeners(f"breaker {name!r}" if name else "a breaker",
                                                              _EVENT_KINDS)  # fmt: skip
         self._not_permitted_offset = 0
-        self._configure(
-            name=name, window_kind=1 if window == "count" else 2, window_size=size,
+        settings: dict[str, Any] = dict(
+            window_kind=1 if window == "count" else 2, window_size=size,
             bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
             minimum_calls=minimum, consecutive_failures=consecutive, half_open_calls=probes,
             max_half_open_ns=0 if max_half_open is None else _ns(max_half_open),
             wait_base_ns=_ns(wait_base), wait_multiplier=float(wait_in_open_multiplier),
             wait_max_ns=_wait_cap_ns(wait_base, float(wait_in_open_multiplier), wait_max),
-            wait_jitter=float(wait_in_open_jitter), slow_ns=None if slow is None else _ns(slow),
-            checks_result=record_result is not None,
+            wait_jitter=float(wait_in_open_jitter),
         )  # fmt: skip
+        self._configure_in(store, settings, name=name, slow_ns=None if slow is None else _ns(slow),
+                           checks_result=record_result is not None)  # fmt: skip
         self._update_hooks()
         if name is not None:
             _register(name, self)
+
+    def _configure_in(self, store: str | None, settings: dict[str, Any], **facts: Any) -> None:
+        """Configures the state in this object, or in the store's shared slot named `name`."""
+        self._store = store
+        shared = _stores.parse(store)
+        if shared is None:
+            self._configure(**settings, **facts)
+            return
+        slot = _stores.slot_name(facts["name"], "CircuitBreaker")
+        region = _stores.region(*shared)
+        if not self._configure(**settings, **facts, region=region, slot=slot):
+            raise ValueError(_slots.breaker_mismatch(region.slot_info(slot), store, slot, settings))
 
     def _first_wait(self, wait_in_open: WaitInOpen) -> float:
         """The open wait of the first opening (seconds); keeps a wait function for the later ones."""
@@ -333,6 +352,11 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def name(self) -> str | None:
         """The breaker's name, or None."""
         return self._breaker_name
+
+    @property
+    def store(self) -> str | None:
+        """Where the state lives: None (in this object) or "shm://REGION"."""
+        return self._store
 
     @property
     def state(self) -> BreakerState:

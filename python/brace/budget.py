@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Callable, ClassVar, Literal, NamedTuple
 
 from brace._safe import safe_repr
-from brace import _config
+from brace import _config, _slots, _stores
 from brace._core import (
     BUDGET_BUCKETS,
     BUDGET_MIN_PER_SECOND_MAX,
@@ -110,16 +110,24 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
             tokens).
         ttl: How long deposits and withdrawals count: seconds (float) or a
             timedelta, from 0.001 to 3600.
-        name: A name for messages, events and metrics.
+        name: A name for messages, events and metrics; with `store`,
+            required: the budget's slot in the region.
+        store: Where the balance lives. None: in this object. "shm://REGION"
+            (see RateLimiter and brace.shm): in a shared-memory region, so
+            that every process's budget of that store and name deposits into
+            and withdraws from one balance. The first process fixes ratio,
+            min_per_second and ttl (ValueError, naming the fields that
+            differ, for others).
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
+        OSError: The region cannot be opened.
     """
 
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
 
-    __slots__ = ("_name", "_ratio_milli", "_min_per_second", "_ttl_ns", "_listeners")
+    __slots__ = ("_name", "_ratio_milli", "_min_per_second", "_ttl_ns", "_listeners", "_store")
 
     def __init__(
         self,
@@ -128,6 +136,7 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
         ratio: float = 0.2,
         min_per_second: int = 10,
         ttl: float | timedelta = 10.0,
+        store: str | None = None,
     ) -> None:
         self._ratio_milli = _ratio_milli(ratio)
         self._min_per_second = _config.count(
@@ -140,7 +149,20 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
         self._listeners: Listeners[RetryBudgetEvent] = Listeners(
             f"retry budget {name!r}" if name else "a retry budget", _EVENT_KINDS
         )
-        self._configure(self._ratio_milli, self._min_per_second, self._ttl_ns)
+        shared, self._store = _stores.parse(store), store
+        if shared is None:
+            self._configure(self._ratio_milli, self._min_per_second, self._ttl_ns)
+            return
+        slot = _stores.slot_name(name, "RetryBudget")
+        region = _stores.region(*shared)
+        ours = (self._ratio_milli, self._min_per_second, self._ttl_ns)
+        if not self._configure(*ours, region, slot):
+            raise ValueError(_slots.budget_mismatch(region.slot_info(slot), store, slot, ours))
+
+    @property
+    def store(self) -> str | None:
+        """Where the balance lives: None (in this object) or "shm://REGION"."""
+        return self._store
 
     @property
     def name(self) -> str | None:

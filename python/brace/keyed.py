@@ -72,8 +72,8 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
             1/2), about 3 keys in a million find no room (measured with 2**21
             entries); at a load of 3/8, none did.
         name: A name for messages and metrics.
-        store: None: the table lives in this process's memory. (Tables shared
-            between processes will come with shm:// stores.)
+        store: None: the table lives in this process's memory. (Unlike
+            RateLimiter's, a keyed table cannot live in a shm:// store yet.)
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
@@ -98,8 +98,8 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
         _config.keywords_only("KeyedRateLimiter", positional)
         if store is not None:
             raise ValueError(
-                f"store must be None (the table in this process's memory), got {type(store).__name__}: "
-                "shared stores come with shm://"
+                f"store must be None (the table in this process's memory), got {store!r}: a KeyedRateLimiter "
+                "has no shared store yet (shm:// stores come to it later)"
             )
         events, period = _config.rate(rate, per)
         interval = _config.interval_ns(events, period)

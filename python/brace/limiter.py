@@ -17,7 +17,7 @@ from typing import (
     cast,
 )
 
-from brace import _config, _guarding
+from brace import _config, _guarding, _slots, _stores
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable, now_ns
 from brace._listeners import Listeners, Observable
@@ -115,16 +115,26 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         max_wait: How long the decorator and context managers wait for a
             token: 0 or 1 ns to 2**62 ns (seconds or a timedelta), or None to
             wait as long as needed.
-        name: A name for messages and metrics.
+        name: A name for messages and metrics; with `store`, required: the
+            limiter's slot in the region (1 to 63 bytes).
+        store: Where the bucket lives. None: in this object, shared by this
+            process's threads. "shm://REGION" (optionally
+            "shm://REGION?size=16M"; default 64M, sparse): in the named
+            shared-memory region, so that every process that creates a
+            RateLimiter with the same store and name takes from one bucket.
+            The first creates it with its rate and burst; the others must
+            give the same ones (ValueError otherwise). See brace.shm.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
+        OSError: The region cannot be opened (PermissionError: another
+            user's; TimeoutError: its creator never finished it).
     """
 
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
 
-    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait", "_listeners")
+    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait", "_listeners", "_store")
 
     def __new__(cls, *positional: object, **config: object) -> RateLimiter:
         # Before __init__ binds its required keywords, so that a bare
@@ -140,6 +150,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         per: float | timedelta | None = None,
         burst: int = 1,
         max_wait: float | timedelta | None = None,
+        store: str | None = None,
     ) -> None:
         _config.keywords_only("RateLimiter", positional)
         events, period = _config.rate(rate, per)
@@ -153,7 +164,20 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             f"rate limiter {name!r}" if name else "a rate limiter", _EVENT_KINDS
         )
         self._events, self._period = events, period
-        self._configure(interval, self._burst, name, self._max_wait_ns())
+        shared = _stores.parse(store)
+        self._store = store
+        if shared is None:
+            self._configure(interval, self._burst, name, self._max_wait_ns())
+            return
+        slot = _stores.slot_name(name, "RateLimiter")
+        region = _stores.region(*shared)
+        if not self._attach(region, slot, interval, self._burst, name, self._max_wait_ns()):
+            raise ValueError(_slots.limiter_mismatch(region.slot_info(slot), store, slot, interval, self._burst))
+
+    @property
+    def store(self) -> str | None:
+        """Where the bucket lives: None (in this object) or "shm://REGION"."""
+        return self._store
 
     @property
     def name(self) -> str | None:
@@ -262,7 +286,14 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             rate: As for the constructor.
             per: As for the constructor.
             burst: As for the constructor.
+
+        Raises:
+            ValueError: For a shared limiter (store=): its configuration is
+                fixed by its creator for now.
         """
+        if self._store is not None:
+            raise ValueError(f"reconfigure: the limiter {self._name!r} in store {self._store!r} is shared; its rate "
+                             "and burst are fixed while its region lives (brace.shm.unlink removes it)")  # fmt: skip
         if rate is None:
             events, period = self._events, (
                 self._period if per is None else _config.positive_duration(per, "per")
@@ -364,9 +395,10 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
+        store = f", store={self._store!r}" if self._store is not None else ""
         return (
             f"RateLimiter({name}rate={self._events:g}, per={self._period:g}, "
-            f"burst={self._burst}, max_wait={self._max_wait!r})"
+            f"burst={self._burst}, max_wait={self._max_wait!r}{store})"
         )
 
 

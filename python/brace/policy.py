@@ -348,24 +348,24 @@ class Policy(PolicyCore):
         assert self._fallback is not None and isinstance(error, Exception)
         return await self._fallback._brace_stage_fall_back_async(fn, args, kwargs, error)
 
-    def _call_deadline(self, started: int) -> int | None:
-        return _deadline.tighter(None if self._deadline is None else started + self._deadline)
-
     def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
               first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
         """A sync call; `first` (begun at `started`): attempt 1's outcome, already booked."""
         if started is None:
             started = now_ns()
-        deadline = self._call_deadline(started)
+        deadline = _deadline.tighter(None if self._deadline is None else started + self._deadline)
         try:
-            with _deadline.within(deadline):
-                retry = self._retry
+            bound = _deadline.BOUND.set(deadline)  # the fallback runs outside the bound
+            try:
+                retry, once = self._retry, self._attempt if self._hedge is None else self._hedged
                 if retry is None:
-                    return self._hedged(fn, args, kwargs)
+                    return once(fn, args, kwargs)
                 if first is None:
                     retry._brace_stage_begin()
                 return drive(retry._brace_stage_loop(started, deadline),
-                             lambda: retry._brace_stage_classified(lambda: self._hedged(fn, args, kwargs)), first)  # fmt: skip
+                             lambda: retry._brace_stage_classified(lambda: once(fn, args, kwargs)), first)  # fmt: skip
+            finally:
+                _deadline.BOUND.reset(bound)
         except Exception as error:
             if not self._falls_back(error):
                 raise
@@ -375,34 +375,34 @@ class Policy(PolicyCore):
                           first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
         if started is None:
             started = now_ns()
-        deadline = self._call_deadline(started)
+        deadline = _deadline.tighter(None if self._deadline is None else started + self._deadline)
         try:
-            with _deadline.within(deadline):
-                retry = self._retry
+            bound = _deadline.BOUND.set(deadline)
+            try:
+                retry, once = self._retry, self._attempt_async if self._hedge is None else self._hedged_async
                 if retry is None:
-                    return await self._hedged_async(fn, args, kwargs)
+                    return await once(fn, args, kwargs)
                 if first is None:
                     retry._brace_stage_begin()
-                return await drive_async(
-                    retry._brace_stage_loop(started, deadline),
-                    lambda: retry._brace_stage_classified_async(lambda: self._hedged_async(fn, args, kwargs)),
-                    first)  # fmt: skip
+                return await drive_async(retry._brace_stage_loop(started, deadline),
+                                         lambda: retry._brace_stage_classified_async(lambda: once(fn, args, kwargs)),
+                                         first)  # fmt: skip
+            finally:
+                _deadline.BOUND.reset(bound)
         except Exception as error:
             if not self._falls_back(error):
                 raise
             return await self._fall_back_async(fn, args, kwargs, error)
 
-    # -- one attempt: a group of hedged copies, or one copy ----------------------------
+    # -- one attempt as a group of hedged copies -----------------------------------------
 
     def _hedged(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self._hedge is None:
-            return self._attempt(fn, args, kwargs)
+        assert self._hedge is not None
         # A copy the breaker, limiter or bulkhead rejected stops the hedging: the next would be too.
         return self._hedge._brace_stage_hedged(lambda: self._attempt(fn, args, kwargs), not_run)
 
     async def _hedged_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self._hedge is None:
-            return await self._attempt_async(fn, args, kwargs)
+        assert self._hedge is not None
         return await self._hedge._brace_stage_hedged_async(lambda: self._attempt_async(fn, args, kwargs), not_run)
 
     # -- one attempt through the admission stages -------------------------------------

@@ -508,8 +508,11 @@ class Retry(RetryCore, Observable[RetryEvent]):
             started, deadline = self._begin()
         else:
             deadline = self._deadline_from(started)
-        with _deadline.within(deadline):
+        bound = _deadline.BOUND.set(deadline)  # the tighter of its own and the active one
+        try:
             return drive(self._brace_stage_loop(started, deadline), lambda: self._attempt(fn, args, kwargs), first)
+        finally:
+            _deadline.BOUND.reset(bound)
 
     async def _call_async(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                           first: Outcome | None = None, started: int | None = None) -> Any:  # fmt: skip
@@ -517,9 +520,12 @@ class Retry(RetryCore, Observable[RetryEvent]):
             started, deadline = self._begin()
         else:
             deadline = self._deadline_from(started)
-        with _deadline.within(deadline):
+        bound = _deadline.BOUND.set(deadline)
+        try:
             return await drive_async(self._brace_stage_loop(started, deadline),
-                                           lambda: self._attempt_async(fn, args, kwargs), first)  # fmt: skip
+                                     lambda: self._attempt_async(fn, args, kwargs), first)  # fmt: skip
+        finally:
+            _deadline.BOUND.reset(bound)
 
     def _brace_stage_retryable(self, error: BaseException) -> bool:
         if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse):
@@ -687,7 +693,15 @@ class Retry(RetryCore, Observable[RetryEvent]):
 
 
 def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome | None = None) -> Any:
-    """Runs `steps` in this thread; `first`: the outcome of attempt 1, already made."""
+    """Runs `steps` in this thread; `first`: the outcome of attempt 1, already made.
+
+    Attempt 1 is made before the loop runs, which it always asks for first: when it
+    did not fail, the loop would return its value at once, so the call ends with it
+    and the loop never runs (the success path stays short)."""
+    if first is None:
+        first = attempt()
+    if not first[0]:
+        return first[1]
     sent: Outcome | None = None
     while True:
         try:
@@ -704,6 +718,10 @@ def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome | None = 
 async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]],
                       first: Outcome | None = None) -> Any:  # fmt: skip
     """`drive` for coroutines: sleeps and attempts are awaited."""
+    if first is None:
+        first = await attempt()
+    if not first[0]:
+        return first[1]
     sent: Outcome | None = None
     while True:
         try:

@@ -5,13 +5,16 @@ A client integration (httpx, requests, aiohttp) hands each request to an
 clients (the method, the host, setting headers, sending, reading a response's
 status, releasing its body). The exchange runs the request through the host's
 Policy (brace.integrations.Hosts): its retry, budget, breaker, limiter and
-bulkhead, each attempt being one request sent. An attempt, as `_attempt_steps`
-writes it, yields effects (pause, token, send, release) that two small drivers
-carry out, in a thread or in a coroutine:
+bulkhead, each attempt being one request sent. An attempt is written once, as
+steps that two small drivers (`_attempt` in a thread, `_attempt_async` in a
+coroutine) run in order; what it may wait for before it is sent (`_waits`)
+yields effects - a pause, a limiter's turn, a token - that the drivers carry out,
+and runs only when one of them applies:
 
 1. wait while the host is paused (a 429/503 with a wait, or a spent quota,
    heard by any caller), or fail fast with HostThrottled;
-2. put on the credentials' token, the correlation id and the idempotency key;
+2. put on the credentials' token (the correlation id and the idempotency key
+   are put on once, for every attempt of the request);
 3. bound the request's timeout by the time left of brace's deadline;
 4. send, and learn from the answer: pause the host when it asks, expire a
    refused token, read and close the body of a failed answer (so that its
@@ -48,15 +51,16 @@ from brace.integrations._errors import HostThrottled
 from brace.integrations._hosts import Host, Hosts
 from brace.policy import Policy
 
-__all__ = ["IDEMPOTENT_METHODS", "QUOTA_FIELDS", "Exchange", "Wire"]
+__all__ = ["IDEMPOTENT_METHODS", "QUOTA_MARK", "Exchange", "Wire"]
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 IDEMPOTENCY_KEY = "Idempotency-Key"
-# The fields by which a successful answer can say that the quota is spent, lowercase.
-QUOTA_FIELDS = frozenset({"ratelimit", "ratelimit-remaining", "x-ratelimit-remaining"})
+# What the name of every field by which a successful answer can say that the quota is spent
+# holds (RateLimit, RateLimit-Remaining, X-RateLimit-Remaining), in any case.
+QUOTA_MARK = "ratelimit"
 # Statuses whose wait, when the answer gives one, pauses every caller of the host.
 _PAUSING = frozenset({429, 503})
 
@@ -74,8 +78,10 @@ class Wire(Protocol):
 
     def status(self, response: Any, /) -> int: ...
 
-    def has_quota_fields(self, response: Any, /) -> bool:
-        """Whether the answer has any of QUOTA_FIELDS (one pass over its header names)."""
+    def may_have_quota_fields(self, response: Any, /) -> bool:
+        """False when the answer has no quota field: a cheap test (is QUOTA_MARK in its
+        header names, in lowercase?), which may say True of an answer without one (the
+        exact read that follows then finds none)."""
         ...
 
 
@@ -92,33 +98,24 @@ class _Token(NamedTuple):
     credentials: Credentials
 
 
-class _Send(NamedTuple):
-    request: Any
-    timeout: float | None
-
-
-class _Release(NamedTuple):
-    response: Any
-
-
 Result = TypeVar("Result")
 # A client's way to send one attempt: the request and its timeout in seconds (None: the client's own).
 Send = Callable[[Request, "float | None"], Result]
 
-_Effect = Union[_Pause, _Turn, _Token, _Send, _Release]
-_Steps = Generator[_Effect, Any, Any]
+# What an attempt may wait for before it is sent; the steps return the token to send, or None.
+_Wait = Union[_Pause, _Turn, _Token]
+_Waits = Generator[_Wait, Any, "str | None"]
 
 
 class _Plan:
     """One logical request: what every attempt of it shares."""
 
-    __slots__ = ("method", "host", "correlation", "key", "attempts")
+    __slots__ = ("method", "host", "correlation", "attempts")
 
-    def __init__(self, method: str, host: str, correlation: str, key: str | None) -> None:
+    def __init__(self, method: str, host: str, correlation: str) -> None:
         self.method = method
         self.host = host
         self.correlation = correlation
-        self.key = key
         self.attempts = 0
 
 
@@ -137,93 +134,110 @@ class Exchange(Generic[Request, Response]):
 
     # -- a logical request ---------------------------------------------------------------------
 
-    def _plan(self, request: Request) -> tuple[Host, _Plan, bool]:
+    def _plan(self, request: Request, discard: Callable[[Response], object]) -> tuple[Host, _Plan, Policy]:
+        """The request's host, plan and policy; the headers of all its attempts put on."""
         wire = self.wire
         method = wire.method(request).upper()
         host = self.hosts.host(wire.host(request))
+        plan = _Plan(method, host.key, correlation_id() or new_correlation_id())
+        headers = {} if self.correlation_header is None else {self.correlation_header: plan.correlation}
         if method in IDEMPOTENT_METHODS:
-            key, idempotent = None, True  # a key of the caller's own stays on the request as it is
+            idempotent = True  # a key of the caller's own stays on the request as it is
         else:
             key = wire.header(request, IDEMPOTENCY_KEY)
             if key is None and self.idempotency_key:
-                key = new_correlation_id()
+                headers[IDEMPOTENCY_KEY] = key = new_correlation_id()
             idempotent = key is not None
-        plan = _Plan(method, host.key, correlation_id() or new_correlation_id(), key)
-        return host, plan, idempotent
+        if headers:
+            wire.set_headers(request, headers)
+        if not idempotent:
+            return host, plan, host.once
+        return host, plan, host.policy if not host.releases else _releasing(host, discard)
 
     def send(self, request: Request, send: Send[Request, Response], release: Callable[[Response], object],
              discard: Callable[[Response], object]) -> Response:  # fmt: skip
         """The request through its host's policy, in this thread: `send` sends one attempt
         (the request and its timeout, None: the client's), `release` reads a failed answer's
         body, `discard` closes the answer of a hedged copy that lost."""
-        host, plan, idempotent = self._plan(request)
-        policy = _policy(host, idempotent, discard)
+        host, plan, policy = self._plan(request, discard)
         return policy.call(self._attempt, host, request, plan, send, release)
 
     async def send_async(self, request: Request, send: Send[Request, Awaitable[Response]],
                          release: Callable[[Response], Awaitable[object]],
                          discard: Callable[[Response], object]) -> Response:  # fmt: skip
         """`send` in a coroutine: `send` and `release` return awaitables (`discard` may)."""
-        host, plan, idempotent = self._plan(request)
-        policy = _policy(host, idempotent, discard)
+        host, plan, policy = self._plan(request, discard)
         return await policy.call_async(self._attempt_async, host, request, plan, send, release)
 
-    # -- one attempt: the steps, and their two drivers ------------------------------------------------
+    # -- one attempt: its two drivers, and the steps they share --------------------------------------
 
     def _attempt(self, host: Host, request: Request, plan: _Plan, send: Send[Request, Response],
                  release: Callable[[Response], object]) -> Response:  # fmt: skip
-        steps = self._attempt_steps(host, request, plan)
-        sent: Any = None
-        failed: BaseException | None = None
-        while True:
-            try:
-                effect = steps.send(sent) if failed is None else steps.throw(failed)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            sent, failed = None, None
-            try:
-                if isinstance(effect, _Send):  # the one effect of every attempt, first
-                    sent = send(effect.request, effect.timeout)
-                elif isinstance(effect, _Pause):
+        token = None
+        pause = host.gate.remaining()
+        if pause or host.adaptive is not None or self.credentials is not None:
+            steps, sent = self._waits(host, pause), None
+            while True:
+                try:
+                    effect = steps.send(sent)
+                except StopIteration as done:
+                    token = done.value
+                    break
+                sent = None
+                if isinstance(effect, _Pause):
                     _clock.sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 elif isinstance(effect, _Turn):
                     effect.limiter.acquire(effect.max_wait)
-                elif isinstance(effect, _Token):
-                    sent = effect.credentials.token()
                 else:
-                    release(effect.response)
-            except Exception as error:
-                failed = error
+                    sent = effect.credentials.token()
+        timeout = self._ready(request, plan, token)
+        start = now_ns()
+        try:
+            response = send(request, timeout)
+        except Exception as error:
+            self._unanswered(host, plan, start, error)
+            raise
+        if self._answered(host, response, token, start) >= 400:
+            release(response)  # read to its end, so that the client returns the connection to its pool
+        if self.log is not None:
+            self._logged(plan, start, response)
+        return response
 
     async def _attempt_async(self, host: Host, request: Request, plan: _Plan, send: Send[Request, Awaitable[Response]],
                              release: Callable[[Response], Awaitable[object]]) -> Response:  # fmt: skip
-        steps = self._attempt_steps(host, request, plan)
-        sent: Any = None
-        failed: BaseException | None = None
-        while True:
-            try:
-                effect = steps.send(sent) if failed is None else steps.throw(failed)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            sent, failed = None, None
-            try:
-                if isinstance(effect, _Send):
-                    sent = await send(effect.request, effect.timeout)
-                elif isinstance(effect, _Pause):
+        token = None
+        pause = host.gate.remaining()
+        if pause or host.adaptive is not None or self.credentials is not None:
+            steps, sent = self._waits(host, pause), None
+            while True:
+                try:
+                    effect = steps.send(sent)
+                except StopIteration as done:
+                    token = done.value
+                    break
+                sent = None
+                if isinstance(effect, _Pause):
                     await _clock.sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 elif isinstance(effect, _Turn):
                     await effect.limiter.acquire_async(effect.max_wait)
-                elif isinstance(effect, _Token):
-                    sent = await effect.credentials.token_async()
                 else:
-                    await release(effect.response)
-            except Exception as error:
-                failed = error
+                    sent = await effect.credentials.token_async()
+        timeout = self._ready(request, plan, token)
+        start = now_ns()
+        try:
+            response = await send(request, timeout)
+        except Exception as error:
+            self._unanswered(host, plan, start, error)
+            raise
+        if self._answered(host, response, token, start) >= 400:
+            await release(response)
+        if self.log is not None:
+            self._logged(plan, start, response)
+        return response
 
-    def _attempt_steps(self, host: Host, request: Request, plan: _Plan) -> _Steps:
-        wire = self.wire
-        plan.attempts += 1
-        pause = host.gate.remaining()
+    def _waits(self, host: Host, pause: float) -> _Waits:
+        """What an attempt waits for before it is sent (the drivers run these steps only when
+        one of them applies): the host's pause, its adaptive limit's turn, the token."""
         if pause:
             left = deadline_remaining()
             if self.hosts.throttle == "reject" or (left is not None and pause > left):
@@ -235,30 +249,37 @@ class Exchange(Generic[Request, Response]):
             yield _Turn(adaptive, deadline_remaining())  # RateLimited when its turn lies past the deadline
         elif adaptive is not None:
             adaptive.acquire()  # brace.Throttled when shed
-        headers: dict[str, str] = {}
-        token = None
         credentials = self.credentials
-        if credentials is not None:
-            token = yield _Token(credentials)
-            headers[credentials.header] = credentials.value(token)
-        if self.correlation_header is not None:
-            headers[self.correlation_header] = plan.correlation
-        if plan.key is not None:
-            headers[IDEMPOTENCY_KEY] = plan.key
-        wire.set_headers(request, headers)
+        if credentials is None:
+            return None
+        token: str = yield _Token(credentials)
+        return token
+
+    def _ready(self, request: Request, plan: _Plan, token: str | None) -> float | None:
+        """Puts the token on; the attempt's timeout: the time left of brace's deadline (None: none)."""
+        plan.attempts += 1
+        credentials = self.credentials
+        if token is not None and credentials is not None:
+            self.wire.set_headers(request, {credentials.header: credentials.value(token)})
         timeout = deadline_remaining()
         if timeout is not None and timeout <= 0:
             raise AttemptTimeout(timeout=0.0)
-        start = now_ns()
-        try:
-            response = yield _Send(request, timeout)
-        except Exception as error:
-            self._logged(plan, start, "failure", error)
-            if isinstance(adaptive, AdaptiveRateLimiter):
-                adaptive.record_success()  # not throttled: the AWS rate only learns from throttling
-            raise
+        return timeout
+
+    def _unanswered(self, host: Host, plan: _Plan, start: int, error: Exception) -> None:
+        """An attempt that got no answer: logged; not a throttle for the adaptive rate."""
+        if self.log is not None:
+            self._logged(plan, start, error)
+        if isinstance(host.adaptive, AdaptiveRateLimiter):
+            host.adaptive.record_success()  # the AWS rate only learns from throttling
+
+    def _answered(self, host: Host, response: object, token: str | None, start: int) -> int:
+        """Learns what an answer says for every caller; its status."""
+        wire = self.wire
         status = wire.status(response)
-        told = self._learn(host, response, status, token)
+        # The common success has no quota fields to read.
+        told = (status >= 400 or wire.may_have_quota_fields(response)) and self._learn(host, response, status, token)
+        adaptive = host.adaptive
         if isinstance(adaptive, AdaptiveRateLimiter):
             # A throttle that said how long to wait is the host's pause's to handle, exactly;
             # the adaptive rate learns from the ones that did not.
@@ -268,20 +289,13 @@ class Exchange(Generic[Request, Response]):
                 adaptive.record_success()
         elif adaptive is not None:
             adaptive.record(not overloaded(response))
-        if status >= 400:
-            # Read to its end (the client then returns the connection to its pool) and kept,
-            # so that the caller still reads the body of the answer it is given at the end.
-            yield _Release(response)
-        self._logged(plan, start, "failure" if status >= 400 else "success", response)
-        return response
+        return status
 
     def _learn(self, host: Host, response: object, status: int, token: str | None) -> bool:
         """What the answer says for every caller: a pause of the host, a refused token.
         Returns whether the answer said how long to wait."""
         if status == 401 and token is not None and self.credentials is not None:
             self.credentials.expire(token)
-        if status < 400 and not self.wire.has_quota_fields(response):
-            return False  # the common success: no quota fields to read
         wait = server_wait(response, cap=self.hosts.max_pause).seconds
         if wait and (status in _PAUSING or status < 400):
             # On a success, a wait is only ever the reset of a spent quota (RateLimit
@@ -289,24 +303,21 @@ class Exchange(Generic[Request, Response]):
             host.gate.close_for(wait)
         return wait is not None
 
-    def _logged(self, plan: _Plan, start: int, outcome: str, what: object) -> None:
-        log = self.log
-        if log is None:
-            return
+    def _logged(self, plan: _Plan, start: int, outcome: object) -> None:
+        assert self.log is not None
         end = now_ns()
-        log(RecoveryEvent("attempt", f"{plan.method} {plan.host}", plan.attempts, start / NS_PER_SECOND,
-                          (end - start) / NS_PER_SECOND, outcome, error=None if outcome == "success" else what,
-                          detail=f"resend_count={plan.attempts - 1}", correlation_id=plan.correlation))  # fmt: skip
+        failed = isinstance(outcome, BaseException) or self.wire.status(outcome) >= 400
+        self.log(RecoveryEvent("attempt", f"{plan.method} {plan.host}", plan.attempts, start / NS_PER_SECOND,
+                               (end - start) / NS_PER_SECOND, "failure" if failed else "success",
+                               error=outcome if failed else None, detail=f"resend_count={plan.attempts - 1}",
+                               correlation_id=plan.correlation))  # fmt: skip
 
 
-def _policy(host: Host, idempotent: bool, discard: Callable[[Any], object]) -> Policy:
-    """The policy a request goes through: `once` if it must not be sent twice; else the
-    host's, whose hedge (if any, and without a discard of its own) releases losers' answers."""
-    if not idempotent:
-        return host.once
+def _releasing(host: Host, discard: Callable[[Any], object]) -> Policy:
+    """The host's policy with its hedge releasing losers' answers by `discard` (the hedge
+    has no discard of its own)."""
     hedge = host.policy.hedge
-    if hedge is None or hedge.discard is not None:
-        return host.policy
+    assert hedge is not None
     releasing = host.releasing.get(discard)
     if releasing is None:  # one per client kind: a race makes two, and either serves
         releasing = host.releasing.setdefault(discard, host.policy.with_hedge(hedge.with_discard(discard)))

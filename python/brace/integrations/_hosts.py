@@ -78,6 +78,8 @@ class Host(NamedTuple):
         releasing: `policy` with its hedge releasing the responses of losing
             copies, per client's way to release one (made on first use).
         adaptive: The host's adaptive client-side limit (Hosts' `adaptive`), or None.
+        releases: Whether `policy` hedges with no discard of its own: the
+            integrations then release losers' answers (through `releasing`).
     """
 
     key: str
@@ -86,6 +88,7 @@ class Host(NamedTuple):
     gate: Gate
     releasing: dict[Callable[[object], object], Policy]
     adaptive: AdaptiveRateLimiter | ClientThrottle | None = None
+    releases: bool = False
 
 
 class Hosts:
@@ -174,7 +177,8 @@ class Hosts:
             adaptive = AdaptiveRateLimiter(name=key)
         elif self.adaptive == "throttle":
             adaptive = ClientThrottle(name=key)
-        return Host(key, policy, once, Gate(), {}, adaptive)
+        hedge = policy.hedge
+        return Host(key, policy, once, Gate(), {}, adaptive, hedge is not None and hedge.discard is None)
 
     def __len__(self) -> int:
         return len(self._hosts)

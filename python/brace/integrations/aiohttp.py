@@ -22,7 +22,7 @@ import aiohttp
 
 from brace.errors import AttemptTimeout
 from brace.integrations._credentials import Credentials
-from brace.integrations._exchange import QUOTA_FIELDS
+from brace.integrations._exchange import QUOTA_MARK
 from brace.integrations._hosts import Hosts, origin
 from brace.integrations._options import DEFAULT_CORRELATION_HEADER, exchange
 from brace.recovery import RecoveryEvent
@@ -52,8 +52,8 @@ class _Wire:
         request.headers.update(headers)
 
     @staticmethod
-    def has_quota_fields(response: aiohttp.ClientResponse) -> bool:
-        return any(name in response.headers for name in QUOTA_FIELDS)  # a case-insensitive multidict
+    def may_have_quota_fields(response: aiohttp.ClientResponse) -> bool:
+        return QUOTA_MARK in "\n".join(response.headers.keys()).lower()
 
     @staticmethod
     def status(response: aiohttp.ClientResponse) -> int:

@@ -22,7 +22,7 @@ import requests
 import requests.adapters
 
 from brace.integrations._credentials import Credentials
-from brace.integrations._exchange import QUOTA_FIELDS
+from brace.integrations._exchange import QUOTA_MARK
 from brace.integrations._hosts import Hosts, origin
 from brace.integrations._options import DEFAULT_CORRELATION_HEADER, exchange
 from brace.recovery import RecoveryEvent
@@ -54,8 +54,8 @@ class _Wire:
         request.headers.update(headers)
 
     @staticmethod
-    def has_quota_fields(response: requests.Response) -> bool:
-        return any(name in response.headers for name in QUOTA_FIELDS)  # a case-insensitive dict
+    def may_have_quota_fields(response: requests.Response) -> bool:
+        return QUOTA_MARK in "\n".join(response.headers).lower()  # the names as they came
 
     @staticmethod
     def status(response: requests.Response) -> int:
