@@ -167,7 +167,12 @@ static int brc__take(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t key, 
     brc__vacate(e, key, mark);
     return BRC__RETRY;
   }
-  uint64_t next = brc__gcra_after(c, mark & BRC__TIME, n, now);
+  /* The key's first decision, on a full bucket: n tokens from `now`. Only a
+   * vacated entry's tat (its vacater's clock + 1 ns) can be at or above that:
+   * the release then goes 1 ns past it, so as never to repeat a value. */
+  uint64_t next = brc__gcra_after(c, 0, n, now);
+  if (next <= (mark & BRC__TIME))
+    next = (mark & BRC__TIME) + 1;
   uint64_t held = mark;
   if (!atomic_compare_exchange_strong_explicit(&e->tat, &held, next, memory_order_acq_rel,
                                                memory_order_relaxed)) {

@@ -283,6 +283,23 @@ static void test_a_stalled_marker_is_taken_over(void) {
   free(t);
 }
 
+/* An entry vacated by a caller that gave way to another copy of its key
+ * (key UINT64_MAX, tat its clock + 1 ns): a key that takes it at the same
+ * instant still gets its whole burst. */
+static void test_a_vacated_entry_is_a_full_bucket(void) {
+  const uint64_t cap = 64, home = 9, now = 20 * SEC;
+  brc_keyed_t *t = new_table(cap, MS, 3);
+  atomic_store(&t->entries[home].key, UINT64_MAX);
+  atomic_store(&t->entries[home].tat, now + 1);
+  const uint64_t key = at_home(home, 0, cap);
+  CHECK(brc_keyed_acquire(t, key, 1, now, NULL) == BRC_OK);
+  CHECK_EQ_U64(atomic_load(&t->entries[home].key), key);
+  CHECK(brc_keyed_acquire(t, key, 2, now, NULL) == BRC_OK);
+  CHECK(brc_keyed_acquire(t, key, 1, now, NULL) == BRC_REFUSED);
+  CHECK(atomic_load(&t->entries[home].tat) > now + 1); /* above every value it held */
+  free(t);
+}
+
 /* Fixed values: the hashes must never change, in any process or build. */
 static void test_hashes_are_stable(void) {
   static const struct {
@@ -325,6 +342,7 @@ int main(void) {
   test_empty_entries_go_before_full_buckets();
   test_the_batch_equals_the_loop();
   test_a_stalled_marker_is_taken_over();
+  test_a_vacated_entry_is_a_full_bucket();
   test_hashes_are_stable();
   CHECK_DONE();
 }
