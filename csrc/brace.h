@@ -828,6 +828,7 @@ uint64_t brc_hash64_u64(uint64_t value);
 #define BRC_KIND_BREAKER 2
 #define BRC_KIND_BULKHEAD 3
 #define BRC_KIND_BUDGET 4
+#define BRC_KIND_KEYED 5
 
 /* Slot status word: BRC_SLOT_* in the low 2 bits, the claimer's pid above. */
 #define BRC_SLOT_EMPTY 0
@@ -950,6 +951,15 @@ int brc_region_breaker(brc_region_t *r, const char *slot_name, const brc_breaker
  * order). Same returns as brc_region_gcra. */
 int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_milli,
                       uint64_t min_per_second, uint64_t ttl_ns, brc_budget_t **out);
+
+/* The keyed rate limiter of the slot `slot_name` into *out: a table of
+ * brc_keyed_bytes(capacity) bytes in the slot's state, claimed and
+ * configured as brc_keyed_init(capacity, interval, burst) by the first
+ * process (kind BRC_KIND_KEYED; config bytes: the three uint64_t in this
+ * order). Same returns as brc_region_gcra (BRC_ENOSPC when the region has
+ * no room left for the table, or is smaller than it). */
+int brc_region_keyed(brc_region_t *r, const char *slot_name, uint64_t capacity, uint64_t interval,
+                     uint64_t burst, brc_keyed_t **out);
 
 /* What the READY slot `slot_name` holds into *out. Returns BRC_OK, BRC_ENOENT
  * (no such slot, or not ready) or BRC_EINVAL. Thread-safe. */

@@ -459,3 +459,30 @@ int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_mil
     *out = state;
   return rc;
 }
+
+static int brc__keyed_slot_init(void *state, const void *config) {
+  uint64_t c[3];
+  memcpy(c, config, sizeof c);
+  return brc_keyed_init(state, c[0], c[1], c[2]); /* the slot's state space is zeroed */
+}
+
+int brc_region_keyed(brc_region_t *r, const char *slot_name, uint64_t capacity, uint64_t interval,
+                     uint64_t burst, brc_keyed_t **out) {
+  uint64_t config[3] = {capacity, interval, burst};
+  uint64_t bytes = brc_keyed_bytes(capacity);
+  void *state = NULL;
+  int rc;
+  if (out == NULL || bytes == 0 || interval == 0 || burst == 0)
+    return BRC_EINVAL;
+  if (burst > BRC_DURATION_MAX / interval)
+    return BRC_ERANGE; /* refused before any slot is claimed, as brc_keyed_init would */
+  if (r == NULL)
+    return BRC_EINVAL;
+  if (bytes > brc_region_capacity(r) || bytes > SIZE_MAX)
+    return BRC_ENOSPC; /* a table larger than the whole region */
+  rc = brc_region_slot(r, slot_name, BRC_KIND_KEYED, config, sizeof config, (size_t)bytes,
+                       brc__keyed_slot_init, &state);
+  if (rc == BRC_OK)
+    *out = state;
+  return rc;
+}

@@ -4,6 +4,7 @@
  * nothing for longer than BRC_KEYED_STALE_NS (by the callers' clock). */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <signal.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -119,7 +120,40 @@ static void test_a_killed_process_wedges_nothing(void) {
   CHECK(caught);
 }
 
+/* The table in a named region's slot (brc_region_keyed): a process that
+ * opens the region by its name (not inherited) decides on the same table. */
+static void test_a_keyed_slot_in_a_region(void) {
+  char name[64];
+  snprintf(name, sizeof name, "brace-test-%ld-keyed", (long)getpid());
+  brc_region_unlink(name);
+  brc_region_t *r = NULL;
+  brc_keyed_t *t = NULL, *again = NULL;
+  CHECK(brc_region_open(name, BRC_REGION_CAPACITY_MIN, &r) == BRC_OK);
+  CHECK(brc_region_keyed(r, "per-user", 1024, MS, BURST, &t) == BRC_OK);
+  CHECK(brc_region_keyed(r, "per-user", 1024, MS, BURST, &again) == BRC_OK && again == t);
+  CHECK(brc_region_keyed(r, "per-user", 2048, MS, BURST, &again) == BRC_EEXIST);
+  CHECK(brc_region_keyed(r, "other", 96, MS, BURST, &again) == BRC_EINVAL);
+  CHECK(brc_region_keyed(r, "other", 1024, MS, 0, &again) == BRC_EINVAL);
+  CHECK(brc_region_keyed(r, "huge", UINT64_C(1) << 20, MS, BURST, &again) == BRC_ENOSPC); /* 16 MiB > 1 MiB */
+  pid_t child = fork();
+  if (child == 0) {
+    brc_region_t *mine = NULL;
+    brc_keyed_t *table = NULL;
+    int ok = brc_region_open(name, BRC_REGION_CAPACITY_MIN, &mine) == BRC_OK &&
+             brc_region_keyed(mine, "per-user", 1024, MS, BURST, &table) == BRC_OK &&
+             brc_keyed_acquire(table, brc_hash64("alice", 5), BURST, 10 * SEC, NULL) == BRC_OK;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(brc_keyed_acquire(t, brc_hash64("alice", 5), 1, 10 * SEC, NULL) == BRC_REFUSED);
+  CHECK(brc_keyed_acquire(t, brc_hash64("bob", 3), 1, 10 * SEC, NULL) == BRC_OK);
+  brc_region_close(r);
+  CHECK(brc_region_unlink(name) == BRC_OK);
+}
+
 int main(void) {
+  test_a_keyed_slot_in_a_region();
   test_processes_share_each_keys_burst();
   test_a_killed_process_wedges_nothing();
   CHECK_DONE();
