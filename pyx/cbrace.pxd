@@ -286,5 +286,8 @@ cdef extern from "brace.h" nogil:
     int brc_keyed_acquire_many_u64(brc_keyed_t *t, const uint64_t *values, size_t count, uint64_t now,
                                    uint8_t *admitted, brc_gcra_report_t *full)
     int brc_keyed_counters(brc_keyed_t *t, brc_keyed_counters_t *out)
+    int BRC_KIND_KEYED
+    int brc_region_keyed(brc_region_t *r, const char *slot_name, uint64_t capacity, uint64_t interval,
+                         uint64_t burst, brc_keyed_t **out)
     uint64_t brc_hash64(const void *bytes, size_t len)
     uint64_t brc_hash64_u64(uint64_t value)

@@ -99,13 +99,15 @@ cdef class KeyedRateLimiterCore:
     configuration); configured by brace.KeyedRateLimiter. Every decision is C on
     the block: no allocation, no Python object per key."""
 
-    cdef c.brc_keyed_t *_table
+    cdef c.brc_keyed_t *_table     # this object's block, or the shared slot's table
+    cdef SharedRegion _region      # keeps a shared table's mapping alive (None: the block is ours)
     cdef uint64_t _capacity
     cdef uint64_t _burst
     cdef object _name
 
     def __dealloc__(self):
-        PyMem_Free(self._table)
+        if self._region is None:
+            PyMem_Free(self._table)
 
     def _configure(self, uint64_t capacity, uint64_t interval_ns, uint64_t burst, name):
         """Allocates and configures the table (once)."""
@@ -126,6 +128,28 @@ cdef class KeyedRateLimiterCore:
         self._capacity = capacity
         self._burst = burst
         self._name = name
+
+    def _attach(self, SharedRegion region, str slot, uint64_t capacity, uint64_t interval_ns, uint64_t burst,
+                name):
+        """Uses the table in region's slot `slot`, claiming and configuring it if no process has;
+        False when the slot holds another kind or configuration."""
+        cdef c.brc_keyed_t *shared = NULL
+        cdef bytes encoded = slot.encode()
+        cdef const char *slot_name = encoded
+        cdef int status
+        if self._table != NULL:
+            raise RuntimeError("a keyed limiter's table is configured once")
+        with nogil:  # it may wait (bounded) for another process to finish claiming the slot
+            status = c.brc_region_keyed(region._region, slot_name, capacity, interval_ns, burst, &shared)
+        if status == c.BRC_EEXIST:
+            return False
+        _region_check(status, f"shm://{region.name}, slot {slot!r}")
+        self._table = shared
+        self._region = region
+        self._capacity = capacity
+        self._burst = burst
+        self._name = name
+        return True
 
     cdef int _raise(self, int status, object n, c.brc_gcra_report_t *report, object admitted) except -1:
         if status == c.BRC_FULL:

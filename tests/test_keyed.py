@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import array
+import multiprocessing
+import os
 import pickle
+import uuid
+from collections.abc import Iterator
 import subprocess
 import sys
 import threading
@@ -101,8 +105,9 @@ def test_other_keys_are_refused(key: object) -> None:
         ({"rate": "10/s", "per": 2}, ValueError, "per must be None when rate is a string"),
         ({"rate": "fast"}, ValueError, "rate must look like"),
         ({"name": 3}, TypeError, "name must be a str or None"),
-        ({"store": "shm://limits"}, ValueError, "has no shared store yet"),
-        ({"store": {}}, ValueError, "store must be None"),
+        ({"store": "redis://limits"}, ValueError, "only the shm:// scheme is supported"),
+        ({"store": {}}, TypeError, "store must be None or 'shm://REGION'"),
+        ({"store": "shm://brace-unused"}, ValueError, "needs a name=: its slot in the region"),
     ],
 )
 def test_bad_configuration_names_the_parameter(config: dict[str, object], error: type[Exception], match: str) -> None:
@@ -361,3 +366,56 @@ def test_without_numpy_the_batch_gives_a_memoryview_of_bools() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout == "memoryview ? [True, False]\n"
+
+
+@pytest.fixture
+def region() -> Iterator[str]:
+    name = f"brace-test-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    yield name
+    brace.shm.unlink(name)
+
+
+def _shared(region: str, **config: object) -> brace.KeyedRateLimiter:
+    settings: dict[str, object] = {"rate": "1/hour", "burst": 3, "max_keys": 1000, "name": "per-user",
+                                   "store": f"shm://{region}", **config}  # fmt: skip
+    return brace.KeyedRateLimiter(**settings)  # type: ignore[arg-type]
+
+
+def _take_alices_burst(region: str, results: object) -> None:
+    """In another process: its own limiter on the same store and name."""
+    limiter = _shared(region)
+    results.put([limiter.try_acquire("alice", 3), limiter.try_acquire("alice")])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_shared_table_is_one_table_for_every_process(region: str, start: str) -> None:
+    limiter = _shared(region)
+    assert limiter.store == f"shm://{region}" and "store='shm://" in repr(limiter)
+    context = multiprocessing.get_context(start)
+    results = context.Queue()
+    child = context.Process(target=_take_alices_burst, args=(region, results))
+    child.start()
+    assert results.get(timeout=60) == [True, False]
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert not limiter.try_acquire("alice")  # the child took her burst from the same bucket
+    assert limiter.state("alice").remaining == 0
+    assert limiter.try_acquire("bob", 3)
+    assert limiter.metrics()[:2] == (2, 2)  # the counters are the table's: both processes'
+
+
+def test_a_shared_table_must_be_configured_alike(region: str) -> None:
+    _shared(region)
+    with pytest.raises(ValueError, match=r"max_keys \(table entries\): 2048 there, 16384 here"):
+        _shared(region, max_keys=5000)
+    with pytest.raises(ValueError, match="burst: 3 there, 4 here"):
+        _shared(region, burst=4)
+    brace.RateLimiter(rate=1, name="single", store=f"shm://{region}")
+    with pytest.raises(ValueError, match="as another kind of primitive than a KeyedRateLimiter"):
+        _shared(region, name="single")
+    assert _shared(region, max_keys=1024).capacity == 2048  # the same table size is the same table
+
+
+def test_a_shared_table_must_fit_its_region(region: str) -> None:
+    with pytest.raises(OSError, match="the shared region is full"):
+        _shared(region + "?size=1M", max_keys=2**16)  # 2 MiB of entries

@@ -42,6 +42,7 @@ REGION_SLOTS: int
 KIND_GCRA: int
 KIND_BREAKER: int
 KIND_BUDGET: int
+KIND_KEYED: int
 
 class SharedRegion:
     name: str
@@ -100,6 +101,9 @@ def key_hash(key: str | bytes | int) -> int: ...
 
 class KeyedRateLimiterCore:
     def _configure(self, capacity: int, interval_ns: int, burst: int, name: str | None) -> None: ...
+    def _attach(
+        self, region: SharedRegion, slot: str, capacity: int, interval_ns: int, burst: int, name: str | None
+    ) -> bool: ...
     def try_acquire(self, key: str | bytes | int, n: int = 1) -> bool:
         """Takes n tokens (1 to burst) from key's bucket if all are there now; returns whether it did.
 

@@ -11,9 +11,9 @@ import struct
 from typing import Any, Callable
 
 from brace import _stores
-from brace._core import KIND_BREAKER, KIND_BUDGET, KIND_GCRA
+from brace._core import KIND_BREAKER, KIND_BUDGET, KIND_GCRA, KIND_KEYED
 
-__all__ = ["breaker_mismatch", "budget_mismatch", "limiter_mismatch"]
+__all__ = ["breaker_mismatch", "budget_mismatch", "keyed_mismatch", "limiter_mismatch"]
 
 _NS = 1e9
 
@@ -29,6 +29,23 @@ def limiter_mismatch(stored: tuple[int, bytes] | None, store: object, slot: str,
     if their_burst != burst:
         fields.append(("burst", their_burst, burst))
     return _stores.mismatch(store, slot, "RateLimiter", fields)
+
+
+def keyed_mismatch(stored: tuple[int, bytes] | None, store: object, slot: str, capacity: int, interval: int,
+                   burst: int) -> str:  # fmt: skip
+    """Why a shared keyed limiter's slot refused this configuration: the fields that differ."""
+    kind = "KeyedRateLimiter"
+    if stored is None or stored[0] != KIND_KEYED or len(stored[1]) != 24:
+        return _stores.mismatch(store, slot, kind, None)
+    their_capacity, their_interval, their_burst = struct.unpack("=QQQ", stored[1])
+    fields: list[tuple[str, object, object]] = []
+    if their_capacity != capacity:
+        fields.append(("max_keys (table entries)", their_capacity, capacity))
+    if their_interval != interval:
+        fields.append(("rate", f"{_NS / their_interval:g}/s", f"{_NS / interval:g}/s"))
+    if their_burst != burst:
+        fields.append(("burst", their_burst, burst))
+    return _stores.mismatch(store, slot, kind, fields)
 
 
 # A shared breaker's config bytes (csrc/region.c): (parameter, setting, struct format) in their order.

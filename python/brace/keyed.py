@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import NamedTuple, NoReturn
 
-from brace import _config
+from brace import _config, _slots, _stores
 from brace._core import KEYED_CAPACITY_MAX, KEYED_CAPACITY_MIN, KeyedRateLimiterCore
 from brace.limiter import RateLimitState
 
@@ -71,15 +71,22 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
             max_keys keys are out: with max_keys keys owing at once (load
             1/2), about 3 keys in a million find no room (measured with 2**21
             entries); at a load of 3/8, none did.
-        name: A name for messages and metrics.
-        store: None: the table lives in this process's memory. (Unlike
-            RateLimiter's, a keyed table cannot live in a shm:// store yet.)
+        name: A name for messages and metrics; with `store`, required: the
+            table's slot in the region.
+        store: Where the table lives. None: in this object, shared by this
+            process's threads. "shm://REGION" (optionally
+            "shm://REGION?size=BYTES", as brace.RateLimiter takes it): in the
+            named shared-memory region, so that every process's
+            KeyedRateLimiter with the same store, name and configuration
+            decides on one table (the region must have room for it: 16 bytes
+            an entry; the default region of 64 MiB holds a table for about
+            2 million keys).
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
     """
 
-    __slots__ = ("_name", "_events", "_period", "_burst", "_max_keys", "_capacity")
+    __slots__ = ("_name", "_events", "_period", "_burst", "_max_keys", "_capacity", "_store")
 
     def __new__(cls, *positional: object, **config: object) -> KeyedRateLimiter:
         _config.keywords_only("KeyedRateLimiter", positional)
@@ -93,14 +100,10 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
         per: float | timedelta | None = None,
         burst: int = 1,
         max_keys: int,
-        store: None = None,
+        store: str | None = None,
     ) -> None:
         _config.keywords_only("KeyedRateLimiter", positional)
-        if store is not None:
-            raise ValueError(
-                f"store must be None (the table in this process's memory), got {store!r}: a KeyedRateLimiter "
-                "has no shared store yet (shm:// stores come to it later)"
-            )
+        shared = _stores.parse(store)
         events, period = _config.rate(rate, per)
         interval = _config.interval_ns(events, period)
         self._burst = _config.burst_within_depth(_config.count(burst, "burst", maximum=None), interval)
@@ -108,7 +111,16 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
         self._name = _config.optional_name(name)
         self._events, self._period = events, period
         self._capacity = max(KEYED_CAPACITY_MIN, 1 << (_ENTRIES_PER_KEY * self._max_keys - 1).bit_length())
-        self._configure(self._capacity, interval, self._burst, self._name)
+        self._store = store
+        if shared is None:
+            self._configure(self._capacity, interval, self._burst, self._name)
+            return
+        slot = _stores.slot_name(name, "KeyedRateLimiter")
+        region = _stores.region(*shared)
+        if not self._attach(region, slot, self._capacity, interval, self._burst, self._name):
+            raise ValueError(
+                _slots.keyed_mismatch(region.slot_info(slot), store, slot, self._capacity, interval, self._burst)
+            )
 
     @property
     def name(self) -> str | None:
@@ -131,6 +143,11 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
         return self._max_keys
 
     @property
+    def store(self) -> str | None:
+        """Where the table lives: None (in this object) or "shm://REGION"."""
+        return self._store
+
+    @property
     def capacity(self) -> int:
         """Entries in the table (a power of two >= 2 x max_keys)."""
         return self._capacity
@@ -148,7 +165,8 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
+        store = f", store={self._store!r}" if self._store is not None else ""
         return (
             f"KeyedRateLimiter({name}rate={self._events:g}, per={self._period:g}, "
-            f"burst={self._burst}, max_keys={self._max_keys})"
+            f"burst={self._burst}, max_keys={self._max_keys}{store})"
         )
