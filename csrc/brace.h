@@ -843,8 +843,8 @@ typedef struct brc_region_header_s {
   uint64_t version;          /* BRC_REGION_VERSION */
   uint64_t sizes[BRC_REGION_SIZES]; /* sizeof brc_gcra_t, brc_breaker_t,
                                        brc_bulkhead_t, brc_budget_t,
-                                       brc_region_header_t, brc_region_slot_t;
-                                       0 for the later ones */
+                                       brc_region_header_t, brc_region_slot_t,
+                                       brc_keyed_t; 0 for the later ones */
   uint64_t capacity;         /* bytes in the region */
   uint64_t slots;            /* BRC_REGION_SLOTS */
   _Atomic uint64_t creator;  /* pid of the creating process (0 until known) */

@@ -38,7 +38,7 @@ static const uint64_t brc__sizes[BRC_REGION_SIZES] = {
     sizeof(brc_gcra_t),          sizeof(brc_breaker_t),
     sizeof(brc_bulkhead_t),      sizeof(brc_budget_t),
     sizeof(brc_region_header_t), sizeof(brc_region_slot_t),
-    0,                           0,
+    sizeof(brc_keyed_t),         0,
 };
 
 static uint64_t brc__mono_ns(void) {
