@@ -79,8 +79,8 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
             named shared-memory region, so that every process's
             KeyedRateLimiter with the same store, name and configuration
             decides on one table (the region must have room for it: 16 bytes
-            an entry; the default region of 64 MiB holds a table for about
-            2 million keys).
+            an entry; the default region of 64 MiB holds a table for
+            max_keys up to 2**20, a larger one needs ?size=).
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
