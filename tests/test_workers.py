@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -63,36 +65,58 @@ def _serving(server: str, store: str | None) -> Iterator[str]:
     """The server, its own process group, answering on http://127.0.0.1:PORT; killed, group and all, after."""
     port = _free_port()
     env = {**os.environ, "BRACE_WORKERS_STORE": store or "", "BRACE_WORKERS_BURST": str(BURST)}
-    process = subprocess.Popen(SERVERS[server](port), env=env, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:  # the server's output, for a failure's message (a pipe could fill)
+        process = subprocess.Popen(SERVERS[server](port), env=env, start_new_session=True, stdout=log,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_it_answers(process, url, log)
+            yield url
+        finally:
+            _kill_group(process, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _kill_group(process, signal.SIGKILL)
+                process.wait()
+
+
+def _kill_group(process: subprocess.Popen[bytes], signal_number: int) -> None:
     try:
-        _wait_until_it_answers(process, url)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+        os.killpg(process.pid, signal_number)
+    except ProcessLookupError:  # the server and its workers are gone already
+        pass
 
 
-def _wait_until_it_answers(process: subprocess.Popen[bytes], url: str) -> None:
-    """Polls the port until a worker answers GET /pid; fails with the server's output at the deadline."""
-    deadline = time.monotonic() + READY_WITHIN
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            pytest.fail(f"the server exited ({process.returncode}) before answering:\n{output}")
-        try:
-            if httpx.get(f"{url}/pid", timeout=5.0).status_code == 200:
+def _pid(url: str) -> int | None:
+    """The pid of the worker that answered GET /pid on a fresh connection, or None if none did."""
+    try:
+        response = httpx.get(f"{url}/pid", headers={"Connection": "close"}, timeout=5.0)
+    except httpx.TransportError:
+        return None
+    return int(response.json()["pid"]) if response.status_code == 200 else None
+
+
+def _output(log: IO[bytes]) -> str:
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
+def _wait_until_it_answers(process: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> None:
+    """Polls the port with rounds of CLIENTS requests at once until every worker has answered (a busy
+    worker leaves the next connection to the others); fails with the server's output at the deadline."""
+    deadline, seen = time.monotonic() + READY_WITHIN, set[int]()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited ({process.returncode}) before its workers answered:\n{_output(log)}")
+            answered = {pid for pid in pool.map(_pid, [url] * CLIENTS) if pid is not None}
+            seen |= answered
+            if len(seen) == WORKERS:
                 return
-        except httpx.TransportError:
-            time.sleep(0.05)  # not listening or no worker yet: poll again, until the deadline
-    os.killpg(process.pid, signal.SIGKILL)
-    output = process.communicate()[0].decode(errors="replace")
-    pytest.fail(f"the server did not answer within {READY_WITHIN} s:\n{output}")
+            if not answered:
+                time.sleep(0.05)  # not listening or no worker yet: poll again, until the deadline
+    pytest.fail(f"{len(seen)} of {WORKERS} workers answered within {READY_WITHIN} s:\n{_output(log)}")
 
 
 def _request(url: str) -> tuple[int, int]:
