@@ -131,3 +131,19 @@ def test_shared_runs_quickly() -> None:
     for line in lines[1:3] + lines[4:]:
         words = line.split()
         assert words[1] == "local" and float(words[2]) > 0 and words[3] == "shared" and float(words[4]) > 0, line
+
+
+def test_scaling_quick_reports_brace_at_every_process_count_never_over_its_bound() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scaling.py"), "--quick", "--json"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    rows = {(row["case"], row["processes"]): row for row in report["results"]}
+    for processes in (1, 2, 4):
+        row = rows['brace RateLimiter(store="shm://")', processes]
+        assert row["decisions"] > 0
+        # every process decided on one bucket: at least its burst, never more than its rate allows
+        assert report["burst"] <= row["admitted"] <= row["allowed"]
+    for case in ("pyrate-limiter MultiprocessBucket", "limits MovingWindow + RedisStorage"):
+        assert (case, 4) in rows or case in report["skipped"]
+    assert set(report["skipped"]) <= {'brace KeyedRateLimiter(store="shm://")', "limits MovingWindow + RedisStorage"}
