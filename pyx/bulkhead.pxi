@@ -87,12 +87,6 @@ cdef class BulkheadCore:
             return 0
         return _check(c.brc_leases_sweep(self._leases, c.brc_now_ns()), "bulkhead (not configured)")
 
-    def _held_here(self):
-        """A shared bulkhead: the permits this process holds."""
-        cdef c.brc_leases_report_t r
-        _check(c.brc_leases_report(self._leases, _my_lease_tag(), &r), "bulkhead (not configured)")
-        return r.mine
-
     def _reject_in_python(self, bint on):
         """Whether a full bulkhead that does not wait rejects through the subclass's
         slow path (which tells its listeners) instead of in compiled code."""
