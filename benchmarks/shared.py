@@ -7,7 +7,10 @@ brc_gcra_t in the mapping instead of the one inside the object, through the
 same pointer, so the difference is the memory it lives in. Then PROCESSES
 processes (spawned) each calling try_acquire CALLS times at once, on one
 shared limiter (one cache line bounced between the cores) and on a local
-limiter each: the median ns per call each process saw.
+limiter each: the median ns per call each process saw. Last, a Bulkhead's
+`with bh: pass` ("with": take and give back a permit, a lease word's two CASes
+when shared) and a full one's try_acquire ("full") (which sweeps for dead holders at most
+once per 10 ms), local and shared.
 
 Run from the repository root: `python benchmarks/shared.py [--quick]`
 (--quick: fewer samples, for the smoke test).
@@ -40,7 +43,7 @@ def _limiters(region: str | None) -> tuple[brace.RateLimiter, brace.RateLimiter]
     return admitting, drained
 
 
-def _sample(limiter: brace.RateLimiter, calls: int) -> float:
+def _sample(limiter: brace.RateLimiter | brace.Bulkhead, calls: int) -> float:
     try_acquire = limiter.try_acquire
     start = time.perf_counter_ns()
     for _ in itertools.repeat(None, calls):
@@ -78,6 +81,34 @@ def contended(region: str | None, calls: int, repeat: int) -> float:
     return statistics.median(seen)
 
 
+def _bulkheads(region: str | None) -> tuple[brace.Bulkhead, brace.Bulkhead]:
+    store = None if region is None else f"shm://{region}"
+    free = brace.Bulkhead(max_concurrent=64, name="free", store=store)
+    full = brace.Bulkhead(max_concurrent=64, name="full", store=store)
+    while full.try_acquire():
+        pass
+    return free, full
+
+
+def _sample_with(bulkhead: brace.Bulkhead, calls: int) -> float:
+    start = time.perf_counter_ns()
+    for _ in itertools.repeat(None, calls):
+        with bulkhead:
+            pass
+    return (time.perf_counter_ns() - start) / calls
+
+
+def bulkhead_ns(local: brace.Bulkhead, shared: brace.Bulkhead, calls: int, repeat: int, enter: bool) -> list[float]:
+    """The median ns per `with` (enter) or try_acquire of each, samples interleaved (one to warm up)."""
+    samples: list[list[float]] = [[], []]
+    for round_ in range(repeat + 1):
+        for bulkhead, kept in zip((local, shared), samples):
+            measured = _sample_with(bulkhead, calls) if enter else _sample(bulkhead, calls)
+            if round_:
+                kept.append(measured)
+    return [statistics.median(kept) for kept in samples]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke test)")
@@ -96,6 +127,12 @@ def main() -> None:
         shared_ns = contended(region, calls, repeat)
         print(f"  admitted  local {local_ns:6.1f}   shared {shared_ns:6.1f}   "
               f"shared - local {shared_ns - local_ns:+5.1f}")  # fmt: skip
+        local_bh, shared_bh = _bulkheads(None), _bulkheads(region)
+        print("Bulkhead, one process (ns per call, median)")
+        for index, case in enumerate(("with", "full")):
+            local_ns, shared_ns = bulkhead_ns(local_bh[index], shared_bh[index], calls, repeat, index == 0)
+            print(f"  {case:<9} local {local_ns:6.1f}   shared {shared_ns:6.1f}   "
+                  f"shared - local {shared_ns - local_ns:+5.1f}")  # fmt: skip
     finally:
         brace.shm.unlink(region)
 

@@ -460,6 +460,86 @@ int brc_bulkhead_report(brc_bulkhead_t *b, brc_bulkhead_report_t *out);
  * BRC_EINVAL (b unchanged). Thread-safe against concurrent use of `b`. */
 int brc_bulkhead_reconfigure(brc_bulkhead_t *b, uint64_t max);
 
+/* ---- leased permits (a bulkhead shared by processes) -------------------- */
+/* A bulkhead whose permits are lease words, for a state that processes share
+ * (brc_region_leases): `max` words, each 0 (free) or the tag of the process
+ * that holds it (brc_lease_tag: its pid and start time, so that a reused pid
+ * is told apart). Acquiring is one CAS of a free word (0 -> tag), releasing
+ * one CAS back (tag -> 0), so at most `max` permits are ever held across all
+ * processes, and a process killed at any instruction leaves each word free or
+ * tagged with its own tag. A word whose owner is dead (kill(pid, 0) fails
+ * with ESRCH, or the pid now belongs to a process that started at another
+ * time) is reclaimed by a sweep: brc_leases_acquire sweeps when it finds no
+ * free word and BRC_LEASES_SWEEP_NS have passed since the last sweep (by any
+ * process), and brc_leases_sweep sweeps on demand. A dead process's permits
+ * thus come back at the first acquire that needs them, at most
+ * BRC_LEASES_SWEEP_NS after an earlier sweep. Permits are the process's, not
+ * the thread's: a release frees any word that holds the caller's tag (the
+ * `hint` index first), so a process never frees more than it holds. There is
+ * no queue: a caller that must wait polls. Linux reads the start time from
+ * /proc/PID/stat; elsewhere it is 0 and only the pid is checked. */
+
+#define BRC_LEASES_MAX UINT64_C(4096)          /* the largest max */
+#define BRC_LEASES_SWEEP_NS UINT64_C(10000000) /* 10 ms: the sweeps' spacing */
+
+typedef struct brc_leases_s {
+  _Atomic uint64_t max;   /* 1..BRC_LEASES_MAX; 0: not configured */
+  _Atomic uint64_t next;  /* where the next acquire starts looking (a hint) */
+  _Atomic uint64_t swept; /* the `now` of the last sweep, ns */
+  uint64_t reserved[5];   /* pads the header to one 64-byte line */
+  _Atomic uint64_t words[]; /* max words: 0 or a holder's tag */
+} brc_leases_t;
+
+typedef struct brc_leases_report_s {
+  uint64_t in_use; /* words held (by live or not yet reclaimed processes) */
+  uint64_t max;    /* permits that may be held at once */
+  uint64_t mine;   /* words held by the tag asked about */
+} brc_leases_report_t;
+
+/* Bytes a brc_leases_t with `max` words takes (its header line and the
+ * words), or 0 when max is outside 1..BRC_LEASES_MAX. Pure. */
+uint64_t brc_leases_bytes(uint64_t max);
+
+/* Configures `l` (brc_leases_bytes(max) bytes) with every word free. Returns
+ * BRC_OK or BRC_EINVAL (max outside 1..BRC_LEASES_MAX; l unchanged). Not
+ * thread-safe against concurrent use of `l`: call it before sharing it. */
+int brc_leases_init(brc_leases_t *l, uint64_t max);
+
+/* The tag of process `pid` (> 0): pid << 32 | the low 32 bits of its start
+ * time in clock ticks (0 when it cannot be read). Never 0. Reads
+ * /proc/PID/stat on Linux: a system call, not for decision paths; callers
+ * compute their own once per process (and again in a fork()ed child). */
+uint64_t brc_lease_tag(uint64_t pid);
+
+/* Takes a free word for `tag` (from brc_lease_tag) and puts its index
+ * (0..max-1) in *index, the token to release it with. Looks from a shared
+ * rotating hint, so the common case is one load and one CAS; when every
+ * word is taken and BRC_LEASES_SWEEP_NS have passed since the last sweep
+ * (`now`, ns, any clock the sharers agree on, e.g. brc_now_ns), sweeps dead
+ * holders' words first. Returns BRC_OK, BRC_REFUSED (none free: nothing
+ * taken) or BRC_EINVAL (not configured, tag 0). Thread- and process-safe,
+ * lock-free, no allocation; a sweep makes system calls (kill, and reads of
+ * /proc for live holders), at most one sweep per BRC_LEASES_SWEEP_NS. */
+int brc_leases_acquire(brc_leases_t *l, uint64_t tag, uint64_t now, uint64_t *index);
+
+/* Frees a word held by `tag`: word `hint` if it holds tag, else the first
+ * that does. Returns BRC_OK, or BRC_EINVAL (tag holds none, not configured).
+ * Thread- and process-safe, lock-free, no allocation; O(1) when hint is the
+ * index brc_leases_acquire gave, O(max) otherwise. */
+int brc_leases_release(brc_leases_t *l, uint64_t tag, uint64_t hint);
+
+/* Frees every word whose holder is dead (see above) and records `now` as
+ * the last sweep. Returns the number of words freed (>= 0) or BRC_EINVAL
+ * (not configured). Thread- and process-safe; makes one kill() per held
+ * word, and one read of /proc/PID/stat per live holder's word. */
+int brc_leases_sweep(brc_leases_t *l, uint64_t now);
+
+/* Words held, max, and words held by `tag` (0: not counted) into *out, by
+ * one pass over the words: each word is read atomically, the counts are not
+ * one snapshot while others acquire and release. Returns BRC_OK or
+ * BRC_EINVAL (not configured). Thread- and process-safe, lock-free. */
+int brc_leases_report(brc_leases_t *l, uint64_t tag, brc_leases_report_t *out);
+
 /* ---- backoff and jitter ---- */
 /* The delay before each retry. The kind sets its growth with the attempt
  * number (1-based: attempt k is the delay before retry k):
@@ -813,11 +893,11 @@ uint64_t brc_hash64_u64(uint64_t value);
  * claimer for a dead one). */
 
 #define BRC_REGION_MAGIC UINT64_C(0x3147455243415242) /* "BRACREG1" little-endian */
-#define BRC_REGION_VERSION 1
+#define BRC_REGION_VERSION 2 /* 2: keyed tables and leased permits */
 #define BRC_REGION_SLOTS 1024       /* slots in a region */
 #define BRC_REGION_NAME_MAX 63      /* bytes in a slot name (and NUL) */
 #define BRC_REGION_CONFIG_MAX 128   /* bytes of configuration a slot keeps */
-#define BRC_REGION_SIZES 8          /* struct sizes checked on open */
+#define BRC_REGION_SIZES 10         /* struct sizes checked on open */
 #define BRC_REGION_ALIGN 64         /* states start on a 64-byte line */
 #define BRC_REGION_CAPACITY_MIN UINT64_C(1048576) /* bytes: 1 MiB */
 #define BRC_REGION_CAPACITY_MAX (UINT64_C(1) << 40) /* bytes: 1 TiB */
@@ -829,6 +909,7 @@ uint64_t brc_hash64_u64(uint64_t value);
 #define BRC_KIND_BULKHEAD 3
 #define BRC_KIND_BUDGET 4
 #define BRC_KIND_KEYED 5
+#define BRC_KIND_LEASES 6
 
 /* Slot status word: BRC_SLOT_* in the low 2 bits, the claimer's pid above. */
 #define BRC_SLOT_EMPTY 0
@@ -844,12 +925,12 @@ typedef struct brc_region_header_s {
   uint64_t sizes[BRC_REGION_SIZES]; /* sizeof brc_gcra_t, brc_breaker_t,
                                        brc_bulkhead_t, brc_budget_t,
                                        brc_region_header_t, brc_region_slot_t,
-                                       brc_keyed_t; 0 for the later ones */
+                                       brc_keyed_t, brc_leases_t; 0 for
+                                       the later ones */
   uint64_t capacity;         /* bytes in the region */
   uint64_t slots;            /* BRC_REGION_SLOTS */
   _Atomic uint64_t creator;  /* pid of the creating process (0 until known) */
   _Atomic uint64_t bump;     /* offset of the first free byte for states */
-  uint64_t reserved[2];
 } brc_region_header_t;
 
 /* One slot (for tools and tests): name, kind and configuration are written by
@@ -960,6 +1041,12 @@ int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_mil
  * no room left for the table, or is smaller than it). */
 int brc_region_keyed(brc_region_t *r, const char *slot_name, uint64_t capacity, uint64_t interval,
                      uint64_t burst, brc_keyed_t **out);
+
+/* The leased permits of the slot `slot_name` into *out, claimed and
+ * configured as brc_leases_init(max) by the first process (kind
+ * BRC_KIND_LEASES; config bytes: max as one uint64_t). Same returns as
+ * brc_region_gcra. */
+int brc_region_leases(brc_region_t *r, const char *slot_name, uint64_t max, brc_leases_t **out);
 
 /* What the READY slot `slot_name` holds into *out. Returns BRC_OK, BRC_ENOENT
  * (no such slot, or not ready) or BRC_EINVAL. Thread-safe. */

@@ -23,6 +23,7 @@ _Static_assert(sizeof(brc_gcra_t) == 32, "brc_gcra_t changed: bump BRC_REGION_VE
 _Static_assert(sizeof(brc_breaker_t) == 152, "brc_breaker_t changed: bump BRC_REGION_VERSION");
 _Static_assert(sizeof(brc_bulkhead_t) == 8, "brc_bulkhead_t changed: bump BRC_REGION_VERSION");
 _Static_assert(sizeof(brc_budget_t) == 192, "brc_budget_t changed: bump BRC_REGION_VERSION");
+_Static_assert(sizeof(brc_leases_t) == 64, "brc_leases_t changed: bump BRC_REGION_VERSION");
 _Static_assert(sizeof(brc_region_header_t) == 128, "the header is two 64-byte lines");
 _Static_assert(sizeof(brc_region_slot_t) == 256, "a slot is four 64-byte lines");
 
@@ -38,7 +39,8 @@ static const uint64_t brc__sizes[BRC_REGION_SIZES] = {
     sizeof(brc_gcra_t),          sizeof(brc_breaker_t),
     sizeof(brc_bulkhead_t),      sizeof(brc_budget_t),
     sizeof(brc_region_header_t), sizeof(brc_region_slot_t),
-    sizeof(brc_keyed_t),         0,
+    sizeof(brc_keyed_t),         sizeof(brc_leases_t),
+    0,                           0,
 };
 
 static uint64_t brc__mono_ns(void) {
@@ -482,6 +484,25 @@ int brc_region_keyed(brc_region_t *r, const char *slot_name, uint64_t capacity, 
     return BRC_ENOSPC; /* a table larger than the whole region */
   rc = brc_region_slot(r, slot_name, BRC_KIND_KEYED, config, sizeof config, (size_t)bytes,
                        brc__keyed_slot_init, &state);
+  if (rc == BRC_OK)
+    *out = state;
+  return rc;
+}
+
+static int brc__leases_slot_init(void *state, const void *config) {
+  uint64_t max;
+  memcpy(&max, config, sizeof max);
+  return brc_leases_init(state, max);
+}
+
+int brc_region_leases(brc_region_t *r, const char *slot_name, uint64_t max, brc_leases_t **out) {
+  uint64_t bytes = brc_leases_bytes(max);
+  void *state = NULL;
+  int rc;
+  if (out == NULL || bytes == 0)
+    return BRC_EINVAL; /* refused before any slot is claimed */
+  rc = brc_region_slot(r, slot_name, BRC_KIND_LEASES, &max, sizeof max, (size_t)bytes,
+                       brc__leases_slot_init, &state);
   if (rc == BRC_OK)
     *out = state;
   return rc;

@@ -1,6 +1,28 @@
 # brace._core: BulkheadCore, the compiled base of brace.Bulkhead; included by _core.pyx.
 
 BULKHEAD_MAX = c.BRC_BULKHEAD_MAX
+LEASES_MAX = c.BRC_LEASES_MAX
+LEASES_SWEEP_NS = c.BRC_LEASES_SWEEP_NS
+
+from posix.unistd cimport getpid
+
+cdef uint64_t _lease_tag = 0  # this process's tag (brc_lease_tag); 0 until first used
+
+
+cdef inline uint64_t _my_lease_tag() noexcept:
+    global _lease_tag
+    if _lease_tag == 0:
+        _lease_tag = c.brc_lease_tag(<uint64_t>getpid())
+    return _lease_tag
+
+
+def _forget_lease_tag():
+    """A fork()ed child is another holder: it computes its own tag when it first needs it."""
+    global _lease_tag
+    _lease_tag = 0
+
+
+os.register_at_fork(after_in_child=_forget_lease_tag)
 
 
 cdef class BulkheadCore:
@@ -19,6 +41,9 @@ cdef class BulkheadCore:
     """
 
     cdef c.brc_bulkhead_t _state
+    cdef c.brc_leases_t *_leases     # NULL, or a shared bulkhead's leased permits (_attach)
+    cdef SharedRegion _region        # keeps a shared state's mapping alive
+    cdef uint64_t _hint              # a lease index this process took lately: release looks there first
     cdef tuple _full_facts       # BulkheadFull's args, for the compiled rejection
     cdef double _full_wait       # of a bulkhead that does not wait (max_wait 0)
     cdef bint _configured
@@ -35,6 +60,33 @@ cdef class BulkheadCore:
         self._full_facts = (name, max_concurrent, max_wait)
         self._full_wait = max_wait
 
+    def _attach(self, SharedRegion region, str slot, uint64_t max_concurrent, name, double max_wait):
+        """Uses the leased permits in region's slot `slot`, claiming and configuring them if no
+        process has yet. False (nothing changed) when the slot holds another configuration."""
+        cdef c.brc_leases_t *shared = NULL
+        cdef bytes encoded = slot.encode()
+        cdef const char *slot_name = encoded
+        cdef int status
+        if self._configured:
+            raise RuntimeError("a configured bulkhead cannot move into a shared region")
+        with nogil:  # it may wait (bounded) for another process to finish initialising it
+            status = c.brc_region_leases(region._region, slot_name, max_concurrent, &shared)
+        if status == c.BRC_EEXIST:
+            return False
+        _region_check(status, f"shm://{region.name}, slot {slot!r}")
+        self._leases = shared
+        self._region = region
+        self._configured = True
+        self._full_facts = (name, max_concurrent, max_wait)
+        self._full_wait = max_wait
+        return True
+
+    def _sweep(self):
+        """A shared bulkhead: frees the permits of dead processes now; returns how many."""
+        if self._leases == NULL:
+            return 0
+        return _check(c.brc_leases_sweep(self._leases, c.brc_now_ns()), "bulkhead (not configured)")
+
     def _reject_in_python(self, bint on):
         """Whether a full bulkhead that does not wait rejects through the subclass's
         slow path (which tells its listeners) instead of in compiled code."""
@@ -42,7 +94,8 @@ cdef class BulkheadCore:
 
     def try_acquire(self):
         """Takes a permit if one is free and no call is waiting; returns whether it did."""
-        cdef int status = c.brc_bulkhead_try_acquire(&self._state)
+        cdef uint64_t token
+        cdef int status = _permits_try(self, &token)
         if status == c.BRC_OK:
             return True
         if status == c.BRC_REFUSED:
@@ -86,12 +139,39 @@ cdef class BulkheadCore:
     def _report(self):
         """(in_use, max_concurrent, waiters_queued), one consistent snapshot."""
         cdef c.brc_bulkhead_report_t r
+        cdef c.brc_leases_report_t leases
+        if self._leases != NULL:
+            _check(c.brc_leases_report(self._leases, 0, &leases), "bulkhead (not configured)")
+            return leases.in_use, leases.max, False
         _check(c.brc_bulkhead_report(&self._state, &r), "bulkhead (not configured)")
         return r.in_use, r.max, r.waiters_queued != 0
 
 
-cdef inline int _permits_release(BulkheadCore p) except -1:
-    cdef int status = c.brc_bulkhead_release(&p._state)
+cdef inline int _permits_try(BulkheadCore p, uint64_t *token) noexcept:
+    """Takes a permit: from the local counter, or a shared bulkhead's lease (its index in *token)."""
+    cdef int status
+    if p._leases == NULL:
+        return c.brc_bulkhead_try_acquire(&p._state)
+    status = c.brc_leases_acquire(p._leases, _my_lease_tag(), c.brc_now_ns(), token)
+    if status == c.BRC_OK:
+        p._hint = token[0]
+    return status
+
+
+cdef inline int _permits_release(BulkheadCore p, uint64_t token=UINT64_MAX) except -1:
+    """Gives a permit back; a shared bulkhead's lease `token` (UINT64_MAX: unknown, any this
+    process holds - the permits are the process's, whichever thread took them)."""
+    cdef int status
+    if p._leases != NULL:
+        status = c.brc_leases_release(p._leases, _my_lease_tag(),
+                                      p._hint if token == UINT64_MAX else token)
+        if status == c.BRC_OK:
+            return 0
+        if status == c.BRC_EINVAL:
+            raise ValueError("release() without a permit this process holds: released more often "
+                             "than acquired (or the permits were taken in the parent of a fork())")
+        return _check(status, "bulkhead (not configured)")
+    status = c.brc_bulkhead_release(&p._state)
     if status == c.BRC_OK:
         return 0
     if status == c.BRC_HANDOFF:
@@ -109,7 +189,7 @@ cdef int _permits_raise_release(BulkheadCore p, int status) except -1:
 
 cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -1:
     cdef BulkheadCore p = <BulkheadCore>owner
-    if c.brc_bulkhead_try_acquire(&p._state) == c.BRC_OK:
+    if _permits_try(p, token) == c.BRC_OK:
         return 0
     if p._full_wait != 0 or p._full_facts is None or p._rejections_in_python:
         return 1  # full, or callers queued, or listened to: wait or reject in Python
@@ -120,13 +200,13 @@ cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -
 
 
 cdef int _permits_success(object owner, uint64_t token, uint64_t start) except -1:
-    return _permits_release(<BulkheadCore>owner)
+    return _permits_release(<BulkheadCore>owner, token)
 
 
 # -- the entries (entries.h): bh.call, with bh, async with bh ----------------
 
 cdef int _permits_give_back(object owner, uint64_t token) except -1:
-    return _permits_release(<BulkheadCore>owner)
+    return _permits_release(<BulkheadCore>owner, token)
 
 
 cdef object _permits_enter_slow(object owner):
@@ -138,7 +218,7 @@ cdef object _permits_enter_slow_async(object owner):
 
 
 cdef int _permits_exit_failed(object owner, object error, uint64_t token, uint64_t start) except -1:
-    return _permits_release(<BulkheadCore>owner)
+    return _permits_release(<BulkheadCore>owner, token)
 
 
 cdef c.brc_entry_hooks_t _bulkhead_entries

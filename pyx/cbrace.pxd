@@ -166,6 +166,26 @@ cdef extern from "brace.h" nogil:
     int brc_bulkhead_reconfigure(brc_bulkhead_t *b, uint64_t max)
 
 
+# ---- leased permits (a bulkhead shared by processes)
+cdef extern from "brace.h" nogil:
+    uint64_t BRC_LEASES_MAX
+    uint64_t BRC_LEASES_SWEEP_NS
+
+    ctypedef struct brc_leases_t:
+        pass
+    ctypedef struct brc_leases_report_t:
+        uint64_t in_use
+        uint64_t max
+        uint64_t mine
+    uint64_t brc_leases_bytes(uint64_t max)
+    int brc_leases_init(brc_leases_t *l, uint64_t max)
+    uint64_t brc_lease_tag(uint64_t pid)
+    int brc_leases_acquire(brc_leases_t *l, uint64_t tag, uint64_t now, uint64_t *index)
+    int brc_leases_release(brc_leases_t *l, uint64_t tag, uint64_t hint)
+    int brc_leases_sweep(brc_leases_t *l, uint64_t now)
+    int brc_leases_report(brc_leases_t *l, uint64_t tag, brc_leases_report_t *out)
+
+
 # ---- backoff and jitter
 cdef extern from "brace.h" nogil:
     int BRC_BACKOFF_EXPONENTIAL
@@ -237,6 +257,7 @@ cdef extern from "brace.h" nogil:
     int BRC_KIND_GCRA
     int BRC_KIND_BREAKER
     int BRC_KIND_BUDGET
+    int BRC_KIND_LEASES
 
     ctypedef struct brc_region_t:
         pass
@@ -258,6 +279,7 @@ cdef extern from "brace.h" nogil:
                            brc_breaker_t **breaker, brc_window_t **window)
     int brc_region_budget(brc_region_t *r, const char *slot_name, uint64_t ratio_milli,
                           uint64_t min_per_second, uint64_t ttl_ns, brc_budget_t **out)
+    int brc_region_leases(brc_region_t *r, const char *slot_name, uint64_t max, brc_leases_t **out)
 
 
 # ---- keyed rate limiter and stable hashes

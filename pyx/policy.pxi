@@ -43,7 +43,7 @@ cdef class PolicyCore:
 
 cdef int _policy_enter(object owner, uint64_t *token, uint64_t *start) except -1:
     cdef PolicyCore p = <PolicyCore>owner
-    cdef uint64_t ticket = 0, now = 0
+    cdef uint64_t ticket = 0, now = 0, lease
     if p._whole_call_in_python:
         return 1
     if p._breaker is not None and c.brc_breaker_try_permit(p._breaker._b, &ticket) != c.BRC_OK:
@@ -52,7 +52,7 @@ cdef int _policy_enter(object owner, uint64_t *token, uint64_t *start) except -1
         now = c.brc_now_ns()
         if c.brc_gcra_acquire(p._limiter._g, 1, now, 0, NULL) != c.BRC_OK:
             return 1
-    if p._bulkhead is not None and c.brc_bulkhead_try_acquire(&p._bulkhead._state) != c.BRC_OK:
+    if p._bulkhead is not None and _permits_try(p._bulkhead, &lease) != c.BRC_OK:
         if p._limiter is not None:
             c.brc_gcra_refund(p._limiter._g, 1, now)
         return 1

@@ -9,6 +9,7 @@ KIND_GCRA = c.BRC_KIND_GCRA
 KIND_BREAKER = c.BRC_KIND_BREAKER
 KIND_BUDGET = c.BRC_KIND_BUDGET
 KIND_KEYED = c.BRC_KIND_KEYED
+KIND_LEASES = c.BRC_KIND_LEASES
 
 
 cdef int _region_check(int status, str what) except -1:

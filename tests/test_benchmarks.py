@@ -127,9 +127,10 @@ def test_shared_runs_quickly() -> None:
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines if line.startswith("  ")] == ["admitted", "rejected", "admitted"]
-    for line in lines[1:3] + lines[4:]:
-        words = line.split()
+    rows = [line.split() for line in lines if line.startswith("  ")]
+    assert [words[0] for words in rows] == ["admitted", "rejected", "admitted", "with", "full"]
+    for words in rows:
+        line = " ".join(words)
         assert words[1] == "local" and float(words[2]) > 0 and words[3] == "shared" and float(words[4]) > 0, line
 
 

@@ -89,8 +89,10 @@ COMPILED_PRIVATE = {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
     },
-    brace.Bulkhead: {"_configure", "_reject_in_python", "_guard", "_enqueue", "_pass_or_free", "_grant", "_unflag",
-                     "_report"},  # listened-to rejections go through Python, where events are built
+    # listened-to rejections go through Python, where events are built; _attach and _sweep: a shared
+    # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits
+    brace.Bulkhead: {"_configure", "_attach", "_sweep", "_reject_in_python", "_guard", "_enqueue", "_pass_or_free",
+                     "_grant", "_unflag", "_report"},  # fmt: skip
     brace.Retry: {"_configure_core", "_guard"},
     brace.Backoff: {"_configure", "_delay_ns"},
     brace.RetryBudget: {"_configure", "_balance"},

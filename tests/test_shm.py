@@ -13,8 +13,10 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -428,9 +430,63 @@ def test_a_region_of_another_layout_is_refused(region: str) -> None:
 def test_a_region_whose_creator_died_half_way_is_reported_then_removed(region: str) -> None:
     with open(f"/dev/shm/{region}", "wb") as raw:  # sized, no magic: what a creator leaves when killed
         raw.truncate(REGION_CAPACITY_MIN)
-        raw.seek(96)  # brc_region_header_t.creator
+        raw.seek(112)  # brc_region_header_t.creator
         raw.write(_dead_pid().to_bytes(8, "little"))
     with pytest.raises(OSError, match="died before finishing it: unlink it"):
         _shared(region)
     assert brace.shm.unlink(region)
     assert _shared(region).try_acquire()
+
+
+# -- a shared breaker's probes: one whose process dies cannot keep it HALF_OPEN for ever
+
+
+def _probe_and_hang(region: str, ready: Any) -> None:
+    breaker = _probing_breaker(region)
+    with breaker:  # the probe: the breaker is HALF_OPEN while it runs
+        ready.set()
+        threading.Event().wait()  # until killed
+
+
+def _probing_breaker(region: str, **config: Any) -> brace.CircuitBreaker:
+    return brace.CircuitBreaker(**{"name": "probed", "store": f"shm://{region}", "consecutive_failures": 1,
+                                   "wait_in_open": 10.0, "half_open_calls": 1, **config})  # fmt: skip
+
+
+def _raise_down() -> None:
+    raise ConnectionError("down")
+
+
+def test_a_dead_processs_probe_holds_a_shared_breaker_half_open_for_max_wait_in_half_open(region: str) -> None:
+    with brace.testing.fake_clock(autojump=None) as clock:
+        breaker = _probing_breaker(region)
+        with pytest.raises(ConnectionError):
+            breaker.call(_raise_down)
+        assert breaker.state is brace.BreakerState.OPEN
+        clock.advance(10.0)
+        context = multiprocessing.get_context("fork")
+        ready = context.Event()
+        prober = context.Process(target=_probe_and_hang, args=(region, ready))
+        prober.start()  # it inherits the frozen clock, and takes the one probe
+        assert ready.wait(30)
+        assert prober.pid is not None
+        os.kill(prober.pid, signal.SIGKILL)
+        prober.join(30)
+        assert breaker.state is brace.BreakerState.HALF_OPEN
+        clock.advance(brace.breaker.SHARED_MAX_WAIT_IN_HALF_OPEN - 1)
+        with pytest.raises(brace.CircuitOpen):  # the dead probe's ticket still counts
+            breaker.call(lambda: None)
+        clock.advance(1)
+        with pytest.raises(brace.CircuitOpen):  # max_wait_in_half_open: back to OPEN
+            breaker.call(lambda: None)
+        assert breaker.state is brace.BreakerState.OPEN
+        clock.advance(10.0)
+        assert breaker.call(lambda: "probe") == "probe"  # a fresh probe, which closes it
+        assert breaker.state is brace.BreakerState.CLOSED
+
+
+def test_a_shared_breakers_max_wait_in_half_open_defaults_to_a_bound(region: str) -> None:
+    _probing_breaker(region)
+    with pytest.raises(ValueError, match="max_wait_in_half_open: 60 s there, 0 s here"):
+        _probing_breaker(region, max_wait_in_half_open=None)
+    _probing_breaker(region, max_wait_in_half_open=60.0)  # the default, spelt out

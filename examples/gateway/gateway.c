@@ -74,10 +74,13 @@ int main(int argc, char **argv) {
   /* rate/hour: one token every 3600 s / rate, as RateLimiter computes it */
   status = brc_region_gcra(region, limiter_name, 3600 * SECOND / per_hour, burst, &limiter);
   if (status != BRC_OK) return fail(limiter_name, status);
-  /* opens at a 50% failure rate over the last 100 calls (20 at least), for 30 s */
+  /* opens at a 50% failure rate over the last 100 calls (20 at least), for 30 s; a probe
+   * that never reports (its process died) re-opens it after 60 s in HALF_OPEN, as
+   * Python's shared breakers default to */
   brc_breaker_config_t config = {.failure_rate = 0.5, .slow_rate = 1.0, .minimum_calls = 20,
-                                 .half_open_calls = 1, .wait_base = 30 * SECOND,
-                                 .wait_multiplier = 1.0, .wait_max = 30 * SECOND};
+                                 .half_open_calls = 1, .max_half_open = 60 * SECOND,
+                                 .wait_base = 30 * SECOND, .wait_multiplier = 1.0,
+                                 .wait_max = 30 * SECOND};
   status = brc_region_breaker(region, "upstream", &config, BRC_WINDOW_COUNT, 100, 0, &breaker, &window);
   if (status != BRC_OK) return fail("upstream", status);
 

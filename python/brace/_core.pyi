@@ -43,6 +43,7 @@ KIND_GCRA: int
 KIND_BREAKER: int
 KIND_BUDGET: int
 KIND_KEYED: int
+KIND_LEASES: int
 
 class SharedRegion:
     name: str
@@ -173,9 +174,14 @@ class CircuitBreakerCore:
 # ---- bulkhead
 
 BULKHEAD_MAX: int
+LEASES_MAX: int
+LEASES_SWEEP_NS: int
 
 class BulkheadCore:
     def _configure(self, name: str | None, max_concurrent: int, max_wait: float) -> None: ...
+    def _attach(self, region: SharedRegion, slot: str, max_concurrent: int, name: str | None,
+                max_wait: float) -> bool: ...  # fmt: skip
+    def _sweep(self) -> int: ...
     def _reject_in_python(self, on: bool) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
     def try_acquire(self) -> bool:

@@ -134,7 +134,8 @@ class BulkheadHooks(EntryOwner, Protocol):
     """What BulkheadCore (pyx/bulkhead.pxi) calls on brace.Bulkhead.
 
     The compiled `with`, try_acquire and release run no Python while a slot
-    is free and nobody waits; the rest is the subclass's FIFO queue.
+    is free and nobody waits; the rest is the subclass's FIFO queue (a shared
+    bulkhead, store=, has none: its slow paths poll).
     """
 
     def _acquire_slow(self) -> Any:

@@ -11,9 +11,9 @@ import struct
 from typing import Any, Callable
 
 from brace import _stores
-from brace._core import KIND_BREAKER, KIND_BUDGET, KIND_GCRA, KIND_KEYED
+from brace._core import KIND_BREAKER, KIND_BUDGET, KIND_GCRA, KIND_KEYED, KIND_LEASES
 
-__all__ = ["breaker_mismatch", "budget_mismatch", "keyed_mismatch", "limiter_mismatch"]
+__all__ = ["breaker_mismatch", "budget_mismatch", "bulkhead_mismatch", "keyed_mismatch", "limiter_mismatch"]
 
 _NS = 1e9
 
@@ -91,3 +91,11 @@ def budget_mismatch(stored: tuple[int, bytes] | None, store: object, slot: str, 
         if there != here
     ]
     return _stores.mismatch(store, slot, "RetryBudget", fields)
+
+
+def bulkhead_mismatch(stored: tuple[int, bytes] | None, store: object, slot: str, max_concurrent: int) -> str:
+    """Why a shared bulkhead's slot refused this max_concurrent."""
+    if stored is None or stored[0] != KIND_LEASES or len(stored[1]) != 8:
+        return _stores.mismatch(store, slot, "Bulkhead", None)
+    (theirs,) = struct.unpack("=Q", stored[1])
+    return _stores.mismatch(store, slot, "Bulkhead", [("max_concurrent", theirs, max_concurrent)])

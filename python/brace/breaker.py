@@ -32,6 +32,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1_000_000_000
+SHARED_MAX_WAIT_IN_HALF_OPEN = 60.0  # s: bounds how long a dead process's probe holds a shared breaker
+_BY_STORE: Any = object()  # max_wait_in_half_open's default: None, or the above for a shared breaker
 
 # Named breakers, for brace.control to find by name. Weak, so that being named
 # keeps no breaker alive; the lock keeps a snapshot from racing a registration.
@@ -227,7 +229,11 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             that many processes do not probe in lockstep.
         half_open_calls: Probes permitted in HALF_OPEN, 1..1023.
         max_wait_in_half_open: Re-open if the probes have not all finished
-            after this long; None: wait for them.
+            after this long; None: wait for them. Default: None, or 60 s
+            for a shared breaker (store=): a probe whose process dies never
+            finishes, and this bounds how long it keeps the breaker HALF_OPEN
+            (then OPEN for wait_in_open, then fresh probes). A shared breaker
+            given None explicitly waits for such a probe forever.
         consecutive_failures: Open after this many failures in a row (simple
             mode), 1 to 2**63 - 1; None: rate mode.
         record: Which exceptions count as failures: exception types or a
@@ -275,7 +281,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         max_wait_in_open: float | timedelta | None = None,
         wait_in_open_jitter: float = 0.0,
         half_open_calls: int = 10,
-        max_wait_in_half_open: float | timedelta | None = None,
+        max_wait_in_half_open: float | timedelta | None = _BY_STORE,
         consecutive_failures: int | None = None,
         record: _config.ExceptionFilter = Exception,
         ignore: _config.ExceptionFilter = (),
@@ -292,8 +298,9 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         wait_base = self._first_wait(wait_in_open)
         wait_max = _wait_growth(wait_base, wait_in_open_multiplier, max_wait_in_open, wait_in_open_jitter)
         probes = _config.count(half_open_calls, "half_open_calls", maximum=HALF_OPEN_CALLS_MAX)
-        max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True,
-                                         positive=True)
+        if max_wait_in_half_open is _BY_STORE:  # None, or a bound for a shared breaker's dead probes
+            max_wait_in_half_open = None if store is None else SHARED_MAX_WAIT_IN_HALF_OPEN
+        max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True, positive=True)
         consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")
         self._record_filter = _config.exception_filter(record, "record")
         self._ignore_filter = _config.exception_filter(ignore, "ignore")

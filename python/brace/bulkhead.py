@@ -20,8 +20,16 @@ from typing import (
     cast,
 )
 
-from brace import _clock, _config, _deadline, _guarding
-from brace._core import BULKHEAD_MAX, CALLABLE_GUARDED, RERAISE, BulkheadCore, is_awaitable, now_ns
+from brace import _clock, _config, _deadline, _guarding, _slots, _stores
+from brace._core import (
+    BULKHEAD_MAX,
+    CALLABLE_GUARDED,
+    LEASES_MAX,
+    RERAISE,
+    BulkheadCore,
+    is_awaitable,
+    now_ns,
+)
 from brace._listeners import Listeners, Observable
 from brace.errors import BulkheadFull
 
@@ -34,6 +42,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1_000_000_000
+# A shared bulkhead's wait polls: the first nap, and the longest (doubling in between).
+_POLL_FIRST_NS = 1_000_000
+_POLL_MAX_NS = 20_000_000
 
 EventKind = Literal["rejected"]
 _EVENT_KINDS = ("rejected",)
@@ -154,7 +165,16 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
             (seconds or a timedelta); 0 fails at once when the bulkhead is
             full; None waits as long as it takes (an enclosing brace.deadline
             still ends the wait).
-        name: A name for messages and metrics.
+        name: A name for messages and metrics; with `store`, required: the
+            slot in the region.
+        store: Where the permits live. None: in this object, shared by this
+            process's threads. "shm://REGION": in the shared-memory region
+            REGION (created on first use), so that every process's Bulkhead
+            with the same store and name holds from one set of
+            max_concurrent (at most 4096) permits. A shared bulkhead's wait
+            polls (1 ms, doubling to 20 ms) instead of queueing, so it is not
+            FIFO; the permits of a process that dies are reclaimed (see the
+            README's "Many processes").
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
@@ -163,7 +183,7 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
 
-    __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue", "_listeners")
+    __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue", "_listeners", "_store")
 
     def __new__(cls, *positional: object, **config: object) -> Bulkhead:
         # Before __init__ binds its required keywords, so that a bare
@@ -177,6 +197,7 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
         name: str | None = None,
         max_concurrent: int,
         max_wait: float | timedelta | None = 0.0,
+        store: str | None = None,
     ) -> None:
         _config.keywords_only("Bulkhead", positional)
         self._max_concurrent = _config.count(
@@ -192,7 +213,28 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
         # paths never take it.
         self._lock = threading.Lock()
         self._queue: OrderedDict[_Waiter, None] = OrderedDict()
-        self._configure(name, self._max_concurrent, _compiled_wait(self._max_wait))
+        shared = _stores.parse(store)
+        self._store = store
+        if shared is None:
+            self._configure(name, self._max_concurrent, _compiled_wait(self._max_wait))
+            return
+        if self._max_concurrent > LEASES_MAX:
+            raise ValueError(f"max_concurrent of a shared bulkhead (store=) must be 1 to {LEASES_MAX}, "
+                             f"got {self._max_concurrent}")  # fmt: skip
+        slot = _stores.slot_name(name, "Bulkhead")
+        region = _stores.region(*shared)
+        if not self._attach(region, slot, self._max_concurrent, name, _compiled_wait(self._max_wait)):
+            raise ValueError(_slots.bulkhead_mismatch(region.slot_info(slot), store, slot, self._max_concurrent))
+
+    @property
+    def store(self) -> str | None:
+        """Where the permits live: None (this object) or the "shm://REGION" they are shared in."""
+        return self._store
+
+    def reclaim(self) -> int:
+        """Frees the permits that dead processes held in a shared bulkhead now, rather than at
+        the next acquire that finds none free; returns how many (0 for a local bulkhead)."""
+        return int(self._sweep())
 
     @property
     def name(self) -> str | None:
@@ -317,6 +359,10 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
             max_concurrent: As for the constructor.
             max_wait: As for the constructor.
         """
+        if self._store is not None:
+            raise ValueError(f"reconfigure: the bulkhead {self._name!r} in store {self._store!r} is shared; its "
+                             "max_concurrent is fixed by the process that created it (unlink the region to "
+                             "change it)")  # fmt: skip
         new_max = (
             self._max_concurrent
             if max_concurrent is None
@@ -354,9 +400,10 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
+        store = f", store={self._store!r}" if self._store is not None else ""
         return (
             f"Bulkhead({name}max_concurrent={self._max_concurrent}, "
-            f"max_wait={self._max_wait!r}, in_use={self.in_use}, waiting={self.waiting})"
+            f"max_wait={self._max_wait!r}, in_use={self.in_use}, waiting={self.waiting}{store})"
         )
 
     # ---- slow paths: the compiled fast paths call _acquire_slow and _handoff
@@ -370,6 +417,9 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
         if self._max_wait == 0:
             raise self._full()
         deadline = self._wait_deadline()
+        if self._store is not None:
+            self._poll(deadline)
+            return self
         waiter = _ThreadWaiter()
         if self._join(waiter):
             return self
@@ -390,6 +440,9 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
         if self._max_wait == 0:
             raise self._full()
         deadline = self._wait_deadline()
+        if self._store is not None:
+            await self._poll_async(deadline)
+            return
         waiter = _TaskWaiter(asyncio.get_running_loop())
         if self._join(waiter):
             return
@@ -403,6 +456,27 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
         # _leave waits for the granter's lock and sees it then.
         if not waiter.granted and not self._leave(waiter):
             raise self._full()
+
+    def _poll(self, deadline: int | None) -> None:
+        """A shared bulkhead's wait: other processes' releases wake nobody here, so it
+        retries, napping 1 ms and doubling up to 20 ms, until the deadline."""
+        nap = _POLL_FIRST_NS
+        while not self.try_acquire():
+            now = now_ns()
+            if deadline is not None and now >= deadline:
+                raise self._full()
+            _clock.sleep_until(now + nap if deadline is None else min(now + nap, deadline))
+            nap = min(2 * nap, _POLL_MAX_NS)
+
+    async def _poll_async(self, deadline: int | None) -> None:
+        """_poll for a coroutine: it naps without blocking the event loop."""
+        nap = _POLL_FIRST_NS
+        while not self.try_acquire():
+            now = now_ns()
+            if deadline is not None and now >= deadline:
+                raise self._full()
+            await _clock.sleep_until_async(now + nap if deadline is None else min(now + nap, deadline))
+            nap = min(2 * nap, _POLL_MAX_NS)
 
     def _join(self, waiter: _Waiter) -> bool:
         """Queues waiter, unless a slot came free meanwhile: then takes it (True)."""
