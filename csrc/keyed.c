@@ -224,9 +224,10 @@ static void brc__report_full(brc_gcra_report_t *report, uint64_t wait) {
   }
 }
 
-/* acquire, its arguments checked. */
+/* acquire, its arguments checked, not counted (the callers count): `report` (may be
+ * NULL) gets an admitted or refused key's bucket, `full` (may be NULL) a full window's. */
 static int brc__acquire(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t key, uint64_t n,
-                        uint64_t now, brc_gcra_report_t *report) {
+                        uint64_t now, brc_gcra_report_t *report, brc_gcra_report_t *full) {
   brc__scan_t s;
   for (int spins = 0;; spins++) {
     uint64_t mark = 0;
@@ -243,21 +244,13 @@ static int brc__acquire(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t ke
     } else if (s.free != t->capacity) {
       rc = brc__take(t, c, key, s.free, &s, n, now, report);
     } else {
-      brc__count(&t->full);
-      brc__report_full(report, s.soonest == UINT64_MAX ? 1 : s.soonest - now);
+      brc__report_full(full, s.soonest == UINT64_MAX ? 1 : s.soonest - now);
       return BRC_FULL;
     }
-    if (rc == BRC_OK) {
-      brc__count(&t->admitted);
+    if (rc == BRC_OK || rc == BRC_REFUSED)
       return rc;
-    }
-    if (rc == BRC_REFUSED) {
-      brc__count(&t->rejected);
-      return rc;
-    }
     if (spins >= BRC__SPINS) { /* the key's entry is held by a caller that does not finish */
-      brc__count(&t->full);
-      brc__report_full(report, 1);
+      brc__report_full(full, 1);
       return BRC_FULL;
     }
     brc__cpu_relax();
@@ -279,11 +272,13 @@ int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
   rc = brc__gcra_check_n(&c, n);
   if (rc != BRC_OK)
     return rc;
-  return brc__acquire(t, &c, brc__key(hash), n, now, report);
+  rc = brc__acquire(t, &c, brc__key(hash), n, now, report, report);
+  brc__count(rc == BRC_OK ? &t->admitted : rc == BRC_REFUSED ? &t->rejected : &t->full);
+  return rc;
 }
 
 /* Keys ahead whose entries a batch prefetches. */
-#define BRC__AHEAD 12
+#define BRC__AHEAD 16 /* a power of two: the ring of hashed keys is indexed by a mask */
 
 static inline void brc__prefetch(const void *p) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -301,21 +296,30 @@ static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t coun
   brc__gcra_config_t c = brc__config(t);
   rc = BRC_OK;
   uint64_t mask = t->capacity - 1;
-  for (size_t i = 0; i < count; i++) {
-    brc_gcra_report_t report;
-    if (i + BRC__AHEAD < count) { /* a large table is out of cache: ask for a later key's entry now */
-      uint64_t later = integers ? brc_hash64_u64(hashes[i + BRC__AHEAD]) : hashes[i + BRC__AHEAD];
-      brc__prefetch(&t->entries[brc__key(later) & mask]);
+  uint64_t tally[3] = {0, 0, 0}; /* admitted, refused, full: counted once per batch */
+  uint64_t ahead[BRC__AHEAD]; /* keys hashed BRC__AHEAD before their turn, their entries fetched */
+  for (size_t i = 0; i < count + BRC__AHEAD; i++) {
+    uint64_t *slot = &ahead[i & (BRC__AHEAD - 1)]; /* key i - BRC__AHEAD's, then key i's */
+    if (i >= BRC__AHEAD) {
+      size_t at = i - BRC__AHEAD;
+      /* the first full window's report is the batch's; no report for the others */
+      int one = brc__acquire(t, &c, *slot, 1, now, NULL, rc == BRC_OK ? full : NULL);
+      admitted[at] = (uint8_t)(one == BRC_OK);
+      tally[one == BRC_OK ? 0 : one == BRC_REFUSED ? 1 : 2]++;
+      if (one == BRC_FULL)
+        rc = BRC_FULL;
     }
-    uint64_t hash = integers ? brc_hash64_u64(hashes[i]) : hashes[i];
-    int one = brc__acquire(t, &c, brc__key(hash), 1, now, rc == BRC_OK ? &report : NULL);
-    admitted[i] = (uint8_t)(one == BRC_OK);
-    if (one == BRC_FULL && rc == BRC_OK) {
-      rc = BRC_FULL;
-      if (full)
-        *full = report;
+    if (i < count) { /* a large table is out of cache: ask for this key's entry now */
+      *slot = brc__key(integers ? brc_hash64_u64(hashes[i]) : hashes[i]);
+      brc__prefetch(&t->entries[*slot & mask]);
     }
   }
+  if (tally[0])
+    atomic_fetch_add_explicit(&t->admitted, tally[0], memory_order_relaxed);
+  if (tally[1])
+    atomic_fetch_add_explicit(&t->rejected, tally[1], memory_order_relaxed);
+  if (tally[2])
+    atomic_fetch_add_explicit(&t->full, tally[2], memory_order_relaxed);
   return rc;
 }
 
