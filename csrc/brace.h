@@ -271,6 +271,8 @@ int brc_window_clear(brc_window_t *w, uint64_t now);
 #define BRC_METRICS_ONLY 6
 
 #define BRC_HALF_OPEN_CALLS_MAX 1023
+#define BRC_BREAKER_PROBE_LEASES 16 /* probes a shared breaker can lease at once */
+#define BRC_BREAKER_LEASED (UINT64_C(1) << 63) /* ticket flag: a leased probe */
 
 typedef struct brc_breaker_config_s {
   double failure_rate;           /* (0, 1]: open at this failure rate */
@@ -298,6 +300,8 @@ typedef struct brc_breaker_s {
   _Atomic uint64_t openings;
   _Atomic uint64_t consecutive;
   _Atomic uint64_t not_permitted;
+  _Atomic uint64_t probes_swept; /* ns of the last sweep of probe_leases */
+  _Atomic uint64_t probe_leases[BRC_BREAKER_PROBE_LEASES]; /* see brc_breaker_acquire_leased */
 } brc_breaker_t;
 
 /* A transition made by one call: from and to are BRC_CLOSED..; to == 0: none. */
@@ -346,6 +350,43 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
  * an exception that is ignored): frees its probe slot if it was a probe of the
  * current HALF_OPEN. Returns BRC_OK (or BRC_EINVAL). Thread-safe, lock-free. */
 int brc_breaker_release(brc_breaker_t *b, uint64_t ticket);
+
+/* Probe leases, for a breaker that processes share (brc_region_breaker): a
+ * probe whose process dies is given back instead of holding HALF_OPEN until
+ * max_half_open. The probe's process owns one of BRC_BREAKER_PROBE_LEASES
+ * lease words: the probe's generation (low 20 bits) | pid (22 bits) | start
+ * time (low 22 bits of the clock ticks), from `tag` (brc_lease_tag of the
+ * caller's process, computed once per process). The word is taken (one CAS,
+ * 0 -> word) before the probe is, and freed (one CAS back) after its outcome
+ * is recorded or it is released; a caller that finds every probe out sweeps
+ * the words (at most once per BRC_LEASES_SWEEP_NS across processes, as
+ * brc_leases_acquire does) and gives back, once each (the CAS that frees the
+ * word), the probes of the current HALF_OPEN whose holder is dead. A process
+ * killed between two of these steps leaves either a word with nothing taken
+ * (its sweep gives back a probe never taken: one more probe may be
+ * permitted) or, only if the state changed between its look and its CAS, a
+ * probe without a word (max_half_open still bounds it). With no free word
+ * (more than BRC_BREAKER_PROBE_LEASES probes out or words of dead processes
+ * not yet swept), or a pid >= 2^22, the probe is taken without a lease.
+ *
+ * brc_breaker_acquire_leased: as brc_breaker_acquire; a leased probe's
+ * *ticket has BRC_BREAKER_LEASED set, and must be passed (flag included) to
+ * brc_breaker_record_leased or brc_breaker_release_leased, which record or
+ * release as brc_breaker_record / brc_breaker_release do and then free the
+ * lease (a ticket without the flag frees nothing). Same returns; thread- and
+ * process-safe, lock-free, no allocation; a sweep makes system calls (kill,
+ * reads of /proc/PID/stat). CLOSED costs one more load than brc_breaker_acquire. */
+int brc_breaker_acquire_leased(brc_breaker_t *b, uint64_t tag, uint64_t now, uint64_t *ticket,
+                               uint64_t *retry_after, brc_breaker_transition_t *t);
+int brc_breaker_record_leased(brc_breaker_t *b, brc_window_t *w, uint64_t tag, uint64_t ticket,
+                              unsigned outcome, uint64_t duration, uint64_t now, brc_breaker_transition_t *t);
+int brc_breaker_release_leased(brc_breaker_t *b, uint64_t tag, uint64_t ticket);
+
+/* Frees the probe lease words whose holder is dead, giving back the probes
+ * of the current HALF_OPEN among them, and records `now` as the last sweep.
+ * Returns the number of words freed (>= 0) or BRC_EINVAL (not configured).
+ * Thread- and process-safe; one kill() per held word. */
+int brc_breaker_sweep_probes(brc_breaker_t *b, uint64_t now);
 
 /* Moves to `state` by hand (any of BRC_CLOSED..BRC_METRICS_ONLY; OPEN starts
  * a wait of the current opening count). CLOSED clears the window. Returns
@@ -893,7 +934,7 @@ uint64_t brc_hash64_u64(uint64_t value);
  * claimer for a dead one). */
 
 #define BRC_REGION_MAGIC UINT64_C(0x3147455243415242) /* "BRACREG1" little-endian */
-#define BRC_REGION_VERSION 2 /* 2: keyed tables and leased permits */
+#define BRC_REGION_VERSION 3 /* 2: keyed tables and leased permits; 3: breakers' probe leases */
 #define BRC_REGION_SLOTS 1024       /* slots in a region */
 #define BRC_REGION_NAME_MAX 63      /* bytes in a slot name (and NUL) */
 #define BRC_REGION_CONFIG_MAX 128   /* bytes of configuration a slot keeps */

@@ -72,6 +72,9 @@ int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *c) {
   atomic_init(&b->openings, 0);
   atomic_init(&b->consecutive, 0);
   atomic_init(&b->not_permitted, 0);
+  atomic_init(&b->probes_swept, 0);
+  for (int i = 0; i < BRC_BREAKER_PROBE_LEASES; i++)
+    atomic_init(&b->probe_leases[i], 0);
   return BRC_OK;
 }
 
@@ -319,4 +322,128 @@ int brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out
     out->retry_after = until > now ? until - now : 0;
   }
   return BRC_OK;
+}
+
+/* ---- probe leases (shared breakers) ---- */
+
+/* A lease word: generation (low 20 bits) << 44 | pid (22) << 22 | start
+ * ticks (low 22); never 0, as a pid is never 0. */
+#define BRC__LEASE_PID_MAX (UINT64_C(1) << 22)
+#define BRC__LEASE_LOW22 UINT64_C(0x3FFFFF)
+#define BRC__LEASE_WORD(tag, gen) (((gen)&0xFFFFFu) << 44 | ((tag) >> 32) << 22 | ((tag)&BRC__LEASE_LOW22))
+#define BRC__LEASE_GEN_MATCHES(word, gen) (((word) >> 44) == ((gen)&0xFFFFFu))
+#define BRC__TICKET_GEN(ticket) ((ticket) & ~BRC_BREAKER_LEASED)
+
+int brc__lease_holder_dead(uint64_t pid, uint64_t start, uint64_t mask); /* leases.c */
+
+/* Takes a free word for `word`: its index, or -1 if none is free. */
+static int brc__lease_take(brc_breaker_t *b, uint64_t word) {
+  for (int i = 0; i < BRC_BREAKER_PROBE_LEASES; i++) {
+    uint64_t w = atomic_load_explicit(&b->probe_leases[i], memory_order_relaxed);
+    if (w == 0 && atomic_compare_exchange_strong_explicit(&b->probe_leases[i], &w, word, memory_order_acq_rel,
+                                                          memory_order_relaxed))
+      return i;
+  }
+  return -1;
+}
+
+/* Frees one word holding `word` (the caller's own: no other process writes it). */
+static void brc__lease_free(brc_breaker_t *b, uint64_t word) {
+  for (int i = 0; i < BRC_BREAKER_PROBE_LEASES; i++) {
+    uint64_t w = atomic_load_explicit(&b->probe_leases[i], memory_order_relaxed);
+    if (w == word && atomic_compare_exchange_strong_explicit(&b->probe_leases[i], &w, 0, memory_order_acq_rel,
+                                                             memory_order_relaxed))
+      return;
+  }
+}
+
+int brc_breaker_sweep_probes(brc_breaker_t *b, uint64_t now) {
+  int freed = 0;
+  if (BRC__STATE(atomic_load_explicit(&b->state, memory_order_acquire)) == BRC__UNSET)
+    return BRC_EINVAL;
+  atomic_store_explicit(&b->probes_swept, now, memory_order_relaxed);
+  for (int i = 0; i < BRC_BREAKER_PROBE_LEASES; i++) {
+    uint64_t w = atomic_load_explicit(&b->probe_leases[i], memory_order_acquire);
+    /* One CAS from the dead holder's word: whoever wins it gives the probe
+     * back, so a probe comes back once. */
+    if (w == 0 || !brc__lease_holder_dead((w >> 22) & BRC__LEASE_LOW22, w, BRC__LEASE_LOW22) ||
+        !atomic_compare_exchange_strong_explicit(&b->probe_leases[i], &w, 0, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+      continue;
+    freed++;
+    uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+    if (BRC__STATE(s) == BRC_HALF_OPEN && BRC__LEASE_GEN_MATCHES(w, BRC__GEN(s)))
+      brc_breaker_release(b, BRC__GEN(s));
+  }
+  return freed;
+}
+
+/* Every probe out: sweep, unless some process swept a moment ago (one wins the CAS). */
+static void brc__sweep_spaced(brc_breaker_t *b, uint64_t now) {
+  uint64_t swept = atomic_load_explicit(&b->probes_swept, memory_order_relaxed);
+  if (swept != 0 && now - swept < BRC_LEASES_SWEEP_NS)
+    return;
+  if (atomic_compare_exchange_strong_explicit(&b->probes_swept, &swept, now, memory_order_relaxed,
+                                              memory_order_relaxed))
+    brc_breaker_sweep_probes(b, now);
+}
+
+int brc_breaker_acquire_leased(brc_breaker_t *b, uint64_t tag, uint64_t now, uint64_t *ticket,
+                               uint64_t *retry_after, brc_breaker_transition_t *t) {
+  uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire), word = 0;
+  int state = BRC__STATE(s), rc;
+  uint64_t pid = tag >> 32;
+  if ((state == BRC_OPEN || state == BRC_HALF_OPEN) && pid > 0 && pid < BRC__LEASE_PID_MAX) {
+    if (!now)
+      now = brc_now_ns();
+    if (state == BRC_HALF_OPEN && BRC__PROBES(s) >= b->config.half_open_calls) {
+      brc__sweep_spaced(b, now);
+      s = atomic_load_explicit(&b->state, memory_order_acquire);
+    }
+    if (BRC__STATE(s) == BRC_HALF_OPEN && BRC__PROBES(s) < b->config.half_open_calls) {
+      word = BRC__LEASE_WORD(tag, BRC__GEN(s));
+    } else if (BRC__STATE(s) == BRC_OPEN) {
+      uint64_t until = brc__stamped(&b->open_until, &b->open_gen, BRC__GEN(s));
+      if (until != 0 && now >= until)
+        word = BRC__LEASE_WORD(tag, BRC__GEN(s) + 1);
+    }
+    /* The word first, the probe second: killed between the two, the word's
+     * sweep gives back a probe never taken, which wedges nothing. */
+    if (word && brc__lease_take(b, word) < 0)
+      word = 0;
+  }
+  rc = brc_breaker_acquire(b, now, ticket, retry_after, t);
+  if (!word)
+    return rc;
+  if (rc != BRC_OK) {
+    brc__lease_free(b, word);
+    return rc;
+  }
+  if (!BRC__LEASE_GEN_MATCHES(word, *ticket)) {
+    /* permitted in another state than the one looked at: the word follows */
+    uint64_t mine = BRC__LEASE_WORD(tag, *ticket);
+    for (int i = 0; i < BRC_BREAKER_PROBE_LEASES; i++) {
+      uint64_t w = word;
+      if (atomic_compare_exchange_strong_explicit(&b->probe_leases[i], &w, mine, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+        break;
+    }
+  }
+  *ticket |= BRC_BREAKER_LEASED;
+  return rc;
+}
+
+int brc_breaker_record_leased(brc_breaker_t *b, brc_window_t *w, uint64_t tag, uint64_t ticket,
+                              unsigned outcome, uint64_t duration, uint64_t now, brc_breaker_transition_t *t) {
+  int rc = brc_breaker_record(b, w, BRC__TICKET_GEN(ticket), outcome, duration, now, t);
+  if (ticket & BRC_BREAKER_LEASED)
+    brc__lease_free(b, BRC__LEASE_WORD(tag, BRC__TICKET_GEN(ticket)));
+  return rc;
+}
+
+int brc_breaker_release_leased(brc_breaker_t *b, uint64_t tag, uint64_t ticket) {
+  int rc = brc_breaker_release(b, BRC__TICKET_GEN(ticket));
+  if (ticket & BRC_BREAKER_LEASED)
+    brc__lease_free(b, BRC__LEASE_WORD(tag, BRC__TICKET_GEN(ticket)));
+  return rc;
 }

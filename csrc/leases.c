@@ -63,16 +63,23 @@ uint64_t brc_lease_tag(uint64_t pid) {
   return pid << BRC__TAG_PID_SHIFT | (brc__start_ticks(pid) & BRC__TAG_START_MASK);
 }
 
-/* Is the holder of `tag` dead? Only when it surely is: a pid that no process
- * has, or one whose process started at another time than the tag says. */
-static int brc__holder_dead(uint64_t tag) {
-  uint64_t pid = tag >> BRC__TAG_PID_SHIFT, ticks;
+int brc__lease_holder_dead(uint64_t pid, uint64_t start, uint64_t mask);
+
+/* Is process `pid`, started at `start` (clock ticks, the bits in `mask`),
+ * dead? Only when it surely is: a pid that no process has, or one whose
+ * process started at another time. Also the breakers' probe leases' test. */
+int brc__lease_holder_dead(uint64_t pid, uint64_t start, uint64_t mask) {
+  uint64_t ticks;
   if (pid == 0 || pid > INT32_MAX)
     return 0; /* not a tag brc_lease_tag makes: leave it */
   if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
     return 1;
   ticks = brc__start_ticks(pid);
-  return ticks != 0 && (ticks & BRC__TAG_START_MASK) != (tag & BRC__TAG_START_MASK);
+  return ticks != 0 && (ticks & mask) != (start & mask);
+}
+
+static int brc__holder_dead(uint64_t tag) {
+  return brc__lease_holder_dead(tag >> BRC__TAG_PID_SHIFT, tag, BRC__TAG_START_MASK);
 }
 
 static uint64_t brc__leases_max(brc_leases_t *l) {
