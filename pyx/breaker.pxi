@@ -125,13 +125,17 @@ cdef class CircuitBreakerCore:
             duration = now - start
             if duration >= self._slow_ns:
                 outcome |= c.BRC_OUTCOME_SLOW
-        status = c.brc_breaker_record(self._b, self._window, token, outcome, duration, now, &t)
+        if token & c.BRC_BREAKER_LEASED:
+            status = c.brc_breaker_record_leased(self._b, self._window, _my_lease_tag(), token, outcome,
+                                                 duration, now, &t)
+        else:
+            status = c.brc_breaker_record(self._b, self._window, token, outcome, duration, now, &t)
         if t.to:
             self._on_transition(t.from_, t.to)
         return status == c.BRC_WOULD_OPEN, duration
 
     def _release(self, uint64_t token):
-        c.brc_breaker_release(self._b, token)
+        _breaker_give_back(self, token)
 
     # -- state ----------------------------------------------------------------
 
@@ -163,7 +167,11 @@ cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -
     cdef c.brc_breaker_transition_t t
     cdef uint64_t retry_after = 0
     cdef c.brc_breaker_report_t report
-    cdef int status = c.brc_breaker_acquire(b._b, 0, token, &retry_after, &t)
+    cdef int status
+    if b._region is None:
+        status = c.brc_breaker_acquire(b._b, 0, token, &retry_after, &t)
+    else:  # a shared breaker leases its probes: a dead process's come back (brc_breaker_acquire_leased)
+        status = c.brc_breaker_acquire_leased(b._b, _my_lease_tag(), 0, token, &retry_after, &t)
     if t.to:
         b._on_transition(t.from_, t.to)
         if status != c.BRC_OK and t.to == c.BRC_OPEN:
@@ -195,7 +203,11 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
         duration = now - start
         if duration >= b._slow_ns:
             outcome = c.BRC_OUTCOME_SLOW
-    cdef int status = c.brc_breaker_record(b._b, b._window, token, outcome, duration, now, &t)
+    cdef int status
+    if token & c.BRC_BREAKER_LEASED:
+        status = c.brc_breaker_record_leased(b._b, b._window, _my_lease_tag(), token, outcome, duration, now, &t)
+    else:
+        status = c.brc_breaker_record(b._b, b._window, token, outcome, duration, now, &t)
     if t.to:
         b._on_transition(t.from_, t.to)
     if b._hooks_calls or status == c.BRC_WOULD_OPEN:
@@ -206,7 +218,10 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
 # -- the entries (entries.h): cb.call, with cb, async with cb ---------------
 
 cdef int _breaker_give_back(object owner, uint64_t token) except -1:
-    c.brc_breaker_release((<CircuitBreakerCore>owner)._b, token)
+    if token & c.BRC_BREAKER_LEASED:
+        c.brc_breaker_release_leased((<CircuitBreakerCore>owner)._b, _my_lease_tag(), token)
+    else:
+        c.brc_breaker_release((<CircuitBreakerCore>owner)._b, token)
     return 0
 
 

@@ -45,6 +45,8 @@ cdef extern from "brace.h" nogil:
     uint64_t BRC_WINDOW_TIME_MAX
     uint64_t BRC_WINDOW_CALLS_MAX
     uint64_t BRC_HALF_OPEN_CALLS_MAX
+    uint64_t BRC_BREAKER_PROBE_LEASES
+    uint64_t BRC_BREAKER_LEASED
     unsigned BRC_OUTCOME_FAILURE
     unsigned BRC_OUTCOME_SLOW
     int BRC_WOULD_OPEN
@@ -94,6 +96,12 @@ cdef extern from "brace.h" nogil:
                            uint64_t duration, uint64_t now, brc_breaker_transition_t *t)
     int brc_breaker_release(brc_breaker_t *b, uint64_t ticket)
     int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket)
+    int brc_breaker_acquire_leased(brc_breaker_t *b, uint64_t tag, uint64_t now, uint64_t *ticket,
+                                   uint64_t *retry_after, brc_breaker_transition_t *t)
+    int brc_breaker_record_leased(brc_breaker_t *b, brc_window_t *w, uint64_t tag, uint64_t ticket,
+                                  unsigned outcome, uint64_t duration, uint64_t now, brc_breaker_transition_t *t)
+    int brc_breaker_release_leased(brc_breaker_t *b, uint64_t tag, uint64_t ticket)
+    int brc_breaker_sweep_probes(brc_breaker_t *b, uint64_t now)
     int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
                                brc_breaker_transition_t *t)
     int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until)

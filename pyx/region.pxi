@@ -81,3 +81,26 @@ cdef class SharedRegion:
             return False
         _region_check(status, f"shm://{name}")
         return True
+
+
+# -- this process's lease tag: bulkheads' leased permits, shared breakers' probe leases
+
+from posix.unistd cimport getpid
+
+cdef uint64_t _lease_tag = 0  # this process's tag (brc_lease_tag); 0 until first used
+
+
+cdef inline uint64_t _my_lease_tag() noexcept:
+    global _lease_tag
+    if _lease_tag == 0:
+        _lease_tag = c.brc_lease_tag(<uint64_t>getpid())
+    return _lease_tag
+
+
+def _forget_lease_tag():
+    """A fork()ed child is another holder: it computes its own tag when it first needs it."""
+    global _lease_tag
+    _lease_tag = 0
+
+
+os.register_at_fork(after_in_child=_forget_lease_tag)

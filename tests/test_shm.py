@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import brace
-from brace._core import REGION_CAPACITY_MIN, SharedRegion, clock_freeze, clock_thaw, now_ns
+from brace._core import LEASES_SWEEP_NS, REGION_CAPACITY_MIN, SharedRegion, clock_freeze, clock_thaw, now_ns
 
 SECOND = 1_000_000_000
 RATE, BURST = 100, 50  # one token per 10 ms
@@ -457,32 +457,56 @@ def _raise_down() -> None:
     raise ConnectionError("down")
 
 
-def test_a_dead_processs_probe_holds_a_shared_breaker_half_open_for_max_wait_in_half_open(region: str) -> None:
+def _kill_a_prober(region: str, clock: Any) -> None:
+    """Opens the breaker, lets a forked process (on the frozen clock) take the one probe, kills it."""
+    breaker = _probing_breaker(region)
+    with pytest.raises(ConnectionError):
+        breaker.call(_raise_down)
+    assert breaker.state is brace.BreakerState.OPEN
+    clock.advance(10.0)
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    prober = context.Process(target=_probe_and_hang, args=(region, ready))
+    prober.start()  # it inherits the frozen clock, and takes the one probe
+    assert ready.wait(30)
+    assert prober.pid is not None
+    with pytest.raises(brace.CircuitOpen):  # alive: its probe stays out (this call swept and found it alive)
+        breaker.call(lambda: None)
+    os.kill(prober.pid, signal.SIGKILL)
+    prober.join(30)
+    assert prober.exitcode == -signal.SIGKILL
+    assert breaker.state is brace.BreakerState.HALF_OPEN
+
+
+def test_a_dead_processs_probe_comes_back_within_the_sweep_spacing(region: str) -> None:
     with brace.testing.fake_clock(autojump=None) as clock:
+        _kill_a_prober(region, clock)
         breaker = _probing_breaker(region)
-        with pytest.raises(ConnectionError):
-            breaker.call(_raise_down)
-        assert breaker.state is brace.BreakerState.OPEN
-        clock.advance(10.0)
-        context = multiprocessing.get_context("fork")
-        ready = context.Event()
-        prober = context.Process(target=_probe_and_hang, args=(region, ready))
-        prober.start()  # it inherits the frozen clock, and takes the one probe
-        assert ready.wait(30)
-        assert prober.pid is not None
-        os.kill(prober.pid, signal.SIGKILL)
-        prober.join(30)
-        assert breaker.state is brace.BreakerState.HALF_OPEN
-        clock.advance(brace.breaker.SHARED_MAX_WAIT_IN_HALF_OPEN - 1)
-        with pytest.raises(brace.CircuitOpen):  # the dead probe's ticket still counts
+        clock.advance(LEASES_SWEEP_NS / 1e9 / 2)
+        with pytest.raises(brace.CircuitOpen):  # dead, but the last sweep (the alive one) was 5 ms ago
             breaker.call(lambda: None)
-        clock.advance(1)
-        with pytest.raises(brace.CircuitOpen):  # max_wait_in_half_open: back to OPEN
-            breaker.call(lambda: None)
-        assert breaker.state is brace.BreakerState.OPEN
-        clock.advance(10.0)
-        assert breaker.call(lambda: "probe") == "probe"  # a fresh probe, which closes it
+        clock.advance(LEASES_SWEEP_NS / 1e9 / 2)
+        assert breaker.call(lambda: "probe") == "probe"  # 10 ms on: swept, given back, and it closes
         assert breaker.state is brace.BreakerState.CLOSED
+        assert breaker.metrics().openings == 0
+
+
+def test_a_dead_processs_probe_comes_back_in_another_process(region: str) -> None:
+    """The dead probe comes back to the first caller of any process (here a spawned one, on the real clock)."""
+    with brace.testing.fake_clock(autojump=None) as clock:
+        _kill_a_prober(region, clock)
+    context = multiprocessing.get_context("spawn")
+    closer = context.Process(target=_close_by_probing, args=(region,))
+    closer.start()
+    closer.join(60)
+    assert closer.exitcode == 0
+    assert _probing_breaker(region).state is brace.BreakerState.CLOSED
+
+
+def _close_by_probing(region: str) -> None:
+    breaker = _probing_breaker(region)
+    assert breaker.call(lambda: "probe") == "probe"  # the sweep spacing has passed on any clock
+    assert breaker.state is brace.BreakerState.CLOSED
 
 
 def test_a_shared_breakers_max_wait_in_half_open_defaults_to_a_bound(region: str) -> None:

@@ -74,9 +74,10 @@ int main(int argc, char **argv) {
   /* rate/hour: one token every 3600 s / rate, as RateLimiter computes it */
   status = brc_region_gcra(region, limiter_name, 3600 * SECOND / per_hour, burst, &limiter);
   if (status != BRC_OK) return fail(limiter_name, status);
-  /* opens at a 50% failure rate over the last 100 calls (20 at least), for 30 s; a probe
-   * that never reports (its process died) re-opens it after 60 s in HALF_OPEN, as
-   * Python's shared breakers default to */
+  /* opens at a 50% failure rate over the last 100 calls (20 at least), for 30 s; its
+   * probes are leased (a dead process's come back within 10 ms), and a probe that never
+   * reports (its process hangs) re-opens it after 60 s in HALF_OPEN, as Python's shared
+   * breakers default to */
   brc_breaker_config_t config = {.failure_rate = 0.5, .slow_rate = 1.0, .minimum_calls = 20,
                                  .half_open_calls = 1, .max_half_open = 60 * SECOND,
                                  .wait_base = 30 * SECOND, .wait_multiplier = 1.0,
@@ -91,23 +92,25 @@ int main(int argc, char **argv) {
     if (!fgets(line, sizeof line, stdin)) return 1;
   }
 
-  /* The decisions: lock-free, no allocation, no system call (brc_now_ns reads the TSC). */
+  /* The decisions: lock-free, no allocation, no system call (brc_now_ns reads the TSC) but
+   * a sweep for dead probes' leases when every probe is out. */
+  uint64_t tag = brc_lease_tag((uint64_t)getpid());
   unsigned long long admitted = 0, limited = 0, open = 0, failed = 0;
   for (unsigned long long i = 1; i <= requests; i++) {
     uint64_t now = brc_now_ns(), ticket;
-    if (brc_breaker_acquire(breaker, now, &ticket, NULL, NULL) != BRC_OK) {
+    if (brc_breaker_acquire_leased(breaker, tag, now, &ticket, NULL, NULL) != BRC_OK) {
       open++;
       continue;
     }
     if (brc_gcra_acquire(limiter, 1, now, 0, NULL) != BRC_OK) {
-      brc_breaker_release(breaker, ticket); /* not forwarded: nothing to record */
+      brc_breaker_release_leased(breaker, tag, ticket); /* not forwarded: nothing to record */
       limited++;
       continue;
     }
     admitted++;
     int ok = fail_every == 0 || i % fail_every != 0; /* the simulated upstream */
     failed += !ok;
-    brc_breaker_record(breaker, window, ticket, ok ? 0u : BRC_OUTCOME_FAILURE, 0, 0, NULL);
+    brc_breaker_record_leased(breaker, window, tag, ticket, ok ? 0u : BRC_OUTCOME_FAILURE, 0, 0, NULL);
   }
   printf("admitted=%llu limited=%llu open=%llu failed=%llu\n", admitted, limited, open, failed);
   brc_region_close(region);

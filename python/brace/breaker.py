@@ -32,7 +32,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1_000_000_000
-SHARED_MAX_WAIT_IN_HALF_OPEN = 60.0  # s: bounds how long a dead process's probe holds a shared breaker
+SHARED_MAX_WAIT_IN_HALF_OPEN = 60.0  # s: bounds how long a hung process's probe holds a shared breaker
 _BY_STORE: Any = object()  # max_wait_in_half_open's default: None, or the above for a shared breaker
 
 # Named breakers, for brace.control to find by name. Weak, so that being named
@@ -230,10 +230,11 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         half_open_calls: Probes permitted in HALF_OPEN, 1..1023.
         max_wait_in_half_open: Re-open if the probes have not all finished
             after this long; None: wait for them. Default: None, or 60 s
-            for a shared breaker (store=): a probe whose process dies never
-            finishes, and this bounds how long it keeps the breaker HALF_OPEN
-            (then OPEN for wait_in_open, then fresh probes). A shared breaker
-            given None explicitly waits for such a probe forever.
+            for a shared breaker (store=): a probe whose process dies is
+            given back within 10 ms (its lease is swept), but one whose
+            process hangs never finishes, and this bounds how long it keeps
+            the breaker HALF_OPEN (then OPEN for wait_in_open, then fresh
+            probes). A shared breaker given None waits for such a probe forever.
         consecutive_failures: Open after this many failures in a row (simple
             mode), 1 to 2**63 - 1; None: rate mode.
         record: Which exceptions count as failures: exception types or a
