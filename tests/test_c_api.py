@@ -24,6 +24,8 @@ import pytest
 import brace
 from brace._core import clock_freeze, clock_thaw, now_ns
 
+from processes import run_all
+
 ROOT = Path(__file__).resolve().parent.parent
 SECOND = 1_000_000_000
 
@@ -197,12 +199,7 @@ def test_cffi_and_python_processes_admit_what_one_limiter_admits(region: str) ->
     barrier, results = context.Barrier(CFFIS + LIMITERS), context.Queue()
     processes = [context.Process(target=_by_cffi, args=(region, start, barrier, results)) for _ in range(CFFIS)]
     processes += [context.Process(target=_by_python, args=(region, start, barrier, results)) for _ in range(LIMITERS)]
-    for process in processes:
-        process.start()
-    taken = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join()
-        assert process.exitcode == 0
+    taken = run_all(processes, results)
     totals = [sum(counts[i] for counts in taken) for i in range(len(INSTANTS))]
     reference = brace.RateLimiter(rate=RATE, burst=CFFI_BURST)
     expected = []

@@ -27,6 +27,8 @@ import pytest
 import brace
 from brace._core import LEASES_SWEEP_NS, REGION_CAPACITY_MIN, SharedRegion, clock_freeze, clock_thaw, now_ns
 
+from processes import run_all
+
 SECOND = 1_000_000_000
 RATE, BURST = 100, 50  # one token per 10 ms
 PROCESSES = 4
@@ -88,12 +90,7 @@ def test_processes_admit_exactly_what_one_limiter_admits(region: str, how: str) 
     else:
         processes = [context.Process(target=_take_spawned, args=(region, start, barrier, results))
                      for _ in range(PROCESSES)]  # fmt: skip
-    for process in processes:
-        process.start()
-    taken = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join()
-        assert process.exitcode == 0
+    taken = run_all(processes, results)
     totals = [sum(counts[i] for counts in taken) for i in range(len(STEPS))]
     assert totals == _reference(start) == [BURST, 20, BURST]
 
@@ -109,12 +106,7 @@ def test_under_the_real_clock_never_more_than_burst_plus_rate_times_elapsed(regi
     results = context.Queue()
     began = now_ns()
     processes = [context.Process(target=_hammer, args=(region, 20_000, results)) for _ in range(3)]
-    for process in processes:
-        process.start()
-    admitted = sum(results.get(timeout=120) for _ in processes)
-    for process in processes:
-        process.join()
-        assert process.exitcode == 0
+    admitted = sum(run_all(processes, results))
     elapsed = now_ns() - began
     assert BURST <= admitted <= BURST + RATE * elapsed // SECOND
 
@@ -271,11 +263,7 @@ def test_processes_fill_one_window_and_open_one_breaker(region: str, how: str) -
         processes = [context.Process(target=lambda: (barrier.wait(), _fail(inherited, 25))) for _ in range(PROCESSES)]
     else:
         processes = [context.Process(target=_fail_spawned, args=(region, 25, barrier)) for _ in range(PROCESSES)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-        assert process.exitcode == 0
+    run_all(processes)
     breaker = _shared_breaker(region)
     metrics = breaker.metrics()
     # 4 x 25 failures: the window holds every one, and the 100th opened the breaker for all
@@ -364,12 +352,7 @@ def test_processes_spend_one_balance_exactly(region: str) -> None:
     start = now_ns() + 3600 * SECOND
     barrier, results = context.Barrier(PROCESSES), context.Queue()
     processes = [context.Process(target=_spend, args=(region, start, barrier, results)) for _ in range(PROCESSES)]
-    for process in processes:
-        process.start()
-    withdrawn = sum(results.get(timeout=120) for _ in processes)
-    for process in processes:
-        process.join()
-        assert process.exitcode == 0
+    withdrawn = sum(run_all(processes, results))
     reference = brace.RetryBudget(ratio=0.2, min_per_second=1, ttl=10.0)
     clock_freeze(start)
     for _ in range(DEPOSITS * PROCESSES):

@@ -25,6 +25,8 @@ import pytest
 import brace
 from brace.errors import BulkheadFull
 
+from processes import run_all
+
 MAX = 3
 PROCESSES = 3
 THREADS = 3
@@ -97,11 +99,7 @@ def test_processes_never_hold_more_than_max(region: str, way: str) -> None:
     start = context.Barrier(PROCESSES)
     processes = [context.Process(target=_process, args=(region, way, inside, most, held, start))
                  for _ in range(PROCESSES)]  # fmt: skip
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(60)
-        assert process.exitcode == 0
+    run_all(processes, timeout=60)
     assert 1 <= most.value <= MAX
     assert inside.value == 0
     assert held.value > 0
