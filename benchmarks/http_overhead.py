@@ -4,12 +4,14 @@ against a local keep-alive server.
 
 The server runs in a process of its own (a threaded http.server answering 2 bytes), so that
 its threads do not take the client's GIL. Each case sends `--requests` GETs over one
-keep-alive connection per repeat; the cases' repeats are interleaved round-robin so that the
-noise of a shared machine falls on all of them alike, and the median time per request over
-repeats is reported, with the overhead of brace's case over the plain client's in the same
-run. Then what one request allocates (tracemalloc: blocks alive after 1,000 requests, and
-the peak), plain and through brace, and the cost of the decisions alone (a host's pause
-and its adaptive limit, checked without sending).
+keep-alive connection per repeat; the cases take turns, repeat after repeat, and each
+figure is measured twice: the wall clock per request (what a caller waits for: the client,
+the server and loopback) and this process's CPU time per request (the client's own work).
+A case's overhead is the median, over the rounds, of its time over the plain client's in
+the same round, so that a slow spell of a shared machine falls on both sides of each
+ratio. Then what one request allocates (tracemalloc: blocks alive after 1,000 requests,
+and the peak), plain and through brace, and the cost of the decisions alone (a host's
+pause and its adaptive limit, checked without sending).
 
     python benchmarks/http_overhead.py               # about a minute
     python benchmarks/http_overhead.py --quick       # a few seconds
@@ -86,18 +88,34 @@ def clients(url: str) -> dict[str, Callable[[], object]]:
     }
 
 
-def time_cases(cases: dict[str, Callable[[], object]], number: int, repeats: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in cases}
+def time_cases(cases: dict[str, Callable[[], object]], number: int,
+               repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:  # fmt: skip
+    """Per case, the seconds per request of each repeat: (wall clock, this process's CPU).
+
+    The repeats of every case take turns, so that each round measures every case within
+    a few hundred milliseconds of the others."""
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for case in cases.values():
         case()  # connect, warm up
     gc.disable()
     try:
         for _ in range(repeats):
             for name, case in cases.items():
-                samples[name].append(timeit.timeit(case, number=number) / number)
+                started, used = time.perf_counter(), time.process_time()
+                for _ in range(number):
+                    case()
+                wall[name].append((time.perf_counter() - started) / number)
+                cpu[name].append((time.process_time() - used) / number)
     finally:
         gc.enable()
-    return samples
+    return wall, cpu
+
+
+def overhead(samples: dict[str, list[float]], name: str, base: str) -> float:
+    """The median over rounds of a case's time over its plain client's in the same round,
+    less 1: a slow spell of a shared machine falls on both sides of each ratio."""
+    return statistics.median(mine / theirs for mine, theirs in zip(samples[name], samples[base])) - 1
 
 
 def allocations(case: Callable[[], object], calls: int = 1000) -> tuple[int, int]:
@@ -132,8 +150,8 @@ def decisions(number: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=200, help="requests per repeat and case")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=100, help="requests per repeat and case")
+    parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--quick", action="store_true", help="20 requests x 3 repeats")
     parser.add_argument("--case", help="only send --count requests of this case (after 20 to warm up), print nothing")
     parser.add_argument("--count", type=int, default=200)
@@ -153,17 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cases = clients(url)
         started = time.monotonic()
-        samples = time_cases(cases, number, repeats)
+        wall, cpu = time_cases(cases, number, repeats)
         print("brace HTTP integrations: overhead per request, keep-alive GET of 2 bytes on loopback")
         print(f"python {sys.version.split()[0]}; httpx {httpx.__version__}, requests {requests.__version__}; "
               f"{repeats} repeats x {number} requests per case, interleaved; {time.monotonic() - started:.0f} s")
+        print("time: wall clock per request (what a caller waits: client, server and loopback);")
+        print("client CPU: this process's CPU time per request (the client's own work, the server's excluded);")
+        print("overhead: the median over rounds of the case's time over the plain client's in the same round")
         print()
-        print(f"{'case':48} {'median us':>10} {'min us':>9} {'overhead':>9}")
-        medians = {name: statistics.median(values) for name, values in samples.items()}
-        for name, values in samples.items():
-            base = medians["httpx Client.get" if name.startswith("httpx") else "requests Session.get"]
-            overhead = "" if medians[name] is base else f"{(medians[name] / base - 1) * 100:+.1f}%"
-            print(f"{name:48} {medians[name] * 1e6:10.1f} {min(values) * 1e6:9.1f} {overhead:>9}")
+        print(f"{'case':46} {'median us':>9} {'min us':>7} {'overhead':>8} {'CPU us':>7} {'overhead':>8}")
+        for name in cases:
+            base = "httpx Client.get" if name.startswith("httpx") else "requests Session.get"
+            extra = "" if name == base else f"{overhead(wall, name, base) * 100:+.1f}%"
+            extra_cpu = "" if name == base else f"{overhead(cpu, name, base) * 100:+.1f}%"
+            print(f"{name:46} {statistics.median(wall[name]) * 1e6:9.1f} {min(wall[name]) * 1e6:7.1f} {extra:>8} "
+                  f"{statistics.median(cpu[name]) * 1e6:7.1f} {extra_cpu:>8}")
         print()
         print("allocations over 1,000 requests (tracemalloc): alive after / peak above start")
         for name, case in cases.items():

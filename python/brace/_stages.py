@@ -93,10 +93,10 @@ class RetryStage(Protocol):
     def _brace_stage_loop(self, started: int, deadline: int | None) -> Steps:
         """The retry loop of a call that began at `started`, bounded by `deadline` (None: none)."""
 
-    def _brace_stage_classified(self, attempt: Callable[[], object]) -> Outcome:
-        """attempt()'s Outcome; what is not retried propagates."""
+    def _brace_stage_classified(self, attempt: Callable[..., object], *args: Any) -> Outcome:
+        """attempt(*args)'s Outcome; what is not retried propagates."""
 
-    async def _brace_stage_classified_async(self, attempt: Callable[[], Awaitable[object]]) -> Outcome:
+    async def _brace_stage_classified_async(self, attempt: Callable[..., Awaitable[object]], *args: Any) -> Outcome:
         """`_brace_stage_classified` for an awaited attempt."""
 
 

@@ -360,10 +360,13 @@ class Policy(PolicyCore):
                 retry, once = self._retry, self._attempt if self._hedge is None else self._hedged
                 if retry is None:
                     return once(fn, args, kwargs)
-                if first is None:
+                if first is None:  # attempt 1, before the loop: it only runs when that failed
                     retry._brace_stage_begin()
+                    first = retry._brace_stage_classified(once, fn, args, kwargs)
+                    if not first[0]:
+                        return first[1]
                 return drive(retry._brace_stage_loop(started, deadline),
-                             lambda: retry._brace_stage_classified(lambda: once(fn, args, kwargs)), first)  # fmt: skip
+                             lambda: retry._brace_stage_classified(once, fn, args, kwargs), first)  # fmt: skip
             finally:
                 _deadline.BOUND.reset(bound)
         except Exception as error:
@@ -384,8 +387,11 @@ class Policy(PolicyCore):
                     return await once(fn, args, kwargs)
                 if first is None:
                     retry._brace_stage_begin()
+                    first = await retry._brace_stage_classified_async(once, fn, args, kwargs)
+                    if not first[0]:
+                        return first[1]
                 return await drive_async(retry._brace_stage_loop(started, deadline),
-                                         lambda: retry._brace_stage_classified_async(lambda: once(fn, args, kwargs)),
+                                         lambda: retry._brace_stage_classified_async(once, fn, args, kwargs),
                                          first)  # fmt: skip
             finally:
                 _deadline.BOUND.reset(bound)

@@ -510,6 +510,10 @@ class Retry(RetryCore, Observable[RetryEvent]):
             deadline = self._deadline_from(started)
         bound = _deadline.BOUND.set(deadline)  # the tighter of its own and the active one
         try:
+            if first is None:  # attempt 1, before the loop: it only runs when that failed
+                first = self._attempt(fn, args, kwargs)
+                if not first[0]:
+                    return first[1]
             return drive(self._brace_stage_loop(started, deadline), lambda: self._attempt(fn, args, kwargs), first)
         finally:
             _deadline.BOUND.reset(bound)
@@ -522,6 +526,10 @@ class Retry(RetryCore, Observable[RetryEvent]):
             deadline = self._deadline_from(started)
         bound = _deadline.BOUND.set(deadline)
         try:
+            if first is None:
+                first = await self._attempt_async(fn, args, kwargs)
+                if not first[0]:
+                    return first[1]
             return await drive_async(self._brace_stage_loop(started, deadline),
                                      lambda: self._attempt_async(fn, args, kwargs), first)  # fmt: skip
         finally:
@@ -545,17 +553,17 @@ class Retry(RetryCore, Observable[RetryEvent]):
         (failed, outcome); exceptions not to retry propagate."""
         timeout = self._attempt_timeout
         if timeout is None:
-            return self._brace_stage_classified(lambda: _sync_result(fn(*args, **kwargs), fn))
+            return self._brace_stage_classified(_sync_call, fn, args, kwargs)
         bound, limit = _deadline.attempt_bound(timeout)
         assert bound is not None
         with _deadline.within(bound):
             return self._brace_stage_classified(lambda: _sync_result(_worker.run(
                 fn, args, kwargs, deadline_ns=bound, timeout=limit), fn))  # fmt: skip
 
-    def _brace_stage_classified(self, call: Callable[[], Any]) -> Outcome:
-        """(failed, what call() raised or returned); exceptions not to retry propagate."""
+    def _brace_stage_classified(self, call: Callable[..., Any], *args: Any) -> Outcome:
+        """(failed, what call(*args) raised or returned); exceptions not to retry propagate."""
         try:
-            result = call()
+            result = call(*args)
         except BaseException as error:
             if not self._brace_stage_retryable(error):
                 raise
@@ -569,9 +577,9 @@ class Retry(RetryCore, Observable[RetryEvent]):
         return await self._brace_stage_classified_async(lambda: _deadline.bounded(
             _guarding.awaited(fn(*args, **kwargs)), bound, limit))  # fmt: skip
 
-    async def _brace_stage_classified_async(self, call: Callable[[], Awaitable[Any]]) -> Outcome:
+    async def _brace_stage_classified_async(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Outcome:
         try:
-            result = await call()
+            result = await call(*args)
         except BaseException as error:
             if not self._brace_stage_retryable(error):
                 raise
@@ -692,17 +700,16 @@ class Retry(RetryCore, Observable[RetryEvent]):
         return f"Retry({name}attempts={self._attempts}, backoff={self._backoff!r}{classifier})"
 
 
-def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome | None = None) -> Any:
-    """Runs `steps` in this thread; `first`: the outcome of attempt 1, already made.
+def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome) -> Any:
+    """Runs `steps` in this thread from `first`, the outcome of attempt 1.
 
-    Attempt 1 is made before the loop runs, which it always asks for first: when it
-    did not fail, the loop would return its value at once, so the call ends with it
-    and the loop never runs (the success path stays short)."""
-    if first is None:
-        first = attempt()
+    The callers make attempt 1 before the loop, which always asks for it first: when
+    it did not fail, the loop would return its value at once, so the call ends with
+    it and the loop never runs (the success path stays short)."""
     if not first[0]:
         return first[1]
     sent: Outcome | None = None
+    pending: Outcome | None = first
     while True:
         try:
             effect = steps.send(sent)
@@ -712,17 +719,15 @@ def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome | None = 
             sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
             sent = None
         else:
-            sent, first = (attempt() if first is None else first), None
+            sent, pending = (attempt() if pending is None else pending), None
 
 
-async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]],
-                      first: Outcome | None = None) -> Any:  # fmt: skip
+async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]], first: Outcome) -> Any:
     """`drive` for coroutines: sleeps and attempts are awaited."""
-    if first is None:
-        first = await attempt()
     if not first[0]:
         return first[1]
     sent: Outcome | None = None
+    pending: Outcome | None = first
     while True:
         try:
             effect = steps.send(sent)
@@ -732,7 +737,7 @@ async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]],
             await sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
             sent = None
         else:
-            sent, first = (await attempt() if first is None else first), None
+            sent, pending = (await attempt() if pending is None else pending), None
 
 
 class _LastResult(Exception):
@@ -742,6 +747,11 @@ class _LastResult(Exception):
     def __init__(self, value: object) -> None:
         super().__init__()
         self.value = value
+
+
+def _sync_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    """fn(*args, **kwargs), a sync attempt's result."""
+    return _sync_result(fn(*args, **kwargs), fn)
 
 
 def _sync_result(result: object, fn: object) -> object:
