@@ -257,6 +257,49 @@ static int brc__acquire(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t ke
   }
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define BRC__LIKELY(x) __builtin_expect(!!(x), 1)
+#define BRC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define BRC__LIKELY(x) (x)
+#define BRC__UNLIKELY(x) (x)
+#endif
+
+/* brc__acquire with a fast path first: a key already in its window, its
+ * bucket not held by a marker. tat, then the key (both from one entry, so one
+ * cache line), then one CAS from that tat, which is brc__decide's own
+ * argument (had the key changed after the tat was loaded, the tat went
+ * through a marker and cannot come back to the value loaded). Anything else
+ * (a key not in its window, a marker, a lost CAS) goes to brc__acquire, which
+ * starts over. */
+static inline int brc__acquire_fast(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t mask,
+                                    uint64_t key, uint64_t n, uint64_t now,
+                                    brc_gcra_report_t *report, brc_gcra_report_t *full) {
+  uint64_t home = key & mask; /* mask: capacity - 1 */
+  for (uint64_t i = 0; i < BRC_KEYED_PROBE; i++) {
+    brc_keyed_entry_t *e = &t->entries[(home + i) & mask];
+    uint64_t tat = atomic_load_explicit(&e->tat, memory_order_acquire);
+    if (atomic_load_explicit(&e->key, memory_order_acquire) != key)
+      continue;
+    if (BRC__UNLIKELY(tat & BRC__MARK))
+      break;
+    if (BRC__UNLIKELY(brc__gcra_wait(c, tat, n, now) > 0)) {
+      if (report)
+        brc__gcra_fill_report(c, tat, now, report);
+      return BRC_REFUSED;
+    }
+    uint64_t next = brc__gcra_after(c, tat, n, now);
+    if (BRC__LIKELY(atomic_compare_exchange_strong_explicit(&e->tat, &tat, next, memory_order_acq_rel,
+                                                            memory_order_relaxed))) {
+      if (report)
+        brc__gcra_fill_report(c, next, now, report);
+      return BRC_OK;
+    }
+    break;
+  }
+  return brc__acquire(t, c, key, n, now, report, full);
+}
+
 static int brc__check(const brc_keyed_t *t, uint64_t now) {
   if (t->capacity == 0)
     return BRC_EINVAL;
@@ -272,7 +315,7 @@ int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
   rc = brc__gcra_check_n(&c, n);
   if (rc != BRC_OK)
     return rc;
-  rc = brc__acquire(t, &c, brc__key(hash), n, now, report, report);
+  rc = brc__acquire_fast(t, &c, t->capacity - 1, brc__key(hash), n, now, report, report);
   brc__count(rc == BRC_OK ? &t->admitted : rc == BRC_REFUSED ? &t->rejected : &t->full);
   return rc;
 }
@@ -283,14 +326,6 @@ int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
  * on them prefetches nothing. */
 #define BRC__CACHED_BYTES (UINT64_C(256) << 10)
 
-#if defined(__GNUC__) || defined(__clang__)
-#define BRC__LIKELY(x) __builtin_expect(!!(x), 1)
-#define BRC__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define BRC__LIKELY(x) (x)
-#define BRC__UNLIKELY(x) (x)
-#endif
-
 static inline void brc__prefetch(const void *p) {
 #if defined(__GNUC__) || defined(__clang__)
   __builtin_prefetch(p, 1, 1);
@@ -300,34 +335,6 @@ static inline void brc__prefetch(const void *p) {
 }
 
 static inline uint64_t brc__mix_u64(uint64_t value);
-
-/* One token for `key` (brc__key'd) in a batch: BRC_OK, BRC_REFUSED or BRC_FULL,
- * not counted. The fast path is a key already in its window, its bucket not
- * held by a marker: tat, then the key (both from one entry, so one cache
- * line), then one CAS from that tat, which is brc__decide's own argument (had
- * the key changed after the tat was loaded, the tat went through a marker and
- * cannot come back to the value loaded). Anything else (a key not in its
- * window, a marker, a lost CAS) goes to brc__acquire, which starts over. */
-static inline int brc__acquire_one(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t key,
-                                   uint64_t mask, uint64_t now, brc_gcra_report_t *full) {
-  uint64_t home = key & mask;
-  for (uint64_t i = 0; i < BRC_KEYED_PROBE; i++) {
-    brc_keyed_entry_t *e = &t->entries[(home + i) & mask];
-    uint64_t tat = atomic_load_explicit(&e->tat, memory_order_acquire);
-    if (atomic_load_explicit(&e->key, memory_order_acquire) != key)
-      continue;
-    if (BRC__UNLIKELY(tat & BRC__MARK))
-      break;
-    if (BRC__UNLIKELY(brc__gcra_wait(c, tat, 1, now) > 0))
-      return BRC_REFUSED;
-    if (BRC__LIKELY(atomic_compare_exchange_strong_explicit(
-            &e->tat, &tat, brc__gcra_after(c, tat, 1, now), memory_order_acq_rel,
-            memory_order_relaxed)))
-      return BRC_OK;
-    break;
-  }
-  return brc__acquire(t, c, key, 1, now, NULL, full);
-}
 
 static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
                              uint8_t *admitted, brc_gcra_report_t *full, int integers) {
@@ -342,7 +349,7 @@ static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t coun
   if (t->capacity <= BRC__CACHED_BYTES / sizeof(brc_keyed_entry_t)) {
     for (size_t i = 0; i < count; i++) {
       uint64_t key = brc__key(integers ? brc__mix_u64(hashes[i]) : hashes[i]);
-      int one = brc__acquire_one(t, &c, key, mask, now, report);
+      int one = brc__acquire_fast(t, &c, mask, key, 1, now, NULL, report);
       admitted[i] = (uint8_t)(one == BRC_OK);
       tally[one == BRC_OK ? 0 : one == BRC_REFUSED ? 1 : 2]++;
       if (BRC__UNLIKELY(one == BRC_FULL))
@@ -354,7 +361,7 @@ static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t coun
       uint64_t *slot = &ahead[i & (BRC__AHEAD - 1)]; /* key i - BRC__AHEAD's, then key i's */
       if (i >= BRC__AHEAD) {
         size_t at = i - BRC__AHEAD;
-        int one = brc__acquire_one(t, &c, *slot, mask, now, report);
+        int one = brc__acquire_fast(t, &c, mask, *slot, 1, now, NULL, report);
         admitted[at] = (uint8_t)(one == BRC_OK);
         tally[one == BRC_OK ? 0 : one == BRC_REFUSED ? 1 : 2]++;
         if (BRC__UNLIKELY(one == BRC_FULL))
