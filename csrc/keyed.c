@@ -289,7 +289,8 @@ static inline int brc__acquire_fast(brc_keyed_t *t, const brc__gcra_config_t *c,
       return BRC_REFUSED;
     }
     uint64_t next = brc__gcra_after(c, tat, n, now);
-    if (BRC__LIKELY(atomic_compare_exchange_strong_explicit(&e->tat, &tat, next, memory_order_acq_rel,
+    if (BRC__LIKELY(atomic_compare_exchange_strong_explicit(&e->tat, &tat, next,
+                                                            memory_order_acq_rel,
                                                             memory_order_relaxed))) {
       if (report)
         brc__gcra_fill_report(c, next, now, report);
@@ -356,7 +357,7 @@ static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t coun
         report = NULL;
     }
   } else {
-    uint64_t ahead[BRC__AHEAD]; /* keys hashed BRC__AHEAD before their turn, their entries fetched */
+    uint64_t ahead[BRC__AHEAD]; /* keys hashed BRC__AHEAD before their turn, entries fetched */
     for (size_t i = 0; i < count + BRC__AHEAD; i++) {
       uint64_t *slot = &ahead[i & (BRC__AHEAD - 1)]; /* key i - BRC__AHEAD's, then key i's */
       if (i >= BRC__AHEAD) {
