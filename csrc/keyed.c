@@ -265,18 +265,22 @@ static int brc__acquire(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t ke
 #define BRC__UNLIKELY(x) (x)
 #endif
 
-/* brc__acquire with a fast path first: a key already in its window, its
- * bucket not held by a marker. tat, then the key (both from one entry, so one
- * cache line), then one CAS from that tat, which is brc__decide's own
- * argument (had the key changed after the tat was loaded, the tat went
- * through a marker and cannot come back to the value loaded). Anything else
- * (a key not in its window, a marker, a lost CAS) goes to brc__acquire, which
- * starts over. */
+/* Entries of a key's window the fast path looks at (a key at load 1/2 is
+ * almost always among them); a key further on, or absent, is brc__acquire's. */
+#define BRC__FAST_PROBE 8
+
+/* brc__acquire with a fast path first: a key among the first BRC__FAST_PROBE
+ * entries of its window, its bucket not held by a marker. tat, then the key
+ * (both from one entry, so one cache line), then one CAS from that tat, which
+ * is brc__decide's own argument (had the key changed after the tat was
+ * loaded, the tat went through a marker and cannot come back to the value
+ * loaded). Anything else (a key not found there, a marker, a lost CAS) goes
+ * to brc__acquire, which starts over. */
 static inline int brc__acquire_fast(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t mask,
                                     uint64_t key, uint64_t n, uint64_t now,
                                     brc_gcra_report_t *report, brc_gcra_report_t *full) {
   uint64_t home = key & mask; /* mask: capacity - 1 */
-  for (uint64_t i = 0; i < BRC_KEYED_PROBE; i++) {
+  for (uint64_t i = 0; i < BRC__FAST_PROBE; i++) {
     brc_keyed_entry_t *e = &t->entries[(home + i) & mask];
     uint64_t tat = atomic_load_explicit(&e->tat, memory_order_acquire);
     if (atomic_load_explicit(&e->key, memory_order_acquire) != key)
