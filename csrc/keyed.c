@@ -257,6 +257,54 @@ static int brc__acquire(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t ke
   }
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define BRC__LIKELY(x) __builtin_expect(!!(x), 1)
+#define BRC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define BRC__LIKELY(x) (x)
+#define BRC__UNLIKELY(x) (x)
+#endif
+
+/* Entries of a key's window the fast path looks at (a key at load 1/2 is
+ * almost always among them); a key further on, or absent, is brc__acquire's. */
+#define BRC__FAST_PROBE 8
+
+/* brc__acquire with a fast path first: a key among the first BRC__FAST_PROBE
+ * entries of its window, its bucket not held by a marker. tat, then the key
+ * (both from one entry, so one cache line), then one CAS from that tat, which
+ * is brc__decide's own argument (had the key changed after the tat was
+ * loaded, the tat went through a marker and cannot come back to the value
+ * loaded). Anything else (a key not found there, a marker, a lost CAS) goes
+ * to brc__acquire, which starts over. */
+static inline int brc__acquire_fast(brc_keyed_t *t, const brc__gcra_config_t *c, uint64_t mask,
+                                    uint64_t key, uint64_t n, uint64_t now,
+                                    brc_gcra_report_t *report, brc_gcra_report_t *full) {
+  uint64_t home = key & mask; /* mask: capacity - 1 */
+  for (uint64_t i = 0; i < BRC__FAST_PROBE; i++) {
+    brc_keyed_entry_t *e = &t->entries[(home + i) & mask];
+    uint64_t tat = atomic_load_explicit(&e->tat, memory_order_acquire);
+    if (atomic_load_explicit(&e->key, memory_order_acquire) != key)
+      continue;
+    if (BRC__UNLIKELY(tat & BRC__MARK))
+      break;
+    if (BRC__UNLIKELY(brc__gcra_wait(c, tat, n, now) > 0)) {
+      if (report)
+        brc__gcra_fill_report(c, tat, now, report);
+      return BRC_REFUSED;
+    }
+    uint64_t next = brc__gcra_after(c, tat, n, now);
+    if (BRC__LIKELY(atomic_compare_exchange_strong_explicit(&e->tat, &tat, next,
+                                                            memory_order_acq_rel,
+                                                            memory_order_relaxed))) {
+      if (report)
+        brc__gcra_fill_report(c, next, now, report);
+      return BRC_OK;
+    }
+    break;
+  }
+  return brc__acquire(t, c, key, n, now, report, full);
+}
+
 static int brc__check(const brc_keyed_t *t, uint64_t now) {
   if (t->capacity == 0)
     return BRC_EINVAL;
@@ -272,13 +320,16 @@ int brc_keyed_acquire(brc_keyed_t *t, uint64_t hash, uint64_t n, uint64_t now,
   rc = brc__gcra_check_n(&c, n);
   if (rc != BRC_OK)
     return rc;
-  rc = brc__acquire(t, &c, brc__key(hash), n, now, report, report);
+  rc = brc__acquire_fast(t, &c, t->capacity - 1, brc__key(hash), n, now, report, report);
   brc__count(rc == BRC_OK ? &t->admitted : rc == BRC_REFUSED ? &t->rejected : &t->full);
   return rc;
 }
 
 /* Keys ahead whose entries a batch prefetches. */
 #define BRC__AHEAD 16 /* a power of two: the ring of hashed keys is indexed by a mask */
+/* Tables up to this many bytes are taken to be in the CPU's caches: a batch
+ * on them prefetches nothing. */
+#define BRC__CACHED_BYTES (UINT64_C(256) << 10)
 
 static inline void brc__prefetch(const void *p) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -288,30 +339,43 @@ static inline void brc__prefetch(const void *p) {
 #endif
 }
 
+static inline uint64_t brc__mix_u64(uint64_t value);
+
 static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
                              uint8_t *admitted, brc_gcra_report_t *full, int integers) {
   int rc = brc__check(t, now);
   if (rc != BRC_OK)
     return rc;
   brc__gcra_config_t c = brc__config(t);
-  rc = BRC_OK;
   uint64_t mask = t->capacity - 1;
   uint64_t tally[3] = {0, 0, 0}; /* admitted, refused, full: counted once per batch */
-  uint64_t ahead[BRC__AHEAD]; /* keys hashed BRC__AHEAD before their turn, their entries fetched */
-  for (size_t i = 0; i < count + BRC__AHEAD; i++) {
-    uint64_t *slot = &ahead[i & (BRC__AHEAD - 1)]; /* key i - BRC__AHEAD's, then key i's */
-    if (i >= BRC__AHEAD) {
-      size_t at = i - BRC__AHEAD;
-      /* the first full window's report is the batch's; no report for the others */
-      int one = brc__acquire(t, &c, *slot, 1, now, NULL, rc == BRC_OK ? full : NULL);
-      admitted[at] = (uint8_t)(one == BRC_OK);
+  /* the first full window's report is the batch's; no report for the others */
+  brc_gcra_report_t *report = full;
+  if (t->capacity <= BRC__CACHED_BYTES / sizeof(brc_keyed_entry_t)) {
+    for (size_t i = 0; i < count; i++) {
+      uint64_t key = brc__key(integers ? brc__mix_u64(hashes[i]) : hashes[i]);
+      int one = brc__acquire_fast(t, &c, mask, key, 1, now, NULL, report);
+      admitted[i] = (uint8_t)(one == BRC_OK);
       tally[one == BRC_OK ? 0 : one == BRC_REFUSED ? 1 : 2]++;
-      if (one == BRC_FULL)
-        rc = BRC_FULL;
+      if (BRC__UNLIKELY(one == BRC_FULL))
+        report = NULL;
     }
-    if (i < count) { /* a large table is out of cache: ask for this key's entry now */
-      *slot = brc__key(integers ? brc_hash64_u64(hashes[i]) : hashes[i]);
-      brc__prefetch(&t->entries[*slot & mask]);
+  } else {
+    uint64_t ahead[BRC__AHEAD]; /* keys hashed BRC__AHEAD before their turn, entries fetched */
+    for (size_t i = 0; i < count + BRC__AHEAD; i++) {
+      uint64_t *slot = &ahead[i & (BRC__AHEAD - 1)]; /* key i - BRC__AHEAD's, then key i's */
+      if (i >= BRC__AHEAD) {
+        size_t at = i - BRC__AHEAD;
+        int one = brc__acquire_fast(t, &c, mask, *slot, 1, now, NULL, report);
+        admitted[at] = (uint8_t)(one == BRC_OK);
+        tally[one == BRC_OK ? 0 : one == BRC_REFUSED ? 1 : 2]++;
+        if (BRC__UNLIKELY(one == BRC_FULL))
+          report = NULL;
+      }
+      if (i < count) { /* a large table is out of cache: ask for this key's entry now */
+        *slot = brc__key(integers ? brc__mix_u64(hashes[i]) : hashes[i]);
+        brc__prefetch(&t->entries[*slot & mask]);
+      }
     }
   }
   if (tally[0])
@@ -320,7 +384,7 @@ static int brc__acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t coun
     atomic_fetch_add_explicit(&t->rejected, tally[1], memory_order_relaxed);
   if (tally[2])
     atomic_fetch_add_explicit(&t->full, tally[2], memory_order_relaxed);
-  return rc;
+  return tally[2] ? BRC_FULL : BRC_OK;
 }
 
 int brc_keyed_acquire_many(brc_keyed_t *t, const uint64_t *hashes, size_t count, uint64_t now,
@@ -399,9 +463,14 @@ uint64_t brc_hash64(const void *bytes, size_t len) {
   return brc__fmix64(h);
 }
 
-uint64_t brc_hash64_u64(uint64_t value) {
+/* splitmix64's finalizer. */
+static inline uint64_t brc__mix_u64(uint64_t value) {
   uint64_t z = value + UINT64_C(0x9E3779B97F4A7C15);
   z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
   z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
   return z ^ (z >> 31);
+}
+
+uint64_t brc_hash64_u64(uint64_t value) {
+  return brc__mix_u64(value);
 }

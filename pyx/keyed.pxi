@@ -64,23 +64,27 @@ def key_hash(key):
     return _key_hash(key)
 
 
-cdef object _numpy = None   # the numpy module, once a batch has looked for it
+cdef object _numpy_empty = None  # numpy.empty, once a batch has looked for numpy
+cdef object _numpy_bool = None   # numpy's bool dtype
 cdef bint _numpy_looked = False
 
 
 cdef object _bools(Py_ssize_t count):
-    """A zeroed array of count bools: numpy's when it can be imported, else a memoryview
-    of format '?' over a bytearray (numpy stays optional for brace)."""
-    global _numpy, _numpy_looked
+    """An array of count bools for a batch to fill (the C loop writes every one):
+    numpy's when it can be imported, else a memoryview of format '?' over a
+    bytearray (numpy stays optional for brace)."""
+    global _numpy_empty, _numpy_bool, _numpy_looked
     if not _numpy_looked:
         try:
             import numpy
-            _numpy = numpy
         except ImportError:
-            _numpy = None
+            numpy = None
+        if numpy is not None:  # None too when sys.modules says numpy is not to be imported
+            _numpy_empty = numpy.empty
+            _numpy_bool = numpy.dtype(numpy.bool_)
         _numpy_looked = True
-    if _numpy is not None:
-        return _numpy.zeros(count, dtype=_numpy.bool_)
+    if _numpy_empty is not None:
+        return _numpy_empty(count, _numpy_bool)
     return memoryview(bytearray(count)).cast("?")
 
 

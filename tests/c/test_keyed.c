@@ -205,14 +205,18 @@ static void test_empty_entries_go_before_full_buckets(void) {
   free(t);
 }
 
-static void test_the_batch_equals_the_loop(void) {
+/* A batch decides as brc_keyed_acquire would key by key: on a table in the
+ * CPU's caches (64 entries: 200 keys, some find the table full) and on one
+ * that a batch prefetches (2^15 entries, 512 KiB: 60 keys crowd one window). */
+static void check_batch_equals_loop(uint64_t capacity, int crowded) {
   enum { N = 3000 };
-  brc_keyed_t *a = new_table(64, 10 * MS, 3), *b = new_table(64, 10 * MS, 3);
+  brc_keyed_t *a = new_table(capacity, 10 * MS, 3), *b = new_table(capacity, 10 * MS, 3);
   static uint64_t hashes[N];
   static uint8_t admitted[N];
   srand(11);
-  for (int i = 0; i < N; i++) /* 200 keys in 64 entries: some find the table full */
-    hashes[i] = brc_hash64_u64((uint64_t)(rand() % 200));
+  for (int i = 0; i < N; i++)
+    hashes[i] = crowded && i % 3 == 0 ? at_home(5, (uint64_t)(rand() % 60), capacity)
+                                      : brc_hash64_u64((uint64_t)(rand() % 200));
   uint64_t now = SEC;
   int any_full = 0;
   for (int chunk = 0; chunk < N; chunk += 100, now += 7 * MS) {
@@ -237,6 +241,16 @@ static void test_the_batch_equals_the_loop(void) {
   brc_keyed_counters(b, &kb);
   CHECK(memcmp(&ka, &kb, sizeof ka) == 0);
   CHECK(ka.evictions > 0);
+  CHECK(ka.rejected > 0);
+  free(a);
+  free(b);
+}
+
+static void test_the_batch_equals_the_loop(void) {
+  check_batch_equals_loop(64, 0);
+  check_batch_equals_loop(UINT64_C(1) << 15, 1);
+  static uint8_t admitted[3];
+  uint64_t now = SEC;
   /* integer keys: hashed in the loop, as brc_hash64_u64 would */
   brc_keyed_t *c = new_table(64, 10 * MS, 3);
   uint64_t values[3] = {5, UINT64_MAX, 5}, five = brc_hash64_u64(5);
@@ -246,8 +260,6 @@ static void test_the_batch_equals_the_loop(void) {
   CHECK(brc_keyed_state(c, five, now, &r) == BRC_OK);
   CHECK_EQ_U64(r.remaining, 1);
   free(c);
-  free(a);
-  free(b);
 }
 
 /* A marker left by a caller that stopped (a process killed while taking an
