@@ -160,17 +160,14 @@ class Exchange(Generic[Request, Response]):
         (the request and its timeout, None: the client's), `release` reads a failed answer's
         body, `discard` closes the answer of a hedged copy that lost."""
         host, plan, policy = self._plan(request, discard)
-        # Policy.call's checks of what it calls are for users' functions, not this method.
-        response: Response = policy._call(self._attempt, (host, request, plan, send, release), {})
-        return response
+        return policy.call(self._attempt, host, request, plan, send, release)
 
     async def send_async(self, request: Request, send: Send[Request, Awaitable[Response]],
                          release: Callable[[Response], Awaitable[object]],
                          discard: Callable[[Response], object]) -> Response:  # fmt: skip
         """`send` in a coroutine: `send` and `release` return awaitables (`discard` may)."""
         host, plan, policy = self._plan(request, discard)
-        response: Response = await policy._call_async(self._attempt_async, (host, request, plan, send, release), {})
-        return response
+        return await policy.call_async(self._attempt_async, host, request, plan, send, release)
 
     # -- one attempt: its two drivers, and the steps they share --------------------------------------
 
