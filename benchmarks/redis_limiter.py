@@ -25,12 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+import scaling  # its redis_server(), from this directory (sys.path[0] when run as a script)
 
 import brace
 
@@ -46,37 +43,13 @@ CONCURRENCY = 16
 BATCH = 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def redis_server() -> Iterator[str]:
     """redis://127.0.0.1:PORT/0 of a redis-server started here (no persistence)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                   "--dir", directory]  # fmt: skip
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError(f"redis-server did not listen on 127.0.0.1:{port}") from None
-                    time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with scaling.redis_server() as url:
+        if url is None:
+            sys.exit("redis-server is not installed (Debian: apt-get install redis-server)")
+        yield f"{url}/0"
 
 
 def sync_limiter(url: str, decisions: int) -> tuple[int, list[float]]:

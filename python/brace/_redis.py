@@ -169,6 +169,23 @@ def _is_noscript(error: BaseException) -> bool:
     return "NoScriptError" in _names(error) or str(error).startswith("NOSCRIPT")
 
 
+def _missing(replies: list[Any]) -> list[int]:
+    """The places of a pipeline's replies that failed for NOSCRIPT (any other error is raised)."""
+    missing = [index for index, reply in enumerate(replies) if isinstance(reply, Exception)]
+    for index in missing:
+        if not _is_noscript(replies[index]):
+            raise replies[index]
+    return missing
+
+
+def _fill(replies: list[Any], missing: list[int], again: list[Any]) -> None:
+    """Puts the replies of the calls made again (after SCRIPT LOAD) in their places."""
+    for index, reply in zip(missing, again):
+        if isinstance(reply, Exception):
+            raise reply
+        replies[index] = reply
+
+
 Watcher = Callable[[str], None]
 
 
@@ -283,16 +300,10 @@ class RedisStore:
                 client.execute_command("SCRIPT", "LOAD", script.source)
                 self._loaded.add(script.sha)
             replies = self._pipeline(client, script, calls)
-            missing = [index for index, reply in enumerate(replies) if isinstance(reply, Exception)]
+            missing = _missing(replies)
             if missing:
-                if not all(_is_noscript(replies[index]) for index in missing):
-                    raise next(replies[index] for index in missing if not _is_noscript(replies[index]))
                 client.execute_command("SCRIPT", "LOAD", script.source)
-                again = self._pipeline(client, script, [calls[index] for index in missing])
-                for index, reply in zip(missing, again):
-                    if isinstance(reply, Exception):
-                        raise reply
-                    replies[index] = reply
+                _fill(replies, missing, self._pipeline(client, script, [calls[index] for index in missing]))
             return replies
         except Exception as error:
             raise self._failed(error, name) from error
@@ -342,16 +353,10 @@ class RedisStore:
                 await client.execute_command("SCRIPT", "LOAD", script.source)
                 self._loaded.add(script.sha)
             replies = await self._pipeline_async(client, script, calls)
-            missing = [index for index, reply in enumerate(replies) if isinstance(reply, Exception)]
+            missing = _missing(replies)
             if missing:
-                if not all(_is_noscript(replies[index]) for index in missing):
-                    raise next(replies[index] for index in missing if not _is_noscript(replies[index]))
                 await client.execute_command("SCRIPT", "LOAD", script.source)
-                again = await self._pipeline_async(client, script, [calls[index] for index in missing])
-                for index, reply in zip(missing, again):
-                    if isinstance(reply, Exception):
-                        raise reply
-                    replies[index] = reply
+                _fill(replies, missing, await self._pipeline_async(client, script, [calls[index] for index in missing]))
             return replies
         except Exception as error:
             raise self._failed(error, name) from error

@@ -35,8 +35,8 @@ from typing import Any, Sequence
 
 from brace import _redis
 
-__all__ = ["DEPTH_MAX_NS", "EVENT_KINDS", "GCRA", "LOCAL_MAX_KEYS", "Reply", "bools", "check_depth", "checked_n",
-           "reply"]
+__all__ = ["DEPTH_MAX_NS", "EVENT_KINDS", "GCRA", "LOCAL_MAX_KEYS", "RedisBacked", "Reply", "bools", "check_depth",
+           "checked_n", "reply"]
 
 #: The deepest bucket (burst x per / rate) a Redis limiter takes: its numbers stay exact in Lua.
 DEPTH_MAX_NS = 1 << 52
@@ -44,6 +44,39 @@ DEPTH_MAX_NS = 1 << 52
 EVENT_KINDS = ("rejected", "store_lost", "store_back")
 #: The local fallback table of a Redis KeyedRateLimiter given no max_keys.
 LOCAL_MAX_KEYS = 1 << 16
+
+class RedisBacked:
+    """What a primitive on a Redis store tells of its store: its failure policy and where
+    its decisions go now (a mixin of the Redis limiters)."""
+
+    __slots__ = ()
+
+    _redis: _redis.RedisStore
+    _local: object
+    _on_store_error: str
+    _local_share: float
+
+    @property
+    def on_store_error(self) -> str:
+        """What decisions do while the store is away: "local", "open" or "closed"."""
+        return self._on_store_error
+
+    @property
+    def local_share(self) -> float:
+        """The share of rate and burst the local fallback holds (on_store_error="local")."""
+        return self._local_share
+
+    @property
+    def store_up(self) -> bool:
+        """Whether decisions go to the store now (False: the failure policy decides)."""
+        return self._redis.up and self._local is None
+
+    @property
+    def store_failures(self) -> int:
+        """Round trips to the store that failed for an outage, in this process (the prober's
+        included; shared by every primitive on the same store)."""
+        return self._redis.failed_round_trips
+
 
 # KEYS[1]: the bucket's TAT key. ARGV: interval_ns, burst, n, max_wait_ns (-1: any), mode:
 #   a: take n if they come within max_wait (book them); p: would n come now (takes nothing);

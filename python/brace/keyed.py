@@ -118,9 +118,7 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
             raise TypeError("KeyedRateLimiter() needs max_keys= (the keys with tokens out at once its table is "
                             "sized for) unless its store is a Redis server")  # fmt: skip
         shared = _stores.parse(store)
-        events, period = _config.rate(rate, per)
-        interval = _config.interval_ns(events, period)
-        self._burst = _config.burst_within_depth(_config.count(burst, "burst", maximum=None), interval)
+        events, period, interval, self._burst = _config.bucket(rate, per, burst)
         self._max_keys = _config.count(max_keys, "max_keys", maximum=MAX_KEYS_MAX)
         self._name = _config.optional_name(name)
         self._events, self._period = events, period
@@ -187,7 +185,7 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
         )
 
 
-class RedisKeyedRateLimiter(KeyedRateLimiter):
+class RedisKeyedRateLimiter(KeyedRateLimiter, _redis_gcra.RedisBacked):
     """brace.KeyedRateLimiter with a Redis store (see brace.KeyedRateLimiter)."""
 
     __slots__ = ("_redis", "_prefix", "_args_interval", "_interval", "_on_store_error", "_local_share",
@@ -210,9 +208,7 @@ class RedisKeyedRateLimiter(KeyedRateLimiter):
         local_share: float | None = None,
     ) -> None:
         _config.keywords_only("KeyedRateLimiter", positional)
-        events, period = _config.rate(rate, per)
-        interval = _config.interval_ns(events, period)
-        self._burst = _config.burst_within_depth(_config.count(burst, "burst", maximum=None), interval)
+        events, period, interval, self._burst = _config.bucket(rate, per, burst)
         _redis_gcra.check_depth(interval, self._burst)
         self._max_keys = _redis_gcra.LOCAL_MAX_KEYS if max_keys is None else _config.count(max_keys, "max_keys",
                                                                                  maximum=MAX_KEYS_MAX)  # fmt: skip
@@ -231,26 +227,6 @@ class RedisKeyedRateLimiter(KeyedRateLimiter):
         self._switch = threading.Lock()
         self._admitted = self._rejected = 0
         self._redis.watch(self._store_changed)
-
-    @property
-    def store(self) -> Any:
-        """Where the buckets live: the URL or client object given."""
-        return self._store
-
-    @property
-    def on_store_error(self) -> str:
-        """What decisions do while the store is away: "local", "open" or "closed"."""
-        return self._on_store_error
-
-    @property
-    def local_share(self) -> float:
-        """The share of rate and burst the local fallback table holds."""
-        return self._local_share
-
-    @property
-    def store_up(self) -> bool:
-        """Whether decisions go to the store now (False: the failure policy decides)."""
-        return self._redis.up and self._local is None
 
     def _store_changed(self, kind: str) -> None:
         """The store was lost or is back: nothing to tell (a keyed limiter has no listeners)."""

@@ -168,9 +168,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
     ) -> None:
         _config.keywords_only("RateLimiter", positional)
         _redis.check_failure_policy(on_store_error, local_share, store, "RateLimiter")
-        events, period = _config.rate(rate, per)
-        interval = _config.interval_ns(events, period)
-        self._burst = _config.burst_within_depth(_config.count(burst, "burst", maximum=None), interval)
+        events, period, interval, self._burst = _config.bucket(rate, per, burst)
         self._max_wait = _config.duration(max_wait, "max_wait", allow_none=True)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
@@ -419,7 +417,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         )
 
 
-class RedisRateLimiter(RateLimiter):
+class RedisRateLimiter(RateLimiter, _redis_gcra.RedisBacked):
     """brace.RateLimiter with a Redis store (see brace.RateLimiter)."""
 
     event_kinds: ClassVar[tuple[str, ...]] = _redis_gcra.EVENT_KINDS
@@ -446,9 +444,7 @@ class RedisRateLimiter(RateLimiter):
         local_share: float | None = None,
     ) -> None:
         _config.keywords_only("RateLimiter", positional)
-        events, period = _config.rate(rate, per)
-        interval = _config.interval_ns(events, period)
-        self._burst = _config.burst_within_depth(_config.count(burst, "burst", maximum=None), interval)
+        events, period, interval, self._burst = _config.bucket(rate, per, burst)
         _redis_gcra.check_depth(interval, self._burst)
         self._max_wait = _config.duration(max_wait, "max_wait", allow_none=True)
         self._name = _redis.key_part(name, "RateLimiter")
@@ -465,32 +461,6 @@ class RedisRateLimiter(RateLimiter):
         self._switch = threading.Lock()
         self._tasks: set[Any] = set()  # refunds under way on a loop
         self._redis.watch(self._store_changed)
-
-    @property
-    def store(self) -> Any:
-        """Where the bucket lives: the URL or client object given."""
-        return self._store
-
-    @property
-    def on_store_error(self) -> str:
-        """What decisions do while the store is away: "local", "open" or "closed"."""
-        return self._on_store_error
-
-    @property
-    def local_share(self) -> float:
-        """The share of rate and burst the local fallback limiter holds."""
-        return self._local_share
-
-    @property
-    def store_up(self) -> bool:
-        """Whether decisions go to the store now (False: the failure policy decides)."""
-        return self._redis.up and self._local is None
-
-    @property
-    def store_failures(self) -> int:
-        """Round trips to this limiter's store that failed for an outage, in this process
-        (the prober's included; shared by every primitive on the same store)."""
-        return self._redis.failed_round_trips
 
     # -- deciding
 
