@@ -70,7 +70,7 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
         per: The period of `rate` in seconds (float or timedelta); default 1 s.
         burst: Tokens a key may take at once from a full bucket, >= 1.
         max_keys: Keys with tokens out at the same time that the table is sized
-            for, 1 to 2**31: the table has the next power of two >= 2 x
+            for, 1 to 2**31 (required unless the store is a Redis server): the table has the next power of two >= 2 x
             max_keys entries (at least 64), 16 bytes each, so it is at most
             half full with max_keys such keys. A key may use any of the 32
             entries from its hash's place, so a table can refuse a key before
@@ -78,7 +78,8 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
             1/2), about 3 keys in a million find no room (measured with 2**21
             entries); at a load of 3/8, none did.
         name: A name for messages and metrics; with `store`, required: the
-            table's slot in the region.
+            table's slot in the region, or its keys' prefix on a Redis server
+            (1 to 200 characters, no { or }).
         store: Where the table lives. None: in this object, shared by this
             process's threads. "shm://REGION" (optionally
             "shm://REGION?size=BYTES", as brace.RateLimiter takes it): in the
@@ -86,7 +87,17 @@ class KeyedRateLimiter(KeyedRateLimiterCore):
             KeyedRateLimiter with the same store, name and configuration
             decides on one table (the region must have room for it: 16 bytes
             an entry; the default region of 64 MiB holds a table for
-            max_keys up to 2**20, a larger one needs ?size=).
+            max_keys up to 2**20, a larger one needs ?size=). Or a Redis
+            server, as brace.RateLimiter takes it: each key's bucket is the
+            key "brace:krl:{NAME}:HASH" (HASH: the key's 64-bit hash in hex),
+            which expires when the bucket is full again, so memory is bounded
+            by the keys with tokens out; try_acquire_many is one pipeline.
+            max_keys is then optional: it sizes only the local fallback's
+            table (default 65536).
+        on_store_error: With a Redis store only: "local" (default), "open" or
+            "closed", as brace.RateLimiter takes it.
+        local_share: With on_store_error="local": the share of each key's
+            rate and burst the local table holds, 0 < local_share <= 1.
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.

@@ -126,7 +126,8 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             token: 0 or 1 ns to 2**62 ns (seconds or a timedelta), or None to
             wait as long as needed.
         name: A name for messages and metrics; with `store`, required: the
-            limiter's slot in the region (1 to 63 bytes).
+            limiter's slot in the region (1 to 63 bytes), or its key on a
+            Redis server (1 to 200 characters, no { or }).
         store: Where the bucket lives. None: in this object, shared by this
             process's threads. "shm://REGION" (optionally
             "shm://REGION?size=16M"; default 64M, sparse): in the named
@@ -134,6 +135,23 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             RateLimiter with the same store and name takes from one bucket.
             The first creates it with its rate and burst; the others must
             give the same ones (ValueError otherwise). See brace.shm.
+            "redis://[[user]:password@]host[:port][/db]", "rediss://...",
+            "unix://[[user]:password@]/path[?db=N]", or a redis.Redis,
+            redis.asyncio.Redis, valkey.Valkey or valkey.asyncio.Valkey client:
+            on that server, so that every host that creates a RateLimiter with
+            the same store and name takes from one bucket (the key
+            "brace:rl:{NAME}"; give every host the same rate and burst). Each
+            decision is one round trip (a Lua script, on the server's clock);
+            coroutines decide on an asyncio client; burst x per / rate is at
+            most 2**52 ns there. Needs redis-py (brace[redis]).
+        on_store_error: With a Redis store only: what decisions do while the
+            server is away (refused or lost connection, timeout). "local"
+            (default): a local limiter with local_share of the rate and burst
+            decides; "open": admit; "closed": raise brace.StoreUnavailable.
+            A Redis error that is no outage raises brace.StoreError.
+        local_share: With on_store_error="local": the share of the rate and
+            burst the local limiter holds, 0 < local_share <= 1 (default 1;
+            set it to 1 / the number of hosts).
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
