@@ -228,7 +228,7 @@ def test_async_entry_points_never_block_the_loop(server: RedisServer, db: Any) -
 
         task = asyncio.create_task(ticker())
         await asyncio.sleep(0.02)
-        db.execute_command("CLIENT", "PAUSE", 150, "ALL")  # the server answers no one for 150 ms
+        db.execute_command("CLIENT", "PAUSE", 120, "ALL")  # the server answers no one for 120 ms
         began, before = time.monotonic(), ticks
         await limiter.acquire_async()
         waited, ticked = time.monotonic() - began, ticks - before
@@ -236,7 +236,7 @@ def test_async_entry_points_never_block_the_loop(server: RedisServer, db: Any) -
         return ticked, waited
 
     ticked, waited = asyncio.run(main())
-    assert waited >= 0.1  # the decision did wait for the server ...
+    assert waited >= 0.08  # the decision did wait for the server (under its 0.25 s timeout) ...
     assert ticked >= 5  # ... while the loop kept running
     assert limiter.store_up and limiter.state().remaining == 3
 
@@ -296,6 +296,7 @@ def test_local_share_while_the_server_is_away_then_the_shared_bucket_again(serve
     limiter = brace.RateLimiter(name=name, burst=8, store=server.url, local_share=0.5, **SLOW)
     limiter.add_listener(events.append)
     assert limiter.try_acquire(4)  # 4 of 8 left on the server
+    failed_before = limiter.store_failures
     server.stop()
     began = time.monotonic()
     # The local share (rate and burst x 0.5) starts no fuller than the shared bucket was: 2 tokens.
@@ -304,7 +305,7 @@ def test_local_share_while_the_server_is_away_then_the_shared_bucket_again(serve
     assert [event.kind for event in events] == ["store_lost"]
     # Two thousand decisions, not two thousand failed round trips: the first, and the prober's.
     time.sleep(0.3)
-    assert limiter.store_failures <= 1 + 5  # the prober waits >= 25, 50, 100, 200 ms...
+    assert 1 <= limiter.store_failures - failed_before <= 1 + 4  # the prober waits >= 25, 50, 100, 200 ms...
     assert time.monotonic() - began < 2.0
     server.start()  # an empty server: the shared bucket's state is lost
     wait_until(lambda: [event.kind for event in events] == ["store_lost", "store_back"])
