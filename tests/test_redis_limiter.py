@@ -55,17 +55,23 @@ def wait_until(condition: Any, timeout: float = 10.0) -> None:
 # -- one bucket shared by several processes ("hosts")
 
 
-def _host(url: str, name: str, attempts: int, barrier: Any, results: Any) -> None:
-    limiter = brace.RateLimiter(name=name, burst=50, store=url, **SLOW)
+def _host(url: str, name: str, attempts: int, barrier: Any, results: Any,
+          inherited: brace.RateLimiter | None = None) -> None:  # fmt: skip
+    limiter = inherited or brace.RateLimiter(name=name, burst=50, store=url, **SLOW)
     barrier.wait()
     results.put(sum(n for n in (1 + i % 3 for i in range(attempts)) if limiter.try_acquire(n)))
 
 
-@pytest.mark.parametrize("how", ["spawn", "fork"])
+@pytest.mark.parametrize("how", ["spawn", "fork", "fork-inherited"])
 def test_hosts_share_one_bucket_exactly(server: RedisServer, how: str) -> None:
-    context = multiprocessing.get_context(how)
+    context = multiprocessing.get_context(how.partition("-")[0])
     name, barrier, results = unique(), context.Barrier(4), context.Queue()
-    processes = [context.Process(target=_host, args=(server.url, name, 40, barrier, results)) for _ in range(4)]
+    # fork-inherited: the parent's limiter (its client connected here) used by its children as it is
+    inherited = brace.RateLimiter(name=name, burst=50, store=server.url, **SLOW) if how == "fork-inherited" else None
+    if inherited is not None:
+        assert inherited.state().remaining == 50
+    processes = [context.Process(target=_host, args=(server.url, name, 40, barrier, results, inherited))
+                 for _ in range(4)]  # fmt: skip
     taken = run_all(processes, results, timeout=60)
     # Requests of 1, 2 and 3 tokens from four processes at once: exactly the burst is taken.
     assert sum(taken) == 50
@@ -396,6 +402,24 @@ def test_the_async_path_follows_the_policy_too(server: RedisServer) -> None:
         return taken
 
     assert asyncio.run(main()) == [True, True, False]
+
+
+def test_an_asyncio_client_is_probed_from_its_loop(server: RedisServer) -> None:
+    async def main() -> tuple[list[bool], list[bool], bool]:
+        limiter = brace.RateLimiter(name=unique(), burst=4, store=redis.asyncio.Redis(port=server.port,
+                                    socket_timeout=0.25), **SLOW)  # fmt: skip
+        assert await limiter.try_acquire_async()
+        server.stop()
+        during = [await limiter.try_acquire_async() for _ in range(5)]  # the local share: 3 left
+        server.start()
+        deadline = time.monotonic() + 10
+        while not limiter.store_failures or not limiter._redis.up:  # a task on this loop pings
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        after = [await limiter.try_acquire_async() for _ in range(3)]  # charged with the 4 taken
+        return during, after, limiter.store_up
+
+    assert asyncio.run(main()) == ([True, True, True, False, False], [False, False, False], True)
 
 
 def test_keyed_fallback_and_return(server: RedisServer, db: Any) -> None:
