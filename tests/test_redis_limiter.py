@@ -19,6 +19,7 @@ import pytest
 import redis
 import redis.asyncio
 import valkey
+import valkey.asyncio
 
 import brace
 from brace import _redis
@@ -462,17 +463,20 @@ def test_client_objects_as_the_store(server: RedisServer) -> None:
     name = unique()
     sync = redis.Redis(port=server.port)
     valkey_client = valkey.Valkey(port=server.port)
-    by_redis = brace.RateLimiter(name=name, burst=3, store=sync, **SLOW)
-    by_valkey = brace.RateLimiter(name=name, burst=3, store=valkey_client, **SLOW)
+    by_redis = brace.RateLimiter(name=name, burst=4, store=sync, **SLOW)
+    by_valkey = brace.RateLimiter(name=name, burst=4, store=valkey_client, **SLOW)
+    by_socket = brace.RateLimiter(name=name, burst=4, store=f"unix://{server.directory}/redis.sock?db=0", **SLOW)
     assert by_redis.store is sync
-    assert by_redis.try_acquire() and by_valkey.try_acquire(2) and not by_redis.try_acquire()
+    assert by_redis.try_acquire() and by_valkey.try_acquire(2) and by_socket.try_acquire()
+    assert not by_redis.try_acquire() and by_socket.store_up
 
     async def main() -> bool:
-        on_loop = brace.RateLimiter(name=name, burst=3, store=redis.asyncio.Redis(port=server.port), **SLOW)
+        on_loop = brace.RateLimiter(name=name, burst=4, store=redis.asyncio.Redis(port=server.port), **SLOW)
         with pytest.raises(brace.StoreError, match="sync call needs a sync client"):
             on_loop.try_acquire()
         from_thread = await by_redis.try_acquire_async()  # a sync client serves async callers from a thread
-        return from_thread or await on_loop.try_acquire_async()
+        on_valkey_loop = brace.RateLimiter(name=name, burst=4, store=valkey.asyncio.Valkey(port=server.port), **SLOW)
+        return from_thread or await on_loop.try_acquire_async() or await on_valkey_loop.try_acquire_async()
 
     assert asyncio.run(main()) is False
 
@@ -495,8 +499,9 @@ def test_a_valkey_server_when_installed(tmp_path: Path) -> None:
 
 
 def test_construction_errors_name_their_parameter(server: RedisServer) -> None:
-    with pytest.raises(ValueError, match="store"):
-        brace.RateLimiter(name="x", rate=1, store="http://127.0.0.1/")
+    for url in ("http://127.0.0.1/", "redis://127.0.0.1:port/0", "redis://127.0.0.1/db", "unix://", "unix:///"):
+        with pytest.raises(ValueError, match="store"):
+            brace.RateLimiter(name="x", rate=1, store=url)
     with pytest.raises(TypeError, match="store"):
         brace.RateLimiter(name="x", rate=1, store=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_store_error"):

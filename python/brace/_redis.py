@@ -169,6 +169,23 @@ def _is_noscript(error: BaseException) -> bool:
     return "NoScriptError" in _names(error) or str(error).startswith("NOSCRIPT")
 
 
+def _check_url(url: str, shown: str) -> None:
+    """What redis-py would accept but cannot mean a server: a unix:// URL with no socket path,
+    a database that is not a number."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise ValueError(f"store {shown!r}: {error}") from None
+    if parts.scheme == "unix":
+        if not parts.path or parts.path == "/":
+            raise ValueError(f"store {shown!r}: a unix:// URL names the server's socket: "
+                             "'unix://[[user]:password@]/path/to/redis.sock[?db=N]'")  # fmt: skip
+        return
+    database = parts.path.lstrip("/")
+    if database and not (database.isascii() and database.isdigit()):
+        raise ValueError(f"store {shown!r}: the database (after the host) must be a number, got {database!r}")
+
+
 def _missing(replies: list[Any]) -> list[int]:
     """The places of a pipeline's replies that failed for NOSCRIPT (any other error is raised)."""
     missing = [index for index, reply in enumerate(replies) if isinstance(reply, Exception)]
@@ -199,6 +216,7 @@ class RedisStore:
         self._async_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         if isinstance(store, str):
             self.shown = redact(store)
+            _check_url(store, self.shown)
             self._sync = self._from_url(store, asynchronous=False)
         else:
             if not callable(getattr(store, "pipeline", None)):
