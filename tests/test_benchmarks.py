@@ -148,3 +148,15 @@ def test_scaling_quick_reports_brace_at_every_process_count_never_over_its_bound
     for case in ("pyrate-limiter MultiprocessBucket", "limits MovingWindow + RedisStorage"):
         assert (case, 4) in rows or case in report["skipped"]
     assert set(report["skipped"]) <= {'brace KeyedRateLimiter(store="shm://")', "limits MovingWindow + RedisStorage"}
+
+
+def test_redis_limiter_quick_reports_one_round_trip_per_decision() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "redis_limiter.py"), "--quick", "--json"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {row["case"]: row for row in json.loads(result.stdout)}
+    assert len(rows) == 3
+    for row in rows.values():
+        assert row["decisions"] >= 1900 and row["decisions_per_s"] > 0 and row["p99_us"] >= row["p50_us"] > 0
+        # one EVALSHA per decision, give or take the first (sent again after NOSCRIPT)
+        assert 1.0 <= row["round_trips_per_decision"] <= 1.001 and row["script_loads"] == 1

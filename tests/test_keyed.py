@@ -105,7 +105,7 @@ def test_other_keys_are_refused(key: object) -> None:
         ({"rate": "10/s", "per": 2}, ValueError, "per must be None when rate is a string"),
         ({"rate": "fast"}, ValueError, "rate must look like"),
         ({"name": 3}, TypeError, "name must be a str or None"),
-        ({"store": "redis://limits"}, ValueError, "only the shm:// scheme is supported"),
+        ({"store": "http://limits"}, ValueError, "only the shm:// scheme is supported"),
         ({"store": {}}, TypeError, "store must be None or 'shm://REGION'"),
         ({"store": "shm://brace-unused"}, ValueError, "needs a name=: its slot in the region"),
     ],

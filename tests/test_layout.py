@@ -131,7 +131,7 @@ def test_no_import_cycles() -> None:
 def test_the_cycle_check_finds_a_cycle() -> None:
     GRAPH["brace.errors"].add("brace.limiter")  # limiter imports errors: a cycle, for this test only
     try:
-        assert ["brace.errors", "brace.limiter"] in _cycles()
+        assert any({"brace.errors", "brace.limiter"} <= set(cycle) for cycle in _cycles())
     finally:
         GRAPH["brace.errors"].discard("brace.limiter")
 

@@ -158,7 +158,7 @@ def test_a_shared_limiter_needs_a_name(region: str) -> None:
 
 @pytest.mark.parametrize(
     "store",
-    ["redis://localhost", "shm:/x", "SHM://x", "shm://", "shm://a/b", "shm://sp ace", "shm://x?size=",
+    ["http://localhost", "shm:/x", "SHM://x", "shm://", "shm://a/b", "shm://sp ace", "shm://x?size=",
      "shm://x?size=abc", "shm://x?size=1000", "shm://x?size=2048G", "shm://x?colour=blue", "memory", ""],
 )  # fmt: skip
 def test_bad_store_strings_are_refused(store: str) -> None:

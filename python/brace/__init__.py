@@ -30,6 +30,8 @@ from brace.errors import (
     Rejected,
     RetryBudgetExhausted,
     RetryError,
+    StoreError,
+    StoreUnavailable,
     Throttled,
 )
 from brace.hedge import Hedge, HedgeEvent
@@ -255,6 +257,8 @@ __all__ = [
     "Rule",
     "SQLiteDeadLetters",
     "Severity",
+    "StoreError",
+    "StoreUnavailable",
     "Strategy",
     "Switchboard",
     "Throttled",

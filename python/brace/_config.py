@@ -207,6 +207,14 @@ def burst_within_depth(burst: int, interval: int) -> int:
     return burst
 
 
+def bucket(given_rate: object, per: object, burst: object) -> tuple[float, float, int, int]:
+    """A token bucket's (events, period, interval_ns, burst) from a limiter's `rate=`, `per=`
+    and `burst=`, each checked."""
+    events, period = rate(given_rate, per)
+    interval = interval_ns(events, period)
+    return events, period, interval, burst_within_depth(count(burst, "burst", maximum=None), interval)
+
+
 def keywords_only(kind: str, positional: tuple[object, ...]) -> None:
     """Refuses positional arguments to a brace object configured by keywords, such
     as a bare `@brace.CircuitBreaker` over a function, with an error that says

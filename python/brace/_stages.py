@@ -57,6 +57,11 @@ class AdmissionStage(Protocol):
     def _brace_stage_times_calls(self) -> bool:
         """Whether the stage needs the attempt's start (slow-call detection)."""
 
+    @property
+    def _brace_stage_in_python(self) -> bool:
+        """Whether the stage decides only in Python (its state is elsewhere: a Redis store), so
+        a Policy admits through `_brace_stage_admit` and never through a compiled check."""
+
     def _brace_stage_admit(self) -> int:
         """Admits one attempt (waiting if the stage waits) and returns its ticket, or raises
         the stage's rejection (CircuitOpen, RateLimited, BulkheadFull)."""

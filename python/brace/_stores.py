@@ -19,7 +19,8 @@ __all__ = ["DEFAULT_SIZE", "SCHEME", "check_region_name", "mismatch", "parse", "
 
 SCHEME = "shm://"
 DEFAULT_SIZE = 64 << 20  # bytes: sparse, so only the pages used cost memory
-_FORMS = "None or 'shm://REGION' (optionally 'shm://REGION?size=BYTES')"
+_FORMS = ("None or 'shm://REGION' (optionally 'shm://REGION?size=BYTES'); a RateLimiter or KeyedRateLimiter also "
+          "takes a 'redis://', 'rediss://' or 'unix://' URL or a Redis client")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _NAME_MAX = 200
 _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -45,7 +46,7 @@ def parse(store: object) -> tuple[str, int] | None:
     if not isinstance(store, str):
         raise TypeError(f"store must be {_FORMS}, got {type(store).__name__}")
     if not store.startswith(SCHEME):
-        raise ValueError(f"store must be {_FORMS}, got {store!r}: only the shm:// scheme is supported")
+        raise ValueError(f"store must be {_FORMS}, got {store!r}: only the shm:// scheme is supported here")
     name, _, query = store[len(SCHEME) :].partition("?")
     check_region_name(name, f"store {store!r}")
     size = DEFAULT_SIZE

@@ -578,6 +578,8 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def _brace_stage_times_calls(self) -> bool:
         return self._measure
 
+    _brace_stage_in_python = False
+
     def _brace_stage_admit(self) -> int:
         return self._enter()[0]
 

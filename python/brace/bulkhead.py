@@ -379,6 +379,7 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
 
     _brace_stage_checks_results = False
     _brace_stage_times_calls = False
+    _brace_stage_in_python = False
 
     def _brace_stage_admit(self) -> int:
         self.__enter__()

@@ -18,6 +18,8 @@ __all__ = [
     "Rejected",
     "RetryBudgetExhausted",
     "RetryError",
+    "StoreError",
+    "StoreUnavailable",
     "Throttled",
 ]
 
@@ -230,6 +232,48 @@ class KeyTableFull(Rejected):
             f"{who} has no room for another key (table of {capacity} entries full); "
             f"retry after {retry_after:.6g} s or raise max_keys"
         )
+
+
+class StoreUnavailable(Rejected):
+    """A primitive whose state lives in a remote store (Redis, Valkey) could not
+    reach it, and its failure policy is on_store_error="closed": the call was
+    refused, not run. The connection error is the ``__cause__`` (when the
+    store was already known to be down, the one that took it down).
+
+    Attributes:
+        store: The store: its URL with any password replaced by "***", or the
+            client object's type.
+        name: The primitive's name.
+        kind: The primitive's kind ("RateLimiter", "KeyedRateLimiter", ...).
+    """
+
+    def __init__(self, *, store: str, name: str | None, kind: str) -> None:
+        self.store = store
+        self.name = name
+        self.kind = kind
+        super().__init__(f"{kind} {name!r} refused the call: its store {store} is unavailable "
+                         "(on_store_error='closed')")  # fmt: skip
+
+
+class StoreError(BraceError):
+    """A remote store (Redis, Valkey) answered with an error that is not an
+    outage: a refused password, a key of another type (WRONGTYPE), a script
+    error, a sync call on an asyncio-only client. Raised at once, never
+    hidden by the failure policy; the store's own exception is the
+    ``__cause__``.
+
+    Attributes:
+        store: The store: its URL with any password replaced by "***", or the
+            client object's type.
+        name: The primitive's name.
+        reason: What went wrong, in words.
+    """
+
+    def __init__(self, *, store: str, name: str | None, reason: str) -> None:
+        self.store = store
+        self.name = name
+        self.reason = reason
+        super().__init__(f"store {store} of {name!r}: {reason}")
 
 
 class RetryError(BraceError):

@@ -1,4 +1,7 @@
-"""brace.RateLimiter: a GCRA token bucket whose decisions run in the C core."""
+"""brace.RateLimiter: a GCRA token bucket whose decisions run in the C core, or on a Redis server."""
+
+# size: RedisRateLimiter (store="redis://...") lives here with its base class: in a module of
+# its own it would import this one and be imported by it (RateLimiter() returns one).
 
 from __future__ import annotations
 
@@ -17,20 +20,24 @@ from typing import (
     cast,
 )
 
-from brace import _config, _guarding, _slots, _stores
+import math
+import threading
+
+from brace import _config, _guarding, _redis, _redis_gcra, _slots, _stores
 from brace._clock import sleep_until, sleep_until_async
 from brace._core import CALLABLE_GUARDED, RERAISE, RateLimiterCore, is_awaitable, now_ns
 from brace._listeners import Listeners, Observable
 from brace.errors import RateLimited
 
-__all__ = ["RateLimitState", "RateLimiter", "RateLimiterEvent"]
+__all__ = ["RateLimitState", "RateLimiter", "RateLimiterEvent", "RedisRateLimiter"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1e9
+_GCRA = _redis_gcra.GCRA
 
-EventKind = Literal["rejected"]
+EventKind = Literal["rejected", "store_lost", "store_back"]
 _EVENT_KINDS = ("rejected",)
 
 
@@ -39,11 +46,14 @@ class RateLimiterEvent(NamedTuple):
 
     Attributes:
         kind: "rejected": tokens could not come within the wait allowed
-            (the caller got RateLimited).
+            (the caller got RateLimited). A limiter on a Redis store also
+            emits "store_lost" (a round trip failed: decisions follow
+            on_store_error) and "store_back" (the server answers again).
         name: The limiter's name, or None.
         at: When it happened, seconds on brace's clock.
-        requested: The tokens asked for.
-        retry_after: Seconds until they would have been available.
+        requested: The tokens asked for (0 for the store's events).
+        retry_after: Seconds until they would have been available (0.0 for
+            the store's events).
     """
 
     kind: EventKind
@@ -116,7 +126,8 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             token: 0 or 1 ns to 2**62 ns (seconds or a timedelta), or None to
             wait as long as needed.
         name: A name for messages and metrics; with `store`, required: the
-            limiter's slot in the region (1 to 63 bytes).
+            limiter's slot in the region (1 to 63 bytes), or its key on a
+            Redis server (1 to 200 characters, no { or }).
         store: Where the bucket lives. None: in this object, shared by this
             process's threads. "shm://REGION" (optionally
             "shm://REGION?size=16M"; default 64M, sparse): in the named
@@ -124,6 +135,23 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             RateLimiter with the same store and name takes from one bucket.
             The first creates it with its rate and burst; the others must
             give the same ones (ValueError otherwise). See brace.shm.
+            "redis://[[user]:password@]host[:port][/db]", "rediss://...",
+            "unix://[[user]:password@]/path[?db=N]", or a redis.Redis,
+            redis.asyncio.Redis, valkey.Valkey or valkey.asyncio.Valkey client:
+            on that server, so that every host that creates a RateLimiter with
+            the same store and name takes from one bucket (the key
+            "brace:rl:{NAME}"; give every host the same rate and burst). Each
+            decision is one round trip (a Lua script, on the server's clock);
+            coroutines decide on an asyncio client; burst x per / rate is at
+            most 2**52 ns there. Needs redis-py (brace[redis]).
+        on_store_error: With a Redis store only: what decisions do while the
+            server is away (refused or lost connection, timeout). "local"
+            (default): a local limiter with local_share of the rate and burst
+            decides; "open": admit; "closed": raise brace.StoreUnavailable.
+            A Redis error that is no outage raises brace.StoreError.
+        local_share: With on_store_error="local": the share of the rate and
+            burst the local limiter holds, 0 < local_share <= 1 (default 1;
+            set it to 1 / the number of hosts).
 
     Raises:
         ValueError, TypeError: For configuration outside the ranges above.
@@ -140,6 +168,8 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         # Before __init__ binds its required keywords, so that a bare
         # `@brace.RateLimiter` gets the error that says how to write it.
         _config.keywords_only("RateLimiter", positional)
+        if cls is RateLimiter and _redis.is_redis(config.get("store")):
+            return RedisRateLimiter.__new__(RedisRateLimiter, **config)
         return super().__new__(cls)
 
     def __init__(
@@ -150,12 +180,13 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         per: float | timedelta | None = None,
         burst: int = 1,
         max_wait: float | timedelta | None = None,
-        store: str | None = None,
+        store: object = None,
+        on_store_error: Literal["local", "open", "closed"] | None = None,
+        local_share: float | None = None,
     ) -> None:
         _config.keywords_only("RateLimiter", positional)
-        events, period = _config.rate(rate, per)
-        interval = _config.interval_ns(events, period)
-        self._burst = _config.burst_within_depth(_config.count(burst, "burst", maximum=None), interval)
+        _redis.check_failure_policy(on_store_error, local_share, store, "RateLimiter")
+        events, period, interval, self._burst = _config.bucket(rate, per, burst)
         self._max_wait = _config.duration(max_wait, "max_wait", allow_none=True)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
@@ -175,8 +206,9 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             raise ValueError(_slots.limiter_mismatch(region.slot_info(slot), store, slot, interval, self._burst))
 
     @property
-    def store(self) -> str | None:
-        """Where the bucket lives: None (in this object) or "shm://REGION"."""
+    def store(self) -> Any:
+        """Where the bucket lives: None (in this object), "shm://REGION", or the Redis URL or
+        client given."""
         return self._store
 
     @property
@@ -375,6 +407,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
 
     _brace_stage_checks_results = False
     _brace_stage_times_calls = False
+    _brace_stage_in_python = False  # a Redis limiter's is True
 
     def _brace_stage_admit(self) -> int:
         self.__enter__()
@@ -400,6 +433,270 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
             f"RateLimiter({name}rate={self._events:g}, per={self._period:g}, "
             f"burst={self._burst}, max_wait={self._max_wait!r}{store})"
         )
+
+
+class RedisRateLimiter(RateLimiter, _redis_gcra.RedisBacked):
+    """brace.RateLimiter with a Redis store (see brace.RateLimiter)."""
+
+    event_kinds: ClassVar[tuple[str, ...]] = _redis_gcra.EVENT_KINDS
+    #: A Policy admits through this limiter's Python stage methods, never the compiled check.
+    _brace_stage_in_python = True
+
+    __slots__ = ("_redis", "_key", "_args_interval", "_interval", "_on_store_error", "_local_share",
+                 "_local", "_last_remaining", "_switch", "_tasks", "__weakref__")  # fmt: skip
+
+    def __new__(cls, *positional: object, **config: object) -> RedisRateLimiter:
+        _config.keywords_only("RateLimiter", positional)
+        return RateLimiterCore.__new__(cls)
+
+    def __init__(
+        self,
+        *positional: NoReturn,
+        name: str | None = None,
+        rate: float | str,
+        per: float | timedelta | None = None,
+        burst: int = 1,
+        max_wait: float | timedelta | None = None,
+        store: object = None,
+        on_store_error: _redis.OnStoreError | None = None,
+        local_share: float | None = None,
+    ) -> None:
+        _config.keywords_only("RateLimiter", positional)
+        events, period, interval, self._burst = _config.bucket(rate, per, burst)
+        _redis_gcra.check_depth(interval, self._burst)
+        self._max_wait = _config.duration(max_wait, "max_wait", allow_none=True)
+        self._name = _redis.key_part(name, "RateLimiter")
+        self._on_store_error, self._local_share = _redis.check_failure_policy(
+            on_store_error, local_share, store, "RateLimiter")
+        self._listeners = Listeners(f"rate limiter {name!r}", _redis_gcra.EVENT_KINDS)
+        self._events, self._period, self._interval = events, period, interval
+        self._store = store
+        self._redis = _redis.store_for(store)
+        self._key = f"brace:rl:{{{self._name}}}"
+        self._args_interval = str(interval)
+        self._local: RateLimiter | None = None
+        self._last_remaining: int | None = None
+        self._switch = threading.Lock()
+        self._tasks: set[Any] = set()  # refunds under way on a loop
+        self._redis.watch(self._store_changed)
+
+    # -- deciding
+
+    def _args(self, n: int, max_wait_ns: int | None, mode: str) -> tuple[str, ...]:
+        return self._args_interval, str(self._burst), str(n), "-1" if max_wait_ns is None else str(max_wait_ns), mode
+
+    def _decide(self, n: int, max_wait_ns: int | None, mode: str) -> _redis_gcra.Reply:
+        if self._local is not None and self._redis.up:
+            self._resume()
+        if self._local is None:
+            try:
+                raw = self._redis.evalsha(_GCRA, (self._key,), self._args(n, max_wait_ns, mode), self._name)
+            except _redis.Outage as outage:
+                return self._fallback(n, max_wait_ns, mode, outage.cause)
+            reply = _redis_gcra.reply(raw)
+            self._last_remaining = reply[1]
+            return reply
+        return self._fallback(n, max_wait_ns, mode, None)
+
+    async def _decide_async(self, n: int, max_wait_ns: int | None, mode: str) -> _redis_gcra.Reply:
+        if self._local is not None and self._redis.up:
+            await self._resume_async()
+        if self._local is None:
+            try:
+                raw = await self._redis.evalsha_async(_GCRA, (self._key,), self._args(n, max_wait_ns, mode), self._name)
+            except _redis.Outage as outage:
+                return self._fallback(n, max_wait_ns, mode, outage.cause)
+            reply = _redis_gcra.reply(raw)
+            self._last_remaining = reply[1]
+            return reply
+        return self._fallback(n, max_wait_ns, mode, None)
+
+    def _fallback(self, n: int, max_wait_ns: int | None, mode: str, cause: BaseException | None) -> _redis_gcra.Reply:
+        """A decision while the store is away, by the failure policy."""
+        if self._on_store_error == "closed":
+            raise self._redis.unavailable(self._name, "RateLimiter", cause)
+        if self._on_store_error == "open":
+            return 1, self._burst, 0, 0, 0
+        local = self._local
+        if local is None:
+            with self._switch:
+                local = self._local
+                if local is None:
+                    local = self._local = self._make_local()
+        if mode == "s":
+            limit, remaining, retry_after, reset_after = local._report()
+            return 1, remaining, retry_after, reset_after, 0
+        if n > local.burst:  # more than the local share can ever hold: refused while the store is away
+            return 0, 0, self._interval * n, 0, self._interval * n
+        if mode == "r":
+            local._refund(n)
+            return 1, 0, 0, 0, 0
+        if mode == "c":
+            local._reserve(n, None)
+            return 1, 0, 0, 0, 0
+        if mode == "p":
+            return (1, 0, 0, 0, 0) if local.peek(n) else (0, 0, self._interval, 0, self._interval)
+        booked, _, wait = local._reserve(n, max_wait_ns)
+        limit, remaining, retry_after, reset_after = local._report()
+        return int(booked), remaining, retry_after, reset_after, wait
+
+    def _make_local(self) -> RateLimiter:
+        """The local share: share x rate, floor(share x burst) (at least 1), starting no fuller than
+        the shared bucket last was (scaled by the share)."""
+        share = self._local_share
+        burst = max(1, math.floor(self._burst * share))
+        local = RateLimiter(rate=self._events * share, per=self._period, burst=burst)
+        if self._last_remaining is not None:
+            owed = burst - min(burst, math.floor(self._last_remaining * share))
+            if owed:
+                local._reserve(owed, None)
+        return local
+
+    def _owed(self) -> int:
+        """Tokens the local limiter still owes (its debt at its own rate), to charge the shared bucket."""
+        local = self._local
+        if local is None:
+            return 0
+        limit, remaining, retry_after, reset_after = local._report()
+        return math.ceil(reset_after * local.rate / _NS - 1e-9) if reset_after else 0
+
+    def _resume(self) -> None:
+        """Back to the store: charge it with what the local share still owes, then decide there."""
+        with self._switch:
+            owed = self._owed()
+            if self._local is None:
+                return
+            if owed:
+                try:
+                    self._redis.evalsha(_GCRA, (self._key,), self._args(owed, None, "c"), self._name)
+                except _redis.Outage:
+                    return
+            self._local = None
+
+    async def _resume_async(self) -> None:
+        owed = self._owed()
+        self._local = None  # first, so that no other task charges the same debt
+        if owed:
+            try:
+                await self._redis.evalsha_async(_GCRA, (self._key,), self._args(owed, None, "c"), self._name)
+            except _redis.Outage:
+                return
+
+    def _store_changed(self, kind: str) -> None:
+        if self._listeners.wants(kind):
+            event = RateLimiterEvent(cast(EventKind, kind), self._name, now_ns() / _NS, 0, 0.0)
+            self._listeners.emit(event, kind)
+
+    # -- what the entry points of RateLimiter call
+
+    def try_acquire(self, n: int = 1) -> bool:
+        """Takes n tokens if all are available now; returns whether it did."""
+        return bool(self._decide(_redis_gcra.checked_n(n, self._burst), 0, "a")[0])
+
+    async def try_acquire_async(self, n: int = 1) -> bool:
+        """try_acquire for coroutines (the round trip on the loop's asyncio client)."""
+        return bool((await self._decide_async(_redis_gcra.checked_n(n, self._burst), 0, "a"))[0])
+
+    def peek(self, n: int = 1) -> bool:
+        """Would try_acquire(n) succeed now? Takes nothing."""
+        return bool(self._decide(_redis_gcra.checked_n(n, self._burst), 0, "p")[0])
+
+    def _reserve(self, n: int, max_wait_ns: int | None) -> tuple[bool, int, int]:
+        reply = self._decide(_redis_gcra.checked_n(n, self._burst), max_wait_ns, "a")
+        return bool(reply[0]), now_ns(), reply[4]
+
+    def _refund(self, n: int) -> None:
+        self._decide(_redis_gcra.checked_n(n, self._burst), None, "r")
+
+    def _report(self) -> tuple[int, int, int, int]:
+        reply = self._decide(1, None, "s")
+        return self._burst, reply[1], reply[2], reply[3]
+
+    async def state_async(self) -> RateLimitState:
+        """state() for coroutines."""
+        reply = await self._decide_async(1, None, "s")
+        return RateLimitState(self._burst, reply[1], reply[2] / _NS, reply[3] / _NS)
+
+    async def _book_async(self, n: int, max_wait: object) -> tuple[int, int]:
+        seconds = _config.duration(max_wait, "max_wait", allow_none=True)
+        limit = None if seconds is None else round(seconds * _NS)
+        reply = await self._decide_async(_redis_gcra.checked_n(n, self._burst), limit, "a")
+        now, wait = now_ns(), reply[4]
+        if not reply[0]:
+            if self._listeners.wants("rejected"):
+                self._listeners.emit(RateLimiterEvent("rejected", self._name, now / _NS, n, wait / _NS), "rejected")
+            raise RateLimited(retry_after=wait / _NS, name=self._name, requested=n, limit=self._burst)
+        return now + wait, wait
+
+    async def acquire_async(self, n: int = 1, max_wait: float | timedelta | None = None, *,
+                            timeout: float | timedelta | None = None) -> float:  # fmt: skip
+        """`acquire` for coroutines: the round trip on the loop's asyncio client, then an await
+        instead of a sleep. A cancelled wait gives its booked tokens back."""
+        ready_ns, wait_ns = await self._book_async(n, _max_wait(max_wait, timeout))
+        if wait_ns:
+            try:
+                await sleep_until_async(ready_ns)
+            except BaseException:
+                await self._decide_async(n, None, "r")
+                raise
+        return wait_ns / _NS
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Takes one token (waiting up to max_wait), then calls fn(*args, **kwargs).
+
+        Raises:
+            RateLimited: No token could come within max_wait; fn was not called.
+        """
+        return self._call_slow(fn, args, kwargs)
+
+    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            self.acquire(1, self._max_wait)
+            return fn(*args, **kwargs)
+
+        return limited
+
+    def __enter__(self) -> RedisRateLimiter:
+        self.acquire(1, self._max_wait)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None  # the block ran: its token is spent
+
+    async def __aenter__(self) -> RedisRateLimiter:
+        await self.acquire_async(1, self._max_wait)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    def _brace_stage_give_back(self, ticket: int) -> None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._refund(1)
+            return
+        task = loop.create_task(self._decide_async(1, None, "r"))  # not on the loop's thread's socket
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def reconfigure(self, *, rate: float | str | None = None, per: float | timedelta | None = None,
+                    burst: int | None = None) -> None:  # fmt: skip
+        """Not for a limiter on a Redis store: every host passes its rate and burst with each
+        decision, so they change by deploying a new configuration everywhere.
+
+        Raises:
+            ValueError: Always.
+        """
+        raise ValueError(f"reconfigure: the limiter {self._name!r} on store {self._redis.shown} is shared by every "
+                         "host; change its rate and burst in each host's configuration")  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (f"RateLimiter(name={self._name!r}, rate={self._events:g}, per={self._period:g}, burst={self._burst}, "
+                f"max_wait={self._max_wait!r}, store={self._redis.shown!r}, on_store_error={self._on_store_error!r}, "
+                f"local_share={self._local_share:g})")  # fmt: skip
 
 
 def _max_wait(max_wait: object, timeout: object) -> object:

@@ -130,12 +130,15 @@ class Policy(PolicyCore):
         # The (ticket, start) of each open `with policy:` block, per thread and per task.
         self._blocks: ContextVar[tuple[tuple[int, int], ...]] = ContextVar("brace.Policy blocks")
         budget = None if retry is None else retry.budget
+        # A stage that decides elsewhere (a Redis store) is admitted in Python, never by the compiled check.
+        in_python = any(stage._brace_stage_in_python for stage in stages)
         self._configure_core(
-            breaker=breaker, limiter=limiter, bulkhead=bulkhead,
+            breaker=breaker, limiter=None if limiter is not None and limiter._brace_stage_in_python else limiter,
+            bulkhead=bulkhead,
             deposit=None if budget is None else budget.deposit,
             # Bounds the attempts can read (deadline_remaining) need the call in Python; so do
             # hedged copies, each admitted on its own.
-            whole_call_in_python=timeout is not None or self._deadline is not None or hedge is not None,
+            whole_call_in_python=timeout is not None or self._deadline is not None or hedge is not None or in_python,
             checks_result=(retry is not None and retry._brace_stage_checks_results)
             or any(stage._brace_stage_checks_results for stage in stages),
             needs_start=any(stage._brace_stage_times_calls for stage in stages),
