@@ -264,6 +264,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
         "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset", "_store",
+        "_failure_rate_threshold",
     )  # fmt: skip
 
     def __init__(
@@ -309,6 +310,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             raise TypeError(f"record_result must be a predicate or None, got {type(record_result).__name__}")
         self._record_result = record_result
         self._breaker_name, self._window_kind, self._window_size, self._minimum_calls = name, window, size, minimum
+        self._failure_rate_threshold = failure_rate
         self._listeners: Listeners[BreakerEvent] = Listeners(f"breaker {name!r}" if name else "a breaker",
                                                              _EVENT_KINDS)  # fmt: skip
         self._not_permitted_offset = 0
@@ -360,6 +362,16 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def name(self) -> str | None:
         """The breaker's name, or None."""
         return self._breaker_name
+
+    @property
+    def failure_rate_threshold(self) -> float:
+        """The failure rate in (0, 1] at which the breaker opens (once it holds minimum_calls)."""
+        return self._failure_rate_threshold
+
+    @property
+    def minimum_calls(self) -> int:
+        """Calls the window must hold before a failure rate can open the breaker."""
+        return self._minimum_calls
 
     @property
     def store(self) -> str | None:
