@@ -328,9 +328,12 @@ def recovered_calls(log: RecoveryLog, calls: int = 30) -> None:
 class TestRealLogs:
     def test_memory_and_file_agree(self, tmp_path: Path) -> None:
         path = tmp_path / "log.jsonl"
-        memory = MemorySink()
-        log = RecoveryLog(memory, JsonLinesSink(path))
+        memory, jsonl = MemorySink(), JsonLinesSink(path)
+        log = RecoveryLog(memory, jsonl)
+        assert log.sinks == (memory, jsonl) and jsonl.path == str(path)
         recovered_calls(log)
+        assert analyze(jsonl).as_dict()["totals"]["attempts"] == 50  # flushed, then read
+        assert analyze(RecoveryLog(jsonl)).as_dict()["totals"]["attempts"] == 50
         log.close()
         from_file = analyze(path).as_dict()
         from_memory = analyze(memory).as_dict()

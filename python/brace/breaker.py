@@ -1,5 +1,7 @@
 """brace.CircuitBreaker: resilience4j's breaker with a compiled closed-state path."""
 
+# size: one primitive (its configuration's checks, its state and metrics, its overrides, its shared store)
+
 from __future__ import annotations
 
 import enum
@@ -310,10 +312,9 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             raise TypeError(f"record_result must be a predicate or None, got {type(record_result).__name__}")
         self._record_result = record_result
         self._breaker_name, self._window_kind, self._window_size, self._minimum_calls = name, window, size, minimum
-        self._failure_rate_threshold = failure_rate
         self._listeners: Listeners[BreakerEvent] = Listeners(f"breaker {name!r}" if name else "a breaker",
                                                              _EVENT_KINDS)  # fmt: skip
-        self._not_permitted_offset = 0
+        self._not_permitted_offset, self._failure_rate_threshold = 0, failure_rate
         settings: dict[str, Any] = dict(
             window_kind=1 if window == "count" else 2, window_size=size,
             bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
@@ -367,11 +368,6 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def failure_rate_threshold(self) -> float:
         """The failure rate in (0, 1] at which the breaker opens (once it holds minimum_calls)."""
         return self._failure_rate_threshold
-
-    @property
-    def minimum_calls(self) -> int:
-        """Calls the window must hold before a failure rate can open the breaker."""
-        return self._minimum_calls
 
     @property
     def store(self) -> str | None:

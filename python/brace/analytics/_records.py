@@ -14,13 +14,14 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from brace.classify import DEFAULT_CLASSIFIER
 from brace.errors import BraceError
-from brace.recovery._events import EVENT_KINDS, RecoveryEvent
-from brace.recovery._log import JsonLinesSink, MemorySink, RecoveryLog, event_dict
+from brace.recovery import JsonLinesSink, MemorySink, RecoveryEvent, RecoveryLog, event_dict
+from brace.recovery._events import EVENT_KINDS
 
 __all__ = ["Clock", "Loaded", "LogFormatError", "Record", "load"]
 
@@ -131,11 +132,17 @@ def dependency_of(operation: str) -> str:
     return operation
 
 
-def _inferred_category(error_type: str, message: str, status: int | None) -> str:
-    if status is not None:
-        from brace.classify._recognize import status_category
+class _Status:
+    """A failed response as the classifier reads one: its status (no headers)."""
 
-        return status_category(status, False).value
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+
+
+def _inferred_category(error_type: str, message: str, status: int | None) -> str:
+    if status is not None:  # as brace's default classifier (the integrations' own) takes that status
+        return DEFAULT_CLASSIFIER.classify(_Status(status)).category.value
     name = error_type.rpartition(".")[2]
     if "Timeout" in name:
         return "timeout"
@@ -156,35 +163,21 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _record(data: dict[str, object], where: str, loaded: Loaded, path: str | None, line: int | None) -> None:
-    """Validates one event's data; appends its Record, sets it aside, or raises LogFormatError."""
-
-    def bad(reason: str) -> LogFormatError:
-        return LogFormatError(path=path, line=line, reason=reason)
-
+def _checked(data: dict[str, object], bad: Callable[[str], LogFormatError]) -> None:
+    """Raises bad(reason) unless the data has the fields brace writes, of their types."""
     kind = data.get("kind")
     if kind not in EVENT_KINDS:
         raise bad(f"'kind' must be one of {', '.join(EVENT_KINDS)}, got {kind!r:.80}")
-    assert isinstance(kind, str)
-    operation = data.get("operation")
-    if not isinstance(operation, str):
-        raise bad(f"'operation' must be a string, got {type(operation).__name__}")
-    for name in ("at", "duration"):
+    for name, types, what in (("operation", str, "a string"), ("at", (int, float), "a number"),
+                              ("duration", (int, float), "a number"), ("attempt", int, "an integer"),
+                              ("outcome", str, "a string"), ("detail", str, "a string")):  # fmt: skip
+        value = data.get(name, "" if name == "detail" else None)
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise bad(f"{name!r} must be {what}, got {type(value).__name__}")
+    for name, types, what in (("correlation_id", str, "a string"), ("time", (int, float), "a number")):
         value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(f"{name!r} must be a number, got {type(value).__name__}")
-    attempt = data.get("attempt")
-    if isinstance(attempt, bool) or not isinstance(attempt, int):
-        raise bad(f"'attempt' must be an integer, got {type(attempt).__name__}")
-    outcome = data.get("outcome")
-    if not isinstance(outcome, str):
-        raise bad(f"'outcome' must be a string, got {type(outcome).__name__}")
-    correlation = data.get("correlation_id")
-    if correlation is not None and not isinstance(correlation, str):
-        raise bad(f"'correlation_id' must be a string or null, got {type(correlation).__name__}")
-    detail = data.get("detail", "")
-    if not isinstance(detail, str):
-        raise bad(f"'detail' must be a string, got {type(detail).__name__}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            raise bad(f"{name!r} must be {what} or null, got {type(value).__name__}")
     error = data.get("error")
     if error is not None and not (isinstance(error, dict) and isinstance(error.get("type"), str)
                                   and isinstance(error.get("message"), str)):  # fmt: skip
@@ -193,43 +186,49 @@ def _record(data: dict[str, object], where: str, loaded: Loaded, path: str | Non
     if classification is not None and not (isinstance(classification, dict)
                                            and isinstance(classification.get("category"), str)):  # fmt: skip
         raise bad("'classification' must be null or an object with a string 'category'")
-    stamp = data.get("time")
-    if stamp is not None and (isinstance(stamp, bool) or not isinstance(stamp, (int, float))):
-        raise bad(f"'time' must be a number, got {type(stamp).__name__}")
-    at, duration = data["at"], data["duration"]
-    assert isinstance(at, (int, float)) and isinstance(duration, (int, float))
+
+
+def _hostile(data: dict[str, Any]) -> str | None:
+    """Why the event's numbers are no clock's (set aside), or None."""
+    at, duration, stamp = data["at"], data["duration"], data.get("time")
     if not _finite(at) or abs(at) > _TIME_LIMIT:
-        loaded.skip(where, f"'at' is {at!r:.40}, no clock's time")
-        return
+        return f"'at' is {at!r:.40}, no clock's time"
     if not _finite(duration) or not 0 <= duration <= _TIME_LIMIT:
-        loaded.skip(where, f"'duration' is {duration!r:.40}, no duration")
-        return
+        return f"'duration' is {duration!r:.40}, no duration"
     if stamp is not None and (not _finite(stamp) or abs(stamp) > _TIME_LIMIT):
-        loaded.skip(where, f"'time' is {stamp!r:.40}, no clock's time")
+        return f"'time' is {stamp!r:.40}, no clock's time"
+    return None
+
+
+def _record(data: dict[str, Any], where: str, loaded: Loaded, path: str | None, line: int | None) -> None:
+    """Validates one event's data; appends its Record, sets it aside, or raises LogFormatError."""
+    _checked(data, lambda reason: LogFormatError(path=path, line=line, reason=reason))
+    hostile = _hostile(data)
+    if hostile is not None:
+        loaded.skip(where, hostile)
         return
-    error_type = error_message = category = None
+    error, classification = data.get("error"), data.get("classification")
     status: int | None = None
     if classification is not None:
-        assert isinstance(classification, dict)
         raw_status = classification.get("status")
         if isinstance(raw_status, int) and not isinstance(raw_status, bool) and 100 <= raw_status <= 599:
             status = raw_status
-    if error is not None:
-        assert isinstance(error, dict)
-        error_type, error_message = error["type"], error["message"]
-        if status is None:
-            status = _status_from(error_message)
+    error_type = None if error is None else error["type"]
+    error_message = None if error is None else error["message"]
+    if status is None and error_message is not None:
+        status = _status_from(error_message)
+    category = None
     if classification is not None:
-        assert isinstance(classification, dict)
         category = classification["category"]
     elif error_type is not None and error_message is not None:
         category = _inferred_category(error_type, error_message, status)
-    ran = data.get("ran", True)
+    stamp = data.get("time")
     loaded.records.append(Record(
-        kind=kind, operation=operation, dependency=dependency_of(operation), correlation_id=correlation,
-        attempt=attempt, at=float(at), duration=float(duration), outcome=outcome, detail=detail,
+        kind=data["kind"], operation=data["operation"], dependency=dependency_of(data["operation"]),
+        correlation_id=data.get("correlation_id"), attempt=data["attempt"], at=float(data["at"]),
+        duration=float(data["duration"]), outcome=data["outcome"], detail=data.get("detail", ""),
         category=category, status=status, error_type=error_type, error_message=error_message,
-        ran=ran is not False, time=None if stamp is None else float(stamp), line=line,
+        ran=data.get("ran", True) is not False, time=None if stamp is None else float(stamp), line=line,
     ))  # fmt: skip
 
 
@@ -290,14 +289,14 @@ def load(source: object) -> Loaded:
         return _load_file(os.fspath(source))
     if isinstance(source, JsonLinesSink):
         source.flush(timeout=30.0)
-        return _load_file(source._path)
+        return _load_file(source.path)
     if isinstance(source, MemorySink):
         return _load_events(source.events(), repr(source))
     if isinstance(source, RecoveryLog):
-        memories = [sink for sink in source._sinks if isinstance(sink, MemorySink)]
+        memories = [sink for sink in source.sinks if isinstance(sink, MemorySink)]
         if memories:
             return _load_events((event for sink in memories for event in sink.events()), repr(source))
-        files = [sink for sink in source._sinks if isinstance(sink, JsonLinesSink)]
+        files = [sink for sink in source.sinks if isinstance(sink, JsonLinesSink)]
         if files:
             return load(files[0])
         raise TypeError("source: a RecoveryLog is read through its MemorySink or JsonLinesSink, and this one has "

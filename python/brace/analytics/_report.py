@@ -202,6 +202,29 @@ def _p95(times: list[float]) -> float | None:
     return float(np.percentile(np.array(times), 95, method="inverted_cdf")) if times else None
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """The anomaly rule's and the early warning's parameters."""
+
+    alpha: float
+    z: float
+    warmup: int
+    min_std: float
+    threshold: float
+    lookback: int
+    horizon: float
+
+    def anomalies(self, scope: str, where: Series) -> list[dict[str, Any]]:
+        found = detect_anomalies(where.error_rate, where.attempts, alpha=self.alpha, z=self.z, warmup=self.warmup,
+                                 min_std=self.min_std)  # fmt: skip
+        return [{"scope": scope, **_anomaly(anomaly, where)} for anomaly in found]
+
+    def warning(self, name: str, where: Series) -> dict[str, Any] | None:
+        found = early_warning(where.error_rate, where.attempts, self.threshold, lookback=self.lookback,
+                              horizon=self.horizon)  # fmt: skip
+        return None if found is None else _warning(name, found, where)
+
+
 def analyze(source: object, *, window: float | None = None, clock: Clock = "at", alpha: float = 0.3,
             z: float = 3.0, warmup: int = 5, min_std: float = 0.02, threshold: float | CircuitBreaker = 0.5,
             lookback: int = 5, horizon: float = 3.0) -> Report:  # fmt: skip
@@ -230,9 +253,9 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
     if clock not in ("at", "time"):
         raise ValueError(f"clock must be 'at' or 'time', got {clock!r}")
     width = _config.duration(window, "window", allow_none=True, positive=True)
-    limit = threshold_of(threshold)
-    detect_anomalies([], [], alpha=alpha, z=z, warmup=warmup, min_std=min_std)  # checks the parameters
-    early_warning([], [], limit, lookback=lookback, horizon=horizon)
+    rules = _Rules(alpha, z, warmup, min_std, threshold_of(threshold), lookback, horizon)
+    rules.anomalies("all", series(*_EMPTY, origin=0.0, window=1.0, count=1))  # checks the parameters
+    early_warning([], [], rules.threshold, lookback=lookback, horizon=horizon)
     loaded = source if isinstance(source, Loaded) else load(source)
     records = loaded.records
     if clock == "time":
@@ -241,6 +264,39 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
             raise ValueError("clock 'time' reads each event's logging time, which only a JSON-lines file has "
                              f"(an event of {missing.operation!r} has none): use clock 'at'")  # fmt: skip
     when = _time_of(clock)
+    origin, width, count = _frame(records, when, width)
+    overall = _series_of(records, when, origin=origin, window=width, count=count)
+    by_dependency: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_dependency[record.dependency].append(record)
+    per_dependency = {name: _series_of(kept, when, origin=origin, window=width, count=count)
+                      for name, kept in sorted(by_dependency.items())}  # fmt: skip
+    fingerprints, categories = _failures(records, when)
+    anomalies = rules.anomalies("all", overall)
+    dependencies, warnings = [], []
+    for name, kept in sorted(by_dependency.items()):
+        dependencies.append(_dependency_row(name, kept, when))
+        if len(per_dependency) > 1:
+            anomalies += rules.anomalies(name, per_dependency[name])
+        warning = rules.warning(name, per_dependency[name])
+        if warning is not None:
+            warnings.append(warning)
+    data: dict[str, Any] = {
+        "source": loaded.source, "clock": clock, "window": width, "origin": origin,
+        "events": len(records), "skipped": loaded.skipped, "skipped_reasons": list(loaded.skipped_reasons),
+        "totals": _totals(records), "windows": _series_rows(overall), "fingerprints": fingerprints,
+        "dependencies": dependencies, "categories": categories, "anomalies": anomalies, "warnings": warnings,
+        "parameters": {"alpha": alpha, "z": z, "warmup": warmup, "min_std": min_std, "lookback": lookback,
+                       "horizon": horizon, "threshold": rules.threshold},
+    }  # fmt: skip
+    return Report(loaded=loaded, clock=clock, overall=overall, by_dependency=per_dependency, data=_clean(data))
+
+
+_EMPTY = (np.zeros(0), np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.bool_), np.zeros(0), np.zeros(0))
+
+
+def _frame(records: list[Record], when: Any, width: float | None) -> tuple[float, float, int]:
+    """The windows over the records: (origin, window, count)."""
     times = [when(record) for record in records]
     ends = [when(record) + record.duration for record in records if record.kind == "recovered"]
     origin = min(times) if times else 0.0
@@ -250,24 +306,21 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
     if count > MAX_WINDOWS:
         raise ValueError(f"window must give at most {MAX_WINDOWS:,} windows over the log's {span:g} s: "
                          f"{width:g} s gives {count:,}; use {span / MAX_WINDOWS:.3g} s or more")  # fmt: skip
-    overall = _series_of(records, when, origin=origin, window=width, count=count)
-    by_operation: dict[str, list[Record]] = defaultdict(list)
-    for record in records:
-        by_operation[record.dependency].append(record)
-    per_dependency = {name: _series_of(kept, when, origin=origin, window=width, count=count)
-                      for name, kept in sorted(by_operation.items())}  # fmt: skip
+    return origin, width, count
 
-    # Calls that recovered or were dead-lettered, by (operation, correlation id).
+
+def _failures(records: list[Record], when: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows by fingerprint (most failures first) and by category (of the failures; a
+    recovery counted under the category of its call's first failure)."""
     recovered_calls = {(r.operation, r.correlation_id) for r in records if r.kind == "recovered"}
     lettered_calls = {(r.operation, r.correlation_id) for r in records
                       if r.kind == "dead_letter" and r.outcome == "stored"}  # fmt: skip
-    # The category of each call's first failure, for its recovery.
     first_category: dict[tuple[str, str | None], str] = {}
     prints: dict[str, dict[str, Any]] = {}
-    print_groups: dict[str, _Group] = defaultdict(_Group)
-    print_calls: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
+    groups: dict[str, _Group] = defaultdict(_Group)
+    calls: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
     categories: dict[str, _Group] = defaultdict(_Group)
-    for record, moment in zip(records, times):
+    for record in records:
         if not record.failed:
             continue
         error_type = record.error_type or "(no error)"
@@ -277,97 +330,58 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
                            "category": record.category, "dependencies": set(),
                            "example": (record.error_message or "")[:_EXAMPLE]}  # fmt: skip
         prints[key]["dependencies"].add(record.dependency)
-        print_groups[key].failure(record, moment)
-        print_calls[key].add((record.operation, record.correlation_id))
+        groups[key].failure(record, when(record))
+        calls[key].add((record.operation, record.correlation_id))
         category = record.category or "unclassified"
-        categories[category].failure(record, moment)
+        categories[category].failure(record, when(record))
         first_category.setdefault((record.operation, record.correlation_id), category)
-
-    fingerprints = []
-    for key, facts in prints.items():
-        group = print_groups[key]
-        calls = print_calls[key]
-        fingerprints.append({
-            **facts, "dependencies": sorted(facts["dependencies"]), "failures": group.failures,
-            "calls": group.calls, "correlation_ids": len(group.correlations),
-            "recovered": len(calls & recovered_calls), "dead_lettered": len(calls & lettered_calls),
-            "first_seen": group.first, "last_seen": group.last,
-        })  # fmt: skip
+    fingerprints = [{
+        **facts, "dependencies": sorted(facts["dependencies"]), "failures": groups[key].failures,
+        "calls": groups[key].calls, "correlation_ids": len(groups[key].correlations),
+        "recovered": len(calls[key] & recovered_calls), "dead_lettered": len(calls[key] & lettered_calls),
+        "first_seen": groups[key].first, "last_seen": groups[key].last,
+    } for key, facts in prints.items()]  # fmt: skip
     fingerprints.sort(key=lambda row: (-row["failures"], row["id"]))
-
-    category_times: dict[str, list[float]] = defaultdict(list)
+    times: dict[str, list[float]] = defaultdict(list)
     for record in records:
-        if record.kind == "recovered":
-            first = first_category.get((record.operation, record.correlation_id))
-            if first is not None:
-                category_times[first].append(record.duration)
+        first = first_category.get((record.operation, record.correlation_id))
+        if record.kind == "recovered" and first is not None:
+            times[first].append(record.duration)
     category_rows = [
-        {"category": name, "failures": group.failures, "calls": group.calls,
-         "recovered": len(category_times[name]),
-         "mean_recovery_time": (sum(category_times[name]) / len(category_times[name])) if category_times[name]
-         else None}
+        {"category": name, "failures": group.failures, "calls": group.calls, "recovered": len(times[name]),
+         "mean_recovery_time": sum(times[name]) / len(times[name]) if times[name] else None}
         for name, group in sorted(categories.items(), key=lambda item: (-item[1].failures, item[0]))
     ]  # fmt: skip
+    return fingerprints, category_rows
 
-    dependency_rows = []
-    warnings = []
-    anomalies = [{"scope": "all", **_anomaly(found, overall)} for found in
-                 detect_anomalies(overall.error_rate, overall.attempts, alpha=alpha, z=z, warmup=warmup,
-                                  min_std=min_std)]  # fmt: skip
-    for name, kept in sorted(by_operation.items()):
-        attempts = [record for record in kept if record.kind == "attempt"]
-        ran = [(when(record) + record.duration, record.failed) for record in attempts if record.ran]
-        found_episodes = episodes(ran)
-        mttr, mtbf = _mttr_mtbf(found_episodes)
-        failures = sum(record.failed for record in attempts)
-        recovery_times = [record.duration for record in kept if record.kind == "recovered"]
-        dependency_rows.append({
-            "dependency": name, "attempts": len(attempts), "failures": failures,
-            "failure_rate": failures / len(attempts) if attempts else None,
-            "calls": sum(record.attempt == 1 for record in attempts),
-            "rejected": sum(not record.ran for record in attempts),
-            "recovered": len(recovery_times),
-            "mean_recovery_time": sum(recovery_times) / len(recovery_times) if recovery_times else None,
-            "p95_recovery_time": _p95(recovery_times),
-            "episodes": len(found_episodes),
-            "open_episode": bool(found_episodes) and found_episodes[-1].end is None,
-            "mttr": mttr, "mtbf": mtbf,
-        })  # fmt: skip
-        dependency_series = per_dependency[name]
-        if len(per_dependency) > 1:
-            anomalies += [{"scope": name, **_anomaly(found, dependency_series)} for found in
-                          detect_anomalies(dependency_series.error_rate, dependency_series.attempts, alpha=alpha,
-                                           z=z, warmup=warmup, min_std=min_std)]  # fmt: skip
-        warning = early_warning(dependency_series.error_rate, dependency_series.attempts, limit, lookback=lookback,
-                                horizon=horizon)  # fmt: skip
-        if warning is not None:
-            warnings.append(_warning(name, warning, dependency_series))
 
-    attempts_all = [record for record in records if record.kind == "attempt"]
-    failures_all = sum(record.failed for record in attempts_all)
-    recovery_all = [record.duration for record in records if record.kind == "recovered"]
-    data: dict[str, Any] = {
-        "source": loaded.source, "clock": clock, "window": width, "origin": origin,
-        "events": len(records), "skipped": loaded.skipped, "skipped_reasons": list(loaded.skipped_reasons),
-        "totals": {
-            "attempts": len(attempts_all), "failures": failures_all,
-            "failure_rate": failures_all / len(attempts_all) if attempts_all else None,
-            "calls": sum(record.attempt == 1 for record in attempts_all),
-            "rejected": sum(not record.ran for record in attempts_all),
-            "recovered": len(recovery_all), "dead_lettered": len(lettered_calls),
-            "mean_recovery_time": sum(recovery_all) / len(recovery_all) if recovery_all else None,
-            "p95_recovery_time": _p95(recovery_all),
-        },
-        "windows": _series_rows(overall),
-        "fingerprints": fingerprints,
-        "dependencies": dependency_rows,
-        "categories": category_rows,
-        "anomalies": anomalies,
-        "warnings": warnings,
-        "parameters": {"alpha": alpha, "z": z, "warmup": warmup, "min_std": min_std, "lookback": lookback,
-                       "horizon": horizon, "threshold": limit},
+def _dependency_row(name: str, kept: list[Record], when: Any) -> dict[str, Any]:
+    attempts = [record for record in kept if record.kind == "attempt"]
+    found = episodes([(when(record) + record.duration, record.failed) for record in attempts if record.ran])
+    mttr, mtbf = _mttr_mtbf(found)
+    failures = sum(record.failed for record in attempts)
+    times = [record.duration for record in kept if record.kind == "recovered"]
+    return {
+        "dependency": name, "attempts": len(attempts), "failures": failures,
+        "failure_rate": failures / len(attempts) if attempts else None,
+        "calls": sum(record.attempt == 1 for record in attempts),
+        "rejected": sum(not record.ran for record in attempts), "recovered": len(times),
+        "mean_recovery_time": sum(times) / len(times) if times else None, "p95_recovery_time": _p95(times),
+        "episodes": len(found), "open_episode": bool(found) and found[-1].end is None, "mttr": mttr, "mtbf": mtbf,
     }  # fmt: skip
-    return Report(loaded=loaded, clock=clock, overall=overall, by_dependency=per_dependency, data=_clean(data))
+
+
+def _totals(records: list[Record]) -> dict[str, Any]:
+    attempts = [record for record in records if record.kind == "attempt"]
+    failures = sum(record.failed for record in attempts)
+    times = [record.duration for record in records if record.kind == "recovered"]
+    lettered = {(r.operation, r.correlation_id) for r in records if r.kind == "dead_letter" and r.outcome == "stored"}
+    return {
+        "attempts": len(attempts), "failures": failures, "failure_rate": failures / len(attempts) if attempts else None,
+        "calls": sum(record.attempt == 1 for record in attempts), "rejected": sum(not record.ran for record in attempts),
+        "recovered": len(times), "dead_lettered": len(lettered),
+        "mean_recovery_time": sum(times) / len(times) if times else None, "p95_recovery_time": _p95(times),
+    }  # fmt: skip
 
 
 def _anomaly(found: Anomaly, where: Series) -> dict[str, Any]:
