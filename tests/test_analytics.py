@@ -267,6 +267,16 @@ class TestEarlyWarning:
         data = analyze(events, window=10.0, threshold=0.4).as_dict()
         assert [(row["dependency"], row["status"]) for row in data["warnings"]] == [("http://db:5432", "rising")]
         assert data["warnings"][0]["windows_to_threshold"] == pytest.approx(2.0, abs=0.3)
+        # Each dependency's own breaker: the cache's opens at 1.5%, and it is at 2%.
+        cache = brace.CircuitBreaker(name="analytics-cache", failure_rate_threshold=0.015)
+        data = analyze(events, window=10.0, threshold=0.4, thresholds={"cache": cache}).as_dict()
+        assert [(row["dependency"], row["status"], row["threshold"]) for row in data["warnings"]] == [
+            ("cache", "above", pytest.approx(0.015)), ("http://db:5432", "rising", 0.4)]
+        assert data["parameters"]["thresholds"] == {"cache": pytest.approx(0.015)}
+        with pytest.raises(ValueError, match="threshold must be a CircuitBreaker or a failure rate"):
+            analyze(events, thresholds={"cache": 2.0})
+        with pytest.raises(TypeError, match="thresholds must be a mapping"):
+            analyze(events, thresholds=[0.5])  # type: ignore[arg-type]
 
 
 # -- episodes, MTTR and MTBF ---------------------------------------------------------------------
@@ -398,6 +408,16 @@ def write(path: Path, *lines: str) -> Path:
     return path
 
 
+def load_lines(lines: list[str]) -> Any:
+    directory = Path(os.environ.get("TMPDIR", "/tmp"))
+    with open(directory / f"brace-analytics-{os.getpid()}.jsonl", "w", encoding="utf-8") as file:
+        file.write("".join(line + "\n" for line in lines))
+    try:
+        return load(file.name)
+    finally:
+        os.unlink(file.name)
+
+
 class TestBadLogs:
     @pytest.mark.parametrize("line, reason", [
         ("{not json", "not JSON"),
@@ -445,6 +465,24 @@ class TestBadLogs:
         data = json.loads(result.stdout)
         assert data["skipped"] == len(hostile) and data["totals"]["attempts"] == 2
         assert data["dependencies"][0]["mttr"] == pytest.approx(60.0)
+
+    @given(st.dictionaries(st.sampled_from(sorted(GOOD)), st.recursive(
+        st.none() | st.booleans() | st.integers(-10**400, 10**400) | st.floats() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=8), max_size=4))
+    @settings(max_examples=300, deadline=None)
+    def test_any_json_is_read_or_named_never_crashes(self, changes: dict[str, Any]) -> None:
+        # A line of brace's with some fields replaced by any JSON value (NaN, huge ints, nesting).
+        events = [{**GOOD, "at": 5.0 + index} for index in range(3)] + [{**GOOD, **changes}]
+        lines = [json.dumps(event) for event in events]
+        try:
+            loaded = load_lines(lines)
+        except LogFormatError as error:
+            assert error.line == 4 and error.reason
+            return
+        data = analyze(loaded).as_dict()
+        json.dumps(data, allow_nan=False)  # strict JSON, whatever the numbers were
+        assert len(loaded.records) + loaded.skipped == 4
 
     def test_a_window_too_short_for_the_log(self, tmp_path: Path) -> None:
         path = write(tmp_path / "log.jsonl", json.dumps(GOOD), json.dumps({**GOOD, "at": 1e9}))

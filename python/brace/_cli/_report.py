@@ -18,24 +18,23 @@ _NUMBERS = {"events", "calls", "attempts", "failures", "failure rate", "recovere
             "error rate", "expected", "z", "fitted rate", "per window", "windows to threshold"}
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
-    return value
+def _number(accepted: str, fits: Callable[[float], bool]) -> Callable[[str], float]:
+    """An option's parser: a float that `fits`, else an error saying what is `accepted`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {accepted}, got {text!r}") from None
+        if not fits(value):
+            raise argparse.ArgumentTypeError(f"must be {accepted}, got {text}")
+        return value
+
+    return parse
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a failure rate in (0, 1], got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a failure rate in (0, 1], got {text}")
-    return value
+_positive = _number("a number of seconds > 0", lambda value: value > 0 and math.isfinite(value))
+_rate = _number("a failure rate in (0, 1]", lambda value: 0 < value <= 1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

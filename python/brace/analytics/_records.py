@@ -160,7 +160,10 @@ def _status_from(message: str) -> int | None:
 
 
 def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A number that is no NaN nor infinity (an int of any size is: math.isfinite would overflow on it)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _checked(data: dict[str, object], bad: Callable[[str], LogFormatError]) -> None:

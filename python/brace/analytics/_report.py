@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -163,7 +164,7 @@ class Report:
         anomalies [{scope, window, start, error_rate, expected, std, z}] (scope "all" or a
         dependency); warnings [{dependency, status, threshold, rate, slope,
         windows_to_threshold, window, start}]; parameters {alpha, z, warmup, min_std,
-        lookback, horizon, threshold}.
+        lookback, horizon, threshold, thresholds}.
         """
         return self.data
 
@@ -211,6 +212,7 @@ class _Rules:
     warmup: int
     min_std: float
     threshold: float
+    thresholds: dict[str, float]
     lookback: int
     horizon: float
 
@@ -220,14 +222,15 @@ class _Rules:
         return [{"scope": scope, **_anomaly(anomaly, where)} for anomaly in found]
 
     def warning(self, name: str, where: Series) -> dict[str, Any] | None:
-        found = early_warning(where.error_rate, where.attempts, self.threshold, lookback=self.lookback,
-                              horizon=self.horizon)  # fmt: skip
+        found = early_warning(where.error_rate, where.attempts, self.thresholds.get(name, self.threshold),
+                              lookback=self.lookback, horizon=self.horizon)  # fmt: skip
         return None if found is None else _warning(name, found, where)
 
 
 def analyze(source: object, *, window: float | None = None, clock: Clock = "at", alpha: float = 0.3,
             z: float = 3.0, warmup: int = 5, min_std: float = 0.02, threshold: float | CircuitBreaker = 0.5,
-            lookback: int = 5, horizon: float = 3.0) -> Report:  # fmt: skip
+            thresholds: Mapping[str, float | CircuitBreaker] | None = None, lookback: int = 5,
+            horizon: float = 3.0) -> Report:  # fmt: skip
     """Analyses a recovery log: fingerprints, aggregates, series, anomalies, warnings, MTTR/MTBF.
 
     Args:
@@ -241,6 +244,8 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         alpha, z, warmup, min_std: The anomaly rule's parameters (brace.analytics.detect_anomalies).
         threshold: The breaker's failure rate for the early warning: a CircuitBreaker (its
             failure_rate_threshold) or a rate in (0, 1] (default 0.5, a breaker's default).
+        thresholds: Per dependency (its name as the report gives it: an HTTP origin, an
+            operation), a CircuitBreaker or a rate in place of `threshold`.
         lookback, horizon: The early warning's parameters (brace.analytics.early_warning).
 
     Raises:
@@ -253,7 +258,10 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
     if clock not in ("at", "time"):
         raise ValueError(f"clock must be 'at' or 'time', got {clock!r}")
     width = _config.duration(window, "window", allow_none=True, positive=True)
-    rules = _Rules(alpha, z, warmup, min_std, threshold_of(threshold), lookback, horizon)
+    if thresholds is not None and not isinstance(thresholds, Mapping):
+        raise TypeError(f"thresholds must be a mapping of dependency to threshold, got {type(thresholds).__name__}")
+    each = {str(name): threshold_of(limit) for name, limit in (thresholds or {}).items()}
+    rules = _Rules(alpha, z, warmup, min_std, threshold_of(threshold), each, lookback, horizon)
     rules.anomalies("all", series(*_EMPTY, origin=0.0, window=1.0, count=1))  # checks the parameters
     early_warning([], [], rules.threshold, lookback=lookback, horizon=horizon)
     loaded = source if isinstance(source, Loaded) else load(source)
@@ -287,7 +295,7 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         "totals": _totals(records), "windows": _series_rows(overall), "fingerprints": fingerprints,
         "dependencies": dependencies, "categories": categories, "anomalies": anomalies, "warnings": warnings,
         "parameters": {"alpha": alpha, "z": z, "warmup": warmup, "min_std": min_std, "lookback": lookback,
-                       "horizon": horizon, "threshold": rules.threshold},
+                       "horizon": horizon, "threshold": rules.threshold, "thresholds": dict(sorted(each.items()))},
     }  # fmt: skip
     return Report(loaded=loaded, clock=clock, overall=overall, by_dependency=per_dependency, data=_clean(data))
 
