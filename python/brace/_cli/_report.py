@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "60 windows)")  # fmt: skip
     parser.add_argument("--clock", choices=("at", "time"), default="at",
                         help="at: brace's clock, the one durations are measured on (default; the simulated "
-                             "time of a demo run); time: when each line was logged (for logs of several "
-                             "processes' restarts or machines)")  # fmt: skip
+                             "time of a demo run); time: when each line was logged (for a log appended "
+                             "across restarts or by several machines)")  # fmt: skip
     parser.add_argument("--threshold", type=_rate, default=0.5, metavar="RATE",
                         help="the breakers' failure-rate threshold the early warning looks ahead to (default 0.5)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
