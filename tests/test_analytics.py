@@ -579,6 +579,12 @@ class TestCommand:
         assert message in done.stderr and 'pip install "brace[analytics]"' in done.stderr
         assert not (tmp_path / "out.png").exists()
 
+    def test_importing_the_analytics_without_numpy_names_the_extra(self) -> None:
+        code = "import sys; sys.modules['numpy'] = None; import brace.analytics"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert 'ImportError: brace.analytics needs numpy, which is not installed: pip install "brace[analytics]"' in done.stderr
+
     def test_importing_brace_imports_neither_numpy_nor_matplotlib(self) -> None:
         code = ("import sys, brace, brace.recovery; assert 'numpy' not in sys.modules; "
                 "import brace.analytics; assert 'matplotlib' not in sys.modules; print('ok')")

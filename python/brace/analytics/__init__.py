@@ -15,6 +15,12 @@ Needs numpy (the `analytics` extra: `pip install "brace[analytics]"`, which
 brings matplotlib for the chart too); brace itself does not.
 """
 
+try:
+    import numpy  # noqa: F401
+except ImportError as missing:  # say which extra brings it
+    raise ImportError('brace.analytics needs numpy, which is not installed: pip install "brace[analytics]"',
+                      name=missing.name) from None  # fmt: skip
+
 from brace.analytics._fingerprint import fingerprint, template
 from brace.analytics._records import Loaded, LogFormatError, Record, dependency_of, load
 from brace.analytics._report import Episode, Report, analyze, episodes

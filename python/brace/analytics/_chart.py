@@ -43,14 +43,14 @@ def chart(report: Report, path: str | os.PathLike[str]) -> None:
                       label="breaker threshold")  # fmt: skip
     rate_axes.set_ylabel("failed attempts (%)")
     rate_axes.set_title(f"{os.path.basename(str(data['source']))}: windows of {series.window:g} s")
-    rate_axes.legend(loc="upper right", fontsize="small")
+    rate_axes.legend(loc="best", fontsize="small")
     has_times = bool(np.isfinite(series.mean_recovery_time).any())
     time_axes.plot(x, series.mean_recovery_time, marker=".", linewidth=1, label="mean recovery time")
     time_axes.plot(x, series.p95_recovery_time, marker="x", linewidth=0.8, linestyle=":", label="p95 recovery time")
     time_axes.set_ylabel("recovery time (s)")
     time_axes.set_xlabel(f"seconds from the first event (clock {report.clock!r})")
     if has_times:
-        time_axes.legend(loc="upper right", fontsize="small")
+        time_axes.legend(loc="best", fontsize="small")
     else:
         time_axes.text(0.5, 0.5, "no recoveries", transform=time_axes.transAxes, ha="center", va="center")
     figure.savefig(os.fspath(path), format="png")

@@ -181,9 +181,11 @@ def _series_rows(found: Series) -> list[dict[str, Any]]:
 
 
 def _time_of(clock: Clock) -> Any:
+    """When a record's step began on the clock: `at`, or for "time" (logged when the step
+    ended) the logging time less the duration; it ended `duration` later on either."""
     if clock == "at":
         return lambda record: record.at
-    return lambda record: record.time
+    return lambda record: record.time - record.duration
 
 
 def _series_of(records: list[Record], when: Any, *, origin: float, window: float, count: int) -> Series:
@@ -239,8 +241,9 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         window: The windows' length in seconds (a number or a timedelta), or None for one of
             1, 2 or 5 times a power of ten giving about 60 windows.
         clock: "at" (brace's clock: the one durations are measured on; under a fake clock, the
-            simulated time) or "time" (when each line was logged, seconds since the epoch:
-            JSON lines only; for logs written by several machines or across restarts).
+            simulated time) or "time" (when each line was logged, seconds since the epoch, at
+            the step's end: JSON lines only; for logs written by several machines or across
+            restarts).
         alpha, z, warmup, min_std: The anomaly rule's parameters (brace.analytics.detect_anomalies).
         threshold: The breaker's failure rate for the early warning: a CircuitBreaker (its
             failure_rate_threshold) or a rate in (0, 1] (default 0.5, a breaker's default).
@@ -262,7 +265,7 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         raise TypeError(f"thresholds must be a mapping of dependency to threshold, got {type(thresholds).__name__}")
     each = {str(name): threshold_of(limit) for name, limit in (thresholds or {}).items()}
     rules = _Rules(alpha, z, warmup, min_std, threshold_of(threshold), each, lookback, horizon)
-    rules.anomalies("all", series(*_EMPTY, origin=0.0, window=1.0, count=1))  # checks the parameters
+    detect_anomalies([], [], alpha=alpha, z=z, warmup=warmup, min_std=min_std)  # checks the parameters
     early_warning([], [], rules.threshold, lookback=lookback, horizon=horizon)
     loaded = source if isinstance(source, Loaded) else load(source)
     records = loaded.records
@@ -298,9 +301,6 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
                        "horizon": horizon, "threshold": rules.threshold, "thresholds": dict(sorted(each.items()))},
     }  # fmt: skip
     return Report(loaded=loaded, clock=clock, overall=overall, by_dependency=per_dependency, data=_clean(data))
-
-
-_EMPTY = (np.zeros(0), np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.bool_), np.zeros(0), np.zeros(0))
 
 
 def _frame(records: list[Record], when: Any, width: float | None) -> tuple[float, float, int]:
