@@ -182,6 +182,7 @@ def test_no_private_attribute_is_read_across_modules() -> None:
 LAYERS = {  # a module's layer: the first prefix that matches
     "brace._cli": 4,
     "brace.integrations": 3,  # the HTTP clients' adapters: over the recovery layer's events and ids
+    "brace.analytics": 3,  # the recovery log's analysis: over the recovery layer's events
     "brace.__main__": 4,
     "brace.recovery": 2,
     "brace.testing": 2,  # fakes for the primitives and the recovery layer alike

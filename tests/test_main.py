@@ -28,7 +28,7 @@ def test_no_command_prints_the_help(way: str) -> None:
     result = run(way)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.startswith("usage: brace ")
-    for command in ("demo", "tour", "--version"):
+    for command in ("demo", "report", "tour", "--version"):
         assert command in result.stdout
 
 

@@ -1,5 +1,7 @@
 """brace.CircuitBreaker: resilience4j's breaker with a compiled closed-state path."""
 
+# size: one primitive (its configuration's checks, its state and metrics, its overrides, its shared store)
+
 from __future__ import annotations
 
 import enum
@@ -264,6 +266,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
         "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset", "_store",
+        "_failure_rate_threshold",
     )  # fmt: skip
 
     def __init__(
@@ -311,7 +314,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         self._breaker_name, self._window_kind, self._window_size, self._minimum_calls = name, window, size, minimum
         self._listeners: Listeners[BreakerEvent] = Listeners(f"breaker {name!r}" if name else "a breaker",
                                                              _EVENT_KINDS)  # fmt: skip
-        self._not_permitted_offset = 0
+        self._not_permitted_offset, self._failure_rate_threshold = 0, failure_rate
         settings: dict[str, Any] = dict(
             window_kind=1 if window == "count" else 2, window_size=size,
             bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
@@ -360,6 +363,11 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def name(self) -> str | None:
         """The breaker's name, or None."""
         return self._breaker_name
+
+    @property
+    def failure_rate_threshold(self) -> float:
+        """The failure rate in (0, 1] at which the breaker opens (once it holds minimum_calls)."""
+        return self._failure_rate_threshold
 
     @property
     def store(self) -> str | None:

@@ -1,5 +1,6 @@
 """brace's command line, `brace` or `python -m brace`: the demo, a chaos run of brace.Recovery
-against a simulated API, and a short tour of the rate limiter."""
+against a simulated API; the report, the error analytics of a recovery log; and a short tour
+of the rate limiter."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     from brace._cli import demo as demo_module
 
     demo_module.add_arguments(demo)
+    report = commands.add_parser(
+        "report",
+        help="the error analytics of a recovery log (JSON lines): tables, --json, --chart PNG",
+        description="Reads a recovery log written by brace's JsonLinesSink (`brace demo --log LOG.jsonl` writes "
+        "one) and reports error fingerprints, failures by dependency and category with their impact, MTTR and "
+        "MTBF, anomalies of the error rate and early warnings of failure rates rising toward a breaker's "
+        "threshold. Needs numpy, and matplotlib for --chart: pip install \"brace[analytics]\".",
+    )
+    from brace._cli import _report
+
+    _report.add_arguments(report)
     tour = commands.add_parser("tour", help="a short tour of the rate limiter, with its cost per call")
     tour.add_argument("--quick", action="store_true", help="fewer timing repeats")
     args = parser.parse_args(argv)
@@ -32,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return demo_module.main(args, demo.error)
+    if args.command == "report":
+        return _report.main(args, report.error)
     from brace._cli import _tour
 
     return _tour.run(quick=args.quick)

@@ -378,6 +378,11 @@ class JsonLinesSink:
                          self._path, self._max_queue, dropped)  # fmt: skip
 
     @property
+    def path(self) -> str:
+        """The file the events are appended to."""
+        return self._path
+
+    @property
     def dropped(self) -> int:
         """How many events were not written: the queue was full, or the sink was closed."""
         return self._dropped
@@ -562,6 +567,11 @@ class RecoveryLog:
     def _brace_first_try_targets(self) -> tuple[Callable[[FirstTry], object], ...]:
         """What a Recovery calls with a first-try success (brace.recovery._events.FirstTryTargets)."""
         return self._targets
+
+    @property
+    def sinks(self) -> tuple[Callable[[RecoveryEvent], object], ...]:
+        """The sinks, in the order given."""
+        return self._sinks
 
     def events_by_kind(self) -> dict[str, int]:
         """How many events of each kind were logged (kinds never seen are absent)."""
