@@ -27,6 +27,7 @@ and a breaker's names also go without CIRCUIT_BREAKER_: `REDIS_FAILURE_THRESHOLD
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import re
@@ -174,17 +175,13 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         ConfigError: the file is no valid TOML, or its shape is not a configuration's.
         OSError: the file cannot be read.
     """
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise ImportError("reading TOML on Python 3.10 needs tomli: pip install 'brace[toml]'") from None
+    try:  # the standard library's from 3.11 on; the same parser as tomli before
+        toml: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    except ImportError:
+        raise ImportError("reading TOML on Python 3.10 needs tomli: pip install 'brace[toml]'") from None
     data = Path(path).read_bytes()
     try:
-        config = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        config = toml.loads(data.decode("utf-8"))
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{os.fspath(path)}: not valid TOML: {error}") from None
-    check(config, os.fspath(path))
-    return config
+    return check(config, os.fspath(path))
