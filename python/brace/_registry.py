@@ -197,14 +197,18 @@ class Registry(Observable[RegistryEvent]):
             ValueError, TypeError: The new configuration is refused (the message names the
                 key); the old one stays in force, and listeners get a "reload_failed" event.
         """
+        failure: Exception | None = None
         with self._lock:
             try:
                 config = _validated(merged(*configs), tuple(self._parts))
                 applied, deferred = self._apply(config)
             except Exception as error:
-                self._emit(RegistryEvent("reload_failed", self._name, now_ns() / _NS, error=error))
-                raise
-            self._config = config
+                failure = error
+            else:
+                self._config = config
+        if failure is not None:  # the listeners are told outside the lock, as for a success
+            self._emit(RegistryEvent("reload_failed", self._name, now_ns() / _NS, error=failure))
+            raise failure
         event = RegistryEvent("reloaded", self._name, now_ns() / _NS, applied=applied, deferred=deferred)
         self._emit(event)
         return event

@@ -42,8 +42,8 @@ BACKOFF_KINDS = ("exponential", "linear", "constant")
 EXCEPTION_KEYS = {("retry", "on"), ("breaker", "record"), ("breaker", "ignore")}
 
 
-class ConfigError(ValueError):
-    """A configuration key or value outside what it accepts (the message names its path)."""
+# A configuration key or value outside what it accepts: a ValueError, its message led by the key's path.
+ConfigError = ValueError
 
 
 def _keys(kind: str) -> frozenset[str]:
@@ -151,8 +151,7 @@ def keyword_error(error: Exception, path: str, keys: Iterable[str]) -> Exception
     message = str(error)
     found = [(match.start(), key) for key in keys if (match := re.search(rf"\b{re.escape(key)}\b", message))]
     where = f"{path}.{min(found)[1]}" if found else path
-    return type(error)(f"{where}: {message}") if isinstance(error, (ValueError, TypeError)) else ConfigError(
-        f"{where}: {message}")  # fmt: skip
+    return (TypeError if isinstance(error, TypeError) else ValueError)(f"{where}: {message}")
 
 
 def exception_types(value: object, path: str) -> object:
