@@ -127,7 +127,7 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
 
-    __slots__ = ("_name", "_ratio_milli", "_min_per_second", "_ttl_ns", "_listeners", "_store")
+    __slots__ = ("_name", "_ratio_milli", "_min_per_second", "_ttl_ns", "_listeners", "_store", "__weakref__")
 
     def __init__(
         self,

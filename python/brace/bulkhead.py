@@ -183,7 +183,7 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
 
-    __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue", "_listeners", "_store")
+    __slots__ = ("_name", "_max_concurrent", "_max_wait", "_lock", "_queue", "_listeners", "_store", "__weakref__")
 
     def __new__(cls, *positional: object, **config: object) -> Bulkhead:
         # Before __init__ binds its required keywords, so that a bare

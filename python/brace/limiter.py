@@ -162,7 +162,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _EVENT_KINDS
 
-    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait", "_listeners", "_store")
+    __slots__ = ("_name", "_events", "_period", "_burst", "_max_wait", "_listeners", "_store", "__weakref__")
 
     def __new__(cls, *positional: object, **config: object) -> RateLimiter:
         # Before __init__ binds its required keywords, so that a bare
@@ -443,7 +443,7 @@ class RedisRateLimiter(RateLimiter, _redis_gcra.RedisBacked):
     _brace_stage_in_python = True
 
     __slots__ = ("_redis", "_key", "_args_interval", "_interval", "_on_store_error", "_local_share",
-                 "_local", "_last_remaining", "_switch", "_tasks", "__weakref__")  # fmt: skip
+                 "_local", "_last_remaining", "_switch", "_tasks")  # fmt: skip
 
     def __new__(cls, *positional: object, **config: object) -> RedisRateLimiter:
         _config.keywords_only("RateLimiter", positional)

@@ -84,7 +84,7 @@ class Policy(PolicyCore):
     """
 
     __slots__ = ("_fallback", "_deadline", "_retry", "_hedge", "_breaker", "_limiter", "_bulkhead", "_stages",
-                 "_stages_reversed", "_attempt_timeout", "_name", "_blocks", "_parts")  # fmt: skip
+                 "_stages_reversed", "_attempt_timeout", "_name", "_blocks", "_parts", "__weakref__")  # fmt: skip
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ attempts - is Python, where it belongs: it is the rare path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from types import TracebackType
@@ -47,7 +48,7 @@ from brace._config import NS_PER_SECOND
 if TYPE_CHECKING:
     from brace.classify import Category, Classification
 
-__all__ = ["Attempt", "Retry", "RetryEvent", "retry"]
+__all__ = ["Attempt", "Retry", "RetryCalls", "RetryEvent", "retry"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,6 +112,24 @@ class RetryEvent(NamedTuple):
 
 Hook = Callable[[RetryEvent], object]
 Listener = Hook
+
+
+class RetryCalls(NamedTuple):
+    """A retry's calls that went through its retry loop, counted since it was made.
+
+    Only calls whose first attempt failed are counted: a call whose first attempt
+    succeeds never leaves the compiled success path, so it is not counted here.
+
+    Attributes:
+        successful_with_retry: Calls that succeeded after at least one retry.
+        failed_with_retry: Calls that gave up after at least one retry.
+        failed_without_retry: Calls that gave up after their first attempt
+            (attempts=1, no budget left, or no time left before the deadline).
+    """
+
+    successful_with_retry: int
+    failed_with_retry: int
+    failed_without_retry: int
 
 
 class _GiveUp(Exception):
@@ -264,6 +283,7 @@ class Retry(RetryCore, Observable[RetryEvent]):
         "_on", "_retry_on_result", "_attempts", "_deadline", "_backoff", "_attempt_timeout",
         "_budget", "_pushback", "_pushback_cap", "_raise_retry_error", "_before_sleep",
         "_on_retry", "_on_giveup", "_name", "_classifier", "_listeners", "_backoff_given", "_checks_result", "_idempotent",
+        "_calls", "_calls_lock", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -287,6 +307,9 @@ class Retry(RetryCore, Observable[RetryEvent]):
         classifier: Classifier | None = None,
     ) -> None:
         _config.keywords_only("Retry", positional)
+        # RetryCalls' counters: touched only in the retry loop (Python, after a failed first attempt).
+        self._calls = [0, 0, 0]
+        self._calls_lock = threading.Lock()
         self._classifier = _checked_classifier(classifier)
         if on is None and classifier is None:
             raise TypeError("on must be an exception type, a tuple of them, or a predicate "
@@ -345,6 +368,15 @@ class Retry(RetryCore, Observable[RetryEvent]):
     def attempt_timeout(self) -> float | None:
         """Seconds that bound each attempt (None: no bound)."""
         return self._attempt_timeout
+
+    def calls(self) -> RetryCalls:
+        """The calls that went through the retry loop, by how they ended (see RetryCalls)."""
+        with self._calls_lock:
+            return RetryCalls(*self._calls)
+
+    def _count(self, kind: int) -> None:
+        with self._calls_lock:
+            self._calls[kind] += 1
 
     @property
     def budget(self) -> RetryBudget | None:
@@ -492,11 +524,16 @@ class Retry(RetryCore, Observable[RetryEvent]):
             assert sent is not None
             failed, outcome = sent
             if not failed:
+                if number > 1:
+                    self._count(0)
                 return outcome
             try:
                 delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
-            except _LastResult as last:
-                return last.value
+            except BaseException as ended:
+                self._count(1 if number > 1 else 2)
+                if isinstance(ended, _LastResult):
+                    return ended.value
+                raise
             yield Sleep(delay)
             self._emit(self._on_retry, "retry", number, outcome, delay, started, classification=classification)
             previous, number = delay, number + 1

@@ -104,6 +104,19 @@ class _Times:
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
 
+    def at_most(self, bounds: tuple[float, ...]) -> list[int]:
+        """For each bound (ascending), the times at most that long, within RELATIVE_ERROR
+        (a bucket counts when its midpoint, the value quantile() reports, is within the bound)."""
+        found: list[int] = []
+        seen, offset = self._zeros, 0
+        counts = self._counts
+        for bound in bounds:
+            while offset < len(counts) and 2 * _GAMMA ** (self._low + offset) / (_GAMMA + 1) <= bound:
+                seen += counts[offset]
+                offset += 1
+            found.append(seen)
+        return found
+
     def copy(self) -> _Times:
         copied = _Times()
         copied.count, copied.total, copied._zeros, copied._low = self.count, self.total, self._zeros, self._low
@@ -233,6 +246,12 @@ class Book:
                     times = self._times[category] = _Times()
                 times.add(recovery_time)
                 self._every_time.add(recovery_time)
+
+    def recovery_times(self, bounds: tuple[float, ...]) -> tuple[list[int], int, float]:
+        """(the recoveries at most each bound long, cumulative; their count; their sum in seconds)."""
+        with self._lock:
+            every_time = self._every_time
+            return every_time.at_most(bounds), every_time.count, every_time.total
 
     def snapshot(self) -> RecoveryStats:
         with self._lock:
