@@ -298,7 +298,12 @@ def test_a_failing_heal_is_reported_and_the_next_action_tried() -> None:
         pass
 
     actions = [HealingAction(fn, categories="network_error") for fn in (broken, useless)]
-    result = Health(checks=[Check("db", db.probe, healing=actions)]).check().result("db")
+    health = Health(checks=[Check("db", db.probe, healing=actions)])
+    events: list[HealthEvent] = []
+    health.add_listener(events.append, kinds=["healed", "healing_failed"])
+    result = health.check().result("db")
+    assert [(event.kind, event.attempt) for event in events] == [("healing_failed", attempt) for attempt in result.healing]
+    assert sum(health.healing_stats.get(Category.NETWORK_ERROR, action.name).failed for action in actions) == 2
     assert result.status is U and result.reason == "ConnectionResetError: connection reset by peer"
     attempts = {attempt.action: attempt for attempt in result.healing}
     assert set(attempts) == {"test_a_failing_heal_is_reported_and_the_next_action_tried.<locals>.broken",

@@ -254,12 +254,18 @@ def _timed_out(timeout: float) -> Outcome:
     return Outcome(Status.UNHEALTHY, reason, TimeoutError(reason), None)
 
 
-def _names(value: object) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else value
+def _items(value: object, single: type, name: str, accepted: str) -> tuple[object, ...]:
+    """A parameter taking one item or an iterable of them, as a tuple (items not yet checked)."""
+    if isinstance(value, single):
+        return (value,)
     try:
-        names: tuple[object, ...] = tuple(cast("Iterable[object]", items))
+        return tuple(cast("Iterable[object]", value))
     except TypeError:
-        raise TypeError(f"depends_on must be a check's name or an iterable of them, got {type(value).__name__}") from None
+        raise TypeError(f"{name} must be {accepted} or an iterable of them, got {type(value).__name__}") from None
+
+
+def _names(value: object) -> tuple[str, ...]:
+    names = _items(value, str, "depends_on", "a check's name")
     for item in names:
         if not isinstance(item, str) or not item:
             raise TypeError(f"depends_on must hold non-empty str names, got {safe_repr(item)}")
@@ -269,15 +275,12 @@ def _names(value: object) -> tuple[str, ...]:
 
 
 def _actions(value: object) -> tuple[HealingAction, ...]:
-    items = (value,) if isinstance(value, HealingAction) else value
-    try:
-        actions: tuple[object, ...] = tuple(cast("Iterable[object]", items))
-    except TypeError:
-        raise TypeError(f"healing must be a brace.HealingAction or an iterable of them, got {type(value).__name__}") from None
-    for item in actions:
-        if not isinstance(item, HealingAction):
-            raise TypeError(f"healing must hold brace.HealingAction objects, got {type(item).__name__}")
+    actions = _items(value, HealingAction, "healing", "a brace.HealingAction")
+    if not all(isinstance(item, HealingAction) for item in actions):
+        strange = next(item for item in actions if not isinstance(item, HealingAction))
+        raise TypeError(f"healing must hold brace.HealingAction objects, got {type(strange).__name__}")
     checked = cast("tuple[HealingAction, ...]", actions)
-    if len({action.name for action in checked}) != len(checked):
-        raise ValueError(f"healing actions' names must be unique, got {[action.name for action in checked]}")
+    names = [action.name for action in checked]
+    if len(set(names)) != len(names):
+        raise ValueError(f"healing actions' names must be unique, got {names}")
     return checked

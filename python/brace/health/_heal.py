@@ -7,13 +7,13 @@ import inspect
 from typing import Any
 
 from brace._safe import describe
-from brace.classify import Category, Classification, ErrorClassifier
+from brace.classify import Classification, ErrorClassifier
 from brace.errors import BraceError
 from brace.health._check import Check
 from brace.health._model import HealingAttempt, Outcome, Status
 from brace.recovery import HealingAction, HealingContext, HealingStats
 
-__all__ = ["CheckFailed", "Healer"]
+__all__ = ["CheckFailed", "Course", "Healer"]
 
 
 class CheckFailed(BraceError):
@@ -48,60 +48,77 @@ class Healer:
             return None
         return classification, [fitting[name] for name in self.stats.ranked(classification.category, list(fitting))]
 
-    def context(self, check: Check, classification: Classification, outcome: Outcome, attempt: int) -> HealingContext:
-        error = classification.error if isinstance(classification.error, Exception) else CheckFailed(check.name, outcome)
-        return HealingContext(check.name, classification, error, attempt)
-
-    def booked(self, category: Category, action: HealingAction, raised: BaseException | None,
-               recheck: Outcome | None) -> HealingAttempt:  # fmt: skip
-        """The attempt, recorded in the statistics (healed when the re-check is not UNHEALTHY)."""
-        healed = recheck is not None and recheck.status is not Status.UNHEALTHY
-        self.stats.record(category, action.name, healed=healed, seconds=0.0)
-        if raised is not None or recheck is None:
-            return HealingAttempt(action.name, describe(raised), False)
-        return HealingAttempt(action.name, None, healed, recheck.status, recheck.reason)
+    def course(self, check: Check, outcome: Outcome) -> Course | None:
+        """The healing of a failed probe, or None when there is nothing to heal."""
+        plan = self.plan(check, outcome)
+        return None if plan is None else Course(self.stats, check, outcome, *plan)
 
     def heal(self, check: Check, outcome: Outcome) -> tuple[Outcome, tuple[HealingAttempt, ...]]:
         """Runs the fitting actions until a re-check passes; the last outcome and the attempts."""
-        plan = self.plan(check, outcome)
-        if plan is None:
+        course = self.course(check, outcome)
+        if course is None:
             return outcome, ()
-        classification, actions = plan
-        attempts = []
-        for number, action in enumerate(actions, 1):
+        for number, action in enumerate(course.actions, 1):
             try:
-                _finish(action.run(self.context(check, classification, outcome, number)))
+                _finish(action.run(course.context(number)))
             except Exception as error:
-                attempts.append(self.booked(classification.category, action, error, None))
-                continue
-            recheck = check.run()
-            attempts.append(self.booked(classification.category, action, None, recheck))
-            outcome = recheck
-            if attempts[-1].healed:
-                break
-        return outcome, tuple(attempts)
+                course.raised(action, error)
+            else:
+                if course.rechecked(action, check.run()):
+                    break
+        return course.outcome, tuple(course.attempts)
 
     async def heal_async(self, check: Check, outcome: Outcome) -> tuple[Outcome, tuple[HealingAttempt, ...]]:
         """heal() for async code: coroutine actions are awaited, the re-check runs on the loop."""
-        plan = self.plan(check, outcome)
-        if plan is None:
+        course = self.course(check, outcome)
+        if course is None:
             return outcome, ()
-        classification, actions = plan
-        attempts = []
-        for number, action in enumerate(actions, 1):
+        for number, action in enumerate(course.actions, 1):
             try:
-                done = action.run(self.context(check, classification, outcome, number))
+                done = action.run(course.context(number))
                 if inspect.isawaitable(done):
                     await done
             except Exception as error:
-                attempts.append(self.booked(classification.category, action, error, None))
-                continue
-            recheck = await check.run_async()
-            attempts.append(self.booked(classification.category, action, None, recheck))
-            outcome = recheck
-            if attempts[-1].healed:
-                break
-        return outcome, tuple(attempts)
+                course.raised(action, error)
+            else:
+                if course.rechecked(action, await check.run_async()):
+                    break
+        return course.outcome, tuple(course.attempts)
+
+
+class Course:
+    """One failed check's healing: its actions in order, the attempts so far, the latest outcome."""
+
+    __slots__ = ("stats", "check", "outcome", "classification", "actions", "attempts")
+
+    def __init__(self, stats: HealingStats, check: Check, outcome: Outcome, classification: Classification,
+                 actions: list[HealingAction]) -> None:  # fmt: skip
+        self.stats = stats
+        self.check = check
+        self.outcome = outcome
+        self.classification = classification
+        self.actions = actions
+        self.attempts: list[HealingAttempt] = []
+
+    def context(self, attempt: int) -> HealingContext:
+        """What the action receives: operation the check's name, the first failure's error."""
+        error = self.classification.error
+        if not isinstance(error, Exception):
+            error = CheckFailed(self.check.name, self.outcome)
+        return HealingContext(self.check.name, self.classification, error, attempt)
+
+    def raised(self, action: HealingAction, error: Exception) -> None:
+        """Books an action that raised (not healed, no re-check)."""
+        self.stats.record(self.classification.category, action.name, healed=False)
+        self.attempts.append(HealingAttempt(action.name, describe(error), False))
+
+    def rechecked(self, action: HealingAction, recheck: Outcome) -> bool:
+        """Books the re-check after an action; whether it healed (is no longer UNHEALTHY)."""
+        healed = recheck.status is not Status.UNHEALTHY
+        self.stats.record(self.classification.category, action.name, healed=healed)
+        self.attempts.append(HealingAttempt(action.name, None, healed, recheck.status, recheck.reason))
+        self.outcome = recheck
+        return healed
 
 
 def _finish(done: object) -> None:
