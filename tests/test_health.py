@@ -203,8 +203,25 @@ def test_an_async_probe_that_ignores_cancellation_is_not_started_again() -> None
 
     first, second = asyncio.run(scenario())
     assert first.result("db").reason == "timed out after 0.05 s"
-    assert second.result("db").reason == "still running (timed out after 0.05 s)"
+    assert second.result("db").reason.startswith("still running, started ")
     assert calls == [1]
+
+
+def test_reports_at_once_share_a_run_within_its_timeout() -> None:
+    release = threading.Event()
+    calls = []
+
+    def slow() -> None:
+        calls.append(1)
+        release.wait(WAIT)
+
+    check = Check("db", slow, timeout=WAIT)
+    first, second = check.start(), check.start()  # the second joins the first's run
+    assert len(calls) == 1 and len(runner_threads("db")) == 1
+    release.set()
+    assert first.outcome().status is H and second.outcome().status is H
+    wait_until(lambda: not runner_threads("db"))
+    assert check.run().status is H and len(calls) == 2  # ended: the next report runs it again
 
 
 def test_a_sync_probe_from_async_code_runs_in_its_thread() -> None:

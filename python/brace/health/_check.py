@@ -35,7 +35,8 @@ class Check:
     A probe that overruns is reported UNHEALTHY "timed out after <timeout> s"; a sync
     probe cannot be stopped, so it runs on, and while it does the check is not
     started again: each later run reports UNHEALTHY "still running, started <n> s
-    ago" at once, so a hung dependency never piles up threads.
+    ago" at once, so a hung dependency never piles up threads. Reports made at once
+    (two requests to the handlers) share a run still within its timeout.
 
     Breaker: an OPEN or FORCED_OPEN breaker makes the check UNHEALTHY, a HALF_OPEN one
     DEGRADED (it is trying the dependency again); the other states add nothing. Its
@@ -59,7 +60,7 @@ class Check:
             ValueError for a check with no probe, no breaker and no dependency.
     """
 
-    __slots__ = ("name", "probe", "timeout", "critical", "depends_on", "breaker", "healing", "_lock", "_running")
+    __slots__ = ("name", "probe", "timeout", "critical", "depends_on", "breaker", "healing", "_lock", "_running", "_began")
 
     def __init__(
         self,
@@ -87,6 +88,7 @@ class Check:
             raise ValueError(f"check {name!r} needs a probe, a breaker or depends_on: it would check nothing")
         self._lock = threading.Lock()
         self._running: _Run | asyncio.Task[object] | None = None
+        self._began = 0.0
 
     def breaker_outcome(self) -> Outcome:
         """What the breaker's state says (HEALTHY without a breaker)."""
@@ -101,57 +103,68 @@ class Check:
         return Outcome(Status.HEALTHY)
 
     def start(self) -> ProbeRun:
-        """Starts the probe in its worker thread (unless an earlier run still runs); the
-        ProbeRun's `outcome()` waits for it, up to the timeout."""
+        """Starts the probe in its worker thread and returns the run, whose `outcome()` waits for
+        it up to the timeout. A run still within its timeout is joined rather than doubled (two
+        reports at once share it); one past it makes the outcome "still running" at once."""
         if self.probe is None:
-            return ProbeRun(self, None, Outcome(Status.HEALTHY))
+            return ProbeRun(None, Outcome(Status.HEALTHY))
         with self._lock:
+            running = self._joinable()
+            if isinstance(running, _Run):
+                return ProbeRun(running, None)
             busy = self._busy()
             if busy is not None:
-                return ProbeRun(self, None, busy)
+                return ProbeRun(None, busy)
             run = _Run(self.probe, self.timeout)
-            self._running = run
+            self._running, self._began = run, run.began
         thread = threading.Thread(target=run.run, name=f"brace-health-{self.name}", daemon=True)
         thread.start()
-        return ProbeRun(self, run, None)
+        return ProbeRun(run, None)
 
     def run(self) -> Outcome:
         """Runs the probe once and returns what it found (waiting at most the timeout)."""
         return self.start().outcome()
 
     async def run_async(self) -> Outcome:
-        """Runs the probe once on the running loop (a sync probe in its worker thread)."""
-        if self.probe is None:
-            return Outcome(Status.HEALTHY)
-        if not inspect.iscoroutinefunction(self.probe):
+        """Runs the probe once on the running loop: an async probe as a task (cancelled at the
+        timeout), a sync one in its worker thread; a run in progress is joined as by start()."""
+        if self.probe is None or not inspect.iscoroutinefunction(self.probe):
             started = self.start()
             return await asyncio.get_running_loop().run_in_executor(None, started.outcome)
         with self._lock:
-            busy = self._busy()
-            if busy is not None:
-                return busy
-            began = time.monotonic()
-            task: asyncio.Task[object] = asyncio.ensure_future(self.probe())
-            task.add_done_callback(_retrieved)
-            self._running = task
-        done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            running = self._joinable()
+            if isinstance(running, asyncio.Task) and running.get_loop() is asyncio.get_running_loop():
+                task = running
+            elif isinstance(running, _Run):
+                return await asyncio.get_running_loop().run_in_executor(None, ProbeRun(running, None).outcome)
+            else:
+                busy = self._busy()
+                if busy is not None:
+                    return busy
+                task = asyncio.ensure_future(self.probe())
+                task.add_done_callback(_retrieved)
+                self._running, self._began = task, time.monotonic()
+            began = self._began
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, began + self.timeout - time.monotonic()))
         if not done:
             task.cancel()
             return _timed_out(self.timeout)
-        if task.cancelled():
-            return Outcome(Status.UNHEALTHY, "cancelled", asyncio.CancelledError(), time.monotonic() - began)
-        error = task.exception()
-        took = time.monotonic() - began
-        return _failed(error, took) if error is not None else judged(task.result(), took)
+        return _ended(task, time.monotonic() - began)
+
+    def _joinable(self) -> _Run | asyncio.Task[object] | None:
+        """The run in progress when it is still within its timeout (under self._lock)."""
+        running = self._running
+        if running is None or running.done() or time.monotonic() - self._began >= self.timeout:
+            return None
+        return running
 
     def _busy(self) -> Outcome | None:
         """The outcome "still running" when the last run has not ended (under self._lock)."""
         running = self._running
         if running is None or running.done():
             return None
-        age = time.monotonic() - running.began if isinstance(running, _Run) else None
-        since = f", started {age:.3g} s ago" if age is not None else ""
-        return Outcome(Status.UNHEALTHY, f"still running{since} (timed out after {self.timeout:g} s)",
+        age = time.monotonic() - self._began
+        return Outcome(Status.UNHEALTHY, f"still running, started {age:.3g} s ago (timed out after {self.timeout:g} s)",
                        TimeoutError(f"check {self.name!r} still running"))  # fmt: skip
 
     def __repr__(self) -> str:
@@ -161,10 +174,9 @@ class Check:
 class ProbeRun:
     """A started probe: `outcome()` waits for it, up to its check's timeout from its start."""
 
-    __slots__ = ("_check", "_run", "_known")
+    __slots__ = ("_run", "_known")
 
-    def __init__(self, check: Check, run: _Run | None, known: Outcome | None) -> None:
-        self._check = check
+    def __init__(self, run: _Run | None, known: Outcome | None) -> None:
         self._run = run
         self._known = known
 
@@ -210,6 +222,14 @@ class _Run:
             return _timed_out(self.timeout)
         took = self.ended - self.began
         return _failed(self.error, took) if self.error is not None else judged(self.value, took)
+
+
+def _ended(task: asyncio.Task[object], took: float) -> Outcome:
+    """What a finished probe task found."""
+    if task.cancelled():
+        return Outcome(Status.UNHEALTHY, "cancelled", asyncio.CancelledError(), took)
+    error = task.exception()
+    return _failed(error, took) if error is not None else judged(task.result(), took)
 
 
 def _retrieved(task: asyncio.Task[object]) -> None:
