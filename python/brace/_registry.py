@@ -164,6 +164,10 @@ class Registry(Observable[RegistryEvent]):
         """The Policy named `name`, of the parts of that name (made on first use)."""
         return cast(Policy, self._part("policy", name))
 
+    def parts(self) -> list[Any]:
+        """The parts made so far (breakers, retries, limiters, bulkheads, budgets, policies)."""
+        return list(self._parts.values())  # a copy: parts are only ever added
+
     def _part(self, kind: str, name: str) -> Any:
         part = self._parts.get((kind, name))  # lock-free once made: a dict read
         if part is not None:

@@ -129,8 +129,7 @@ class _Sources:
             registries = [registry for ref in self._registries if (registry := ref()) is not None]
             added = [target for ref in self._added.values() if (target := ref()) is not None]
         for registry in registries:
-            with registry._lock:
-                added.extend(registry._parts.values())
+            added.extend(registry.parts())
         found: dict[int, Part] = {}
         for target in added:
             for part in _expanded(target):
@@ -378,7 +377,7 @@ class PrometheusCollector:
                                       "that recovered on their own", labels=("name",))  # fmt: skip
         for part in parts:
             if isinstance(part, Recovery):
-                cumulative, count, total = part._engine.book.recovery_times(RECOVERY_TIME_BUCKETS)
+                cumulative, count, total = part.recovery_times(RECOVERY_TIME_BUCKETS)
                 buckets = [(_bound(bound), float(seen)) for bound, seen in zip(RECOVERY_TIME_BUCKETS, cumulative)]
                 buckets.append(("+Inf", float(count)))
                 times.add_metric([_name(part)], buckets, total)
@@ -466,8 +465,7 @@ def trace_events(target: object) -> Tracing:
 
     found: list[object]
     if isinstance(target, Registry):
-        with target._lock:
-            found = list(target._parts.values())
+        found = target.parts()
     elif isinstance(target, (Policy, CircuitBreaker, Retry, RateLimiter)):
         found = [target]
     else:

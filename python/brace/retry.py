@@ -307,9 +307,7 @@ class Retry(RetryCore, Observable[RetryEvent]):
         classifier: Classifier | None = None,
     ) -> None:
         _config.keywords_only("Retry", positional)
-        # RetryCalls' counters: touched only in the retry loop (Python, after a failed first attempt).
-        self._calls = [0, 0, 0]
-        self._calls_lock = threading.Lock()
+        self._calls, self._calls_lock = [0, 0, 0], threading.Lock()  # calls(): counted in the retry loop only
         self._classifier = _checked_classifier(classifier)
         if on is None and classifier is None:
             raise TypeError("on must be an exception type, a tuple of them, or a predicate "

@@ -279,6 +279,11 @@ class Recovery:
         return dataclasses.replace(stats, calls=stats.calls + fast, first_try=stats.first_try + fast,
                                    attempts_made=stats.attempts_made + fast)  # fmt: skip
 
+    def recovery_times(self, bounds: tuple[float, ...]) -> tuple[list[int], int, float]:
+        """The recovery times of `stats()` as a histogram: for each bound (seconds, ascending) the
+        recoveries that took at most that long (within 1%), their count and their sum in seconds."""
+        return self._engine.book.recovery_times(bounds)
+
     def replay_stats(self) -> RecoveryStats:
         """What this Recovery did with replayed dead letters, kept apart from `stats()`."""
         return self._engine.replay_book.snapshot()
