@@ -328,3 +328,30 @@ def test_importing_brace_imports_neither_library() -> None:
             "print(any(m.split('.')[0] in ('prometheus_client', 'opentelemetry') for m in sys.modules))")  # fmt: skip
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"  # fmt: skip
+
+
+def test_collected_primitives_success_paths_allocate_nothing() -> None:
+    """With a collector and OpenTelemetry instruments reading them (and scraped), the success
+    paths still leave nothing behind (counted as tests/test_allocation.py counts them)."""
+    breaker = brace.CircuitBreaker(name="alloc")
+    limiter = brace.RateLimiter(name="alloc", rate=1e9, burst=10**9)
+    bulkhead = brace.Bulkhead(name="alloc", max_concurrent=10)
+    retry = brace.Retry(name="alloc", on=ConnectionError)
+    policy = brace.Policy(name="alloc", retry=retry, breaker=breaker, limiter=limiter, bulkhead=bulkhead)
+    collector = PrometheusCollector()
+    collector.add(policy)
+    reader = InMemoryMetricReader()
+    instruments = OpenTelemetryMetrics(meter_provider=MeterProvider(metric_readers=[reader]))
+    instruments.add(policy)
+    _scrape(collector)
+    reader.get_metrics_data()
+    guarded = policy(abs)
+    for call in (lambda: guarded(-1), lambda: breaker.call(abs, -1), lambda: limiter.call(abs, -1),
+                 lambda: bulkhead.call(abs, -1), limiter.try_acquire):  # fmt: skip
+        for _ in range(1000):
+            call()
+        gc.collect()
+        before = sys.getallocatedblocks()
+        for _ in range(200_000):
+            call()
+        assert sys.getallocatedblocks() - before <= 2
