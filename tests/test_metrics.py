@@ -7,6 +7,7 @@ import gc
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -346,8 +347,10 @@ def test_collected_primitives_success_paths_allocate_nothing() -> None:
     _scrape(collector)
     reader.get_metrics_data()
     guarded = policy(abs)
-    for call in (lambda: guarded(-1), lambda: breaker.call(abs, -1), lambda: limiter.call(abs, -1),
-                 lambda: bulkhead.call(abs, -1), limiter.try_acquire):  # fmt: skip
+    calls: list[Callable[[], object]] = [lambda: guarded(-1), lambda: breaker.call(abs, -1),
+                                         lambda: limiter.call(abs, -1), lambda: bulkhead.call(abs, -1),
+                                         limiter.try_acquire]  # fmt: skip
+    for call in calls:
         for _ in range(1000):
             call()
         gc.collect()
