@@ -169,6 +169,14 @@ def _wait_growth(wait_base: float, multiplier: object, max_wait: object, jitter:
     return wait_max
 
 
+def _not_shared(store: object, flush_interval: object, on_store_error: object) -> None:
+    """ValueError for the Redis store's options given with another store."""
+    _redis.check_failure_policy(on_store_error, None, store, "CircuitBreaker")
+    if flush_interval is not None and not _redis.is_redis(store):
+        raise ValueError(f"flush_interval is only meaningful with a Redis store (store='redis://...' or a "
+                         f"client); this CircuitBreaker's store is {store!r}")  # fmt: skip
+
+
 def _register(name: str, breaker: CircuitBreaker) -> None:
     with _registry_lock:
         _registry[name] = breaker
@@ -319,11 +327,9 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         flush_interval: float | timedelta | None = None,
         on_store_error: _redis.OnStoreError | None = None,
     ) -> None:
+        # size: one check per parameter (22 of them), each in a line or two
         _config.keywords_only("CircuitBreaker", positional)
-        _redis.check_failure_policy(on_store_error, None, store, "CircuitBreaker")
-        if flush_interval is not None and not _redis.is_redis(store):
-            raise ValueError(f"flush_interval is only meaningful with a Redis store (store='redis://...' or a "
-                             f"client); this CircuitBreaker's store is {store!r}")  # fmt: skip
+        _not_shared(store, flush_interval, on_store_error)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         failure_rate = _rate_threshold(failure_rate_threshold, "failure_rate_threshold")
@@ -355,7 +361,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             wait_max_ns=_wait_cap_ns(wait_base, float(wait_in_open_multiplier), wait_max),
             wait_jitter=float(wait_in_open_jitter),
         )  # fmt: skip
-        self._configure_in(store, settings, name=name, slow_ns=None if slow is None else _ns(slow),
+        self._configure_in(cast("str | None", store), settings, name=name, slow_ns=None if slow is None else _ns(slow),
                            checks_result=record_result is not None)  # fmt: skip
         self._update_hooks()
         if name is not None:
@@ -681,8 +687,8 @@ class RedisCircuitBreaker(CircuitBreaker):
         _config.keywords_only("CircuitBreaker", positional)
         key = _redis.key_part(name, "CircuitBreaker")
         self._on_store_error = _redis.check_failure_policy(on_store_error, None, store, "CircuitBreaker")[0]
-        interval = _config.duration(_redis_breaker.FLUSH_INTERVAL if flush_interval is None else flush_interval,
-                                    "flush_interval", positive=True)  # fmt: skip
+        interval = _config.positive_duration(_redis_breaker.FLUSH_INTERVAL if flush_interval is None
+                                             else flush_interval, "flush_interval")  # fmt: skip
         if not 0.001 <= interval <= _FLUSH_INTERVAL_MAX:
             raise ValueError(f"flush_interval must be 1 ms to 1 hour (seconds or timedelta), got {interval!r}")
         if config.get("max_wait_in_half_open", _BY_STORE) is _BY_STORE:
@@ -690,9 +696,10 @@ class RedisCircuitBreaker(CircuitBreaker):
         super().__init__(name=key, **config)
         self._listeners = Listeners(f"breaker {key!r}", _redis_breaker.EVENT_KINDS)
         lease = config["max_wait_in_half_open"]
-        lease_ms = 0 if lease is None else max(1, math.ceil(_config.duration(lease, "max_wait_in_half_open") * 1000))
+        lease_ms = 0 if lease is None else max(1, math.ceil(_config.positive_duration(lease, "max_wait_in_half_open")
+                                                            * 1000))  # fmt: skip
         simple = config.get("consecutive_failures") is not None
-        size, bucket = config.get("window_size", 100), _config.duration(config.get("window_bucket", 1.0), "window_bucket")
+        size, bucket = config.get("window_size", 100), _config.positive_duration(config.get("window_bucket", 1.0), "window_bucket")
         window_ms = math.ceil(size * bucket * 1000) if config.get("window", "count") == "time" else 0
         self._script_args = dict(
             probes=str(config.get("half_open_calls", 10)),
