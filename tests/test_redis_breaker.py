@@ -231,3 +231,20 @@ def test_configuration_checks() -> None:
         brace.CircuitBreaker(name="x", store="redis://127.0.0.1:1/0", flush_interval=7200)
     with pytest.raises(ValueError, match="needs a name"):
         brace.CircuitBreaker(store="redis://127.0.0.1:1/0")
+    import redis.asyncio
+
+    with pytest.raises(TypeError, match="needs a URL or a sync client"):
+        brace.CircuitBreaker(name="x", store=redis.asyncio.Redis(port=1))
+
+
+def test_a_client_object_as_the_store(server: RedisServer) -> None:
+    name = unique()
+    given = server.client()
+    one, two = breaker(server.url, name), brace.CircuitBreaker(name=name, store=given, window="time",
+                                                               minimum_calls=10)  # fmt: skip
+    assert two.store is given
+    for _ in range(10):
+        with contextlib.suppress(OSError):
+            two.call(fail)
+    assert two.state is brace.BreakerState.OPEN
+    wait_until(lambda: one.state is brace.BreakerState.OPEN)

@@ -653,6 +653,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
 _CLOSED, _OPEN, _HALF_OPEN = (_STATE_CODES[state] for state in (BreakerState.CLOSED, BreakerState.OPEN,
                                                                 BreakerState.HALF_OPEN))  # fmt: skip
 _FLUSH_INTERVAL_MAX = 3600.0
+_REFUSAL_KEPT_NS = 20_000_000  # a refused probe refuses this host's next probes for 20 ms without asking
 _live: weakref.WeakSet[RedisCircuitBreaker] = weakref.WeakSet()  # for a forked child to restart their flushers
 
 
@@ -679,7 +680,7 @@ class RedisCircuitBreaker(CircuitBreaker):
 
     __slots__ = ("_redis", "_redis_given", "_keys", "_host", "_flush_interval", "_on_store_error", "_known_gen",
                  "_applying", "_opened_wait_ms", "_leases", "_lease_seq", "_flusher_wake", "_apply_lock",
-                 "_script_args")  # fmt: skip
+                 "_script_args", "_refused_until")  # fmt: skip
 
     def __init__(self, *positional: NoReturn, name: str | None = None, store: object = None,
                  flush_interval: float | timedelta | None = None, on_store_error: _redis.OnStoreError | None = None,
@@ -713,7 +714,14 @@ class RedisCircuitBreaker(CircuitBreaker):
         )  # fmt: skip
         self._store, self._redis_given, self._flush_interval = None, store, interval
         self._redis = _redis.store_for(store)
+        try:
+            self._redis.sync_client(key)
+        except StoreError:
+            raise TypeError("store: a CircuitBreaker on Redis needs a URL or a sync client (redis.Redis, "
+                            "valkey.Valkey): its flusher is a thread, which an asyncio client cannot "
+                            "serve") from None  # fmt: skip
         self._keys = _redis_breaker.keys(key)
+        self._refused_until = 0
         self._apply_lock = threading.Lock()
         self._start_sharing()
         self._redis.watch(self._store_changed)
@@ -819,6 +827,9 @@ class RedisCircuitBreaker(CircuitBreaker):
     # -- probes (called by the compiled core for tickets of the HALF_OPEN's generation)
 
     def _probe_admitted(self, token: int) -> None:
+        if now_ns() < self._refused_until:  # every probe was out a moment ago: no round trip per call
+            self._release_unleased(token)
+            raise CircuitOpen(name=self._breaker_name, retry_after=0.0)
         a = self._script_args
         self._lease_seq += 1
         lease = f"{self._host}:{self._lease_seq}"
@@ -837,6 +848,7 @@ class RedisCircuitBreaker(CircuitBreaker):
             self._leases.append(lease)
         elif int(raw[0]) == 0:
             self._release_unleased(token)
+            self._refused_until = now_ns() + min(_REFUSAL_KEPT_NS, int(raw[1]) * 1_000_000 or _REFUSAL_KEPT_NS)
             error = CircuitOpen(name=self._breaker_name, retry_after=int(raw[1]) / 1000)
             self._emit("not_permitted", error=error)
             raise error
