@@ -10,26 +10,16 @@ import multiprocessing
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import brace
 from processes import run_all
-from redis_server import RedisServer, redis_binary
+from redis_server import RedisServer, server  # noqa: F401 (the fixture)
 
 BOUND = 0.25  # the default flush_interval: an opening reaches every host within it plus one round trip
 MARGIN = 10.0  # seconds a bounded wait allows (generous: the machine is shared)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    running = RedisServer(redis_binary(), tmp_path)
-    running.start()
-    yield running
-    running.stop()
 
 
 def unique() -> str:
