@@ -238,3 +238,20 @@ def test_a_client_object_as_the_store(server: RedisServer) -> None:
             two.call(fail)
     assert two.state is brace.BreakerState.OPEN
     wait_until(lambda: one.state is brace.BreakerState.OPEN)
+
+
+def _opens_inherited(cb: brace.CircuitBreaker, url: str) -> None:
+    for _ in range(10):
+        with contextlib.suppress(OSError):
+            cb.call(fail)
+    assert cb.state is brace.BreakerState.OPEN
+    # Sent by the child's own flusher (threads do not survive fork), before the child ends:
+    # a breaker made afterwards follows the store's state at once.
+    wait_until(lambda: breaker(url, cb.name or "").state is brace.BreakerState.OPEN)
+
+
+def test_a_forked_child_shares_with_its_own_flusher(server: RedisServer) -> None:
+    here = breaker(server.url, unique())
+    child = multiprocessing.get_context("fork").Process(target=_opens_inherited, args=(here, server.url))
+    run_all([child])
+    wait_until(lambda: here.state is brace.BreakerState.OPEN)

@@ -722,7 +722,7 @@ class RedisCircuitBreaker(CircuitBreaker):
                             "serve") from None  # fmt: skip
         self._keys = _redis_breaker.keys(key)
         self._refused_until = 0
-        self._apply_lock = threading.Lock()
+        self._known_gen, self._applying, self._opened_wait_ms = -1, False, -1  # a forked child keeps them
         self._start_sharing()
         self._redis.watch(self._store_changed)
         self._update_hooks()
@@ -731,9 +731,9 @@ class RedisCircuitBreaker(CircuitBreaker):
     def _start_sharing(self) -> None:
         """This process's id on the store, and its flusher (again in a forked child)."""
         self._host = f"{os.uname().nodename}:{os.getpid()}:{random.getrandbits(32):08x}"
-        self._known_gen, self._applying, self._opened_wait_ms = -1, False, -1
         self._leases: list[str] = []
         self._lease_seq = 0
+        self._apply_lock = threading.Lock()  # a forked child's own: its parent's flusher may have held it
         self._flusher_wake = wake = threading.Event()
         _live.add(self)
         weakref.finalize(self, wake.set)  # the thread sees the breaker gone at once
@@ -791,7 +791,7 @@ class RedisCircuitBreaker(CircuitBreaker):
             if opened >= 0:
                 self._opened_wait_ms = opened  # told when the store is back
             return
-        self._apply(raw)
+        self._apply(raw, keep_open=opened >= 0)
         if opened >= 0 and raw[1] in (b"closed", "closed") and self._report()[0] == _OPEN:
             self._opened_wait_ms = opened  # the store did not take it (it had lost its state): again
 
@@ -803,8 +803,9 @@ class RedisCircuitBreaker(CircuitBreaker):
             return max(1, math.ceil(self._wait_ns(self._wait_fn, openings) / 1e6))
         return max(1, math.ceil(self._first_wait_ns / 1e6))
 
-    def _apply(self, raw: Any) -> None:
-        """Makes the local breaker follow a newer shared state (OPEN until T, or CLOSED)."""
+    def _apply(self, raw: Any, keep_open: bool = False) -> None:
+        """Makes the local breaker follow a newer shared state (OPEN until T, or CLOSED; with
+        keep_open, not CLOSED: this host opened and the store has yet to take it)."""
         gen, state, left_ms = int(raw[0]), raw[1], int(raw[2])
         with self._apply_lock:
             if gen == self._known_gen:
@@ -819,7 +820,7 @@ class RedisCircuitBreaker(CircuitBreaker):
                     if local != _OPEN:
                         self._transition(_OPEN)
                     self._set_open_until(self._report()[1], now_ns() + max(0, left_ms) * 1_000_000)
-                elif local != _CLOSED:
+                elif local != _CLOSED and not keep_open:
                     self._transition(_CLOSED)
             finally:
                 self._applying = False
