@@ -500,6 +500,16 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def _on_rejected(self, error: CircuitOpen) -> None:
         self._emit("not_permitted", error=error)
 
+    # Probes leased from a Redis store (RedisCircuitBreaker): a local breaker's tickets never call these.
+    def _probe_admitted(self, token: int) -> None:
+        return None
+
+    def _probe_done(self, outcome: int) -> None:
+        return None
+
+    def _probe_given_back(self) -> None:
+        return None
+
     def _on_success(self, duration_ns: int, would_open: bool) -> None:
         duration = duration_ns / _NS if duration_ns else None
         self._emit("success", duration=duration)
@@ -854,7 +864,10 @@ class RedisCircuitBreaker(CircuitBreaker):
             self._emit("not_permitted", error=error)
             raise error
 
-    def _probe_done(self, outcome: int, mode: str = "d") -> None:
+    def _probe_done(self, outcome: int) -> None:
+        self._return_lease(outcome, "d")
+
+    def _return_lease(self, outcome: int, mode: str) -> None:
         try:
             lease = self._leases.pop()
         except IndexError:
@@ -869,7 +882,7 @@ class RedisCircuitBreaker(CircuitBreaker):
         self._apply(raw)
 
     def _probe_given_back(self) -> None:
-        self._probe_done(0, "g")
+        self._return_lease(0, "g")
 
     def _store_changed(self, kind: str) -> None:
         if kind == "store_back":
