@@ -183,6 +183,7 @@ LAYERS = {  # a module's layer: the first prefix that matches
     "brace._cli": 4,
     "brace.integrations": 3,  # the HTTP clients' adapters: over the recovery layer's events and ids
     "brace.analytics": 3,  # the recovery log's analysis: over the recovery layer's events
+    "brace.health": 3,  # health checks: over the recovery layer's healing actions
     "brace.__main__": 4,
     "brace.recovery": 2,
     "brace.testing": 2,  # fakes for the primitives and the recovery layer alike

@@ -99,6 +99,7 @@ if TYPE_CHECKING:
         switches,
     )
     from brace.pushback import http_status, server_delay
+    from brace._registry import Registry, RegistryEvent
     from brace.recovery import Control
     from brace.errors import AttemptTimeout as Timeout
 
@@ -139,6 +140,8 @@ _LAZY: dict[str, str] = {
     "Option": "brace.recovery",
     "QueueHandler": "brace.recovery",
     "Recovery": "brace.recovery",
+    "Registry": "brace._registry",
+    "RegistryEvent": "brace._registry",
     "RecoveryEvent": "brace.recovery",
     "RecoveryLog": "brace.recovery",
     "RecoveryStats": "brace.recovery",
@@ -246,6 +249,8 @@ __all__ = [
     "RecoveryFailed",
     "RecoveryLog",
     "RecoveryStats",
+    "Registry",
+    "RegistryEvent",
     "Rejected",
     "ReplayReport",
     "Retry",
