@@ -29,10 +29,14 @@ cdef class CircuitBreakerCore:
     cdef bint _hooks_calls       # success / error listeners
     cdef bint _hooks_rejections  # not-permitted listeners
     cdef object _name
+    # A breaker on a Redis store: the generation of its local HALF_OPEN, whose probes need a
+    # lease from the store (its tickets equal it); UINT64_MAX (no ticket does) otherwise.
+    cdef uint64_t _probe_gen
     cdef object __weakref__      # brace.control finds named breakers through a weak registry
 
     def __cinit__(self):
         self._b = &self._state
+        self._probe_gen = UINT64_MAX
 
     def __dealloc__(self):
         if self._owns_window:
@@ -91,6 +95,11 @@ cdef class CircuitBreakerCore:
         self._name = name
         return True
 
+    def _set_probe_gen(self, uint64_t generation):
+        """Tickets of this generation (a HALF_OPEN's probes) call _probe_admitted on entry and
+        _probe_done / _probe_given_back at their end; UINT64_MAX: none do."""
+        self._probe_gen = generation
+
     def _set_hooks(self, bint transitions, bint calls, bint rejections):
         self._hooks_transitions = transitions
         self._hooks_calls = calls
@@ -132,10 +141,16 @@ cdef class CircuitBreakerCore:
             status = c.brc_breaker_record(self._b, self._window, token, outcome, duration, now, &t)
         if t.to:
             self._on_transition(t.from_, t.to)
+        if token == self._probe_gen:
+            self._probe_done(outcome)
         return status == c.BRC_WOULD_OPEN, duration
 
     def _release(self, uint64_t token):
         _breaker_give_back(self, token)
+
+    def _release_unleased(self, uint64_t token):
+        """Gives back a permission whose probe the store refused (no lease to return)."""
+        c.brc_breaker_release(self._b, token)
 
     # -- state ----------------------------------------------------------------
 
@@ -179,6 +194,8 @@ cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -
             c.brc_breaker_report(b._b, c.brc_now_ns(), &report)
             retry_after = report.retry_after
     if status == c.BRC_OK:
+        if token[0] == b._probe_gen:
+            b._probe_admitted(token[0])  # a probe of a breaker on a Redis store: its lease, or raises
         if b._measure:
             start[0] = c.brc_now_ns()
         return 0
@@ -210,6 +227,8 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
         status = c.brc_breaker_record(b._b, b._window, token, outcome, duration, now, &t)
     if t.to:
         b._on_transition(t.from_, t.to)
+    if token == b._probe_gen:
+        b._probe_done(outcome)
     if b._hooks_calls or status == c.BRC_WOULD_OPEN:
         b._on_success(duration, status == c.BRC_WOULD_OPEN)
     return 0
@@ -222,6 +241,8 @@ cdef int _breaker_give_back(object owner, uint64_t token) except -1:
         c.brc_breaker_release_leased((<CircuitBreakerCore>owner)._b, _my_lease_tag(), token)
     else:
         c.brc_breaker_release((<CircuitBreakerCore>owner)._b, token)
+    if token == (<CircuitBreakerCore>owner)._probe_gen:
+        owner._probe_given_back()
     return 0
 
 

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,12 @@ def redis_binary() -> str:
         pytest.fail("redis-server is not installed: the Redis store's tests need a real server "
                     "(Debian: apt-get install redis-server)")  # fmt: skip
     return binary
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, stopped after it (import it into a test module)."""
+    running = RedisServer(redis_binary(), tmp_path)
+    running.start()
+    yield running
+    running.stop()

@@ -164,3 +164,15 @@ def test_redis_limiter_quick_reports_one_round_trip_per_decision() -> None:
             assert 1.0 <= row["evalsha_per_decision"] <= 1.001 and row["script_loads"] == 1
     # one round trip per decision, besides a few to connect and load the script
     assert 1.0 <= rows["brace RateLimiter.try_acquire (sync)"]["round_trips_per_decision"] <= 1.005
+
+
+def test_redis_breaker_quick_reports_both_breakers() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "redis_breaker.py"), "--quick", "--json"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {row["case"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"decorated call", "breaker.call(fn)"}
+    for row in rows.values():
+        assert row["calls"] == 60_000 and row["local_ns"] > 0 and row["redis_ns"] > 0
+        # the flushes only: at most one per 0.25 s (plus the one at construction), never one per call
+        assert row["evalsha"] <= 2 + row["seconds"] / 0.25

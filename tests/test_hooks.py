@@ -85,9 +85,12 @@ def test_an_error_raised_by_a_hook_has_the_calls_error_as_its_context() -> None:
 COMPILED_PRIVATE = {
     # _attach: a shared limiter (store=) decides on a slot of a shared-memory region
     brace.RateLimiter: {"_configure", "_attach", "_reject_in_python", "_guard", "_reserve", "_refund", "_report"},
+    # _set_probe_gen and _release_unleased: a breaker on a Redis store leases its HALF_OPEN's probes
+    # from the server (the probes of that generation call Python; a refused one is given back)
     brace.CircuitBreaker: {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
+        "_set_probe_gen", "_release_unleased",
     },
     # listened-to rejections go through Python, where events are built; _attach and _sweep: a shared
     # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits

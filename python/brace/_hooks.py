@@ -99,6 +99,16 @@ class CircuitBreakerHooks(EntryOwner, Protocol):
         """The state moved (codes are brace.h's BRC_CLOSED..BRC_METRICS_ONLY);
         called when listeners or a wait function are set (and on manual moves)."""
 
+    def _probe_admitted(self, token: int) -> None:
+        """A probe of the HALF_OPEN whose generation `_set_probe_gen` named (a breaker on a
+        Redis store) was permitted here: take its lease, or give `token` back and raise."""
+
+    def _probe_done(self, outcome: int) -> None:
+        """Such a probe's outcome (BRC_OUTCOME_* flags) was recorded: return its lease."""
+
+    def _probe_given_back(self) -> None:
+        """Such a probe was given back (nothing recorded): return its lease, counting nothing."""
+
     def _on_rejected(self, error: CircuitOpen) -> None:
         """A call was refused with `error` (about to be raised); called only
         while not_permitted listeners are set."""

@@ -12,7 +12,11 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, ParamSpec, TypeVar, Union, cast
 
-from brace import _config, _guarding, _slots, _stores
+import os
+import random
+import time
+
+from brace import _config, _guarding, _redis, _redis_breaker, _slots, _stores
 from brace._core import (
     CALLABLE_GUARDED,
     HALF_OPEN_CALLS_MAX,
@@ -26,9 +30,9 @@ from brace._core import (
 )
 from brace._listeners import Listeners, Observable
 from brace._logger import logger
-from brace.errors import CircuitOpen
+from brace.errors import CircuitOpen, StoreError
 
-__all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind"]
+__all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind", "RedisCircuitBreaker"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,7 +53,8 @@ def named_breakers() -> dict[str, CircuitBreaker]:
         return dict(_registry.items())
 
 WaitInOpen = Union[float, timedelta, Callable[[int], Union[float, timedelta]]]
-EventKind = Literal["state_transition", "not_permitted", "success", "error", "ignored_error", "would_open"]
+EventKind = Literal["state_transition", "not_permitted", "success", "error", "ignored_error", "would_open",
+                    "store_lost", "store_back"]
 _EVENT_KINDS = ("state_transition", "not_permitted", "success", "error", "ignored_error", "would_open")
 
 
@@ -103,7 +108,9 @@ class BreakerEvent(NamedTuple):
 
     Attributes:
         kind: "state_transition", "not_permitted", "success", "error",
-            "ignored_error" or "would_open" (a METRICS_ONLY breaker crossed a threshold).
+            "ignored_error" or "would_open" (a METRICS_ONLY breaker crossed a threshold);
+            a breaker on a Redis store also emits "store_lost" (a round trip failed)
+            and "store_back" (the server answers again).
         name: The breaker's name, or None (also as `breaker`, its older name).
         at: When it happened, seconds on brace's clock.
         from_state: The state left (state_transition only).
@@ -160,6 +167,14 @@ def _wait_growth(wait_base: float, multiplier: object, max_wait: object, jitter:
     if not (0 <= jitter < 1):
         raise ValueError(f"wait_in_open_jitter must be a number in [0, 1), got {jitter!r}")
     return wait_max
+
+
+def _not_shared(store: object, flush_interval: object, on_store_error: object) -> None:
+    """ValueError for the Redis store's options given with another store."""
+    _redis.check_failure_policy(on_store_error, None, store, "CircuitBreaker")
+    if flush_interval is not None and not _redis.is_redis(store):
+        raise ValueError(f"flush_interval is only meaningful with a Redis store (store='redis://...' or a "
+                         f"client); this CircuitBreaker's store is {store!r}")  # fmt: skip
 
 
 def _register(name: str, breaker: CircuitBreaker) -> None:
@@ -251,6 +266,24 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             the fields that differ, for another); slow_call_duration, record,
             ignore, record_result, a wait_in_open function and listeners stay
             each process's own (a process sees the transitions it makes).
+            "redis://...", "rediss://...", "unix://..." or a Redis client (as
+            for RateLimiter; `name` required): every host that creates a
+            CircuitBreaker with the same store and name shares its state. Each
+            host still decides in its compiled breaker (the closed-state path
+            makes no round trip); a background thread sends the host's window
+            to the server every `flush_interval` and applies the shared state:
+            the cluster's window (the sum of the hosts') opens it for every
+            host, and so does one host's own opening, seen by the others
+            within flush_interval plus one round trip. HALF_OPEN admits
+            exactly `half_open_calls` probes cluster-wide, each holding a lease
+            that expires after max_wait_in_half_open (default 60 s there), so
+            a dead host's probe is given to another. See README "Many hosts".
+        flush_interval: With a Redis store only: seconds (or timedelta)
+            between flushes, 1 ms to 1 hour; default 0.25.
+        on_store_error: With a Redis store only: what a probe does while the
+            server is away: "local" (default) and "open": the host's own
+            breaker decides it; "closed": raise brace.StoreUnavailable. The
+            closed-state path never needs the server and never fails for it.
 
     Every duration is 1 ns to 2**62 ns (~146 years): brace keeps time in
     whole nanoseconds, and nothing shorter or longer is rounded or clamped.
@@ -290,9 +323,13 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         record: _config.ExceptionFilter = Exception,
         ignore: _config.ExceptionFilter = (),
         record_result: Callable[[Any], bool] | None = None,
-        store: str | None = None,
+        store: object = None,
+        flush_interval: float | timedelta | None = None,
+        on_store_error: _redis.OnStoreError | None = None,
     ) -> None:
+        # size: one check per parameter (22 of them), each in a line or two
         _config.keywords_only("CircuitBreaker", positional)
+        _not_shared(store, flush_interval, on_store_error)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         failure_rate = _rate_threshold(failure_rate_threshold, "failure_rate_threshold")
@@ -324,11 +361,16 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             wait_max_ns=_wait_cap_ns(wait_base, float(wait_in_open_multiplier), wait_max),
             wait_jitter=float(wait_in_open_jitter),
         )  # fmt: skip
-        self._configure_in(store, settings, name=name, slow_ns=None if slow is None else _ns(slow),
+        self._configure_in(cast("str | None", store), settings, name=name, slow_ns=None if slow is None else _ns(slow),
                            checks_result=record_result is not None)  # fmt: skip
         self._update_hooks()
         if name is not None:
             _register(name, self)
+
+    def __new__(cls, *positional: object, **config: object) -> CircuitBreaker:
+        if cls is CircuitBreaker and _redis.is_redis(config.get("store")):
+            return super().__new__(RedisCircuitBreaker)
+        return super().__new__(cls)
 
     def _configure_in(self, store: str | None, settings: dict[str, Any], **facts: Any) -> None:
         """Configures the state in this object, or in the store's shared slot named `name`."""
@@ -457,6 +499,16 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
 
     def _on_rejected(self, error: CircuitOpen) -> None:
         self._emit("not_permitted", error=error)
+
+    # Probes leased from a Redis store (RedisCircuitBreaker): a local breaker's tickets never call these.
+    def _probe_admitted(self, token: int) -> None:
+        return None
+
+    def _probe_done(self, outcome: int) -> None:
+        return None
+
+    def _probe_given_back(self) -> None:
+        return None
 
     def _on_success(self, duration_ns: int, would_open: bool) -> None:
         duration = duration_ns / _NS if duration_ns else None
@@ -606,3 +658,248 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def __repr__(self) -> str:
         name = f"name={self._breaker_name!r}, " if self._breaker_name else ""
         return f"CircuitBreaker({name}state={self.state.value}, window={self._window_kind}:{self._window_size})"
+
+
+_CLOSED, _OPEN, _HALF_OPEN = (_STATE_CODES[state] for state in (BreakerState.CLOSED, BreakerState.OPEN,
+                                                                BreakerState.HALF_OPEN))  # fmt: skip
+_FLUSH_INTERVAL_MAX = 3600.0
+_REFUSAL_KEPT_NS = 20_000_000  # a refused probe refuses this host's next probes for 20 ms without asking
+_live: weakref.WeakSet[RedisCircuitBreaker] = weakref.WeakSet()  # for a forked child to restart their flushers
+
+
+def _flusher(ref: weakref.ref[RedisCircuitBreaker], wake: threading.Event, interval: float) -> None:
+    """A Redis breaker's background thread: flushes every `interval` (or when woken) until the
+    breaker is gone. Holds it only during a flush."""
+    while True:
+        wake.wait(interval)
+        wake.clear()
+        breaker = ref()
+        if breaker is None or breaker._flusher_wake is not wake:
+            return
+        try:
+            breaker._flush()
+        except Exception:
+            logger().exception("brace: flushing breaker %r to its store failed", breaker._breaker_name)
+        del breaker
+
+
+class RedisCircuitBreaker(CircuitBreaker):
+    """brace.CircuitBreaker with a Redis store (see brace.CircuitBreaker)."""
+
+    event_kinds: ClassVar[tuple[str, ...]] = _redis_breaker.EVENT_KINDS
+
+    __slots__ = ("_redis", "_redis_given", "_keys", "_host", "_flush_interval", "_on_store_error", "_known_gen",
+                 "_applying", "_opened_wait_ms", "_leases", "_lease_seq", "_flusher_wake", "_apply_lock",
+                 "_script_args", "_refused_until")  # fmt: skip
+
+    def __init__(self, *positional: NoReturn, name: str | None = None, store: object = None,
+                 flush_interval: float | timedelta | None = None, on_store_error: _redis.OnStoreError | None = None,
+                 **config: Any) -> None:  # fmt: skip
+        _config.keywords_only("CircuitBreaker", positional)
+        key = _redis.key_part(name, "CircuitBreaker")
+        self._on_store_error = _redis.check_failure_policy(on_store_error, None, store, "CircuitBreaker")[0]
+        interval = _config.positive_duration(_redis_breaker.FLUSH_INTERVAL if flush_interval is None
+                                             else flush_interval, "flush_interval")  # fmt: skip
+        if not 0.001 <= interval <= _FLUSH_INTERVAL_MAX:
+            raise ValueError(f"flush_interval must be 1 ms to 1 hour (seconds or timedelta), got {interval!r}")
+        if config.get("max_wait_in_half_open", _BY_STORE) is _BY_STORE:
+            config["max_wait_in_half_open"] = SHARED_MAX_WAIT_IN_HALF_OPEN
+        super().__init__(name=key, **config)
+        self._listeners = Listeners(f"breaker {key!r}", _redis_breaker.EVENT_KINDS)
+        lease = config["max_wait_in_half_open"]
+        lease_ms = 0 if lease is None else max(1, math.ceil(_config.positive_duration(lease, "max_wait_in_half_open")
+                                                            * 1000))  # fmt: skip
+        simple = config.get("consecutive_failures") is not None
+        size, bucket = config.get("window_size", 100), _config.positive_duration(config.get("window_bucket", 1.0), "window_bucket")
+        window_ms = math.ceil(size * bucket * 1000) if config.get("window", "count") == "time" else 0
+        self._script_args = dict(
+            probes=str(config.get("half_open_calls", 10)),
+            lease_ms=str(lease_ms or 365 * 86400 * 1000),  # None: a probe's lease never expires (a year)
+            minimum="0" if simple else str(self._minimum_calls),
+            failure_rate=repr(self._failure_rate_threshold),
+            slow_rate=repr(float(config.get("slow_call_rate_threshold", 1.0))),
+            simple="1" if simple else "0",
+            stale_ms=str(max(1000, math.ceil(interval * 4000))),
+            ttl_ms=str(window_ms + max(60_000, math.ceil(interval * 8000))),
+        )  # fmt: skip
+        self._store, self._redis_given, self._flush_interval = None, store, interval
+        self._redis = _redis.store_for(store)
+        try:
+            self._redis.sync_client(key)
+        except StoreError:
+            raise TypeError("store: a CircuitBreaker on Redis needs a URL or a sync client (redis.Redis, "
+                            "valkey.Valkey): its flusher is a thread, which an asyncio client cannot "
+                            "serve") from None  # fmt: skip
+        self._keys = _redis_breaker.keys(key)
+        self._refused_until = 0
+        self._known_gen, self._applying, self._opened_wait_ms = -1, False, -1  # a forked child keeps them
+        self._start_sharing()
+        self._redis.watch(self._store_changed)
+        self._update_hooks()
+        self._flush()  # a new host follows the shared state from its first call
+
+    def _start_sharing(self) -> None:
+        """This process's id on the store, and its flusher (again in a forked child)."""
+        self._host = f"{os.uname().nodename}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self._leases: list[str] = []
+        self._lease_seq = 0
+        self._apply_lock = threading.Lock()  # a forked child's own: its parent's flusher may have held it
+        self._flusher_wake = wake = threading.Event()
+        _live.add(self)
+        weakref.finalize(self, wake.set)  # the thread sees the breaker gone at once
+        threading.Thread(target=_flusher, args=(weakref.ref(self), wake, self._flush_interval), daemon=True,
+                         name=f"brace breaker flusher {self._breaker_name}").start()  # fmt: skip
+
+    @property
+    def store(self) -> Any:
+        """Where the shared state lives: the URL or client object given."""
+        return self._redis_given
+
+    @property
+    def flush_interval(self) -> float:
+        """Seconds between flushes of this host's window to the store."""
+        return self._flush_interval
+
+    @property
+    def on_store_error(self) -> str:
+        """What a probe does while the store is away: "local", "open" or "closed"."""
+        return self._on_store_error
+
+    @property
+    def store_up(self) -> bool:
+        """Whether the store answers (False: each host decides alone)."""
+        return self._redis.up
+
+    def flush(self) -> None:
+        """Sends this host's window and applies the shared state now (the background
+        thread does so every flush_interval). A store that is away changes nothing."""
+        self._flush()
+
+    # -- the shared state
+
+    def _update_hooks(self) -> None:
+        wants = self._listeners.wants
+        self._set_hooks(True, wants("success") or wants("would_open"), wants("not_permitted"))
+
+    def _on_transition(self, from_code: int, to_code: int) -> None:
+        super()._on_transition(from_code, to_code)
+        if to_code == _HALF_OPEN:
+            self._set_probe_gen(self._report()[1])  # its probes lease from the store
+        elif to_code == _OPEN and from_code == _CLOSED and not self._applying:
+            self._opened_wait_ms = max(1, math.ceil(self._report()[5] / 1e6))
+            self._flusher_wake.set()  # tell the other hosts now
+
+    def _flush(self) -> None:
+        calls, failures, slow, _, _ = self._window_counts()
+        opened, self._opened_wait_ms = self._opened_wait_ms, -1
+        a = self._script_args
+        try:
+            raw = self._redis.evalsha(_redis_breaker.FLUSH, self._keys, (
+                self._host, self._known_gen, calls, failures, slow, opened, a["minimum"], a["failure_rate"],
+                a["slow_rate"], a["stale_ms"], a["ttl_ms"], self._next_wait_ms()), self._breaker_name)  # fmt: skip
+        except _redis.Outage:
+            if opened >= 0:
+                self._opened_wait_ms = opened  # told when the store is back
+            return
+        self._apply(raw, keep_open=opened >= 0)
+        if opened >= 0 and raw[1] in (b"closed", "closed") and self._report()[0] == _OPEN:
+            self._opened_wait_ms = opened  # the store did not take it (it had lost its state): again
+
+    def _next_wait_ms(self) -> int:
+        """The wait of the next opening the cluster decides (counts or probes): this host's
+        wait for its next opening count, without jitter."""
+        openings = self._report()[2] + 1
+        if self._wait_fn is not None:
+            return max(1, math.ceil(self._wait_ns(self._wait_fn, openings) / 1e6))
+        return max(1, math.ceil(self._first_wait_ns / 1e6))
+
+    def _apply(self, raw: Any, keep_open: bool = False) -> None:
+        """Makes the local breaker follow a newer shared state (OPEN until T, or CLOSED; with
+        keep_open, not CLOSED: this host opened and the store has yet to take it)."""
+        gen, state, left_ms = int(raw[0]), raw[1], int(raw[2])
+        with self._apply_lock:
+            if gen == self._known_gen:
+                return
+            newer, self._known_gen = gen > self._known_gen, gen
+            local = self._report()[0]
+            if not newer or local not in (_CLOSED, _OPEN, _HALF_OPEN):
+                return  # the store lost its state (restarted), or a state set by hand here
+            self._applying = True
+            try:
+                if state in (b"open", "open"):
+                    if local != _OPEN:
+                        self._transition(_OPEN)
+                    self._set_open_until(self._report()[1], now_ns() + max(0, left_ms) * 1_000_000)
+                elif local != _CLOSED and not keep_open:
+                    self._transition(_CLOSED)
+            finally:
+                self._applying = False
+
+    # -- probes (called by the compiled core for tickets of the HALF_OPEN's generation)
+
+    def _probe_admitted(self, token: int) -> None:
+        if now_ns() < self._refused_until:  # every probe was out a moment ago: no round trip per call
+            self._release_unleased(token)
+            raise CircuitOpen(name=self._breaker_name, retry_after=0.0)
+        a = self._script_args
+        self._lease_seq += 1
+        lease = f"{self._host}:{self._lease_seq}"
+        try:
+            raw = self._redis.evalsha(_redis_breaker.PROBE, self._keys, (lease, a["probes"], a["lease_ms"],
+                                                                           a["ttl_ms"]), self._breaker_name)  # fmt: skip
+        except _redis.Outage as outage:
+            if self._on_store_error == "closed":
+                self._release_unleased(token)
+                raise self._redis.unavailable(self._breaker_name, "CircuitBreaker", outage.cause) from None
+            return  # this host's breaker decides alone
+        except BaseException:
+            self._release_unleased(token)
+            raise
+        if int(raw[0]) == 1:
+            self._leases.append(lease)
+        elif int(raw[0]) == 0:
+            self._release_unleased(token)
+            self._refused_until = now_ns() + min(_REFUSAL_KEPT_NS, int(raw[1]) * 1_000_000 or _REFUSAL_KEPT_NS)
+            error = CircuitOpen(name=self._breaker_name, retry_after=int(raw[1]) / 1000)
+            self._emit("not_permitted", error=error)
+            raise error
+
+    def _probe_done(self, outcome: int) -> None:
+        self._return_lease(outcome, "d")
+
+    def _return_lease(self, outcome: int, mode: str) -> None:
+        try:
+            lease = self._leases.pop()
+        except IndexError:
+            return  # decided by this host alone (the store was away)
+        a = self._script_args
+        try:
+            raw = self._redis.evalsha(_redis_breaker.DONE, self._keys, (
+                lease, mode, outcome & 1, (outcome >> 1) & 1, a["probes"], a["failure_rate"], a["slow_rate"],
+                self._next_wait_ms(), a["simple"], a["ttl_ms"]), self._breaker_name)  # fmt: skip
+        except (_redis.Outage, StoreError):
+            return  # its lease expires; the call's outcome is the caller's, never a store error
+        self._apply(raw)
+
+    def _probe_given_back(self) -> None:
+        self._return_lease(0, "g")
+
+    def _store_changed(self, kind: str) -> None:
+        if kind == "store_back":
+            self._flusher_wake.set()
+        self._emit(cast(EventKind, kind))
+
+    _brace_stage_in_python = False  # the compiled check calls the probe hooks itself
+
+    def __repr__(self) -> str:
+        return (f"CircuitBreaker(name={self._breaker_name!r}, state={self.state.value}, "
+                f"window={self._window_kind}:{self._window_size}, store={self._redis.shown!r})")  # fmt: skip
+
+
+def _after_fork_in_child() -> None:
+    for breaker in list(_live):
+        breaker._start_sharing()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
