@@ -14,7 +14,6 @@ from typing import Any, Callable, ClassVar, Literal, NamedTuple, NoReturn, Param
 
 import os
 import random
-import time
 
 from brace import _config, _guarding, _redis, _redis_breaker, _slots, _stores
 from brace._core import (
