@@ -10,7 +10,6 @@ import multiprocessing
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,9 @@ import valkey.asyncio
 import brace
 from brace import _redis
 from processes import run_all
-from redis_server import RedisServer, redis_binary
+from redis_server import RedisServer, server  # noqa: F401 (the fixture)
 
 SLOW = dict(rate=1, per=3600)  # no token comes back while a test runs
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    running = RedisServer(redis_binary(), tmp_path)
-    running.start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture
