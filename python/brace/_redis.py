@@ -461,17 +461,12 @@ class RedisStore:
         delay = BACKOFF_MIN
         while True:
             time.sleep(delay * random.uniform(0.5, 1.0))
-            if not self.watched():
-                with self._lock:
-                    self._prober = None
+            if self._probe_unwatched():
                 return
             try:
                 self._sync.execute_command("PING")
             except Exception as error:
-                with self._lock:
-                    self.failed_round_trips += 1
-                    self.lost_error = error
-                delay = min(delay * 2, BACKOFF_MAX)
+                delay = self._probe_failed(error, delay)
                 continue
             self._back()
             return
@@ -482,20 +477,30 @@ class RedisStore:
         delay = BACKOFF_MIN
         while True:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            if not self.watched():
-                with self._lock:
-                    self._prober = None
+            if self._probe_unwatched():
                 return
             try:
                 await self._async_given.execute_command("PING")
             except Exception as error:
-                with self._lock:
-                    self.failed_round_trips += 1
-                    self.lost_error = error
-                delay = min(delay * 2, BACKOFF_MAX)
+                delay = self._probe_failed(error, delay)
                 continue
             self._back()
             return
+
+    def _probe_unwatched(self) -> bool:
+        """Whether no primitive uses the store any more: the prober then ends."""
+        if self.watched():
+            return False
+        with self._lock:
+            self._prober = None
+        return True
+
+    def _probe_failed(self, error: Exception, delay: float) -> float:
+        """Counts a failed ping; the next backoff."""
+        with self._lock:
+            self.failed_round_trips += 1
+            self.lost_error = error
+        return min(delay * 2, BACKOFF_MAX)
 
     def unavailable(self, name: str | None, kind: str, cause: BaseException | None) -> StoreUnavailable:
         """The fail-closed refusal, its cause chained (the error that took the store down)."""
