@@ -35,7 +35,7 @@ import scaling  # its redis_server(), from this directory (sys.path[0] when run 
 
 import brace
 
-PLENTY = dict(ratio=1000.0, min_per_second=10**6, ttl=3600.0)  # every withdrawal granted: the cost is the trip
+PLENTY: dict[str, Any] = dict(ratio=1000.0, min_per_second=10**6, ttl=3600.0)  # every withdrawal granted
 
 _writes = 0  # the clients' writes to the server: one per round trip
 
@@ -117,11 +117,12 @@ def withdrawals(url: str, db: Any, count: int) -> list[dict[str, Any]]:
     local, shared = _budgets(url)
     shared.try_withdraw()  # connected, the script loaded
     rows = []
-    for case, measure in {
+    cases: dict[str, Callable[[], list[float]]] = {
         "local try_withdraw()": lambda: _latencies(local.try_withdraw, count),
         "redis try_withdraw()": lambda: _latencies(shared.try_withdraw, count),
         "redis await try_withdraw_async()": lambda: asyncio.run(_latencies_async(shared, count)),
-    }.items():
+    }
+    for case, measure in cases.items():
         db.config_resetstat()
         writes = _writes
         latencies = measure()
