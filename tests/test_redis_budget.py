@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -198,6 +199,27 @@ def test_a_policy_s_retries_are_paid_by_every_host_s_calls(server: RedisServer) 
     assert here.balance == there.balance == 0.0
 
 
+async def _ticks_while(db: Any, budget: brace.RetryBudget, work: Callable[[], Awaitable[object]]) -> tuple[int, float]:
+    """(ticks of a 5 ms ticker, seconds) while `work()` runs with the server paused for 120 ms."""
+    assert await budget.try_withdraw_async() is False  # the loop's client connected (nothing to take)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    db.execute_command("CLIENT", "PAUSE", 120, "ALL")  # the server answers no one for 120 ms
+    began, before = time.monotonic(), ticks
+    await work()
+    waited, ticked = time.monotonic() - began, ticks - before
+    task.cancel()
+    return ticked, waited
+
+
 def test_the_async_retry_loop_never_waits_on_the_socket(server: RedisServer, db: Any) -> None:
     budget = brace.RetryBudget(name=unique(), ratio=1, min_per_second=0, ttl=HOUR, store=server.url)
     retry = brace.Retry(on=ConnectionError, attempts=2, backoff=NO_WAIT, budget=budget)
@@ -208,30 +230,33 @@ def test_the_async_retry_loop_never_waits_on_the_socket(server: RedisServer, db:
             raise failures.pop()
         return "ok"
 
-    async def main() -> tuple[str, int, float]:
-        assert await budget.try_withdraw_async() is False  # the loop's client connected
-        ticks = 0
+    answers: list[str] = []
 
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.005)
-                ticks += 1
+    async def one_call() -> None:  # one failure: its retry withdraws
+        answers.append(await retry.call_async(flaky))
 
-        task = asyncio.create_task(ticker())
-        await asyncio.sleep(0.02)
-        db.execute_command("CLIENT", "PAUSE", 120, "ALL")  # the server answers no one for 120 ms
-        began, before = time.monotonic(), ticks
-        answer = await retry.call_async(flaky)  # one call, one failure: its retry withdraws
-        waited, ticked = time.monotonic() - began, ticks - before
-        task.cancel()
-        return answer, ticked, waited
-
-    answer, ticked, waited = asyncio.run(main())
-    assert answer == "ok" and budget.store_up
+    ticked, waited = asyncio.run(_ticks_while(db, budget, one_call))
+    assert answers == ["ok"] and budget.store_up
     assert waited >= 0.08  # the withdrawal did wait for the server (under its 0.25 s timeout) ...
     assert ticked >= 5  # ... while the loop kept running
     assert budget.balance == 0.0  # the call's deposit paid the retry, on the server
+
+
+def test_an_async_hedge_never_waits_on_the_socket(server: RedisServer, db: Any) -> None:
+    budget = brace.RetryBudget(name=unique(), ratio=1, min_per_second=0, ttl=HOUR, store=server.url)
+    hedge = brace.Hedge(mode="parallel", max_hedged=1, budget=budget)
+    events: list[str] = []
+    hedge.add_listener(lambda event: events.append(event.kind))
+
+    async def answer() -> str:
+        return "ok"
+
+    async def one_call() -> None:  # its deposit pays the parallel copy's token
+        assert await hedge.call_async(answer) == "ok"
+
+    ticked, waited = asyncio.run(_ticks_while(db, budget, one_call))
+    assert "hedged" in events and waited >= 0.08 and ticked >= 5
+    assert budget.balance == 0.0
 
 
 # -- the server away
