@@ -74,6 +74,43 @@ def test_hosts_withdraw_exactly_what_the_model_allows(server: RedisServer) -> No
     assert sum(taken) == allowance(800, 500, 1, HOUR) == 4000
 
 
+def _deposits_in_a_forked_child(budget: brace.RetryBudget, url: str) -> None:
+    for _ in range(3):
+        budget.deposit()
+    # Sent by the child's own flusher (threads do not survive fork): a budget made here sees
+    # the parent's 5 deposits (sent before the fork) and these 3, none twice.
+    fresh = brace.RetryBudget(name=budget.name, ratio=1, min_per_second=0, ttl=HOUR, store=url)
+    wait_until(lambda: fresh.balance == 8.0)
+
+
+def test_a_forked_child_sends_its_deposits_with_its_own_flusher(server: RedisServer) -> None:
+    budget = brace.RetryBudget(name=unique(), ratio=1, min_per_second=0, ttl=HOUR, store=server.url,
+                               flush_interval=0.01)  # fmt: skip
+    for _ in range(5):
+        budget.deposit()
+    budget.flush()
+    child = multiprocessing.get_context("fork").Process(target=_deposits_in_a_forked_child,
+                                                        args=(budget, server.url))  # fmt: skip
+    run_all([child])
+    assert budget.balance == 8.0
+
+
+def _sends_only_its_own(budget: brace.RetryBudget, url: str) -> None:
+    for _ in range(3):
+        budget.deposit()
+    budget.flush()
+    assert brace.RetryBudget(name=budget.name, ratio=1, min_per_second=0, ttl=HOUR, store=url).balance == 3.0
+
+
+def test_a_forked_child_never_sends_its_parent_s_unsent_deposits(server: RedisServer) -> None:
+    budget = brace.RetryBudget(name=unique(), ratio=1, min_per_second=0, ttl=HOUR, store=server.url,
+                               flush_interval=HOUR)  # fmt: skip
+    for _ in range(5):
+        budget.deposit()  # not sent yet: the parent sends them, not the child too
+    run_all([multiprocessing.get_context("fork").Process(target=_sends_only_its_own, args=(budget, server.url))])
+    assert budget.balance == 8.0
+
+
 # -- the script against the model
 
 
