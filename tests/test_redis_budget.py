@@ -6,8 +6,10 @@ the async path off the loop, and the server stopped mid-run and restarted."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -294,6 +296,20 @@ def test_an_async_hedge_never_waits_on_the_socket(server: RedisServer, db: Any) 
     ticked, waited = asyncio.run(_ticks_while(db, budget, one_call))
     assert "hedged" in events and waited >= 0.08 and ticked >= 5
     assert budget.balance == 0.0
+
+
+def test_deposits_allocate_nothing(server: RedisServer) -> None:
+    # the success path: budget.deposit() and a compiled Policy's call, with the flusher idle
+    budget = brace.RetryBudget(name=unique(), store=server.url, flush_interval=HOUR)
+    decorated = brace.Policy(retry=brace.Retry(on=ConnectionError, budget=budget))(lambda: None)
+    for call in (budget.deposit, decorated):
+        for _ in range(1000):
+            call()
+        gc.collect()
+        before = sys.getallocatedblocks()
+        for _ in range(1_000_000):
+            call()
+        assert sys.getallocatedblocks() - before <= 2
 
 
 # -- the server away
