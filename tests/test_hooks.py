@@ -98,7 +98,8 @@ COMPILED_PRIVATE = {
                      "_grant", "_unflag", "_report"},  # fmt: skip
     brace.Retry: {"_configure_core", "_guard"},
     brace.Backoff: {"_configure", "_delay_ns"},
-    brace.RetryBudget: {"_configure", "_balance"},
+    # _deposits: the count a budget on a Redis store sends from its flusher thread
+    brace.RetryBudget: {"_configure", "_balance", "_deposits"},
     brace.Policy: {"_configure_core", "_guard", "_guard_coroutine", "_succeeded"},
 }
 

@@ -262,6 +262,7 @@ class RetryBudgetCore:
     def try_withdraw(self) -> bool:
         """Takes one token for a retry if the balance covers it; returns whether it did."""
     def _balance(self) -> int: ...
+    def _deposits(self) -> int: ...
 
 HISTOGRAM_WINDOW_MIN: int
 HISTOGRAM_WINDOW_MAX: int
