@@ -21,6 +21,7 @@ cdef class RetryBudgetCore:
     cdef c.brc_budget_t *_b          # &_state, or the shared slot's state
     cdef SharedRegion _region        # keeps a shared state's mapping alive
     cdef uint64_t _deposited         # deposits made through this object, ever
+    cdef uint64_t _refused           # withdrawals this object refused, ever: read by metrics
 
     def __cinit__(self):
         self._b = &self._state
@@ -70,6 +71,13 @@ cdef class RetryBudgetCore:
         if status == c.BRC_REFUSED:
             return False
         return _check(status, "retry budget (not configured)")
+
+    def _count_refusal(self):
+        """Counts one withdrawal refused in Python (one add under the GIL: exact across threads)."""
+        self._refused += 1
+
+    def _refusals(self):
+        return self._refused
 
     def _balance(self):
         """The balance now, in milli-tokens (negative when overdrawn by expiry)."""

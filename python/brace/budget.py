@@ -217,6 +217,7 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
         """
         if RetryBudgetCore.try_withdraw(self):
             return True
+        self._count_refusal()
         if self._listeners.wants("exhausted"):
             self._emit("exhausted", self._balance() / _MILLI)
         return False
@@ -255,6 +256,12 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
         """Tokens available now: each allows one retry. Negative when retries
         outlive the calls that paid for them (until they expire too)."""
         return self._balance() / _MILLI
+
+    @property
+    def exhaustions(self) -> int:
+        """Withdrawals this object refused (retries not made for want of budget) since it was
+        made, in this process, listened to or not."""
+        return self._refusals()
 
     def __repr__(self) -> str:
         name = f"name={self._name!r}, " if self._name else ""
@@ -459,13 +466,18 @@ class RedisRetryBudget(RetryBudget):
         if reply is None:
             if self._on_store_error == "local":
                 return RetryBudget.try_withdraw(self)
-            return self._on_store_error == "open"
+            if self._on_store_error == "open":
+                return True
+            self._count_refusal()
+            return False
         took, balance = reply
         if took:
             RetryBudgetCore.try_withdraw(self)  # what the host spent, for its own budget
-        elif self._listeners.wants("exhausted"):
+            return True
+        self._count_refusal()
+        if self._listeners.wants("exhausted"):
             self._emit("exhausted", balance)
-        return took
+        return False
 
     @property
     def balance(self) -> float:
