@@ -2,7 +2,7 @@
 
 from types import TracebackType
 from contextvars import ContextVar
-from typing import Any, Awaitable, Callable, ParamSpec, TypeGuard, TypeVar, overload
+from typing import Any, Awaitable, Callable, Literal, ParamSpec, TypeGuard, TypeVar, overload
 
 import numpy
 from numpy.typing import NDArray
@@ -280,6 +280,16 @@ class LatencyHistogramCore:
         """Records one duration in ns at brace's clock now."""
     def _percentile_ns(self, q_ppm: int) -> tuple[int, int]:
         """(duration in ns at the q_ppm-th millionth, durations read) over the last windows."""
+
+THROTTLE_BUCKETS: int
+
+class ThrottleCounts:
+    def __init__(self, step_ns: int, k: float) -> None: ...
+    def decide(self) -> Literal[True] | tuple[float, int, int]:
+        """Counts one request: True when admitted, else (probability, requests, accepts)."""
+    def record_accept(self) -> None: ...
+    def state(self) -> tuple[int, int, float]:
+        """(requests, accepts, reject probability) now."""
 
 class PolicyCore:
     def _succeeded(self, token: int, start: int) -> bool: ...
