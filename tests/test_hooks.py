@@ -84,7 +84,9 @@ def test_an_error_raised_by_a_hook_has_the_calls_error_as_its_context() -> None:
 # invisible from Python. Adding one here is a decision, not an accident.
 COMPILED_PRIVATE = {
     # _attach: a shared limiter (store=) decides on a slot of a shared-memory region
-    brace.RateLimiter: {"_configure", "_attach", "_reject_in_python", "_guard", "_reserve", "_refund", "_report"},
+    # _count_rejection and _rejections: rejections are counted where they are refused, in C or in Python
+    brace.RateLimiter: {"_configure", "_attach", "_reject_in_python", "_guard", "_reserve", "_refund", "_report",
+                        "_count_rejection", "_rejections"},  # fmt: skip
     # _set_probe_gen and _release_unleased: a breaker on a Redis store leases its HALF_OPEN's probes
     # from the server (the probes of that generation call Python; a refused one is given back)
     brace.CircuitBreaker: {
@@ -95,11 +97,12 @@ COMPILED_PRIVATE = {
     # listened-to rejections go through Python, where events are built; _attach and _sweep: a shared
     # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits
     brace.Bulkhead: {"_configure", "_attach", "_sweep", "_reject_in_python", "_guard", "_enqueue", "_pass_or_free",
-                     "_grant", "_unflag", "_report"},  # fmt: skip
+                     "_grant", "_unflag", "_report", "_count_rejection", "_rejections"},  # fmt: skip
     brace.Retry: {"_configure_core", "_guard"},
     brace.Backoff: {"_configure", "_delay_ns"},
     # _deposits: the count a budget on a Redis store sends from its flusher thread
-    brace.RetryBudget: {"_configure", "_balance", "_deposits"},
+    # _count_refusal and _refusals: the exhaustions, counted where a withdrawal is refused
+    brace.RetryBudget: {"_configure", "_balance", "_deposits", "_count_refusal", "_refusals"},
     brace.Policy: {"_configure_core", "_guard", "_guard_coroutine", "_succeeded"},
 }
 
