@@ -189,6 +189,10 @@ LAYERS = {  # a module's layer: the first prefix that matches
     "brace.recovery": 2,
     "brace.testing": 2,  # fakes for the primitives and the recovery layer alike
     "brace.classify": 1,
+    # the registry: parts made from configuration, whose retries default to the classifier
+    "brace._registry": 1,
+    "brace._registry_config": 1,
+    "brace._registry_sources": 1,
 }
 # The old module paths, kept as re-exports of the layer they moved to.
 COMPATIBILITY = {"brace.control", "brace.deadletter", "brace.demo", "brace.escalation", "brace.fallback",

@@ -162,7 +162,6 @@ def test_exception_names_resolve_to_their_types() -> None:
     ({"breaker": {"a": {"extends": "b"}, "b": {"extends": "a"}}}, ValueError, "breaker.a.extends: a cycle"),
     ({"breaker": {"a": {"extends": "nowhere"}}}, ValueError, "breaker.a.extends: no breaker section named 'nowhere'"),
     ({"breaker": {"default": {"extends": "a"}}}, ValueError, "breaker.default.extends: the default section"),
-    ({"retry": {"x": {"attempts": 3}}}, TypeError, "retry.x.on: "),
     ({"retry": {"x": {"on": "NoSuchError"}}}, ValueError, "retry.x.on: 'NoSuchError' names no exception type"),
     ({"retry": {"x": {"on": "OSError", "backoff": {"initial": -1}}}}, ValueError, "retry.x.backoff.initial: "),
     ({"retry": {"x": {"on": "OSError", "backoff": {"kind": "wild"}}}}, ValueError, "retry.x.backoff.kind: "),
@@ -238,6 +237,38 @@ def test_a_retry_budget_limit_gives_the_retry_its_budget() -> None:
                                           "APP_REDIS_RETRY_MAX_ATTEMPTS": "2"})  # fmt: skip
     assert registry.retry("redis").budget is registry.budget("redis")
     assert registry.retry("redis").attempts == 2
+
+
+@pytest.mark.parametrize("variable, value", [("RETRY_MAX_ATTEMPTS", "4"), ("RETRY_BUDGET_LIMIT", "0.2"),
+                                             ("RETRY_JITTER_ENABLED", "false")])  # fmt: skip
+def test_a_retry_told_nothing_to_retry_on_retries_what_the_classifier_calls_transient(variable: str,
+                                                                                     value: str) -> None:  # fmt: skip
+    retry = Registry.from_env("APP_", {"APP_" + variable: value}).retry("default")
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionResetError("reset by peer")  # transient for the classifier
+        return "ok"
+
+    assert retry.call(flaky) == "ok" and len(calls) == 2
+    with pytest.raises(KeyError):
+        retry.call(lambda: {}["missing"])  # a bug is not retried
+
+
+def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRACE_CIRCUIT_BREAKER_FAILURE_THRESHOLD", "2")
+    monkeypatch.setenv("BRACE_PAYMENTS_RETRY_MAX_ATTEMPTS", "5")
+    monkeypatch.setenv("BRACE_RETRY_ON", "ConnectionError")
+    registry = Registry.from_env()
+    breaker = registry.breaker("default")
+    _open(breaker, 2)
+    assert breaker.state is BreakerState.OPEN
+    assert registry.retry("payments").attempts == 5
+    monkeypatch.setenv("BRACE_RETRY_MAX_ATTEMPTS", "many")
+    with pytest.raises(ValueError, match="BRACE_RETRY_MAX_ATTEMPTS"):
+        Registry.from_env()
 
 
 def test_the_environment_builds_working_parts() -> None:

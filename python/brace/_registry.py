@@ -18,6 +18,7 @@ from brace._registry_sources import read_env, read_toml
 from brace.breaker import CircuitBreaker
 from brace.budget import RetryBudget
 from brace.bulkhead import Bulkhead
+from brace.classify import DEFAULT_CLASSIFIER
 from brace.limiter import RateLimiter
 from brace.policy import Policy
 from brace.retry import Retry
@@ -315,6 +316,10 @@ def _make(config: Config, kind: str, name: str, find: Any, dry: bool = False) ->
     if kind == "timeout":
         raise ConfigError(f"timeout.{name}: a timeout is part of a policy (policy.{name}), not made alone")
     keywords = resolve(config, kind, name, find)
+    if kind == "retry" and keywords.get("on") is None and keywords.get("classifier") is None:
+        # Told only how often to retry (RETRY_MAX_ATTEMPTS alone): what brace's classifier calls
+        # transient, as the HTTP integrations retry.
+        keywords["classifier"] = DEFAULT_CLASSIFIER
     if dry:
         for key in _SHARED:
             keywords.pop(key, None)
