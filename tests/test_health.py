@@ -341,15 +341,33 @@ def test_only_actions_of_the_failure_s_category_run() -> None:
     assert [attempt.action for attempt in result.healing] == ["kick"]
 
 
-def test_a_timed_out_check_is_healed_as_a_timeout() -> None:
+def test_a_timed_out_check_is_healed_as_a_timeout_and_verified() -> None:
     release = threading.Event()
-    health = Health(checks=[Check("db", lambda: release.wait(WAIT), timeout=0.05,
+    health = Health(checks=[Check("db", lambda: release.wait(WAIT), timeout=0.5,
                                   healing=HealingAction(lambda context: release.set(), categories="timeout", name="release"))])  # fmt: skip
     result = health.check().result("db")
-    # the re-check finds the first run still running or, once it ended, the dependency answering
-    assert [(attempt.action, attempt.error) for attempt in result.healing] == [("release", None)]
+    # the re-check waits for the hung run the action freed, then probes afresh
+    assert [(attempt.action, attempt.error, attempt.healed, attempt.status) for attempt in result.healing] == [
+        ("release", None, True, H)]
+    assert result.status is H
+    assert health.healing_stats.get(Category.TIMEOUT, "release").healed == 1
     wait_until(lambda: not runner_threads("db"))
-    assert health.check().status is H
+
+
+def test_a_re_check_of_a_probe_still_hung_is_no_verdict_on_the_action() -> None:
+    release = threading.Event()
+    health = Health(checks=[Check("db", lambda: release.wait(WAIT), timeout=0.05,
+                                  healing=HealingAction(lambda context: None, categories="timeout", name="noop"))])  # fmt: skip
+    try:
+        result = health.check().result("db")
+        (attempt,) = result.healing
+        assert (attempt.action, attempt.healed, attempt.status) == ("noop", False, U)
+        assert attempt.reason is not None and attempt.reason.startswith("still running")
+        record = health.healing_stats.get(Category.TIMEOUT, "noop")
+        assert (record.healed, record.failed) == (0, 0)  # nothing learnt of the action
+    finally:
+        release.set()
+    wait_until(lambda: not runner_threads("db"))
 
 
 def test_async_healing_awaits_the_action() -> None:

@@ -125,6 +125,38 @@ class Check:
         """Runs the probe once and returns what it found (waiting at most the timeout)."""
         return self.start().outcome()
 
+    def recheck(self) -> tuple[Outcome, bool]:
+        """A run after a healing action: (what it found, whether it is a fresh verdict). A sync
+        run still going past its timeout (hung) is first given up to the timeout to end, since
+        the action may have freed it; if it has not, no fresh run can start, and the outcome
+        only says that it still runs (False)."""
+        hung = self._hung()
+        if hung is not None and not hung.finished.wait(self.timeout):
+            busy = self._still_busy()
+            if busy is not None:
+                return busy, False
+        return self.run(), True
+
+    async def recheck_async(self) -> tuple[Outcome, bool]:
+        """recheck() on the running loop (the wait for a hung run in a worker thread)."""
+        hung = self._hung()
+        if hung is not None and not await asyncio.get_running_loop().run_in_executor(None, hung.finished.wait,
+                                                                                      self.timeout):  # fmt: skip
+            busy = self._still_busy()
+            if busy is not None:
+                return busy, False
+        return await self.run_async(), True
+
+    def _hung(self) -> _Run | None:
+        """The sync run still going past its timeout, if any."""
+        with self._lock:
+            running = self._running
+            return running if isinstance(running, _Run) and self._busy() is not None else None
+
+    def _still_busy(self) -> Outcome | None:
+        with self._lock:
+            return self._busy()
+
     async def run_async(self) -> Outcome:
         """Runs the probe once on the running loop: an async probe as a task (cancelled at the
         timeout), a sync one in its worker thread; a run in progress is joined as by start()."""

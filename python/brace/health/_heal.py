@@ -64,7 +64,7 @@ class Healer:
             except Exception as error:
                 course.raised(action, error)
             else:
-                if course.rechecked(action, check.run()):
+                if course.rechecked(action, *check.recheck()):
                     break
         return course.outcome, tuple(course.attempts)
 
@@ -81,7 +81,7 @@ class Healer:
             except Exception as error:
                 course.raised(action, error)
             else:
-                if course.rechecked(action, await check.run_async()):
+                if course.rechecked(action, *await check.recheck_async()):
                     break
         return course.outcome, tuple(course.attempts)
 
@@ -112,10 +112,13 @@ class Course:
         self.stats.record(self.classification.category, action.name, healed=False)
         self.attempts.append(HealingAttempt(action.name, describe(error), False))
 
-    def rechecked(self, action: HealingAction, recheck: Outcome) -> bool:
-        """Books the re-check after an action; whether it healed (is no longer UNHEALTHY)."""
+    def rechecked(self, action: HealingAction, recheck: Outcome, verdict: bool) -> bool:
+        """Books the re-check after an action; whether it healed (is no longer UNHEALTHY). A
+        re-check that could not run (`verdict` False: the probe still hangs) tells nothing of
+        the action, so its record of healings is left as it was."""
         healed = recheck.status is not Status.UNHEALTHY
-        self.stats.record(self.classification.category, action.name, healed=healed)
+        if verdict:
+            self.stats.record(self.classification.category, action.name, healed=healed)
         self.attempts.append(HealingAttempt(action.name, None, healed, recheck.status, recheck.reason))
         self.outcome = recheck
         return healed
