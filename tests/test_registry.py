@@ -404,15 +404,16 @@ def test_a_reload_keeps_an_open_breaker_open_and_its_window_counts() -> None:
 
 
 def test_a_reload_keeps_a_limiters_taken_tokens() -> None:
-    registry = Registry(BASE)
-    limiter = registry.limiter("payments")  # burst 5
-    assert limiter.try_acquire(3)
-    event = registry.reload(BASE, {"limiter": {"payments": {"burst": 8, "rate": "1/min"}}})
-    assert event.applied == ("limiter.payments",) and event.deferred == ()
-    state = registry.limiter("payments").state()
-    assert registry.limiter("payments") is limiter
-    assert state.limit == 8 and state.remaining == 5  # the 3 taken stay taken
-    assert limiter.try_acquire(5) and not limiter.try_acquire(1)
+    with brace.testing.fake_clock():  # at 100/s, the tokens taken would come back while a slow machine reloads
+        registry = Registry(BASE)
+        limiter = registry.limiter("payments")  # burst 5
+        assert limiter.try_acquire(3)
+        event = registry.reload(BASE, {"limiter": {"payments": {"burst": 8, "rate": "1/min"}}})
+        assert event.applied == ("limiter.payments",) and event.deferred == ()
+        state = registry.limiter("payments").state()
+        assert registry.limiter("payments") is limiter
+        assert state.limit == 8 and state.remaining == 5  # the 3 taken stay taken
+        assert limiter.try_acquire(5) and not limiter.try_acquire(1)
 
 
 def test_a_reload_keeps_a_bulkheads_slots_in_use() -> None:
@@ -428,6 +429,49 @@ def test_a_reload_keeps_a_bulkheads_slots_in_use() -> None:
             with bulkhead:
                 pass
     assert bulkhead.in_use == 0 and bulkhead.available == 3
+
+
+def test_a_reload_changes_a_retry_in_use_keeping_its_counts() -> None:
+    config = {**BASE, "policy": {"payments": {"breaker": False}}}  # failing calls would open its breaker
+    registry = Registry(config)
+    retry, policy = registry.retry("payments"), registry.policy("payments")
+    calls: list[int] = []
+
+    def failing() -> None:
+        calls.append(1)
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        retry.call(failing)
+    assert len(calls) == 3 and retry.calls().failed_with_retry == 1
+    event = registry.reload(config, {"retry": {"payments": {"attempts": 5, "on": ["OSError"],
+                                                          "backoff": {"max": 0.001}}}})  # fmt: skip
+    assert event.applied == ("retry.payments",) and event.deferred == ()
+    assert registry.retry("payments") is retry and retry.attempts == 5
+    calls.clear()
+    with pytest.raises(ConnectionError):
+        policy.call(failing)  # the policy made before the reload retries by the new settings
+    assert len(calls) == 5 and retry.calls().failed_with_retry == 2
+    with pytest.raises(KeyError):
+        retry.call(lambda: {}["missing"])  # not an OSError: not retried
+
+
+def test_a_retry_whose_deadline_changes_is_deferred() -> None:
+    registry = Registry(BASE)
+    retry = registry.retry("payments")
+    event = registry.reload(BASE, {"retry": {"payments": {"deadline": 1.0}}})
+    assert event.deferred == ("retry.payments",) and retry.deadline is None
+
+
+def test_a_retry_refuses_a_bad_live_setting_and_keeps_its_own() -> None:
+    retry = brace.Retry(on=ConnectionError, attempts=2)
+    with pytest.raises(ValueError, match="attempts"):
+        retry.reconfigure(attempts=0)
+    with pytest.raises(TypeError, match="on must be"):
+        retry.reconfigure(on=None)  # without a classifier, something must be retried
+    assert retry.attempts == 2
+    retry.reconfigure(pushback=False)  # the others keep their values
+    assert retry.attempts == 2
 
 
 def test_an_unchanged_part_is_left_alone() -> None:
@@ -446,19 +490,20 @@ def test_a_policy_whose_timeout_changes_is_deferred() -> None:
 
 
 def test_a_failed_reload_keeps_the_old_configuration_and_tells_the_listeners() -> None:
-    registry = Registry(BASE)
-    events = _events(registry)
-    limiter, breaker = registry.limiter("payments"), registry.breaker("payments")
-    assert limiter.try_acquire(2)
-    before = registry.config
-    bad = {**BASE, "limiter": {"default": {"rate": "1/s", "burst": 20}},
-           "breaker": {"default": {"minimum_calls": 0}}}  # fmt: skip
-    with pytest.raises(ValueError, match=r"^breaker\.default\.minimum_calls: ") as raised:
-        registry.reload(bad)
-    assert [event.kind for event in events] == ["reload_failed"] and events[0].error is raised.value
-    assert registry.config == before
-    assert limiter.state().limit == 5 and limiter.state().remaining == 3  # not half applied
-    assert registry.breaker("payments") is breaker
+    with brace.testing.fake_clock():  # the tokens taken must not come back (100/s) during the reload
+        registry = Registry(BASE)
+        events = _events(registry)
+        limiter, breaker = registry.limiter("payments"), registry.breaker("payments")
+        assert limiter.try_acquire(2)
+        before = registry.config
+        bad = {**BASE, "limiter": {"default": {"rate": "1/s", "burst": 20}},
+               "breaker": {"default": {"minimum_calls": 0}}}  # fmt: skip
+        with pytest.raises(ValueError, match=r"^breaker\.default\.minimum_calls: ") as raised:
+            registry.reload(bad)
+        assert [event.kind for event in events] == ["reload_failed"] and events[0].error is raised.value
+        assert registry.config == before
+        assert limiter.state().limit == 5 and limiter.state().remaining == 3  # not half applied
+        assert registry.breaker("payments") is breaker
 
 
 def test_a_reload_refused_by_a_part_in_use_names_it() -> None:

@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Literal, NamedTuple, cast
 from brace._core import now_ns
 from brace._listeners import Listeners, Observable
 from brace._registry_config import (
-    DEFAULT, KEYS, PARTS, PRIMITIVES, Config, ConfigError, keyword_error, merged, resolve, settings,
+    DEFAULT, KEYS, PARTS, PRIMITIVES, Config, ConfigError, backoff, exception_types, keyword_error, merged, resolve,
+    settings,
 )  # fmt: skip
 from brace._registry_sources import read_env, read_toml
 from brace.breaker import CircuitBreaker
@@ -30,7 +31,8 @@ EventKind = Literal["reloaded", "reload_failed"]
 _EVENT_KINDS = ("reloaded", "reload_failed")
 # Settings a part applies while in use (through its reconfigure), per kind; a change to any other
 # setting of a part already made applies to the parts made after the reload.
-_LIVE = {"limiter": ("rate", "per", "burst"), "bulkhead": ("max_concurrent", "max_wait")}
+_LIVE = {"limiter": ("rate", "per", "burst"), "bulkhead": ("max_concurrent", "max_wait"),
+         "retry": ("on", "attempts", "backoff", "idempotent", "pushback", "pushback_cap", "raise_retry_error")}
 # Settings that place a part in a shared store: checked when the part is made, not by a dry run
 # (which would open the store).
 _SHARED = ("store", "on_store_error", "local_share")
@@ -260,6 +262,13 @@ def _reconfigure(part: Any, key: tuple[str, str], new: Mapping[str, Any]) -> Non
     try:
         if kind == "limiter":
             part.reconfigure(rate=new["rate"], per=new.get("per"), burst=new.get("burst", _default(kind, "burst")))
+        elif kind == "retry":
+            given = {key: new.get(key, _default(kind, key)) for key in _LIVE[kind]}
+            if given["on"] is not None:
+                given["on"] = exception_types(given["on"], f"{kind}.{name}.on")
+            if given["backoff"] is not None:
+                given["backoff"] = backoff(given["backoff"], f"{kind}.{name}.backoff")
+            part.reconfigure(**given)
         else:
             part.reconfigure(max_concurrent=new["max_concurrent"],
                              max_wait=new.get("max_wait", _default(kind, "max_wait")))  # fmt: skip

@@ -60,6 +60,8 @@ GiveUpReason = Literal["attempts", "deadline", "budget", "still_running"]
 _Tally = dict["Category | None", tuple[int, float]]
 # Attempts for results only retry_on_result rejects, when a classifier sets no overall cap.
 _UNCLASSIFIED_ATTEMPTS = 3
+# reconfigure's default: the setting keeps its value (None means something of its own).
+_KEEP: Any = object()
 
 
 class Classifier(Protocol):
@@ -366,6 +368,50 @@ class Retry(RetryCore, Observable[RetryEvent]):
     def attempt_timeout(self) -> float | None:
         """Seconds that bound each attempt (None: no bound)."""
         return self._attempt_timeout
+
+    def reconfigure(
+        self,
+        *,
+        on: _config.ExceptionFilter | None = _KEEP,
+        attempts: int | None = _KEEP,
+        backoff: Backoff | None = _KEEP,
+        idempotent: bool = _KEEP,
+        pushback: bool = _KEEP,
+        pushback_cap: float | timedelta = _KEEP,
+        raise_retry_error: bool = _KEEP,
+    ) -> None:
+        """Changes how the retry retries, while in use; unspecified settings keep their values,
+        and the listeners and counts stay.
+
+        Each setting means what it means to the constructor (None for `on`, `attempts` or
+        `backoff` too). A call already in its retry loop reads each setting when it next
+        needs it. What a Policy built on the retry compiled (the deadline, the attempt
+        timeout, the budget, result checks) cannot change here: make a new Retry for those.
+
+        Raises:
+            ValueError, TypeError: As the constructor, for the settings given; then nothing changes.
+        """
+        new_on = self._on if on is _KEEP else (None if on is None else _config.exception_filter(on, "on"))
+        if new_on is None and self._classifier is None:
+            raise TypeError("on must be an exception type, a tuple of them, or a predicate "
+                            "(it may be left out only with a classifier), got None")  # fmt: skip
+        if attempts is _KEEP:
+            new_attempts = self._attempts
+        else:
+            new_attempts = (3 if self._classifier is None else None) if attempts is None else _config.count(
+                attempts, "attempts")
+        new_backoff = self._backoff if backoff is _KEEP else (
+            _config.instance_or_none(backoff, Backoff, "backoff") or Backoff.exponential())
+        flags = [current if value is _KEEP else _config.flag(value, name)
+                 for value, name, current in ((idempotent, "idempotent", self._idempotent),
+                                              (pushback, "pushback", self._pushback),
+                                              (raise_retry_error, "raise_retry_error", self._raise_retry_error))]  # fmt: skip
+        cap = self._pushback_cap if pushback_cap is _KEEP else _config.positive_duration(pushback_cap, "pushback_cap")
+        self._on, self._attempts, self._backoff = new_on, new_attempts, new_backoff
+        if backoff is not _KEEP:
+            self._backoff_given = backoff is not None
+        self._idempotent, self._pushback, self._raise_retry_error = flags
+        self._pushback_cap = cap
 
     def calls(self) -> RetryCalls:
         """The calls that went through the retry loop, by how they ended (see RetryCalls)."""
