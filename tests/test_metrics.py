@@ -449,3 +449,55 @@ class TestCountsSinceMade:
         for worker in workers:
             worker.join()
         assert limiter.rejections == 2 * per_thread * threads
+
+
+class TestOpenTelemetryEveryPart:
+    """The instruments and span events the first OpenTelemetry tests leave out: bulkheads, budgets,
+    Recovery, a limiter's rejection event, and trace_events over a Registry's parts."""
+
+    def test_bulkhead_budget_and_recovery_instruments(self) -> None:
+        reader = InMemoryMetricReader()
+        metrics = OpenTelemetryMetrics(meter_provider=MeterProvider(metric_readers=[reader]))
+        bulkhead = brace.Bulkhead(name="db", max_concurrent=2, max_wait=0.0)
+        budget = brace.RetryBudget(name="calls", ratio=0.001, min_per_second=0)
+        recovery = brace.Recovery(name="orders")
+        for part in (bulkhead, budget, recovery):
+            metrics.add(part)
+        assert bulkhead.try_acquire()
+        assert not budget.try_withdraw()
+        failures = iter([True, False])
+
+        def flaky() -> str:
+            if next(failures):
+                raise ConnectionError("transient")
+            return "ok"
+
+        assert recovery.call(flaky) == "ok"
+        points = TestOpenTelemetry._points(reader)
+        try:
+            assert points["brace.bulkhead.concurrent_calls"] == [({"bulkhead.name": "db"}, 1)]
+            assert points["brace.bulkhead.available_concurrent_calls"] == [({"bulkhead.name": "db"}, 1)]
+            assert points["brace.bulkhead.max_allowed_concurrent_calls"] == [({"bulkhead.name": "db"}, 2)]
+            assert points["brace.retry_budget.exhaustions"] == [({"retry_budget.name": "calls"}, 1)]
+            assert points["brace.retry_budget.balance"] == [({"retry_budget.name": "calls"}, budget.balance)]
+            outcomes = {attrs["recovery.outcome"]: value for attrs, value in points["brace.recovery.outcomes"]
+                        if attrs["recovery.name"] == "orders"}  # fmt: skip
+            assert outcomes["recovered"] == 1
+        finally:
+            bulkhead.release()
+
+    def test_a_limiter_s_rejection_is_a_span_event_and_a_registry_is_traced(self) -> None:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        registry = brace.Registry(CONFIG)
+        limiter = registry.limiter("api")
+        tracing = trace_events(registry)
+        with provider.get_tracer("test").start_as_current_span("call"):
+            assert limiter.try_acquire(2)
+            with pytest.raises(RateLimited):
+                limiter.call(lambda: None)
+        tracing.remove()
+        (span,) = exporter.get_finished_spans()
+        assert [(event.name, dict(event.attributes or {})) for event in span.events] == [
+            ("brace.rate_limiter.rejected", {"ratelimiter.name": "api", "ratelimiter.result": "rejected"})]

@@ -39,6 +39,10 @@ def _backoff(retry: brace.Retry) -> str:
     return shown[shown.index("backoff=") + len("backoff="):-1]
 
 
+def _bug() -> None:
+    raise KeyError("missing")  # a programming error: never transient
+
+
 def _open(breaker: brace.CircuitBreaker, failures: int) -> None:
     for _ in range(failures):
         with pytest.raises((ConnectionError, brace.CircuitOpen)):
@@ -254,7 +258,7 @@ def test_a_retry_told_nothing_to_retry_on_retries_what_the_classifier_calls_tran
 
     assert retry.call(flaky) == "ok" and len(calls) == 2
     with pytest.raises(KeyError):
-        retry.call(lambda: {}["missing"])  # a bug is not retried
+        retry.call(_bug)  # a bug is not retried
 
 
 def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -453,7 +457,7 @@ def test_a_reload_changes_a_retry_in_use_keeping_its_counts() -> None:
         policy.call(failing)  # the policy made before the reload retries by the new settings
     assert len(calls) == 5 and retry.calls().failed_with_retry == 2
     with pytest.raises(KeyError):
-        retry.call(lambda: {}["missing"])  # not an OSError: not retried
+        retry.call(_bug)  # not an OSError: not retried
 
 
 def test_a_retry_whose_deadline_changes_is_deferred() -> None:
