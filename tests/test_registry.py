@@ -275,6 +275,19 @@ def test_the_process_environment_is_read_by_default(monkeypatch: pytest.MonkeyPa
         Registry.from_env()
 
 
+@pytest.mark.parametrize("variable, value, message", [
+    ("CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS", "5000",
+     "APP_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS (breaker.default.half_open_calls): half_open_calls must be an int "
+     "from 1 to 1023, got 5000"),
+    ("PAYMENTS_RETRY_MAX_ATTEMPTS", "0", "APP_PAYMENTS_RETRY_MAX_ATTEMPTS (retry.payments.attempts): attempts must"),
+    ("RETRY_BUDGET_LIMIT", "5000", "APP_RETRY_BUDGET_LIMIT (budget.default.ratio): ratio must"),
+])  # fmt: skip
+def test_a_value_out_of_range_names_its_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Registry.from_env("APP_", {"APP_" + variable: value, "APP_RETRY_ON": "OSError"})
+    assert str(raised.value).startswith(message)
+
+
 def test_the_environment_builds_working_parts() -> None:
     environ = {"BRACE_CIRCUIT_BREAKER_FAILURE_THRESHOLD": "5", "BRACE_REDIS_FAILURE_THRESHOLD": "2",
                "BRACE_CIRCUIT_BREAKER_TIMEOUT_SECONDS": "30", "BRACE_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": "1"}
@@ -304,12 +317,12 @@ def test_bad_environment_values_and_unknown_names_name_the_variable(variable: st
         Registry.read_env("APP_", {variable: value})
 
 
-def test_a_value_in_range_for_its_form_but_not_its_key_names_the_key() -> None:
-    with pytest.raises(ValueError, match=r"^breaker\.default\.half_open_calls: "):
-        Registry.from_env("APP_", {"APP_CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": "5000"})
-    with pytest.raises(ValueError, match=r"^retry\.redis\.backoff\.max: "):
+def test_a_value_in_range_for_its_form_but_not_its_key_names_the_variable_and_the_key() -> None:
+    with pytest.raises(ValueError, match=r"^APP_REDIS_RETRY_MAX_DELAY_MS \(retry\.redis\.backoff\.max\): "):
         Registry.from_env("APP_", {"APP_RETRY_ON": "OSError", "APP_REDIS_RETRY_BASE_DELAY_MS": "500",
                                    "APP_REDIS_RETRY_MAX_DELAY_MS": "100"})  # fmt: skip
+    with pytest.raises(ValueError, match=r"^breaker\.default\.half_open_calls: "):  # no variable: the key
+        Registry({"breaker": {"default": {"half_open_calls": 5000}}})
 
 
 def test_without_a_prefix_only_matching_names_are_read() -> None:

@@ -15,7 +15,7 @@ from brace._registry_config import (
     DEFAULT, KEYS, PARTS, PRIMITIVES, Config, ConfigError, backoff, exception_types, keyword_error, merged, resolve,
     settings,
 )  # fmt: skip
-from brace._registry_sources import read_env, read_toml
+from brace._registry_sources import read_env, read_env_origins, read_toml
 from brace.breaker import CircuitBreaker
 from brace.budget import RetryBudget
 from brace.bulkhead import Bulkhead
@@ -124,8 +124,16 @@ class Registry(Observable[RegistryEvent]):
     @classmethod
     def from_env(cls, prefix: str = "BRACE_", environ: Mapping[str, str] | None = None, *,
                  name: str | None = None) -> Registry:  # fmt: skip
-        """A registry of the environment's configuration (see `read_env` for the names)."""
-        return cls(read_env(prefix, environ), name=name)
+        """A registry of the environment's configuration (see `read_env` for the names). A value
+        outside its key's range is an error naming the variable that set it."""
+        config, origins = read_env_origins(prefix, environ)
+        try:
+            return cls(config, name=name)
+        except (ValueError, TypeError) as error:
+            path, _, rest = str(error).partition(": ")
+            if path not in origins:
+                raise
+            raise type(error)(f"{origins[path]} ({path}): {rest}") from error
 
     read_toml = staticmethod(read_toml)
     read_env = staticmethod(read_env)

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from brace._registry_config import ConfigError, check
 
-__all__ = ["ENV_NAMES", "read_env", "read_toml"]
+__all__ = ["ENV_NAMES", "read_env", "read_env_origins", "read_toml"]
 
 
 def _count(text: str) -> int:
@@ -133,10 +133,18 @@ def read_env(prefix: str = "BRACE_", environ: Mapping[str, str] | None = None) -
         ConfigError: an unknown name (with a prefix), or a value its name does not accept; the
             message names the variable, its key and the accepted values.
     """
+    return read_env_origins(prefix, environ)[0]
+
+
+def read_env_origins(prefix: str = "BRACE_",
+                     environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:  # fmt: skip
+    """read_env's configuration, and the variable that set each key (by the key's path,
+    "breaker.default.half_open_calls"), so that an error found later can name it."""
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
     source = os.environ if environ is None else environ
     config: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     for variable in sorted(source):
         if not variable.startswith(prefix):
             continue
@@ -146,11 +154,12 @@ def read_env(prefix: str = "BRACE_", environ: Mapping[str, str] | None = None) -
                 raise ConfigError(f"{variable}: unknown name; brace reads {prefix}<NAME> or {prefix}<DEP>_<NAME> "
                                   f"with NAME among {', '.join(ENV_NAMES)}")  # fmt: skip
             continue
-        _set(config, variable, found, source[variable])
-    return config
+        origins[_set(config, variable, found, source[variable])] = variable
+    return config, origins
 
 
-def _set(config: dict[str, Any], variable: str, found: tuple[str, str], text: str) -> None:
+def _set(config: dict[str, Any], variable: str, found: tuple[str, str], text: str) -> str:
+    """Sets the variable's key; returns the key's path."""
     section, full = found
     kind, path, parse, accepted = ENV_NAMES[full]
     where = ".".join((kind, section, *path))
@@ -166,6 +175,7 @@ def _set(config: dict[str, Any], variable: str, found: tuple[str, str], text: st
     table[path[-1]] = value
     if full == "RETRY_BUDGET_LIMIT":  # the retry of the same section draws on this budget
         config.setdefault("retry", {}).setdefault(section, {})["budget"] = True
+    return where
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
