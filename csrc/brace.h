@@ -302,6 +302,12 @@ typedef struct brc_breaker_s {
   _Atomic uint64_t not_permitted;
   _Atomic uint64_t probes_swept; /* ns of the last sweep of probe_leases */
   _Atomic uint64_t probe_leases[BRC_BREAKER_PROBE_LEASES]; /* see brc_breaker_acquire_leased */
+  /* Outcomes since init, by kind (brc_breaker_report): relaxed counters bumped by the
+   * record or release that settles the call, so they cost no CAS. */
+  _Atomic uint64_t successful; /* recorded without BRC_OUTCOME_FAILURE */
+  _Atomic uint64_t failed;     /* recorded with BRC_OUTCOME_FAILURE */
+  _Atomic uint64_t slow;       /* recorded with BRC_OUTCOME_SLOW (also in one of the two above) */
+  _Atomic uint64_t ignored;    /* brc_breaker_count_ignored */
 } brc_breaker_t;
 
 /* A transition made by one call: from and to are BRC_CLOSED..; to == 0: none. */
@@ -350,6 +356,12 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
  * an exception that is ignored): frees its probe slot if it was a probe of the
  * current HALF_OPEN. Returns BRC_OK (or BRC_EINVAL). Thread-safe, lock-free. */
 int brc_breaker_release(brc_breaker_t *b, uint64_t ticket);
+
+/* Counts one call whose outcome the caller ignores (its permission is given
+ * back with brc_breaker_release, which counts nothing, as cancellations are
+ * not counted). Returns BRC_OK or BRC_EINVAL. Thread-safe, lock-free: one
+ * relaxed add. */
+int brc_breaker_count_ignored(brc_breaker_t *b);
 
 /* Probe leases, for a breaker that processes share (brc_region_breaker): a
  * probe whose process dies is given back instead of holding HALF_OPEN until
@@ -408,6 +420,10 @@ typedef struct brc_breaker_report_s {
   uint64_t probes_out;      /* HALF_OPEN: probes permitted */
   uint64_t retry_after;     /* OPEN: ns until HALF_OPEN; else 0 */
   uint64_t consecutive;     /* failures in a row (simple mode) */
+  uint64_t successful;      /* outcomes recorded since init: not failures */
+  uint64_t failed;          /* ... failures */
+  uint64_t slow;            /* ... slow (successful or failed) */
+  uint64_t ignored;         /* brc_breaker_count_ignored calls since init */
 } brc_breaker_report_t;
 
 /* The breaker's state at `now` into *out. Returns BRC_OK, or BRC_EINVAL (*out
@@ -934,7 +950,8 @@ uint64_t brc_hash64_u64(uint64_t value);
  * claimer for a dead one). */
 
 #define BRC_REGION_MAGIC UINT64_C(0x3147455243415242) /* "BRACREG1" little-endian */
-#define BRC_REGION_VERSION 3 /* 2: keyed tables and leased permits; 3: breakers' probe leases */
+#define BRC_REGION_VERSION 4 /* 2: keyed tables and leased permits; 3: breakers' probe leases;
+                                4: breakers' outcome counters */
 #define BRC_REGION_SLOTS 1024       /* slots in a region */
 #define BRC_REGION_NAME_MAX 63      /* bytes in a slot name (and NUL) */
 #define BRC_REGION_CONFIG_MAX 128   /* bytes of configuration a slot keeps */

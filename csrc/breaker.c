@@ -73,6 +73,10 @@ int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *c) {
   atomic_init(&b->consecutive, 0);
   atomic_init(&b->not_permitted, 0);
   atomic_init(&b->probes_swept, 0);
+  atomic_init(&b->successful, 0);
+  atomic_init(&b->failed, 0);
+  atomic_init(&b->slow, 0);
+  atomic_init(&b->ignored, 0);
   for (int i = 0; i < BRC_BREAKER_PROBE_LEASES; i++)
     atomic_init(&b->probe_leases[i], 0);
   return BRC_OK;
@@ -239,10 +243,18 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
   const brc_breaker_config_t *c = &b->config;
   uint64_t s = atomic_load_explicit(&b->state, memory_order_acquire);
   int state = BRC__STATE(s);
+  if (state == BRC__UNSET)
+    return BRC_EINVAL;
+  /* Every settled call counts, whatever the state it ends in (a late outcome of
+   * an earlier state too): the totals are of calls, not of what decided. */
+  atomic_fetch_add_explicit((outcome & BRC_OUTCOME_FAILURE) ? &b->failed : &b->successful, 1,
+                            memory_order_relaxed);
+  if (outcome & BRC_OUTCOME_SLOW)
+    atomic_fetch_add_explicit(&b->slow, 1, memory_order_relaxed);
   if (state == BRC_HALF_OPEN)
     return BRC__GEN(s) == ticket ? brc__record_probe(b, w, s, outcome, now, t) : BRC_OK;
   if (state != BRC_CLOSED && state != BRC_METRICS_ONLY)
-    return state == BRC__UNSET ? BRC_EINVAL : BRC_OK;
+    return BRC_OK;
   if (!now && w->kind == BRC_WINDOW_TIME)
     now = brc_now_ns();
   if (brc_window_record(w, outcome, duration, now) != BRC_OK)
@@ -283,6 +295,13 @@ int brc_breaker_release(brc_breaker_t *b, uint64_t ticket) {
   return BRC_OK;
 }
 
+int brc_breaker_count_ignored(brc_breaker_t *b) {
+  if (BRC__STATE(atomic_load_explicit(&b->state, memory_order_relaxed)) == BRC__UNSET)
+    return BRC_EINVAL;
+  atomic_fetch_add_explicit(&b->ignored, 1, memory_order_relaxed);
+  return BRC_OK;
+}
+
 int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
                            brc_breaker_transition_t *t) {
   brc__note(t, 0, 0);
@@ -316,6 +335,10 @@ int brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out
   out->not_permitted = atomic_load_explicit(&b->not_permitted, memory_order_relaxed);
   out->probes_out = out->state == BRC_HALF_OPEN ? BRC__PROBES(s) : 0;
   out->consecutive = atomic_load_explicit(&b->consecutive, memory_order_relaxed);
+  out->successful = atomic_load_explicit(&b->successful, memory_order_relaxed);
+  out->failed = atomic_load_explicit(&b->failed, memory_order_relaxed);
+  out->slow = atomic_load_explicit(&b->slow, memory_order_relaxed);
+  out->ignored = atomic_load_explicit(&b->ignored, memory_order_relaxed);
   out->retry_after = 0;
   if (out->state == BRC_OPEN) {
     uint64_t until = brc__stamped(&b->open_until, &b->open_gen, BRC__GEN(s));

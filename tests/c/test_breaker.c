@@ -213,6 +213,35 @@ static void test_slow_calls(void) {
   free(x.w);
 }
 
+/* The counters since init: every settled call once, in any state, by kind;
+ * closing (which empties the window) keeps them. */
+static void test_outcome_counters_since_init(void) {
+  breaker_t x = make(base_config(), BRC_WINDOW_COUNT, 10);
+  brc_breaker_report_t r;
+  uint64_t late;
+  CHECK(brc_breaker_acquire(&x.b, SEC, &late, NULL, NULL) == BRC_OK); /* settles after the opening */
+  for (int i = 0; i < 4; i++)
+    call(&x, 0, SEC, NULL);
+  call(&x, S, SEC, NULL);
+  for (int i = 0; i < 5; i++)
+    call(&x, i == 0 ? F | S : F, SEC, NULL); /* 10 calls, 5 failed: opens */
+  CHECK(state(&x, SEC) == BRC_OPEN);
+  CHECK(brc_breaker_record(&x.b, x.w, late, F, 0, SEC, NULL) == BRC_OK);
+  CHECK(call(&x, 0, SEC, NULL) == BRC_REFUSED);
+  CHECK(brc_breaker_count_ignored(&x.b) == BRC_OK);
+  CHECK(brc_breaker_transition(&x.b, x.w, BRC_CLOSED, SEC, NULL) == BRC_OK);
+  call(&x, 0, SEC, NULL);
+  CHECK(brc_breaker_transition(&x.b, x.w, BRC_DISABLED, SEC, NULL) == BRC_OK);
+  call(&x, F, SEC, NULL); /* a disabled breaker decides nothing but its calls still end */
+  brc_breaker_report(&x.b, SEC, &r);
+  CHECK_EQ_U64(r.successful, 4 + 1 + 1);
+  CHECK_EQ_U64(r.failed, 5 + 1 + 1);
+  CHECK_EQ_U64(r.slow, 2);
+  CHECK_EQ_U64(r.ignored, 1);
+  CHECK_EQ_U64(r.not_permitted, 1);
+  free(x.w);
+}
+
 static void test_time_window_forgets(void) {
   breaker_t x = make(base_config(), BRC_WINDOW_TIME, 10);
   for (int i = 0; i < 9; i++)
@@ -381,6 +410,8 @@ static void test_threads(void) {
   brc_breaker_report_t r;
   brc_breaker_report(&shared.b, SEC, &r);
   CHECK(r.state >= BRC_CLOSED && r.state <= BRC_HALF_OPEN);
+  /* relaxed adds lose nothing: each call is settled or refused exactly once */
+  CHECK_EQ_U64(r.successful + r.failed + r.not_permitted, 8 * 5000);
   free(shared.w);
 }
 
@@ -413,6 +444,7 @@ int main(void) {
   test_half_open_cannot_wedge();
   test_consecutive_failures_mode();
   test_slow_calls();
+  test_outcome_counters_since_init();
   test_time_window_forgets();
   test_manual_states();
   test_set_open_until_is_refused_once_stale();

@@ -82,6 +82,7 @@ static void test_breaker(void) {
   CHECK(brc_breaker_record(&b, w, 0, BRC_OUTCOME_FAILURE, 0, NOW, &t) == BRC_EINVAL);
   CHECK(brc_breaker_record(&b, w, 0, 0, 0, 0, &t) == BRC_EINVAL);
   CHECK(brc_breaker_release(&b, 0) == BRC_EINVAL);
+  CHECK(brc_breaker_count_ignored(&b) == BRC_EINVAL);
   for (int state = BRC_CLOSED; state <= BRC_METRICS_ONLY; state++)
     CHECK(brc_breaker_transition(&b, w, state, NOW, &t) == BRC_EINVAL);
   CHECK(brc_breaker_transition(&b, NULL, BRC_OPEN, NOW, &t) == BRC_EINVAL);
