@@ -148,6 +148,11 @@ cdef class CircuitBreakerCore:
     def _release(self, uint64_t token):
         _breaker_give_back(self, token)
 
+    def _ignore(self, uint64_t token):
+        """Gives back the permission of a call whose error is ignored, and counts it."""
+        c.brc_breaker_count_ignored(self._b)
+        _breaker_give_back(self, token)
+
     def _release_unleased(self, uint64_t token):
         """Gives back a permission whose probe the store refused (no lease to return)."""
         c.brc_breaker_release(self._b, token)
@@ -169,6 +174,12 @@ cdef class CircuitBreakerCore:
         cdef c.brc_breaker_report_t r
         _check(c.brc_breaker_report(self._b, c.brc_now_ns(), &r), "breaker (not configured)")
         return r.state, r.generation, r.openings, r.not_permitted, r.probes_out, r.retry_after, r.consecutive
+
+    def _calls(self):
+        """(successful, failed, slow, ignored, not_permitted): calls since the state was made."""
+        cdef c.brc_breaker_report_t r
+        _check(c.brc_breaker_report(self._b, 0, &r), "breaker (not configured)")
+        return r.successful, r.failed, r.slow, r.ignored, r.not_permitted
 
     def _window_counts(self):
         """(calls, failures, slow_calls, slow_failures, duration_ns) in the window now."""

@@ -89,12 +89,17 @@ cdef extern from "brace.h" nogil:
         uint64_t probes_out
         uint64_t retry_after
         uint64_t consecutive
+        uint64_t successful
+        uint64_t failed
+        uint64_t slow
+        uint64_t ignored
     int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *config)
     int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
                             brc_breaker_transition_t *t)
     int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsigned outcome,
                            uint64_t duration, uint64_t now, brc_breaker_transition_t *t)
     int brc_breaker_release(brc_breaker_t *b, uint64_t ticket)
+    int brc_breaker_count_ignored(brc_breaker_t *b)
     int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket)
     int brc_breaker_acquire_leased(brc_breaker_t *b, uint64_t tag, uint64_t now, uint64_t *ticket,
                                    uint64_t *retry_after, brc_breaker_transition_t *t)

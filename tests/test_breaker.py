@@ -342,7 +342,57 @@ class TestMetricsAndOverrides:
         assert (cb.state, cb.metrics().calls, cb.metrics().not_permitted) == (BreakerState.CLOSED, 0, 1)
         cb.reset()
         assert cb.metrics().not_permitted == 0
+        assert cb.calls() == brace.BreakerCalls(successful=0, failed=0, slow=0, ignored=0, not_permitted=0)
         assert repr(cb) == "CircuitBreaker(name='api', state=closed, window=count:4)"
+
+
+class TestCallsSinceMade:
+    """calls(): totals by kind that outlive the window (resilience4j_circuitbreaker_calls)."""
+
+    def test_every_form_and_outcome_counts_once(self, clock: FakeClock) -> None:
+        cb = tripping(window_size=100, minimum_calls=100, slow_call_duration=0.5, ignore=KeyError)
+
+        def slow() -> None:
+            clock.advance(0.6)
+
+        def missing() -> None:
+            raise KeyError("id")
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt
+
+        guarded = cb(int)
+        guarded()
+        cb.call(int)
+        with cb:
+            pass
+        cb.call(slow)
+        for outcome, error in ((fail, ConnectionError), (missing, KeyError), (interrupted, KeyboardInterrupt)):
+            with pytest.raises(error):
+                cb.call(outcome)
+        with pytest.raises(ConnectionError):
+            with cb:
+                clock.advance(0.6)
+                fail()
+
+        async def awaited() -> None:
+            await cb.call_async(asyncio.sleep, 0)
+            async with cb:
+                pass
+
+        asyncio.run(awaited())
+        cb.force_open()
+        with pytest.raises(brace.CircuitOpen):
+            guarded()
+        assert cb.calls() == brace.BreakerCalls(successful=6, failed=2, slow=2, ignored=1, not_permitted=1)
+
+    def test_counts_outlive_the_window_and_its_closing(self, clock: FakeClock) -> None:
+        cb = tripping()
+        open_it(cb)  # 2 failed, 2 successful: the window opens the breaker
+        clock.advance(10.0)
+        cb.call(int)  # the probe closes it, with an empty window
+        assert cb.metrics().calls == 0
+        assert cb.calls()[:2] == (3, 2)
 
 
 def test_no_lock_is_held_while_the_function_runs() -> None:

@@ -31,7 +31,7 @@ from brace._listeners import Listeners, Observable
 from brace._logger import logger
 from brace.errors import CircuitOpen, StoreError
 
-__all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind", "RedisCircuitBreaker"]
+__all__ = ["BreakerCalls", "BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind", "RedisCircuitBreaker"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,6 +100,31 @@ class BreakerMetrics(NamedTuple):
     not_permitted: int
     time_until_half_open: float
     openings: int
+
+
+class BreakerCalls(NamedTuple):
+    """A breaker's calls by how they ended, counted since it was made or last reset().
+
+    Unlike BreakerMetrics' window counts these only grow (resilience4j's
+    `resilience4j_circuitbreaker_calls`): each is a relaxed atomic add where the
+    outcome is recorded anyway. A breaker in a shared-memory store counts the
+    calls of every process sharing it; one on a Redis store counts this host's.
+
+    Attributes:
+        successful: Calls recorded as successes (in any state, probes included).
+        failed: Calls recorded as failures.
+        slow: Calls at least `slow_call_duration` long, successful or failed (also
+            counted in one of the two above).
+        ignored: Calls that raised an exception `ignore` accepts (cancellations and
+            other BaseExceptions count in no kind).
+        not_permitted: Calls rejected with CircuitOpen.
+    """
+
+    successful: int
+    failed: int
+    slow: int
+    ignored: int
+    not_permitted: int
 
 
 class BreakerEvent(NamedTuple):
@@ -297,7 +322,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     __slots__ = (
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
-        "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset", "_store",
+        "_window_kind", "_window_size", "_minimum_calls", "_calls_offset", "_store",
         "_failure_rate_threshold",
     )  # fmt: skip
 
@@ -350,7 +375,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         self._breaker_name, self._window_kind, self._window_size, self._minimum_calls = name, window, size, minimum
         self._listeners: Listeners[BreakerEvent] = Listeners(f"breaker {name!r}" if name else "a breaker",
                                                              _EVENT_KINDS)  # fmt: skip
-        self._not_permitted_offset, self._failure_rate_threshold = 0, failure_rate
+        self._calls_offset, self._failure_rate_threshold = BreakerCalls(0, 0, 0, 0, 0), failure_rate
         settings: dict[str, Any] = dict(
             window_kind=1 if window == "count" else 2, window_size=size,
             bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
@@ -430,9 +455,14 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             failure_rate=failures / calls if rated else None,
             slow_call_rate=slow_calls / calls if rated else None,
             calls=calls, failures=failures, slow_calls=slow_calls, slow_failures=slow_failures,
-            not_permitted=not_permitted - self._not_permitted_offset,
+            not_permitted=not_permitted - self._calls_offset.not_permitted,
             time_until_half_open=retry_after / _NS, openings=openings,
         )  # fmt: skip
+
+    def calls(self) -> BreakerCalls:
+        """The calls since the breaker was made or last reset(), by how they ended (see BreakerCalls)."""
+        offset = self._calls_offset
+        return BreakerCalls(*(count - before for count, before in zip(self._calls(), offset)))
 
     # -- manual overrides -------------------------------------------------------
 
@@ -455,7 +485,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def reset(self) -> None:
         """Closes the breaker with an empty window and zeroes its counters."""
         self.close()
-        self._not_permitted_offset = self._report()[3]
+        self._calls_offset = BreakerCalls(*self._calls())
 
     # -- events -----------------------------------------------------------------
 
@@ -525,10 +555,12 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             raise
         if ignored:
             # Cancellation, KeyboardInterrupt and ignored errors: the permission
-            # (maybe a half-open probe slot) is given back, nothing counts.
-            self._release(token)
+            # (maybe a half-open probe slot) is given back, nothing counts in the window.
             if isinstance(error, Exception):
+                self._ignore(token)
                 self._emit("ignored_error", error=error)
+            else:
+                self._release(token)
             return
         self._record_and_tell(token, failure, start, error)
 

@@ -9,7 +9,7 @@
   transitions, a retry's retries and a limiter's rejections.
 
 Counters are read when a scrape or collection asks for them: from the counters
-the primitives keep anyway (a breaker's window and rejections, a limiter's
+the primitives keep anyway (a breaker's window and calls by outcome, a limiter's
 tokens, a bulkhead's slots, a budget's balance, a retry's calls that went through
 its retry loop, a Recovery's record). Nothing is added to a success path. The
 rejections of limiters and bulkheads and the exhaustions of budgets are counted
@@ -195,6 +195,12 @@ def _breaker_slow_rate(breaker: CircuitBreaker, _: _Sources) -> Iterator[_Sample
     yield _Sample((_name(breaker),), -1.0 if rate is None else rate)
 
 
+def _breaker_calls(breaker: CircuitBreaker, _: _Sources) -> Iterator[_Sample]:
+    calls = breaker.calls()
+    for kind, count in zip(calls._fields, calls):
+        yield _Sample((_name(breaker), kind), count)
+
+
 def _breaker_not_permitted(breaker: CircuitBreaker, _: _Sources) -> Iterator[_Sample]:
     yield _Sample((_name(breaker),), breaker.metrics().not_permitted)
 
@@ -282,6 +288,9 @@ FAMILIES: tuple[_Family, ...] = (
     _Family("brace_circuitbreaker_slow_call_rate", "brace.circuit_breaker.slow_call_rate", "gauge",
             "Slow / recorded calls in the window; -1 below minimum_calls", "1", *_CB, CircuitBreaker,
             _breaker_slow_rate),
+    _Family("brace_circuitbreaker_calls", "brace.circuit_breaker.calls", "counter",
+            "Calls since the breaker was made or last reset, by how they ended (slow ones are also "
+            "successful or failed)", "{call}", *_CB_KIND, CircuitBreaker, _breaker_calls),
     _Family("brace_circuitbreaker_not_permitted_calls", "brace.circuit_breaker.not_permitted_calls", "counter",
             "Calls the breaker rejected since it was made or last reset", "{call}", *_CB, CircuitBreaker,
             _breaker_not_permitted),
