@@ -63,6 +63,7 @@ cdef extern from "brace.h" nogil:
         uint64_t duration
     uint64_t brc_window_bytes(uint64_t kind, uint64_t size)
     int brc_window_init(brc_window_t *w, uint64_t kind, uint64_t size, uint64_t bucket)
+    int brc_window_carry(brc_window_t *to, brc_window_t *source)
     int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out)
 
     ctypedef struct brc_breaker_config_t:
@@ -111,6 +112,8 @@ cdef extern from "brace.h" nogil:
                                brc_breaker_transition_t *t)
     int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until)
     int brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out)
+    int brc_breaker_reconfigure(brc_breaker_t *b, brc_window_t *w, const brc_breaker_config_t *config,
+                                uint64_t now, brc_breaker_transition_t *t)
 
 
 cdef extern from "guard.h":

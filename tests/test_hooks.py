@@ -86,11 +86,13 @@ COMPILED_PRIVATE = {
     # _attach: a shared limiter (store=) decides on a slot of a shared-memory region
     brace.RateLimiter: {"_configure", "_attach", "_reject_in_python", "_guard", "_reserve", "_refund", "_report"},
     # _set_probe_gen and _release_unleased: a breaker on a Redis store leases its HALF_OPEN's probes
-    # from the server (the probes of that generation call Python; a refused one is given back)
+    # from the server (the probes of that generation call Python; a refused one is given back);
+    # _ignore, _calls: the counts of calls since made (CircuitBreaker.calls()); _reconfigure: its
+    # settings changed in use (CircuitBreaker.reconfigure)
     brace.CircuitBreaker: {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
-        "_set_probe_gen", "_release_unleased",
+        "_set_probe_gen", "_release_unleased", "_ignore", "_calls", "_reconfigure",
     },
     # listened-to rejections go through Python, where events are built; _attach and _sweep: a shared
     # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits
