@@ -70,8 +70,10 @@ static double brc__double(uint64_t bits) {
  * reconfigure began writing this copy while it was read. Each field is
  * loaded into its own place: a block copy of the words would read back 8-byte
  * stores with wider loads, which stalls store forwarding (it cost the success
- * path ~20 ns). */
-static void brc__config(brc_breaker_t *b, brc_breaker_config_t *out) {
+ * path ~20 ns). `closed`: only the four fields a CLOSED breaker decides on
+ * (the rates, minimum_calls, consecutive_failures); the others are not
+ * written, which spares the success path six loads. */
+static inline void brc__config_of(brc_breaker_t *b, brc_breaker_config_t *out, int closed) {
   for (;;) {
     uint64_t current = atomic_load_explicit(&b->config_current, memory_order_acquire);
     _Atomic uint64_t *words = b->config[current & 1u].words, *seq_of = &b->config[current & 1u].seq;
@@ -81,16 +83,20 @@ static void brc__config(brc_breaker_t *b, brc_breaker_config_t *out) {
     out->slow_rate = brc__double(atomic_load_explicit(&words[1], memory_order_acquire));
     out->minimum_calls = atomic_load_explicit(&words[2], memory_order_acquire);
     out->consecutive_failures = atomic_load_explicit(&words[3], memory_order_acquire);
-    out->half_open_calls = atomic_load_explicit(&words[4], memory_order_acquire);
-    out->max_half_open = atomic_load_explicit(&words[5], memory_order_acquire);
-    out->wait_base = atomic_load_explicit(&words[6], memory_order_acquire);
-    out->wait_multiplier = brc__double(atomic_load_explicit(&words[7], memory_order_acquire));
-    out->wait_max = atomic_load_explicit(&words[8], memory_order_acquire);
-    out->wait_jitter = brc__double(atomic_load_explicit(&words[9], memory_order_acquire));
+    if (!closed) {
+      out->half_open_calls = atomic_load_explicit(&words[4], memory_order_acquire);
+      out->max_half_open = atomic_load_explicit(&words[5], memory_order_acquire);
+      out->wait_base = atomic_load_explicit(&words[6], memory_order_acquire);
+      out->wait_multiplier = brc__double(atomic_load_explicit(&words[7], memory_order_acquire));
+      out->wait_max = atomic_load_explicit(&words[8], memory_order_acquire);
+      out->wait_jitter = brc__double(atomic_load_explicit(&words[9], memory_order_acquire));
+    }
     if (!(seq & 1u) && atomic_load_explicit(seq_of, memory_order_relaxed) == seq)
       return;
   }
 }
+
+static void brc__config(brc_breaker_t *b, brc_breaker_config_t *out) { brc__config_of(b, out, 0); }
 
 /* Writes a copy not in force (its readers, if any, see the odd number and start again). */
 static void brc__config_write(brc_breaker_config_copy_t *copy, const brc_breaker_config_t *c) {
@@ -343,11 +349,15 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
                             memory_order_relaxed);
   if (outcome & BRC_OUTCOME_SLOW)
     atomic_fetch_add_explicit(&b->slow, 1, memory_order_relaxed);
-  if (state != BRC_CLOSED && state != BRC_METRICS_ONLY && state != BRC_HALF_OPEN)
+  if (state == BRC_HALF_OPEN) {
+    if (BRC__GEN(s) != ticket)
+      return BRC_OK;
+    brc__config(b, &config);
+    return brc__record_probe(b, w, s, outcome, now, c, t);
+  }
+  if (state != BRC_CLOSED && state != BRC_METRICS_ONLY)
     return BRC_OK;
-  brc__config(b, &config);
-  if (state == BRC_HALF_OPEN)
-    return BRC__GEN(s) == ticket ? brc__record_probe(b, w, s, outcome, now, c, t) : BRC_OK;
+  brc__config_of(b, &config, 1); /* the window decides with these four; brc__move reads its own */
   if (!now && w->kind == BRC_WINDOW_TIME)
     now = brc_now_ns();
   if (brc_window_record(w, outcome, duration, now) != BRC_OK)
