@@ -98,7 +98,8 @@ COMPILED_PRIVATE = {
     # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits
     brace.Bulkhead: {"_configure", "_attach", "_sweep", "_reject_in_python", "_guard", "_enqueue", "_pass_or_free",
                      "_grant", "_unflag", "_report"},  # fmt: skip
-    brace.Retry: {"_configure_core", "_guard"},
+    # _successful_without_retry, _count_success_without_retry: first-try successes (Retry.calls())
+    brace.Retry: {"_configure_core", "_guard", "_successful_without_retry", "_count_success_without_retry"},
     brace.Backoff: {"_configure", "_delay_ns"},
     brace.RetryBudget: {"_configure", "_balance"},
     brace.Policy: {"_configure_core", "_guard", "_guard_coroutine", "_succeeded"},

@@ -140,7 +140,7 @@ class TestPrometheus:
             return "ok"
 
         assert retry.call(flaky) == "ok"  # successful_with_retry
-        assert retry.call(lambda: "ok") == "ok"  # first try: not counted
+        assert retry.call(lambda: "ok") == "ok"  # successful_without_retry
         with pytest.raises((ConnectionError, RetryBudgetExhausted)):
             retry.call(_fail)
         with pytest.raises(ConnectionError):
@@ -151,7 +151,7 @@ class TestPrometheus:
 
         samples = _scrape(collector)
         calls = retry.calls()
-        assert calls.successful_with_retry == 1
+        assert (calls.successful_without_retry, calls.successful_with_retry) == (1, 1)
         assert calls.failed_with_retry >= 1 and calls.failed_without_retry >= 1
         assert calls.failed_with_retry + calls.failed_without_retry == 21
         for kind, count in zip(calls._fields, calls):
@@ -285,7 +285,8 @@ class TestOpenTelemetry:
         assert points["brace.rate_limiter.calls"] == [({"ratelimiter.name": "api", "ratelimiter.result": "rejected"},
                                                        1)]  # fmt: skip
         retries = {attrs["retry.result"]: value for attrs, value in points["brace.retry.calls"]}
-        assert retries == {"successful_with_retry": 0, "failed_with_retry": 1, "failed_without_retry": 0}
+        assert retries == {"successful_without_retry": 0, "successful_with_retry": 0, "failed_with_retry": 1,
+                           "failed_without_retry": 0}  # fmt: skip
 
     def test_span_events_for_transitions_and_retries(self) -> None:
         exporter = InMemorySpanExporter()

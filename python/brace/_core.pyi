@@ -246,10 +246,12 @@ class BackoffCore:
         """ns before retry `attempt` (1-based); previous_ns: the last delay (0: none)."""
 
 class RetryCore:
+    _successful_without_retry: int
     def _configure_core(
         self, *, whole_call_in_python: bool, checks_result: bool, deposit: Callable[[], object] | None,
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
+    def _count_success_without_retry(self) -> None: ...
 
 # ---- retry budget
 

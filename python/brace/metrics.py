@@ -10,8 +10,8 @@
 
 Counters are read when a scrape or collection asks for them: from the counters
 the primitives keep anyway (a breaker's window and calls by outcome, a limiter's
-tokens, a bulkhead's slots, a budget's balance, a retry's calls that went through
-its retry loop, a Recovery's record). Nothing is added to a success path. The
+tokens, a bulkhead's slots, a budget's balance, a retry's calls by how they ended,
+a Recovery's record). Nothing is added to a success path. The
 rejections of limiters and bulkheads and the exhaustions of budgets are counted
 by a listener the collector adds when it first sees the primitive (a rejection
 is never the success path); they count from then on.
@@ -316,7 +316,7 @@ FAMILIES: tuple[_Family, ...] = (
             "Calls the bulkhead rejected (BulkheadFull), counted from the first collection that saw it",
             "{call}", ("name",), ("bulkhead.name",), Bulkhead, _rejections),
     _Family("brace_retry_calls", "brace.retry.calls", "counter",
-            "Calls whose first attempt failed, by how they ended", "{call}", ("name", "kind"),
+            "Calls by how they ended: with or without a retry, successful or failed", "{call}", ("name", "kind"),
             ("retry.name", "retry.result"), Retry, _retry_calls),
     _Family("brace_retry_budget_balance", "brace.retry_budget.balance", "gauge",
             "Retries the budget would allow now", "{retry}", ("name",), ("retry_budget.name",), RetryBudget,
