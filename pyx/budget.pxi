@@ -12,12 +12,16 @@ cdef class RetryBudgetCore:
     """A retry budget's state embedded by value; configured by brace.RetryBudget.
 
     deposit and try_withdraw are one C call each on brace's clock: a deposit
-    is one atomic add, a withdrawal reads the window and takes one CAS.
+    is one atomic add, a withdrawal reads the window and takes one CAS. Each
+    deposit is also counted here (`_deposits`), for a subclass that sends this
+    host's calls elsewhere (a Redis store) without a hook on the success path.
     """
 
     cdef c.brc_budget_t _state
     cdef c.brc_budget_t *_b          # &_state, or the shared slot's state
     cdef SharedRegion _region        # keeps a shared state's mapping alive
+    cdef uint64_t _deposited         # deposits made through this object, ever
+    cdef uint64_t _refused           # withdrawals this object refused, ever: read by metrics
 
     def __cinit__(self):
         self._b = &self._state
@@ -51,6 +55,13 @@ cdef class RetryBudgetCore:
         cdef int status = c.brc_budget_deposit(self._b, c.brc_now_ns())
         if status < 0:
             _check(status, "retry budget (not configured)")
+        # A plain add: the GIL is held through this method, so no other thread's add
+        # interleaves (the C budget's add is atomic because other processes share it).
+        self._deposited += 1
+
+    def _deposits(self):
+        """Deposits made through this object since it was made (it never goes back)."""
+        return self._deposited
 
     def try_withdraw(self):
         """Takes one token for a retry if the balance covers it; returns whether it did."""
@@ -60,6 +71,13 @@ cdef class RetryBudgetCore:
         if status == c.BRC_REFUSED:
             return False
         return _check(status, "retry budget (not configured)")
+
+    def _count_refusal(self):
+        """Counts one withdrawal refused in Python (one add under the GIL: exact across threads)."""
+        self._refused += 1
+
+    def _refusals(self):
+        return self._refused
 
     def _balance(self):
         """The balance now, in milli-tokens (negative when overdrawn by expiry)."""

@@ -28,6 +28,7 @@ cdef class BulkheadCore:
     cdef double _full_wait       # of a bulkhead that does not wait (max_wait 0)
     cdef bint _configured
     cdef bint _rejections_in_python  # someone listens to rejections: raise them in Python
+    cdef uint64_t _rejected          # calls this object rejected (BulkheadFull), ever: read by metrics
 
     def _configure(self, name, uint64_t max_concurrent, double max_wait):
         """Configures the permits (or changes a configured max, permits in use
@@ -71,6 +72,13 @@ cdef class BulkheadCore:
         """Whether a full bulkhead that does not wait rejects through the subclass's
         slow path (which tells its listeners) instead of in compiled code."""
         self._rejections_in_python = on
+
+    def _count_rejection(self):
+        """Counts one BulkheadFull raised in Python (one add under the GIL: exact across threads)."""
+        self._rejected += 1
+
+    def _rejections(self):
+        return self._rejected
 
     def try_acquire(self):
         """Takes a permit if one is free and no call is waiting; returns whether it did."""
@@ -174,6 +182,7 @@ cdef int _permits_enter(object owner, uint64_t *token, uint64_t *start) except -
     if p._full_wait != 0 or p._full_facts is None or p._rejections_in_python:
         return 1  # full, or callers queued, or listened to: wait or reject in Python
     # Does not wait: shed the call here.
+    p._rejected += 1
     # Set directly, as the breaker's: a `raise` would add a traceback entry for this helper.
     PyErr_SetObject(BulkheadFull, c.brc_guard_rejection(BulkheadFull, p._full_facts))
     return -1

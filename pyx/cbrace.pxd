@@ -64,6 +64,7 @@ cdef extern from "brace.h" nogil:
     uint64_t brc_window_bytes(uint64_t kind, uint64_t size)
     int brc_window_init(brc_window_t *w, uint64_t kind, uint64_t size, uint64_t bucket)
     int brc_window_carry(brc_window_t *to, brc_window_t *source)
+    int brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint64_t now)
     int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out)
 
     ctypedef struct brc_breaker_config_t:

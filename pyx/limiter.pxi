@@ -40,6 +40,7 @@ cdef class RateLimiterCore:
     cdef object _name                # the facts of RateLimited, for the compiled rejection
     cdef object _burst
     cdef bint _rejections_in_python  # someone listens to rejections: refuse in Python
+    cdef uint64_t _rejected          # calls this object rejected (RateLimited), ever: read by metrics
 
     def __cinit__(self):
         self._g = &self._state
@@ -85,6 +86,13 @@ cdef class RateLimiterCore:
         """Whether the guards leave a refusal to the subclass's slow paths (which tell
         its listeners) instead of raising it in compiled code."""
         self._rejections_in_python = on
+
+    def _count_rejection(self):
+        """Counts one RateLimited raised in Python (one add under the GIL: exact across threads)."""
+        self._rejected += 1
+
+    def _rejections(self):
+        return self._rejected
 
     def _guard(self, fn):
         """A compiled wrapper that takes a token, then calls fn (sync functions)."""
@@ -153,6 +161,7 @@ cdef int _limiter_enter(object owner, uint64_t *token, uint64_t *start) except -
         return 0
     if status != c.BRC_REFUSED or wait <= limiter._max_wait_ns or limiter._rejections_in_python:
         return 1
+    limiter._rejected += 1
     # Set directly, as the breaker's: a `raise` would add a traceback entry for this helper.
     PyErr_SetObject(RateLimited, c.brc_guard_rejection(RateLimited, (wait / 1e9, limiter._name, 1, limiter._burst)))
     return -1

@@ -206,9 +206,18 @@ def bulkhead_decorated_call() -> Callable[[], object]:
     return lambda: guarded(-1)
 
 
+def client_throttle_admits_and_records() -> Callable[[], object]:
+    throttle = brace.ClientThrottle(name="sre")
+    return lambda: throttle.try_acquire() and throttle.record(True)
+
+
+def adaptive_limiter_admits() -> Callable[[], object]:
+    return brace.AdaptiveRateLimiter(name="aws").try_acquire
+
+
 @pytest.mark.parametrize(
     "make",
-    [limiter_admits, limiter_refuses, keyed_admits_str, keyed_admits_int, keyed_refuses, keyed_batch,
+    [client_throttle_admits_and_records, adaptive_limiter_admits, limiter_admits, limiter_refuses, keyed_admits_str, keyed_admits_int, keyed_refuses, keyed_batch,
      breaker_guarded_call, retry_decorated_call, policy_decorated_call,
      policy_decorated_await,
      recovery_decorated_call, bulkhead_with, breaker_with, breaker_call, bulkhead_call, limiter_call, limiter_decorated_call, limiter_with,

@@ -176,3 +176,23 @@ def test_redis_breaker_quick_reports_both_breakers() -> None:
         assert row["calls"] == 60_000 and row["local_ns"] > 0 and row["redis_ns"] > 0
         # the flushes only: at most one per 0.25 s (plus the one at construction), never one per call
         assert row["evalsha"] <= 2 + row["seconds"] / 0.25
+
+
+def test_redis_budget_quick_reports_deposits_and_withdrawals() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "redis_budget.py"), "--quick", "--json"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    deposits = {row["case"]: row for row in report["deposits"]}
+    assert set(deposits) == {"budget.deposit()", "Policy(retry=Retry(budget=...)) call"}
+    for row in deposits.values():
+        assert row["calls"] == 60_000 and row["local_ns"] > 0 and row["redis_ns"] > 0
+        # the flushes only: at most one per 0.25 s, never one per call
+        assert row["evalsha"] <= 1 + row["seconds"] / 0.25
+    withdrawals = {row["case"]: row for row in report["withdrawals"]}
+    assert withdrawals["local try_withdraw()"]["round_trips_per_withdrawal"] == 0
+    for case in ("redis try_withdraw()", "redis await try_withdraw_async()"):
+        row = withdrawals[case]
+        assert row["p99_us"] >= row["p50_us"] > 0 and row["evalsha_per_withdrawal"] == 1.0
+        # one round trip per withdrawal, besides the few that connect a new asyncio client
+        assert 1.0 <= row["round_trips_per_withdrawal"] <= 1.005

@@ -101,7 +101,8 @@ COMPILED_PRIVATE = {
     # _successful_without_retry, _count_success_without_retry: first-try successes (Retry.calls())
     brace.Retry: {"_configure_core", "_guard", "_successful_without_retry", "_count_success_without_retry"},
     brace.Backoff: {"_configure", "_delay_ns"},
-    brace.RetryBudget: {"_configure", "_balance"},
+    # _deposits: the count a budget on a Redis store sends from its flusher thread
+    brace.RetryBudget: {"_configure", "_balance", "_deposits"},
     brace.Policy: {"_configure_core", "_guard", "_guard_coroutine", "_succeeded"},
 }
 

@@ -365,3 +365,94 @@ def test_collected_primitives_success_paths_allocate_nothing() -> None:
         for _ in range(200_000):
             call()
         assert sys.getallocatedblocks() - before <= 2
+
+
+class TestCountsSinceMade:
+    """Rejections and exhaustions are counted by the objects where they refuse, from the moment
+    they are made: through every way in (the compiled guard and entries, a Policy, Python's
+    waits), with no listener and before any scrape, exactly under threads."""
+
+    @staticmethod
+    def _limiter_ways(limiter: brace.RateLimiter) -> list[Callable[[], object]]:
+        guarded = limiter(lambda: None)
+        policy = brace.Policy(limiter=limiter)
+
+        def with_block() -> None:
+            with limiter:
+                pass
+
+        return [guarded, lambda: limiter.call(lambda: None), with_block, lambda: limiter.acquire(max_wait=0.0),
+                lambda: policy.call(lambda: None), policy(lambda: None)]  # fmt: skip
+
+    def test_a_limiter_s_rejections_by_every_way_in(self) -> None:
+        limiter = brace.RateLimiter(name="since-made", rate="1/h", burst=1, max_wait=0.0)
+        assert limiter.try_acquire()
+        ways = self._limiter_ways(limiter)
+        for way in ways:
+            with pytest.raises(RateLimited):
+                way()
+        assert not limiter.try_acquire()  # asking is not a rejection
+        assert limiter.rejections == len(ways)
+        collector = PrometheusCollector()
+        collector.add(limiter)
+        assert _at(_scrape(collector), "brace_ratelimiter_calls_total", name="since-made",
+                   result="rejected") == len(ways)  # fmt: skip
+
+    def test_a_bulkhead_s_rejections_by_every_way_in(self) -> None:
+        bulkhead = brace.Bulkhead(name="since-made", max_concurrent=1, max_wait=0.0)
+        policy = brace.Policy(bulkhead=bulkhead)
+
+        def with_block() -> None:
+            with bulkhead:
+                pass
+
+        ways: list[Callable[[], object]] = [bulkhead(lambda: None), lambda: bulkhead.call(lambda: None), with_block,
+                                            lambda: policy.call(lambda: None), policy(lambda: None)]  # fmt: skip
+        assert bulkhead.try_acquire()
+        try:
+            for way in ways:
+                with pytest.raises(BulkheadFull):
+                    way()
+        finally:
+            bulkhead.release()
+        assert bulkhead.rejections == len(ways)
+        collector = PrometheusCollector()
+        collector.add(bulkhead)
+        assert _at(_scrape(collector), "brace_bulkhead_rejections_total", name="since-made") == len(ways)
+
+    def test_a_budget_s_exhaustions(self) -> None:
+        budget = brace.RetryBudget(name="since-made", ratio=0.001, min_per_second=0)
+        retry = brace.Retry(on=ConnectionError, attempts=3, backoff=brace.Backoff.constant(delay=0.001),
+                            budget=budget)  # fmt: skip
+        with pytest.raises((ConnectionError, RetryBudgetExhausted)):
+            retry.call(_fail)
+        assert not budget.try_withdraw()
+        assert budget.exhaustions == 2
+        collector = PrometheusCollector()
+        collector.add(budget)
+        assert _at(_scrape(collector), "brace_retry_budget_exhaustions_total", name="since-made") == 2.0
+
+    def test_rejections_counted_exactly_under_threads(self) -> None:
+        limiter = brace.RateLimiter(name="threads", rate="1/h", burst=1, max_wait=0.0)
+        assert limiter.try_acquire()
+        guarded, per_thread, threads = limiter(lambda: None), 2000, 4
+        start = threading.Barrier(threads)
+
+        def reject() -> None:
+            start.wait()
+            for _ in range(per_thread):
+                try:
+                    guarded()
+                except RateLimited:
+                    pass
+                try:
+                    limiter.acquire(max_wait=0.0)
+                except RateLimited:
+                    pass
+
+        workers = [threading.Thread(target=reject) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert limiter.rejections == 2 * per_thread * threads

@@ -124,10 +124,27 @@ class HedgedCall:
     def hedge(self, reason: str) -> bool:
         """Whether a hedge may start now (attempts left, and a budget token, which it takes).
         A refused budget ends hedging for the call: it waits for the attempts running."""
-        if not self.may_hedge or len(self.starts) >= self.rules.attempts:
+        if not self._room():
             return False
         budget = self.rules.budget
-        if budget is not None and not budget.try_withdraw():
+        return self._granted(budget is None or budget.try_withdraw(), reason)
+
+    async def hedge_async(self, reason: str) -> bool:
+        """`hedge` for coroutines: a budget that asks a store is awaited (the loop never
+        waits on its socket)."""
+        if not self._room():
+            return False
+        budget = self.rules.budget
+        if budget is None or not budget.remote:
+            return self._granted(budget is None or budget.try_withdraw(), reason)
+        return self._granted(await budget.try_withdraw_async(), reason)
+
+    def _room(self) -> bool:
+        """Whether hedging goes on and an attempt is left."""
+        return self.may_hedge and len(self.starts) < self.rules.attempts
+
+    def _granted(self, granted: bool, reason: str) -> bool:
+        if not granted:
             self.may_hedge = False
             self.emit("budget_exhausted", len(self.starts))
             return False

@@ -17,10 +17,13 @@ so an attempt has one ticket).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from brace.budget import RetryBudget
 
 __all__ = ["HOOK_PREFIX", "AdmissionStage", "Call", "FallbackStage", "HedgeStage", "Outcome", "RetryStage", "Sleep",
-           "Steps", "ValueFromError"]
+           "Steps", "ValueFromError", "Withdraw"]
 
 HOOK_PREFIX = "_brace_stage_"
 
@@ -42,8 +45,16 @@ class Sleep(NamedTuple):
     seconds: float
 
 
+class Withdraw(NamedTuple):
+    """An effect of the retry loop: withdraw a token from a `remote` budget (one that asks a
+    store), send back whether it did. A coroutine's driver awaits it (try_withdraw_async),
+    so no loop waits on a socket; the loop withdraws from any other budget itself."""
+
+    budget: RetryBudget
+
+
 # The retry loop of one call: yields effects, returns the call's value or raises what ends it.
-Steps = Generator[Call | Sleep, Outcome | None, Any]
+Steps = Generator[Call | Sleep | Withdraw, Outcome | bool | None, Any]
 
 
 class AdmissionStage(Protocol):

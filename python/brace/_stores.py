@@ -19,8 +19,8 @@ __all__ = ["DEFAULT_SIZE", "SCHEME", "check_region_name", "mismatch", "parse", "
 
 SCHEME = "shm://"
 DEFAULT_SIZE = 64 << 20  # bytes: sparse, so only the pages used cost memory
-_FORMS = ("None or 'shm://REGION' (optionally 'shm://REGION?size=BYTES'); a RateLimiter or KeyedRateLimiter also "
-          "takes a 'redis://', 'rediss://' or 'unix://' URL or a Redis client")
+_FORMS = ("None or 'shm://REGION' (optionally 'shm://REGION?size=BYTES'); a RateLimiter, KeyedRateLimiter, "
+          "CircuitBreaker or RetryBudget also takes a 'redis://', 'rediss://' or 'unix://' URL or a Redis client")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _NAME_MAX = 200
 _SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import ClassVar, Literal, NamedTuple, NoReturn
 
 from brace import _config
-from brace._core import now_ns, rng_uniform
+from brace._core import THROTTLE_BUCKETS, ThrottleCounts, now_ns
 from brace._feedback import FeedbackGuard, overloaded, throttling
 from brace._listeners import Listeners, Observable
 from brace._safe import safe_repr
@@ -62,8 +62,7 @@ MEASURED_HEADROOM = 2.0
 _RATE_FLOOR = 1e-3
 _RATE_CEILING = 1e9
 
-# SRE client-side throttling: the window moves in this many steps.
-THROTTLE_BUCKETS = 12
+# SRE client-side throttling: the window moves in THROTTLE_BUCKETS steps (brace._core).
 _WINDOW_MIN = 0.001
 
 
@@ -464,8 +463,7 @@ class ClientThrottle(FeedbackGuard, Observable[ClientThrottleEvent]):
     #: The kinds of event this primitive emits (add_listener's `kinds`).
     event_kinds: ClassVar[tuple[str, ...]] = _THROTTLE_KINDS
 
-    __slots__ = ("_name", "_k", "_window", "_step_ns", "_accepted", "_listeners", "_lock", "_requests",
-                 "_accepts", "_requests_total", "_accepts_total", "_index")  # fmt: skip
+    __slots__ = ("_name", "_k", "_window", "_accepted", "_listeners", "_counts")
 
     def __init__(
         self,
@@ -487,17 +485,11 @@ class ClientThrottle(FeedbackGuard, Observable[ClientThrottleEvent]):
             raise ValueError(f"window must be {_config.seconds_range(_config.MAX_SECONDS, positive=True)} "
                              f"and at least {_WINDOW_MIN:g}, got {safe_repr(window)}")  # fmt: skip
         self._window = seconds
-        self._step_ns = round(seconds * _NS) // THROTTLE_BUCKETS
         self._accepted = _predicate(accepted, "accepted") if accepted is not None else _not_overloaded
         self._listeners: Listeners[ClientThrottleEvent] = Listeners(
             f"client throttle {name!r}" if name else "a client throttle", _THROTTLE_KINDS
         )
-        self._lock = threading.Lock()
-        self._requests = [0] * THROTTLE_BUCKETS
-        self._accepts = [0] * THROTTLE_BUCKETS
-        self._requests_total = 0
-        self._accepts_total = 0
-        self._index = now_ns() // self._step_ns
+        self._counts = ThrottleCounts(round(seconds * _NS) // THROTTLE_BUCKETS, self._k)
 
     @property
     def name(self) -> str | None:
@@ -514,34 +506,9 @@ class ClientThrottle(FeedbackGuard, Observable[ClientThrottleEvent]):
         """Seconds calls count for."""
         return self._window
 
-    def _slot(self, now: int) -> int:
-        """The current bucket, after emptying those that left the window (the lock held)."""
-        index = now // self._step_ns
-        for gone in range(self._index + 1, min(index, self._index + THROTTLE_BUCKETS) + 1):
-            slot = gone % THROTTLE_BUCKETS
-            self._requests_total -= self._requests[slot]
-            self._accepts_total -= self._accepts[slot]
-            self._requests[slot] = self._accepts[slot] = 0
-        self._index = max(index, self._index)
-        return self._index % THROTTLE_BUCKETS
-
-    def _probability(self) -> float:
-        requests = self._requests_total
-        return max(0.0, (requests - self._k * self._accepts_total) / (requests + 1))
-
-    def _decide(self) -> tuple[bool, float, int, int]:
-        """Counts one request and draws whether it is shed: (admitted, probability, requests, accepts)."""
-        with self._lock:
-            slot = self._slot(now_ns())
-            probability = self._probability()
-            requests, accepts = self._requests_total, self._accepts_total
-            self._requests[slot] += 1
-            self._requests_total += 1
-        return not (probability > 0.0 and rng_uniform() < probability), probability, requests, accepts
-
     def try_acquire(self) -> bool:
         """Counts a request and returns whether to send it (False: shed it locally)."""
-        return self._decide()[0]
+        return self._counts.decide() is True
 
     def acquire(self) -> None:
         """Counts a request and raises Throttled when it is shed; never waits.
@@ -549,9 +516,10 @@ class ClientThrottle(FeedbackGuard, Observable[ClientThrottleEvent]):
         Raises:
             Throttled: The call is shed locally; its facts say why.
         """
-        admitted, probability, requests, accepts = self._decide()
-        if admitted:
+        decided = self._counts.decide()
+        if decided is True:
             return
+        probability, requests, accepts = decided
         if self._listeners.wants("rejected"):
             event = ClientThrottleEvent("rejected", self._name, now_ns() / _NS, probability, requests, accepts)
             self._listeners.emit(event, "rejected")
@@ -560,22 +528,15 @@ class ClientThrottle(FeedbackGuard, Observable[ClientThrottleEvent]):
     def record(self, accepted: bool) -> None:
         """Tells the throttle whether the backend accepted a call it admitted."""
         if _config.flag(accepted, "accepted"):
-            with self._lock:
-                slot = self._slot(now_ns())
-                self._accepts[slot] += 1
-                self._accepts_total += 1
+            self._counts.record_accept()
 
     def reject_probability(self) -> float:
         """The probability with which the next call would be shed, now."""
-        with self._lock:
-            self._slot(now_ns())
-            return self._probability()
+        return self._counts.state()[2]
 
     def state(self) -> ClientThrottleState:
         """The requests and accepts in the window, and the reject probability, now."""
-        with self._lock:
-            self._slot(now_ns())
-            return ClientThrottleState(self._requests_total, self._accepts_total, self._probability())
+        return ClientThrottleState(*self._counts.state())
 
     # -- the guard forms (brace._feedback)
 

@@ -267,6 +267,12 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
         """Calls queued for a slot now."""
         return len(self._queue)
 
+    @property
+    def rejections(self) -> int:
+        """Calls this object rejected (BulkheadFull) since it was made, in this process,
+        listened to or not."""
+        return self._rejections()
+
     def _call_slow(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """`call`'s rare path (pyx/entries.h): no free slot (wait for one), or fn is not a
         plain function the compiled entry could judge."""
@@ -520,6 +526,7 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
                 return
 
     def _full(self) -> BulkheadFull:
+        self._count_rejection()
         if self._listeners.wants("rejected"):
             event = BulkheadEvent("rejected", self._name, now_ns() / _NS, self._max_concurrent, self._max_wait)
             self._listeners.emit(event, "rejected")

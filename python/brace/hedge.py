@@ -371,12 +371,12 @@ class Hedge(Observable[HedgeEvent]):
             tasks[asyncio.ensure_future(_attempt_async(fn, args, kwargs))] = call.begin()
 
         start()
-        while self._rules.mode == "parallel" and call.hedge("parallel"):
+        while self._rules.mode == "parallel" and await call.hedge_async("parallel"):
             start()
         try:
             while True:
                 if not await _any_done(tasks, call.due_ns()):
-                    if call.hedge("slow"):
+                    if await call.hedge_async("slow"):
                         start()
                     continue
                 for task in sorted((t for t in tasks if t.done()), key=tasks.__getitem__):
@@ -387,7 +387,7 @@ class Hedge(Observable[HedgeEvent]):
                         return result
                     if verdict == "final":
                         raise cast(BaseException, error)
-                    if call.hedge("failed"):
+                    if await call.hedge_async("failed"):
                         start()
                 if call.exhausted():
                     raise call.primary_failure()

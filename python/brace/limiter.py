@@ -281,6 +281,7 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
         seconds = _config.duration(max_wait, "max_wait", allow_none=True)
         booked, now, wait = self._reserve(n, None if seconds is None else round(seconds * _NS))
         if not booked:
+            self._count_rejection()
             if self._listeners.wants("rejected"):
                 event = RateLimiterEvent("rejected", self._name, now_ns() / _NS, n, wait / _NS)
                 self._listeners.emit(event, "rejected")
@@ -294,6 +295,12 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
 
     def _listeners_changed(self) -> None:
         self._reject_in_python(self._listeners.wants("rejected"))
+
+    @property
+    def rejections(self) -> int:
+        """Calls this object rejected (RateLimited) since it was made, in this process,
+        listened to or not."""
+        return self._rejections()
 
     def state(self) -> RateLimitState:
         """The limit, remaining tokens, retry_after and reset_after, now."""
@@ -623,6 +630,7 @@ class RedisRateLimiter(RateLimiter, _redis_gcra.RedisBacked):
         reply = await self._decide_async(_redis_gcra.checked_n(n, self._burst), limit, "a")
         now, wait = now_ns(), reply[4]
         if not reply[0]:
+            self._count_rejection()
             if self._listeners.wants("rejected"):
                 self._listeners.emit(RateLimiterEvent("rejected", self._name, now / _NS, n, wait / _NS), "rejected")
             raise RateLimited(retry_after=wait / _NS, name=self._name, requested=n, limit=self._burst)

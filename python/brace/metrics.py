@@ -11,10 +11,9 @@
 Counters are read when a scrape or collection asks for them: from the counters
 the primitives keep anyway (a breaker's window and calls by outcome, a limiter's
 tokens, a bulkhead's slots, a budget's balance, a retry's calls by how they ended,
-a Recovery's record). Nothing is added to a success path. The
-rejections of limiters and bulkheads and the exhaustions of budgets are counted
-by a listener the collector adds when it first sees the primitive (a rejection
-is never the success path); they count from then on.
+a Recovery's record, the rejections of limiters and bulkheads and the exhaustions
+of budgets, counted by each object where it refuses, since it was made). Nothing
+is added to a success path.
 
 Primitives are held weakly: a collector keeps nothing alive, and a primitive
 that is gone disappears from the next scrape. Importing this module imports
@@ -80,20 +79,6 @@ class _Family(NamedTuple):
 # -- what is read -------------------------------------------------------------------------
 
 
-class _Tally:
-    """Events counted by a listener (rejections, exhaustions): a rare path, under a lock."""
-
-    __slots__ = ("count", "_lock")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, event: object) -> None:
-        with self._lock:
-            self.count += 1
-
-
 class _Sources:
     """The primitives read at collection: a registry's parts and those added, all held weakly."""
 
@@ -101,7 +86,6 @@ class _Sources:
         self._lock = threading.Lock()
         self._registries: list[weakref.ref[Registry]] = []
         self._added: dict[int, weakref.ref[Any]] = {}
-        self._tallies: dict[int, tuple[weakref.ref[Any], _Tally]] = {}
         if registry is not None:
             self.add(registry)
 
@@ -136,22 +120,6 @@ class _Sources:
                 if part.name is not None:
                     found.setdefault(id(part), part)
         return list(found.values())
-
-    def tally(self, part: RateLimiter | Bulkhead | RetryBudget) -> int:
-        """The events of the part's rare kind ("rejected", "exhausted") counted since first asked."""
-        key = id(part)
-        with self._lock:
-            held = self._tallies.get(key)
-            if held is not None and held[0]() is part:
-                return held[1].count
-            tally = _Tally()
-            self._tallies[key] = (weakref.ref(part, lambda _, key=key: self._untally(key)), tally)  # type: ignore[misc]
-        part.add_listener(tally, kinds="exhausted" if isinstance(part, RetryBudget) else "rejected")
-        return 0
-
-    def _untally(self, key: int) -> None:
-        with self._lock:
-            self._tallies.pop(key, None)
 
 
 def _expanded(target: object) -> Iterator[Part]:
@@ -213,12 +181,16 @@ def _limiter_limit(limiter: RateLimiter, _: _Sources) -> Iterator[_Sample]:
     yield _Sample((_name(limiter),), limiter.state().limit)
 
 
-def _rejections(part: RateLimiter | Bulkhead | RetryBudget, sources: _Sources) -> Iterator[_Sample]:
-    yield _Sample((_name(part),), sources.tally(part))
+def _bulkhead_rejections(bulkhead: Bulkhead, _: _Sources) -> Iterator[_Sample]:
+    yield _Sample((_name(bulkhead),), bulkhead.rejections)
 
 
-def _limiter_rejections(limiter: RateLimiter, sources: _Sources) -> Iterator[_Sample]:
-    yield _Sample((_name(limiter), "rejected"), sources.tally(limiter))
+def _budget_exhaustions(budget: RetryBudget, _: _Sources) -> Iterator[_Sample]:
+    yield _Sample((_name(budget),), budget.exhaustions)
+
+
+def _limiter_rejections(limiter: RateLimiter, _: _Sources) -> Iterator[_Sample]:
+    yield _Sample((_name(limiter), "rejected"), limiter.rejections)
 
 
 def _bulkhead_in_use(bulkhead: Bulkhead, _: _Sources) -> Iterator[_Sample]:
@@ -301,7 +273,7 @@ FAMILIES: tuple[_Family, ...] = (
             "The burst: the most tokens available at once", "{token}", ("name",), ("ratelimiter.name",),
             RateLimiter, _limiter_limit),
     _Family("brace_ratelimiter_calls", "brace.rate_limiter.calls", "counter",
-            "Calls the limiter rejected (RateLimited), counted from the first collection that saw it",
+            "Calls the limiter rejected (RateLimited) since it was made",
             "{call}", ("name", "result"), ("ratelimiter.name", "ratelimiter.result"), RateLimiter,
             _limiter_rejections),
     _Family("brace_bulkhead_concurrent_calls", "brace.bulkhead.concurrent_calls", "gauge",
@@ -313,8 +285,8 @@ FAMILIES: tuple[_Family, ...] = (
     _Family("brace_bulkhead_waiting_calls", "brace.bulkhead.waiting_calls", "gauge",
             "Calls waiting for a slot", "{call}", ("name",), ("bulkhead.name",), Bulkhead, _bulkhead_waiting),
     _Family("brace_bulkhead_rejections", "brace.bulkhead.rejections", "counter",
-            "Calls the bulkhead rejected (BulkheadFull), counted from the first collection that saw it",
-            "{call}", ("name",), ("bulkhead.name",), Bulkhead, _rejections),
+            "Calls the bulkhead rejected (BulkheadFull) since it was made",
+            "{call}", ("name",), ("bulkhead.name",), Bulkhead, _bulkhead_rejections),
     _Family("brace_retry_calls", "brace.retry.calls", "counter",
             "Calls by how they ended: with or without a retry, successful or failed", "{call}", ("name", "kind"),
             ("retry.name", "retry.result"), Retry, _retry_calls),
@@ -322,8 +294,8 @@ FAMILIES: tuple[_Family, ...] = (
             "Retries the budget would allow now", "{retry}", ("name",), ("retry_budget.name",), RetryBudget,
             _budget_balance),
     _Family("brace_retry_budget_exhaustions", "brace.retry_budget.exhaustions", "counter",
-            "Retries refused for want of budget, counted from the first collection that saw it", "{retry}",
-            ("name",), ("retry_budget.name",), RetryBudget, _rejections),
+            "Retries refused for want of budget since it was made", "{retry}",
+            ("name",), ("retry_budget.name",), RetryBudget, _budget_exhaustions),
     _Family("brace_recovery_calls", "brace.recovery.calls", "counter",
             "Calls that ended: first attempt succeeded, or failed", "{call}", ("name", "kind"),
             ("recovery.name", "brace.kind"), Recovery, _recovery_calls),

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Awaitable, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _deadline, _guarding, _worker
-from brace._core import CALLABLE_GUARDED, RERAISE, PolicyCore, is_awaitable, now_ns
+from brace._core import CALLABLE_GUARDED, CALLABLE_SYNC, RERAISE, PolicyCore, callable_kind, is_awaitable, now_ns
 from brace.breaker import CircuitBreaker
 from brace.bulkhead import Bulkhead
 from brace.errors import AttemptTimeout
@@ -256,7 +256,8 @@ class Policy(PolicyCore):
             TypeError: fn is a coroutine function or returned an awaitable:
                 use `await policy.call_async(fn, ...)`.
         """
-        if _guarding.sync_entry(fn, self, "Policy.call"):
+        # A plain function or method (one C check) needs no closer look.
+        if callable_kind(fn, self) != CALLABLE_SYNC and _guarding.sync_entry(fn, self, "Policy.call"):
             return _guarding.call_guarded(fn, args, kwargs, "Policy.call")
         return self._call(fn, args, kwargs)
 

@@ -13,7 +13,7 @@ attempts - is Python, where it belongs: it is the rare path.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import timedelta
 from types import TracebackType
 from typing import (
@@ -39,7 +39,7 @@ from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_
 from brace._listeners import Listeners, Observable
 from brace._logger import logger
 from brace._safe import add_note
-from brace._stages import Call, Outcome, Sleep, Steps
+from brace._stages import Call, Outcome, Sleep, Steps, Withdraw
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
 from brace.errors import RetryBudgetExhausted, RetryError, AttemptTimeout
@@ -450,7 +450,7 @@ class Retry(RetryCore, Observable[RetryEvent]):
 
     def __iter__(self) -> Iterator[Attempt]:
         steps = self._brace_stage_loop(*self._begin())
-        sent: Outcome | None = None
+        sent: Outcome | bool | None = None
         while True:
             try:
                 effect = steps.send(sent)
@@ -459,6 +459,8 @@ class Retry(RetryCore, Observable[RetryEvent]):
             if isinstance(effect, Sleep):
                 sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 sent = None
+            elif isinstance(effect, Withdraw):
+                sent = effect.budget.try_withdraw()
             else:
                 attempt = Attempt(self, effect.number)
                 yield attempt
@@ -466,7 +468,7 @@ class Retry(RetryCore, Observable[RetryEvent]):
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
         steps = self._brace_stage_loop(*self._begin())
-        sent: Outcome | None = None
+        sent: Outcome | bool | None = None
         while True:
             try:
                 effect = steps.send(sent)
@@ -475,6 +477,8 @@ class Retry(RetryCore, Observable[RetryEvent]):
             if isinstance(effect, Sleep):
                 await sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
                 sent = None
+            elif isinstance(effect, Withdraw):
+                sent = await effect.budget.try_withdraw_async()
             else:
                 attempt = Attempt(self, effect.number)
                 yield attempt
@@ -515,7 +519,8 @@ class Retry(RetryCore, Observable[RetryEvent]):
     #
     # _brace_stage_loop() is the whole retry algorithm: it yields effects - Call(number):
     # make attempt `number` and send back its (failed, outcome); Sleep(seconds):
-    # sleep, then send None - and returns the call's value or raises what ends
+    # sleep, then send None; Withdraw(budget): withdraw from a budget that asks a store
+    # (awaited by the async drivers), send back whether it did - and returns the call's value or raises what ends
     # it. The drivers (drive and drive_async, below the class) only perform
     # effects: a sleep or an awaited one, a call or an awaited call; the `for`
     # and `async for` forms are drivers too, whose attempts are the caller's
@@ -549,7 +554,7 @@ class Retry(RetryCore, Observable[RetryEvent]):
         tally: _Tally | None = None if self._classifier is None else {}
         while True:
             sent = yield Call(number)
-            assert sent is not None
+            assert isinstance(sent, tuple)
             failed, outcome = sent
             if not failed:
                 if number > 1:
@@ -558,7 +563,8 @@ class Retry(RetryCore, Observable[RetryEvent]):
                     self._count_success_without_retry()
                 return outcome
             try:
-                delay, classification = self._plan_or_give_up(number, outcome, previous, started, deadline, tally)
+                delay, classification = yield from self._plan_or_give_up(number, outcome, previous, started, deadline,
+                                                                         tally)  # fmt: skip
             except BaseException as ended:
                 self._count(_FAILED_WITH_RETRY if number > 1 else _FAILED_WITHOUT_RETRY)
                 if isinstance(ended, _LastResult):
@@ -659,12 +665,15 @@ class Retry(RetryCore, Observable[RetryEvent]):
 
     def _plan_or_give_up(self, attempt: int, outcome: object, previous: float | None, started: int,
                          deadline: int | None, tally: _Tally | None = None,
-                         ) -> tuple[float, Classification | None]:  # fmt: skip
+                         ) -> Generator[Withdraw, Outcome | bool | None, tuple[float, Classification | None]]:  # fmt: skip
         """(seconds to sleep before attempt + 1, the outcome's classification), or gives up
-        (raises, or returns no delay). `tally` is the call's, given with a classifier."""
+        (raises, or returns no delay). `tally` is the call's, given with a classifier. A
+        budget that asks a store is withdrawn from through the loop's driver (a Withdraw)."""
         classification = None if tally is None else self._classification(outcome)
         try:
             delay = self._plan(attempt, outcome, previous, deadline, classification, tally)
+            if self._budget is not None and self._budget.remote and not (yield Withdraw(self._budget)):
+                raise _GiveUp("budget")
         except _GiveUp as give_up:
             reason = give_up.reason
         else:
@@ -699,7 +708,7 @@ class Retry(RetryCore, Observable[RetryEvent]):
         # An attempt that would start at the bound or after it has no time to run.
         if deadline is not None and now_ns() + round(delay * NS_PER_SECOND) >= deadline:
             raise _GiveUp("deadline")
-        if self._budget is not None and not self._budget.try_withdraw():
+        if self._budget is not None and not self._budget.remote and not self._budget.try_withdraw():
             raise _GiveUp("budget")
         if tally is not None:
             tally[key] = (retries, delay)
@@ -779,7 +788,7 @@ def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome) -> Any:
     it and the loop never runs (the success path stays short)."""
     if not first[0]:
         return first[1]
-    sent: Outcome | None = None
+    sent: Outcome | bool | None = None
     pending: Outcome | None = first
     while True:
         try:
@@ -789,6 +798,8 @@ def drive(steps: Steps, attempt: Callable[[], Outcome], first: Outcome) -> Any:
         if isinstance(effect, Sleep):
             sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
             sent = None
+        elif isinstance(effect, Withdraw):
+            sent = effect.budget.try_withdraw()
         else:
             sent, pending = (attempt() if pending is None else pending), None
 
@@ -797,7 +808,7 @@ async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]], f
     """`drive` for coroutines: sleeps and attempts are awaited."""
     if not first[0]:
         return first[1]
-    sent: Outcome | None = None
+    sent: Outcome | bool | None = None
     pending: Outcome | None = first
     while True:
         try:
@@ -807,6 +818,8 @@ async def drive_async(steps: Steps, attempt: Callable[[], Awaitable[Outcome]], f
         if isinstance(effect, Sleep):
             await sleep_until_async(now_ns() + round(effect.seconds * NS_PER_SECOND))
             sent = None
+        elif isinstance(effect, Withdraw):
+            sent = await effect.budget.try_withdraw_async()
         else:
             sent, pending = (await attempt() if pending is None else pending), None
 
