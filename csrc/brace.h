@@ -243,6 +243,14 @@ int brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint
  * lock-free; exact once concurrent records have returned. */
 int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out);
 
+/* Records into `to` (a new window, not shared yet) the newest outcomes of
+ * `from`, oldest first with their durations, as many as `to` holds: for a
+ * breaker whose window is resized. Both must be COUNT windows (a TIME
+ * window's buckets keep totals, not outcomes to carry): else BRC_EINVAL and
+ * nothing is carried. Outcomes recorded into `from` meanwhile may be missed;
+ * the caller keeps records out of `from` for an exact carry. */
+int brc_window_carry(brc_window_t *to, brc_window_t *from);
+
 /* Empties the window (outcomes recorded concurrently may survive). Returns
  * BRC_OK, or BRC_EINVAL when `w` is not initialised. Thread-safe. */
 int brc_window_clear(brc_window_t *w, uint64_t now);
@@ -289,8 +297,22 @@ typedef struct brc_breaker_config_s {
   double wait_jitter;            /* [0, 1): wait *= 1 + jitter * U(-1, 1), after the cap */
 } brc_breaker_config_t;
 
+/* brc_breaker_config_t's words (five uint64_t, five double). */
+#define BRC_BREAKER_CONFIG_WORDS 10
+
+/* One copy of a breaker's configuration: its words, and a sequence number that
+ * is odd while brc_breaker_reconfigure writes them. */
+typedef struct brc_breaker_config_copy_s {
+  _Atomic uint64_t seq;
+  _Atomic uint64_t words[BRC_BREAKER_CONFIG_WORDS];
+} brc_breaker_config_copy_t;
+
 typedef struct brc_breaker_s {
-  brc_breaker_config_t config; /* fixed after init */
+  /* Two copies, so that brc_breaker_reconfigure writes the one not in force
+   * and then publishes it: bit 0 of config_current is the copy in force,
+   * bit 1 is set while a reconfigure writes the other. */
+  _Atomic uint64_t config_current;
+  brc_breaker_config_copy_t config[2];
   _Atomic uint64_t state;      /* state | probes taken | generation */
   _Atomic uint64_t open_until; /* ns; valid for the generation in open_gen */
   _Atomic uint64_t open_gen;
@@ -302,6 +324,12 @@ typedef struct brc_breaker_s {
   _Atomic uint64_t not_permitted;
   _Atomic uint64_t probes_swept; /* ns of the last sweep of probe_leases */
   _Atomic uint64_t probe_leases[BRC_BREAKER_PROBE_LEASES]; /* see brc_breaker_acquire_leased */
+  /* Outcomes since init, by kind (brc_breaker_report): relaxed counters bumped by the
+   * record or release that settles the call, so they cost no CAS. */
+  _Atomic uint64_t successful; /* recorded without BRC_OUTCOME_FAILURE */
+  _Atomic uint64_t failed;     /* recorded with BRC_OUTCOME_FAILURE */
+  _Atomic uint64_t slow;       /* recorded with BRC_OUTCOME_SLOW (also in one of the two above) */
+  _Atomic uint64_t ignored;    /* brc_breaker_count_ignored */
 } brc_breaker_t;
 
 /* A transition made by one call: from and to are BRC_CLOSED..; to == 0: none. */
@@ -351,6 +379,12 @@ int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsig
  * current HALF_OPEN. Returns BRC_OK (or BRC_EINVAL). Thread-safe, lock-free. */
 int brc_breaker_release(brc_breaker_t *b, uint64_t ticket);
 
+/* Counts one call whose outcome the caller ignores (its permission is given
+ * back with brc_breaker_release, which counts nothing, as cancellations are
+ * not counted). Returns BRC_OK or BRC_EINVAL. Thread-safe, lock-free: one
+ * relaxed add. */
+int brc_breaker_count_ignored(brc_breaker_t *b);
+
 /* Probe leases, for a breaker that processes share (brc_region_breaker): a
  * probe whose process dies is given back instead of holding HALF_OPEN until
  * max_half_open. The probe's process owns one of BRC_BREAKER_PROBE_LEASES
@@ -394,6 +428,30 @@ int brc_breaker_sweep_probes(brc_breaker_t *b, uint64_t now);
 int brc_breaker_transition(brc_breaker_t *b, brc_window_t *w, int state, uint64_t now,
                            brc_breaker_transition_t *t);
 
+/* Replaces the configuration of a breaker in use, keeping its state: the
+ * state, its generation, the window, the counters and an OPEN's current wait
+ * are unchanged (the wait settings apply from the next opening). The new
+ * thresholds decide from the next recorded outcome; a HALF_OPEN whose probes
+ * already completed reach a smaller half_open_calls decides now (at `now`,
+ * which may be 0: read if needed), on them, with the new thresholds.
+ * Switching into the simple mode starts its count of failures in a row at 0.
+ * Validates as brc_breaker_init: BRC_EINVAL leaves everything unchanged.
+ *
+ * Every other call reads the configuration as one snapshot: it is never torn,
+ * and reading it takes no lock and never waits for a reconfigure (the new
+ * copy is written aside and published by one store; a reader retries only if
+ * two reconfigures complete while it reads). Concurrent reconfigures of one
+ * breaker run one after the other. *t (may be NULL) reports a transition.
+ * Returns BRC_OK or BRC_EINVAL. Thread-safe; not for a breaker that
+ * processes share (a process killed while reconfiguring would leave the
+ * writer's flag set and the next reconfigure waiting forever). */
+int brc_breaker_reconfigure(brc_breaker_t *b, brc_window_t *w, const brc_breaker_config_t *config,
+                            uint64_t now, brc_breaker_transition_t *t);
+
+/* The configuration in force into *out (one snapshot, as above). Returns
+ * BRC_OK or BRC_EINVAL (*out untouched). Thread-safe, lock-free. */
+int brc_breaker_config(brc_breaker_t *b, brc_breaker_config_t *out);
+
 /* Sets the end of the current OPEN wait to `until` ns, if the breaker is
  * still in the OPEN state of `ticket`'s generation (for waits computed by the
  * caller). Returns BRC_OK, BRC_STALE when the state moved on (nothing changed), or
@@ -408,6 +466,10 @@ typedef struct brc_breaker_report_s {
   uint64_t probes_out;      /* HALF_OPEN: probes permitted */
   uint64_t retry_after;     /* OPEN: ns until HALF_OPEN; else 0 */
   uint64_t consecutive;     /* failures in a row (simple mode) */
+  uint64_t successful;      /* outcomes recorded since init: not failures */
+  uint64_t failed;          /* ... failures */
+  uint64_t slow;            /* ... slow (successful or failed) */
+  uint64_t ignored;         /* brc_breaker_count_ignored calls since init */
 } brc_breaker_report_t;
 
 /* The breaker's state at `now` into *out. Returns BRC_OK, or BRC_EINVAL (*out
@@ -934,7 +996,8 @@ uint64_t brc_hash64_u64(uint64_t value);
  * claimer for a dead one). */
 
 #define BRC_REGION_MAGIC UINT64_C(0x3147455243415242) /* "BRACREG1" little-endian */
-#define BRC_REGION_VERSION 3 /* 2: keyed tables and leased permits; 3: breakers' probe leases */
+#define BRC_REGION_VERSION 4 /* 2: keyed tables and leased permits; 3: breakers' probe leases;
+                                4: breakers' outcome counters and reconfigurable configuration */
 #define BRC_REGION_SLOTS 1024       /* slots in a region */
 #define BRC_REGION_NAME_MAX 63      /* bytes in a slot name (and NUL) */
 #define BRC_REGION_CONFIG_MAX 128   /* bytes of configuration a slot keeps */

@@ -20,7 +20,7 @@ _Static_assert(sizeof(long) != 8 || ATOMIC_LONG_LOCK_FREE == 2, "64-bit atomics 
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "an atomic word is 8 bytes");
 /* The shared structs' sizes are part of the layout (the header records them). */
 _Static_assert(sizeof(brc_gcra_t) == 32, "brc_gcra_t changed: bump BRC_REGION_VERSION");
-_Static_assert(sizeof(brc_breaker_t) == 288, "brc_breaker_t changed: bump BRC_REGION_VERSION");
+_Static_assert(sizeof(brc_breaker_t) == 424, "brc_breaker_t changed: bump BRC_REGION_VERSION");
 _Static_assert(sizeof(brc_bulkhead_t) == 8, "brc_bulkhead_t changed: bump BRC_REGION_VERSION");
 _Static_assert(sizeof(brc_budget_t) == 192, "brc_budget_t changed: bump BRC_REGION_VERSION");
 _Static_assert(sizeof(brc_leases_t) == 64, "brc_leases_t changed: bump BRC_REGION_VERSION");

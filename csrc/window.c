@@ -197,6 +197,19 @@ int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *ou
   return BRC_OK;
 }
 
+int brc_window_carry(brc_window_t *to, brc_window_t *from) {
+  if (to->kind != BRC_WINDOW_COUNT || from->kind != BRC_WINDOW_COUNT)
+    return BRC_EINVAL;
+  uint64_t head = atomic_load_explicit(&from->head, memory_order_acquire);
+  uint64_t kept = from->size < to->size ? from->size : to->size;
+  for (uint64_t position = head > kept ? head - kept : 0; position < head; position++) {
+    uint64_t slot = atomic_load_explicit(&from->ring[position % from->size], memory_order_relaxed);
+    if (slot) /* 0: emptied by a close */
+      brc__count_record(to, (unsigned)(slot >> 1) & 3u, slot >> 3);
+  }
+  return BRC_OK;
+}
+
 int brc_window_clear(brc_window_t *w, uint64_t now) {
   if (w->kind == BRC_WINDOW_COUNT) {
     for (uint64_t i = 0; i < w->size; i++)

@@ -21,6 +21,9 @@ cdef class CircuitBreakerCore:
     cdef c.brc_breaker_t *_b         # &_state, or the shared slot's breaker
     cdef c.brc_window_t *_window     # PyMem_Malloc'd (_owns_window), or the shared slot's
     cdef bint _owns_window
+    cdef int _window_kind            # the window's kind, size and bucket (ns), to tell a resize
+    cdef uint64_t _window_size
+    cdef uint64_t _bucket_ns
     cdef SharedRegion _region        # keeps a shared state's mapping alive
     cdef readonly bint _measure  # read the clock around calls (slow-call detection)
     cdef uint64_t _slow_ns
@@ -51,7 +54,9 @@ cdef class CircuitBreakerCore:
         """Configures the breaker and its window: in this object, or (region and slot) in a
         shared region's slot, claimed by the first process. False (nothing changed) when the
         slot holds another configuration."""
-        cdef c.brc_breaker_config_t config
+        cdef c.brc_breaker_config_t config = _breaker_config(
+            failure_rate, slow_rate, minimum_calls, consecutive_failures, half_open_calls, max_half_open_ns,
+            wait_base_ns, wait_multiplier, wait_max_ns, wait_jitter)
         cdef uint64_t size = c.brc_window_bytes(window_kind, window_size)
         cdef bytes encoded
         cdef const char *slot_name
@@ -62,16 +67,6 @@ cdef class CircuitBreakerCore:
             raise RuntimeError("a breaker is configured once")
         if size == 0:
             raise ValueError("window_size is out of range")
-        config.failure_rate = failure_rate
-        config.slow_rate = slow_rate
-        config.minimum_calls = minimum_calls
-        config.consecutive_failures = consecutive_failures
-        config.half_open_calls = half_open_calls
-        config.max_half_open = max_half_open_ns
-        config.wait_base = wait_base_ns
-        config.wait_multiplier = wait_multiplier
-        config.wait_max = wait_max_ns
-        config.wait_jitter = wait_jitter
         if region is not None:
             encoded = slot.encode()
             slot_name = encoded
@@ -89,11 +84,57 @@ cdef class CircuitBreakerCore:
             self._owns_window = True
             _check(c.brc_window_init(self._window, window_kind, window_size, bucket_ns), "window")
             _check(c.brc_breaker_init(&self._state, &config), "breaker configuration")
+        self._window_kind, self._window_size, self._bucket_ns = window_kind, window_size, bucket_ns
         self._measure = slow_ns is not None
         self._slow_ns = slow_ns if slow_ns is not None else 0
         self._checks_result = checks_result
         self._name = name
         return True
+
+    def _reconfigure(self, *, int window_kind, uint64_t window_size, uint64_t bucket_ns,
+                     double failure_rate, double slow_rate, uint64_t minimum_calls,
+                     uint64_t consecutive_failures, uint64_t half_open_calls, uint64_t max_half_open_ns,
+                     uint64_t wait_base_ns, double wait_multiplier, uint64_t wait_max_ns,
+                     double wait_jitter, object slow_ns, bint checks_result):
+        """Replaces the configuration of a local breaker in use, keeping its state
+        (brc_breaker_reconfigure). A new window size or kind gets a new window: a count
+        window resized keeps its newest outcomes (brc_window_carry), any other change
+        starts it empty. All or nothing: on an error nothing has changed."""
+        cdef c.brc_breaker_config_t config = _breaker_config(
+            failure_rate, slow_rate, minimum_calls, consecutive_failures, half_open_calls, max_half_open_ns,
+            wait_base_ns, wait_multiplier, wait_max_ns, wait_jitter)
+        cdef c.brc_breaker_transition_t t
+        cdef c.brc_window_t *window = self._window
+        cdef uint64_t size
+        cdef int status
+        if not self._owns_window:
+            raise RuntimeError("a breaker in a shared region keeps its configuration")
+        # Every step below runs under the GIL, as do the records into the window: none
+        # lands in the old window while it is carried, and none is on it once it is freed.
+        if (window_kind, window_size, bucket_ns) != (self._window_kind, self._window_size, self._bucket_ns):
+            size = c.brc_window_bytes(window_kind, window_size)
+            if size == 0:
+                raise ValueError("window_size is out of range")
+            window = <c.brc_window_t *>PyMem_Malloc(size)
+            if window == NULL:
+                raise MemoryError()
+            status = c.brc_window_init(window, window_kind, window_size, bucket_ns)
+            if status == c.BRC_OK:
+                c.brc_window_carry(window, self._window)  # BRC_EINVAL, nothing carried, unless both count
+                status = c.brc_breaker_reconfigure(self._b, window, &config, 0, &t)
+            if status != c.BRC_OK:
+                PyMem_Free(window)
+                _check(status, "breaker configuration")
+            PyMem_Free(self._window)
+            self._window = window
+            self._window_kind, self._window_size, self._bucket_ns = window_kind, window_size, bucket_ns
+        else:
+            _check(c.brc_breaker_reconfigure(self._b, window, &config, 0, &t), "breaker configuration")
+        self._measure = slow_ns is not None
+        self._slow_ns = slow_ns if slow_ns is not None else 0
+        self._checks_result = checks_result
+        if t.to:
+            self._on_transition(t.from_, t.to)
 
     def _set_probe_gen(self, uint64_t generation):
         """Tickets of this generation (a HALF_OPEN's probes) call _probe_admitted on entry and
@@ -129,7 +170,7 @@ cdef class CircuitBreakerCore:
         cdef uint64_t now = 0, duration = 0
         cdef unsigned outcome = c.BRC_OUTCOME_FAILURE if failure else 0
         cdef c.brc_breaker_transition_t t
-        if self._measure:
+        if self._measure and start:  # 0: it started before a reconfigure made calls timed
             now = c.brc_now_ns()
             duration = now - start
             if duration >= self._slow_ns:
@@ -146,6 +187,11 @@ cdef class CircuitBreakerCore:
         return status == c.BRC_WOULD_OPEN, duration
 
     def _release(self, uint64_t token):
+        _breaker_give_back(self, token)
+
+    def _ignore(self, uint64_t token):
+        """Gives back the permission of a call whose error is ignored, and counts it."""
+        c.brc_breaker_count_ignored(self._b)
         _breaker_give_back(self, token)
 
     def _release_unleased(self, uint64_t token):
@@ -170,11 +216,35 @@ cdef class CircuitBreakerCore:
         _check(c.brc_breaker_report(self._b, c.brc_now_ns(), &r), "breaker (not configured)")
         return r.state, r.generation, r.openings, r.not_permitted, r.probes_out, r.retry_after, r.consecutive
 
+    def _calls(self):
+        """(successful, failed, slow, ignored, not_permitted): calls since the state was made."""
+        cdef c.brc_breaker_report_t r
+        _check(c.brc_breaker_report(self._b, 0, &r), "breaker (not configured)")
+        return r.successful, r.failed, r.slow, r.ignored, r.not_permitted
+
     def _window_counts(self):
         """(calls, failures, slow_calls, slow_failures, duration_ns) in the window now."""
         cdef c.brc_window_snapshot_t s
         _check(c.brc_window_snapshot(self._window, c.brc_now_ns(), &s), "breaker (not configured)")
         return s.calls, s.failures, s.slow_calls, s.slow_failures, s.duration
+
+
+cdef c.brc_breaker_config_t _breaker_config(
+        double failure_rate, double slow_rate, uint64_t minimum_calls, uint64_t consecutive_failures,
+        uint64_t half_open_calls, uint64_t max_half_open_ns, uint64_t wait_base_ns, double wait_multiplier,
+        uint64_t wait_max_ns, double wait_jitter):
+    cdef c.brc_breaker_config_t config
+    config.failure_rate = failure_rate
+    config.slow_rate = slow_rate
+    config.minimum_calls = minimum_calls
+    config.consecutive_failures = consecutive_failures
+    config.half_open_calls = half_open_calls
+    config.max_half_open = max_half_open_ns
+    config.wait_base = wait_base_ns
+    config.wait_multiplier = wait_multiplier
+    config.wait_max = wait_max_ns
+    config.wait_jitter = wait_jitter
+    return config
 
 
 cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -1:
@@ -215,7 +285,7 @@ cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -
     cdef unsigned outcome = 0
     if b._checks_result:
         return 1
-    if b._measure:
+    if b._measure and start:  # 0: it started before a reconfigure made calls timed
         now = c.brc_now_ns()
         duration = now - start
         if duration >= b._slow_ns:

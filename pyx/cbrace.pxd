@@ -63,6 +63,7 @@ cdef extern from "brace.h" nogil:
         uint64_t duration
     uint64_t brc_window_bytes(uint64_t kind, uint64_t size)
     int brc_window_init(brc_window_t *w, uint64_t kind, uint64_t size, uint64_t bucket)
+    int brc_window_carry(brc_window_t *to, brc_window_t *source)
     int brc_window_record(brc_window_t *w, unsigned outcome, uint64_t duration, uint64_t now)
     int brc_window_snapshot(brc_window_t *w, uint64_t now, brc_window_snapshot_t *out)
 
@@ -90,12 +91,17 @@ cdef extern from "brace.h" nogil:
         uint64_t probes_out
         uint64_t retry_after
         uint64_t consecutive
+        uint64_t successful
+        uint64_t failed
+        uint64_t slow
+        uint64_t ignored
     int brc_breaker_init(brc_breaker_t *b, const brc_breaker_config_t *config)
     int brc_breaker_acquire(brc_breaker_t *b, uint64_t now, uint64_t *ticket, uint64_t *retry_after,
                             brc_breaker_transition_t *t)
     int brc_breaker_record(brc_breaker_t *b, brc_window_t *w, uint64_t ticket, unsigned outcome,
                            uint64_t duration, uint64_t now, brc_breaker_transition_t *t)
     int brc_breaker_release(brc_breaker_t *b, uint64_t ticket)
+    int brc_breaker_count_ignored(brc_breaker_t *b)
     int brc_breaker_try_permit(brc_breaker_t *b, uint64_t *ticket)
     int brc_breaker_acquire_leased(brc_breaker_t *b, uint64_t tag, uint64_t now, uint64_t *ticket,
                                    uint64_t *retry_after, brc_breaker_transition_t *t)
@@ -107,6 +113,8 @@ cdef extern from "brace.h" nogil:
                                brc_breaker_transition_t *t)
     int brc_breaker_set_open_until(brc_breaker_t *b, uint64_t generation, uint64_t until)
     int brc_breaker_report(brc_breaker_t *b, uint64_t now, brc_breaker_report_t *out)
+    int brc_breaker_reconfigure(brc_breaker_t *b, brc_window_t *w, const brc_breaker_config_t *config,
+                                uint64_t now, brc_breaker_transition_t *t)
 
 
 cdef extern from "guard.h":

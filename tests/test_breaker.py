@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import brace
-from brace import BreakerState, CircuitBreaker
+from brace import BreakerEvent, BreakerState, CircuitBreaker
 from brace.testing import FakeClock
 
 
@@ -342,7 +342,155 @@ class TestMetricsAndOverrides:
         assert (cb.state, cb.metrics().calls, cb.metrics().not_permitted) == (BreakerState.CLOSED, 0, 1)
         cb.reset()
         assert cb.metrics().not_permitted == 0
+        assert cb.calls() == brace.BreakerCalls(successful=0, failed=0, slow=0, ignored=0, not_permitted=0)
         assert repr(cb) == "CircuitBreaker(name='api', state=closed, window=count:4)"
+
+
+class TestCallsSinceMade:
+    """calls(): totals by kind that outlive the window (resilience4j_circuitbreaker_calls)."""
+
+    def test_every_form_and_outcome_counts_once(self, clock: FakeClock) -> None:
+        cb = tripping(window_size=100, minimum_calls=100, slow_call_duration=0.5, ignore=KeyError)
+
+        def slow() -> None:
+            clock.advance(0.6)
+
+        def missing() -> None:
+            raise KeyError("id")
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt
+
+        guarded = cb(int)
+        guarded()
+        cb.call(int)
+        with cb:
+            pass
+        cb.call(slow)
+        for outcome, error in ((fail, ConnectionError), (missing, KeyError), (interrupted, KeyboardInterrupt)):
+            with pytest.raises(error):
+                cb.call(outcome)
+        with pytest.raises(ConnectionError):
+            with cb:
+                clock.advance(0.6)
+                fail()
+
+        async def awaited() -> None:
+            await cb.call_async(asyncio.sleep, 0)
+            async with cb:
+                pass
+
+        asyncio.run(awaited())
+        cb.force_open()
+        with pytest.raises(brace.CircuitOpen):
+            guarded()
+        assert cb.calls() == brace.BreakerCalls(successful=6, failed=2, slow=2, ignored=1, not_permitted=1)
+
+    def test_counts_outlive_the_window_and_its_closing(self, clock: FakeClock) -> None:
+        cb = tripping()
+        open_it(cb)  # 2 failed, 2 successful: the window opens the breaker
+        clock.advance(10.0)
+        cb.call(int)  # the probe closes it, with an empty window
+        assert cb.metrics().calls == 0
+        assert cb.calls()[:2] == (3, 2)
+
+
+class TestReconfigure:
+    """reconfigure(): settings change on a breaker in use; its state and counts stay."""
+
+    def test_new_thresholds_decide_over_the_window_as_it_stands(self) -> None:
+        cb = tripping(window_size=20, minimum_calls=10)
+        for outcome in [fail] * 3 + [int] * 7:  # 30%: below 50%
+            try:
+                cb.call(outcome)
+            except ConnectionError:
+                pass
+        cb.reconfigure(failure_rate_threshold=0.25)
+        assert (cb.state, cb.metrics().calls, cb.failure_rate_threshold) == (BreakerState.CLOSED, 10, 0.25)
+        cb.call(int)  # 3 of 11: 27%
+        assert cb.state is BreakerState.OPEN
+
+    def test_an_open_breaker_keeps_its_wait_and_the_next_opening_takes_the_new_one(self, clock: FakeClock) -> None:
+        cb = tripping()
+        open_it(cb)
+        clock.advance(4.0)
+        cb.reconfigure(wait_in_open=1.0)
+        assert cb.state is BreakerState.OPEN
+        assert cb.metrics().time_until_half_open == pytest.approx(6.0)
+        clock.advance(6.0)
+        with pytest.raises(ConnectionError):
+            cb.call(fail)  # the one probe fails: open again, now for 1 s
+        assert cb.metrics().time_until_half_open == pytest.approx(1.0)
+
+    def test_a_resized_count_window_keeps_its_newest_outcomes(self) -> None:
+        cb = tripping(window_size=10, minimum_calls=10)
+        for outcome in [fail] * 3 + [int] * 5:
+            try:
+                cb.call(outcome)
+            except ConnectionError:
+                pass
+        cb.reconfigure(window_size=4, minimum_calls=4)  # the newest 4: all successes
+        assert (cb.metrics().calls, cb.metrics().failures) == (4, 0)
+        cb.reconfigure(window_size=100)
+        assert (cb.metrics().calls, cb.metrics().failures) == (4, 0)
+        cb.reconfigure(window="time", window_size=10)  # a time window keeps totals, not outcomes: it starts empty
+        assert cb.metrics().calls == 0
+        assert repr(cb) == "CircuitBreaker(name='api', state=closed, window=time:10)"
+
+    def test_lowering_the_probes_decides_a_half_open_at_once(self, clock: FakeClock) -> None:
+        cb = tripping(half_open_calls=3)
+        seen: list[BreakerEvent] = []
+        open_it(cb)
+        cb.add_listener(seen.append, kinds="state_transition")
+        clock.advance(10.0)
+        cb.call(int)
+        cb.call(int)
+        assert cb.state is BreakerState.HALF_OPEN
+        cb.reconfigure(half_open_calls=2)
+        assert cb.state is BreakerState.CLOSED
+        assert [(event.from_state, event.to_state) for event in seen] == [
+            (BreakerState.OPEN, BreakerState.HALF_OPEN), (BreakerState.HALF_OPEN, BreakerState.CLOSED)]
+
+    def test_a_call_begun_untimed_is_not_slow(self, clock: FakeClock) -> None:
+        cb = tripping()
+        with cb:
+            cb.reconfigure(slow_call_duration=0.5)
+            clock.advance(1.0)
+        assert cb.metrics().slow_calls == 0
+        with cb:
+            clock.advance(1.0)
+        assert cb.metrics().slow_calls == 1
+
+    def test_filters_and_predicates_change(self) -> None:
+        cb = tripping(window_size=100, minimum_calls=100)
+        cb.reconfigure(ignore=ConnectionError, record_result=lambda value: value == 0)
+        with pytest.raises(ConnectionError):
+            cb.call(fail)
+        cb.call(int)  # 0: a failure now
+        assert (cb.calls().ignored, cb.calls().failed) == (1, 1)
+        cb.reconfigure(ignore=(), record_result=None)
+        cb.call(int)
+        assert cb.calls().successful == 1
+
+    @pytest.mark.parametrize(
+        ("changes", "error", "message"),
+        [
+            ({"failure_rate_threshold": 1.5}, ValueError, "failure_rate_threshold must be a number in"),
+            ({"minimum_calls": 5}, ValueError, "minimum_calls must be at most window_size"),
+            ({"window_size": 2}, ValueError, "minimum_calls must be at most window_size"),
+            ({"half_open_calls": 0}, ValueError, "half_open_calls"),
+            ({"record_result": 3}, TypeError, "record_result must be a predicate"),
+        ],
+    )
+    def test_bad_settings_change_nothing(self, changes: dict[str, Any], error: type[Exception], message: str) -> None:
+        cb = tripping()
+        cb.call(int)
+        with pytest.raises(error, match=message):
+            cb.reconfigure(**changes)
+        assert (cb.failure_rate_threshold, cb.metrics().calls) == (0.5, 1)
+        assert repr(cb) == "CircuitBreaker(name='api', state=closed, window=count:4)"
+        with pytest.raises(TypeError):
+            cb.reconfigure(0.9)  # type: ignore[misc]
 
 
 def test_no_lock_is_held_while_the_function_runs() -> None:

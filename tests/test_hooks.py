@@ -83,25 +83,29 @@ def test_an_error_raised_by_a_hook_has_the_calls_error_as_its_context() -> None:
 # is one C call with a documented job; anything else a base needs is cdef and
 # invisible from Python. Adding one here is a decision, not an accident.
 COMPILED_PRIVATE = {
-    # _attach: a shared limiter (store=) decides on a slot of a shared-memory region
-    # _count_rejection and _rejections: rejections are counted where they are refused, in C or in Python
+    # _attach: a shared limiter (store=) decides on a slot of a shared-memory region; _count_rejection,
+    # _rejections: rejections counted where they are refused (RateLimiter.rejections)
     brace.RateLimiter: {"_configure", "_attach", "_reject_in_python", "_guard", "_reserve", "_refund", "_report",
                         "_count_rejection", "_rejections"},  # fmt: skip
     # _set_probe_gen and _release_unleased: a breaker on a Redis store leases its HALF_OPEN's probes
-    # from the server (the probes of that generation call Python; a refused one is given back)
+    # from the server (the probes of that generation call Python; a refused one is given back);
+    # _ignore, _calls: the counts of calls since made (CircuitBreaker.calls()); _reconfigure: its
+    # settings changed in use (CircuitBreaker.reconfigure)
     brace.CircuitBreaker: {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
-        "_set_probe_gen", "_release_unleased",
+        "_set_probe_gen", "_release_unleased", "_ignore", "_calls", "_reconfigure",
     },
     # listened-to rejections go through Python, where events are built; _attach and _sweep: a shared
-    # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits
+    # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits;
+    # _count_rejection, _rejections: as the limiter's
     brace.Bulkhead: {"_configure", "_attach", "_sweep", "_reject_in_python", "_guard", "_enqueue", "_pass_or_free",
                      "_grant", "_unflag", "_report", "_count_rejection", "_rejections"},  # fmt: skip
-    brace.Retry: {"_configure_core", "_guard"},
+    # _successful_without_retry, _count_success_without_retry: first-try successes (Retry.calls())
+    brace.Retry: {"_configure_core", "_guard", "_successful_without_retry", "_count_success_without_retry"},
     brace.Backoff: {"_configure", "_delay_ns"},
-    # _deposits: the count a budget on a Redis store sends from its flusher thread
-    # _count_refusal and _refusals: the exhaustions, counted where a withdrawal is refused
+    # _deposits: the count a budget on a Redis store sends from its flusher thread; _count_refusal,
+    # _refusals: exhaustions counted where the budget refuses (RetryBudget.exhaustions)
     brace.RetryBudget: {"_configure", "_balance", "_deposits", "_count_refusal", "_refusals"},
     brace.Policy: {"_configure_core", "_guard", "_guard_coroutine", "_succeeded"},
 }

@@ -110,6 +110,9 @@ class TestPrometheus:
         assert _at(samples, "brace_circuitbreaker_buffered_calls", name="api", kind="failed") == 1.0
         assert _at(samples, "brace_circuitbreaker_failure_rate", name="api") == pytest.approx(0.5)
         assert _at(samples, "brace_circuitbreaker_not_permitted_calls_total", name="api") == 3.0
+        calls = {kind: _at(samples, "brace_circuitbreaker_calls_total", name="api", kind=kind)
+                 for kind in ("successful", "failed", "slow", "ignored", "not_permitted")}  # fmt: skip
+        assert calls == {"successful": 1.0, "failed": 1.0, "slow": 0.0, "ignored": 0.0, "not_permitted": 3.0}
         assert _at(samples, "brace_ratelimiter_available_permissions", name="api") == 0.0
         assert _at(samples, "brace_ratelimiter_limit", name="api") == 2.0
         assert _at(samples, "brace_ratelimiter_calls_total", name="api", result="rejected") == 2.0
@@ -137,7 +140,7 @@ class TestPrometheus:
             return "ok"
 
         assert retry.call(flaky) == "ok"  # successful_with_retry
-        assert retry.call(lambda: "ok") == "ok"  # first try: not counted
+        assert retry.call(lambda: "ok") == "ok"  # successful_without_retry
         with pytest.raises((ConnectionError, RetryBudgetExhausted)):
             retry.call(_fail)
         with pytest.raises(ConnectionError):
@@ -148,7 +151,7 @@ class TestPrometheus:
 
         samples = _scrape(collector)
         calls = retry.calls()
-        assert calls.successful_with_retry == 1
+        assert (calls.successful_without_retry, calls.successful_with_retry) == (1, 1)
         assert calls.failed_with_retry >= 1 and calls.failed_without_retry >= 1
         assert calls.failed_with_retry + calls.failed_without_retry == 21
         for kind, count in zip(calls._fields, calls):
@@ -258,7 +261,7 @@ class TestOpenTelemetry:
         reader, _ = self._reader(registry)
         breaker, limiter = registry.breaker("api"), registry.limiter("api")
         self._points(reader)  # the limiter's rejections count from here
-        _open(breaker)
+        failed = _open(breaker)
         with pytest.raises(CircuitOpen):
             breaker.call(lambda: None)
         limiter.try_acquire(2)
@@ -274,12 +277,16 @@ class TestOpenTelemetry:
                   if attrs["circuitbreaker.name"] == "api"}  # fmt: skip
         assert states["open"] == 1 and states["closed"] == 0
         assert points["brace.circuit_breaker.not_permitted_calls"] == [({"circuitbreaker.name": "api"}, 1)]
+        calls = {attrs["brace.kind"]: value for attrs, value in points["brace.circuit_breaker.calls"]}
+        assert calls == {"successful": 0, "failed": failed, "slow": 0, "ignored": 0,
+                         "not_permitted": 1}  # fmt: skip
         assert points["brace.circuit_breaker.failure_rate"] == [({"circuitbreaker.name": "api"}, 1.0)]
         assert points["brace.rate_limiter.available_permissions"] == [({"ratelimiter.name": "api"}, 0)]
         assert points["brace.rate_limiter.calls"] == [({"ratelimiter.name": "api", "ratelimiter.result": "rejected"},
                                                        1)]  # fmt: skip
         retries = {attrs["retry.result"]: value for attrs, value in points["brace.retry.calls"]}
-        assert retries == {"successful_with_retry": 0, "failed_with_retry": 1, "failed_without_retry": 0}
+        assert retries == {"successful_without_retry": 0, "successful_with_retry": 0, "failed_with_retry": 1,
+                           "failed_without_retry": 0}  # fmt: skip
 
     def test_span_events_for_transitions_and_retries(self) -> None:
         exporter = InMemorySpanExporter()

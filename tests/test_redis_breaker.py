@@ -240,6 +240,13 @@ def test_a_client_object_as_the_store(server: RedisServer) -> None:
     wait_until(lambda: one.state is brace.BreakerState.OPEN)
 
 
+def test_a_breaker_on_redis_is_not_reconfigured(server: RedisServer) -> None:
+    cb = breaker(server.url, unique())
+    with pytest.raises(ValueError, match="shared by every host"):
+        cb.reconfigure(minimum_calls=5)
+    assert cb.metrics().calls == 0 and cb.failure_rate_threshold == 0.5
+
+
 def _opens_inherited(cb: brace.CircuitBreaker, url: str) -> None:
     for _ in range(10):
         with contextlib.suppress(OSError):

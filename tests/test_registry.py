@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -400,24 +401,54 @@ def _events(registry: Registry) -> list[RegistryEvent]:
     return events
 
 
-def test_a_reload_keeps_an_open_breaker_open_and_its_window_counts() -> None:
+def test_a_reload_changes_breakers_in_place_keeping_their_state() -> None:
     registry = Registry(BASE, name="svc")
     events = _events(registry)
-    payments, search = registry.breaker("payments"), registry.breaker("search")
+    payments, orders = registry.breaker("payments"), registry.breaker("orders")
     _open(payments, 4)
-    search.call(lambda: None)
+    orders.call(lambda: None)
     with pytest.raises(ConnectionError):
-        search.call(_fail)
-    event = registry.reload(BASE, {"breaker": {"default": {"wait_in_open": 5.0}, "search": {"minimum_calls": 3}}})
+        orders.call(_fail)  # 1 of 2 failed: below minimum_calls (4)
+    event = registry.reload(BASE, {"breaker": {"default": {"wait_in_open": 5.0}, "orders": {"minimum_calls": 3}}})
     assert event == events[-1] and event.kind == "reloaded" and event.name == "svc"
-    assert set(event.deferred) == {"breaker.payments", "breaker.search"} and event.applied == ()
+    assert set(event.applied) == {"breaker.payments", "breaker.orders"} and event.deferred == ()
     assert registry.breaker("payments") is payments and payments.state is BreakerState.OPEN
     assert payments.metrics().time_until_half_open > 50  # its wait from before: not cut short
-    assert search.metrics().calls == 2 and search.metrics().failures == 1
-    # the new settings are those of the parts made from now on
+    assert orders.metrics().calls == 2 and orders.metrics().failures == 1
+    with pytest.raises(ConnectionError):
+        orders.call(_fail)  # 2 of 3 failed: minimum_calls is 3 now
+    assert orders.state is BreakerState.OPEN
+    assert orders.metrics().time_until_half_open <= 5.0  # the new wait: this opening is after the reload
     fresh = registry.breaker("fresh")
     _open(fresh, 4)
     assert fresh.metrics().time_until_half_open <= 5.0
+
+
+def test_a_reload_puts_a_dropped_breaker_setting_back_to_its_default() -> None:
+    registry = Registry(BASE, {"breaker": {"payments": {"ignore": ["KeyError"]}}})
+    payments = registry.breaker("payments")
+    event = registry.reload(BASE)
+    assert event.applied == ("breaker.payments",)
+    with pytest.raises(KeyError):
+        payments.call(lambda: {}["missing"])
+    assert (payments.calls().ignored, payments.calls().failed) == (0, 1)
+    registry.reload(BASE, {"breaker": {"payments": {"ignore": ["KeyError"]}}})  # by name, as from TOML
+    with pytest.raises(KeyError):
+        payments.call(lambda: {}["missing"])
+    assert payments.calls().ignored == 1
+
+
+def test_a_shared_breaker_is_deferred() -> None:
+    region = f"brace-test-registry-{os.getpid()}"
+    try:
+        shared = {"breaker": {"payments": {"store": f"shm://{region}"}}}
+        registry = Registry(BASE, shared)
+        breaker = registry.breaker("payments")
+        event = registry.reload(BASE, shared, {"breaker": {"payments": {"minimum_calls": 2}}})
+        assert event.deferred == ("breaker.payments",) and event.applied == ()
+        assert registry.breaker("payments") is breaker
+    finally:
+        brace.shm.unlink(region)
 
 
 def test_a_reload_keeps_a_limiters_taken_tokens() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 import brace
 from brace import Backoff, Retry
+from brace.retry import RetryCalls
 from brace.testing import FakeClock
 
 LONG = 60.0  # a guard against hangs that no passing test reaches, not a timing
@@ -120,6 +121,71 @@ def test_cancellation_and_keyboard_interrupt_are_never_retried(clock: FakeClock)
     with pytest.raises(KeyboardInterrupt):
         Retry(on=BaseException, attempts=5).call(flaky)
     assert flaky.calls == 1
+
+
+class TestCalls:
+    """calls(): every call once, by how it ended (resilience4j's four kinds)."""
+
+    @pytest.mark.parametrize("form", ["decorator", "call", "loop", "checked result", "deadline", "async"])
+    def test_a_first_try_success_counts_on_every_path(self, clock: FakeClock, form: str) -> None:
+        settings: dict[str, Any] = {"on": ConnectionError, "backoff": ONE_SECOND}
+        if form == "checked result":
+            settings["retry_on_result"] = lambda value: value is None
+        elif form == "deadline":
+            settings["deadline"] = 10.0  # the whole call runs in Python
+        retry = Retry(**settings)
+        flaky = Flaky(failures=0)
+        if form == "decorator" or form == "checked result" or form == "deadline":
+            assert retry(flaky)() == "ok"
+        elif form == "call":
+            assert retry.call(flaky) == "ok"
+        elif form == "loop":
+            for attempt in retry:
+                with attempt:
+                    flaky()
+        else:
+            assert asyncio.run(retry.call_async(asyncio.sleep, 0, "ok")) == "ok"
+        assert retry.calls() == RetryCalls(successful_without_retry=1, successful_with_retry=0,
+                                                 failed_with_retry=0, failed_without_retry=0)  # fmt: skip
+
+    @pytest.mark.parametrize("deadline", [None, 10.0])
+    def test_an_error_not_to_retry_ends_a_call_and_counts(self, clock: FakeClock, deadline: float | None) -> None:
+        retry = Retry(on=ConnectionError, attempts=3, backoff=ONE_SECOND, deadline=deadline)
+        with pytest.raises(KeyError):
+            retry(Flaky(failures=10, error=KeyError))()  # at the first attempt
+        later = Flaky(failures=2)
+        later.error = ConnectionError
+
+        def then_key_error() -> str:
+            if later.calls == 1:
+                later.calls += 1
+                raise KeyError("second")
+            return later()
+
+        with pytest.raises(KeyError):
+            retry.call(then_key_error)  # at the second attempt, after one retry
+        assert retry(Flaky(failures=1))() == "ok"
+        with pytest.raises(ConnectionError):
+            retry.call(Flaky(failures=5))
+        with pytest.raises(KeyboardInterrupt):
+            retry.call(Flaky(failures=5, error=KeyboardInterrupt))  # counts in no kind
+        assert retry.calls() == RetryCalls(successful_without_retry=0, successful_with_retry=1,
+                                                 failed_with_retry=2, failed_without_retry=1)  # fmt: skip
+
+    def test_async_errors_not_to_retry(self, clock: FakeClock) -> None:
+        retry = Retry(on=ConnectionError, attempts=3, backoff=ONE_SECOND)
+        failures = iter([ConnectionError("first"), KeyError("second")])
+
+        async def second_is_fatal() -> None:
+            raise next(failures)
+
+        async def fatal() -> None:
+            raise KeyError("first")
+
+        for fn in (fatal, second_is_fatal):
+            with pytest.raises(KeyError):
+                asyncio.run(retry.call_async(fn))
+        assert (retry.calls().failed_without_retry, retry.calls().failed_with_retry) == (1, 1)
 
 
 class TestRetryOnResult:

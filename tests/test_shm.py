@@ -203,6 +203,13 @@ def test_a_shared_limiter_is_not_reconfigured(region: str) -> None:
     assert limiter.rate == RATE
 
 
+def test_a_shared_breaker_is_not_reconfigured(region: str) -> None:
+    breaker = brace.CircuitBreaker(name="api", store=f"shm://{region}", minimum_calls=4)
+    with pytest.raises(ValueError, match="shared"):
+        breaker.reconfigure(minimum_calls=2)
+    assert breaker.failure_rate_threshold == 0.5
+
+
 def test_the_c_library_ships_with_its_header() -> None:
     assert os.path.isfile(os.path.join(brace.get_include(), "brace.h"))
     assert os.path.isfile(brace.get_library())

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from brace._deadline import deadline, deadline_remaining
 from brace.backoff import Backoff
-from brace.breaker import BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker
+from brace.breaker import BreakerCalls, BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker
 from brace.budget import RetryBudget, RetryBudgetEvent
 from brace.bulkhead import Bulkhead, BulkheadEvent
 from brace.errors import (
@@ -197,6 +197,7 @@ __all__ = [
     "AttemptTimeout",
     "Backoff",
     "BraceError",
+    "BreakerCalls",
     "BreakerEvent",
     "BreakerMetrics",
     "BreakerState",

@@ -16,7 +16,7 @@ from brace._registry_config import (
     settings,
 )  # fmt: skip
 from brace._registry_sources import read_env, read_env_origins, read_toml
-from brace.breaker import CircuitBreaker
+from brace.breaker import LIVE_SETTINGS, CircuitBreaker
 from brace.budget import RetryBudget
 from brace.bulkhead import Bulkhead
 from brace.classify import DEFAULT_CLASSIFIER
@@ -31,7 +31,7 @@ EventKind = Literal["reloaded", "reload_failed"]
 _EVENT_KINDS = ("reloaded", "reload_failed")
 # Settings a part applies while in use (through its reconfigure), per kind; a change to any other
 # setting of a part already made applies to the parts made after the reload.
-_LIVE = {"limiter": ("rate", "per", "burst"), "bulkhead": ("max_concurrent", "max_wait"),
+_LIVE = {"limiter": ("rate", "per", "burst"), "bulkhead": ("max_concurrent", "max_wait"), "breaker": LIVE_SETTINGS,
          "retry": ("on", "attempts", "backoff", "idempotent", "pushback", "pushback_cap", "raise_retry_error")}
 # Settings that place a part in a shared store: checked when the part is made, not by a dry run
 # (which would open the store).
@@ -201,9 +201,11 @@ class Registry(Observable[RegistryEvent]):
         The whole new configuration is checked first, with every part already made. Then
         limiters (rate, per, burst) and bulkheads (max_concurrent, max_wait) change in place
         through their reconfigure, keeping their state: the tokens already taken, the slots in
-        use. Other changed settings of parts already made (a breaker's, a retry's, ...) apply
-        to the parts made after the reload: a part in use keeps its settings and its state (an
-        OPEN breaker stays OPEN, its window keeps its counts); the event lists it as deferred.
+        use; so do local breakers (every setting but the store's), keeping their state (an OPEN
+        breaker stays OPEN for the wait it had, its window keeps its counts). Other changed
+        settings of parts already made (a retry's, a budget's, a shared breaker's, ...) apply to
+        the parts made after the reload: a part in use keeps its settings and its state; the
+        event lists it as deferred.
 
         Returns:
             The "reloaded" event (also sent to the listeners).
@@ -270,13 +272,16 @@ def _reconfigure(part: Any, key: tuple[str, str], new: Mapping[str, Any]) -> Non
     try:
         if kind == "limiter":
             part.reconfigure(rate=new["rate"], per=new.get("per"), burst=new.get("burst", _default(kind, "burst")))
-        elif kind == "retry":
+        elif kind == "retry":  # every live setting, as for a breaker
             given = {key: new.get(key, _default(kind, key)) for key in _LIVE[kind]}
             if given["on"] is not None:
                 given["on"] = exception_types(given["on"], f"{kind}.{name}.on")
             if given["backoff"] is not None:
                 given["backoff"] = backoff(given["backoff"], f"{kind}.{name}.backoff")
             part.reconfigure(**given)
+        elif kind == "breaker":  # every live setting: one the new section drops goes back to its default
+            part.reconfigure(**{key: exception_types(new[key], f"{kind}.{name}.{key}") if key in new
+                                else _default(kind, key) for key in LIVE_SETTINGS})  # fmt: skip
         else:
             part.reconfigure(max_concurrent=new["max_concurrent"],
                              max_wait=new.get("max_wait", _default(kind, "max_wait")))  # fmt: skip

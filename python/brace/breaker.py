@@ -31,7 +31,7 @@ from brace._listeners import Listeners, Observable
 from brace._logger import logger
 from brace.errors import CircuitOpen, StoreError
 
-__all__ = ["BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind", "RedisCircuitBreaker"]
+__all__ = ["BreakerCalls", "BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind", "RedisCircuitBreaker"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,6 +39,15 @@ R = TypeVar("R")
 _NS = 1_000_000_000
 SHARED_MAX_WAIT_IN_HALF_OPEN = 60.0  # s: bounds how long a hung process's probe holds a shared breaker
 _BY_STORE: Any = object()  # max_wait_in_half_open's default: None, or the above for a shared breaker
+_KEEP: Any = object()  # reconfigure()'s default: the setting stays as it is
+
+# The settings reconfigure() changes on a breaker in use: all but name and the store's.
+LIVE_SETTINGS = (
+    "failure_rate_threshold", "slow_call_rate_threshold", "slow_call_duration", "window", "window_size",
+    "window_bucket", "minimum_calls", "wait_in_open", "wait_in_open_multiplier", "max_wait_in_open",
+    "wait_in_open_jitter", "half_open_calls", "max_wait_in_half_open", "consecutive_failures", "record", "ignore",
+    "record_result",
+)  # fmt: skip
 
 # Named breakers, for brace.control to find by name. Weak, so that being named
 # keeps no breaker alive; the lock keeps a snapshot from racing a registration.
@@ -100,6 +109,31 @@ class BreakerMetrics(NamedTuple):
     not_permitted: int
     time_until_half_open: float
     openings: int
+
+
+class BreakerCalls(NamedTuple):
+    """A breaker's calls by how they ended, counted since it was made or last reset().
+
+    Unlike BreakerMetrics' window counts these only grow (resilience4j's
+    `resilience4j_circuitbreaker_calls`): each is a relaxed atomic add where the
+    outcome is recorded anyway. A breaker in a shared-memory store counts the
+    calls of every process sharing it; one on a Redis store counts this host's.
+
+    Attributes:
+        successful: Calls recorded as successes (in any state, probes included).
+        failed: Calls recorded as failures.
+        slow: Calls at least `slow_call_duration` long, successful or failed (also
+            counted in one of the two above).
+        ignored: Calls that raised an exception `ignore` accepts (cancellations and
+            other BaseExceptions count in no kind).
+        not_permitted: Calls rejected with CircuitOpen.
+    """
+
+    successful: int
+    failed: int
+    slow: int
+    ignored: int
+    not_permitted: int
 
 
 class BreakerEvent(NamedTuple):
@@ -174,6 +208,67 @@ def _not_shared(store: object, flush_interval: object, on_store_error: object) -
     if flush_interval is not None and not _redis.is_redis(store):
         raise ValueError(f"flush_interval is only meaningful with a Redis store (store='redis://...' or a "
                          f"client); this CircuitBreaker's store is {store!r}")  # fmt: skip
+
+
+class _Settings(NamedTuple):
+    """A breaker's settings, checked: what the compiled core takes, and what Python keeps."""
+
+    core: dict[str, Any]  # CircuitBreakerCore._configure's and _reconfigure's keywords
+    slow_ns: int | None  # calls at least this long are slow; None: calls are not timed
+    window: str
+    window_size: int
+    minimum_calls: int
+    failure_rate: float
+    wait_fn: Callable[[int], float | timedelta] | None
+    first_wait_ns: int
+    record_filter: Callable[[BaseException], object]
+    ignore_filter: Callable[[BaseException], object]
+    record_result: Callable[[Any], bool] | None
+
+
+def _checked(given: dict[str, Any], store: object) -> _Settings:
+    """Checks the live settings (every name in LIVE_SETTINGS) against each other; changes nothing."""
+    # size: one check per setting (17 of them), each in a line or two
+    failure_rate = _rate_threshold(given["failure_rate_threshold"], "failure_rate_threshold")
+    slow_rate = _rate_threshold(given["slow_call_rate_threshold"], "slow_call_rate_threshold")
+    slow = _config.duration(given["slow_call_duration"], "slow_call_duration", allow_none=True, positive=True)
+    consecutive_failures = given["consecutive_failures"]
+    window = given["window"]
+    size, bucket, minimum = _window(window, given["window_size"], given["window_bucket"], given["minimum_calls"],
+                                    consecutive_failures)  # fmt: skip
+    wait_in_open = given["wait_in_open"]
+    wait_fn: Callable[[int], float | timedelta] | None = None
+    if callable(wait_in_open) and not isinstance(wait_in_open, timedelta):
+        wait_fn = wait_in_open
+        wait_base = CircuitBreaker._wait_from(wait_in_open, 1)
+    else:
+        wait_base = _config.positive_duration(wait_in_open, "wait_in_open")
+    multiplier, jitter = given["wait_in_open_multiplier"], given["wait_in_open_jitter"]
+    wait_max = _wait_growth(wait_base, multiplier, given["max_wait_in_open"], jitter)
+    probes = _config.count(given["half_open_calls"], "half_open_calls", maximum=HALF_OPEN_CALLS_MAX)
+    max_wait_in_half_open = given["max_wait_in_half_open"]
+    if max_wait_in_half_open is _BY_STORE:  # None, or a bound for a shared breaker's dead probes
+        max_wait_in_half_open = None if store is None else SHARED_MAX_WAIT_IN_HALF_OPEN
+    max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True, positive=True)
+    consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")
+    record_filter = _config.exception_filter(given["record"], "record")
+    ignore_filter = _config.exception_filter(given["ignore"], "ignore")
+    record_result = given["record_result"]
+    if record_result is not None and not callable(record_result):
+        raise TypeError(f"record_result must be a predicate or None, got {type(record_result).__name__}")
+    core: dict[str, Any] = dict(
+        window_kind=1 if window == "count" else 2, window_size=size,
+        bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
+        minimum_calls=minimum, consecutive_failures=consecutive, half_open_calls=probes,
+        max_half_open_ns=0 if max_half_open is None else _ns(max_half_open),
+        wait_base_ns=_ns(wait_base), wait_multiplier=float(multiplier),
+        wait_max_ns=_wait_cap_ns(wait_base, float(multiplier), wait_max),
+        wait_jitter=float(jitter),
+    )  # fmt: skip
+    return _Settings(
+        core, None if slow is None else _ns(slow), window, size, minimum, failure_rate, wait_fn, _ns(wait_base),
+        record_filter, ignore_filter, record_result,
+    )  # fmt: skip
 
 
 def _register(name: str, breaker: CircuitBreaker) -> None:
@@ -297,8 +392,8 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     __slots__ = (
         "_breaker_name", "_record_filter", "_ignore_filter", "_record_result", "_wait_fn", "_first_wait_ns",
         "_listeners",
-        "_window_kind", "_window_size", "_minimum_calls", "_not_permitted_offset", "_store",
-        "_failure_rate_threshold",
+        "_window_kind", "_window_size", "_minimum_calls", "_calls_offset", "_store",
+        "_failure_rate_threshold", "_given", "_settings",
     )  # fmt: skip
 
     def __init__(
@@ -326,42 +421,26 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         flush_interval: float | timedelta | None = None,
         on_store_error: _redis.OnStoreError | None = None,
     ) -> None:
-        # size: one check per parameter (22 of them), each in a line or two
         _config.keywords_only("CircuitBreaker", positional)
         _not_shared(store, flush_interval, on_store_error)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        failure_rate = _rate_threshold(failure_rate_threshold, "failure_rate_threshold")
-        slow_rate = _rate_threshold(slow_call_rate_threshold, "slow_call_rate_threshold")
-        slow = _config.duration(slow_call_duration, "slow_call_duration", allow_none=True, positive=True)
-        size, bucket, minimum = _window(window, window_size, window_bucket, minimum_calls, consecutive_failures)
-        wait_base = self._first_wait(wait_in_open)
-        wait_max = _wait_growth(wait_base, wait_in_open_multiplier, max_wait_in_open, wait_in_open_jitter)
-        probes = _config.count(half_open_calls, "half_open_calls", maximum=HALF_OPEN_CALLS_MAX)
-        if max_wait_in_half_open is _BY_STORE:  # None, or a bound for a shared breaker's dead probes
-            max_wait_in_half_open = None if store is None else SHARED_MAX_WAIT_IN_HALF_OPEN
-        max_half_open = _config.duration(max_wait_in_half_open, "max_wait_in_half_open", allow_none=True, positive=True)
-        consecutive = 0 if consecutive_failures is None else _config.count(consecutive_failures, "consecutive_failures")
-        self._record_filter = _config.exception_filter(record, "record")
-        self._ignore_filter = _config.exception_filter(ignore, "ignore")
-        if record_result is not None and not callable(record_result):
-            raise TypeError(f"record_result must be a predicate or None, got {type(record_result).__name__}")
-        self._record_result = record_result
-        self._breaker_name, self._window_kind, self._window_size, self._minimum_calls = name, window, size, minimum
+        given = dict(
+            failure_rate_threshold=failure_rate_threshold, slow_call_rate_threshold=slow_call_rate_threshold,
+            slow_call_duration=slow_call_duration, window=window, window_size=window_size,
+            window_bucket=window_bucket, minimum_calls=minimum_calls, wait_in_open=wait_in_open,
+            wait_in_open_multiplier=wait_in_open_multiplier, max_wait_in_open=max_wait_in_open,
+            wait_in_open_jitter=wait_in_open_jitter, half_open_calls=half_open_calls,
+            max_wait_in_half_open=max_wait_in_half_open, consecutive_failures=consecutive_failures,
+            record=record, ignore=ignore, record_result=record_result,
+        )  # fmt: skip
+        settings = _checked(given, store)
+        self._take(settings, given)
+        self._breaker_name = name
         self._listeners: Listeners[BreakerEvent] = Listeners(f"breaker {name!r}" if name else "a breaker",
                                                              _EVENT_KINDS)  # fmt: skip
-        self._not_permitted_offset, self._failure_rate_threshold = 0, failure_rate
-        settings: dict[str, Any] = dict(
-            window_kind=1 if window == "count" else 2, window_size=size,
-            bucket_ns=_ns(bucket), failure_rate=failure_rate, slow_rate=slow_rate,
-            minimum_calls=minimum, consecutive_failures=consecutive, half_open_calls=probes,
-            max_half_open_ns=0 if max_half_open is None else _ns(max_half_open),
-            wait_base_ns=_ns(wait_base), wait_multiplier=float(wait_in_open_multiplier),
-            wait_max_ns=_wait_cap_ns(wait_base, float(wait_in_open_multiplier), wait_max),
-            wait_jitter=float(wait_in_open_jitter),
-        )  # fmt: skip
-        self._configure_in(cast("str | None", store), settings, name=name, slow_ns=None if slow is None else _ns(slow),
-                           checks_result=record_result is not None)  # fmt: skip
+        self._calls_offset = BreakerCalls(0, 0, 0, 0, 0)
+        self._configure_in(cast("str | None", store), settings.core, name=name, **self._python_facts(settings))
         self._update_hooks()
         if name is not None:
             _register(name, self)
@@ -383,16 +462,79 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         if not self._configure(**settings, **facts, region=region, slot=slot):
             raise ValueError(_slots.breaker_mismatch(region.slot_info(slot), store, slot, settings))
 
-    def _first_wait(self, wait_in_open: WaitInOpen) -> float:
-        """The open wait of the first opening (seconds); keeps a wait function for the later ones."""
-        if callable(wait_in_open) and not isinstance(wait_in_open, timedelta):
-            self._wait_fn: Callable[[int], float | timedelta] | None = wait_in_open
-            wait_base = self._wait_from(wait_in_open, 1)
-        else:
-            self._wait_fn = None
-            wait_base = _config.positive_duration(wait_in_open, "wait_in_open")
-        self._first_wait_ns = _ns(wait_base)
-        return wait_base
+    def _take(self, settings: _Settings, given: dict[str, Any]) -> None:
+        """Keeps the settings Python applies (the compiled core keeps the rest)."""
+        self._given, self._settings = given, settings
+        self._window_kind, self._window_size, self._minimum_calls = settings.window, settings.window_size, \
+            settings.minimum_calls
+        self._failure_rate_threshold = settings.failure_rate
+        self._wait_fn, self._first_wait_ns = settings.wait_fn, settings.first_wait_ns
+        self._record_filter, self._ignore_filter = settings.record_filter, settings.ignore_filter
+        self._record_result = settings.record_result
+
+    @staticmethod
+    def _python_facts(settings: _Settings) -> dict[str, Any]:
+        """The core's keywords about the calls Python times and judges."""
+        return dict(slow_ns=settings.slow_ns, checks_result=settings.record_result is not None)
+
+    def reconfigure(
+        self,
+        *positional: NoReturn,
+        failure_rate_threshold: float = _KEEP,
+        slow_call_rate_threshold: float = _KEEP,
+        slow_call_duration: float | timedelta | None = _KEEP,
+        window: Literal["count", "time"] = _KEEP,
+        window_size: int = _KEEP,
+        window_bucket: float | timedelta = _KEEP,
+        minimum_calls: int = _KEEP,
+        wait_in_open: WaitInOpen = _KEEP,
+        wait_in_open_multiplier: float = _KEEP,
+        max_wait_in_open: float | timedelta | None = _KEEP,
+        wait_in_open_jitter: float = _KEEP,
+        half_open_calls: int = _KEEP,
+        max_wait_in_half_open: float | timedelta | None = _KEEP,
+        consecutive_failures: int | None = _KEEP,
+        record: _config.ExceptionFilter = _KEEP,
+        ignore: _config.ExceptionFilter = _KEEP,
+        record_result: Callable[[Any], bool] | None = _KEEP,
+    ) -> None:
+        """Changes settings of the breaker in use, keeping its state; the others keep their values.
+
+        The state and its counts stay: an OPEN breaker stays OPEN for the wait
+        it had (the wait settings apply from its next opening), a HALF_OPEN one
+        keeps its probes (and decides at once if those completed reach a lowered
+        `half_open_calls`), and the window keeps its counts: a count window
+        resized keeps its newest outcomes, as many as it now holds; a change of
+        kind, or of a time window's size or bucket, starts an empty window. New
+        thresholds decide from the next recorded outcome. Concurrent calls see
+        the old or the new thresholds, never a mix (the C core publishes them
+        at once, with no lock on the calls' path); `record`, `ignore`,
+        `record_result` and `slow_call_duration` apply to the calls that end
+        after this returns.
+
+        Args: as for the constructor (all but name, store, flush_interval and
+            on_store_error), each checked as there; all or nothing.
+
+        Raises:
+            ValueError, TypeError: For settings outside their ranges (nothing
+                changes), or a shared breaker (store=): its configuration is its
+                creator's while its region lives.
+        """
+        _config.keywords_only("reconfigure", positional)
+        passed = locals()
+        changes = {setting: passed[setting] for setting in LIVE_SETTINGS if passed[setting] is not _KEEP}
+        if self._store is not None:
+            raise ValueError(f"reconfigure: the breaker {self._breaker_name!r} in store {self._store!r} is shared; "
+                             "its configuration is fixed while its region lives (brace.shm.unlink removes it)")  # fmt: skip
+        before, given = (self._settings, self._given), {**self._given, **changes}
+        settings = _checked(given, None)
+        self._take(settings, given)  # first: a transition made by the reconfigure calls the new wait function
+        try:
+            self._reconfigure(**settings.core, **self._python_facts(settings))
+        except BaseException:
+            self._take(*before)
+            raise
+        self._update_hooks()
 
     @staticmethod
     def _wait_from(wait_fn: Callable[[int], float | timedelta], openings: int) -> float:
@@ -430,9 +572,14 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             failure_rate=failures / calls if rated else None,
             slow_call_rate=slow_calls / calls if rated else None,
             calls=calls, failures=failures, slow_calls=slow_calls, slow_failures=slow_failures,
-            not_permitted=not_permitted - self._not_permitted_offset,
+            not_permitted=not_permitted - self._calls_offset.not_permitted,
             time_until_half_open=retry_after / _NS, openings=openings,
         )  # fmt: skip
+
+    def calls(self) -> BreakerCalls:
+        """The calls since the breaker was made or last reset(), by how they ended (see BreakerCalls)."""
+        offset = self._calls_offset
+        return BreakerCalls(*(count - before for count, before in zip(self._calls(), offset)))
 
     # -- manual overrides -------------------------------------------------------
 
@@ -455,7 +602,7 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def reset(self) -> None:
         """Closes the breaker with an empty window and zeroes its counters."""
         self.close()
-        self._not_permitted_offset = self._report()[3]
+        self._calls_offset = BreakerCalls(*self._calls())
 
     # -- events -----------------------------------------------------------------
 
@@ -525,18 +672,20 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             raise
         if ignored:
             # Cancellation, KeyboardInterrupt and ignored errors: the permission
-            # (maybe a half-open probe slot) is given back, nothing counts.
-            self._release(token)
+            # (maybe a half-open probe slot) is given back, nothing counts in the window.
             if isinstance(error, Exception):
+                self._ignore(token)
                 self._emit("ignored_error", error=error)
+            else:
+                self._release(token)
             return
         self._record_and_tell(token, failure, start, error)
 
     def _check_result(self, result: object, token: int, start: int) -> object:
         """Records a returned value, a failure if `record_result` says so."""
-        assert self._record_result is not None
+        predicate = self._record_result  # None: a reconfigure removed it since the call began
         try:
-            failure = bool(self._record_result(result))
+            failure = predicate is not None and bool(predicate(result))
         except BaseException:
             self._release(token)
             raise
@@ -753,6 +902,16 @@ class RedisCircuitBreaker(CircuitBreaker):
     def store(self) -> Any:
         """Where the shared state lives: the URL or client object given."""
         return self._redis_given
+
+    def reconfigure(self, *positional: NoReturn, **changes: Any) -> None:
+        """Not for a breaker on a Redis store: every host sends its thresholds with its window,
+        so they change by deploying a new configuration everywhere.
+
+        Raises:
+            ValueError: Always.
+        """
+        raise ValueError(f"reconfigure: the breaker {self._breaker_name!r} on store {self._redis.shown} is shared by "
+                         "every host; change its settings in each host's configuration")  # fmt: skip
 
     @property
     def flush_interval(self) -> float:

@@ -9,11 +9,11 @@
   transitions, a retry's retries and a limiter's rejections.
 
 Counters are read when a scrape or collection asks for them: from the counters
-the primitives keep anyway (a breaker's window and rejections, a limiter's
-tokens, a bulkhead's slots, a budget's balance, a retry's calls that went through
-its retry loop, a Recovery's record, the rejections of limiters and bulkheads and
-the exhaustions of budgets, counted by each object where it refuses, since it was
-made). Nothing is added to a success path.
+the primitives keep anyway (a breaker's window and calls by outcome, a limiter's
+tokens, a bulkhead's slots, a budget's balance, a retry's calls by how they ended,
+a Recovery's record, the rejections of limiters and bulkheads and the exhaustions
+of budgets, counted by each object where it refuses, since it was made). Nothing
+is added to a success path.
 
 Primitives are held weakly: a collector keeps nothing alive, and a primitive
 that is gone disappears from the next scrape. Importing this module imports
@@ -163,6 +163,12 @@ def _breaker_slow_rate(breaker: CircuitBreaker, _: _Sources) -> Iterator[_Sample
     yield _Sample((_name(breaker),), -1.0 if rate is None else rate)
 
 
+def _breaker_calls(breaker: CircuitBreaker, _: _Sources) -> Iterator[_Sample]:
+    calls = breaker.calls()
+    for kind, count in zip(calls._fields, calls):
+        yield _Sample((_name(breaker), kind), count)
+
+
 def _breaker_not_permitted(breaker: CircuitBreaker, _: _Sources) -> Iterator[_Sample]:
     yield _Sample((_name(breaker),), breaker.metrics().not_permitted)
 
@@ -254,6 +260,9 @@ FAMILIES: tuple[_Family, ...] = (
     _Family("brace_circuitbreaker_slow_call_rate", "brace.circuit_breaker.slow_call_rate", "gauge",
             "Slow / recorded calls in the window; -1 below minimum_calls", "1", *_CB, CircuitBreaker,
             _breaker_slow_rate),
+    _Family("brace_circuitbreaker_calls", "brace.circuit_breaker.calls", "counter",
+            "Calls since the breaker was made or last reset, by how they ended (slow ones are also "
+            "successful or failed)", "{call}", *_CB_KIND, CircuitBreaker, _breaker_calls),
     _Family("brace_circuitbreaker_not_permitted_calls", "brace.circuit_breaker.not_permitted_calls", "counter",
             "Calls the breaker rejected since it was made or last reset", "{call}", *_CB, CircuitBreaker,
             _breaker_not_permitted),
@@ -279,7 +288,7 @@ FAMILIES: tuple[_Family, ...] = (
             "Calls the bulkhead rejected (BulkheadFull) since it was made",
             "{call}", ("name",), ("bulkhead.name",), Bulkhead, _bulkhead_rejections),
     _Family("brace_retry_calls", "brace.retry.calls", "counter",
-            "Calls whose first attempt failed, by how they ended", "{call}", ("name", "kind"),
+            "Calls by how they ended: with or without a retry, successful or failed", "{call}", ("name", "kind"),
             ("retry.name", "retry.result"), Retry, _retry_calls),
     _Family("brace_retry_budget_balance", "brace.retry_budget.balance", "gauge",
             "Retries the budget would allow now", "{retry}", ("name",), ("retry_budget.name",), RetryBudget,

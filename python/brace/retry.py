@@ -117,21 +117,48 @@ Listener = Hook
 
 
 class RetryCalls(NamedTuple):
-    """A retry's calls that went through its retry loop, counted since it was made.
+    """A retry's calls since it was made, by how they ended (resilience4j's four kinds).
 
-    Only calls whose first attempt failed are counted: a call whose first attempt
-    succeeds never leaves the compiled success path, so it is not counted here.
+    A first-try success on the compiled path is one increment of a C field (the GIL
+    held: exact, no lock); the other kinds are counted where the call ends in Python.
 
     Attributes:
+        successful_without_retry: Calls whose first attempt succeeded.
         successful_with_retry: Calls that succeeded after at least one retry.
-        failed_with_retry: Calls that gave up after at least one retry.
+        failed_with_retry: Calls that gave up after at least one retry, or that a later
+            attempt's error not to retry ended.
         failed_without_retry: Calls that gave up after their first attempt
-            (attempts=1, no budget left, or no time left before the deadline).
+            (attempts=1, no budget left, no time left before the deadline), or whose
+            first attempt raised an error not to retry. Exceptions that are not
+            Exceptions (cancellation, KeyboardInterrupt) end a call in no kind.
     """
 
+    successful_without_retry: int
     successful_with_retry: int
     failed_with_retry: int
     failed_without_retry: int
+
+
+# RetryCalls' kinds that Retry._count tallies in Python (successful_without_retry is the compiled base's).
+_SUCCESSFUL_WITH_RETRY, _FAILED_WITH_RETRY, _FAILED_WITHOUT_RETRY = 0, 1, 2
+
+
+def _ending(attempt: Callable[..., Outcome], count: Callable[[int], None], kind: int, *args: Any) -> Outcome:
+    """attempt(*args); an error it raises (one not to retry) ends the call, counted as `kind`."""
+    try:
+        return attempt(*args)
+    except Exception:
+        count(kind)
+        raise
+
+
+async def _ending_async(attempt: Awaitable[Outcome], count: Callable[[int], None], kind: int) -> Outcome:
+    """As _ending, for an awaited attempt."""
+    try:
+        return await attempt
+    except Exception:
+        count(kind)
+        raise
 
 
 class _GiveUp(Exception):
@@ -309,7 +336,7 @@ class Retry(RetryCore, Observable[RetryEvent]):
         classifier: Classifier | None = None,
     ) -> None:
         _config.keywords_only("Retry", positional)
-        self._calls, self._calls_lock = [0, 0, 0], threading.Lock()  # calls(): counted in the retry loop only
+        self._calls, self._calls_lock = [0, 0, 0], threading.Lock()  # calls() ended in Python (by kind)
         self._classifier = _checked_classifier(classifier)
         if on is None and classifier is None:
             raise TypeError("on must be an exception type, a tuple of them, or a predicate "
@@ -414,9 +441,9 @@ class Retry(RetryCore, Observable[RetryEvent]):
         self._pushback_cap = cap
 
     def calls(self) -> RetryCalls:
-        """The calls that went through the retry loop, by how they ended (see RetryCalls)."""
+        """The calls since the retry was made, by how they ended (see RetryCalls)."""
         with self._calls_lock:
-            return RetryCalls(*self._calls)
+            return RetryCalls(self._successful_without_retry, *self._calls)
 
     def _count(self, kind: int) -> None:
         with self._calls_lock:
@@ -511,12 +538,15 @@ class Retry(RetryCore, Observable[RetryEvent]):
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
         if not self._brace_stage_retryable(error):
+            if isinstance(error, Exception):
+                self._count(_FAILED_WITHOUT_RETRY)
             return RERAISE
         return self._call(fn, args, kwargs, (True, error), start or now_ns())
 
     def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       result: object, token: int, start: int) -> Any:  # fmt: skip
         if not self._brace_stage_rejects(result):
+            self._count_success_without_retry()
             return result
         return self._call(fn, args, kwargs, (True, result), start or now_ns())
 
@@ -574,13 +604,15 @@ class Retry(RetryCore, Observable[RetryEvent]):
             failed, outcome = sent
             if not failed:
                 if number > 1:
-                    self._count(0)
+                    self._count(_SUCCESSFUL_WITH_RETRY)
+                else:
+                    self._count_success_without_retry()
                 return outcome
             try:
                 delay, classification = yield from self._plan_or_give_up(number, outcome, previous, started, deadline,
                                                                          tally)  # fmt: skip
             except BaseException as ended:
-                self._count(1 if number > 1 else 2)
+                self._count(_FAILED_WITH_RETRY if number > 1 else _FAILED_WITHOUT_RETRY)
                 if isinstance(ended, _LastResult):
                     return ended.value
                 raise
@@ -598,10 +630,12 @@ class Retry(RetryCore, Observable[RetryEvent]):
         bound = _deadline.BOUND.set(deadline)  # the tighter of its own and the active one
         try:
             if first is None:  # attempt 1, before the loop: it only runs when that failed
-                first = self._attempt(fn, args, kwargs)
+                first = _ending(self._attempt, self._count, _FAILED_WITHOUT_RETRY, fn, args, kwargs)
                 if not first[0]:
+                    self._count_success_without_retry()
                     return first[1]
-            return drive(self._brace_stage_loop(started, deadline), lambda: self._attempt(fn, args, kwargs), first)
+            return drive(self._brace_stage_loop(started, deadline),
+                         lambda: _ending(self._attempt, self._count, _FAILED_WITH_RETRY, fn, args, kwargs), first)
         finally:
             _deadline.BOUND.reset(bound)
 
@@ -614,11 +648,13 @@ class Retry(RetryCore, Observable[RetryEvent]):
         bound = _deadline.BOUND.set(deadline)
         try:
             if first is None:
-                first = await self._attempt_async(fn, args, kwargs)
+                first = await _ending_async(self._attempt_async(fn, args, kwargs), self._count, _FAILED_WITHOUT_RETRY)
                 if not first[0]:
+                    self._count_success_without_retry()
                     return first[1]
             return await drive_async(self._brace_stage_loop(started, deadline),
-                                     lambda: self._attempt_async(fn, args, kwargs), first)  # fmt: skip
+                                     lambda: _ending_async(self._attempt_async(fn, args, kwargs), self._count,
+                                                           _FAILED_WITH_RETRY), first)  # fmt: skip
         finally:
             _deadline.BOUND.reset(bound)
 

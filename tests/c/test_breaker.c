@@ -4,6 +4,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "brace.h"
 #include "check.h"
@@ -213,6 +214,117 @@ static void test_slow_calls(void) {
   free(x.w);
 }
 
+/* The counters since init: every settled call once, in any state, by kind;
+ * closing (which empties the window) keeps them. */
+static void test_outcome_counters_since_init(void) {
+  breaker_t x = make(base_config(), BRC_WINDOW_COUNT, 10);
+  brc_breaker_report_t r;
+  uint64_t late;
+  CHECK(brc_breaker_acquire(&x.b, SEC, &late, NULL, NULL) == BRC_OK); /* settles after the opening */
+  for (int i = 0; i < 4; i++)
+    call(&x, 0, SEC, NULL);
+  call(&x, S, SEC, NULL);
+  for (int i = 0; i < 5; i++)
+    call(&x, i == 0 ? F | S : F, SEC, NULL); /* 10 calls, 5 failed: opens */
+  CHECK(state(&x, SEC) == BRC_OPEN);
+  CHECK(brc_breaker_record(&x.b, x.w, late, F, 0, SEC, NULL) == BRC_OK);
+  CHECK(call(&x, 0, SEC, NULL) == BRC_REFUSED);
+  CHECK(brc_breaker_count_ignored(&x.b) == BRC_OK);
+  CHECK(brc_breaker_transition(&x.b, x.w, BRC_CLOSED, SEC, NULL) == BRC_OK);
+  call(&x, 0, SEC, NULL);
+  CHECK(brc_breaker_transition(&x.b, x.w, BRC_DISABLED, SEC, NULL) == BRC_OK);
+  call(&x, F, SEC, NULL); /* a disabled breaker decides nothing but its calls still end */
+  brc_breaker_report(&x.b, SEC, &r);
+  CHECK_EQ_U64(r.successful, 4 + 1 + 1);
+  CHECK_EQ_U64(r.failed, 5 + 1 + 1);
+  CHECK_EQ_U64(r.slow, 2);
+  CHECK_EQ_U64(r.ignored, 1);
+  CHECK_EQ_U64(r.not_permitted, 1);
+  free(x.w);
+}
+
+/* New thresholds decide from the next outcome, over the window as it stands. */
+static void test_reconfigure_keeps_the_window_and_the_state(void) {
+  breaker_t x = make(base_config(), BRC_WINDOW_COUNT, 20);
+  brc_breaker_config_t c = base_config(), got;
+  for (int i = 0; i < 10; i++)
+    call(&x, i < 3 ? F : 0, SEC, NULL); /* 30%: below 50% */
+  c.failure_rate = 0.25;
+  CHECK(brc_breaker_reconfigure(&x.b, x.w, &c, SEC, NULL) == BRC_OK);
+  CHECK(brc_breaker_config(&x.b, &got) == BRC_OK);
+  CHECK(got.failure_rate == 0.25 && got.minimum_calls == 10);
+  CHECK(state(&x, SEC) == BRC_CLOSED); /* decided at the next outcome, not by the reconfigure */
+  call(&x, 0, SEC, NULL); /* 3 of 11: 27% */
+  CHECK(state(&x, SEC) == BRC_OPEN);
+  c.failure_rate = 0.0; /* refused: nothing changes */
+  CHECK(brc_breaker_reconfigure(&x.b, x.w, &c, SEC, NULL) == BRC_EINVAL);
+  CHECK(brc_breaker_config(&x.b, &got) == BRC_OK && got.failure_rate == 0.25);
+  free(x.w);
+}
+
+/* An OPEN breaker keeps the wait it had; the new wait applies from the next opening. */
+static void test_reconfigure_keeps_an_open_wait(void) {
+  breaker_t x = make(base_config(), BRC_WINDOW_COUNT, 10);
+  brc_breaker_config_t c = base_config();
+  brc_breaker_report_t r;
+  open_it(&x, SEC);
+  c.wait_base = c.wait_max = 2 * SEC;
+  c.half_open_calls = 1;
+  CHECK(brc_breaker_reconfigure(&x.b, x.w, &c, SEC, NULL) == BRC_OK);
+  brc_breaker_report(&x.b, SEC, &r);
+  CHECK(r.state == BRC_OPEN);
+  CHECK_EQ_U64(r.retry_after, 60 * SEC);
+  uint64_t probe, after = 61 * SEC;
+  CHECK(brc_breaker_acquire(&x.b, after, &probe, NULL, NULL) == BRC_OK);
+  CHECK(brc_breaker_record(&x.b, x.w, probe, F, 0, after, NULL) == BRC_OK); /* the one probe failed */
+  brc_breaker_report(&x.b, after, &r);
+  CHECK(r.state == BRC_OPEN);
+  CHECK_EQ_U64(r.retry_after, 2 * SEC);
+  free(x.w);
+}
+
+/* Probes already completed that reach a lowered half_open_calls decide at once. */
+static void test_reconfigure_lowering_the_probes_decides_a_half_open(void) {
+  breaker_t x = make(base_config(), BRC_WINDOW_COUNT, 10); /* 3 probes */
+  brc_breaker_config_t c = base_config();
+  brc_breaker_transition_t t;
+  uint64_t probes[3], after = 61 * SEC;
+  open_it(&x, SEC);
+  for (int i = 0; i < 3; i++)
+    CHECK(brc_breaker_acquire(&x.b, after, &probes[i], NULL, NULL) == BRC_OK);
+  for (int i = 0; i < 2; i++)
+    brc_breaker_record(&x.b, x.w, probes[i], 0, 0, after, NULL);
+  c.half_open_calls = 4; /* raising it decides nothing */
+  CHECK(brc_breaker_reconfigure(&x.b, x.w, &c, after, &t) == BRC_OK);
+  CHECK(t.to == 0 && state(&x, after) == BRC_HALF_OPEN);
+  c.half_open_calls = 2;
+  CHECK(brc_breaker_reconfigure(&x.b, x.w, &c, after, &t) == BRC_OK);
+  CHECK(t.from == BRC_HALF_OPEN && t.to == BRC_CLOSED);
+  CHECK(state(&x, after) == BRC_CLOSED);
+  /* the third probe's late outcome is no probe of anything now */
+  CHECK(brc_breaker_record(&x.b, x.w, probes[2], F, 0, after, &t) == BRC_OK && t.to == 0);
+  free(x.w);
+}
+
+/* Into the simple mode: its failures in a row start at 0, not at a stale count. */
+static void test_reconfigure_into_the_simple_mode(void) {
+  brc_breaker_config_t c = base_config();
+  c.consecutive_failures = 3;
+  breaker_t x = make(c, BRC_WINDOW_COUNT, 10);
+  call(&x, F, SEC, NULL);
+  call(&x, F, SEC, NULL); /* 2 in a row */
+  c.consecutive_failures = 0;
+  CHECK(brc_breaker_reconfigure(&x.b, x.w, &c, SEC, NULL) == BRC_OK);
+  c.consecutive_failures = 3;
+  CHECK(brc_breaker_reconfigure(&x.b, x.w, &c, SEC, NULL) == BRC_OK);
+  call(&x, F, SEC, NULL);
+  call(&x, F, SEC, NULL);
+  CHECK(state(&x, SEC) == BRC_CLOSED);
+  call(&x, F, SEC, NULL);
+  CHECK(state(&x, SEC) == BRC_OPEN);
+  free(x.w);
+}
+
 static void test_time_window_forgets(void) {
   breaker_t x = make(base_config(), BRC_WINDOW_TIME, 10);
   for (int i = 0; i < 9; i++)
@@ -345,6 +457,84 @@ static void test_extreme_waits_saturate_at_the_cap(void) {
 }
 
 static breaker_t shared;
+static _Atomic int reconfiguring;
+static _Atomic uint64_t torn;
+
+/* Two configurations whose every word differs: a torn read mixes them. */
+static brc_breaker_config_t config_a(void) { return base_config(); }
+
+static brc_breaker_config_t config_b(void) {
+  return (brc_breaker_config_t){
+      .failure_rate = 0.25, .slow_rate = 0.75, .minimum_calls = 5, .consecutive_failures = 4,
+      .half_open_calls = 7, .max_half_open = 30 * SEC, .wait_base = 2 * SEC, .wait_multiplier = 2.0,
+      .wait_max = 8 * SEC, .wait_jitter = 0.5};
+}
+
+static int same_config(const brc_breaker_config_t *x, const brc_breaker_config_t *y) {
+  return memcmp(x, y, sizeof *x) == 0;
+}
+
+static _Atomic uint64_t reads;
+
+/* Until the readers have read many times while it wrote: the threads overlap
+ * however they are scheduled. */
+static void *reconfigure_back_and_forth(void *arg) {
+  (void)arg;
+  brc_breaker_config_t a = config_a(), b = config_b();
+  for (uint64_t i = 0; i < 20000 || atomic_load(&reads) < 2000000; i++)
+    CHECK(brc_breaker_reconfigure(&shared.b, shared.w, i % 2 ? &a : &b, SEC + i * MS, NULL) == BRC_OK);
+  atomic_store(&reconfiguring, 0);
+  return NULL;
+}
+
+static void *read_configs(void *arg) {
+  (void)arg;
+  brc_breaker_config_t a = config_a(), b = config_b(), got;
+  while (atomic_load(&reconfiguring)) {
+    brc_breaker_config(&shared.b, &got);
+    if (!same_config(&got, &a) && !same_config(&got, &b))
+      atomic_fetch_add(&torn, 1);
+    atomic_fetch_add_explicit(&reads, 1, memory_order_relaxed);
+  }
+  return NULL;
+}
+
+static void *decide_while_reconfigured(void *arg) {
+  (void)arg;
+  uint64_t calls = 0;
+  for (uint64_t i = 0; atomic_load(&reconfiguring) || i < 5000; i++, calls++)
+    call(&shared, i % 3 == 0 ? F : 0, SEC + i * MS, NULL);
+  return (void *)(uintptr_t)calls;
+}
+
+/* Threads decide (every state: the configurations open, probe and close it)
+ * while another reconfigures and a reader checks every configuration it sees
+ * is one of the two written, whole. Under ThreadSanitizer in CI. */
+static void test_reconfigure_under_threads(void) {
+  pthread_t deciders[4], writer, readers[2];
+  uint64_t calls = 0;
+  shared = make(config_a(), BRC_WINDOW_COUNT, 10);
+  atomic_store(&reconfiguring, 1);
+  for (int i = 0; i < 4; i++)
+    pthread_create(&deciders[i], NULL, decide_while_reconfigured, NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_create(&readers[i], NULL, read_configs, NULL);
+  pthread_create(&writer, NULL, reconfigure_back_and_forth, NULL);
+  pthread_join(writer, NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_join(readers[i], NULL);
+  for (int i = 0; i < 4; i++) {
+    void *mine;
+    pthread_join(deciders[i], &mine);
+    calls += (uint64_t)(uintptr_t)mine;
+  }
+  CHECK_EQ_U64(atomic_load(&torn), 0);
+  brc_breaker_report_t r;
+  brc_breaker_report(&shared.b, SEC, &r);
+  CHECK(r.state >= BRC_CLOSED && r.state <= BRC_HALF_OPEN);
+  CHECK_EQ_U64(r.successful + r.failed + r.not_permitted, calls);
+  free(shared.w);
+}
 static _Atomic int permitted;
 
 static void *probe_once(void *arg) {
@@ -381,6 +571,8 @@ static void test_threads(void) {
   brc_breaker_report_t r;
   brc_breaker_report(&shared.b, SEC, &r);
   CHECK(r.state >= BRC_CLOSED && r.state <= BRC_HALF_OPEN);
+  /* relaxed adds lose nothing: each call is settled or refused exactly once */
+  CHECK_EQ_U64(r.successful + r.failed + r.not_permitted, 8 * 5000);
   free(shared.w);
 }
 
@@ -413,6 +605,11 @@ int main(void) {
   test_half_open_cannot_wedge();
   test_consecutive_failures_mode();
   test_slow_calls();
+  test_outcome_counters_since_init();
+  test_reconfigure_keeps_the_window_and_the_state();
+  test_reconfigure_keeps_an_open_wait();
+  test_reconfigure_lowering_the_probes_decides_a_half_open();
+  test_reconfigure_into_the_simple_mode();
   test_time_window_forgets();
   test_manual_states();
   test_set_open_until_is_refused_once_stale();
@@ -421,5 +618,6 @@ int main(void) {
   test_init_rejects_waits_whose_arithmetic_overflows();
   test_extreme_waits_saturate_at_the_cap();
   test_threads();
+  test_reconfigure_under_threads();
   CHECK_DONE();
 }

@@ -124,6 +124,44 @@ static void run_threads(brc_window_t *w, int calls) {
     pthread_join(t[i], NULL);
 }
 
+/* A resized count window keeps the newest outcomes it holds, with their durations. */
+static void test_carry(void) {
+  brc_window_t *from = make(BRC_WINDOW_COUNT, 8, 0), *to;
+  brc_window_snapshot_t snap;
+  for (unsigned i = 0; i < 12; i++) /* 12 outcomes: the ring holds the last 8, i = 4..11 */
+    brc_window_record(from, i >= 9 ? BRC_OUTCOME_FAILURE : (i % 2 ? BRC_OUTCOME_SLOW : 0), 10 + i, 0);
+  to = make(BRC_WINDOW_COUNT, 4, 0); /* smaller: the newest 4, i = 8..11 */
+  CHECK(brc_window_carry(to, from) == BRC_OK);
+  brc_window_snapshot(to, 0, &snap);
+  CHECK_EQ_U64(snap.calls, 4);
+  CHECK_EQ_U64(snap.failures, 3);
+  CHECK_EQ_U64(snap.slow_calls, 0);
+  CHECK_EQ_U64(snap.duration, 18 + 19 + 20 + 21);
+  brc_window_record(to, 0, 0, 0); /* the oldest carried (i = 8) leaves first */
+  brc_window_snapshot(to, 0, &snap);
+  CHECK_EQ_U64(snap.duration, 19 + 20 + 21);
+  free(to);
+  to = make(BRC_WINDOW_COUNT, 100, 0); /* larger: all 8 */
+  CHECK(brc_window_carry(to, from) == BRC_OK);
+  brc_window_snapshot(to, 0, &snap);
+  CHECK_EQ_U64(snap.calls, 8);
+  CHECK_EQ_U64(snap.failures, 3);
+  CHECK_EQ_U64(snap.slow_calls, 2); /* i = 5 and 7 */
+  free(to);
+  to = make(BRC_WINDOW_TIME, 4, 1);
+  CHECK(brc_window_carry(to, from) == BRC_EINVAL);
+  brc_window_snapshot(to, 0, &snap);
+  CHECK_EQ_U64(snap.calls, 0);
+  free(to);
+  brc_window_clear(from, 0); /* emptied slots carry nothing */
+  to = make(BRC_WINDOW_COUNT, 4, 0);
+  CHECK(brc_window_carry(to, from) == BRC_OK);
+  brc_window_snapshot(to, 0, &snap);
+  CHECK_EQ_U64(snap.calls, 0);
+  free(to);
+  free(from);
+}
+
 static void test_threads_lose_nothing(void) {
   const int calls = 2000; /* each thread: outcomes cycle 0..3, 500 of each */
   brc_window_snapshot_t s;
@@ -167,6 +205,7 @@ int main(void) {
   test_ranges();
   test_count_matches_model();
   test_time_matches_model();
+  test_carry();
   test_threads_lose_nothing();
   CHECK_DONE();
 }

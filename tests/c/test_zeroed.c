@@ -82,6 +82,12 @@ static void test_breaker(void) {
   CHECK(brc_breaker_record(&b, w, 0, BRC_OUTCOME_FAILURE, 0, NOW, &t) == BRC_EINVAL);
   CHECK(brc_breaker_record(&b, w, 0, 0, 0, 0, &t) == BRC_EINVAL);
   CHECK(brc_breaker_release(&b, 0) == BRC_EINVAL);
+  CHECK(brc_breaker_count_ignored(&b) == BRC_EINVAL);
+  brc_breaker_config_t config = {.failure_rate = 0.5, .slow_rate = 1.0, .minimum_calls = 1, .half_open_calls = 1,
+                                 .wait_base = 1, .wait_multiplier = 1.0, .wait_max = 1};
+  CHECK(brc_breaker_reconfigure(&b, w, &config, NOW, &t) == BRC_EINVAL);
+  CHECK(brc_breaker_config(&b, &config) == BRC_EINVAL);
+  CHECK_EQ_U64(config.minimum_calls, 1);
   for (int state = BRC_CLOSED; state <= BRC_METRICS_ONLY; state++)
     CHECK(brc_breaker_transition(&b, w, state, NOW, &t) == BRC_EINVAL);
   CHECK(brc_breaker_transition(&b, NULL, BRC_OPEN, NOW, &t) == BRC_EINVAL);
