@@ -11,14 +11,16 @@ cdef class PolicyCore:
     cdef CircuitBreakerCore _breaker
     cdef RateLimiterCore _limiter
     cdef BulkheadCore _bulkhead
+    cdef RetryCore _retry            # counts a first-try success (Retry.calls())
     cdef object _deposit
     cdef bint _whole_call_in_python
     cdef bint _checks_result
     cdef bint _needs_start
 
-    def _configure_core(self, *, breaker, limiter, bulkhead, deposit, bint whole_call_in_python,
+    def _configure_core(self, *, breaker, limiter, bulkhead, retry, deposit, bint whole_call_in_python,
                         bint checks_result, bint needs_start):
         self._breaker = breaker
+        self._retry = retry
         self._limiter = limiter
         self._bulkhead = bulkhead
         self._deposit = deposit
@@ -66,10 +68,13 @@ cdef int _policy_enter(object owner, uint64_t *token, uint64_t *start) except -1
 
 cdef int _policy_success(object owner, uint64_t token, uint64_t start) except -1:
     cdef PolicyCore p = <PolicyCore>owner
+    cdef int status = 0
     if p._checks_result:
         return 1
     if p._bulkhead is not None:
         _permits_release(p._bulkhead)
     if p._breaker is not None:
-        return _breaker_success(p._breaker, token, start)
-    return 0
+        status = _breaker_success(p._breaker, token, start)
+    if status == 0 and p._retry is not None:
+        _retry_count_first_try_success(p._retry)
+    return status

@@ -508,3 +508,42 @@ class TestOpenTelemetryEveryPart:
         (span,) = exporter.get_finished_spans()
         assert [(event.name, dict(event.attributes or {})) for event in span.events] == [
             ("brace.rate_limiter.rejected", {"ratelimiter.name": "api", "ratelimiter.result": "rejected"})]
+
+
+class TestRetryCallsThroughAPolicy:
+    """A Policy's retry counts its calls in resilience4j's four kinds on every path: the compiled
+    success path, the Python paths (a result to check, a deadline), and the first attempt's
+    errors not to retry."""
+
+    @staticmethod
+    def _policies() -> list[tuple[str, brace.Retry, brace.Policy]]:
+        cases = []
+        for label, deadline in (("compiled", None), ("deadline", 30.0)):
+            retry = brace.Retry(name=f"r-{label}", on=ConnectionError, attempts=2,
+                                backoff=brace.Backoff.constant(delay=0.001))  # fmt: skip
+            cases.append((label, retry, brace.Policy(retry=retry, breaker=brace.CircuitBreaker(), deadline=deadline)))
+        return cases
+
+    @pytest.mark.parametrize("way", ["decorator", "call"])
+    def test_every_kind(self, way: str) -> None:
+        for label, retry, policy in self._policies():
+            failures = iter([True, False, True, True])
+
+            def flaky() -> str:
+                if next(failures):
+                    raise ConnectionError("transient")
+                return "ok"
+
+            def bug() -> None:
+                raise KeyError("not to retry")
+
+            def run(fn: Callable[[], object]) -> object:
+                return policy(fn)() if way == "decorator" else policy.call(fn)
+
+            assert run(lambda: "fine") == "fine"
+            assert run(flaky) == "ok"
+            with pytest.raises(ConnectionError):
+                run(flaky)
+            with pytest.raises(KeyError):
+                run(bug)
+            assert retry.calls() == (1, 1, 1, 1), label

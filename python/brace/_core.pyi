@@ -305,6 +305,7 @@ class PolicyCore:
     def _succeeded(self, token: int, start: int) -> bool: ...
     def _configure_core(
         self, *, breaker: CircuitBreakerCore | None, limiter: RateLimiterCore | None, bulkhead: BulkheadCore | None,
+        retry: RetryCore | None,
         deposit: Callable[[], object] | None, whole_call_in_python: bool, checks_result: bool,
         needs_start: bool,
     ) -> None: ...

@@ -109,6 +109,10 @@ class RetryStage(Protocol):
     def _brace_stage_loop(self, started: int, deadline: int | None) -> Steps:
         """The retry loop of a call that began at `started`, bounded by `deadline` (None: none)."""
 
+    def _brace_stage_ended_first(self, succeeded: bool) -> None:
+        """A call ended with its first attempt, outside the loop: counted (Retry.calls()) as
+        successful or failed without retry."""
+
     def _brace_stage_classified(self, attempt: Callable[..., object], *args: Any) -> Outcome:
         """attempt(*args)'s Outcome; what is not retried propagates."""
 

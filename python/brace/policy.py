@@ -134,7 +134,7 @@ class Policy(PolicyCore):
         in_python = any(stage._brace_stage_in_python for stage in stages)
         self._configure_core(
             breaker=breaker, limiter=None if limiter is not None and limiter._brace_stage_in_python else limiter,
-            bulkhead=bulkhead,
+            bulkhead=bulkhead, retry=retry,
             deposit=None if budget is None else budget.deposit,
             # Bounds the attempts can read (deadline_remaining) need the call in Python; so do
             # hedged copies, each admitted on its own.
@@ -323,7 +323,11 @@ class Policy(PolicyCore):
         """Books attempt 1, admitted in C, which raised: its outcome when the retry takes
         it on; None: the call ends with `error`."""
         self._failed(token, start, error)
-        if self._retry is None or not self._retry._brace_stage_retryable(error):
+        if self._retry is None:
+            return None
+        if not self._retry._brace_stage_retryable(error):
+            if isinstance(error, Exception):
+                self._retry._brace_stage_ended_first(False)
             return None
         return True, error
 
@@ -331,7 +335,10 @@ class Policy(PolicyCore):
         """Books attempt 1, admitted in C, which returned: its outcome when the retry
         rejects it; None: the call returns `result`."""
         result = self._returned(token, start, result)
-        if self._retry is None or not self._retry._brace_stage_rejects(result):
+        if self._retry is None:
+            return None
+        if not self._retry._brace_stage_rejects(result):
+            self._retry._brace_stage_ended_first(True)
             return None
         return True, result
 
@@ -366,8 +373,13 @@ class Policy(PolicyCore):
                     return once(fn, args, kwargs)
                 if first is None:  # attempt 1, before the loop: it only runs when that failed
                     retry._brace_stage_begin()
-                    first = retry._brace_stage_classified(once, fn, args, kwargs)
+                    try:
+                        first = retry._brace_stage_classified(once, fn, args, kwargs)
+                    except Exception:
+                        retry._brace_stage_ended_first(False)  # an error not to retry
+                        raise
                     if not first[0]:
+                        retry._brace_stage_ended_first(True)
                         return first[1]
                 return drive(retry._brace_stage_loop(started, deadline),
                              lambda: retry._brace_stage_classified(once, fn, args, kwargs), first)  # fmt: skip
@@ -391,8 +403,13 @@ class Policy(PolicyCore):
                     return await once(fn, args, kwargs)
                 if first is None:
                     retry._brace_stage_begin()
-                    first = await retry._brace_stage_classified_async(once, fn, args, kwargs)
+                    try:
+                        first = await retry._brace_stage_classified_async(once, fn, args, kwargs)
+                    except Exception:
+                        retry._brace_stage_ended_first(False)
+                        raise
                     if not first[0]:
+                        retry._brace_stage_ended_first(True)
                         return first[1]
                 return await drive_async(retry._brace_stage_loop(started, deadline),
                                          lambda: retry._brace_stage_classified_async(once, fn, args, kwargs),

@@ -658,6 +658,12 @@ class Retry(RetryCore, Observable[RetryEvent]):
         finally:
             _deadline.BOUND.reset(bound)
 
+    def _brace_stage_ended_first(self, succeeded: bool) -> None:
+        if succeeded:
+            self._count_success_without_retry()
+        else:
+            self._count(_FAILED_WITHOUT_RETRY)
+
     def _brace_stage_retryable(self, error: BaseException) -> bool:
         if not isinstance(error, Exception) or isinstance(error, _guarding.AsyncMisuse):
             return False
