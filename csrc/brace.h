@@ -742,8 +742,8 @@ int brc_backoff_delay(const brc_backoff_t *b, uint64_t attempt, uint64_t previou
 
 typedef struct brc_budget_s {
   uint64_t bucket;        /* ns per bucket; 0: not configured */
-  uint64_t deposit;       /* milli-tokens one deposit adds (ratio_milli) */
-  uint64_t floor;         /* milli-tokens always there: min_per_second * ttl */
+  _Atomic uint64_t deposit; /* milli-tokens one deposit adds (ratio_milli); brc_budget_reconfigure */
+  _Atomic uint64_t floor;   /* milli-tokens always there: min_per_second * ttl; brc_budget_reconfigure */
   _Atomic uint64_t epoch; /* the newest bucket any caller has used */
   _Atomic uint64_t deposits[BRC_BUDGET_BUCKETS];    /* lap << 32 | deposits */
   _Atomic uint64_t withdrawals[BRC_BUDGET_BUCKETS]; /* lap << 32 | withdrawals */
@@ -759,6 +759,19 @@ typedef struct brc_budget_s {
  * concurrent use of `b`: call it before sharing `b`. */
 int brc_budget_init(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second,
                     uint64_t ttl_ns);
+
+/* Changes the ratio and the floor of a budget in use, as brc_budget_init
+ * takes them (ttl_ns must be the budget's: a window cannot change its
+ * buckets in use). The deposits and withdrawals in the window stay: the
+ * window's deposits count at the new ratio from then on, so a lowered ratio
+ * or floor can leave the balance negative (as expiry can) until it recovers.
+ * Each of the two settings changes with one atomic store: a decision made
+ * between the two stores sees the new ratio with the old floor, one of the
+ * two budgets on the way. Returns BRC_OK, or BRC_EINVAL (b unchanged) when
+ * `b` is not configured, a setting is out of range or ttl_ns is not b's.
+ * Thread-safe, lock-free, no allocation. */
+int brc_budget_reconfigure(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second,
+                           uint64_t ttl_ns);
 
 /* Records one call at `now` (ns): ratio_milli more milli-tokens for the next
  * ttl. Returns BRC_OK, or BRC_EINVAL when `b` is not configured.

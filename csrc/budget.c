@@ -62,8 +62,9 @@ static int64_t brc__sum(brc_budget_t *b, const brc__view_t *v, uint64_t last, ui
     uint64_t word = atomic_load(&b->deposits[i]);
     deposits += (word & BRC__TAG_MASK) == tags[i] ? word & BRC__COUNT_MASK : 0;
   }
-  return (int64_t)b->floor + (int64_t)(deposits * b->deposit) -
-         (int64_t)(withdrawals * BRC_BUDGET_TOKEN);
+  uint64_t floor = atomic_load_explicit(&b->floor, memory_order_relaxed);
+  uint64_t deposit = atomic_load_explicit(&b->deposit, memory_order_relaxed);
+  return (int64_t)floor + (int64_t)(deposits * deposit) - (int64_t)(withdrawals * BRC_BUDGET_TOKEN);
 }
 
 /* Empties a word that carries the lap of a bucket not entered yet (one from
@@ -107,17 +108,23 @@ static void brc__untake(_Atomic uint64_t *word, uint64_t tag) {
   }
 }
 
+static int brc__budget_settings_valid(uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns) {
+  return ratio_milli != 0 && ratio_milli <= BRC_BUDGET_RATIO_MAX &&
+         min_per_second <= BRC_BUDGET_MIN_PER_SECOND_MAX && ttl_ns >= BRC_BUDGET_TTL_MIN &&
+         ttl_ns <= BRC_BUDGET_TTL_MAX;
+}
+/* min_per_second * (ttl_ns / 10^9) tokens * 1000, without a 128-bit product */
+static uint64_t brc__budget_floor(uint64_t min_per_second, uint64_t ttl_ns) {
+  const uint64_t ns_per_milli = 1000000;
+  return min_per_second * (ttl_ns / ns_per_milli) +
+         min_per_second * (ttl_ns % ns_per_milli) / ns_per_milli;
+}
 int brc_budget_init(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second,
                     uint64_t ttl_ns) {
-  if (ratio_milli == 0 || ratio_milli > BRC_BUDGET_RATIO_MAX ||
-      min_per_second > BRC_BUDGET_MIN_PER_SECOND_MAX || ttl_ns < BRC_BUDGET_TTL_MIN ||
-      ttl_ns > BRC_BUDGET_TTL_MAX)
+  if (!brc__budget_settings_valid(ratio_milli, min_per_second, ttl_ns))
     return BRC_EINVAL;
-  /* min_per_second * (ttl_ns / 10^9) tokens * 1000, without a 128-bit product */
-  const uint64_t ns_per_milli = 1000000;
-  b->floor = min_per_second * (ttl_ns / ns_per_milli) +
-             min_per_second * (ttl_ns % ns_per_milli) / ns_per_milli;
-  b->deposit = ratio_milli;
+  atomic_init(&b->floor, brc__budget_floor(min_per_second, ttl_ns));
+  atomic_init(&b->deposit, ratio_milli);
   b->bucket = ttl_ns / BRC_BUDGET_BUCKETS;
   atomic_init(&b->epoch, 0);
   for (int i = 0; i < BRC_BUDGET_BUCKETS; i++) {
@@ -127,6 +134,15 @@ int brc_budget_init(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_seco
   return BRC_OK;
 }
 
+int brc_budget_reconfigure(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second,
+                           uint64_t ttl_ns) {
+  if (b->bucket == 0 || !brc__budget_settings_valid(ratio_milli, min_per_second, ttl_ns) ||
+      ttl_ns / BRC_BUDGET_BUCKETS != b->bucket)
+    return BRC_EINVAL;
+  atomic_store_explicit(&b->deposit, ratio_milli, memory_order_relaxed);
+  atomic_store_explicit(&b->floor, brc__budget_floor(min_per_second, ttl_ns), memory_order_relaxed);
+  return BRC_OK;
+}
 int brc_budget_deposit(brc_budget_t *b, uint64_t now) {
   if (b->bucket == 0)
     return BRC_EINVAL;

@@ -72,6 +72,11 @@ cdef class RetryBudgetCore:
             return False
         return _check(status, "retry budget (not configured)")
 
+    def _reconfigure(self, uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns):
+        """A new ratio and floor for this object's budget (two atomic stores; the window stays)."""
+        _check(c.brc_budget_reconfigure(self._b, ratio_milli, min_per_second, ttl_ns),
+               "ratio and min_per_second")
+
     def _count_refusal(self):
         """Counts one withdrawal refused in Python (one add under the GIL: exact across threads)."""
         self._refused += 1

@@ -235,6 +235,7 @@ cdef extern from "brace.h" nogil:
     ctypedef struct brc_budget_t:
         pass
     int brc_budget_init(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns)
+    int brc_budget_reconfigure(brc_budget_t *b, uint64_t ratio_milli, uint64_t min_per_second, uint64_t ttl_ns)
     int brc_budget_deposit(brc_budget_t *b, uint64_t now)
     int brc_budget_try_withdraw(brc_budget_t *b, uint64_t now)
     int brc_budget_balance(brc_budget_t *b, uint64_t now, int64_t *out)

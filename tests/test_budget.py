@@ -321,3 +321,28 @@ def test_a_million_calls_allocate_nothing(make_call: Any) -> None:
     for _ in range(1_000_000):
         call()
     assert sys.getallocatedblocks() - before <= 2
+
+
+def test_reconfigure_keeps_the_window_and_values_its_deposits_at_the_new_ratio() -> None:
+    with brace.testing.fake_clock():
+        budget = brace.RetryBudget(ratio=0.2, min_per_second=0, ttl=10.0)
+        for _ in range(10):
+            budget.deposit()
+        assert budget.balance == pytest.approx(2.0)
+        assert budget.try_withdraw()
+        budget.reconfigure(ratio=0.5)
+        assert budget.balance == pytest.approx(4.0) and budget.ratio == pytest.approx(0.5)
+        budget.reconfigure(min_per_second=1)  # the ratio given before stays
+        assert budget.balance == pytest.approx(14.0) and budget.ratio == pytest.approx(0.5)
+        budget.reconfigure(ratio=0.05, min_per_second=0)
+        assert budget.balance == pytest.approx(-0.5) and not budget.try_withdraw()
+
+
+@pytest.mark.parametrize("changes, error", [({"ratio": 0}, ValueError), ({"ratio": "0.2"}, TypeError),
+                                            ({"min_per_second": -1}, ValueError)])  # fmt: skip
+def test_reconfigure_refuses_what_the_constructor_refuses_and_changes_nothing(changes: dict[str, Any],
+                                                                              error: type[Exception]) -> None:  # fmt: skip
+    budget = brace.RetryBudget(ratio=0.2, min_per_second=3)
+    with pytest.raises(error):
+        budget.reconfigure(**changes)
+    assert budget.ratio == pytest.approx(0.2) and budget.min_per_second == 3

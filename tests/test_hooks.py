@@ -106,7 +106,8 @@ COMPILED_PRIVATE = {
     brace.Backoff: {"_configure", "_delay_ns"},
     # _deposits: the count a budget on a Redis store sends from its flusher thread; _count_refusal,
     # _refusals: exhaustions counted where the budget refuses (RetryBudget.exhaustions)
-    brace.RetryBudget: {"_configure", "_balance", "_deposits", "_count_refusal", "_refusals"},
+    # _reconfigure: a new ratio and floor on a budget in use (RetryBudget.reconfigure)
+    brace.RetryBudget: {"_configure", "_balance", "_deposits", "_count_refusal", "_refusals", "_reconfigure"},
     brace.Policy: {"_configure_core", "_guard", "_guard_coroutine", "_succeeded"},
 }
 

@@ -430,11 +430,11 @@ def test_a_reload_puts_a_dropped_breaker_setting_back_to_its_default() -> None:
     event = registry.reload(BASE)
     assert event.applied == ("breaker.payments",)
     with pytest.raises(KeyError):
-        payments.call(lambda: {}["missing"])
+        payments.call(_bug)
     assert (payments.calls().ignored, payments.calls().failed) == (0, 1)
     registry.reload(BASE, {"breaker": {"payments": {"ignore": ["KeyError"]}}})  # by name, as from TOML
     with pytest.raises(KeyError):
-        payments.call(lambda: {}["missing"])
+        payments.call(_bug)
     assert payments.calls().ignored == 1
 
 
@@ -502,6 +502,17 @@ def test_a_reload_changes_a_retry_in_use_keeping_its_counts() -> None:
     assert len(calls) == 5 and retry.calls().failed_with_retry == 2
     with pytest.raises(KeyError):
         retry.call(_bug)  # not an OSError: not retried
+
+
+def test_a_reload_changes_a_budget_in_use_keeping_its_window() -> None:
+    with brace.testing.fake_clock():
+        registry = Registry({"budget": {"default": {"ratio": 0.2, "min_per_second": 0}}})
+        budget = registry.budget("calls")
+        for _ in range(10):
+            budget.deposit()
+        event = registry.reload({"budget": {"default": {"ratio": 0.5, "min_per_second": 0}}})
+        assert event.applied == ("budget.calls",) and registry.budget("calls") is budget
+        assert budget.balance == pytest.approx(5.0)  # the same 10 calls, at the new ratio
 
 
 def test_a_retry_whose_deadline_changes_is_deferred() -> None:

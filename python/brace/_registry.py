@@ -32,7 +32,8 @@ _EVENT_KINDS = ("reloaded", "reload_failed")
 # Settings a part applies while in use (through its reconfigure), per kind; a change to any other
 # setting of a part already made applies to the parts made after the reload.
 _LIVE = {"limiter": ("rate", "per", "burst"), "bulkhead": ("max_concurrent", "max_wait"), "breaker": LIVE_SETTINGS,
-         "retry": ("on", "attempts", "backoff", "idempotent", "pushback", "pushback_cap", "raise_retry_error")}
+         "retry": ("on", "attempts", "backoff", "idempotent", "pushback", "pushback_cap", "raise_retry_error"),
+         "budget": ("ratio", "min_per_second")}
 # Settings that place a part in a shared store: checked when the part is made, not by a dry run
 # (which would open the store).
 _SHARED = ("store", "on_store_error", "local_share")
@@ -279,6 +280,8 @@ def _reconfigure(part: Any, key: tuple[str, str], new: Mapping[str, Any]) -> Non
             if given["backoff"] is not None:
                 given["backoff"] = backoff(given["backoff"], f"{kind}.{name}.backoff")
             part.reconfigure(**given)
+        elif kind == "budget":
+            part.reconfigure(**{key: new.get(key, _default(kind, key)) for key in _LIVE[kind]})
         elif kind == "breaker":  # every live setting: one the new section drops goes back to its default
             part.reconfigure(**{key: exception_types(new[key], f"{kind}.{name}.{key}") if key in new
                                 else _default(kind, key) for key in LIVE_SETTINGS})  # fmt: skip

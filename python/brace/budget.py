@@ -209,6 +209,29 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
         """The budget's name, or None."""
         return self._name
 
+    def reconfigure(self, *, ratio: float | None = None, min_per_second: int | None = None) -> None:
+        """Changes the ratio and/or the retries always allowed per second while in use;
+        unspecified settings keep their values (the ttl cannot change: the window's buckets
+        are fixed).
+
+        The deposits and withdrawals in the window stay: the window's deposits count at the
+        new ratio from then on, so a lowered ratio or floor can leave the balance negative
+        (no retry until it recovers, as when retries outlive their deposits).
+
+        Raises:
+            ValueError, TypeError: As the constructor, for the settings given (nothing
+                changes); ValueError for a budget in a shared store, whose settings the
+                first process fixed.
+        """
+        if self._store is not None:
+            raise ValueError(f"reconfigure: the retry budget {self._name!r} in store {self._store!r} is shared; its "
+                             "settings are fixed by the first process or host that made it")  # fmt: skip
+        new_ratio = self._ratio_milli if ratio is None else _ratio_milli(ratio)
+        new_min = self._min_per_second if min_per_second is None else _config.count(
+            min_per_second, "min_per_second", minimum=0, maximum=BUDGET_MIN_PER_SECOND_MAX)
+        self._reconfigure(new_ratio, new_min, self._ttl_ns)
+        self._ratio_milli, self._min_per_second = new_ratio, new_min
+
     def try_withdraw(self) -> bool:
         """Withdraws one token for a retry if the balance covers it; returns whether it did.
 

@@ -111,6 +111,29 @@ static void test_ratio_is_exact(void) {
   CHECK_EQ_U64(drain(&b, t0), 3);
 }
 
+static void test_reconfigure(void) {
+  brc_budget_t b;
+  const uint64_t t0 = 1000 * SEC;
+  memset(&b, 0, sizeof b);
+  CHECK(brc_budget_reconfigure(&b, 200, 0, 10 * SEC) == BRC_EINVAL); /* not configured */
+  brc_budget_init(&b, 200, 0, 10 * SEC);
+  CHECK(brc_budget_reconfigure(&b, 0, 0, 10 * SEC) == BRC_EINVAL);
+  CHECK(brc_budget_reconfigure(&b, BRC_BUDGET_RATIO_MAX + 1, 0, 10 * SEC) == BRC_EINVAL);
+  CHECK(brc_budget_reconfigure(&b, 200, BRC_BUDGET_MIN_PER_SECOND_MAX + 1, 10 * SEC) == BRC_EINVAL);
+  CHECK(brc_budget_reconfigure(&b, 200, 0, 20 * SEC) == BRC_EINVAL); /* the window's buckets stay */
+  for (int i = 0; i < 10; i++)
+    brc_budget_deposit(&b, t0);
+  CHECK(balance(&b, t0) == 2000);
+  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_OK);
+  /* the window's 10 deposits now count at 500: 5000 - 1000 taken, plus a floor of 2 tokens */
+  CHECK(brc_budget_reconfigure(&b, 500, 1, 10 * SEC) == BRC_OK);
+  CHECK(balance(&b, t0) == 5000 - 1000 + 10000);
+  CHECK(brc_budget_reconfigure(&b, 50, 0, 10 * SEC) == BRC_OK);
+  CHECK(balance(&b, t0) == 500 - 1000); /* overdrawn until the withdrawal expires */
+  CHECK(brc_budget_try_withdraw(&b, t0) == BRC_REFUSED);
+  CHECK(balance(&b, t0 + 11 * SEC) == 0); /* all of it expired */
+}
+
 static void test_expiry(void) {
   brc_budget_t b;
   const uint64_t t0 = 1000 * SEC; /* a bucket boundary: buckets are 1 s */
@@ -367,6 +390,43 @@ static void test_threads_across_buckets_never_overspend(void) {
   CHECK_EQ_U64(a + drain(&shared, end), (uint64_t)total / 1000);
 }
 
+/* Withdrawals and deposits on 4 threads while a fifth changes the ratio and floor back and
+ * forth (under ThreadSanitizer: no data race); frozen time, and a floor that covers every
+ * admission under either setting, so admissions never exceed floor + ratio * deposits of the
+ * more generous setting. */
+static _Atomic uint64_t flips;
+static void *reconfigurer(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    brc_budget_reconfigure(&shared, 400, 20, 10 * SEC);
+    brc_budget_reconfigure(&shared, 100, 5, 10 * SEC);
+    atomic_fetch_add(&flips, 1);
+  }
+  return NULL;
+}
+
+static void test_threads_while_reconfigured(void) {
+  pthread_t t[4], r;
+  const uint64_t now = 4242 * SEC;
+  brc_budget_init(&shared, 100, 5, 10 * SEC);
+  atomic_store(&shared_now, now);
+  atomic_store(&deposited, 0);
+  atomic_store(&admitted, 0);
+  atomic_store(&ready, THREADS - 4); /* mixed_frozen waits for THREADS ready */
+  atomic_store(&stop, 0);
+  atomic_store(&flips, 0);
+  CHECK(pthread_create(&r, NULL, reconfigurer, NULL) == 0);
+  for (uintptr_t i = 0; i < 4; i++)
+    CHECK(pthread_create(&t[i], NULL, mixed_frozen, (void *)(i + 1)) == 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(t[i], NULL);
+  atomic_store(&stop, 1);
+  pthread_join(r, NULL);
+  CHECK(atomic_load(&flips) > 0);
+  /* the most generous of the two: a floor of 200 tokens and 0.4 per deposit */
+  CHECK(atomic_load(&admitted) * 1000 <= 200000 + atomic_load(&deposited) * 400);
+}
+
 int main(void) {
   test_ranges();
   test_floor();
@@ -378,5 +438,7 @@ int main(void) {
   test_matches_model();
   test_threads_frozen_never_overspend();
   test_threads_across_buckets_never_overspend();
+  test_reconfigure();
+  test_threads_while_reconfigured();
   CHECK_DONE();
 }
