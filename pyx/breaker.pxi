@@ -35,6 +35,9 @@ cdef class CircuitBreakerCore:
     # A breaker on a Redis store: the generation of its local HALF_OPEN, whose probes need a
     # lease from the store (its tickets equal it); UINT64_MAX (no ticket does) otherwise.
     cdef uint64_t _probe_gen
+    # A breaker on a Redis store with on_store_error="closed" while its store is down: moved to
+    # FORCED_OPEN, and its refusals raise the subclass's StoreUnavailable, not CircuitOpen.
+    cdef readonly bint _store_down
     cdef object __weakref__      # brace.control finds named breakers through a weak registry
 
     def __cinit__(self):
@@ -141,6 +144,10 @@ cdef class CircuitBreakerCore:
         coroutine's, _admit_deferring and `async with`: the awaited _lease_async) and
         _probe_done / _probe_given_back at their end; UINT64_MAX: none do."""
         self._probe_gen = generation
+
+    def _set_store_down(self, bint down):
+        """While True, a refused call raises self._store_refusal() (the store is away)."""
+        self._store_down = down
 
     def _set_hooks(self, bint transitions, bint calls, bint rejections):
         self._hooks_transitions = transitions
@@ -308,6 +315,8 @@ cdef inline int _breaker_admit(CircuitBreakerCore b, uint64_t *token, uint64_t *
         if b._measure:
             start[0] = c.brc_now_ns()
         return 0
+    if b._store_down:
+        raise b._store_refusal()
     error = c.brc_guard_rejection(CircuitOpen, (b._name, _INF if retry_after == UINT64_MAX else retry_after / 1e9))
     if b._hooks_rejections:
         b._on_rejected(error)

@@ -382,3 +382,73 @@ def test_a_coroutines_probe_returns_its_lease_off_the_loop(server: RedisServer) 
     returns = [name for name, script in sent if script is _redis_breaker.DONE]
     assert returns and all(name.startswith("brace breaker flusher") for name in returns)
     assert cb.state is brace.BreakerState.CLOSED
+
+
+# -- on_store_error="closed": every call refused while the store is away
+
+def test_closed_refuses_every_call_while_the_store_is_away(server: RedisServer) -> None:
+    closed = breaker(server.url, unique(), on_store_error="closed")
+    local, opened = breaker(server.url, unique()), breaker(server.url, unique(), on_store_error="open")
+    events: list[tuple[str, Any]] = []
+    closed.add_listener(lambda event: events.append((event.kind, getattr(event, "to_state", None))))
+    ran: list[int] = []
+
+    def work() -> int:
+        ran.append(1)
+        return 1
+
+    policy, decorated = brace.Policy(breaker=closed), closed(work)
+    assert closed.call(work) == 1
+    server.stop()
+    closed.flush()  # the round trip fails: the store is down for every primitive on it
+    del ran[:]
+
+    async def coroutine() -> int:
+        return work()
+
+    async def refused_async() -> None:
+        for attempt in (lambda: closed.call_async(coroutine), lambda: closed(coroutine)(),
+                        lambda: policy(coroutine)()):  # fmt: skip
+            with pytest.raises(brace.StoreUnavailable):
+                await attempt()
+        with pytest.raises(brace.StoreUnavailable):
+            async with closed:
+                work()
+
+    for attempt in (lambda: closed.call(work), decorated, lambda: policy.call(work)):
+        with pytest.raises(brace.StoreUnavailable) as refused:
+            attempt()
+        assert refused.value.kind == "CircuitBreaker" and refused.value.name == closed.name
+    with pytest.raises(brace.StoreUnavailable):
+        with closed:
+            work()
+    asyncio.run(refused_async())
+    assert ran == []  # none reached the function
+    assert closed.state is brace.BreakerState.FORCED_OPEN
+    assert local.call(work) == 1 and opened.call(work) == 1  # "local" and "open" decide locally
+    server.start()
+    wait_until(lambda: closed.state is brace.BreakerState.CLOSED)
+    assert closed.call(work) == 1 and policy.call(work) == 1
+    kinds = [kind for kind, _ in events if kind != "success"]
+    assert kinds[:2] == ["store_lost", "state_transition"]
+    assert ("state_transition", brace.BreakerState.FORCED_OPEN) in events
+    assert ("state_transition", brace.BreakerState.CLOSED) in events and "store_back" in kinds
+    assert kinds.count("not_permitted") == 8 and closed.calls().not_permitted == 8
+
+
+def test_closed_follows_the_stores_state_when_it_is_back(server: RedisServer) -> None:
+    name = unique()
+    closed, other = breaker(server.url, name, on_store_error="closed"), breaker(server.url, name)
+    for _ in range(10):
+        with contextlib.suppress(OSError):
+            other.call(fail)
+    wait_until(lambda: closed.state is brace.BreakerState.OPEN)  # the cluster's opening
+    server.pause()
+    try:
+        closed.flush()  # times out: the store is down (it keeps its state: paused, not stopped)
+    finally:
+        server.resume()
+    assert closed.state is brace.BreakerState.FORCED_OPEN
+    # Back: CLOSED a moment, then the store's OPEN (of the generation it knew before) again.
+    wait_until(lambda: closed.state is brace.BreakerState.OPEN)
+    assert closed.metrics().time_until_half_open > 30

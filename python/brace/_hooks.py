@@ -113,6 +113,10 @@ class CircuitBreakerHooks(EntryOwner, Protocol):
         """`async with` admitted such a probe: await its lease (or give `token` back and
         raise), then open the block (`_open_block`); the awaitable's value is the breaker."""
 
+    def _store_refusal(self) -> BaseException:
+        """A call refused while `_store_down` (on_store_error="closed", the store away): the
+        error to raise (brace.StoreUnavailable), not_permitted listeners told."""
+
     def _on_rejected(self, error: CircuitOpen) -> None:
         """A call was refused with `error` (about to be raised); called only
         while not_permitted listeners are set."""

@@ -128,7 +128,8 @@ class BreakerCalls(NamedTuple):
             counted in one of the two above).
         ignored: Calls that raised an exception `ignore` accepts (cancellations and
             other BaseExceptions count in no kind).
-        not_permitted: Calls rejected with CircuitOpen.
+        not_permitted: Calls rejected with CircuitOpen (or, on a Redis store with
+            on_store_error="closed" while it is away, with StoreUnavailable).
     """
 
     successful: int
@@ -376,10 +377,13 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             a dead host's probe is given to another. See README "Many hosts".
         flush_interval: With a Redis store only: seconds (or timedelta)
             between flushes, 1 ms to 1 hour; default 0.25.
-        on_store_error: With a Redis store only: what a probe does while the
-            server is away: "local" (default) and "open": the host's own
-            breaker decides it; "closed": raise brace.StoreUnavailable. The
-            closed-state path never needs the server and never fails for it.
+        on_store_error: With a Redis store only: what the breaker does while
+            the server is away. "local" (default) and "open": the host's own
+            breaker decides every call, probes included (the closed-state path
+            never needs the server). "closed": every call is refused with
+            brace.StoreUnavailable while this process knows the server is down
+            (the breaker reads FORCED_OPEN then; back to CLOSED, then the
+            server's state, once it answers; a state set by hand stays).
             A coroutine caller awaits a probe's lease (the loop never waits on
             the socket); a sync caller makes it on its thread.
 
@@ -666,6 +670,9 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     async def _aenter_probe(self, token: int) -> CircuitBreaker:
         raise AssertionError("only a breaker on a Redis store admits probes that lease remotely")
 
+    def _store_refusal(self) -> BaseException:
+        raise AssertionError("only a breaker on a Redis store refuses calls for its store")
+
     def _on_success(self, duration_ns: int, would_open: bool) -> None:
         duration = duration_ns / _NS if duration_ns else None
         self._emit("success", duration=duration)
@@ -825,8 +832,8 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         return f"CircuitBreaker({name}state={self.state.value}, window={self._window_kind}:{self._window_size})"
 
 
-_CLOSED, _OPEN, _HALF_OPEN = (_STATE_CODES[state] for state in (BreakerState.CLOSED, BreakerState.OPEN,
-                                                                BreakerState.HALF_OPEN))  # fmt: skip
+_CLOSED, _OPEN, _HALF_OPEN, _FORCED_OPEN = (_STATE_CODES[state] for state in (
+    BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.FORCED_OPEN))  # fmt: skip
 _FLUSH_INTERVAL_MAX = 3600.0
 _REFUSAL_KEPT_NS = 20_000_000  # a refused probe refuses this host's next probes for 20 ms without asking
 _live: weakref.WeakSet[RedisCircuitBreaker] = weakref.WeakSet()  # for a forked child to restart their flushers
@@ -914,6 +921,7 @@ class RedisCircuitBreaker(CircuitBreaker):
         self._redis.watch(self._store_changed)
         self._update_hooks()
         self._flush()  # a new host follows the shared state from its first call
+        self._refuse_while_down()  # a store another primitive found down already
 
     def _start_sharing(self) -> None:
         """This process's id on the store, and its flusher (again in a forked child)."""
@@ -951,7 +959,8 @@ class RedisCircuitBreaker(CircuitBreaker):
 
     @property
     def on_store_error(self) -> str:
-        """What a probe does while the store is away: "local", "open" or "closed"."""
+        """What the breaker does while the store is away: "local", "open" or "closed"
+        (every call refused with brace.StoreUnavailable)."""
         return self._on_store_error
 
     @property
@@ -1125,10 +1134,50 @@ class RedisCircuitBreaker(CircuitBreaker):
             return  # its lease expires; the call's outcome is the caller's, never a store error
         self._apply(raw)
 
+    # -- the store away and back
+
     def _store_changed(self, kind: str) -> None:
         if kind == "store_back":
+            self._serve_again()
             self._flusher_wake.set()
         self._emit(cast(EventKind, kind))
+        if kind == "store_lost":
+            self._refuse_while_down()
+
+    def _refuse_while_down(self) -> None:
+        """on_store_error="closed": FORCED_OPEN, every call refused with StoreUnavailable, until
+        the store is back (a state set by hand - disabled, metrics_only, forced_open - stays)."""
+        if self._on_store_error != "closed":
+            return
+        with self._apply_lock:
+            if self._store_down or self._redis.up or self._report()[0] not in (_CLOSED, _OPEN, _HALF_OPEN):
+                return
+            self._set_store_down(True)
+            self._applying = True
+            try:
+                self._transition(_FORCED_OPEN)
+            finally:
+                self._applying = False
+
+    def _serve_again(self) -> None:
+        """The store is back: CLOSED, then the next flush applies the store's state whatever
+        its generation (OPEN if the cluster opened meanwhile)."""
+        with self._apply_lock:
+            if not self._store_down:
+                return
+            self._applying = True
+            try:
+                if self._report()[0] == _FORCED_OPEN:
+                    self._transition(_CLOSED)
+            finally:
+                self._applying = False
+                self._set_store_down(False)
+            self._known_gen = -1
+
+    def _store_refusal(self) -> BaseException:
+        error = self._redis.unavailable(self._breaker_name, "CircuitBreaker", None)
+        self._emit("not_permitted", error=error)
+        return error
 
     _brace_stage_in_python = False  # the compiled check calls the probe hooks itself
 
