@@ -35,6 +35,9 @@ cdef class CircuitBreakerCore:
     # A breaker on a Redis store: the generation of its local HALF_OPEN, whose probes need a
     # lease from the store (its tickets equal it); UINT64_MAX (no ticket does) otherwise.
     cdef uint64_t _probe_gen
+    # A breaker on a Redis store with on_store_error="closed" while its store is down: moved to
+    # FORCED_OPEN, and its refusals raise the subclass's StoreUnavailable, not CircuitOpen.
+    cdef readonly bint _store_down
     cdef object __weakref__      # brace.control finds named breakers through a weak registry
 
     def __cinit__(self):
@@ -137,9 +140,14 @@ cdef class CircuitBreakerCore:
             self._on_transition(t.from_, t.to)
 
     def _set_probe_gen(self, uint64_t generation):
-        """Tickets of this generation (a HALF_OPEN's probes) call _probe_admitted on entry and
+        """Tickets of this generation (a HALF_OPEN's probes) call _probe_admitted on entry (a
+        coroutine's, _admit_deferring and `async with`: the awaited _lease_async) and
         _probe_done / _probe_given_back at their end; UINT64_MAX: none do."""
         self._probe_gen = generation
+
+    def _set_store_down(self, bint down):
+        """While True, a refused call raises self._store_refusal() (the store is away)."""
+        self._store_down = down
 
     def _set_hooks(self, bint transitions, bint calls, bint rejections):
         self._hooks_transitions = transitions
@@ -158,6 +166,17 @@ cdef class CircuitBreakerCore:
         cdef uint64_t token = 0, start = 0
         _breaker_enter(self, &token, &start)
         return token, start
+
+    def _admit_deferring(self):
+        """Permission for one call of a coroutine: (token, start, probe), or raises. probe: a
+        probe whose lease the caller must await (`_lease_async(token)` gives its start)."""
+        cdef uint64_t token = 0, start = 0
+        cdef bint probe = _breaker_admit(self, &token, &start, False) == 1
+        return token, start, probe
+
+    def _open_block(self, uint64_t token, uint64_t start):
+        """Opens the `async with` block of an admitted probe (its __aexit__ closes it)."""
+        c.brc_scope_push(self, token, start)
 
     def _finish(self, result, uint64_t token, uint64_t start):
         """Records a returned result; returns the result to give the caller."""
@@ -248,7 +267,32 @@ cdef c.brc_breaker_config_t _breaker_config(
 
 
 cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -1:
-    cdef CircuitBreakerCore b = <CircuitBreakerCore>owner
+    return _breaker_admit(<CircuitBreakerCore>owner, token, start, True)
+
+
+cdef int _breaker_enter_async(object owner, uint64_t *token, uint64_t *start) except -1:
+    # `async with`: a probe whose lease is a round trip is awaited by _breaker_lease_async,
+    # which finds its token in the block's scope.
+    cdef int admitted = _breaker_admit(<CircuitBreakerCore>owner, token, start, False)
+    if admitted == 1:
+        try:
+            c.brc_scope_push(owner, token[0], 0)
+        except BaseException:  # MemoryError: the probe never starts
+            c.brc_breaker_release((<CircuitBreakerCore>owner)._b, token[0])
+            raise
+    return admitted
+
+
+cdef object _breaker_lease_async(object owner):
+    cdef uint64_t token = 0, start = 0
+    c.brc_scope_pop(owner, &token, &start)
+    return owner._aenter_probe(token)
+
+
+cdef inline int _breaker_admit(CircuitBreakerCore b, uint64_t *token, uint64_t *start,
+                               bint lease_here) except -1:
+    """0: admitted; 1 (lease_here false): a probe admitted whose lease the caller awaits
+    (start not taken); raises the rejection."""
     cdef c.brc_breaker_transition_t t
     cdef uint64_t retry_after = 0
     cdef c.brc_breaker_report_t report
@@ -265,10 +309,14 @@ cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -
             retry_after = report.retry_after
     if status == c.BRC_OK:
         if token[0] == b._probe_gen:
+            if not lease_here:
+                return 1
             b._probe_admitted(token[0])  # a probe of a breaker on a Redis store: its lease, or raises
         if b._measure:
             start[0] = c.brc_now_ns()
         return 0
+    if b._store_down:
+        raise b._store_refusal()
     error = c.brc_guard_rejection(CircuitOpen, (b._name, _INF if retry_after == UINT64_MAX else retry_after / 1e9))
     if b._hooks_rejections:
         b._on_rejected(error)
@@ -336,5 +384,10 @@ _breaker_entries.give_back = _breaker_give_back
 _breaker_entries.refuse = _refuse_awaitable
 _breaker_entries.exit_result = _breaker_exit_result
 _breaker_entries.exit_failed = _breaker_exit_failed
-c.brc_entry_install(CircuitBreakerCore, &_breaker_entries,
-                    c.BRC_ENTRY_CALL | c.BRC_ENTRY_WITH | c.BRC_ENTRY_ASYNC_WITH)
+c.brc_entry_install(CircuitBreakerCore, &_breaker_entries, c.BRC_ENTRY_CALL | c.BRC_ENTRY_WITH)
+
+# `async with`: the same hooks, but a probe's lease (a breaker on a Redis store) is awaited.
+cdef c.brc_entry_hooks_t _breaker_async_entries = _breaker_entries
+_breaker_async_entries.enter = _breaker_enter_async
+_breaker_async_entries.enter_slow_async = _breaker_lease_async
+c.brc_entry_install(CircuitBreakerCore, &_breaker_async_entries, c.BRC_ENTRY_ASYNC_WITH)

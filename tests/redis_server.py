@@ -4,6 +4,7 @@ persistence, in its own directory, stopped (and restarted on the same port) at w
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -58,6 +59,16 @@ class RedisServer:
             self.process.kill()
             self.process.wait(10)
             self.process = None
+
+    def pause(self) -> None:
+        """Freezes the server (SIGSTOP): connections stay open and every reply hangs, as on a
+        host that stopped answering."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def client(self) -> object:
         import redis

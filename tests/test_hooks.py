@@ -90,11 +90,14 @@ COMPILED_PRIVATE = {
     # _set_probe_gen and _release_unleased: a breaker on a Redis store leases its HALF_OPEN's probes
     # from the server (the probes of that generation call Python; a refused one is given back);
     # _ignore, _calls: the counts of calls since made (CircuitBreaker.calls()); _reconfigure: its
-    # settings changed in use (CircuitBreaker.reconfigure)
+    # settings changed in use (CircuitBreaker.reconfigure); _admit_deferring and _open_block: a
+    # coroutine awaits such a lease (`async with` opens its block once leased); _set_store_down and
+    # _store_down: on_store_error="closed" refuses while the store is away
     brace.CircuitBreaker: {
         "_configure", "_set_hooks", "_guard", "_enter", "_finish", "_record", "_release",
         "_transition", "_set_open_until", "_report", "_window_counts", "_measure",
-        "_set_probe_gen", "_release_unleased", "_ignore", "_calls", "_reconfigure",
+        "_set_probe_gen", "_release_unleased", "_ignore", "_calls", "_reconfigure", "_admit_deferring",
+        "_open_block", "_set_store_down", "_store_down",
     },
     # listened-to rejections go through Python, where events are built; _attach and _sweep: a shared
     # bulkhead's leased permits in a region's slot, and the freeing of dead processes' permits;

@@ -5,9 +5,11 @@ expiring - and the server stopped mid-run and restarted."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 import brace
+from brace import _redis_breaker
 from processes import run_all
 from redis_server import RedisServer, server  # noqa: F401 (the fixture)
 
@@ -262,3 +265,190 @@ def test_a_forked_child_shares_with_its_own_flusher(server: RedisServer) -> None
     child = multiprocessing.get_context("fork").Process(target=_opens_inherited, args=(here, server.url))
     run_all([child])
     wait_until(lambda: here.state is brace.BreakerState.OPEN)
+
+
+# -- coroutine callers: a probe's lease is awaited, never waited for on the loop's thread
+
+def _half_open(server: RedisServer, **config: Any) -> brace.CircuitBreaker:
+    """A breaker opened by its failures, the opening in the store, its local wait over: its next
+    call is a probe. flush_interval of an hour: no flush of its own while the test runs."""
+    name = unique()
+    cb = breaker(server.url, name, wait_in_open=0.05, half_open_calls=1, flush_interval=3600, **config)
+    for _ in range(10):
+        with contextlib.suppress(OSError):
+            cb.call(fail)
+    client: Any = server.client()
+    # The opening's flush (woken by it) has made its round trip: the store will see no other.
+    wait_until(lambda: client.hget(f"brace:cb:{{{name}}}:s", "state") == b"open")
+    wait_until(lambda: cb.metrics().time_until_half_open == 0)
+    return cb
+
+
+async def _guarded(cb: brace.CircuitBreaker, form: str, ticks: list[int]) -> int:
+    """Runs one call of `form` under cb: how many turns the ticker had from the call's start to
+    the function's."""
+    before = ticks[0]
+    return await _started(cb, form, ticks) - before
+
+
+async def _started(cb: brace.CircuitBreaker, form: str, ticks: list[int]) -> int:
+    """Runs one call of `form` under cb: the ticker's count when the function started."""
+
+    async def probe() -> int:
+        return ticks[0]
+
+    if form == "decorated":
+        return await cb(probe)()
+    if form == "call_async":
+        return await cb.call_async(probe)
+    if form == "async with":
+        async with cb:
+            return ticks[0]
+    return await brace.Policy(breaker=cb)(probe)()
+
+
+async def _while_ticking(call: Any, ticks: list[int]) -> Any:
+    """call() awaited while another task counts its turns on the loop."""
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.get_running_loop().create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        return await call()
+    finally:
+        task.cancel()
+
+
+FORMS = ["decorated", "call_async", "async with", "policy"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_coroutines_probe_awaits_its_lease_from_a_hung_server(server: RedisServer, form: str) -> None:
+    cb = _half_open(server)
+    ticks = [0]
+    server.pause()
+    try:
+        turns = asyncio.run(_while_ticking(lambda: _guarded(cb, form, ticks), ticks))
+    finally:
+        server.resume()
+    # The loop ran the ticker while the lease waited out its socket timeout; then the store was
+    # down and (on_store_error="local") this host's breaker let the probe run, which closed it.
+    assert turns > 0
+    assert cb.state is brace.BreakerState.CLOSED
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_coroutines_probe_from_a_hung_server_fails_closed(server: RedisServer, form: str) -> None:
+    cb = _half_open(server, on_store_error="closed")
+    ticks, ran = [0], []
+
+    async def refused() -> None:
+        before = ticks[0]
+        with pytest.raises(brace.StoreUnavailable):
+            ran.append(await _started(cb, form, ticks))
+        ran.append(ticks[0] - before)
+
+    server.pause()
+    try:
+        asyncio.run(_while_ticking(refused, ticks))
+    finally:
+        server.resume()
+    assert len(ran) == 1 and ran[0] > 0  # the function never ran; the loop ticked while it waited
+
+
+def test_a_coroutines_probe_returns_its_lease_off_the_loop(server: RedisServer) -> None:
+    cb = _half_open(server)
+    store: Any = cb._redis  # type: ignore[attr-defined]
+    sent: list[tuple[str, Any]] = []
+    evalsha = store.evalsha
+
+    def recording(script: Any, *args: Any) -> Any:
+        sent.append((threading.current_thread().name, script))
+        return evalsha(script, *args)
+
+    store.evalsha = recording
+    client: Any = server.client()
+    try:
+        assert asyncio.run(_started(cb, "async with", [7])) == 7
+        # The probe's return reached the store, which closed the breaker for every host.
+        wait_until(lambda: client.hget(f"brace:cb:{{{cb.name}}}:s", "state") == b"closed")
+    finally:
+        del store.evalsha
+    # The lease was awaited (on the loop's asyncio client), and its return sent by the flusher.
+    returns = [name for name, script in sent if script is _redis_breaker.DONE]
+    assert returns and all(name.startswith("brace breaker flusher") for name in returns)
+    assert cb.state is brace.BreakerState.CLOSED
+
+
+# -- on_store_error="closed": every call refused while the store is away
+
+def test_closed_refuses_every_call_while_the_store_is_away(server: RedisServer) -> None:
+    closed = breaker(server.url, unique(), on_store_error="closed")
+    local, opened = breaker(server.url, unique()), breaker(server.url, unique(), on_store_error="open")
+    events: list[tuple[str, Any]] = []
+    closed.add_listener(lambda event: events.append((event.kind, getattr(event, "to_state", None))))
+    ran: list[int] = []
+
+    def work() -> int:
+        ran.append(1)
+        return 1
+
+    policy, decorated = brace.Policy(breaker=closed), closed(work)
+    assert closed.call(work) == 1
+    server.stop()
+    closed.flush()  # the round trip fails: the store is down for every primitive on it
+    del ran[:]
+
+    async def coroutine() -> int:
+        return work()
+
+    async def refused_async() -> None:
+        for attempt in (lambda: closed.call_async(coroutine), lambda: closed(coroutine)(),
+                        lambda: policy(coroutine)()):  # fmt: skip
+            with pytest.raises(brace.StoreUnavailable):
+                await attempt()
+        with pytest.raises(brace.StoreUnavailable):
+            async with closed:
+                work()
+
+    for attempt in (lambda: closed.call(work), decorated, lambda: policy.call(work)):
+        with pytest.raises(brace.StoreUnavailable) as refused:
+            attempt()
+        assert refused.value.kind == "CircuitBreaker" and refused.value.name == closed.name
+    with pytest.raises(brace.StoreUnavailable):
+        with closed:
+            work()
+    asyncio.run(refused_async())
+    assert ran == []  # none reached the function
+    assert closed.state is brace.BreakerState.FORCED_OPEN
+    assert local.call(work) == 1 and opened.call(work) == 1  # "local" and "open" decide locally
+    server.start()
+    wait_until(lambda: closed.state is brace.BreakerState.CLOSED)
+    assert closed.call(work) == 1 and policy.call(work) == 1
+    kinds = [kind for kind, _ in events if kind != "success"]
+    assert kinds[:2] == ["store_lost", "state_transition"]
+    assert ("state_transition", brace.BreakerState.FORCED_OPEN) in events
+    assert ("state_transition", brace.BreakerState.CLOSED) in events and "store_back" in kinds
+    assert kinds.count("not_permitted") == 8 and closed.calls().not_permitted == 8
+
+
+def test_closed_follows_the_stores_state_when_it_is_back(server: RedisServer) -> None:
+    name = unique()
+    closed, other = breaker(server.url, name, on_store_error="closed"), breaker(server.url, name)
+    for _ in range(10):
+        with contextlib.suppress(OSError):
+            other.call(fail)
+    wait_until(lambda: closed.state is brace.BreakerState.OPEN)  # the cluster's opening
+    server.pause()
+    try:
+        closed.flush()  # times out: the store is down (it keeps its state: paused, not stopped)
+    finally:
+        server.resume()
+    assert closed.state is brace.BreakerState.FORCED_OPEN
+    # Back: CLOSED a moment, then the store's OPEN (of the generation it knew before) again.
+    wait_until(lambda: closed.state is brace.BreakerState.OPEN)
+    assert closed.metrics().time_until_half_open > 30

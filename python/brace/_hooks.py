@@ -109,6 +109,14 @@ class CircuitBreakerHooks(EntryOwner, Protocol):
     def _probe_given_back(self) -> None:
         """Such a probe was given back (nothing recorded): return its lease, counting nothing."""
 
+    def _aenter_probe(self, token: int) -> Awaitable[object]:
+        """`async with` admitted such a probe: await its lease (or give `token` back and
+        raise), then open the block (`_open_block`); the awaitable's value is the breaker."""
+
+    def _store_refusal(self) -> BaseException:
+        """A call refused while `_store_down` (on_store_error="closed", the store away): the
+        error to raise (brace.StoreUnavailable), not_permitted listeners told."""
+
     def _on_rejected(self, error: CircuitOpen) -> None:
         """A call was refused with `error` (about to be raised); called only
         while not_permitted listeners are set."""

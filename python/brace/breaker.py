@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 import math
+import sys
 import threading
 import weakref
 from collections.abc import Awaitable
@@ -126,7 +128,8 @@ class BreakerCalls(NamedTuple):
             counted in one of the two above).
         ignored: Calls that raised an exception `ignore` accepts (cancellations and
             other BaseExceptions count in no kind).
-        not_permitted: Calls rejected with CircuitOpen.
+        not_permitted: Calls rejected with CircuitOpen (or, on a Redis store with
+            on_store_error="closed" while it is away, with StoreUnavailable).
     """
 
     successful: int
@@ -374,10 +377,15 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
             a dead host's probe is given to another. See README "Many hosts".
         flush_interval: With a Redis store only: seconds (or timedelta)
             between flushes, 1 ms to 1 hour; default 0.25.
-        on_store_error: With a Redis store only: what a probe does while the
-            server is away: "local" (default) and "open": the host's own
-            breaker decides it; "closed": raise brace.StoreUnavailable. The
-            closed-state path never needs the server and never fails for it.
+        on_store_error: With a Redis store only: what the breaker does while
+            the server is away. "local" (default) and "open": the host's own
+            breaker decides every call, probes included (the closed-state path
+            never needs the server). "closed": every call is refused with
+            brace.StoreUnavailable while this process knows the server is down
+            (the breaker reads FORCED_OPEN then; back to CLOSED, then the
+            server's state, once it answers; a state set by hand stays).
+            A coroutine caller awaits a probe's lease (the loop never waits on
+            the socket); a sync caller makes it on its thread.
 
     Every duration is 1 ns to 2**62 ns (~146 years): brace keeps time in
     whole nanoseconds, and nothing shorter or longer is rounded or clamped.
@@ -656,6 +664,15 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def _probe_given_back(self) -> None:
         return None
 
+    async def _lease_async(self, token: int) -> int:
+        raise AssertionError("only a breaker on a Redis store admits probes that lease remotely")
+
+    async def _aenter_probe(self, token: int) -> CircuitBreaker:
+        raise AssertionError("only a breaker on a Redis store admits probes that lease remotely")
+
+    def _store_refusal(self) -> BaseException:
+        raise AssertionError("only a breaker on a Redis store refuses calls for its store")
+
     def _on_success(self, duration_ns: int, would_open: bool) -> None:
         duration = duration_ns / _NS if duration_ns else None
         self._emit("success", duration=duration)
@@ -738,7 +755,9 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
             # _adopt's body, inlined: one coroutine less per call.
-            token, start = self._enter()
+            token, start, probe = self._admit_deferring()
+            if probe:
+                start = await self._lease_async(token)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as error:
@@ -768,7 +787,9 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         """Awaits fn(*args, **kwargs) under the breaker (a plain fn's value is used as it is)."""
         if _guarding.kind(fn, self) == CALLABLE_GUARDED:
             return cast(R, await _guarding.awaited(fn(*args, **kwargs)))
-        token, start = self._enter()
+        token, start, probe = self._admit_deferring()
+        if probe:
+            start = await self._lease_async(token)
         try:
             first = fn(*args, **kwargs)
         except BaseException as error:
@@ -792,7 +813,10 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         return self._enter()[0]
 
     async def _brace_stage_admit_async(self) -> int:
-        return self._enter()[0]
+        token, _, probe = self._admit_deferring()
+        if probe:
+            await self._lease_async(token)
+        return int(token)
 
     def _brace_stage_give_back(self, ticket: int) -> None:
         self._release(ticket)
@@ -808,11 +832,23 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
         return f"CircuitBreaker({name}state={self.state.value}, window={self._window_kind}:{self._window_size})"
 
 
-_CLOSED, _OPEN, _HALF_OPEN = (_STATE_CODES[state] for state in (BreakerState.CLOSED, BreakerState.OPEN,
-                                                                BreakerState.HALF_OPEN))  # fmt: skip
+_CLOSED, _OPEN, _HALF_OPEN, _FORCED_OPEN = (_STATE_CODES[state] for state in (
+    BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.FORCED_OPEN))  # fmt: skip
 _FLUSH_INTERVAL_MAX = 3600.0
 _REFUSAL_KEPT_NS = 20_000_000  # a refused probe refuses this host's next probes for 20 ms without asking
 _live: weakref.WeakSet[RedisCircuitBreaker] = weakref.WeakSet()  # for a forked child to restart their flushers
+
+
+def _on_a_loop() -> bool:
+    """Whether this thread runs an asyncio event loop (whose thread must not wait on a socket)."""
+    asyncio = sys.modules.get("asyncio")  # not imported: no loop runs
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _flusher(ref: weakref.ref[RedisCircuitBreaker], wake: threading.Event, interval: float) -> None:
@@ -838,7 +874,7 @@ class RedisCircuitBreaker(CircuitBreaker):
 
     __slots__ = ("_redis", "_redis_given", "_keys", "_host", "_flush_interval", "_on_store_error", "_known_gen",
                  "_applying", "_opened_wait_ms", "_leases", "_lease_seq", "_flusher_wake", "_apply_lock",
-                 "_script_args", "_refused_until")  # fmt: skip
+                 "_script_args", "_refused_until", "_returns")  # fmt: skip
 
     def __init__(self, *positional: NoReturn, name: str | None = None, store: object = None,
                  flush_interval: float | timedelta | None = None, on_store_error: _redis.OnStoreError | None = None,
@@ -885,12 +921,15 @@ class RedisCircuitBreaker(CircuitBreaker):
         self._redis.watch(self._store_changed)
         self._update_hooks()
         self._flush()  # a new host follows the shared state from its first call
+        self._refuse_while_down()  # a store another primitive found down already
 
     def _start_sharing(self) -> None:
         """This process's id on the store, and its flusher (again in a forked child)."""
         self._host = f"{os.uname().nodename}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._leases: list[str] = []
         self._lease_seq = 0
+        # (lease, outcome, mode) of probes that ended on an event loop's thread, for the flusher to send.
+        self._returns: collections.deque[tuple[str, int, str]] = collections.deque()
         self._apply_lock = threading.Lock()  # a forked child's own: its parent's flusher may have held it
         self._flusher_wake = wake = threading.Event()
         _live.add(self)
@@ -920,7 +959,8 @@ class RedisCircuitBreaker(CircuitBreaker):
 
     @property
     def on_store_error(self) -> str:
-        """What a probe does while the store is away: "local", "open" or "closed"."""
+        """What the breaker does while the store is away: "local", "open" or "closed"
+        (every call refused with brace.StoreUnavailable)."""
         return self._on_store_error
 
     @property
@@ -948,6 +988,8 @@ class RedisCircuitBreaker(CircuitBreaker):
             self._flusher_wake.set()  # tell the other hosts now
 
     def _flush(self) -> None:
+        while self._returns:
+            self._send_done(*self._returns.popleft())
         calls, failures, slow, _, _ = self._window_counts()
         opened, self._opened_wait_ms = self._opened_wait_ms, -1
         a = self._script_args
@@ -996,23 +1038,61 @@ class RedisCircuitBreaker(CircuitBreaker):
     # -- probes (called by the compiled core for tickets of the HALF_OPEN's generation)
 
     def _probe_admitted(self, token: int) -> None:
-        if now_ns() < self._refused_until:  # every probe was out a moment ago: no round trip per call
-            self._release_unleased(token)
-            raise CircuitOpen(name=self._breaker_name, retry_after=0.0)
-        a = self._script_args
-        self._lease_seq += 1
-        lease = f"{self._host}:{self._lease_seq}"
+        lease = self._next_lease(token)
         try:
-            raw = self._redis.evalsha(_redis_breaker.PROBE, self._keys, (lease, a["probes"], a["lease_ms"],
-                                                                           a["ttl_ms"]), self._breaker_name)  # fmt: skip
+            raw = self._redis.evalsha(_redis_breaker.PROBE, self._keys, self._probe_args(lease), self._breaker_name)
         except _redis.Outage as outage:
-            if self._on_store_error == "closed":
-                self._release_unleased(token)
-                raise self._redis.unavailable(self._breaker_name, "CircuitBreaker", outage.cause) from None
-            return  # this host's breaker decides alone
+            self._probe_without_store(token, outage)
+            return
         except BaseException:
             self._release_unleased(token)
             raise
+        self._probe_answered(token, lease, raw)
+
+    async def _lease_async(self, token: int) -> int:
+        """_probe_admitted for a coroutine: the lease awaited (the loop's thread never waits on
+        the socket). The probe's start (0 unless calls are timed)."""
+        lease = self._next_lease(token)
+        try:
+            raw = await self._redis.evalsha_async(_redis_breaker.PROBE, self._keys, self._probe_args(lease),
+                                                  self._breaker_name)  # fmt: skip
+        except _redis.Outage as outage:
+            self._probe_without_store(token, outage)
+        except BaseException:  # cancelled while waiting: the server may have granted it all the same
+            self._release_unleased(token)
+            self._send_later(lease, 0, "g")
+            raise
+        else:
+            self._probe_answered(token, lease, raw)
+        return now_ns() if self._measure else 0
+
+    async def _aenter_probe(self, token: int) -> RedisCircuitBreaker:
+        start = await self._lease_async(token)
+        self._open_block(token, start)
+        return self
+
+    def _next_lease(self, token: int) -> str:
+        """A new lease id, or (every probe was out a moment ago) gives token back and raises
+        CircuitOpen without a round trip."""
+        if now_ns() < self._refused_until:
+            self._release_unleased(token)
+            raise CircuitOpen(name=self._breaker_name, retry_after=0.0)
+        self._lease_seq += 1
+        return f"{self._host}:{self._lease_seq}"
+
+    def _probe_args(self, lease: str) -> tuple[str, ...]:
+        a = self._script_args
+        return lease, a["probes"], a["lease_ms"], a["ttl_ms"]
+
+    def _probe_without_store(self, token: int, outage: _redis.Outage) -> None:
+        """The store is away: "closed" gives token back and raises StoreUnavailable; else this
+        host's breaker decides the probe alone."""
+        if self._on_store_error == "closed":
+            self._release_unleased(token)
+            raise self._redis.unavailable(self._breaker_name, "CircuitBreaker", outage.cause) from None
+
+    def _probe_answered(self, token: int, lease: str, raw: Any) -> None:
+        """The store's answer to a lease: kept, or token given back and CircuitOpen raised."""
         if int(raw[0]) == 1:
             self._leases.append(lease)
         elif int(raw[0]) == 0:
@@ -1025,11 +1105,26 @@ class RedisCircuitBreaker(CircuitBreaker):
     def _probe_done(self, outcome: int) -> None:
         self._return_lease(outcome, "d")
 
+    def _probe_given_back(self) -> None:
+        self._return_lease(0, "g")
+
     def _return_lease(self, outcome: int, mode: str) -> None:
         try:
             lease = self._leases.pop()
         except IndexError:
             return  # decided by this host alone (the store was away)
+        if _on_a_loop():
+            self._send_later(lease, outcome, mode)
+        else:
+            self._send_done(lease, outcome, mode)
+
+    def _send_later(self, lease: str, outcome: int, mode: str) -> None:
+        """A lease's return for the flusher thread to send: a coroutine's probe ended on the
+        loop's thread, which must not wait on the socket."""
+        self._returns.append((lease, outcome, mode))
+        self._flusher_wake.set()
+
+    def _send_done(self, lease: str, outcome: int, mode: str) -> None:
         a = self._script_args
         try:
             raw = self._redis.evalsha(_redis_breaker.DONE, self._keys, (
@@ -1039,13 +1134,50 @@ class RedisCircuitBreaker(CircuitBreaker):
             return  # its lease expires; the call's outcome is the caller's, never a store error
         self._apply(raw)
 
-    def _probe_given_back(self) -> None:
-        self._return_lease(0, "g")
+    # -- the store away and back
 
     def _store_changed(self, kind: str) -> None:
         if kind == "store_back":
+            self._serve_again()
             self._flusher_wake.set()
         self._emit(cast(EventKind, kind))
+        if kind == "store_lost":
+            self._refuse_while_down()
+
+    def _refuse_while_down(self) -> None:
+        """on_store_error="closed": FORCED_OPEN, every call refused with StoreUnavailable, until
+        the store is back (a state set by hand - disabled, metrics_only, forced_open - stays)."""
+        if self._on_store_error != "closed":
+            return
+        with self._apply_lock:
+            if self._store_down or self._redis.up or self._report()[0] not in (_CLOSED, _OPEN, _HALF_OPEN):
+                return
+            self._set_store_down(True)
+            self._applying = True
+            try:
+                self._transition(_FORCED_OPEN)
+            finally:
+                self._applying = False
+
+    def _serve_again(self) -> None:
+        """The store is back: CLOSED, then the next flush applies the store's state whatever
+        its generation (OPEN if the cluster opened meanwhile)."""
+        with self._apply_lock:
+            if not self._store_down:
+                return
+            self._applying = True
+            try:
+                if self._report()[0] == _FORCED_OPEN:
+                    self._transition(_CLOSED)
+            finally:
+                self._applying = False
+                self._set_store_down(False)
+            self._known_gen = -1
+
+    def _store_refusal(self) -> BaseException:
+        error = self._redis.unavailable(self._breaker_name, "CircuitBreaker", None)
+        self._emit("not_permitted", error=error)
+        return error
 
     _brace_stage_in_python = False  # the compiled check calls the probe hooks itself
 
