@@ -212,3 +212,34 @@ def test_async_errors_that_are_not_retried_release_everything(clock: FakeClock) 
         asyncio.run(Policy(**parts)(broken)())
     assert parts["bulkhead"].in_use == 0
     assert (parts["breaker"].metrics().calls, parts["breaker"].metrics().failures) == (1, 1)
+
+
+class TestReconfigure:
+    def test_a_deadline_given_and_taken_away_in_use(self) -> None:
+        seen: list[float | None] = []
+        policy = brace.Policy(breaker=brace.CircuitBreaker())
+        guarded = policy(lambda: seen.append(brace.deadline_remaining()))
+        guarded()
+        policy.reconfigure(deadline=5.0)
+        guarded()  # the compiled guard hands a bounded call to Python now
+        policy.reconfigure(deadline=None)
+        guarded()
+        assert seen[0] is None and seen[1] is not None and 4.0 < seen[1] <= 5.0 and seen[2] is None
+
+    def test_an_attempt_timeout_keeps_the_deadline_and_bad_values_change_nothing(self) -> None:
+        policy = brace.Policy(deadline=10.0)
+        with pytest.raises(ValueError, match="attempt_timeout"):
+            policy.reconfigure(attempt_timeout=-1.0)
+        policy.reconfigure(attempt_timeout=2.0)
+        remaining = policy.call(brace.deadline_remaining)
+        assert remaining is not None and 1.0 < remaining <= 2.0  # the tighter of the two
+
+    def test_a_breaker_s_new_result_check_reaches_the_compiled_path(self) -> None:
+        breaker = brace.CircuitBreaker(minimum_calls=1, window_size=1, failure_rate_threshold=1.0)
+        policy = brace.Policy(breaker=breaker)
+        guarded = policy(lambda: "bad")
+        guarded()
+        breaker.reconfigure(record_result=lambda result: result == "bad")
+        policy.reconfigure()  # reads again what it compiled from its stages
+        guarded()
+        assert breaker.state is brace.BreakerState.OPEN

@@ -540,12 +540,20 @@ def test_an_unchanged_part_is_left_alone() -> None:
     assert event.applied == () and event.deferred == ()
 
 
-def test_a_policy_whose_timeout_changes_is_deferred() -> None:
+def test_a_policy_s_timeout_changes_in_place() -> None:
     registry = Registry(BASE)
     policy = registry.policy("payments")
-    event = registry.reload(BASE, {"timeout": {"default": {"attempt_timeout": 1.0}}})
-    assert event.deferred == ("policy.payments",)
+    event = registry.reload(BASE, {"timeout": {"default": {"attempt_timeout": 1.0, "deadline": 0.2}}})
+    assert event.applied == ("policy.payments",) and event.deferred == ()
     assert registry.policy("payments") is policy
+    assert policy.call(brace.deadline_remaining) == pytest.approx(0.2, abs=0.1)  # the new bound, read inside
+
+
+def test_a_policy_whose_parts_change_is_deferred() -> None:
+    registry = Registry(BASE)
+    policy = registry.policy("payments")
+    event = registry.reload(BASE, {"policy": {"payments": {"bulkhead": False}}})
+    assert event.deferred == ("policy.payments",) and registry.policy("payments") is policy
 
 
 def test_a_failed_reload_keeps_the_old_configuration_and_tells_the_listeners() -> None:

@@ -29,11 +29,12 @@ __all__ = ["Registry", "RegistryEvent"]
 _NS = 1e9
 EventKind = Literal["reloaded", "reload_failed"]
 _EVENT_KINDS = ("reloaded", "reload_failed")
+_TIMEOUT = "(timeout)"  # a policy's made settings: its timeout's, under a name no section key has
 # Settings a part applies while in use (through its reconfigure), per kind; a change to any other
 # setting of a part already made applies to the parts made after the reload.
 _LIVE = {"limiter": ("rate", "per", "burst"), "bulkhead": ("max_concurrent", "max_wait"), "breaker": LIVE_SETTINGS,
          "retry": ("on", "attempts", "backoff", "idempotent", "pushback", "pushback_cap", "raise_retry_error"),
-         "budget": ("ratio", "min_per_second")}
+         "budget": ("ratio", "min_per_second"), "policy": (_TIMEOUT,)}
 # Settings that place a part in a shared store: checked when the part is made, not by a dry run
 # (which would open the store).
 _SHARED = ("store", "on_store_error", "local_share")
@@ -257,6 +258,9 @@ class Registry(Observable[RegistryEvent]):
                 _reconfigure(self._parts[key], key, old)
                 self._made[key] = old
             raise
+        for (kind, _), part in self._parts.items():
+            if kind == "policy":
+                part.reconfigure()  # what it compiled from breakers changed in place
         return tuple(f"{kind}.{name}" for (kind, name), _ in live), tuple(deferred)
 
     def _emit(self, event: RegistryEvent) -> None:
@@ -280,6 +284,8 @@ def _reconfigure(part: Any, key: tuple[str, str], new: Mapping[str, Any]) -> Non
             if given["backoff"] is not None:
                 given["backoff"] = backoff(given["backoff"], f"{kind}.{name}.backoff")
             part.reconfigure(**given)
+        elif kind == "policy":  # its timeout section: a setting it no longer sets is none
+            part.reconfigure(deadline=new[_TIMEOUT].get("deadline"), attempt_timeout=new[_TIMEOUT].get("attempt_timeout"))
         elif kind == "budget":
             part.reconfigure(**{key: new.get(key, _default(kind, key)) for key in _LIVE[kind]})
         elif kind == "breaker":  # every live setting: one the new section drops goes back to its default
@@ -294,8 +300,6 @@ def _reconfigure(part: Any, key: tuple[str, str], new: Mapping[str, Any]) -> Non
 
 # -- making parts (and dry runs of them, to check a configuration) -------------------------
 
-
-_TIMEOUT = "(timeout)"  # a policy's made settings: its timeout's, under a name no section key has
 
 
 def _timeout_choice(config: Config, name: str, policy: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """brace.Policy: fallback, deadline, retry, hedge, breaker, limiter, bulkhead and attempt
 timeout composed into one guard, whose success path is one compiled wrapper."""
+# size: one composition of every stage: its call in sync and async forms, hedged copies, blocks,
+# and what its compiled success path may do alone (set at construction and by reconfigure)
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _NS = 1_000_000_000
+# reconfigure's default: the setting keeps its value (None means "none").
+_KEEP: Any = object()
 
 
 class Policy(PolicyCore):
@@ -105,20 +109,9 @@ class Policy(PolicyCore):
                                    (limiter, RateLimiter, "limiter"), (bulkhead, Bulkhead, "bulkhead")):  # fmt: skip
             if value is not None and not isinstance(value, kind):
                 raise TypeError(f"{param} must be a brace.{kind.__name__} or None, got {type(value).__name__}")
-        deadline_s = _config.duration(deadline, "deadline", allow_none=True, positive=True)
-        # A sync attempt is waited for on a thread.
-        timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True, positive=True,
-                                   maximum=_config.THREAD_WAIT_MAX)
+        self._deadline, timeout = _bounds(deadline, attempt_timeout, retry)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
-        retry_timeout = None if retry is None else retry.attempt_timeout
-        if timeout is None or retry_timeout is None:
-            timeout = timeout if retry_timeout is None else retry_timeout
-        else:
-            timeout = min(timeout, retry_timeout)
-        bounds = [round(seconds * _NS) for seconds in (deadline_s, None if retry is None else retry.deadline)
-                  if seconds is not None]  # fmt: skip
-        self._deadline = min(bounds) if bounds else None
         self._fallback, self._retry, self._hedge, self._attempt_timeout, self._name = stage, retry, hedge, timeout, name
         # What with_hedge builds its copy from.
         self._parts: dict[str, Any] = dict(name=name, fallback=stage, deadline=deadline, retry=retry, breaker=breaker,
@@ -129,16 +122,37 @@ class Policy(PolicyCore):
         self._stages, self._stages_reversed = stages, stages[::-1]
         # The (ticket, start) of each open `with policy:` block, per thread and per task.
         self._blocks: ContextVar[tuple[tuple[int, int], ...]] = ContextVar("brace.Policy blocks")
+        self._compile()
+
+    def reconfigure(self, *, deadline: float | timedelta | None = _KEEP,
+                    attempt_timeout: float | timedelta | None = _KEEP) -> None:  # fmt: skip
+        """Changes the deadline and/or the attempt timeout in use (unspecified: kept; None: none),
+        and reads again what the compiled success path takes from the stages (a breaker's result
+        checks and timing, changed by its reconfigure). Calls in progress keep their bound.
+
+        Raises:
+            ValueError, TypeError: As the constructor (nothing changes).
+        """
+        own = {key: self._parts[key] if value is _KEEP else value
+               for key, value in (("deadline", deadline), ("attempt_timeout", attempt_timeout))}  # fmt: skip
+        self._deadline, self._attempt_timeout = _bounds(own["deadline"], own["attempt_timeout"], self._retry)
+        self._parts.update(own)
+        self._compile()
+
+    def _compile(self) -> None:
+        """Tells the compiled success path what it may do alone."""
+        retry, stages, limiter = self._retry, self._stages, self._limiter
         budget = None if retry is None else retry.budget
         # A stage that decides elsewhere (a Redis store) is admitted in Python, never by the compiled check.
         in_python = any(stage._brace_stage_in_python for stage in stages)
         self._configure_core(
-            breaker=breaker, limiter=None if limiter is not None and limiter._brace_stage_in_python else limiter,
-            bulkhead=bulkhead, retry=retry,
+            breaker=self._breaker, limiter=None if limiter is not None and limiter._brace_stage_in_python else limiter,
+            bulkhead=self._bulkhead, retry=retry,
             deposit=None if budget is None else budget.deposit,
             # Bounds the attempts can read (deadline_remaining) need the call in Python; so do
             # hedged copies, each admitted on its own.
-            whole_call_in_python=timeout is not None or self._deadline is not None or hedge is not None or in_python,
+            whole_call_in_python=self._attempt_timeout is not None or self._deadline is not None
+            or self._hedge is not None or in_python,
             checks_result=(retry is not None and retry._brace_stage_checks_results)
             or any(stage._brace_stage_checks_results for stage in stages),
             needs_start=any(stage._brace_stage_times_calls for stage in stages),
@@ -546,6 +560,23 @@ class Policy(PolicyCore):
             ("name", self._name), ("retry", self._retry), ("hedge", self._hedge), ("breaker", self._breaker),
             ("limiter", self._limiter), ("bulkhead", self._bulkhead)) if value is not None]  # fmt: skip
         return f"Policy({', '.join(parts)})"
+
+
+def _bounds(deadline: object, attempt_timeout: object, retry: Retry | None) -> tuple[int | None, float | None]:
+    """(the call's deadline in ns, the attempt timeout in seconds): the policy's own and its
+    retry's, the tighter of each pair."""
+    deadline_s = _config.duration(deadline, "deadline", allow_none=True, positive=True)
+    # A sync attempt is waited for on a thread.
+    timeout = _config.duration(attempt_timeout, "attempt_timeout", allow_none=True, positive=True,
+                               maximum=_config.THREAD_WAIT_MAX)  # fmt: skip
+    retry_timeout = None if retry is None else retry.attempt_timeout
+    if timeout is None or retry_timeout is None:
+        timeout = timeout if retry_timeout is None else retry_timeout
+    else:
+        timeout = min(timeout, retry_timeout)
+    bounds = [round(seconds * _NS) for seconds in (deadline_s, None if retry is None else retry.deadline)
+              if seconds is not None]  # fmt: skip
+    return (min(bounds) if bounds else None), timeout
 
 
 def _rejected(error: BaseException) -> BaseException:
