@@ -98,6 +98,15 @@ class TestFingerprints:
         assert fingerprint("TimeoutError", "read timed out after 5 s") == (digest[:12], "read timed out after <n> s")
         assert fingerprint("TimeoutError", "read timed out after 5 s")[0] == "1c9e428f04a1"
 
+    def test_frames_tell_places_apart_and_none_keep_the_old_id(self) -> None:
+        bare = fingerprint("TimeoutError", "read timed out after 5 s")
+        here = fingerprint("TimeoutError", "read timed out after 5 s", None, ["app.db:read", "app.api:get"])
+        there = fingerprint("TimeoutError", "read timed out after 5 s", None, ["app.cache:read", "app.api:get"])
+        assert len({bare[0], here[0], there[0]}) == 3 and bare[1] == here[1] == there[1]
+        assert fingerprint("TimeoutError", "read timed out after 5 s", None, []) == bare  # a log without frames
+        digest = hashlib.sha256(b"TimeoutError\nread timed out after <n> s\nNone\napp.db:read\napp.api:get")
+        assert here[0] == digest.hexdigest()[:12]  # as documented: the frames one a line after the status
+
     def test_a_huge_message_costs_a_bounded_template(self) -> None:
         assert len(template("x" * 10_000_000)) == 2_000
 
@@ -362,6 +371,27 @@ class TestRealLogs:
             assert from_memory[key] == from_file[key]
         assert len(load(path).records) == len(memory.events())
 
+    def test_the_same_error_raised_in_two_places_is_two_fingerprints(self, tmp_path: Path) -> None:
+        def read_cache(item: int) -> int:
+            raise KeyError(f"item {item}")
+
+        def read_database(item: int) -> int:
+            raise KeyError(f"item {item}")
+
+        memory, jsonl = MemorySink(), JsonLinesSink(tmp_path / "log.jsonl")
+        log = RecoveryLog(memory, jsonl)
+        recovery = brace.Recovery(name="read", escalation=brace.EscalationPolicy())  # abort: not retried
+        recovery.add_listener(log)
+        for item in range(6):
+            with correlation(f"job-{item}"), pytest.raises(brace.RecoveryFailed):
+                recovery.call(read_cache if item % 3 else read_database, item)
+        log.close()
+        where = "test_analytics:TestRealLogs.test_the_same_error_raised_in_two_places_is_two_fingerprints.<locals>."
+        for source in (memory, jsonl.path):
+            rows = analyze(source).as_dict()["fingerprints"]
+            assert [(row["template"], row["frames"], row["failures"]) for row in rows] == [
+                ("'<str>'", [where + "read_cache"], 4), ("'<str>'", [where + "read_database"], 2)]
+
     def test_clock_time_reads_the_logging_time(self, tmp_path: Path) -> None:
         path = tmp_path / "log.jsonl"
         log = RecoveryLog(JsonLinesSink(path))
@@ -426,6 +456,8 @@ class TestBadLogs:
         (json.dumps({**GOOD, "at": "soon"}), "'at' must be a number, got str"),
         (json.dumps({**GOOD, "attempt": 1.5}), "'attempt' must be an integer"),
         (json.dumps({**GOOD, "error": "boom"}), "'error' must be null or an object"),
+        (json.dumps({**GOOD, "error": {**GOOD["error"], "frames": "app:f"}}), "'frames' must be absent, null or a list"),
+        (json.dumps({**GOOD, "error": {**GOOD["error"], "frames": ["app:f", 3]}}), "'frames' must be absent"),
         (json.dumps({k: v for k, v in GOOD.items() if k != "operation"}), "'operation' must be a string"),
         ('{"kind": "attempt", "attempt": ' + "9" * 5000 + "}", "not JSON"),
     ])  # fmt: skip
@@ -438,6 +470,18 @@ class TestBadLogs:
         result = report_command(str(path))
         assert result.returncode == 2 and result.stdout == ""
         assert f"{path}, line 3: " in result.stderr and reason in result.stderr
+
+    def test_a_log_without_frames_loads_with_the_fingerprint_it_always_had(self, tmp_path: Path) -> None:
+        path = write(tmp_path / "old.jsonl", json.dumps(GOOD), json.dumps({**GOOD, "error": {**GOOD["error"], "frames": None}}))
+        assert [record.frames for record in load(path).records] == [(), ()]
+        (row,) = analyze(path).as_dict()["fingerprints"]
+        assert row["id"] == fingerprint("TimeoutError", "timed out")[0] and row["frames"] == []
+
+    def test_hostile_frames_cost_a_bounded_record(self, tmp_path: Path) -> None:
+        frames = ["m" * 1_000_000, *(f"app:f{index}" for index in range(100_000))]
+        path = write(tmp_path / "log.jsonl", json.dumps({**GOOD, "error": {**GOOD["error"], "frames": frames}}))
+        (record,) = load(path).records
+        assert record.frames == ("m" * 401, "app:f0", "app:f1")
 
     def test_an_unreadable_file(self, tmp_path: Path) -> None:
         for path in (tmp_path / "missing.jsonl", tmp_path):

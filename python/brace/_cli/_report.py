@@ -132,9 +132,10 @@ def _tables(data: dict[str, Any], top: int) -> list[tuple[str, list[str], list[l
                 "mean recovery", "p95 recovery"], summary)]  # fmt: skip
     prints = data["fingerprints"][:top]
     tables.append((f"Error fingerprints (top {len(prints)} of {len(data['fingerprints'])}, by failures)",
-                   ["id", "error", "status", "category", "failures", "calls", "recovered", "dead-lettered",
-                    "dependencies"],
-                   [[row["id"], f"{row['type']}: {row['template']}"[:90], "-" if row["status"] is None
+                   ["id", "error", "raised in", "status", "category", "failures", "calls", "recovered",
+                    "dead-lettered", "dependencies"],
+                   [[row["id"], f"{row['type']}: {row['template']}"[:90],
+                     row["frames"][0][:50] if row["frames"] else "-", "-" if row["status"] is None
                      else str(row["status"]), row["category"] or "-", str(row["failures"]), str(row["calls"]),
                      str(row["recovered"]), str(row["dead_lettered"]), ", ".join(row["dependencies"])[:40]]
                     for row in prints]))  # fmt: skip
@@ -176,11 +177,13 @@ def render(data: dict[str, Any], out: IO[str], *, top: int = 10, fancy: bool = F
         # A terminal's own width; a file or pipe gets rich's 80 columns, too narrow for the fingerprints.
         console = Console(file=out)
         if not console.is_terminal:
-            console = Console(file=out, width=160)
+            console = Console(file=out, width=200)
         for title, headers, rows in tables:
             table = Table(title=title, title_justify="left")
             for index, header in enumerate(headers):
-                table.add_column(header, justify="right" if header in _NUMBERS else "left")
+                # A fingerprint's id and text are what a reader searches for: kept whole, on one line.
+                table.add_column(header, justify="right" if header in _NUMBERS else "left",
+                                 no_wrap=header in ("id", "error"))  # fmt: skip
             for row in rows:
                 table.add_row(*row)
             if not rows:

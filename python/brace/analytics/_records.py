@@ -31,6 +31,10 @@ Clock = Literal["at", "time"]
 _TIME_LIMIT = 1e11
 # A skipped event's reason is kept for this many lines; the rest are only counted.
 _SKIPPED_KEPT = 20
+# A log's error keeps at most this many frames, each cut to this many characters (what
+# brace writes fits: a hostile line costs no more).
+_FRAMES = 3
+_FRAME_TEXT = 401
 # "<Response [503 Service Unavailable]>": a failed response as httpx, requests and aiohttp print it.
 _RESPONSE_STATUS = re.compile(r"<(?:Client)?Response \[([1-5][0-9]{2})\b")
 
@@ -73,6 +77,9 @@ class Record:
         status: The HTTP status, from the classification or the failed response, or None.
         error_type: The error's type name, or None.
         error_message: The error's message, or None.
+        frames: Where the error was raised: up to 3 "module:function", innermost first;
+            () for events without an error, errors never raised, and logs written before
+            brace recorded frames.
         ran: Whether the operation ran ("attempt" events).
         time: When the event was logged, seconds since the epoch (JSON lines only), or None.
         line: The line of the file it came from (from 1), or None.
@@ -94,6 +101,7 @@ class Record:
     ran: bool
     time: float | None = None
     line: int | None = None
+    frames: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -185,6 +193,9 @@ def _checked(data: dict[str, object], bad: Callable[[str], LogFormatError]) -> N
     if error is not None and not (isinstance(error, dict) and isinstance(error.get("type"), str)
                                   and isinstance(error.get("message"), str)):  # fmt: skip
         raise bad("'error' must be null or an object with string 'type' and 'message'")
+    frames = None if error is None else error.get("frames")
+    if frames is not None and not (isinstance(frames, list) and all(isinstance(frame, str) for frame in frames)):
+        raise bad("'error'.'frames' must be absent, null or a list of strings")
     classification = data.get("classification")
     if classification is not None and not (isinstance(classification, dict)
                                            and isinstance(classification.get("category"), str)):  # fmt: skip
@@ -225,13 +236,14 @@ def _record(data: dict[str, Any], where: str, loaded: Loaded, path: str | None, 
         category = classification["category"]
     elif error_type is not None and error_message is not None:
         category = _inferred_category(error_type, error_message, status)
+    frames = () if error is None else tuple(frame[:_FRAME_TEXT] for frame in (error.get("frames") or ())[:_FRAMES])
     stamp = data.get("time")
     loaded.records.append(Record(
         kind=data["kind"], operation=data["operation"], dependency=dependency_of(data["operation"]),
         correlation_id=data.get("correlation_id"), attempt=data["attempt"], at=float(data["at"]),
         duration=float(data["duration"]), outcome=data["outcome"], detail=data.get("detail", ""),
         category=category, status=status, error_type=error_type, error_message=error_message,
-        ran=data.get("ran", True) is not False, time=None if stamp is None else float(stamp), line=line,
+        ran=data.get("ran", True) is not False, time=None if stamp is None else float(stamp), line=line, frames=frames,
     ))  # fmt: skip
 
 

@@ -156,7 +156,7 @@ class Report:
         rejected, recovered, dead_lettered, mean_recovery_time, p95_recovery_time};
         windows [{index, start, calls, attempts, errors, error_rate, recoveries,
         mean_recovery_time, p95_recovery_time}]; fingerprints [{id, type, template,
-        status, category, failures, calls, correlation_ids, dependencies, recovered,
+        status, frames, category, failures, calls, correlation_ids, dependencies, recovered,
         dead_lettered, first_seen, last_seen, example}], most failures first;
         dependencies [{dependency, attempts, failures, failure_rate, calls, recovered,
         mean_recovery_time, p95_recovery_time, episodes, open_episode, mttr, mtbf}];
@@ -332,10 +332,10 @@ def _failures(records: list[Record], when: Any) -> tuple[list[dict[str, Any]], l
         if not record.failed:
             continue
         error_type = record.error_type or "(no error)"
-        key, shape = fingerprint(error_type, record.error_message or "", record.status)
+        key, shape = fingerprint(error_type, record.error_message or "", record.status, record.frames)
         if key not in prints:
             prints[key] = {"id": key, "type": error_type, "template": shape, "status": record.status,
-                           "category": record.category, "dependencies": set(),
+                           "frames": list(record.frames), "category": record.category, "dependencies": set(),
                            "example": (record.error_message or "")[:_EXAMPLE]}  # fmt: skip
         prints[key]["dependencies"].add(record.dependency)
         groups[key].failure(record, when(record))
