@@ -139,6 +139,7 @@ class TestAggregation:
         failures: Counter[tuple[str, int]] = Counter()
         calls: dict[tuple[str, int], set[object]] = defaultdict(set)
         by_dependency: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        first_ids: dict[tuple[str, int], list[str]] = defaultdict(list)  # in the log's order
         for index, (operation, correlation_id, failed, which, number, at) in enumerate(drawn):
             kind, text = TEMPLATES[which]
             error = {"TimeoutError": TimeoutError, "ConnectionResetError": ConnectionResetError,
@@ -149,6 +150,8 @@ class TestAggregation:
                 by_dependency[dependency_of(operation)][1] += 1
                 failures[(kind, which)] += 1
                 calls[(kind, which)].add(correlation_id if correlation_id is not None else ("none", index))
+                if correlation_id is not None and correlation_id not in first_ids[(kind, which)]:
+                    first_ids[(kind, which)].append(correlation_id)
         data = analyze(events).as_dict()
         ids = {fingerprint(kind, text.format(0))[0]: (kind, which) for which, (kind, text) in enumerate(TEMPLATES)}
         if any(kind == "KeyError" for kind, _ in failures):
@@ -156,12 +159,23 @@ class TestAggregation:
             ids[fingerprint("KeyError", "\"'0'\"")[0]] = ("KeyError", 2)
         seen = {ids[row["id"]]: (row["failures"], row["calls"]) for row in data["fingerprints"]}
         assert seen == {key: (count, len(calls[key])) for key, count in failures.items()}
+        for row in data["fingerprints"]:
+            assert row["correlation_id_sample"] == first_ids[ids[row["id"]]]
+            assert row["correlation_ids"] == len(first_ids[ids[row["id"]]])
         assert {row["dependency"]: [row["attempts"], row["failures"]] for row in data["dependencies"]} == by_dependency
         assert data["totals"]["attempts"] == len(drawn)
         assert data["totals"]["failures"] == sum(failures.values())
         assert sum(row["failures"] for row in data["categories"]) == sum(failures.values())
         assert sum(row["attempts"] for row in data["windows"]) == len(drawn)
         assert sum(row["errors"] for row in data["windows"]) == sum(failures.values())
+
+    def test_impact_lists_the_first_correlation_ids_and_counts_them_all(self) -> None:
+        events = [attempt("fetch", float(index), failed=True, correlation_id=f"order-{index % 50}")
+                  for index in range(200)]  # fmt: skip
+        events += [attempt("fetch", 300.0, failed=True)]  # no correlation id: a call, but no id to list
+        (row,) = analyze(events).as_dict()["fingerprints"]
+        assert row["correlation_id_sample"] == [f"order-{index}" for index in range(20)]
+        assert (row["correlation_ids"], row["calls"], row["failures"]) == (50, 51, 201)
 
 
 # -- anomalies ---------------------------------------------------------------------------------
@@ -588,7 +602,17 @@ class TestCommand:
             for heading in ("Error fingerprints", "Dependencies", "Categories", "Anomalies", "Early warnings"):
                 assert heading in result.stdout
             assert "TimeoutError: read of item <n> timed out after <n> s" in result.stdout
+            assert "job-0, job-3, job-6, job-9, job-12, ..." in result.stdout  # the calls affected
             assert "fetch" in result.stdout and "timeout" in result.stdout
+
+    def test_tables_show_a_logs_text_as_it_is(self, tmp_path: Path) -> None:
+        # Messages and correlation ids are the log's text, not rich markup: "[/x]" would raise in markup.
+        line = {**GOOD, "correlation_id": "[/x]", "error": {"type": "RuntimeError", "message": "[bold]boom[/]"}}
+        path = write(tmp_path / "log.jsonl", json.dumps(line))
+        for extra in ([], ["--plain"]):
+            result = report_command(str(path), *extra)
+            assert result.returncode == 0, result.stderr
+            assert "RuntimeError: [bold]boom[/]" in result.stdout and "[/x]" in result.stdout
 
     def test_the_chart_is_a_png_drawn_headless(self, real_log: Path, tmp_path: Path) -> None:
         chart = tmp_path / "chart.png"

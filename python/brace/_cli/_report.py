@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import IO, Any
 
 EXTRA = 'pip install "brace[analytics]"'
+# A table shows a fingerprint's first few correlation ids: enough to start looking calls up.
+_SHOWN_IDS = 5
 # The columns of figures, right-aligned in rich tables.
 _NUMBERS = {"events", "calls", "attempts", "failures", "failure rate", "recovered", "dead-lettered", "mean recovery",
             "p95 recovery", "episodes", "MTTR", "MTBF", "recovered (first failure)", "window", "starts at (+s)",
-            "error rate", "expected", "z", "fitted rate", "per window", "windows to threshold"}
+            "error rate", "expected", "z", "fitted rate", "per window", "windows to threshold", "correlation ids"}
 
 
 def _number(accepted: str, fits: Callable[[float], bool]) -> Callable[[str], float]:
@@ -119,6 +121,13 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _first_ids(row: dict[str, Any]) -> str:
+    """A fingerprint's first correlation ids, "..." when it affected more."""
+    shown = [identifier[:40] for identifier in row["correlation_id_sample"][:_SHOWN_IDS]]
+    more = ", ..." if row["correlation_ids"] > len(shown) else ""
+    return (", ".join(shown) + more) if shown else "-"
+
+
 def _tables(data: dict[str, Any], top: int) -> list[tuple[str, list[str], list[list[str]]]]:
     """The report's tables: (title, headers, rows of text)."""
     totals = data["totals"]
@@ -139,6 +148,9 @@ def _tables(data: dict[str, Any], top: int) -> list[tuple[str, list[str], list[l
                      else str(row["status"]), row["category"] or "-", str(row["failures"]), str(row["calls"]),
                      str(row["recovered"]), str(row["dead_lettered"]), ", ".join(row["dependencies"])[:40]]
                     for row in prints]))  # fmt: skip
+    tables.append((f"Calls affected (correlation ids: the first {_SHOWN_IDS} of each, more with --json)",
+                   ["id", "correlation ids", "first of them"],
+                   [[row["id"], str(row["correlation_ids"]), _first_ids(row)] for row in prints]))  # fmt: skip
     tables.append(("Dependencies", ["dependency", "attempts", "failures", "failure rate", "recovered",
                                     "mean recovery", "episodes", "MTTR", "MTBF"],
                    [[row["dependency"], str(row["attempts"]), str(row["failures"]), _percent(row["failure_rate"]),
@@ -173,6 +185,7 @@ def render(data: dict[str, Any], out: IO[str], *, top: int = 10, fancy: bool = F
     if fancy:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         # A terminal's own width; a file or pipe gets rich's 80 columns, too narrow for the fingerprints.
         console = Console(file=out)
@@ -185,7 +198,8 @@ def render(data: dict[str, Any], out: IO[str], *, top: int = 10, fancy: bool = F
                 table.add_column(header, justify="right" if header in _NUMBERS else "left",
                                  no_wrap=header in ("id", "error"))  # fmt: skip
             for row in rows:
-                table.add_row(*row)
+                # As Text: a log's messages and correlation ids are not rich markup ("[/x]" would raise).
+                table.add_row(*(Text(cell) for cell in row))
             if not rows:
                 table.add_row("none", *[""] * (len(headers) - 1))
             console.print(table)
