@@ -301,6 +301,24 @@ class TestEarlyWarning:
         with pytest.raises(TypeError, match="thresholds must be a mapping"):
             analyze(events, thresholds=[0.5])  # type: ignore[arg-type]
 
+    def test_rejections_by_the_callers_own_policy_do_not_count_toward_the_breaker(self) -> None:
+        # 10% of the calls fail at the dependency all along; rejections by the caller's own
+        # limiter (ran=False: nothing was sent) rise from 0 to 40% of the attempts.
+        events = []
+        for window, rejected in enumerate([0, 0, 10, 20, 30, 40]):  # of 100 per 10 s window
+            for index in range(100):
+                at = window * 10.0 + index * 0.09
+                if index < rejected:
+                    events.append(attempt("GET http://db:5432", at, failed=True, ran=False))
+                else:
+                    events.append(attempt("GET http://db:5432", at, failed=index % 10 == 0))
+        data = analyze(events, window=10.0, threshold=0.3).as_dict()
+        assert data["warnings"] == []
+        assert data["windows"][-1]["error_rate"] > 0.4  # the callers did see the rejections fail
+        ran = [attempt(event.operation, event.at, failed=event.outcome == "failure") for event in events]
+        data = analyze(ran, window=10.0, threshold=0.3).as_dict()  # the same failures, all of them sent
+        assert [(row["dependency"], row["status"]) for row in data["warnings"]] == [("http://db:5432", "above")]
+
 
 # -- episodes, MTTR and MTBF ---------------------------------------------------------------------
 
@@ -604,6 +622,35 @@ class TestCommand:
             assert "TimeoutError: read of item <n> timed out after <n> s" in result.stdout
             assert "job-0, job-3, job-6, job-9, job-12, ..." in result.stdout  # the calls affected
             assert "fetch" in result.stdout and "timeout" in result.stdout
+
+    def test_thresholds_per_dependency(self, tmp_path: Path) -> None:
+        lines = [json.dumps({**GOOD, "operation": operation, "at": float(at), "outcome": outcome,
+                             "error": None if outcome == "success" else GOOD["error"]})
+                 for at in range(100) for operation, outcome in (("db", "failure" if at % 5 else "success"),
+                                                                  ("cache", "failure" if at % 5 == 0 else "success"))]
+        path = write(tmp_path / "log.jsonl", *lines)  # db fails 80% of its attempts, cache 20%
+        result = report_command(str(path), "--json", "--window", "10", "--threshold", "0.9", "--threshold",
+                                "cache=0.1", "--threshold", "db=0.85")  # fmt: skip
+        assert result.returncode == 0 and result.stderr == ""
+        data = json.loads(result.stdout)
+        assert data["parameters"]["threshold"] == 0.9 and data["parameters"]["thresholds"] == {"cache": 0.1, "db": 0.85}
+        assert [(row["dependency"], row["status"], row["threshold"]) for row in data["warnings"]] == [
+            ("cache", "above", 0.1)]  # db's 80% is below its own 85%
+        result = report_command(str(path), "--plain", "--window", "10", "--threshold", "db=0.5", "--threshold",
+                                "dbb=0.5")  # fmt: skip
+        assert result.returncode == 0  # a name in no dependency: said, not fatal (another log may have it)
+        assert "has no dependency 'dbb' (it has: cache, db)" in result.stderr
+        assert ["db", "above", "50.0%", "80.0%"] in [line.split()[:4] for line in result.stdout.splitlines()]
+
+    @pytest.mark.parametrize("values, message", [
+        (["0.3", "0.4"], "one RATE for every dependency, got 2"), (["=0.3"], "must be RATE or NAME=RATE"),
+        (["db=1.5"], "must be a failure rate in (0, 1], got 1.5"), (["db=0.2", "db=0.3"], "'db' given twice"),
+        (["db="], "must be a failure rate in (0, 1], got ''"),
+    ])  # fmt: skip
+    def test_bad_thresholds(self, tmp_path: Path, values: list[str], message: str) -> None:
+        arguments = [item for value in values for item in ("--threshold", value)]
+        result = report_command(str(write(tmp_path / "log.jsonl", json.dumps(GOOD))), *arguments)
+        assert result.returncode == 2 and "--threshold" in result.stderr and message in result.stderr
 
     def test_tables_show_a_logs_text_as_it_is(self, tmp_path: Path) -> None:
         # Messages and correlation ids are the log's text, not rich markup: "[/x]" would raise in markup.

@@ -17,7 +17,7 @@ _SHOWN_IDS = 5
 # The columns of figures, right-aligned in rich tables.
 _NUMBERS = {"events", "calls", "attempts", "failures", "failure rate", "recovered", "dead-lettered", "mean recovery",
             "p95 recovery", "episodes", "MTTR", "MTBF", "recovered (first failure)", "window", "starts at (+s)",
-            "error rate", "expected", "z", "fitted rate", "per window", "windows to threshold", "correlation ids"}
+            "error rate", "expected", "z", "fitted rate", "per window", "windows to threshold", "correlation ids", "threshold"}
 
 
 def _number(accepted: str, fits: Callable[[float], bool]) -> Callable[[str], float]:
@@ -39,6 +39,17 @@ _positive = _number("a number of seconds > 0", lambda value: value > 0 and math.
 _rate = _number("a failure rate in (0, 1]", lambda value: 0 < value <= 1)
 
 
+def _threshold(text: str) -> tuple[str | None, float]:
+    """--threshold's parser: "RATE" (every dependency) or "NAME=RATE" (one dependency; the
+    rate follows the last "=", so a name may hold one)."""
+    name, equals, rate = text.rpartition("=")
+    if not equals:
+        return None, _rate(text)
+    if not name:
+        raise argparse.ArgumentTypeError(f"must be RATE or NAME=RATE with a dependency's name, got {text!r}")
+    return name, _rate(rate)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `report` subcommand's options."""
     parser.add_argument("log", metavar="LOG.jsonl", help="a recovery log written by brace's JsonLinesSink "
@@ -50,8 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at: brace's clock, the one durations are measured on (default; the simulated "
                              "time of a demo run); time: when each line was logged (for a log appended "
                              "across restarts or by several machines)")  # fmt: skip
-    parser.add_argument("--threshold", type=_rate, default=0.5, metavar="RATE",
-                        help="the breakers' failure-rate threshold the early warning looks ahead to (default 0.5)")
+    parser.add_argument("--threshold", type=_threshold, action="append", default=[], metavar="[NAME=]RATE",
+                        help="the breakers' failure-rate threshold the early warning looks ahead to: RATE for "
+                             "every dependency (default 0.5), NAME=RATE for the dependency NAME as the report "
+                             "names it; repeatable")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     parser.add_argument("--chart", metavar="PNG", help="draw error rate and recovery time over time into this "
                                                        "PNG file (needs matplotlib: " + EXTRA + ")")  # fmt: skip
@@ -76,10 +89,11 @@ def main(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
             error(f"--chart: the directory of {args.chart!r} does not exist")
     if args.top < 0:
         error(f"--top must be an int >= 0, got {args.top}")
+    threshold, thresholds = _thresholds(args.threshold, error)
     from brace.analytics import LogFormatError, analyze
 
     try:
-        report = analyze(args.log, window=args.window, clock=args.clock, threshold=args.threshold)
+        report = analyze(args.log, window=args.window, clock=args.clock, threshold=threshold, thresholds=thresholds)
     except LogFormatError as failure:
         print(f"brace report: {failure}", file=sys.stderr)
         return 2
@@ -87,6 +101,10 @@ def main(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
         print(f"brace report: {args.log}: {failure}", file=sys.stderr)
         return 2
     data = report.as_dict()
+    named = {row["dependency"] for row in data["dependencies"]}
+    for name in sorted(set(thresholds) - named):  # a typo would otherwise pass unnoticed
+        print(f"brace report: --threshold {name}=...: {args.log} has no dependency {name!r} (it has: "
+              f"{', '.join(sorted(named)) or 'none'})", file=sys.stderr)  # fmt: skip
     if args.chart is not None:
         from brace.analytics._chart import chart
 
@@ -99,6 +117,20 @@ def main(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
         if args.chart is not None:
             print(f"chart: {args.chart}")
     return 0
+
+
+def _thresholds(given: list[tuple[str | None, float]], error: Callable[[str], Any]) -> tuple[float, dict[str, float]]:
+    """--threshold's values as analyze() takes them: (every dependency's, per dependency)."""
+    plain = [rate for name, rate in given if name is None]
+    if len(plain) > 1:
+        error(f"--threshold: one RATE for every dependency, got {len(plain)}; use NAME=RATE for one dependency")
+    each: dict[str, float] = {}
+    for name, rate in given:
+        if name is not None:
+            if name in each:
+                error(f"--threshold: {name!r} given twice")
+            each[name] = rate
+    return (plain[0] if plain else 0.5), each
 
 
 def _rich_available() -> bool:
@@ -167,11 +199,13 @@ def _tables(data: dict[str, Any], top: int) -> list[tuple[str, list[str], list[l
                    ["scope", "window", "starts at (+s)", "error rate", "expected", "z"],
                    [[row["scope"], str(row["window"]), f"{row['start'] - origin:.1f}", _percent(row["error_rate"]),
                      _percent(row["expected"]), f"{row['z']:.1f}"] for row in data["anomalies"]]))  # fmt: skip
-    tables.append((f"Early warnings (threshold {parameters['threshold']:.0%}, line over the last "
-                   f"{parameters['lookback']} windows, {parameters['horizon']:g} windows ahead)",
-                   ["dependency", "status", "fitted rate", "per window", "windows to threshold"],
-                   [[row["dependency"], row["status"], _percent(row["rate"]), f"{row['slope']:+.1%}",
-                     f"{row['windows_to_threshold']:.1f}"] for row in data["warnings"]]))  # fmt: skip
+    tables.append((f"Early warnings (failure rate of the attempts that ran, toward the threshold: "
+                   f"{parameters['threshold']:.0%}{' unless set per dependency' if parameters['thresholds'] else ''}; "
+                   f"line over the last {parameters['lookback']} windows, {parameters['horizon']:g} windows ahead)",
+                   ["dependency", "status", "threshold", "fitted rate", "per window", "windows to threshold"],
+                   [[row["dependency"], row["status"], _percent(row["threshold"]), _percent(row["rate"]),
+                     f"{row['slope']:+.1%}", f"{row['windows_to_threshold']:.1f}"]
+                    for row in data["warnings"]]))  # fmt: skip
     return tables
 
 

@@ -254,6 +254,8 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         alpha, z, warmup, min_std: The anomaly rule's parameters (brace.analytics.detect_anomalies).
         threshold: The breaker's failure rate for the early warning: a CircuitBreaker (its
             failure_rate_threshold) or a rate in (0, 1] (default 0.5, a breaker's default).
+            It is compared with the failure rate of the attempts that ran, as a breaker
+            counts them (rejections by the caller's own policy are left out).
         thresholds: Per dependency (its name as the report gives it: an HTTP origin, an
             operation), a CircuitBreaker or a rate in place of `threshold`.
         lookback, horizon: The early warning's parameters (brace.analytics.early_warning).
@@ -296,7 +298,12 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         dependencies.append(_dependency_row(name, kept, when))
         if len(per_dependency) > 1:
             anomalies += rules.anomalies(name, per_dependency[name])
-        warning = rules.warning(name, per_dependency[name])
+        # A breaker counts the calls that reached the dependency: the caller's own policy's
+        # rejections (ran=False) are no failures of it, and would count against it here.
+        reached = [record for record in kept if record.ran]
+        where = per_dependency[name] if len(reached) == len(kept) else _series_of(
+            reached, when, origin=origin, window=width, count=count)  # fmt: skip
+        warning = rules.warning(name, where)
         if warning is not None:
             warnings.append(warning)
     data: dict[str, Any] = {
