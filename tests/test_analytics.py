@@ -515,6 +515,23 @@ class TestBadLogs:
         (record,) = load(path).records
         assert record.frames == ("m" * 401, "app:f0", "app:f1")
 
+    def test_a_json_document_is_told_from_a_log(self, tmp_path: Path) -> None:
+        report = analyze(write(tmp_path / "log.jsonl", json.dumps(GOOD))).as_dict()
+        documents = {"report.json": (json.dumps(report, indent=2), "the output of `brace report --json`"),
+                     "compact.json": (json.dumps(report), "the output of `brace report --json`"),
+                     "list.json": (json.dumps([GOOD, GOOD], indent=1), "`brace demo --log run.jsonl` writes one")}
+        for name, (text, hint) in documents.items():
+            path = write(tmp_path / name, text)
+            with pytest.raises(LogFormatError, match="a JSON document, not a recovery log") as info:
+                load(path)
+            assert info.value.line is None and hint in info.value.reason
+        # Not a document: a log whose first line is broken, or one malformed event, says what is wrong with the line.
+        for lines, reason in ((["{not json", json.dumps(GOOD)], "line 1: not JSON"),
+                              ([json.dumps({**GOOD, "at": "soon"})], "line 1: 'at' must be a number"),
+                              (["", json.dumps({**GOOD, "kind": "party"})], "line 2: 'kind' must be one of")):
+            with pytest.raises(LogFormatError, match=reason):
+                load(write(tmp_path / "broken.jsonl", *lines))
+
     def test_an_unreadable_file(self, tmp_path: Path) -> None:
         for path in (tmp_path / "missing.jsonl", tmp_path):
             with pytest.raises(LogFormatError, match="cannot read the file") as info:
@@ -723,3 +740,10 @@ class TestCommand:
         injected = {name for name, row in figures["by_category"].items() if row["calls"]}
         assert injected <= categories
         assert chart.read_bytes().startswith(PNG_SIGNATURE)
+        # The demo's --json figures are no log: the command says which file to give it instead.
+        figures_file = tmp_path / "demo.json"
+        figures_file.write_text(demo.stdout, encoding="utf-8")
+        result = report_command(str(figures_file))
+        assert result.returncode == 2 and result.stdout == ""
+        assert f"{figures_file}: a JSON document, not a recovery log" in result.stderr
+        assert "the output of `brace demo --json`: the demo writes its recovery log with --log" in result.stderr

@@ -29,6 +29,9 @@ Clock = Literal["at", "time"]
 
 # Times beyond this many seconds (about 3,000 years) are no clock's: set aside as hostile.
 _TIME_LIMIT = 1e11
+# A file whose first line is no event is read whole, to tell a JSON document from a broken
+# log, up to this size: a JSON document brace writes (a report, the demo's figures) is far smaller.
+_DOCUMENT_LIMIT = 64 * 1024 * 1024
 # A skipped event's reason is kept for this many lines; the rest are only counted.
 _SKIPPED_KEPT = 20
 # A log's error keeps at most this many frames, each cut to this many characters (what
@@ -44,7 +47,8 @@ class LogFormatError(BraceError, ValueError):
 
     Attributes:
         path: The file (None for events in memory).
-        line: The line's number, from 1 (None when the file itself could not be read).
+        line: The line's number, from 1 (None when the file as a whole is at fault: it could
+            not be read, or it is one JSON document, not JSON lines).
         reason: What is wrong with it.
     """
 
@@ -261,17 +265,46 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 
 def _load_file(path: str) -> Loaded:
     loaded = Loaded(source=path)
-    for number, text in _lines(path):
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as error:
-            raise LogFormatError(path=path, line=number, reason=f"not JSON ({str(error)[:120]})") from None
-        if not isinstance(data, dict):
-            raise LogFormatError(path=path, line=number, reason=f"not a JSON object but a {type(data).__name__}")
-        _record(data, f"line {number}", loaded, path, number)
+    first: int | None = None  # the first line that is not blank
+    try:
+        for number, text in _lines(path):
+            if not text.strip():
+                continue
+            first = number if first is None else first
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError) as error:
+                raise LogFormatError(path=path, line=number, reason=f"not JSON ({str(error)[:120]})") from None
+            if not isinstance(data, dict):
+                raise LogFormatError(path=path, line=number, reason=f"not a JSON object but a {type(data).__name__}")
+            _record(data, f"line {number}", loaded, path, number)
+    except LogFormatError as error:
+        document = _json_document(path) if error.line is not None and error.line == first else None
+        if document is not None:
+            raise LogFormatError(path=path, line=None, reason=document) from None
+        raise
     return loaded
+
+
+def _json_document(path: str) -> str | None:
+    """Why a file whose first line is no event is one JSON document (a report, the demo's
+    --json output) rather than a log, with what to read instead; None when it is not one."""
+    try:
+        if os.path.getsize(path) > _DOCUMENT_LIMIT:
+            return None
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError, RecursionError):  # not one JSON value either: the line's own error stands
+        return None
+    if isinstance(data, dict) and "kind" in data:  # one event of brace's, malformed: the line's error says how
+        return None
+    what = "a JSON document, not a recovery log (JSON lines: one event a line, as a JsonLinesSink writes)"
+    if isinstance(data, dict) and "attempts_logged" in data and "all_targets_met" in data:
+        return (f"{what}; it looks like the output of `brace demo --json`: the demo writes its recovery log "
+                "with --log (`brace demo --log run.jsonl`), and `brace report run.jsonl` reads that")
+    if isinstance(data, dict) and "fingerprints" in data and "totals" in data:
+        return f"{what}; it looks like the output of `brace report --json`: report on the log it was made from"
+    return f"{what}; `brace demo --log run.jsonl` writes one, for instance"
 
 
 def _load_events(events: Iterable[object], source: str) -> Loaded:
