@@ -98,6 +98,15 @@ class TestFingerprints:
         assert fingerprint("TimeoutError", "read timed out after 5 s") == (digest[:12], "read timed out after <n> s")
         assert fingerprint("TimeoutError", "read timed out after 5 s")[0] == "1c9e428f04a1"
 
+    def test_frames_tell_places_apart_and_none_keep_the_old_id(self) -> None:
+        bare = fingerprint("TimeoutError", "read timed out after 5 s")
+        here = fingerprint("TimeoutError", "read timed out after 5 s", None, ["app.db:read", "app.api:get"])
+        there = fingerprint("TimeoutError", "read timed out after 5 s", None, ["app.cache:read", "app.api:get"])
+        assert len({bare[0], here[0], there[0]}) == 3 and bare[1] == here[1] == there[1]
+        assert fingerprint("TimeoutError", "read timed out after 5 s", None, []) == bare  # a log without frames
+        digest = hashlib.sha256(b"TimeoutError\nread timed out after <n> s\nNone\napp.db:read\napp.api:get")
+        assert here[0] == digest.hexdigest()[:12]  # as documented: the frames one a line after the status
+
     def test_a_huge_message_costs_a_bounded_template(self) -> None:
         assert len(template("x" * 10_000_000)) == 2_000
 
@@ -130,6 +139,7 @@ class TestAggregation:
         failures: Counter[tuple[str, int]] = Counter()
         calls: dict[tuple[str, int], set[object]] = defaultdict(set)
         by_dependency: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        first_ids: dict[tuple[str, int], list[str]] = defaultdict(list)  # in the log's order
         for index, (operation, correlation_id, failed, which, number, at) in enumerate(drawn):
             kind, text = TEMPLATES[which]
             error = {"TimeoutError": TimeoutError, "ConnectionResetError": ConnectionResetError,
@@ -140,6 +150,8 @@ class TestAggregation:
                 by_dependency[dependency_of(operation)][1] += 1
                 failures[(kind, which)] += 1
                 calls[(kind, which)].add(correlation_id if correlation_id is not None else ("none", index))
+                if correlation_id is not None and correlation_id not in first_ids[(kind, which)]:
+                    first_ids[(kind, which)].append(correlation_id)
         data = analyze(events).as_dict()
         ids = {fingerprint(kind, text.format(0))[0]: (kind, which) for which, (kind, text) in enumerate(TEMPLATES)}
         if any(kind == "KeyError" for kind, _ in failures):
@@ -147,12 +159,23 @@ class TestAggregation:
             ids[fingerprint("KeyError", "\"'0'\"")[0]] = ("KeyError", 2)
         seen = {ids[row["id"]]: (row["failures"], row["calls"]) for row in data["fingerprints"]}
         assert seen == {key: (count, len(calls[key])) for key, count in failures.items()}
+        for row in data["fingerprints"]:
+            assert row["correlation_id_sample"] == first_ids[ids[row["id"]]]
+            assert row["correlation_ids"] == len(first_ids[ids[row["id"]]])
         assert {row["dependency"]: [row["attempts"], row["failures"]] for row in data["dependencies"]} == by_dependency
         assert data["totals"]["attempts"] == len(drawn)
         assert data["totals"]["failures"] == sum(failures.values())
         assert sum(row["failures"] for row in data["categories"]) == sum(failures.values())
         assert sum(row["attempts"] for row in data["windows"]) == len(drawn)
         assert sum(row["errors"] for row in data["windows"]) == sum(failures.values())
+
+    def test_impact_lists_the_first_correlation_ids_and_counts_them_all(self) -> None:
+        events = [attempt("fetch", float(index), failed=True, correlation_id=f"order-{index % 50}")
+                  for index in range(200)]  # fmt: skip
+        events += [attempt("fetch", 300.0, failed=True)]  # no correlation id: a call, but no id to list
+        (row,) = analyze(events).as_dict()["fingerprints"]
+        assert row["correlation_id_sample"] == [f"order-{index}" for index in range(20)]
+        assert (row["correlation_ids"], row["calls"], row["failures"]) == (50, 51, 201)
 
 
 # -- anomalies ---------------------------------------------------------------------------------
@@ -278,6 +301,24 @@ class TestEarlyWarning:
         with pytest.raises(TypeError, match="thresholds must be a mapping"):
             analyze(events, thresholds=[0.5])  # type: ignore[arg-type]
 
+    def test_rejections_by_the_callers_own_policy_do_not_count_toward_the_breaker(self) -> None:
+        # 10% of the calls fail at the dependency all along; rejections by the caller's own
+        # limiter (ran=False: nothing was sent) rise from 0 to 40% of the attempts.
+        events = []
+        for window, rejected in enumerate([0, 0, 10, 20, 30, 40]):  # of 100 per 10 s window
+            for index in range(100):
+                at = window * 10.0 + index * 0.09
+                if index < rejected:
+                    events.append(attempt("GET http://db:5432", at, failed=True, ran=False))
+                else:
+                    events.append(attempt("GET http://db:5432", at, failed=index % 10 == 0))
+        data = analyze(events, window=10.0, threshold=0.3).as_dict()
+        assert data["warnings"] == []
+        assert data["windows"][-1]["error_rate"] > 0.4  # the callers did see the rejections fail
+        ran = [attempt(event.operation, event.at, failed=event.outcome == "failure") for event in events]
+        data = analyze(ran, window=10.0, threshold=0.3).as_dict()  # the same failures, all of them sent
+        assert [(row["dependency"], row["status"]) for row in data["warnings"]] == [("http://db:5432", "above")]
+
 
 # -- episodes, MTTR and MTBF ---------------------------------------------------------------------
 
@@ -362,6 +403,27 @@ class TestRealLogs:
             assert from_memory[key] == from_file[key]
         assert len(load(path).records) == len(memory.events())
 
+    def test_the_same_error_raised_in_two_places_is_two_fingerprints(self, tmp_path: Path) -> None:
+        def read_cache(item: int) -> int:
+            raise KeyError(f"item {item}")
+
+        def read_database(item: int) -> int:
+            raise KeyError(f"item {item}")
+
+        memory, jsonl = MemorySink(), JsonLinesSink(tmp_path / "log.jsonl")
+        log = RecoveryLog(memory, jsonl)
+        recovery = brace.Recovery(name="read", escalation=brace.EscalationPolicy())  # abort: not retried
+        recovery.add_listener(log)
+        for item in range(6):
+            with correlation(f"job-{item}"), pytest.raises(brace.RecoveryFailed):
+                recovery.call(read_cache if item % 3 else read_database, item)
+        log.close()
+        where = "test_analytics:TestRealLogs.test_the_same_error_raised_in_two_places_is_two_fingerprints.<locals>."
+        for source in (memory, jsonl.path):
+            rows = analyze(source).as_dict()["fingerprints"]
+            assert [(row["template"], row["frames"], row["failures"]) for row in rows] == [
+                ("'<str>'", [where + "read_cache"], 4), ("'<str>'", [where + "read_database"], 2)]
+
     def test_clock_time_reads_the_logging_time(self, tmp_path: Path) -> None:
         path = tmp_path / "log.jsonl"
         log = RecoveryLog(JsonLinesSink(path))
@@ -426,6 +488,8 @@ class TestBadLogs:
         (json.dumps({**GOOD, "at": "soon"}), "'at' must be a number, got str"),
         (json.dumps({**GOOD, "attempt": 1.5}), "'attempt' must be an integer"),
         (json.dumps({**GOOD, "error": "boom"}), "'error' must be null or an object"),
+        (json.dumps({**GOOD, "error": {**GOOD["error"], "frames": "app:f"}}), "'frames' must be absent, null or a list"),
+        (json.dumps({**GOOD, "error": {**GOOD["error"], "frames": ["app:f", 3]}}), "'frames' must be absent"),
         (json.dumps({k: v for k, v in GOOD.items() if k != "operation"}), "'operation' must be a string"),
         ('{"kind": "attempt", "attempt": ' + "9" * 5000 + "}", "not JSON"),
     ])  # fmt: skip
@@ -438,6 +502,35 @@ class TestBadLogs:
         result = report_command(str(path))
         assert result.returncode == 2 and result.stdout == ""
         assert f"{path}, line 3: " in result.stderr and reason in result.stderr
+
+    def test_a_log_without_frames_loads_with_the_fingerprint_it_always_had(self, tmp_path: Path) -> None:
+        path = write(tmp_path / "old.jsonl", json.dumps(GOOD), json.dumps({**GOOD, "error": {**GOOD["error"], "frames": None}}))
+        assert [record.frames for record in load(path).records] == [(), ()]
+        (row,) = analyze(path).as_dict()["fingerprints"]
+        assert row["id"] == fingerprint("TimeoutError", "timed out")[0] and row["frames"] == []
+
+    def test_hostile_frames_cost_a_bounded_record(self, tmp_path: Path) -> None:
+        frames = ["m" * 1_000_000, *(f"app:f{index}" for index in range(100_000))]
+        path = write(tmp_path / "log.jsonl", json.dumps({**GOOD, "error": {**GOOD["error"], "frames": frames}}))
+        (record,) = load(path).records
+        assert record.frames == ("m" * 401, "app:f0", "app:f1")
+
+    def test_a_json_document_is_told_from_a_log(self, tmp_path: Path) -> None:
+        report = analyze(write(tmp_path / "log.jsonl", json.dumps(GOOD))).as_dict()
+        documents = {"report.json": (json.dumps(report, indent=2), "the output of `brace report --json`"),
+                     "compact.json": (json.dumps(report), "the output of `brace report --json`"),
+                     "list.json": (json.dumps([GOOD, GOOD], indent=1), "`brace demo --log run.jsonl` writes one")}
+        for name, (text, hint) in documents.items():
+            path = write(tmp_path / name, text)
+            with pytest.raises(LogFormatError, match="a JSON document, not a recovery log") as info:
+                load(path)
+            assert info.value.line is None and hint in info.value.reason
+        # Not a document: a log whose first line is broken, or one malformed event, says what is wrong with the line.
+        for lines, reason in ((["{not json", json.dumps(GOOD)], "line 1: not JSON"),
+                              ([json.dumps({**GOOD, "at": "soon"})], "line 1: 'at' must be a number"),
+                              (["", json.dumps({**GOOD, "kind": "party"})], "line 2: 'kind' must be one of")):
+            with pytest.raises(LogFormatError, match=reason):
+                load(write(tmp_path / "broken.jsonl", *lines))
 
     def test_an_unreadable_file(self, tmp_path: Path) -> None:
         for path in (tmp_path / "missing.jsonl", tmp_path):
@@ -544,7 +637,46 @@ class TestCommand:
             for heading in ("Error fingerprints", "Dependencies", "Categories", "Anomalies", "Early warnings"):
                 assert heading in result.stdout
             assert "TimeoutError: read of item <n> timed out after <n> s" in result.stdout
+            assert "job-0, job-3, job-6, job-9, job-12, ..." in result.stdout  # the calls affected
             assert "fetch" in result.stdout and "timeout" in result.stdout
+
+    def test_thresholds_per_dependency(self, tmp_path: Path) -> None:
+        lines = [json.dumps({**GOOD, "operation": operation, "at": float(at), "outcome": outcome,
+                             "error": None if outcome == "success" else GOOD["error"]})
+                 for at in range(100) for operation, outcome in (("db", "failure" if at % 5 else "success"),
+                                                                  ("cache", "failure" if at % 5 == 0 else "success"))]
+        path = write(tmp_path / "log.jsonl", *lines)  # db fails 80% of its attempts, cache 20%
+        result = report_command(str(path), "--json", "--window", "10", "--threshold", "0.9", "--threshold",
+                                "cache=0.1", "--threshold", "db=0.85")  # fmt: skip
+        assert result.returncode == 0 and result.stderr == ""
+        data = json.loads(result.stdout)
+        assert data["parameters"]["threshold"] == 0.9 and data["parameters"]["thresholds"] == {"cache": 0.1, "db": 0.85}
+        assert [(row["dependency"], row["status"], row["threshold"]) for row in data["warnings"]] == [
+            ("cache", "above", 0.1)]  # db's 80% is below its own 85%
+        result = report_command(str(path), "--plain", "--window", "10", "--threshold", "db=0.5", "--threshold",
+                                "dbb=0.5")  # fmt: skip
+        assert result.returncode == 0  # a name in no dependency: said, not fatal (another log may have it)
+        assert "has no dependency 'dbb' (it has: cache, db)" in result.stderr
+        assert ["db", "above", "50.0%", "80.0%"] in [line.split()[:4] for line in result.stdout.splitlines()]
+
+    @pytest.mark.parametrize("values, message", [
+        (["0.3", "0.4"], "one RATE for every dependency, got 2"), (["=0.3"], "must be RATE or NAME=RATE"),
+        (["db=1.5"], "must be a failure rate in (0, 1], got 1.5"), (["db=0.2", "db=0.3"], "'db' given twice"),
+        (["db="], "must be a failure rate in (0, 1], got ''"),
+    ])  # fmt: skip
+    def test_bad_thresholds(self, tmp_path: Path, values: list[str], message: str) -> None:
+        arguments = [item for value in values for item in ("--threshold", value)]
+        result = report_command(str(write(tmp_path / "log.jsonl", json.dumps(GOOD))), *arguments)
+        assert result.returncode == 2 and "--threshold" in result.stderr and message in result.stderr
+
+    def test_tables_show_a_logs_text_as_it_is(self, tmp_path: Path) -> None:
+        # Messages and correlation ids are the log's text, not rich markup: "[/x]" would raise in markup.
+        line = {**GOOD, "correlation_id": "[/x]", "error": {"type": "RuntimeError", "message": "[bold]boom[/]"}}
+        path = write(tmp_path / "log.jsonl", json.dumps(line))
+        for extra in ([], ["--plain"]):
+            result = report_command(str(path), *extra)
+            assert result.returncode == 0, result.stderr
+            assert "RuntimeError: [bold]boom[/]" in result.stdout and "[/x]" in result.stdout
 
     def test_the_chart_is_a_png_drawn_headless(self, real_log: Path, tmp_path: Path) -> None:
         chart = tmp_path / "chart.png"
@@ -608,3 +740,10 @@ class TestCommand:
         injected = {name for name, row in figures["by_category"].items() if row["calls"]}
         assert injected <= categories
         assert chart.read_bytes().startswith(PNG_SIGNATURE)
+        # The demo's --json figures are no log: the command says which file to give it instead.
+        figures_file = tmp_path / "demo.json"
+        figures_file.write_text(demo.stdout, encoding="utf-8")
+        result = report_command(str(figures_file))
+        assert result.returncode == 2 and result.stdout == ""
+        assert f"{figures_file}: a JSON document, not a recovery log" in result.stderr
+        assert "the output of `brace demo --json`: the demo writes its recovery log with --log" in result.stderr

@@ -167,7 +167,7 @@ class TestEventDict:
             "detail": "refresh: ok",
             "classification": {"category": "timeout", "severity": "MEDIUM", "transient": True, "retryable": True,
                                "status": 504, "retry_after": None},  # fmt: skip
-            "error": {"type": "httpx.HTTPStatusError", "message": "status 504"},
+            "error": {"type": "httpx.HTTPStatusError", "message": "status 504", "frames": []},  # never raised
             "ran": True,
         }
 
@@ -179,7 +179,7 @@ class TestEventDict:
     def test_an_error_whose_str_raises(self) -> None:
         data = event_dict(event(error=Unprintable()))
         assert data["error"] == {"type": "test_recovery_log.Unprintable",
-                                 "message": "<str() raised AttributeError>"}  # fmt: skip
+                                 "message": "<str() raised AttributeError>", "frames": []}  # fmt: skip
 
     def test_an_error_whose_class_has_no_str_module(self) -> None:
         class Generated(Exception):
@@ -188,7 +188,26 @@ class TestEventDict:
         Generated.__module__ = None  # type: ignore[assignment]
         data = event_dict(event(error=Generated("quota")))
         assert data["error"] == {"type": "TestEventDict.test_an_error_whose_class_has_no_str_module.<locals>.Generated",
-                                 "message": "quota"}  # fmt: skip
+                                 "message": "quota", "frames": []}  # fmt: skip
+
+    def test_a_raised_error_has_its_innermost_frames(self, tmp_path: Path) -> None:
+        def read_row() -> None:
+            raise ValueError("row 7 is malformed")  # not retried: one attempt
+
+        def fetch_sheet() -> None:
+            read_row()
+
+        path = tmp_path / "frames.jsonl"
+        log = RecoveryLog(JsonLinesSink(path))
+        recovery = brace.Recovery(name="fetch_sheet", escalation=brace.EscalationPolicy())
+        recovery.add_listener(log)
+        with pytest.raises(brace.RecoveryFailed):
+            recovery.call(fetch_sheet)
+        log.close()
+        where = "TestEventDict.test_a_raised_error_has_its_innermost_frames.<locals>."
+        failed = next(json.loads(line) for line in path.read_text().splitlines() if '"attempt"' in line)
+        # Innermost first, module and function only: no file, line or local; brace's own frames left out.
+        assert failed["error"]["frames"] == [f"test_recovery_log:{where}read_row", f"test_recovery_log:{where}fetch_sheet"]
 
     def test_the_server_wait_is_a_float(self) -> None:
         response = httpx.Response(429, request=_REQUEST, headers={"Retry-After": "7"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brace._safe import clean_text, describe, error_dict, name_of, safe_repr, safe_str, type_name
+from brace._safe import clean_text, describe, error_dict, innermost_frames, name_of, safe_repr, safe_str, type_name
 from hostile import Raising, Recipe, Sly, Unprintable, recipes, without_module
 
 FUNCTIONS: list[Callable[[object], object]] = [safe_str, safe_repr, type_name, describe, error_dict, name_of]
@@ -149,3 +150,101 @@ def test_name_of_a_callable() -> None:
     assert name_of(functools.partial(local)) == "partial"
     assert name_of(Opaque) == "Opaque"
     assert name_of(Opaque()) == "Opaque"  # an instance: its class's name
+
+
+# -- innermost_frames ----------------------------------------------------------------------------
+
+
+def _raised(fn: Callable[[], object]) -> BaseException:
+    try:
+        fn()
+    except BaseException as error:
+        return error
+    raise AssertionError("fn did not raise")
+
+
+def _innermost() -> None:
+    raise TimeoutError("deep")
+
+
+def _middle() -> None:
+    _innermost()
+
+
+def _outer() -> None:
+    _middle()
+
+
+def _outermost() -> None:
+    _outer()
+
+
+def test_frames_are_the_innermost_first_as_module_and_function() -> None:
+    error = _raised(_outermost)
+    assert innermost_frames(error) == ["test_safe:_innermost", "test_safe:_middle", "test_safe:_outer"]
+    assert innermost_frames(error, limit=1) == ["test_safe:_innermost"]
+    assert innermost_frames(error, limit=10)[:4] == [*innermost_frames(error), "test_safe:_outermost"]
+
+
+def test_frames_name_methods_by_their_qualified_name() -> None:
+    class Client:
+        def charge(self) -> None:
+            raise ConnectionResetError("reset")
+
+    (frame, *_) = innermost_frames(_raised(Client().charge))
+    name = "test_frames_name_methods_by_their_qualified_name.<locals>.Client.charge"
+    assert frame == ("test_safe:" + name if sys.version_info >= (3, 11) else "test_safe:charge")
+
+
+def test_an_error_never_raised_or_no_exception_has_no_frames() -> None:
+    assert innermost_frames(TimeoutError("built, not raised")) == []
+    assert innermost_frames(httpx.Response(503)) == [] and innermost_frames(None) == []
+
+
+def test_brace_frames_that_called_the_failing_code_end_the_walk() -> None:
+    import brace
+
+    def direct() -> None:
+        raise ValueError("bad input")
+
+    # The Recovery's own frames between this test and `direct` are the way the call went.
+    recovery = brace.Recovery(name="frames", escalation=brace.EscalationPolicy())
+    failed = _raised(lambda: recovery.call(direct))
+    cause = failed.__cause__
+    assert cause is not None
+    assert innermost_frames(cause) == ["test_safe:test_brace_frames_that_called_the_failing_code_end_the_walk."
+                                       "<locals>.direct"]  # fmt: skip
+    async def direct_async() -> None:
+        raise ValueError("bad input")
+
+    # Awaited through other frames of brace's, the same one frame.
+    failed_async = _raised(lambda: asyncio.run(recovery.call_async(direct_async)))
+    assert failed_async.__cause__ is not None
+    assert innermost_frames(failed_async.__cause__) == [
+        "test_safe:test_brace_frames_that_called_the_failing_code_end_the_walk.<locals>.direct_async"]
+    # An error raised inside brace keeps brace's frames: they are where it failed.
+    assert all(frame.startswith("brace.") for frame in innermost_frames(failed))
+
+
+def test_frames_run_none_of_the_errors_code() -> None:
+    class Hiding(Exception):
+        @property
+        def __traceback__(self) -> None:  # type: ignore[override]
+            raise RuntimeError("a property in the way")
+
+    error = _raised(lambda: _raise(Hiding("x")))
+    assert innermost_frames(error)[0] == "test_safe:_raise"
+
+
+def _raise(error: BaseException) -> None:
+    raise error
+
+
+@pytest.mark.parametrize("module", [None, 42, Sly("sly.module"), "lone \udc80", "m" * 10_000],
+                         ids=["None", "int", "sly", "surrogate", "huge"])
+def test_frames_of_code_whose_module_name_is_odd(module: object) -> None:
+    namespace: dict[str, Any] = {"__name__": module}
+    exec("def fail():\n    raise KeyError('k')\n", namespace)
+    (frame,) = innermost_frames(_raised(namespace["fail"]), limit=1)
+    assert is_clean(frame) and frame.endswith(":fail") and len(frame) <= 200 + len(":fail")
+    assert frame.startswith("?:") == (not isinstance(module, str))

@@ -19,14 +19,21 @@ raised by the object's own methods go through: they are not about formatting.
 
 from __future__ import annotations
 
+import sys
+from types import TracebackType
 from typing import Any, cast
 
-__all__ = ["add_note", "clean_text", "describe", "error_dict", "name_of", "safe_repr", "safe_str", "type_name"]
+__all__ = ["add_note", "clean_text", "describe", "error_dict", "innermost_frames", "name_of", "safe_repr",
+           "safe_str", "type_name"]  # fmt: skip
 
 # type's own descriptors: they read the class's C-level slots, so a metaclass
 # that overrides __qualname__ or __module__ cannot run code here.
 _QUALNAME: Any = type.__dict__["__qualname__"]
 _MODULE: Any = type.__dict__["__module__"]
+# BaseException's own descriptor: an exception class cannot put code of its own behind it.
+_TRACEBACK: Any = BaseException.__dict__["__traceback__"]
+# A frame's module or function name is cut to this many characters (a module may name itself anything).
+_FRAME_NAME = 200
 
 
 def clean_text(text: str) -> str:
@@ -91,6 +98,65 @@ def error_dict(error: object) -> dict[str, str] | None:
     if error is None:
         return None
     return {"type": type_name(error), "message": safe_str(error)}
+
+
+def innermost_frames(error: object, limit: int = 3) -> list[str]:
+    """Where an exception was raised: its traceback's innermost `limit` frames, innermost
+    first, as "module:function" ("app.billing:Client.charge"). No file, line number or
+    local variable: nothing sensitive, and the same after the code around it is edited.
+
+    Frames of brace itself that called the failing code (Recovery, Policy, the
+    integrations' transports: the way the call went, not where it failed) end the
+    walk outward once a frame of other code was taken, so an error reads the same
+    whichever of brace's paths ran it. An error raised inside brace keeps brace's
+    frames. [] for an error without a traceback (never raised, or no exception).
+    Runs none of the error's code; costs a walk of the traceback and `limit` strings.
+    """
+    if not isinstance(error, BaseException):
+        return []
+    # The traceback runs from the outermost frame to the innermost: count it, then skip to
+    # the last `limit` entries (two walks of a linked list, nothing allocated for a deep one).
+    entry: TracebackType | None = _TRACEBACK.__get__(error)
+    depth = 0
+    while entry is not None:
+        depth += 1
+        entry = entry.tb_next
+    entry = _TRACEBACK.__get__(error)
+    for _ in range(depth - limit):
+        entry = entry.tb_next  # type: ignore[union-attr]  # depth counted them
+    last: list[TracebackType] = []
+    while entry is not None:
+        last.append(entry)
+        entry = entry.tb_next
+    frames: list[str] = []
+    inside_brace = True  # only brace's frames taken so far
+    for entry in reversed(last):
+        frame = entry.tb_frame
+        module = _module_of(frame.f_globals)
+        ours = module == "brace" or module.startswith("brace.")
+        if ours and not inside_brace:
+            break
+        inside_brace = inside_brace and ours
+        if sys.version_info >= (3, 11):
+            function = frame.f_code.co_qualname
+        else:  # no qualified name before 3.11: a method reads as its bare name
+            function = frame.f_code.co_name
+        frames.append(f"{module}:{_plain(function)}")
+    return frames
+
+
+def _module_of(namespace: dict[str, Any]) -> str:
+    """The module name a frame's globals hold, or "?" when they hold no str one."""
+    # dict.get, not the mapping's own: exec() accepts a dict subclass as globals.
+    name = dict.get(namespace, "__name__")
+    return _plain(cast(str, name)) if issubclass(type(name), str) else "?"
+
+
+def _plain(name: str) -> str:
+    """A module's or function's name as clean text, cut to _FRAME_NAME characters."""
+    if type(name) is str and str.isascii(name):  # the common case, without clean_text's copy
+        return name[:_FRAME_NAME]
+    return clean_text(name)[:_FRAME_NAME]
 
 
 def name_of(fn: object) -> str:

@@ -3,8 +3,8 @@ what is getting worse.
 
 Reads what brace writes: a JSON-lines file of a JsonLinesSink, or the events of a
 MemorySink or a RecoveryLog in memory (`load`). `analyze` gives a `Report`:
-error fingerprints (type + message template + HTTP status: the log keeps no
-traceback, so no frames), failures and their impact by fingerprint, dependency
+error fingerprints (type + message template + HTTP status + the innermost
+frames where it was raised), failures and their impact by fingerprint, dependency
 and category, per-window series of calls, errors, error rate and recovery
 time, anomalies of the error rate (EWMA z-score), early warnings of a
 dependency's failure rate rising toward its breaker's threshold (a

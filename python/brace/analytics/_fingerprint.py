@@ -1,16 +1,20 @@
 """Error fingerprints: what tells one kind of failure from another across many calls.
 
 A fingerprint is the error's type, its message as a template (the parts that
-change from call to call replaced by placeholders) and its HTTP status, when
-there is one. The recovery log keeps no traceback (an event holds the error's
-type and message only), so there are no frames to add: two errors of the same
-type and template raised at different places share a fingerprint.
+change from call to call replaced by placeholders), its HTTP status, when
+there is one, and the innermost frames of its traceback ("module:function",
+as the recovery log records them: no line numbers, so an edit elsewhere in a
+file keeps the fingerprint): the same error raised at two places is two
+fingerprints. An error without frames (a log written before brace recorded
+them, an error never raised, a failed response) has the fingerprint of its
+type, template and status alone, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 __all__ = ["fingerprint", "template"]
 
@@ -45,9 +49,14 @@ def template(message: str) -> str:
     return " ".join(text.split())
 
 
-def fingerprint(error_type: str, message: str, status: int | None = None) -> tuple[str, str]:
+def fingerprint(error_type: str, message: str, status: int | None = None,
+                frames: Sequence[str] = ()) -> tuple[str, str]:  # fmt: skip
     """(id, template) of an error: the id is 12 hex digits of a SHA-256 of the type, the
-    template and the status, the same in every run and on every machine."""
+    template, the status and the frames (innermost first; none: the hash of the first
+    three alone), the same in every run and on every machine."""
     shape = template(message)
-    digest = hashlib.sha256(f"{error_type}\n{shape}\n{status}".encode("utf-8", "backslashreplace"))
+    text = f"{error_type}\n{shape}\n{status}"
+    if frames:
+        text += "\n" + "\n".join(frames)
+    digest = hashlib.sha256(text.encode("utf-8", "backslashreplace"))
     return digest.hexdigest()[:12], shape

@@ -29,8 +29,15 @@ Clock = Literal["at", "time"]
 
 # Times beyond this many seconds (about 3,000 years) are no clock's: set aside as hostile.
 _TIME_LIMIT = 1e11
+# A file whose first line is no event is read whole, to tell a JSON document from a broken
+# log, up to this size: a JSON document brace writes (a report, the demo's figures) is far smaller.
+_DOCUMENT_LIMIT = 64 * 1024 * 1024
 # A skipped event's reason is kept for this many lines; the rest are only counted.
 _SKIPPED_KEPT = 20
+# A log's error keeps at most this many frames, each cut to this many characters (what
+# brace writes fits: a hostile line costs no more).
+_FRAMES = 3
+_FRAME_TEXT = 401
 # "<Response [503 Service Unavailable]>": a failed response as httpx, requests and aiohttp print it.
 _RESPONSE_STATUS = re.compile(r"<(?:Client)?Response \[([1-5][0-9]{2})\b")
 
@@ -40,7 +47,8 @@ class LogFormatError(BraceError, ValueError):
 
     Attributes:
         path: The file (None for events in memory).
-        line: The line's number, from 1 (None when the file itself could not be read).
+        line: The line's number, from 1 (None when the file as a whole is at fault: it could
+            not be read, or it is one JSON document, not JSON lines).
         reason: What is wrong with it.
     """
 
@@ -73,6 +81,9 @@ class Record:
         status: The HTTP status, from the classification or the failed response, or None.
         error_type: The error's type name, or None.
         error_message: The error's message, or None.
+        frames: Where the error was raised: up to 3 "module:function", innermost first;
+            () for events without an error, errors never raised, and logs written before
+            brace recorded frames.
         ran: Whether the operation ran ("attempt" events).
         time: When the event was logged, seconds since the epoch (JSON lines only), or None.
         line: The line of the file it came from (from 1), or None.
@@ -94,6 +105,7 @@ class Record:
     ran: bool
     time: float | None = None
     line: int | None = None
+    frames: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -185,6 +197,9 @@ def _checked(data: dict[str, object], bad: Callable[[str], LogFormatError]) -> N
     if error is not None and not (isinstance(error, dict) and isinstance(error.get("type"), str)
                                   and isinstance(error.get("message"), str)):  # fmt: skip
         raise bad("'error' must be null or an object with string 'type' and 'message'")
+    frames = None if error is None else error.get("frames")
+    if frames is not None and not (isinstance(frames, list) and all(isinstance(frame, str) for frame in frames)):
+        raise bad("'error'.'frames' must be absent, null or a list of strings")
     classification = data.get("classification")
     if classification is not None and not (isinstance(classification, dict)
                                            and isinstance(classification.get("category"), str)):  # fmt: skip
@@ -225,13 +240,14 @@ def _record(data: dict[str, Any], where: str, loaded: Loaded, path: str | None, 
         category = classification["category"]
     elif error_type is not None and error_message is not None:
         category = _inferred_category(error_type, error_message, status)
+    frames = () if error is None else tuple(frame[:_FRAME_TEXT] for frame in (error.get("frames") or ())[:_FRAMES])
     stamp = data.get("time")
     loaded.records.append(Record(
         kind=data["kind"], operation=data["operation"], dependency=dependency_of(data["operation"]),
         correlation_id=data.get("correlation_id"), attempt=data["attempt"], at=float(data["at"]),
         duration=float(data["duration"]), outcome=data["outcome"], detail=data.get("detail", ""),
         category=category, status=status, error_type=error_type, error_message=error_message,
-        ran=data.get("ran", True) is not False, time=None if stamp is None else float(stamp), line=line,
+        ran=data.get("ran", True) is not False, time=None if stamp is None else float(stamp), line=line, frames=frames,
     ))  # fmt: skip
 
 
@@ -249,17 +265,46 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
 
 def _load_file(path: str) -> Loaded:
     loaded = Loaded(source=path)
-    for number, text in _lines(path):
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as error:
-            raise LogFormatError(path=path, line=number, reason=f"not JSON ({str(error)[:120]})") from None
-        if not isinstance(data, dict):
-            raise LogFormatError(path=path, line=number, reason=f"not a JSON object but a {type(data).__name__}")
-        _record(data, f"line {number}", loaded, path, number)
+    first: int | None = None  # the first line that is not blank
+    try:
+        for number, text in _lines(path):
+            if not text.strip():
+                continue
+            first = number if first is None else first
+            try:
+                data = json.loads(text)
+            except (ValueError, RecursionError) as error:
+                raise LogFormatError(path=path, line=number, reason=f"not JSON ({str(error)[:120]})") from None
+            if not isinstance(data, dict):
+                raise LogFormatError(path=path, line=number, reason=f"not a JSON object but a {type(data).__name__}")
+            _record(data, f"line {number}", loaded, path, number)
+    except LogFormatError as error:
+        document = _json_document(path) if error.line is not None and error.line == first else None
+        if document is not None:
+            raise LogFormatError(path=path, line=None, reason=document) from None
+        raise
     return loaded
+
+
+def _json_document(path: str) -> str | None:
+    """Why a file whose first line is no event is one JSON document (a report, the demo's
+    --json output) rather than a log, with what to read instead; None when it is not one."""
+    try:
+        if os.path.getsize(path) > _DOCUMENT_LIMIT:
+            return None
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError, RecursionError):  # not one JSON value either: the line's own error stands
+        return None
+    if isinstance(data, dict) and "kind" in data:  # one event of brace's, malformed: the line's error says how
+        return None
+    what = "a JSON document, not a recovery log (JSON lines: one event a line, as a JsonLinesSink writes)"
+    if isinstance(data, dict) and "attempts_logged" in data and "all_targets_met" in data:
+        return (f"{what}; it looks like the output of `brace demo --json`: the demo writes its recovery log "
+                "with --log (`brace demo --log run.jsonl`), and `brace report run.jsonl` reads that")
+    if isinstance(data, dict) and "fingerprints" in data and "totals" in data:
+        return f"{what}; it looks like the output of `brace report --json`: report on the log it was made from"
+    return f"{what}; `brace demo --log run.jsonl` writes one, for instance"
 
 
 def _load_events(events: Iterable[object], source: str) -> Loaded:

@@ -43,6 +43,9 @@ MAX_WINDOWS = 100_000
 _AIM = 60
 # A message shown as a fingerprint's example is cut to this many characters.
 _EXAMPLE = 200
+# A fingerprint lists the first this many correlation ids it affected (and counts them all):
+# enough to look a few calls up, bounded for a storm of millions.
+SAMPLE_IDS = 20
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class _Group:
 
     failures: int = 0
     correlations: set[str] = field(default_factory=set)
+    sample: list[str] = field(default_factory=list)  # the first SAMPLE_IDS correlation ids, in the log's order
     uncorrelated: int = 0
     first: float = math.inf
     last: float = -math.inf
@@ -121,8 +125,10 @@ class _Group:
         self.failures += 1
         if record.correlation_id is None:
             self.uncorrelated += 1
-        else:
+        elif record.correlation_id not in self.correlations:
             self.correlations.add(record.correlation_id)
+            if len(self.sample) < SAMPLE_IDS:
+                self.sample.append(record.correlation_id)
         self.first, self.last = min(self.first, when), max(self.last, when)
 
     @property
@@ -156,7 +162,8 @@ class Report:
         rejected, recovered, dead_lettered, mean_recovery_time, p95_recovery_time};
         windows [{index, start, calls, attempts, errors, error_rate, recoveries,
         mean_recovery_time, p95_recovery_time}]; fingerprints [{id, type, template,
-        status, category, failures, calls, correlation_ids, dependencies, recovered,
+        status, frames, category, failures, calls, correlation_ids (how many),
+        correlation_id_sample (the first 20, in the log's order), dependencies, recovered,
         dead_lettered, first_seen, last_seen, example}], most failures first;
         dependencies [{dependency, attempts, failures, failure_rate, calls, recovered,
         mean_recovery_time, p95_recovery_time, episodes, open_episode, mttr, mtbf}];
@@ -247,6 +254,8 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         alpha, z, warmup, min_std: The anomaly rule's parameters (brace.analytics.detect_anomalies).
         threshold: The breaker's failure rate for the early warning: a CircuitBreaker (its
             failure_rate_threshold) or a rate in (0, 1] (default 0.5, a breaker's default).
+            It is compared with the failure rate of the attempts that ran, as a breaker
+            counts them (rejections by the caller's own policy are left out).
         thresholds: Per dependency (its name as the report gives it: an HTTP origin, an
             operation), a CircuitBreaker or a rate in place of `threshold`.
         lookback, horizon: The early warning's parameters (brace.analytics.early_warning).
@@ -289,7 +298,12 @@ def analyze(source: object, *, window: float | None = None, clock: Clock = "at",
         dependencies.append(_dependency_row(name, kept, when))
         if len(per_dependency) > 1:
             anomalies += rules.anomalies(name, per_dependency[name])
-        warning = rules.warning(name, per_dependency[name])
+        # A breaker counts the calls that reached the dependency: the caller's own policy's
+        # rejections (ran=False) are no failures of it, and would count against it here.
+        reached = [record for record in kept if record.ran]
+        where = per_dependency[name] if len(reached) == len(kept) else _series_of(
+            reached, when, origin=origin, window=width, count=count)  # fmt: skip
+        warning = rules.warning(name, where)
         if warning is not None:
             warnings.append(warning)
     data: dict[str, Any] = {
@@ -332,10 +346,10 @@ def _failures(records: list[Record], when: Any) -> tuple[list[dict[str, Any]], l
         if not record.failed:
             continue
         error_type = record.error_type or "(no error)"
-        key, shape = fingerprint(error_type, record.error_message or "", record.status)
+        key, shape = fingerprint(error_type, record.error_message or "", record.status, record.frames)
         if key not in prints:
             prints[key] = {"id": key, "type": error_type, "template": shape, "status": record.status,
-                           "category": record.category, "dependencies": set(),
+                           "frames": list(record.frames), "category": record.category, "dependencies": set(),
                            "example": (record.error_message or "")[:_EXAMPLE]}  # fmt: skip
         prints[key]["dependencies"].add(record.dependency)
         groups[key].failure(record, when(record))
@@ -346,6 +360,7 @@ def _failures(records: list[Record], when: Any) -> tuple[list[dict[str, Any]], l
     fingerprints = [{
         **facts, "dependencies": sorted(facts["dependencies"]), "failures": groups[key].failures,
         "calls": groups[key].calls, "correlation_ids": len(groups[key].correlations),
+        "correlation_id_sample": groups[key].sample,
         "recovered": len(calls[key] & recovered_calls), "dead_lettered": len(calls[key] & lettered_calls),
         "first_seen": groups[key].first, "last_seen": groups[key].last,
     } for key, facts in prints.items()]  # fmt: skip

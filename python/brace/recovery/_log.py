@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, TypeAlias, Union
 
 from brace import _config
 from brace._core import EventRing, Tally
-from brace._safe import error_dict, safe_repr
+from brace._safe import error_dict, innermost_frames, safe_repr
 from brace.recovery._correlation import correlation, correlation_id, new_correlation_id
 from brace.recovery._events import FirstTry, RecoveryEvent, first_try_event
 
@@ -68,9 +68,12 @@ def event_dict(event: RecoveryEvent) -> dict[str, object]:
     Keys: kind, operation, correlation_id, attempt, at, duration (seconds on
     brace's clock), outcome, detail, classification (None, or its category's
     value, severity name, transient, retryable, status and retry_after),
-    error (None, or its type and message; a message whose str() raises reads
-    "<str() raised ...>") and ran (whether the operation itself ran).
+    error (None, or its type, message ("<str() raised ...>" when str() raises) and frames:
+    up to 3 "module:function" it was raised in, innermost first: brace._safe.innermost_frames)
+    and ran (whether the operation itself ran).
     """
+    described = error_dict(event.error)
+    error = None if described is None else {**described, "frames": innermost_frames(event.error)}
     return {
         "kind": event.kind,
         "operation": event.operation,
@@ -81,7 +84,7 @@ def event_dict(event: RecoveryEvent) -> dict[str, object]:
         "outcome": event.outcome,
         "detail": event.detail,
         "classification": None if event.classification is None else _classification(event.classification),
-        "error": error_dict(event.error),
+        "error": error,
         "ran": event.ran,
     }
 
