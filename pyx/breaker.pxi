@@ -1,5 +1,9 @@
 # brace._core: CircuitBreakerCore, the compiled base of brace.CircuitBreaker; included by _core.pyx.
 
+# _breaker_admit's answer for a refused call: the caller sets the rejection itself (see _refuse).
+cdef enum:
+    _BREAKER_REFUSED = 2
+
 WINDOW_COUNT_MAX = c.BRC_WINDOW_COUNT_MAX
 WINDOW_TIME_MAX = c.BRC_WINDOW_TIME_MAX
 WINDOW_CALLS_MAX = c.BRC_WINDOW_CALLS_MAX
@@ -170,9 +174,11 @@ cdef class CircuitBreakerCore:
     def _admit_deferring(self):
         """Permission for one call of a coroutine: (token, start, probe), or raises. probe: a
         probe whose lease the caller must await (`_lease_async(token)` gives its start)."""
-        cdef uint64_t token = 0, start = 0
-        cdef bint probe = _breaker_admit(self, &token, &start, False) == 1
-        return token, start, probe
+        cdef uint64_t token = 0, start = 0, retry_after = 0
+        cdef int admitted = _breaker_admit(self, &token, &start, False, &retry_after)
+        if admitted == _BREAKER_REFUSED:
+            raise _breaker_refusal(self, retry_after)
+        return token, start, admitted == 1
 
     def _open_block(self, uint64_t token, uint64_t start):
         """Opens the `async with` block of an admitted probe (its __aexit__ closes it)."""
@@ -267,13 +273,20 @@ cdef c.brc_breaker_config_t _breaker_config(
 
 
 cdef int _breaker_enter(object owner, uint64_t *token, uint64_t *start) except -1:
-    return _breaker_admit(<CircuitBreakerCore>owner, token, start, True)
+    cdef uint64_t retry_after = 0
+    cdef int admitted = _breaker_admit(<CircuitBreakerCore>owner, token, start, True, &retry_after)
+    if admitted == _BREAKER_REFUSED:
+        return _refuse(_breaker_refusal(<CircuitBreakerCore>owner, retry_after))
+    return admitted
 
 
 cdef int _breaker_enter_async(object owner, uint64_t *token, uint64_t *start) except -1:
     # `async with`: a probe whose lease is a round trip is awaited by _breaker_lease_async,
     # which finds its token in the block's scope.
-    cdef int admitted = _breaker_admit(<CircuitBreakerCore>owner, token, start, False)
+    cdef uint64_t retry_after = 0
+    cdef int admitted = _breaker_admit(<CircuitBreakerCore>owner, token, start, False, &retry_after)
+    if admitted == _BREAKER_REFUSED:
+        return _refuse(_breaker_refusal(<CircuitBreakerCore>owner, retry_after))
     if admitted == 1:
         try:
             c.brc_scope_push(owner, token[0], 0)
@@ -289,10 +302,28 @@ cdef object _breaker_lease_async(object owner):
     return owner._aenter_probe(token)
 
 
+cdef inline int _refuse(object error) noexcept:
+    """Sets the call's rejection and answers -1, as a guard's enter hook does. Set directly
+    rather than `raise`: Cython's raise, or an error returned by a helper, would add a
+    traceback entry, which costs more than the rest of the rejection."""
+    PyErr_SetObject(type(error), error)
+    return -1
+
+
+cdef object _breaker_refusal(CircuitBreakerCore b, uint64_t retry_after):
+    """The rejection of a refused call (its listeners told)."""
+    if b._store_down:
+        return b._store_refusal()
+    error = c.brc_guard_rejection(CircuitOpen, (b._name, _INF if retry_after == UINT64_MAX else retry_after / 1e9))
+    if b._hooks_rejections:
+        b._on_rejected(error)
+    return error
+
+
 cdef inline int _breaker_admit(CircuitBreakerCore b, uint64_t *token, uint64_t *start,
-                               bint lease_here) except -1:
+                               bint lease_here, uint64_t *retry_out) except -1:
     """0: admitted; 1 (lease_here false): a probe admitted whose lease the caller awaits
-    (start not taken); raises the rejection."""
+    (start not taken); _BREAKER_REFUSED: refused, *retry_out the wait (the caller raises)."""
     cdef c.brc_breaker_transition_t t
     cdef uint64_t retry_after = 0
     cdef c.brc_breaker_report_t report
@@ -315,15 +346,8 @@ cdef inline int _breaker_admit(CircuitBreakerCore b, uint64_t *token, uint64_t *
         if b._measure:
             start[0] = c.brc_now_ns()
         return 0
-    if b._store_down:
-        raise b._store_refusal()
-    error = c.brc_guard_rejection(CircuitOpen, (b._name, _INF if retry_after == UINT64_MAX else retry_after / 1e9))
-    if b._hooks_rejections:
-        b._on_rejected(error)
-    # Set directly rather than `raise`: Cython's raise would add a traceback
-    # entry for this helper, which costs more than the rest of the rejection.
-    PyErr_SetObject(CircuitOpen, error)
-    return -1
+    retry_out[0] = retry_after
+    return _BREAKER_REFUSED
 
 
 cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -1:
