@@ -32,25 +32,12 @@ import redis
 import redis.asyncio.connection
 import redis.connection
 import scaling  # its redis_server(), from this directory (sys.path[0] when run as a script)
+from redis_limiter import round_trips  # its count of the clients' writes (importing it starts the count)
 
 import brace
 
 PLENTY: dict[str, Any] = dict(ratio=1000.0, min_per_second=10**6, ttl=3600.0)  # every withdrawal granted
 
-_writes = 0  # the clients' writes to the server: one per round trip
-
-
-def _counting(send: Callable[..., Any]) -> Callable[..., Any]:
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        global _writes
-        _writes += 1
-        return send(*args, **kwargs)
-
-    return counted
-
-
-for _connection in (redis.connection.AbstractConnection, redis.asyncio.connection.AbstractConnection):
-    _connection.send_packed_command = _counting(_connection.send_packed_command)  # type: ignore[method-assign]
 
 
 def _budgets(url: str) -> tuple[brace.RetryBudget, brace.RetryBudget]:
@@ -124,9 +111,9 @@ def withdrawals(url: str, db: Any, count: int) -> list[dict[str, Any]]:
     }
     for case, measure in cases.items():
         db.config_resetstat()
-        writes = _writes
+        writes = round_trips()
         latencies = measure()
-        writes = _writes - writes
+        writes = round_trips() - writes
         evalsha = int(db.info("commandstats").get("cmdstat_evalsha", {"calls": 0})["calls"])
         cuts = statistics.quantiles(latencies, n=100)
         made = len(latencies) + (1 if case.endswith("async()") else 0)  # the async case's connecting one

@@ -119,6 +119,12 @@ for _connection in (redis.connection.AbstractConnection, redis.asyncio.connectio
     _connection.send_packed_command = _counting(_connection.send_packed_command)  # type: ignore[method-assign]
 
 
+def round_trips() -> int:
+    """The writes redis-py's clients (sync and asyncio) have sent to a server so far in this
+    process: one per round trip (counted from this module's import)."""
+    return _writes
+
+
 def timed(decide: Callable[[], object], decisions: int) -> tuple[int, list[float]]:
     """`decide()` called `decisions` times (the first untimed: connected, scripts loaded)."""
     decide()

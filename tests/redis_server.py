@@ -3,13 +3,15 @@ persistence, in its own directory, stopped (and restarted on the same port) at w
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,6 +76,27 @@ class RedisServer:
         import redis
 
         return redis.Redis(port=self.port, socket_timeout=5)
+
+
+async def ticks_while_paused(db: Any, work: Callable[[], Awaitable[object]]) -> tuple[int, float]:
+    """(turns a 5 ms ticker had, seconds) while `work()` ran with the server paused for 120 ms:
+    a coroutine that waits on the socket in the loop's thread stops the ticker."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    db.execute_command("CLIENT", "PAUSE", 120, "ALL")  # the server answers no one for 120 ms
+    began, before = time.monotonic(), ticks
+    await work()
+    waited, ticked = time.monotonic() - began, ticks - before
+    task.cancel()
+    return ticked, waited
 
 
 def redis_binary() -> str:

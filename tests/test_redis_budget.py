@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import brace
 from processes import run_all
-from redis_server import RedisServer, server  # noqa: F401 (the fixture)
+from redis_server import RedisServer, server, ticks_while_paused  # noqa: F401 (the fixture)
 
 MARGIN = 10.0  # seconds a bounded wait allows (generous: the machine is shared)
 NO_WAIT = brace.Backoff.constant(delay=0.0, jitter="none")
@@ -239,24 +239,9 @@ def test_a_policy_s_retries_are_paid_by_every_host_s_calls(server: RedisServer) 
 
 
 async def _ticks_while(db: Any, budget: brace.RetryBudget, work: Callable[[], Awaitable[object]]) -> tuple[int, float]:
-    """(ticks of a 5 ms ticker, seconds) while `work()` runs with the server paused for 120 ms."""
-    assert await budget.try_withdraw_async() is False  # the loop's client connected (nothing to take)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0.02)
-    db.execute_command("CLIENT", "PAUSE", 120, "ALL")  # the server answers no one for 120 ms
-    began, before = time.monotonic(), ticks
-    await work()
-    waited, ticked = time.monotonic() - began, ticks - before
-    task.cancel()
-    return ticked, waited
+    """ticks_while_paused, once the loop's client has connected (nothing to take)."""
+    assert await budget.try_withdraw_async() is False
+    return await ticks_while_paused(db, work)
 
 
 def test_the_async_retry_loop_never_waits_on_the_socket(server: RedisServer, db: Any) -> None:

@@ -23,7 +23,7 @@ import valkey.asyncio
 import brace
 from brace import _redis
 from processes import run_all
-from redis_server import RedisServer, server  # noqa: F401 (the fixture)
+from redis_server import RedisServer, server, ticks_while_paused  # noqa: F401 (the fixture)
 
 SLOW = dict(rate=1, per=3600)  # no token comes back while a test runs
 
@@ -216,22 +216,7 @@ def test_async_entry_points_never_block_the_loop(server: RedisServer, db: Any) -
 
     async def main() -> tuple[int, float]:
         await limiter.acquire_async()  # the loop's client connected
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.005)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
-        await asyncio.sleep(0.02)
-        db.execute_command("CLIENT", "PAUSE", 120, "ALL")  # the server answers no one for 120 ms
-        began, before = time.monotonic(), ticks
-        await limiter.acquire_async()
-        waited, ticked = time.monotonic() - began, ticks - before
-        task.cancel()
-        return ticked, waited
+        return await ticks_while_paused(db, limiter.acquire_async)
 
     ticked, waited = asyncio.run(main())
     assert waited >= 0.08  # the decision did wait for the server (under its 0.25 s timeout) ...
