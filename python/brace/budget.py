@@ -72,6 +72,11 @@ def _ratio_milli(value: object) -> int:
     return round(value * _MILLI)
 
 
+def _min_per_second(value: object) -> int:
+    """Retries per second always allowed: an int from 0 to BUDGET_MIN_PER_SECOND_MAX."""
+    return _config.count(value, "min_per_second", minimum=0, maximum=BUDGET_MIN_PER_SECOND_MAX)
+
+
 def _ttl_ns(value: object) -> int:
     """Nanoseconds from `ttl`: seconds (float) or a timedelta, from 1 ms to 1 hour."""
     accepted = f"a finite number of seconds from {_TTL_MIN:g} to {_TTL_MAX:g}"
@@ -169,9 +174,7 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
             raise ValueError("flush_interval is only meaningful with a Redis store (store='redis://...' or a "
                              f"client); this RetryBudget's store is {store!r}")  # fmt: skip
         self._ratio_milli = _ratio_milli(ratio)
-        self._min_per_second = _config.count(
-            min_per_second, "min_per_second", minimum=0, maximum=BUDGET_MIN_PER_SECOND_MAX
-        )
+        self._min_per_second = _min_per_second(min_per_second)
         self._ttl_ns = _ttl_ns(ttl)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {type(name).__name__}")
@@ -227,8 +230,7 @@ class RetryBudget(RetryBudgetCore, Observable[RetryBudgetEvent]):
             raise ValueError(f"reconfigure: the retry budget {self._name!r} in store {self._store!r} is shared; its "
                              "settings are fixed by the first process or host that made it")  # fmt: skip
         new_ratio = self._ratio_milli if ratio is None else _ratio_milli(ratio)
-        new_min = self._min_per_second if min_per_second is None else _config.count(
-            min_per_second, "min_per_second", minimum=0, maximum=BUDGET_MIN_PER_SECOND_MAX)
+        new_min = self._min_per_second if min_per_second is None else _min_per_second(min_per_second)
         self._reconfigure(new_ratio, new_min, self._ttl_ns)
         self._ratio_milli, self._min_per_second = new_ratio, new_min
 

@@ -338,18 +338,12 @@ class Retry(RetryCore, Observable[RetryEvent]):
         _config.keywords_only("Retry", positional)
         self._calls, self._calls_lock = [0, 0, 0], threading.Lock()  # calls() ended in Python (by kind)
         self._classifier = _checked_classifier(classifier)
-        if on is None and classifier is None:
-            raise TypeError("on must be an exception type, a tuple of them, or a predicate "
-                            "(it may be left out only with a classifier), got None")  # fmt: skip
-        self._on = None if on is None else _config.exception_filter(on, "on")
+        self._on = _checked_on(on, self._classifier)
         if retry_on_result is not None and not callable(retry_on_result):
             raise TypeError(f"retry_on_result must be a predicate or None, got {type(retry_on_result).__name__}")
         self._retry_on_result = retry_on_result
         self._checks_result = retry_on_result is not None or classifier is not None
-        if attempts is None:
-            self._attempts: int | None = 3 if classifier is None else None
-        else:
-            self._attempts = _config.count(attempts, "attempts")
+        self._attempts = _checked_attempts(attempts, self._classifier)
         deadline_s = _config.duration(deadline, "deadline", allow_none=True, positive=True)
         self._deadline = None if deadline_s is None else round(deadline_s * NS_PER_SECOND)
         self._backoff = _config.instance_or_none(backoff, Backoff, "backoff") or Backoff.exponential()
@@ -418,15 +412,8 @@ class Retry(RetryCore, Observable[RetryEvent]):
         Raises:
             ValueError, TypeError: As the constructor, for the settings given; then nothing changes.
         """
-        new_on = self._on if on is _KEEP else (None if on is None else _config.exception_filter(on, "on"))
-        if new_on is None and self._classifier is None:
-            raise TypeError("on must be an exception type, a tuple of them, or a predicate "
-                            "(it may be left out only with a classifier), got None")  # fmt: skip
-        if attempts is _KEEP:
-            new_attempts = self._attempts
-        else:
-            new_attempts = (3 if self._classifier is None else None) if attempts is None else _config.count(
-                attempts, "attempts")
+        new_on = self._on if on is _KEEP else _checked_on(on, self._classifier)
+        new_attempts = self._attempts if attempts is _KEEP else _checked_attempts(attempts, self._classifier)
         new_backoff = self._backoff if backoff is _KEEP else (
             _config.instance_or_none(backoff, Backoff, "backoff") or Backoff.exponential())
         flags = [current if value is _KEEP else _config.flag(value, name)
@@ -928,6 +915,21 @@ class _Decorator(Generic[C]):
 #: backoff from 1 s with full jitter); `@brace.retry(on=ConnectionError, attempts=5)`
 #: is `@brace.Retry(...)`, spelled as the decorator people reach for.
 retry = _Decorator(Retry)
+
+
+def _checked_on(on: object, classifier: Classifier | None) -> Callable[[BaseException], bool] | None:
+    """`on` as a filter; None only with a classifier (which then decides alone)."""
+    if on is None and classifier is None:
+        raise TypeError("on must be an exception type, a tuple of them, or a predicate "
+                        "(it may be left out only with a classifier), got None")  # fmt: skip
+    return None if on is None else _config.exception_filter(on, "on")
+
+
+def _checked_attempts(attempts: object, classifier: Classifier | None) -> int | None:
+    """`attempts` checked; None: 3, or with a classifier, its categories' caps."""
+    if attempts is None:
+        return 3 if classifier is None else None
+    return _config.count(attempts, "attempts")
 
 
 def _checked_classifier(classifier: object) -> Classifier | None:
