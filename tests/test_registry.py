@@ -543,10 +543,11 @@ def test_an_unchanged_part_is_left_alone() -> None:
 def test_a_policy_s_timeout_changes_in_place() -> None:
     registry = Registry(BASE)
     policy = registry.policy("payments")
-    event = registry.reload(BASE, {"timeout": {"default": {"attempt_timeout": 1.0, "deadline": 0.2}}})
+    event = registry.reload(BASE, {"timeout": {"default": {"attempt_timeout": 5.0, "deadline": 2.0}}})
     assert event.applied == ("policy.payments",) and event.deferred == ()
     assert registry.policy("payments") is policy
-    assert policy.call(brace.deadline_remaining) == pytest.approx(0.2, abs=0.1)  # the new bound, read inside
+    remaining = policy.call(brace.deadline_remaining)  # the new bound, read inside (5 s before)
+    assert remaining is not None and 0.0 < remaining <= 2.0
 
 
 def test_a_policy_whose_parts_change_is_deferred() -> None:
