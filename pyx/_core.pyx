@@ -18,7 +18,7 @@ cimport cbrace as c
 
 import os
 
-from brace.errors import BulkheadFull, CircuitOpen, KeyTableFull, RateLimited
+from brace.errors import AttemptTimeout, BulkheadFull, CircuitOpen, KeyTableFull, RateLimited
 
 
 cdef int _check(int status, str context) except -1:
@@ -49,5 +49,7 @@ include "backoff.pxi"
 include "budget.pxi"
 include "histogram.pxi"
 include "throttle.pxi"
+include "http.pxi"
 include "policy.pxi"
 include "recovery.pxi"
+include "exchange.pxi"

@@ -351,12 +351,16 @@ cdef inline int _breaker_admit(CircuitBreakerCore b, uint64_t *token, uint64_t *
 
 
 cdef int _breaker_success(object owner, uint64_t token, uint64_t start) except -1:
-    cdef CircuitBreakerCore b = <CircuitBreakerCore>owner
+    if (<CircuitBreakerCore>owner)._checks_result:
+        return 1
+    return _breaker_book_success(<CircuitBreakerCore>owner, token, start)
+
+
+cdef int _breaker_book_success(CircuitBreakerCore b, uint64_t token, uint64_t start) except -1:
+    """Books a call that succeeded (its result, if the breaker judges results, judged a success)."""
     cdef c.brc_breaker_transition_t t
     cdef uint64_t now = 0, duration = 0
     cdef unsigned outcome = 0
-    if b._checks_result:
-        return 1
     if b._measure and start:  # 0: it started before a reconfigure made calls timed
         now = c.brc_now_ns()
         duration = now - start

@@ -16,6 +16,7 @@ import pytest
 
 import brace
 from brace import _hooks
+from brace.integrations._exchange import Exchange
 
 PAIRS = [
     (brace.CircuitBreaker, _hooks.CircuitBreakerHooks),
@@ -23,6 +24,7 @@ PAIRS = [
     (brace.RateLimiter, _hooks.RateLimiterHooks),
     (brace.Retry, _hooks.RetryHooks),
     (brace.Policy, _hooks.PolicyHooks),
+    (Exchange, _hooks.ExchangeHooks),
 ]
 
 

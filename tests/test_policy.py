@@ -11,6 +11,7 @@ import pytest
 
 import brace
 from brace import Backoff, BreakerState, Policy
+from brace.pushback import http_status
 from brace.testing import FakeClock
 
 NO_WAIT = Backoff.constant(delay=0.0)
@@ -243,3 +244,116 @@ class TestReconfigure:
         policy.reconfigure()  # reads again what it compiled from its stages
         guarded()
         assert breaker.state is brace.BreakerState.OPEN
+
+
+class Response:
+    """An HTTP response as brace.pushback.http_status reads one."""
+
+    def __init__(self, status_code: object) -> None:
+        self.status_code, self.headers = status_code, {}
+
+
+class ServerError:
+    """A breaker's result check by status alone, declared so (brace._stages.status_threshold)."""
+
+    _brace_fails_from_status = 500
+
+    def __call__(self, result: object) -> bool:
+        status = http_status(result)
+        return status is not None and 500 <= status <= 599
+
+
+def http_policy(judged_by_status: bool, **overrides: Any) -> Policy:
+    """The HTTP integrations' policy shape: the default classifier, a 5xx breaker, a deadline."""
+    from brace.classify import DEFAULT_CLASSIFIER
+
+    check = ServerError() if judged_by_status else (lambda result: ServerError()(result))
+    parts: dict[str, Any] = {
+        "retry": brace.Retry(name="h", classifier=DEFAULT_CLASSIFIER, attempts=3, backoff=NO_WAIT, deadline=60.0),
+        "breaker": brace.CircuitBreaker(name="h", window_size=10, minimum_calls=10, record_result=check),
+    }
+    parts.update(overrides)
+    return Policy(**parts)
+
+
+class TestCallJudgedInC:
+    """Policy.call runs a plain function's first attempt in C under the call's deadline, and lets
+    a response below the lowest failing status pass without Python when every result check says
+    it judges by status alone: it must decide exactly as the checks in Python do."""
+
+    @pytest.mark.parametrize("status", [200, 204, 399, 404, 429, 500, 503, 599])
+    def test_a_response_is_judged_as_the_checks_in_python_judge_it(self, clock: FakeClock, status: int) -> None:
+        outcomes = []
+        for judged_by_status in (True, False):
+            policy = http_policy(judged_by_status)
+            sent: list[Response] = []
+            result = policy.call(lambda: sent.append(Response(status)) or sent[-1])
+            assert policy.breaker is not None and policy.retry is not None
+            metrics = policy.breaker.metrics()
+            outcomes.append((result.status_code, len(sent), metrics.calls, metrics.failures, policy.retry.calls()))
+        assert outcomes[0] == outcomes[1]
+        assert outcomes[0][1] == (3 if status == 429 or status >= 500 else 1)  # retried by the classifier
+
+    @pytest.mark.parametrize("response", [Response(True), Response(10**30), Response("200"), Response(None)],
+                             ids=["bool", "huge", "str", "none"])  # fmt: skip
+    def test_what_is_not_a_plain_status_is_judged_in_python(self, clock: FakeClock, response: Response) -> None:
+        policy = http_policy(True)
+        assert policy.call(lambda: response) is response
+        assert policy.breaker is not None and policy.breaker.metrics().calls == 1
+
+    def test_a_response_that_raises_when_looked_at_is_judged_in_python(self, clock: FakeClock) -> None:
+        class Hostile:
+            headers: dict[str, str] = {}
+
+            @property
+            def status_code(self) -> int:
+                raise RuntimeError("no status")
+
+        policy = http_policy(True)
+        hostile = Hostile()
+        assert policy.call(lambda: hostile) is hostile
+        assert policy.breaker is not None and policy.breaker.metrics().calls == 1
+
+    def test_a_classifier_judging_otherwise_is_asked(self, clock: FakeClock) -> None:
+        asked: list[object] = []
+
+        class Asking(brace.ErrorClassifier):
+            def is_failure(self, result: object) -> bool:
+                asked.append(result)
+                return super().is_failure(result)
+
+        retry = brace.Retry(name="c", classifier=Asking(), attempts=2, backoff=NO_WAIT)
+        assert retry._brace_stage_passes_below == 0
+        response = Response(200)
+        assert Policy(retry=retry).call(lambda: response) is response
+        assert asked == [response]
+
+    def test_the_deadline_binds_the_attempts_not_the_fallback(self, clock: FakeClock) -> None:
+        seen: dict[str, float | None] = {}
+
+        def attempt() -> None:
+            seen["attempt"] = brace.deadline_remaining()
+            raise KeyError("no")
+
+        def fallback(error: BaseException) -> str:
+            seen["fallback"] = brace.deadline_remaining()
+            return "fell back"
+
+        assert http_policy(True, fallback=fallback).call(attempt) == "fell back"
+        assert seen == {"attempt": pytest.approx(60.0), "fallback": None}
+        assert brace.deadline_remaining() is None
+        with brace.deadline(5.0):  # a tighter bound around the call wins
+            assert http_policy(True).call(brace.deadline_remaining) == pytest.approx(5.0)
+
+    def test_a_returned_awaitable_gives_everything_back(self, clock: FakeClock) -> None:
+        async def later() -> int:
+            return 1
+
+        bulkhead = brace.Bulkhead(max_concurrent=1)
+        policy = http_policy(True, bulkhead=bulkhead)
+        awaitable = later()
+        with pytest.raises(TypeError, match="call_async"):
+            policy.call(lambda: awaitable)
+        awaitable.close()
+        assert bulkhead.in_use == 0 and brace.deadline_remaining() is None
+        assert policy.retry is not None and policy.retry.calls().failed_without_retry == 1

@@ -1,5 +1,6 @@
 # Type stub for the compiled core (pyx/_core.pyx and the .pxi files it includes).
 
+from collections.abc import Iterable
 from types import TracebackType
 from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Literal, ParamSpec, TypeGuard, TypeVar, overload
@@ -9,6 +10,8 @@ from numpy.typing import NDArray
 from typing_extensions import Buffer, Self
 
 from brace._guarding import UseCallAsync
+from brace.integrations._hosts import Host, Hosts
+from brace.policy import Policy
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -306,13 +309,51 @@ class ThrottleCounts:
     def state(self) -> tuple[int, int, float]:
         """(requests, accepts, reject probability) now."""
 
+BOUND: ContextVar[int | None]
+
+class ExchangePlan:
+    method: str
+    host: str
+    correlation: str
+    attempts: int
+    def __init__(self, method: str, host: str, correlation: str) -> None: ...
+
+class ExchangeCore:
+    @property
+    def wire(self) -> Any: ...
+    @property
+    def hosts(self) -> Hosts: ...
+    @property
+    def credentials(self) -> Any: ...
+    @property
+    def correlation_header(self) -> str | None: ...
+    @property
+    def idempotency_key(self) -> bool: ...
+    @property
+    def log(self) -> Callable[[Any], object] | None: ...
+    def _configure_core(
+        self, *, wire: Any, hosts: Any, credentials: Any, correlation_header: str | None, idempotency_key: bool,
+        log: Callable[[Any], object] | None, idempotent_methods: frozenset[str], idempotency_header: str,
+        correlation_var: ContextVar[str | None],
+    ) -> None: ...
+    def _plan(self, request: Any, discard: Callable[[Any], object]) -> tuple[Host, ExchangePlan, Policy]: ...
+    def send(self, request: Any, send: Callable[[Any, float | None], Any], release: Callable[[Any], object],
+             discard: Callable[[Any], object]) -> Any: ...
+    def _ready(self, request: Any, plan: ExchangePlan, token: str | None) -> float | None: ...
+    def _answered(self, host: Host, response: Any, token: str | None, start: int) -> int: ...
+
+def bound_phases(phases: dict[str, float | None], names: tuple[str, ...], timeout: float) -> dict[str, float] | None:
+    """None when each named phase is bounded and no longer than timeout; else the phases bounded by it."""
+
+def any_name_holds(fields: Iterable[tuple[bytes, bytes]], mark: bytes) -> bool:
+    """Whether the name of any (name, value) field holds `mark` (lowercase ASCII letters) in any case."""
+
 class PolicyCore:
     def _succeeded(self, token: int, start: int) -> bool: ...
     def _configure_core(
         self, *, breaker: CircuitBreakerCore | None, limiter: RateLimiterCore | None, bulkhead: BulkheadCore | None,
-        retry: RetryCore | None,
-        deposit: Callable[[], object] | None, whole_call_in_python: bool, checks_result: bool,
-        needs_start: bool,
+        retry: RetryCore | None, deposit: Callable[[], object] | None, deadline_ns: int, call_in_python: bool,
+        checks_result: bool, passes_below: int, needs_start: bool,
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
     def _guard_coroutine(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]: ...

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from brace import _clock, _config
-from brace._core import now_ns
+from brace._core import BOUND as _BOUND, now_ns
 from brace.errors import AttemptTimeout
 from brace._config import NS_PER_SECOND
 
@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["BOUND", "attempt_bound", "bounded", "current_ns", "deadline", "deadline_remaining", "tighter", "within"]
 
 
-# The instant (ns on brace's clock) the innermost active bound ends. Code that sets it
-# directly (the hot paths, instead of `within`) sets a value from tighter() and resets it.
-BOUND: contextvars.ContextVar[int | None] = contextvars.ContextVar("brace_deadline", default=None)
+# The instant (ns on brace's clock) the innermost active bound ends (made by the compiled
+# core, whose Policy.call sets it). Code that sets it directly (the hot paths, instead of
+# `within`) sets a value from tighter() and resets it.
+BOUND: contextvars.ContextVar[int | None] = _BOUND
 
 
 def current_ns() -> int | None:

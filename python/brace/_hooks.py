@@ -209,7 +209,48 @@ class RetryHooks(GuardOwner, Protocol):
     hooks. A first attempt that succeeds stays in C; the rest is Python's."""
 
 
+class ExchangeHooks(Protocol):
+    """What ExchangeCore (pyx/exchange.pxi) calls on the HTTP integrations' Exchange: the
+    rare steps of an attempt whose success path is compiled."""
+
+    def _releasing(self, host: Any, discard: Callable[[Any], object]) -> Any:
+        """The host's policy with its hedge releasing losing copies' answers by `discard`."""
+
+    def _wait(self, host: Any) -> str | None:
+        """What an attempt waits for before it is sent (pause, turn, token), in this thread; the token."""
+
+    def _unanswered(self, host: Any, plan: Any, start: int, error: Exception) -> None:
+        """An attempt that got no answer (logged)."""
+
+    def _learn(self, host: Any, response: object, status: int, token: str | None) -> bool:
+        """What a failed answer, or one with quota fields, says for every caller."""
+
+    def _adapt(self, host: Any, response: object, status: int, told: bool, start: int) -> None:
+        """The host's adaptive limit learns from an answer."""
+
+    def _logged(self, plan: Any, start: int, outcome: object) -> None:
+        """Logs an attempt."""
+
+
 class PolicyHooks(GuardOwner, CoroutineGuardOwner, Protocol):
     """What PolicyCore (pyx/policy.pxi) calls on brace.Policy: the guard's four
-    hooks and the coroutine guard's three. A first attempt admitted by every
-    stage and successful stays in C."""
+    hooks and the coroutine guard's three, and those of `call`'s compiled first
+    attempt. A first attempt admitted by every stage and successful stays in C."""
+
+    def _call_entry(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`call` of a fn that is not a plain function, or by a policy that runs in Python."""
+
+    def _call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+              first: tuple[bool, Any] | None = None, started: int | None = None) -> Any:  # fmt: skip
+        """The whole call in Python (a stage refused or would wait), begun at `started`."""
+
+    def _first_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      error: BaseException, token: int, start: int, started: int) -> Any:  # fmt: skip
+        """Attempt 1 raised: the call's value, or RERAISE."""
+
+    def _first_returned(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                        result: object, token: int, start: int, started: int) -> Any:  # fmt: skip
+        """Attempt 1 returned a value to judge in Python: the call's value."""
+
+    def _first_returned_awaitable(self, fn: Callable[..., Any], result: object, token: int) -> BaseException:
+        """Attempt 1 returned an awaitable: the error to raise, what it took given back."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from brace.budget import RetryBudget
 
 __all__ = ["HOOK_PREFIX", "AdmissionStage", "Call", "FallbackStage", "HedgeStage", "Outcome", "RetryStage", "Sleep",
-           "Steps", "ValueFromError", "Withdraw"]
+           "Steps", "ValueFromError", "Withdraw", "status_threshold"]
 
 HOOK_PREFIX = "_brace_stage_"
 
@@ -65,6 +65,11 @@ class AdmissionStage(Protocol):
         """Whether returned values must go through `_brace_stage_returned` (a result predicate)."""
 
     @property
+    def _brace_stage_passes_below(self) -> int:
+        """When results are checked only by HTTP status: the lowest status that may fail, so
+        that a response below it passes unseen (brace.pushback.status_threshold); 0: unknown."""
+
+    @property
     def _brace_stage_times_calls(self) -> bool:
         """Whether the stage needs the attempt's start (slow-call detection)."""
 
@@ -96,6 +101,10 @@ class RetryStage(Protocol):
     @property
     def _brace_stage_checks_results(self) -> bool:
         """Whether returned values must be checked (retry_on_result, a classifier)."""
+
+    @property
+    def _brace_stage_passes_below(self) -> int:
+        """As AdmissionStage's: a classifier judging by status alone, no retry_on_result."""
 
     def _brace_stage_begin(self) -> None:
         """A call begins (the budget's deposit)."""
@@ -163,3 +172,18 @@ class ValueFromError:
     async def _brace_stage_fall_back_async(self, fn: Callable[..., Any], args: tuple[Any, ...],
                                            kwargs: dict[str, Any], error: Exception) -> Any:  # fmt: skip
         return self.function(error)
+
+
+def status_threshold(judge: object) -> int:
+    """The lowest HTTP status a result check fails, when it judges a response by its status
+    alone (brace.pushback.http_status): every response below it passes, so a compiled success path may let
+    it pass unseen. 0 when the check is not known to judge so.
+
+    A check says so with an int `_brace_fails_from_status` in 101..1000 (brace's default
+    classifier: 400; the HTTP integrations' breakers: 500); anything else is 0.
+    """
+    try:
+        threshold = getattr(judge, "_brace_fails_from_status", 0)
+    except Exception:  # a hostile __getattr__: judged in Python
+        return 0
+    return threshold if type(threshold) is int and 101 <= threshold <= 1000 else 0

@@ -31,6 +31,7 @@ from brace._core import (
 )
 from brace._listeners import Listeners, Observable
 from brace._logger import logger
+from brace._stages import status_threshold
 from brace.errors import CircuitOpen, StoreError
 
 __all__ = ["BreakerCalls", "BreakerEvent", "BreakerMetrics", "BreakerState", "CircuitBreaker", "EventKind", "RedisCircuitBreaker"]
@@ -802,6 +803,10 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     @property
     def _brace_stage_checks_results(self) -> bool:
         return self._record_result is not None
+
+    @property
+    def _brace_stage_passes_below(self) -> int:
+        return status_threshold(self._record_result)
 
     @property
     def _brace_stage_times_calls(self) -> bool:

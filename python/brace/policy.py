@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Awaitable, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, NoReturn, ParamSpec, TypeVar, cast, overload
 
 from brace import _config, _deadline, _guarding, _worker
 from brace._core import CALLABLE_GUARDED, CALLABLE_SYNC, RERAISE, PolicyCore, callable_kind, is_awaitable, now_ns
@@ -54,6 +54,10 @@ class Policy(PolicyCore):
     A decorated sync function's first attempt runs every check in C through
     one compiled wrapper; failures, waits and retries continue in Python
     (a policy with a deadline, an attempt timeout or a hedge runs in Python).
+    `call` runs a plain function's first attempt in C under the call's
+    deadline, and books a returned HTTP response without Python when each
+    result check judges by status alone (the HTTP integrations' policies);
+    an attempt timeout or a hedge runs in Python.
 
     Args:
         name: A name for repr and notes.
@@ -145,16 +149,16 @@ class Policy(PolicyCore):
         budget = None if retry is None else retry.budget
         # A stage that decides elsewhere (a Redis store) is admitted in Python, never by the compiled check.
         in_python = any(stage._brace_stage_in_python for stage in stages)
+        judges: tuple[Retry | AdmissionStage, ...] = stages if retry is None else (retry, *stages)
         self._configure_core(
             breaker=self._breaker, limiter=None if limiter is not None and limiter._brace_stage_in_python else limiter,
             bulkhead=self._bulkhead, retry=retry,
-            deposit=None if budget is None else budget.deposit,
-            # Bounds the attempts can read (deadline_remaining) need the call in Python; so do
-            # hedged copies, each admitted on its own.
-            whole_call_in_python=self._attempt_timeout is not None or self._deadline is not None
-            or self._hedge is not None or in_python,
-            checks_result=(retry is not None and retry._brace_stage_checks_results)
-            or any(stage._brace_stage_checks_results for stage in stages),
+            deposit=None if budget is None else budget.deposit, deadline_ns=self._deadline or 0,
+            # An attempt timeout runs attempts on a thread; hedged copies are admitted each on its own.
+            call_in_python=self._attempt_timeout is not None or self._hedge is not None or in_python,
+            checks_result=any(stage._brace_stage_checks_results for stage in judges),
+            passes_below=min((stage._brace_stage_passes_below for stage in judges
+                              if stage._brace_stage_checks_results), default=0),
             needs_start=any(stage._brace_stage_times_calls for stage in stages),
         )  # fmt: skip
 
@@ -256,21 +260,21 @@ class Policy(PolicyCore):
         # attempt's admission and success stay in C, the rest comes back here.
         return _guarding.coroutine_function(self._guard_coroutine(fn))
 
-    @overload
-    def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
-             **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
+    if TYPE_CHECKING:  # call is PolicyCore's, compiled: its types
 
-    @overload
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+        @overload
+        def call(self, fn: Callable[P, Awaitable[R]], /, *args: P.args,
+                 **kwargs: P.kwargs) -> _guarding.UseCallAsync: ...  # fmt: skip
 
-    def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
-        """Calls fn(*args, **kwargs) under the policy.
+        @overload
+        def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
-        Raises:
-            TypeError: fn is a coroutine function or returned an awaitable:
-                use `await policy.call_async(fn, ...)`.
-        """
-        # A plain function or method (one C check) needs no closer look.
+        def call(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
+            """Calls fn(*args, **kwargs) under the policy (raises TypeError for an awaitable)."""
+
+    def _call_entry(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """`call` of what its compiled first attempt leaves to Python: a fn that is not a
+        plain function (or that this policy guards), or a policy that runs in Python."""
         if callable_kind(fn, self) != CALLABLE_SYNC and _guarding.sync_entry(fn, self, "Policy.call"):
             return _guarding.call_guarded(fn, args, kwargs, "Policy.call")
         return self._call(fn, args, kwargs)
@@ -288,17 +292,36 @@ class Policy(PolicyCore):
 
     def _guard_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int) -> Any:  # fmt: skip
+        return self._first_failed(fn, args, kwargs, error, token, start, start or now_ns())
+
+    def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      result: object, token: int, start: int) -> Any:  # fmt: skip
+        return self._first_returned(fn, args, kwargs, result, token, start, start or now_ns())
+
+    # The compiled first attempt's slow paths (`start`: the attempt's, 0 if not timed; `started`: the call's).
+
+    def _first_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      error: BaseException, token: int, start: int, started: int) -> Any:  # fmt: skip
+        """Attempt 1 raised: the call goes on (retries, the fallback), or RERAISE."""
         first = self._after_first_error(error, token, start)
         if first is not None:
-            return self._call(fn, args, kwargs, first, start or now_ns())
+            return self._call(fn, args, kwargs, first, started)
         if not self._falls_back(error):
             return RERAISE
         return self._fall_back(fn, args, kwargs, error)
 
-    def _guard_result(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                      result: object, token: int, start: int) -> Any:  # fmt: skip
+    def _first_returned(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                        result: object, token: int, start: int, started: int) -> Any:  # fmt: skip
+        """Attempt 1 returned a value Python must judge: the call's value."""
         first = self._after_first_result(result, token, start)
-        return result if first is None else self._call(fn, args, kwargs, first, start or now_ns())
+        return result if first is None else self._call(fn, args, kwargs, first, started)
+
+    def _first_returned_awaitable(self, fn: Callable[..., Any], result: object, token: int) -> BaseException:
+        """Attempt 1 of `call` returned an awaitable: what it took goes back; the error to raise."""
+        self._give_back(len(self._stages), token)
+        if self._retry is not None:
+            self._retry._brace_stage_ended_first(False)
+        return _guarding.refuse_awaitable(result, fn, "Policy.call")
 
     def _guard_awaitable(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                          awaitable: Awaitable[Any], token: int, start: int) -> Awaitable[Any]:  # fmt: skip

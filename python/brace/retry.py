@@ -39,7 +39,7 @@ from brace._core import CALLABLE_GUARDED, RERAISE, RetryCore, is_awaitable, now_
 from brace._listeners import Listeners, Observable
 from brace._logger import logger
 from brace._safe import add_note
-from brace._stages import Call, Outcome, Sleep, Steps, Withdraw
+from brace._stages import Call, Outcome, Sleep, Steps, Withdraw, status_threshold
 from brace.backoff import Backoff, after_server_wait
 from brace.budget import RetryBudget
 from brace.errors import RetryBudgetExhausted, RetryError, AttemptTimeout
@@ -563,6 +563,10 @@ class Retry(RetryCore, Observable[RetryEvent]):
     @property
     def _brace_stage_checks_results(self) -> bool:
         return self._checks_result
+
+    @property
+    def _brace_stage_passes_below(self) -> int:
+        return 0 if self._retry_on_result is not None else status_threshold(self._classifier)
 
     def _brace_stage_begin(self) -> None:
         """A call starts: the budget (if any) earns its share of retries."""

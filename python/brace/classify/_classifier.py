@@ -150,6 +150,12 @@ class ErrorClassifier:
         """The treatment of `category` (a Category or its value) in this classifier."""
         return self._treatments[parse_category(category, "category")]
 
+    @property
+    def _brace_fails_from_status(self) -> int:
+        """is_failure judges a response by its status alone: 400 (brace._stages.status_threshold),
+        unless a subclass judges otherwise (0)."""
+        return 400 if type(self).is_failure is ErrorClassifier.is_failure else 0
+
     def is_failure(self, result: object) -> bool:
         """Whether a returned value is a failure: a response with an HTTP status >= 400."""
         try:

@@ -22,6 +22,11 @@ and runs only when one of them applies:
 5. log the attempt (one "attempt" event per request sent, with its
    correlation id; `resend_count` is its attempt number less one).
 
+The success path in a thread - the plan, the sync driver, the deadline's
+bound, the answer's status and quota test - is compiled (brace._core's
+ExchangeCore, the base of Exchange), so that brace adds little to a request;
+the waits, what an answer teaches, the log and the async driver are here.
+
 A host policy with a brace.Hedge sends hedged copies of idempotent requests;
 the answer of a copy that lost is released by the client's `discard` (closed,
 so that its connection returns to the pool), unless the hedge has a discard
@@ -39,13 +44,13 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, Union
 
 from brace import _clock
-from brace._core import new_correlation_id, now_ns
+from brace._core import ExchangeCore, ExchangePlan, now_ns
 from brace._config import NS_PER_SECOND
 from brace._deadline import deadline_remaining
 from brace.adaptive import AdaptiveRateLimiter, overloaded, throttling
-from brace.errors import AttemptTimeout
 from brace.pushback import server_wait
-from brace.recovery import RecoveryEvent, correlation_id
+from brace.recovery import RecoveryEvent
+from brace.recovery._correlation import correlation_var
 from brace.integrations._credentials import Credentials
 from brace.integrations._errors import HostThrottled
 from brace.integrations._hosts import Host, Hosts
@@ -74,7 +79,7 @@ class Wire(Protocol):
 
     def header(self, request: Any, name: str, /) -> str | None: ...
 
-    def set_headers(self, request: Any, headers: dict[str, str], /) -> None: ...
+    def set_header(self, request: Any, name: str, value: str, /) -> None: ...
 
     def status(self, response: Any, /) -> int: ...
 
@@ -107,60 +112,17 @@ _Wait = Union[_Pause, _Turn, _Token]
 _Waits = Generator[_Wait, Any, "str | None"]
 
 
-class _Plan:
-    """One logical request: what every attempt of it shares."""
-
-    __slots__ = ("method", "host", "correlation", "attempts")
-
-    def __init__(self, method: str, host: str, correlation: str) -> None:
-        self.method = method
-        self.host = host
-        self.correlation = correlation
-        self.attempts = 0
-
-
-class Exchange(Generic[Request, Response]):
-    """The integrations' shared engine (see the module's docstring)."""
+class Exchange(ExchangeCore, Generic[Request, Response]):
+    """The integrations' shared engine (see the module's docstring). Its success path in a
+    thread - the plan, the sync driver, the bound, the answer's test - is compiled
+    (ExchangeCore); the rare steps and the async driver are here."""
 
     def __init__(self, wire: Wire, *, hosts: Hosts, credentials: Credentials | None,
                  correlation_header: str | None, idempotency_key: bool,
                  log: Callable[[RecoveryEvent], object] | None) -> None:  # fmt: skip
-        self.wire = wire
-        self.hosts = hosts
-        self.credentials = credentials
-        self.correlation_header = correlation_header
-        self.idempotency_key = idempotency_key
-        self.log = log
-
-    # -- a logical request ---------------------------------------------------------------------
-
-    def _plan(self, request: Request, discard: Callable[[Response], object]) -> tuple[Host, _Plan, Policy]:
-        """The request's host, plan and policy; the headers of all its attempts put on."""
-        wire = self.wire
-        method = wire.method(request).upper()
-        host = self.hosts.host(wire.host(request))
-        plan = _Plan(method, host.key, correlation_id() or new_correlation_id())
-        headers = {} if self.correlation_header is None else {self.correlation_header: plan.correlation}
-        if method in IDEMPOTENT_METHODS:
-            idempotent = True  # a key of the caller's own stays on the request as it is
-        else:
-            key = wire.header(request, IDEMPOTENCY_KEY)
-            if key is None and self.idempotency_key:
-                headers[IDEMPOTENCY_KEY] = key = new_correlation_id()
-            idempotent = key is not None
-        if headers:
-            wire.set_headers(request, headers)
-        if not idempotent:
-            return host, plan, host.once
-        return host, plan, host.policy if not host.releases else _releasing(host, discard)
-
-    def send(self, request: Request, send: Send[Request, Response], release: Callable[[Response], object],
-             discard: Callable[[Response], object]) -> Response:  # fmt: skip
-        """The request through its host's policy, in this thread: `send` sends one attempt
-        (the request and its timeout, None: the client's), `release` reads a failed answer's
-        body, `discard` closes the answer of a hedged copy that lost."""
-        host, plan, policy = self._plan(request, discard)
-        return policy.call(self._attempt, host, request, plan, send, release)
+        self._configure_core(wire=wire, hosts=hosts, credentials=credentials, correlation_header=correlation_header,
+                             idempotency_key=idempotency_key, log=log, idempotent_methods=IDEMPOTENT_METHODS,
+                             idempotency_header=IDEMPOTENCY_KEY, correlation_var=correlation_var)  # fmt: skip
 
     async def send_async(self, request: Request, send: Send[Request, Awaitable[Response]],
                          release: Callable[[Response], Awaitable[object]],
@@ -169,46 +131,41 @@ class Exchange(Generic[Request, Response]):
         host, plan, policy = self._plan(request, discard)
         return await policy.call_async(self._attempt_async, host, request, plan, send, release)
 
-    # -- one attempt: its two drivers, and the steps they share --------------------------------------
+    def _releasing(self, host: Host, discard: Callable[[Any], object]) -> Policy:
+        """The host's policy with its hedge releasing losers' answers by `discard` (the hedge
+        has no discard of its own)."""
+        hedge = host.policy.hedge
+        assert hedge is not None
+        releasing = host.releasing.get(discard)
+        if releasing is None:  # one per client kind: a race makes two, and either serves
+            releasing = host.releasing.setdefault(discard, host.policy.with_hedge(hedge.with_discard(discard)))
+        return releasing
 
-    def _attempt(self, host: Host, request: Request, plan: _Plan, send: Send[Request, Response],
-                 release: Callable[[Response], object]) -> Response:  # fmt: skip
-        token = None
-        pause = host.gate.remaining()
-        if pause or host.adaptive is not None or self.credentials is not None:
-            steps, sent = self._waits(host, pause), None
-            while True:
-                try:
-                    effect = steps.send(sent)
-                except StopIteration as done:
-                    token = done.value
-                    break
-                sent = None
-                if isinstance(effect, _Pause):
-                    _clock.sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
-                elif isinstance(effect, _Turn):
-                    effect.limiter.acquire(effect.max_wait)
-                else:
-                    sent = effect.credentials.token()
-        timeout = self._ready(request, plan, token)
-        start = now_ns()
-        try:
-            response = send(request, timeout)
-        except Exception as error:
-            self._unanswered(host, plan, start, error)
-            raise
-        if self._answered(host, response, token, start) >= 400:
-            release(response)  # read to its end, so that the client returns the connection to its pool
-        if self.log is not None:
-            self._logged(plan, start, response)
-        return response
+    # -- one attempt: the async driver (the sync one is compiled), and the steps they share ----------
 
-    async def _attempt_async(self, host: Host, request: Request, plan: _Plan, send: Send[Request, Awaitable[Response]],
+    def _wait(self, host: Host) -> str | None:
+        """The sync driver of `_waits`: what an attempt waits for, waited in this thread; the token."""
+        steps, sent = self._waits(host), None
+        while True:
+            try:
+                effect = steps.send(sent)
+            except StopIteration as done:
+                token: str | None = done.value
+                return token
+            sent = None
+            if isinstance(effect, _Pause):
+                _clock.sleep_until(now_ns() + round(effect.seconds * NS_PER_SECOND))
+            elif isinstance(effect, _Turn):
+                effect.limiter.acquire(effect.max_wait)
+            else:
+                sent = effect.credentials.token()
+
+    async def _attempt_async(self, host: Host, request: Request, plan: ExchangePlan,
+                             send: Send[Request, Awaitable[Response]],
                              release: Callable[[Response], Awaitable[object]]) -> Response:  # fmt: skip
         token = None
-        pause = host.gate.remaining()
-        if pause or host.adaptive is not None or self.credentials is not None:
-            steps, sent = self._waits(host, pause), None
+        if host.gate.until_ns or host.adaptive is not None or self.credentials is not None:
+            steps, sent = self._waits(host), None
             while True:
                 try:
                     effect = steps.send(sent)
@@ -235,9 +192,10 @@ class Exchange(Generic[Request, Response]):
             self._logged(plan, start, response)
         return response
 
-    def _waits(self, host: Host, pause: float) -> _Waits:
+    def _waits(self, host: Host) -> _Waits:
         """What an attempt waits for before it is sent (the drivers run these steps only when
-        one of them applies): the host's pause, its adaptive limit's turn, the token."""
+        one of them may apply): the host's pause, its adaptive limit's turn, the token."""
+        pause = host.gate.remaining()
         if pause:
             left = deadline_remaining()
             if self.hosts.throttle == "reject" or (left is not None and pause > left):
@@ -255,30 +213,15 @@ class Exchange(Generic[Request, Response]):
         token: str = yield _Token(credentials)
         return token
 
-    def _ready(self, request: Request, plan: _Plan, token: str | None) -> float | None:
-        """Puts the token on; the attempt's timeout: the time left of brace's deadline (None: none)."""
-        plan.attempts += 1
-        credentials = self.credentials
-        if token is not None and credentials is not None:
-            self.wire.set_headers(request, {credentials.header: credentials.value(token)})
-        timeout = deadline_remaining()
-        if timeout is not None and timeout <= 0:
-            raise AttemptTimeout(timeout=0.0)
-        return timeout
-
-    def _unanswered(self, host: Host, plan: _Plan, start: int, error: Exception) -> None:
+    def _unanswered(self, host: Host, plan: ExchangePlan, start: int, error: Exception) -> None:
         """An attempt that got no answer: logged; not a throttle for the adaptive rate."""
         if self.log is not None:
             self._logged(plan, start, error)
         if isinstance(host.adaptive, AdaptiveRateLimiter):
             host.adaptive.record_success()  # the AWS rate only learns from throttling
 
-    def _answered(self, host: Host, response: object, token: str | None, start: int) -> int:
-        """Learns what an answer says for every caller; its status."""
-        wire = self.wire
-        status = wire.status(response)
-        # The common success has no quota fields to read.
-        told = (status >= 400 or wire.may_have_quota_fields(response)) and self._learn(host, response, status, token)
+    def _adapt(self, host: Host, response: object, status: int, told: bool, start: int) -> None:
+        """The host's adaptive limit learns from an answer (`told`: it said how long to wait)."""
         adaptive = host.adaptive
         if isinstance(adaptive, AdaptiveRateLimiter):
             # A throttle that said how long to wait is the host's pause's to handle, exactly;
@@ -289,7 +232,6 @@ class Exchange(Generic[Request, Response]):
                 adaptive.record_success()
         elif adaptive is not None:
             adaptive.record(not overloaded(response))
-        return status
 
     def _learn(self, host: Host, response: object, status: int, token: str | None) -> bool:
         """What the answer says for every caller: a pause of the host, a refused token.
@@ -303,7 +245,7 @@ class Exchange(Generic[Request, Response]):
             host.gate.close_for(wait)
         return wait is not None
 
-    def _logged(self, plan: _Plan, start: int, outcome: object) -> None:
+    def _logged(self, plan: ExchangePlan, start: int, outcome: object) -> None:
         assert self.log is not None
         end = now_ns()
         failed = isinstance(outcome, BaseException) or self.wire.status(outcome) >= 400
@@ -312,13 +254,3 @@ class Exchange(Generic[Request, Response]):
                                error=outcome if failed else None, detail=f"resend_count={plan.attempts - 1}",
                                correlation_id=plan.correlation))  # fmt: skip
 
-
-def _releasing(host: Host, discard: Callable[[Any], object]) -> Policy:
-    """The host's policy with its hedge releasing losers' answers by `discard` (the hedge
-    has no discard of its own)."""
-    hedge = host.policy.hedge
-    assert hedge is not None
-    releasing = host.releasing.get(discard)
-    if releasing is None:  # one per client kind: a race makes two, and either serves
-        releasing = host.releasing.setdefault(discard, host.policy.with_hedge(hedge.with_discard(discard)))
-    return releasing

@@ -25,16 +25,16 @@ class Gate:
     Retry-After heard after a long one does not reopen the host early.
     """
 
-    __slots__ = ("_until_ns", "_lock", "closings")
+    __slots__ = ("until_ns", "_lock", "closings")
 
     def __init__(self) -> None:
-        self._until_ns = 0
+        self.until_ns = 0  # 0: never closed (a request then needs no clock read)
         self._lock = threading.Lock()
         self.closings = 0  # how many answers closed or extended the pause
 
     def remaining(self, now: int | None = None) -> float:
         """Seconds until the host reopens (0.0 when open). The success path: one read."""
-        until = self._until_ns
+        until = self.until_ns
         if not until:
             return 0.0
         left = until - (now_ns() if now is None else now)
@@ -45,8 +45,8 @@ class Gate:
         start = now_ns() if now is None else now
         until = start + round(seconds * NS_PER_SECOND)
         with self._lock:
-            if until > self._until_ns:
-                self._until_ns = until
+            if until > self.until_ns:
+                self.until_ns = until
                 self.closings += 1
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import lru_cache
 from typing import NamedTuple
 
 from brace import _config
@@ -36,6 +37,7 @@ MAX_HOSTS_LIMIT = 1_000_000
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
+@lru_cache(maxsize=1024)  # asked on every request, of few hosts
 def origin(scheme: str, host: str | None, port: int | None) -> str:
     """A host's key: scheme://host[:port], the port left out when it is the scheme's default,
     so that every client names a host alike (httpx and urllib leave a default port out,
@@ -47,9 +49,17 @@ def origin(scheme: str, host: str | None, port: int | None) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _server_error(result: object) -> bool:
-    status = http_status(result)
-    return status is not None and 500 <= status <= 599
+class _ServerError:
+    """The breaker's result check: a response with a 5xx status is a failure."""
+
+    _brace_fails_from_status = 500  # by its status alone (brace._stages.status_threshold)
+
+    def __call__(self, result: object) -> bool:
+        status = http_status(result)
+        return status is not None and 500 <= status <= 599
+
+
+_server_error = _ServerError()
 
 
 def default_policy(host: str) -> Policy:

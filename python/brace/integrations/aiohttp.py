@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import aiohttp
 
+from brace._core import any_name_holds
 from brace.errors import AttemptTimeout
 from brace.integrations._credentials import Credentials
 from brace.integrations._exchange import QUOTA_MARK
@@ -29,6 +30,7 @@ from brace.recovery import RecoveryEvent
 
 __all__ = ["Middleware"]
 
+_MARK = QUOTA_MARK.encode()
 
 
 class _Wire:
@@ -48,12 +50,12 @@ class _Wire:
         return request.headers.get(name)
 
     @staticmethod
-    def set_headers(request: aiohttp.ClientRequest, headers: dict[str, str]) -> None:
-        request.headers.update(headers)
+    def set_header(request: aiohttp.ClientRequest, name: str, value: str) -> None:
+        request.headers[name] = value
 
     @staticmethod
     def may_have_quota_fields(response: aiohttp.ClientResponse) -> bool:
-        return QUOTA_MARK in "\n".join(response.headers.keys()).lower()
+        return any_name_holds(response.raw_headers, _MARK)
 
     @staticmethod
     def status(response: aiohttp.ClientResponse) -> int:

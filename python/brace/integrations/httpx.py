@@ -17,11 +17,11 @@ that no request escapes brace.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import itemgetter
-
+from operator import attrgetter
 
 import httpx
 
+from brace._core import any_name_holds, bound_phases
 from brace.integrations._credentials import Credentials
 from brace.integrations._exchange import QUOTA_MARK
 from brace.integrations._hosts import Hosts, origin
@@ -30,16 +30,15 @@ from brace.recovery import RecoveryEvent
 
 __all__ = ["AsyncTransport", "Transport"]
 
-_NAME = itemgetter(0)  # of a raw header field (name, value), in bytes
 _MARK = QUOTA_MARK.encode()
 
 
 class _Wire:
     """httpx's requests and responses, as brace.integrations._exchange reads them."""
 
-    @staticmethod
-    def method(request: httpx.Request) -> str:
-        return request.method
+    # Read on every request: C getters, not Python functions.
+    method = staticmethod(attrgetter("method"))
+    status = staticmethod(attrgetter("status_code"))
 
     @staticmethod
     def host(request: httpx.Request) -> str:
@@ -52,37 +51,22 @@ class _Wire:
         return None if value is None else str(value)
 
     @staticmethod
-    def set_headers(request: httpx.Request, headers: dict[str, str]) -> None:
-        fields = request.headers
-        for name, value in headers.items():  # one at a time: update() builds a Headers first
-            fields[name] = value
+    def set_header(request: httpx.Request, name: str, value: str) -> None:
+        request.headers[name] = value
 
     @staticmethod
     def may_have_quota_fields(response: httpx.Response) -> bool:
-        return _MARK in b"\n".join(map(_NAME, response.headers.raw)).lower()  # one pass in C
-
-    @staticmethod
-    def status(response: httpx.Response) -> int:
-        return response.status_code
+        return any_name_holds(response.headers.raw, _MARK)
 
 
 _PHASES = ("connect", "read", "write", "pool")
-_phase_values = itemgetter(*_PHASES)
 
 
 def _bound(request: httpx.Request, timeout: float) -> None:
     """Makes each of the request's timeouts no longer than `timeout` (brace's deadline)."""
-    own = request.extensions.get("timeout") or {}
-    try:
-        values = _phase_values(own)  # one C call; a phase left out is unbounded
-    except KeyError:
-        values = tuple(own.get(phase) for phase in _PHASES)
-    # The common case in one test: every phase bounded, and more tightly than the deadline.
-    if None not in values and max(values) <= timeout:
-        return
-    request.extensions["timeout"] = {
-        phase: timeout if value is None else min(value, timeout) for phase, value in zip(_PHASES, values)
-    }
+    bounded = bound_phases(request.extensions.get("timeout") or {}, _PHASES, timeout)
+    if bounded is not None:
+        request.extensions["timeout"] = bounded
 
 
 class Transport(httpx.BaseTransport):

@@ -50,8 +50,8 @@ class _Wire:
         return None if value is None else str(value)
 
     @staticmethod
-    def set_headers(request: requests.PreparedRequest, headers: dict[str, str]) -> None:
-        request.headers.update(headers)
+    def set_header(request: requests.PreparedRequest, name: str, value: str) -> None:
+        request.headers[name] = value
 
     @staticmethod
     def may_have_quota_fields(response: requests.Response) -> bool:
