@@ -16,16 +16,18 @@ pause and its adaptive limit, checked without sending).
     python benchmarks/http_overhead.py               # about a minute
     python benchmarks/http_overhead.py --quick       # a few seconds
 
-Instructions per request, which a busy machine does not change: run one case's requests under
-valgrind twice, with `--count 200` and `--count 0`, and divide the difference by 200:
+Instructions per request, which a busy machine does not change: each case's requests run under
+valgrind twice, with `--count 200` and `--count 0` (gc off), the difference divided by 200:
 
-    valgrind --tool=callgrind python benchmarks/http_overhead.py --case "httpx Client.get" --count 200
+    python benchmarks/http_overhead.py --instructions    # about ten minutes; needs valgrind
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -33,6 +35,7 @@ import time
 import timeit
 import tracemalloc
 from collections.abc import Callable
+from importlib import metadata
 
 import httpx
 import requests
@@ -75,6 +78,10 @@ def clients(url: str) -> dict[str, Callable[[], object]]:
     plain_httpx = httpx.Client(base_url=url, transport=httpx.HTTPTransport(retries=0))
     brace_httpx = httpx.Client(base_url=url, transport=Transport(hosts=Hosts()))
     brace_httpx_adaptive = httpx.Client(base_url=url, transport=Transport(hosts=Hosts(adaptive="rate")))
+    brace_httpx_bare = httpx.Client(base_url=url, transport=Transport(hosts=Hosts(), correlation_header=None))
+    # What any one more header costs httpx, brace aside: the correlation header's share of brace's cost.
+    plain_httpx_header = httpx.Client(base_url=url, transport=httpx.HTTPTransport(retries=0),
+                                      headers={"X-Request-ID": "f0153164a35b204e00000000000186a0"})  # fmt: skip
     plain_requests = requests.Session()
     brace_requests = requests.Session()
     brace_requests.mount("http://", Adapter(hosts=Hosts()))
@@ -83,6 +90,8 @@ def clients(url: str) -> dict[str, Callable[[], object]]:
         "httpx Client.get": lambda: plain_httpx.get("/r"),
         "httpx Client.get through brace Transport": lambda: brace_httpx.get("/r"),
         "httpx ... Transport, Hosts(adaptive='rate')": lambda: brace_httpx_adaptive.get("/r"),
+        "httpx ... Transport, correlation_header=None": lambda: brace_httpx_bare.get("/r"),
+        "httpx Client.get, one more header (no brace)": lambda: plain_httpx_header.get("/r"),
         "requests Session.get": lambda: plain_requests.get(path),
         "requests Session.get through brace Adapter": lambda: brace_requests.get(path),
     }
@@ -93,15 +102,17 @@ def time_cases(cases: dict[str, Callable[[], object]], number: int,
     """Per case, the seconds per request of each repeat: (wall clock, this process's CPU).
 
     The repeats of every case take turns, so that each round measures every case within
-    a few hundred milliseconds of the others."""
+    a few hundred milliseconds of the others, and each round begins one case further on, so
+    that no case always follows the same one (whose garbage, caches and sockets it inherits)."""
     wall: dict[str, list[float]] = {name: [] for name in cases}
     cpu: dict[str, list[float]] = {name: [] for name in cases}
     for case in cases.values():
         case()  # connect, warm up
     gc.disable()
     try:
-        for _ in range(repeats):
-            for name, case in cases.items():
+        order = list(cases.items())
+        for round_ in range(repeats):
+            for name, case in order[round_ % len(order):] + order[: round_ % len(order)]:
                 started, used = time.perf_counter(), time.process_time()
                 for _ in range(number):
                     case()
@@ -148,6 +159,22 @@ def decisions(number: int) -> dict[str, float]:
     }
 
 
+def instructions(names: list[str], count: int) -> dict[str, int]:
+    """Each case's instructions per request under callgrind: `count` requests less none."""
+    per_request = {}
+    for name in names:
+        collected = []
+        for requests_sent in (count, 0):
+            run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                                  __file__, "--case", name, "--count", str(requests_sent)],
+                                 capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})  # fmt: skip
+            found = re.search(r"Collected : (\d+)", run.stderr)
+            assert found is not None, run.stderr
+            collected.append(int(found.group(1)))
+        per_request[name] = (collected[0] - collected[1]) // count
+    return per_request
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100, help="requests per repeat and case")
@@ -155,8 +182,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 requests x 3 repeats")
     parser.add_argument("--case", help="only send --count requests of this case (after 20 to warm up), print nothing")
     parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--instructions", action="store_true", help="instructions per request (callgrind) instead")
     args = parser.parse_args(argv)
+    if args.instructions:
+        process, url = start_server()
+        names = list(clients(url))
+        process.terminate()
+        process.wait()
+        counts = instructions(names, args.count)
+        print(f"instructions per request (callgrind, gc off, {args.count} requests less none):")
+        for name, count in counts.items():
+            base = "httpx Client.get" if name.startswith("httpx") else "requests Session.get"
+            extra = "" if name == base else f"{(count - counts[base]) / 1000:+7.1f}k {(count / counts[base] - 1) * 100:+6.2f}%"
+            print(f"  {name:46} {count:9d} {extra}")
+        return 0
     if args.case is not None:
+        gc.disable()  # a collection would fall in one of the two runs and not the other
         process, url = start_server()
         try:
             case = clients(url)[args.case]
@@ -173,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         wall, cpu = time_cases(cases, number, repeats)
         print("brace HTTP integrations: overhead per request, keep-alive GET of 2 bytes on loopback")
-        print(f"python {sys.version.split()[0]}; httpx {httpx.__version__}, requests {requests.__version__}; "
+        print(f"python {sys.version.split()[0]}; httpx {httpx.__version__}, requests {metadata.version('requests')}; "
               f"{repeats} repeats x {number} requests per case, interleaved; {time.monotonic() - started:.0f} s")
         print("time: wall clock per request (what a caller waits: client, server and loopback);")
         print("client CPU: this process's CPU time per request (the client's own work, the server's excluded);")
