@@ -60,7 +60,7 @@ def _brace(region: str, slot: str) -> Decide:
 
 def _brace_keyed(region: str, slot: str) -> Decide:
     # The hook: a keyed table in shared memory, every process deciding on one key's bucket.
-    keyed = brace.KeyedRateLimiter(rate=RATE, burst=BURST, max_keys=1024, name=slot,  # type: ignore[attr-defined]
+    keyed = brace.KeyedRateLimiter(rate=RATE, burst=BURST, max_keys=1024, name=slot,
                                    store=f"shm://{region}")  # fmt: skip
     return lambda: bool(keyed.try_acquire("one-key"))
 

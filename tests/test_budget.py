@@ -226,7 +226,7 @@ def test_bad_configuration(kwargs: dict[str, Any], error: type[Exception], messa
 
 def test_configuration_is_keyword_only() -> None:
     with pytest.raises(TypeError):
-        RetryBudget(0.2)  # type: ignore[call-arg]
+        RetryBudget(0.2)  # type: ignore[call-arg, arg-type]
 
 
 def test_the_extremes_of_each_range_are_accepted(clock: FakeClock) -> None:

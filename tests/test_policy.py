@@ -68,7 +68,12 @@ def test_an_open_breaker_consumes_no_limiter_token_and_reaches_the_fallback(cloc
     parts = everything(retry=None)
     parts["breaker"].force_open()
     seen: list[Exception] = []
-    policy = Policy(fallback=lambda error: seen.append(error) or "cached", **parts)
+
+    def cached(error: Exception) -> str:
+        seen.append(error)
+        return "cached"
+
+    policy = Policy(fallback=cached, **parts)
     assert policy(lambda: "live")() == "cached"
     assert isinstance(seen[0], brace.CircuitOpen)
     assert parts["limiter"].state().remaining == 100
@@ -106,8 +111,12 @@ def test_rejections_can_be_retried_when_named(clock: FakeClock) -> None:
 def test_the_fallback_receives_the_final_exception(clock: FakeClock) -> None:
     flaky = Flaky(failures=10)
     errors: list[Exception] = []
-    policy = Policy(retry=brace.Retry(on=ConnectionError, attempts=2, backoff=NO_WAIT),
-                    fallback=lambda error: errors.append(error) or "fallback")  # fmt: skip
+
+    def fallback(error: Exception) -> str:
+        errors.append(error)
+        return "fallback"
+
+    policy = Policy(retry=brace.Retry(on=ConnectionError, attempts=2, backoff=NO_WAIT), fallback=fallback)
     assert policy(flaky)() == "fallback"
     assert flaky.calls == 2 and isinstance(errors[0], ConnectionError)
 
@@ -250,7 +259,8 @@ class Response:
     """An HTTP response as brace.pushback.http_status reads one."""
 
     def __init__(self, status_code: object) -> None:
-        self.status_code, self.headers = status_code, {}
+        self.status_code = status_code
+        self.headers: dict[str, str] = {}
 
 
 class ServerError:
@@ -287,7 +297,12 @@ class TestCallJudgedInC:
         for judged_by_status in (True, False):
             policy = http_policy(judged_by_status)
             sent: list[Response] = []
-            result = policy.call(lambda: sent.append(Response(status)) or sent[-1])
+
+            def answer() -> Response:
+                sent.append(Response(status))
+                return sent[-1]
+
+            result = policy.call(answer)
             assert policy.breaker is not None and policy.retry is not None
             metrics = policy.breaker.metrics()
             outcomes.append((result.status_code, len(sent), metrics.calls, metrics.failures, policy.retry.calls()))
