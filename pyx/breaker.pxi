@@ -32,6 +32,7 @@ cdef class CircuitBreakerCore:
     cdef readonly bint _measure  # read the clock around calls (slow-call detection)
     cdef uint64_t _slow_ns
     cdef bint _checks_result     # a result predicate: successes go through Python
+    cdef long _passes_below      # ... except a response below this status, when it judges by status alone
     cdef bint _hooks_transitions # listeners or a wait function: transitions go through Python
     cdef bint _hooks_calls       # success / error listeners
     cdef bint _hooks_rejections  # not-permitted listeners
@@ -56,7 +57,7 @@ cdef class CircuitBreakerCore:
                    double failure_rate, double slow_rate, uint64_t minimum_calls,
                    uint64_t consecutive_failures, uint64_t half_open_calls, uint64_t max_half_open_ns,
                    uint64_t wait_base_ns, double wait_multiplier, uint64_t wait_max_ns,
-                   double wait_jitter, object slow_ns, bint checks_result,
+                   double wait_jitter, object slow_ns, bint checks_result, long passes_below,
                    SharedRegion region=None, str slot=None):
         """Configures the breaker and its window: in this object, or (region and slot) in a
         shared region's slot, claimed by the first process. False (nothing changed) when the
@@ -95,6 +96,7 @@ cdef class CircuitBreakerCore:
         self._measure = slow_ns is not None
         self._slow_ns = slow_ns if slow_ns is not None else 0
         self._checks_result = checks_result
+        self._passes_below = passes_below
         self._name = name
         return True
 
@@ -102,7 +104,7 @@ cdef class CircuitBreakerCore:
                      double failure_rate, double slow_rate, uint64_t minimum_calls,
                      uint64_t consecutive_failures, uint64_t half_open_calls, uint64_t max_half_open_ns,
                      uint64_t wait_base_ns, double wait_multiplier, uint64_t wait_max_ns,
-                     double wait_jitter, object slow_ns, bint checks_result):
+                     double wait_jitter, object slow_ns, bint checks_result, long passes_below):
         """Replaces the configuration of a local breaker in use, keeping its state
         (brc_breaker_reconfigure). A new window size or kind gets a new window: a count
         window resized keeps its newest outcomes (brc_window_carry), any other change
@@ -140,6 +142,7 @@ cdef class CircuitBreakerCore:
         self._measure = slow_ns is not None
         self._slow_ns = slow_ns if slow_ns is not None else 0
         self._checks_result = checks_result
+        self._passes_below = passes_below
         if t.to:
             self._on_transition(t.from_, t.to)
 

@@ -46,15 +46,17 @@ cdef class ExchangeCore:
         if correlation is None:
             correlation = brc_correlation_new()
         plan = ExchangePlan(method, host.key, correlation)
+        key = made = None
+        if method not in self._idempotent_methods:  # a key of the caller's own stays as it is
+            key = wire.header(request, self._idempotency_header)  # read before any header is put on
+            if key is None and self.idempotency_key:
+                key = made = brc_correlation_new()
         if self.correlation_header is not None:
             wire.set_header(request, self.correlation_header, correlation)
-        if method not in self._idempotent_methods:  # a key of the caller's own stays as it is
-            key = wire.header(request, self._idempotency_header)
-            if key is None and self.idempotency_key:
-                key = brc_correlation_new()
-                wire.set_header(request, self._idempotency_header, key)
-            if key is None:
-                return host, plan, host.once
+        if made is not None:
+            wire.set_header(request, self._idempotency_header, made)
+        if key is None and method not in self._idempotent_methods:
+            return host, plan, host.once
         return host, plan, host.policy if not host.releases else self._releasing(host, discard)
 
     def send(self, request, send, release, discard):

@@ -29,14 +29,11 @@ cdef class PolicyCore:
     cdef object _deposit
     cdef uint64_t _deadline_ns       # the call's own deadline (ns); 0: none
     cdef bint _call_in_python        # a hedge, an attempt timeout or a stage deciding in Python
-    cdef bint _checks_result
-    # A response whose `status_code` is an int in [100, this) passes every result check
-    # (there is one, and each is by status); 0: Python judges every returned value.
-    cdef long _passes_below
-    cdef bint _needs_start
 
     def _configure_core(self, *, breaker, limiter, bulkhead, retry, deposit, uint64_t deadline_ns,
-                        bint call_in_python, bint checks_result, long passes_below, bint needs_start):
+                        bint call_in_python):
+        # Whether results are checked, and how, and whether calls are timed, are read from the
+        # stages on each call: a breaker reconfigured in use changes them.
         self._breaker = breaker
         self._retry = retry
         self._limiter = limiter
@@ -44,9 +41,6 @@ cdef class PolicyCore:
         self._deposit = deposit
         self._deadline_ns = deadline_ns
         self._call_in_python = call_in_python
-        self._checks_result = checks_result
-        self._passes_below = passes_below if checks_result else 0
-        self._needs_start = needs_start
 
     def _guard(self, fn):
         """A compiled wrapper that calls fn under this policy (sync functions)."""
@@ -77,9 +71,10 @@ cdef class PolicyCore:
 cdef object _policy_call(PolicyCore p, object fn, tuple args, dict kwargs):
     """Policy.call of a plain function (or one its caller knows to be sync; kwargs None: none):
     its first attempt is admitted, run and booked here, under the call's deadline; anything
-    else goes on in the subclass's hooks."""
+    else goes on in the subclass's hooks, outside any exception handling of this frame."""
     cdef uint64_t token = 0, start = 0, started
-    cdef object bound = None, deadline, active
+    cdef object bound = None, deadline, active, failure = None, result = None
+    cdef bint admitted = False
     if p._call_in_python:
         return p._call_entry(fn, args, {} if kwargs is None else kwargs)
     started = c.brc_now_ns()
@@ -88,36 +83,33 @@ cdef object _policy_call(PolicyCore p, object fn, tuple args, dict kwargs):
         active = _bound.get()
         bound = _bound.set(deadline if active is None or active > deadline else active)
     try:
-        if _policy_admit(p, &token, &start):  # refused or waits: the whole call in Python
-            if bound is not None:
-                _bound.reset(bound)  # the call binds itself again; its fallback runs outside
-                bound = None
-            return p._call(fn, args, {} if kwargs is None else kwargs, None, started)
-        try:
-            result = fn(*args) if kwargs is None else fn(*args, **kwargs)
-        except BaseException as error:
-            if bound is not None:
-                _bound.reset(bound)  # the retries bind themselves again; the fallback runs outside
-                bound = None
-            outcome = p._first_failed(fn, args, {} if kwargs is None else kwargs, error, token, start, started)
-            if outcome is RERAISE:
-                raise
-            return outcome
-        if c.brc_guard_is_awaitable(result):
-            raise p._first_returned_awaitable(fn, result, token)
-        if p._checks_result and not _passes(result, p._passes_below):
-            if bound is not None:
-                _bound.reset(bound)
-                bound = None
-            return p._first_returned(fn, args, {} if kwargs is None else kwargs, result, token, start, started)
-        _policy_book_success(p, token, start)
-        return result
+        if not _policy_admit(p, &token, &start):  # else refused or waits: the whole call in Python
+            admitted = True
+            try:
+                result = fn(*args) if kwargs is None else fn(*args, **kwargs)
+            except BaseException as error:
+                failure = error
+            else:
+                if c.brc_guard_is_awaitable(result):
+                    raise p._first_returned_awaitable(fn, result, token)
+                if not _policy_checks_results(p) or _passes(result, _policy_passes_below(p)):
+                    _policy_book_success(p, token, start)
+                    return result
     finally:
         if bound is not None:
-            _bound.reset(bound)
+            _bound.reset(bound)  # what follows binds itself again; the fallback runs outside
+    kwargs = {} if kwargs is None else kwargs
+    if not admitted:
+        return p._call(fn, args, kwargs, None, started)
+    if failure is not None:
+        outcome = p._first_failed(fn, args, kwargs, failure, token, start, started)
+        if outcome is RERAISE:
+            raise failure
+        return outcome
+    return p._first_returned(fn, args, kwargs, result, token, start, started)
 
 
-cdef bint _passes(object result, long below) noexcept:
+cdef int _passes(object result, long below) except -1:
     """Whether a returned value is a response (an int `status_code` and `headers`, as
     brace.pushback.http_status finds it) whose status is in [100, below). A value that
     raises on the look is left to Python, which is careful of it."""
@@ -131,8 +123,23 @@ cdef bint _passes(object result, long below) noexcept:
             return False
         status = PyLong_AsLongLongAndOverflow(code, &overflow)
         return not overflow and 100 <= status < below and hasattr(result, "headers")
-    except BaseException:
+    except Exception:
         return False
+
+
+cdef inline bint _policy_checks_results(PolicyCore p) noexcept:
+    """Whether a returned value must be judged (the stages' live settings)."""
+    return (p._retry is not None and p._retry._checks_result) or (p._breaker is not None and p._breaker._checks_result)
+
+
+cdef long _policy_passes_below(PolicyCore p) noexcept:
+    """The status below which a response passes every result check of the policy; 0: none known."""
+    cdef long below = 1000
+    if p._retry is not None and p._retry._checks_result:
+        below = min(below, p._retry._passes_below)
+    if p._breaker is not None and p._breaker._checks_result:
+        below = min(below, p._breaker._passes_below)
+    return below
 
 
 cdef int _policy_admit(PolicyCore p, uint64_t *token, uint64_t *start) except -1:
@@ -152,7 +159,7 @@ cdef int _policy_admit(PolicyCore p, uint64_t *token, uint64_t *start) except -1
     if p._deposit is not None:
         p._deposit()
     token[0] = ticket
-    if p._needs_start:
+    if p._breaker is not None and p._breaker._measure:  # slow calls counted: the attempt is timed
         start[0] = now if now else c.brc_now_ns()
     return 0
 
@@ -176,6 +183,6 @@ cdef int _policy_book_success(PolicyCore p, uint64_t token, uint64_t start) exce
 
 
 cdef int _policy_success(object owner, uint64_t token, uint64_t start) except -1:
-    if (<PolicyCore>owner)._checks_result:
+    if _policy_checks_results(<PolicyCore>owner):
         return 1
     return _policy_book_success(<PolicyCore>owner, token, start)

@@ -9,14 +9,16 @@ cdef class RetryCore:
 
     cdef bint _whole_call_in_python
     cdef bint _checks_result
+    cdef long _passes_below  # a response below this status passes the result checks (0: Python judges)
     cdef object _deposit  # the budget's deposit(), or None
     # Calls whose first attempt succeeded: a plain field, exact because every path that
     # counts holds the GIL (the compiled success path and Python alike); no lock, no allocation.
     cdef readonly uint64_t _successful_without_retry
 
-    def _configure_core(self, *, bint whole_call_in_python, bint checks_result, deposit):
+    def _configure_core(self, *, bint whole_call_in_python, bint checks_result, long passes_below, deposit):
         self._whole_call_in_python = whole_call_in_python
         self._checks_result = checks_result
+        self._passes_below = passes_below
         self._deposit = deposit
 
     def _guard(self, fn):

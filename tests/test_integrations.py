@@ -101,6 +101,13 @@ def test_a_request_that_is_not_idempotent_is_sent_once(kind: str, method: str) -
     assert len(server.requests_to("/r")) == 1
 
 
+def test_a_correlation_header_is_never_taken_for_an_idempotency_key(kind: str) -> None:
+    with serving({"/r": [Reply(503), Reply(body=b"applied twice")]}) as server, fake_time():
+        answer = make(kind, server.url, hosts=hosts(), correlation_header="Idempotency-Key").send("POST", "/r")
+    assert answer.status == 503
+    assert len(server.requests_to("/r")) == 1  # the key was the exchange's own id, not the caller's
+
+
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_idempotent_writes_are_retried(kind: str, method: str) -> None:
     with serving({"/r": [Reply(503), Reply(body=b"done")]}) as server, fake_time():

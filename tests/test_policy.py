@@ -338,7 +338,6 @@ class TestCallJudgedInC:
                 return super().is_failure(result)
 
         retry = brace.Retry(name="c", classifier=Asking(), attempts=2, backoff=NO_WAIT)
-        assert retry._brace_stage_passes_below == 0
         response = Response(200)
         assert Policy(retry=retry).call(lambda: response) is response
         assert asked == [response]
@@ -372,3 +371,56 @@ class TestCallJudgedInC:
         awaitable.close()
         assert bulkhead.in_use == 0 and brace.deadline_remaining() is None
         assert policy.retry is not None and policy.retry.calls().failed_without_retry == 1
+
+    @pytest.mark.parametrize("broken", ["retry_on_result", "on", "record_result"])
+    def test_a_check_that_raises_ends_the_call_through_the_fallback(self, clock: FakeClock, broken: str) -> None:
+        def raises(outcome: object) -> bool:
+            raise ValueError("the check broke")
+
+        retry = brace.Retry(name="b", on=raises if broken == "on" else Exception, backoff=NO_WAIT,
+                            retry_on_result=raises if broken == "retry_on_result" else None)  # fmt: skip
+        breaker = brace.CircuitBreaker(name="b", record_result=raises if broken == "record_result" else None)
+        seen: list[BaseException] = []
+
+        def fallback(error: Exception) -> str:
+            seen.append(error)
+            return "fell back"
+
+        def attempt() -> str:
+            if broken == "on":
+                raise KeyError("failed")
+            return "value"
+
+        assert Policy(retry=retry, breaker=breaker, fallback=fallback).call(attempt) == "fell back"
+        assert [str(error) for error in seen] == ["the check broke"]
+        assert retry.calls().failed_without_retry == 1
+
+    def test_later_attempts_run_outside_the_first_one_s_exception(self, clock: FakeClock) -> None:
+        import sys
+
+        handling: list[object] = []
+
+        def attempt() -> str:
+            handling.append(sys.exc_info()[1])
+            raise (ConnectionError if len(handling) == 1 else KeyError)(f"attempt {len(handling)}")
+
+        with pytest.raises(KeyError) as raised:
+            Policy(retry=brace.Retry(name="x", on=ConnectionError, backoff=NO_WAIT)).call(attempt)
+        assert handling == [None, None]
+        assert raised.value.__context__ is None
+
+    def test_a_breaker_reconfigured_in_use_is_read_on_each_call(self, clock: FakeClock) -> None:
+        breaker = brace.CircuitBreaker(name="r", minimum_calls=2, window_size=4, slow_call_duration=60.0)
+        policy = Policy(breaker=breaker, deadline=30.0)
+        breaker.reconfigure(record_result=lambda result: result == "bad", slow_call_duration=1.0)
+
+        def slow_and_bad() -> str:
+            clock.advance(2.0)
+            return "bad"
+
+        for _ in range(2):
+            policy.call(slow_and_bad)
+        metrics = breaker.metrics()
+        assert (metrics.failures, metrics.slow_calls) == (2, 2)
+        assert breaker.state is BreakerState.OPEN
+

@@ -141,14 +141,14 @@ class CircuitBreakerCore:
         self, *, name: str | None, window_kind: int, window_size: int, bucket_ns: int,
         failure_rate: float, slow_rate: float, minimum_calls: int, consecutive_failures: int,
         half_open_calls: int, max_half_open_ns: int, wait_base_ns: int, wait_multiplier: float,
-        wait_max_ns: int, wait_jitter: float, slow_ns: int | None, checks_result: bool,
+        wait_max_ns: int, wait_jitter: float, slow_ns: int | None, checks_result: bool, passes_below: int,
         region: SharedRegion | None = None, slot: str | None = None,
     ) -> bool: ...
     def _reconfigure(
         self, *, window_kind: int, window_size: int, bucket_ns: int,
         failure_rate: float, slow_rate: float, minimum_calls: int, consecutive_failures: int,
         half_open_calls: int, max_half_open_ns: int, wait_base_ns: int, wait_multiplier: float,
-        wait_max_ns: int, wait_jitter: float, slow_ns: int | None, checks_result: bool,
+        wait_max_ns: int, wait_jitter: float, slow_ns: int | None, checks_result: bool, passes_below: int,
     ) -> None: ...
     def _set_hooks(self, transitions: bool, calls: bool, rejections: bool) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
@@ -259,7 +259,8 @@ class BackoffCore:
 class RetryCore:
     _successful_without_retry: int
     def _configure_core(
-        self, *, whole_call_in_python: bool, checks_result: bool, deposit: Callable[[], object] | None,
+        self, *, whole_call_in_python: bool, checks_result: bool, passes_below: int,
+        deposit: Callable[[], object] | None,
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
     def _count_success_without_retry(self) -> None: ...
@@ -353,7 +354,6 @@ class PolicyCore:
     def _configure_core(
         self, *, breaker: CircuitBreakerCore | None, limiter: RateLimiterCore | None, bulkhead: BulkheadCore | None,
         retry: RetryCore | None, deposit: Callable[[], object] | None, deadline_ns: int, call_in_python: bool,
-        checks_result: bool, passes_below: int, needs_start: bool,
     ) -> None: ...
     def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]: ...
     def _guard_coroutine(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]: ...

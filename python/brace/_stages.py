@@ -65,11 +65,6 @@ class AdmissionStage(Protocol):
         """Whether returned values must go through `_brace_stage_returned` (a result predicate)."""
 
     @property
-    def _brace_stage_passes_below(self) -> int:
-        """When results are checked only by HTTP status: the lowest status that may fail, so
-        that a response below it passes unseen (brace.pushback.status_threshold); 0: unknown."""
-
-    @property
     def _brace_stage_times_calls(self) -> bool:
         """Whether the stage needs the attempt's start (slow-call detection)."""
 
@@ -101,10 +96,6 @@ class RetryStage(Protocol):
     @property
     def _brace_stage_checks_results(self) -> bool:
         """Whether returned values must be checked (retry_on_result, a classifier)."""
-
-    @property
-    def _brace_stage_passes_below(self) -> int:
-        """As AdmissionStage's: a classifier judging by status alone, no retry_on_result."""
 
     def _brace_stage_begin(self) -> None:
         """A call begins (the budget's deposit)."""

@@ -484,7 +484,8 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     @staticmethod
     def _python_facts(settings: _Settings) -> dict[str, Any]:
         """The core's keywords about the calls Python times and judges."""
-        return dict(slow_ns=settings.slow_ns, checks_result=settings.record_result is not None)
+        return dict(slow_ns=settings.slow_ns, checks_result=settings.record_result is not None,
+                    passes_below=status_threshold(settings.record_result))
 
     def reconfigure(
         self,
@@ -803,10 +804,6 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
     @property
     def _brace_stage_checks_results(self) -> bool:
         return self._record_result is not None
-
-    @property
-    def _brace_stage_passes_below(self) -> int:
-        return status_threshold(self._record_result)
 
     @property
     def _brace_stage_times_calls(self) -> bool:

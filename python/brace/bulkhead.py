@@ -384,7 +384,6 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
     # -- the stage protocol (brace._stages.AdmissionStage): each attempt holds a slot
 
     _brace_stage_checks_results = False
-    _brace_stage_passes_below = 0
     _brace_stage_times_calls = False
     _brace_stage_in_python = False
 

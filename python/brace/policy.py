@@ -149,17 +149,12 @@ class Policy(PolicyCore):
         budget = None if retry is None else retry.budget
         # A stage that decides elsewhere (a Redis store) is admitted in Python, never by the compiled check.
         in_python = any(stage._brace_stage_in_python for stage in stages)
-        judges: tuple[Retry | AdmissionStage, ...] = stages if retry is None else (retry, *stages)
         self._configure_core(
             breaker=self._breaker, limiter=None if limiter is not None and limiter._brace_stage_in_python else limiter,
             bulkhead=self._bulkhead, retry=retry,
             deposit=None if budget is None else budget.deposit, deadline_ns=self._deadline or 0,
             # An attempt timeout runs attempts on a thread; hedged copies are admitted each on its own.
             call_in_python=self._attempt_timeout is not None or self._hedge is not None or in_python,
-            checks_result=any(stage._brace_stage_checks_results for stage in judges),
-            passes_below=min((stage._brace_stage_passes_below for stage in judges
-                              if stage._brace_stage_checks_results), default=0),
-            needs_start=any(stage._brace_stage_times_calls for stage in stages),
         )  # fmt: skip
 
     @property
@@ -303,7 +298,10 @@ class Policy(PolicyCore):
     def _first_failed(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                       error: BaseException, token: int, start: int, started: int) -> Any:  # fmt: skip
         """Attempt 1 raised: the call goes on (retries, the fallback), or RERAISE."""
-        first = self._after_first_error(error, token, start)
+        try:
+            first = self._after_first_error(error, token, start)
+        except Exception as broken:  # a predicate raised: the call ends with its error
+            return self._first_broken(fn, args, kwargs, broken)
         if first is not None:
             return self._call(fn, args, kwargs, first, started)
         if not self._falls_back(error):
@@ -313,8 +311,21 @@ class Policy(PolicyCore):
     def _first_returned(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                         result: object, token: int, start: int, started: int) -> Any:  # fmt: skip
         """Attempt 1 returned a value Python must judge: the call's value."""
-        first = self._after_first_result(result, token, start)
+        try:
+            first = self._after_first_result(result, token, start)
+        except Exception as broken:  # a predicate raised: the call ends with its error
+            return self._first_broken(fn, args, kwargs, broken)
         return result if first is None else self._call(fn, args, kwargs, first, started)
+
+    def _first_broken(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                      error: Exception) -> Any:  # fmt: skip
+        """A check of attempt 1's outcome raised `error`: the call ends with it, counted and
+        given to the fallback as `_call` does."""
+        if self._retry is not None:
+            self._retry._brace_stage_ended_first(False)
+        if not self._falls_back(error):
+            raise error
+        return self._fall_back(fn, args, kwargs, error)
 
     def _first_returned_awaitable(self, fn: Callable[..., Any], result: object, token: int) -> BaseException:
         """Attempt 1 of `call` returned an awaitable: what it took goes back; the error to raise."""

@@ -367,6 +367,8 @@ class Retry(RetryCore, Observable[RetryEvent]):
             # A bound the attempts can read (deadline_remaining) needs the call in Python.
             whole_call_in_python=timeout is not None or self._deadline is not None,
             checks_result=self._checks_result,
+            # A response below this passes the result checks unseen (brace._stages.status_threshold).
+            passes_below=0 if self._retry_on_result is not None else status_threshold(self._classifier),
             deposit=None if budget is None else budget.deposit,
         )
 
@@ -563,10 +565,6 @@ class Retry(RetryCore, Observable[RetryEvent]):
     @property
     def _brace_stage_checks_results(self) -> bool:
         return self._checks_result
-
-    @property
-    def _brace_stage_passes_below(self) -> int:
-        return 0 if self._retry_on_result is not None else status_threshold(self._classifier)
 
     def _brace_stage_begin(self) -> None:
         """A call starts: the budget (if any) earns its share of retries."""
