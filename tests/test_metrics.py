@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import brace
 from brace.errors import BulkheadFull, CircuitOpen, RateLimited, RetryBudgetExhausted
 from brace.metrics import RECOVERY_TIME_BUCKETS, OpenTelemetryMetrics, PrometheusCollector, trace_events
+from allocations import blocks_kept
 
 CONFIG: dict[str, Any] = {
     "breaker": {"default": {"failure_rate_threshold": 0.5, "minimum_calls": 2, "window_size": 4,
@@ -358,13 +359,7 @@ def test_collected_primitives_success_paths_allocate_nothing() -> None:
                                          lambda: limiter.call(abs, -1), lambda: bulkhead.call(abs, -1),
                                          limiter.try_acquire]  # fmt: skip
     for call in calls:
-        for _ in range(1000):
-            call()
-        gc.collect()
-        before = sys.getallocatedblocks()
-        for _ in range(200_000):
-            call()
-        assert sys.getallocatedblocks() - before <= 2
+        assert blocks_kept(call, 200_000) <= 2
 
 
 class TestCountsSinceMade:

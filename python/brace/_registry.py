@@ -258,9 +258,6 @@ class Registry(Observable[RegistryEvent]):
                 _reconfigure(self._parts[key], key, old)
                 self._made[key] = old
             raise
-        for (kind, _), part in self._parts.items():
-            if kind == "policy":
-                part.reconfigure()  # what it compiled from breakers changed in place
         return tuple(f"{kind}.{name}" for (kind, name), _ in live), tuple(deferred)
 
     def _emit(self, event: RegistryEvent) -> None:

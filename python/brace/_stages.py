@@ -61,14 +61,6 @@ class AdmissionStage(Protocol):
     """A stage each attempt must pass before it runs: CircuitBreaker, RateLimiter, Bulkhead."""
 
     @property
-    def _brace_stage_checks_results(self) -> bool:
-        """Whether returned values must go through `_brace_stage_returned` (a result predicate)."""
-
-    @property
-    def _brace_stage_times_calls(self) -> bool:
-        """Whether the stage needs the attempt's start (slow-call detection)."""
-
-    @property
     def _brace_stage_in_python(self) -> bool:
         """Whether the stage decides only in Python (its state is elsewhere: a Redis store), so
         a Policy admits through `_brace_stage_admit` and never through a compiled check."""
@@ -92,10 +84,6 @@ class AdmissionStage(Protocol):
 
 class RetryStage(Protocol):
     """What a Policy asks of its brace.Retry beyond its public configuration."""
-
-    @property
-    def _brace_stage_checks_results(self) -> bool:
-        """Whether returned values must be checked (retry_on_result, a classifier)."""
 
     def _brace_stage_begin(self) -> None:
         """A call begins (the budget's deposit)."""

@@ -801,14 +801,6 @@ class CircuitBreaker(CircuitBreakerCore, Observable[BreakerEvent]):
 
     # -- the stage protocol (brace._stages.AdmissionStage): what a Policy asks of it
 
-    @property
-    def _brace_stage_checks_results(self) -> bool:
-        return self._record_result is not None
-
-    @property
-    def _brace_stage_times_calls(self) -> bool:
-        return self._measure
-
     _brace_stage_in_python = False
 
     def _brace_stage_admit(self) -> int:

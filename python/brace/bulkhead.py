@@ -383,8 +383,6 @@ class Bulkhead(BulkheadCore, Observable[BulkheadEvent]):
 
     # -- the stage protocol (brace._stages.AdmissionStage): each attempt holds a slot
 
-    _brace_stage_checks_results = False
-    _brace_stage_times_calls = False
     _brace_stage_in_python = False
 
     def _brace_stage_admit(self) -> int:

@@ -412,8 +412,6 @@ class RateLimiter(RateLimiterCore, Observable[RateLimiterEvent]):
 
     # -- the stage protocol (brace._stages.AdmissionStage): each attempt takes a token
 
-    _brace_stage_checks_results = False
-    _brace_stage_times_calls = False
     _brace_stage_in_python = False  # a Redis limiter's is True
 
     def _brace_stage_admit(self) -> int:

@@ -130,9 +130,9 @@ class Policy(PolicyCore):
 
     def reconfigure(self, *, deadline: float | timedelta | None = _KEEP,
                     attempt_timeout: float | timedelta | None = _KEEP) -> None:  # fmt: skip
-        """Changes the deadline and/or the attempt timeout in use (unspecified: kept; None: none),
-        and reads again what the compiled success path takes from the stages (a breaker's result
-        checks and timing, changed by its reconfigure). Calls in progress keep their bound.
+        """Changes the deadline and/or the attempt timeout in use (unspecified: kept; None: none).
+        Calls in progress keep their bound. (What the stages' own reconfigure changes - a
+        breaker's result check, its slow-call timing - takes effect without this.)
 
         Raises:
             ValueError, TypeError: As the constructor (nothing changes).

@@ -562,10 +562,6 @@ class Retry(RetryCore, Observable[RetryEvent]):
     # blocks. The _brace_stage_* methods are brace._stages.RetryStage: what a
     # Policy asks of its retry.
 
-    @property
-    def _brace_stage_checks_results(self) -> bool:
-        return self._checks_result
-
     def _brace_stage_begin(self) -> None:
         """A call starts: the budget (if any) earns its share of retries."""
         if self._budget is not None:
